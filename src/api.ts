@@ -1,0 +1,156 @@
+/**
+ * The public messaging API: a Sender and a Receiver of whole messages, over a
+ * transport. Payload codecs live here; the transport below only moves frames.
+ */
+import { ClosedError } from './errors.js';
+import { resolveCodec, type Codec, type CodecName } from './codec.js';
+import { createFraming, type FormatName } from './framing/index.js';
+import { openFifoFrameReceiver, openFifoFrameSender, type FifoReceiverOptions, type FifoSenderOptions } from './transport/fifo.js';
+import type { CallOptions, FrameReceiver, FrameSender } from './transport/types.js';
+
+/** The library's default format: `length` carries any bytes, including newlines. */
+export const DEFAULT_FORMAT: FormatName = 'length';
+
+interface MessageOptions<T> {
+  /** Wire format (default `length`; the CLI's default is `lines`). */
+  format?: FormatName | string;
+  /** Payload codec (default `text`, or `bytes` for the `raw` format). */
+  codec?: CodecName | Codec<T>;
+  /** Largest message accepted or sent, in bytes (default 64 MiB). */
+  maxMessageSize?: number;
+}
+
+export interface SenderOptions<T = string> extends FifoSenderOptions, MessageOptions<T> {}
+export interface ReceiverOptions<T = string> extends FifoReceiverOptions, MessageOptions<T> {}
+
+function framingFor(options: MessageOptions<unknown>) {
+  const format = options.format ?? DEFAULT_FORMAT;
+  return {
+    framing: createFraming(format, options.maxMessageSize === undefined ? {} : { maxMessageSize: options.maxMessageSize }),
+    defaultCodec: (format === 'raw' ? 'bytes' : 'text') as CodecName,
+  };
+}
+
+/**
+ * Sends whole messages into a FIFO.
+ *
+ * Concurrency: `send` may be called again before earlier sends settle; messages go
+ * out in call order, each in one piece.
+ */
+export class Sender<T = string> {
+  readonly #frames: FrameSender;
+  readonly #codec: Codec<T>;
+  readonly #encode: (frame: Uint8Array) => Uint8Array;
+
+  /** @internal */
+  constructor(frames: FrameSender, codec: Codec<T>, encode: (frame: Uint8Array) => Uint8Array) {
+    this.#frames = frames;
+    this.#codec = codec;
+    this.#encode = encode;
+  }
+
+  /**
+   * Resolves when the message's bytes are in the pipe.
+   * @throws ERR_NPIPE_NO_READER when the reader went away; ERR_NPIPE_CLOSED after close();
+   *   ERR_NPIPE_FRAME_TOO_LARGE / ERR_NPIPE_BAD_FRAME when the format cannot carry the message;
+   *   `signal.reason` on abort (a message aborted mid-write still arrives whole, never cut).
+   */
+  async send(message: T, options: CallOptions = {}): Promise<void> {
+    if (this.#frames.closed) throw new ClosedError('this sender is closed');
+    await this.#frames.send(this.#encode(this.#codec.encode(message)), options);
+  }
+
+  /** Sends what is still queued, then closes this process's end of the FIFO. Idempotent. */
+  close(options: CallOptions = {}): Promise<void> {
+    return this.#frames.close(options);
+  }
+
+  get closed(): boolean {
+    return this.#frames.closed;
+  }
+}
+
+/**
+ * Receives whole messages from a FIFO, as an async iterator or with `receive()`.
+ *
+ * Concurrency: one `receive()` (or one iterator step) at a time; an overlapping
+ * call rejects with ERR_NPIPE_BUSY.
+ */
+export class Receiver<T = string> implements AsyncIterable<T> {
+  readonly #frames: FrameReceiver;
+  readonly #codec: Codec<T>;
+
+  /** @internal */
+  constructor(frames: FrameReceiver, codec: Codec<T>) {
+    this.#frames = frames;
+    this.#codec = codec;
+  }
+
+  /**
+   * The next message, or undefined when the stream ended (at end of file for a
+   * reader opened with `keepOpen: false`, or after `close()`).
+   * @throws ERR_NPIPE_BAD_FRAME / ERR_NPIPE_FRAME_TOO_LARGE (then the stream ends),
+   *   ERR_NPIPE_BAD_PAYLOAD (the codec could not decode one message; later ones still come),
+   *   ERR_NPIPE_BUSY, `signal.reason`.
+   */
+  async receive(options: CallOptions = {}): Promise<T | undefined> {
+    const frame = await this.#frames.receive(options);
+    return frame === undefined ? undefined : this.#codec.decode(frame);
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<T> {
+    try {
+      for (let message; (message = await this.receive()) !== undefined; ) yield message;
+    } finally {
+      await this.close();
+    }
+  }
+
+  /**
+   * Stops reading and closes this process's end of the FIFO (the FIFO stays on
+   * disk). Messages already read are still returned before the end. Idempotent.
+   */
+  close(): Promise<void> {
+    return this.#frames.close();
+  }
+
+  get closed(): boolean {
+    return this.#frames.closed;
+  }
+}
+
+/**
+ * Opens `path` for sending, creating the FIFO if it is missing (unless
+ * `create: false`), and waits for a reader (up to `timeout`, or until `signal`).
+ *
+ * @throws ERR_NPIPE_TIMEOUT, ERR_NPIPE_NOT_FIFO, ERR_NPIPE_UNSAFE, ERR_NPIPE_NOT_FOUND,
+ *   ERR_NPIPE_PERMISSION, ERR_NPIPE_INVALID_ARG.
+ * @example
+ * const sender = await openSender('/tmp/jobs', { format: 'lines', timeout: 5000 });
+ * await sender.send('hello');
+ * await sender.close();
+ */
+export async function openSender<T = string>(path: string, options: SenderOptions<T> = {}): Promise<Sender<T>> {
+  const { framing, defaultCodec } = framingFor(options);
+  const codec = resolveCodec<T>(options.codec, defaultCodec);
+  const frames = await openFifoFrameSender(path, framing, options);
+  return new Sender(frames, codec, (frame) => framing.encode(frame));
+}
+
+/**
+ * Opens `path` for receiving, creating the FIFO if it is missing (unless
+ * `create: false`). Never waits for a writer. By default it keeps listening while
+ * writers come and go; `keepOpen: false` ends it at the first end of file.
+ *
+ * @throws ERR_NPIPE_NOT_FIFO, ERR_NPIPE_UNSAFE, ERR_NPIPE_NOT_FOUND, ERR_NPIPE_PERMISSION, ERR_NPIPE_INVALID_ARG.
+ * @example
+ * const receiver = await openReceiver('/tmp/jobs', { format: 'lines' });
+ * for await (const message of receiver) console.log(message);
+ */
+export async function openReceiver<T = string>(path: string, options: ReceiverOptions<T> = {}): Promise<Receiver<T>> {
+  const { framing, defaultCodec } = framingFor(options);
+  const codec = resolveCodec<T>(options.codec, defaultCodec);
+  if (options.signal?.aborted) throw options.signal.reason;
+  const frames = await openFifoFrameReceiver(path, framing, options);
+  return new Receiver(frames, codec);
+}

@@ -1,0 +1,225 @@
+/**
+ * Every error npipe raises is an {@link NpipeError} with a stable `code`.
+ * Match on `code` (or the class), never on the message text: messages say what
+ * happened and what to do next, and may be reworded.
+ *
+ * An OS error that caused one of these is kept in `cause` (with its `errno`,
+ * `syscall` and `path`).
+ */
+export type NpipeErrorCode =
+  | 'ERR_NPIPE_NOT_FIFO'
+  | 'ERR_NPIPE_UNSAFE'
+  | 'ERR_NPIPE_NOT_FOUND'
+  | 'ERR_NPIPE_PERMISSION'
+  | 'ERR_NPIPE_TIMEOUT'
+  | 'ERR_NPIPE_NO_READER'
+  | 'ERR_NPIPE_FRAME_TOO_LARGE'
+  | 'ERR_NPIPE_BAD_FRAME'
+  | 'ERR_NPIPE_BAD_PAYLOAD'
+  | 'ERR_NPIPE_CLOSED'
+  | 'ERR_NPIPE_BUSY'
+  | 'ERR_NPIPE_INVALID_ARG'
+  | 'ERR_NPIPE_UNSUPPORTED'
+  | 'ERR_NPIPE_SYSTEM';
+
+export class NpipeError extends Error {
+  readonly code: NpipeErrorCode;
+
+  constructor(code: NpipeErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+  }
+
+  static {
+    this.prototype.name = 'NpipeError';
+  }
+}
+
+/** The path is not a FIFO: a regular file, a directory, a symlink (never followed), or missing type. */
+export class NotFifoError extends NpipeError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_NPIPE_NOT_FIFO', message, options);
+  }
+  static {
+    this.prototype.name = 'NotFifoError';
+  }
+}
+
+/** The FIFO exists but another user could read from it or inject into it. */
+export class UnsafeFifoError extends NpipeError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_NPIPE_UNSAFE', message, options);
+  }
+  static {
+    this.prototype.name = 'UnsafeFifoError';
+  }
+}
+
+/** The path does not exist and creating it was not allowed (`create: false`). */
+export class FifoNotFoundError extends NpipeError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_NPIPE_NOT_FOUND', message, options);
+  }
+  static {
+    this.prototype.name = 'FifoNotFoundError';
+  }
+}
+
+/** The OS refused access (EACCES/EPERM). */
+export class FifoPermissionError extends NpipeError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_NPIPE_PERMISSION', message, options);
+  }
+  static {
+    this.prototype.name = 'FifoPermissionError';
+  }
+}
+
+/** A wait (for a reader, for room in the pipe, for a message) ran past its `timeout`. */
+export class TimeoutError extends NpipeError {
+  constructor(message: string) {
+    super('ERR_NPIPE_TIMEOUT', message);
+  }
+  static {
+    this.prototype.name = 'TimeoutError';
+  }
+}
+
+/** No process has the FIFO open for reading: it went away (EPIPE) while we were writing. */
+export class NoReaderError extends NpipeError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_NPIPE_NO_READER', message, options);
+  }
+  static {
+    this.prototype.name = 'NoReaderError';
+  }
+}
+
+/** A message (or a header announcing one) is larger than `maxMessageSize`. */
+export class FrameTooLargeError extends NpipeError {
+  readonly size: number;
+  readonly limit: number;
+  constructor(size: number, limit: number, what = 'message') {
+    super(
+      'ERR_NPIPE_FRAME_TOO_LARGE',
+      `${what} of ${size} bytes is larger than the limit of ${limit} bytes; ` +
+        'raise maxMessageSize (--max-size) on both ends if this size is expected',
+    );
+    this.size = size;
+    this.limit = limit;
+  }
+  static {
+    this.prototype.name = 'FrameTooLargeError';
+  }
+}
+
+/** The byte stream does not follow the format (bad header, truncated message), or a message cannot be encoded in it. */
+export class BadFrameError extends NpipeError {
+  constructor(message: string) {
+    super('ERR_NPIPE_BAD_FRAME', message);
+  }
+  static {
+    this.prototype.name = 'BadFrameError';
+  }
+}
+
+/** A message arrived whole but its payload is not what the codec expects (invalid UTF-8, invalid JSON). */
+export class BadPayloadError extends NpipeError {
+  /** The message as it arrived. */
+  readonly payload: Uint8Array;
+  constructor(message: string, payload: Uint8Array, options?: { cause?: unknown }) {
+    super('ERR_NPIPE_BAD_PAYLOAD', message, options);
+    this.payload = payload;
+  }
+  static {
+    this.prototype.name = 'BadPayloadError';
+  }
+}
+
+/** The sender or receiver was closed. */
+export class ClosedError extends NpipeError {
+  constructor(message: string) {
+    super('ERR_NPIPE_CLOSED', message);
+  }
+  static {
+    this.prototype.name = 'ClosedError';
+  }
+}
+
+/** A call that may not overlap with another one of its kind was made while the first was in progress. */
+export class BusyError extends NpipeError {
+  constructor(message: string) {
+    super('ERR_NPIPE_BUSY', message);
+  }
+  static {
+    this.prototype.name = 'BusyError';
+  }
+}
+
+/** An option or argument is out of range or of the wrong type. */
+export class InvalidArgumentError extends NpipeError {
+  constructor(message: string) {
+    super('ERR_NPIPE_INVALID_ARG', message);
+  }
+  static {
+    this.prototype.name = 'InvalidArgumentError';
+  }
+}
+
+/** The platform lacks what the call needs (for example F_SETPIPE_SZ outside Linux). */
+export class UnsupportedError extends NpipeError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_NPIPE_UNSUPPORTED', message, options);
+  }
+  static {
+    this.prototype.name = 'UnsupportedError';
+  }
+}
+
+/** Any other OS error; `cause` has errno, syscall and path. */
+export class SystemError extends NpipeError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_NPIPE_SYSTEM', message, options);
+  }
+  static {
+    this.prototype.name = 'SystemError';
+  }
+}
+
+/** Node's own errno-carrying errors (fs, net). */
+export interface ErrnoLike extends Error {
+  code?: string;
+  errno?: number;
+  syscall?: string;
+  path?: string;
+}
+
+export function isErrno(err: unknown, ...codes: string[]): err is ErrnoLike {
+  return err instanceof Error && codes.includes((err as ErrnoLike).code ?? '');
+}
+
+/** Maps an OS error on `path` to the npipe error a caller can act on. */
+export function fromSystemError(err: unknown, path: string, doing: string): NpipeError {
+  if (err instanceof NpipeError) return err;
+  const e = err as ErrnoLike;
+  switch (e.code) {
+    case 'ENOENT':
+      return new FifoNotFoundError(`${path} does not exist (${doing}); create it with mkfifo or allow creation`, {
+        cause: err,
+      });
+    case 'EACCES':
+    case 'EPERM':
+      return new FifoPermissionError(
+        `permission denied ${doing} ${path}; check the FIFO's owner and mode (ls -l ${path})`,
+        { cause: err },
+      );
+    case 'ELOOP':
+      return new NotFifoError(`${path} is a symbolic link; npipe never follows links: use the FIFO's real path`, {
+        cause: err,
+      });
+    case 'ENOTDIR':
+      return new NotFifoError(`a component of ${path} is not a directory`, { cause: err });
+    default:
+      return new SystemError(`${doing} ${path} failed: ${e.code ?? ''} ${e.message}`.trim(), { cause: err });
+  }
+}

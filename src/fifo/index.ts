@@ -1,0 +1,11 @@
+export { mkfifo, mkfifoSync, type MkfifoOptions } from './mkfifo.js';
+export {
+  FifoEnd,
+  MAX_READER_POLL_MS,
+  openFifoReader,
+  openFifoWriter,
+  type FifoRole,
+  type OpenFifoOptions,
+  type OpenReaderOptions,
+} from './open.js';
+export { getPipeSize, setPipeSize } from './capacity.js';

@@ -1,0 +1,70 @@
+/**
+ * The few libc calls Node does not expose: mkfifo(3) and fcntl(2) for the
+ * pipe capacity. Called through koffi, so no compiler and no child process is
+ * needed. Loaded on first use, so that importing npipe never fails on a
+ * platform where koffi cannot load libc: only the calls that need it do.
+ */
+import { createRequire } from 'node:module';
+import { constants as osConstants } from 'node:os';
+import { UnsupportedError } from '../errors.js';
+
+interface Libc {
+  mkfifo(path: string, mode: number): number;
+  fcntlGet(fd: number, cmd: number): number;
+  fcntlSet(fd: number, cmd: number, arg: number): number;
+  errno(): number;
+}
+
+let libc: Libc | undefined;
+
+const LIBRARY_NAMES: Record<string, string[]> = {
+  linux: ['libc.so.6', 'libc.so'],
+  darwin: ['libSystem.B.dylib', '/usr/lib/libSystem.B.dylib'],
+};
+
+export function loadLibc(): Libc {
+  if (libc) return libc;
+  const names = LIBRARY_NAMES[process.platform];
+  if (!names) throw new UnsupportedError(`npipe needs a POSIX system (Linux or macOS); this is ${process.platform}`);
+  type Koffi = typeof import('koffi');
+  let koffi: Koffi;
+  try {
+    koffi = createRequire(import.meta.url)('koffi') as Koffi;
+  } catch (cause) {
+    throw new UnsupportedError('cannot load koffi, which npipe uses to call mkfifo and fcntl; run npm ci again', {
+      cause,
+    });
+  }
+  let lastError: unknown;
+  for (const name of names) {
+    try {
+      const lib = koffi.load(name);
+      const fcntl = lib.func('int fcntl(int fd, int cmd, ...)');
+      libc = {
+        mkfifo: lib.func('int mkfifo(const char *path, uint32_t mode)') as (p: string, m: number) => number,
+        fcntlGet: (fd, cmd) => fcntl(fd, cmd) as number,
+        fcntlSet: (fd, cmd, arg) => fcntl(fd, cmd, 'int', arg) as number,
+        errno: () => koffi.errno(),
+      };
+      return libc;
+    } catch (err) {
+      lastError = err;
+    }
+  }
+  throw new UnsupportedError(`cannot load the C library (${names.join(', ')})`, { cause: lastError });
+}
+
+const ERRNO_NAMES = new Map<number, string>(
+  Object.entries(osConstants.errno as Record<string, number>).map(([name, value]) => [value, name]),
+);
+
+/** An Error shaped like Node's own fs errors (code, errno, syscall, path), for an errno from libc. */
+export function errnoError(errno: number, syscall: string, path?: string): NodeJS.ErrnoException {
+  const code = ERRNO_NAMES.get(errno) ?? `E${errno}`;
+  const err: NodeJS.ErrnoException = new Error(`${code}: ${syscall}${path === undefined ? '' : ` '${path}'`}`);
+  err.code = code;
+  err.errno = -errno;
+  err.syscall = syscall;
+  if (path !== undefined) err.path = path;
+  return err;
+}

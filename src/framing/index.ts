@@ -1,0 +1,46 @@
+import { constants as bufferConstants } from 'node:buffer';
+import { InvalidArgumentError } from '../errors.js';
+import { fixedFraming } from './fixed.js';
+import { lengthFraming } from './length.js';
+import { linesFraming } from './lines.js';
+import { rawFraming } from './raw.js';
+import type { Framing } from './types.js';
+
+export type { Emit, FrameDecoder, Framing } from './types.js';
+
+/** `lines`, `length`, `raw`, or `fixed:N` for messages of exactly N bytes. */
+export type FormatName = 'lines' | 'length' | 'raw' | `fixed:${number}`;
+
+/** 64 MiB: the largest message accepted unless `maxMessageSize` says otherwise. */
+export const DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024;
+
+export const FORMAT_NAMES = ['lines', 'length', 'fixed:N', 'raw'] as const;
+
+export function checkMaxMessageSize(max: unknown): number {
+  if (max === undefined) return DEFAULT_MAX_MESSAGE_SIZE;
+  if (typeof max !== 'number' || !Number.isSafeInteger(max) || max < 1 || max > bufferConstants.MAX_LENGTH) {
+    throw new InvalidArgumentError(
+      `maxMessageSize must be a whole number of bytes from 1 to ${bufferConstants.MAX_LENGTH}, got ${String(max)}`,
+    );
+  }
+  return max;
+}
+
+/**
+ * The framing for a format name.
+ * @throws ERR_NPIPE_INVALID_ARG for an unknown name or a bad size.
+ */
+export function createFraming(format: string, options: { maxMessageSize?: number } = {}): Framing {
+  const max = checkMaxMessageSize(options.maxMessageSize);
+  switch (format) {
+    case 'lines':
+      return linesFraming(max);
+    case 'length':
+      return lengthFraming(max);
+    case 'raw':
+      return rawFraming(max);
+  }
+  const fixed = /^fixed:(\d+)$/.exec(format);
+  if (fixed) return fixedFraming(Number(fixed[1]), max);
+  throw new InvalidArgumentError(`unknown format ${JSON.stringify(format)}; use one of ${FORMAT_NAMES.join(', ')}`);
+}

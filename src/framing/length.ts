@@ -1,0 +1,127 @@
+import { BadFrameError, FrameTooLargeError } from '../errors.js';
+import type { Emit, FrameDecoder, Framing } from './types.js';
+
+/** Above this a length needs the 8-byte form (Python's `struct.pack("!i", -1)` escape). */
+const MAX_SHORT_LENGTH = 0x7fffffff;
+
+/**
+ * `length`: a 4-byte big-endian signed length, then the payload. Byte for byte
+ * what Python's `multiprocessing.connection.Connection.send_bytes` writes and
+ * `recv_bytes` reads, including its escape for payloads over 2^31-1 bytes: the
+ * 4 bytes FF FF FF FF (-1), then an 8-byte big-endian unsigned length.
+ *
+ *   00 00 00 05 68 65 6c 6c 6f   = "hello"
+ *   00 00 00 00                  = "" (an empty message)
+ */
+export function lengthFraming(maxMessageSize: number): Framing {
+  return {
+    name: 'length',
+    maxMessageSize,
+    encode(message) {
+      const n = message.length;
+      if (n > maxMessageSize) throw new FrameTooLargeError(n, maxMessageSize);
+      const header = n > MAX_SHORT_LENGTH ? 12 : 4;
+      const out = Buffer.allocUnsafe(header + n);
+      if (header === 4) out.writeUInt32BE(n, 0);
+      else {
+        out.writeInt32BE(-1, 0);
+        out.writeBigUInt64BE(BigInt(n), 4);
+      }
+      out.set(message, header);
+      return out;
+    },
+    createDecoder: () => new LengthDecoder(maxMessageSize),
+  };
+}
+
+class LengthDecoder implements FrameDecoder {
+  #max: number;
+  /** Header bytes gathered so far (4, or 12 with the long form). */
+  #header = Buffer.alloc(12);
+  #headerFilled = 0;
+  #headerNeeded = 4;
+  /** The body being filled, allocated only once its size passed the limit check. */
+  #body: Buffer | undefined;
+  #bodyFilled = 0;
+
+  constructor(max: number) {
+    this.#max = max;
+  }
+
+  get pendingBytes(): number {
+    return this.#headerFilled + this.#bodyFilled;
+  }
+
+  push(chunk: Buffer, emit: Emit): void {
+    let at = 0;
+    while (at < chunk.length) {
+      if (this.#body) {
+        const n = Math.min(this.#body.length - this.#bodyFilled, chunk.length - at);
+        chunk.copy(this.#body, this.#bodyFilled, at, at + n);
+        this.#bodyFilled += n;
+        at += n;
+        if (this.#bodyFilled === this.#body.length) {
+          const message = this.#body;
+          this.#body = undefined;
+          this.#bodyFilled = 0;
+          emit(message);
+        }
+        continue;
+      }
+      // Fast path: a whole header and body inside this chunk is a view, not a copy.
+      if (this.#headerFilled === 0 && chunk.length - at >= 4) {
+        const size = chunk.readInt32BE(at);
+        if (size >= 0 && chunk.length - at - 4 >= size) {
+          this.#check(size);
+          emit(chunk.subarray(at + 4, at + 4 + size));
+          at += 4 + size;
+          continue;
+        }
+      }
+      const n = Math.min(this.#headerNeeded - this.#headerFilled, chunk.length - at);
+      chunk.copy(this.#header, this.#headerFilled, at, at + n);
+      this.#headerFilled += n;
+      at += n;
+      if (this.#headerFilled < this.#headerNeeded) continue;
+      const size = this.#size();
+      if (size === undefined) continue; // the long form needs 8 more bytes
+      this.#headerFilled = 0;
+      this.#headerNeeded = 4;
+      if (size === 0) emit(Buffer.alloc(0));
+      else {
+        this.#body = Buffer.allocUnsafe(size);
+        this.#bodyFilled = 0;
+      }
+    }
+  }
+
+  /** The size the complete header announces (checked), or undefined if the long form's 8 bytes are still to come. */
+  #size(): number | undefined {
+    if (this.#headerNeeded === 12) {
+      const size = this.#header.readBigUInt64BE(4);
+      if (size > BigInt(Number.MAX_SAFE_INTEGER)) throw new FrameTooLargeError(Number(size), this.#max, 'length header announcing a message');
+      return this.#check(Number(size));
+    }
+    const size = this.#header.readInt32BE(0);
+    if (size === -1) {
+      this.#headerNeeded = 12;
+      return undefined;
+    }
+    if (size < 0) throw new BadFrameError(`bad length header ${this.#header.subarray(0, 4).toString('hex')}: a negative length other than -1`);
+    return this.#check(size);
+  }
+
+  #check(size: number): number {
+    if (size > this.#max) throw new FrameTooLargeError(size, this.#max, 'length header announcing a message');
+    return size;
+  }
+
+  end(): void {
+    if (this.#headerFilled > 0 || this.#body) {
+      const what = this.#body
+        ? `${this.#bodyFilled} of ${this.#body.length} body bytes`
+        : `${this.#headerFilled} of ${this.#headerNeeded} header bytes`;
+      throw new BadFrameError(`the stream ended inside a message, after ${what}`);
+    }
+  }
+}

@@ -1,0 +1,81 @@
+import { BadFrameError, FrameTooLargeError } from '../errors.js';
+import type { Emit, FrameDecoder, Framing } from './types.js';
+
+const LF = 0x0a;
+
+/**
+ * `lines`: one message per line, each followed by "\n" (what `echo msg > pipe`
+ * writes). Messages are bytes (UTF-8 for text); "\r" is kept as it is. A last line
+ * without "\n" at the end of the stream is still a message.
+ */
+export function linesFraming(maxMessageSize: number): Framing {
+  return {
+    name: 'lines',
+    maxMessageSize,
+    encode(message) {
+      if (message.length > maxMessageSize) throw new FrameTooLargeError(message.length, maxMessageSize);
+      if (message.includes(LF)) {
+        throw new BadFrameError('a message in the lines format cannot contain "\\n"; use the length format for such messages');
+      }
+      const out = Buffer.allocUnsafe(message.length + 1);
+      out.set(message, 0);
+      out[message.length] = LF;
+      return out;
+    },
+    createDecoder: () => new LinesDecoder(maxMessageSize),
+  };
+}
+
+class LinesDecoder implements FrameDecoder {
+  #max: number;
+  #pending: Buffer[] = [];
+  #pendingBytes = 0;
+
+  constructor(max: number) {
+    this.#max = max;
+  }
+
+  get pendingBytes(): number {
+    return this.#pendingBytes;
+  }
+
+  push(chunk: Buffer, emit: Emit): void {
+    let start = 0;
+    for (;;) {
+      const nl = chunk.indexOf(LF, start);
+      if (nl === -1) {
+        const rest = chunk.length - start;
+        if (rest === 0) return;
+        this.#check(this.#pendingBytes + rest);
+        this.#pending.push(chunk.subarray(start));
+        this.#pendingBytes += rest;
+        return;
+      }
+      const line = chunk.subarray(start, nl);
+      start = nl + 1;
+      if (this.#pendingBytes === 0) {
+        this.#check(line.length);
+        emit(line);
+      } else {
+        this.#check(this.#pendingBytes + line.length);
+        this.#pending.push(line);
+        emit(this.#take());
+      }
+    }
+  }
+
+  end(emit: Emit): void {
+    if (this.#pendingBytes > 0) emit(this.#take());
+  }
+
+  #check(size: number): void {
+    if (size > this.#max) throw new FrameTooLargeError(size, this.#max, 'line');
+  }
+
+  #take(): Buffer {
+    const message = Buffer.concat(this.#pending, this.#pendingBytes);
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    return message;
+  }
+}

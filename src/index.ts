@@ -1,0 +1,11 @@
+export * from './errors.js';
+export { mkfifo, mkfifoSync, getPipeSize, setPipeSize, openFifoReader, openFifoWriter, FifoEnd, MAX_READER_POLL_MS } from './fifo/index.js';
+export type { MkfifoOptions, OpenFifoOptions, OpenReaderOptions, FifoRole } from './fifo/index.js';
+export { createFraming, DEFAULT_MAX_MESSAGE_SIZE } from './framing/index.js';
+export type { Framing, FrameDecoder, FormatName, Emit } from './framing/index.js';
+export { bytesCodec, textCodec, jsonCodec } from './codec.js';
+export type { Codec, CodecName } from './codec.js';
+export type { FrameSender, FrameReceiver, CallOptions } from './transport/types.js';
+export { openSender, openReceiver, Sender, Receiver, DEFAULT_FORMAT } from './api.js';
+export type { SenderOptions, ReceiverOptions } from './api.js';
+export type { WaitOptions } from './util/abort.js';

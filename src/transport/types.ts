@@ -1,0 +1,36 @@
+/**
+ * A transport moves whole frames (messages as bytes) between processes. It knows
+ * nothing of payloads (JSON, text): that is the API layer above. FIFOs implement
+ * it here; NATS and an in-memory transport implement the same interface.
+ *
+ * Concurrency: `send` may be called many times without waiting; frames go out in
+ * call order. Only one `receive` may be pending at a time (a second one rejects
+ * with ERR_NPIPE_BUSY).
+ */
+export interface CallOptions {
+  signal?: AbortSignal;
+}
+
+export interface FrameSender {
+  /**
+   * Resolves once the frame is handed to the medium (for a FIFO: in the pipe).
+   * Rejects with `signal.reason` if aborted while still queued (the frame is then
+   * never sent); if aborted while being written, it rejects too, but the frame still
+   * goes out whole: a frame is never cut.
+   */
+  send(frame: Uint8Array, options?: CallOptions): Promise<void>;
+  /** Sends what is queued, then releases the medium. Idempotent. */
+  close(options?: CallOptions): Promise<void>;
+  readonly closed: boolean;
+}
+
+export interface FrameReceiver {
+  /** The next frame, or undefined once the stream has ended (end of file, or closed). */
+  receive(options?: CallOptions): Promise<Buffer | undefined>;
+  /**
+   * Stops taking frames from the medium. Frames already taken are still returned by
+   * `receive` before it reports the end: nothing read is dropped. Idempotent.
+   */
+  close(): Promise<void>;
+  readonly closed: boolean;
+}
