@@ -1,0 +1,109 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { InvalidArgumentError, NpipeError } from '../errors.js';
+
+/** A mistake in how the command was called: exit code 2. */
+export class UsageError extends InvalidArgumentError {
+  static {
+    this.prototype.name = 'UsageError';
+  }
+}
+
+export interface Command {
+  name: string;
+  summary: string;
+  help: string;
+  options: NonNullable<ParseArgsConfig['options']>;
+  run(values: Record<string, string | boolean | undefined>, positionals: string[], io: CliIO): Promise<number>;
+}
+
+export interface CliIO {
+  stdin: NodeJS.ReadableStream;
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+  /** Aborts when SIGINT or SIGTERM arrives. */
+  stop: AbortSignal;
+}
+
+export function parse(command: Command, argv: string[]) {
+  try {
+    return parseArgs({
+      args: argv,
+      options: { ...command.options, help: { type: 'boolean', short: 'h' } },
+      allowPositionals: true,
+      allowNegative: true,
+      strict: true,
+    });
+  } catch (err) {
+    throw new UsageError(`${(err as Error).message} (see npipe ${command.name} --help)`);
+  }
+}
+
+export function intOption(value: unknown, name: string, { min = 0 }: { min?: number } = {}): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (typeof value !== 'string' || !/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < min) {
+    throw new UsageError(`--${name} takes a whole number >= ${min}, got ${JSON.stringify(value)}`);
+  }
+  return n;
+}
+
+export function modeOption(value: unknown): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || !/^0?[0-7]{1,3}$/.test(value)) {
+    throw new UsageError(`--mode takes octal permission bits such as 600, got ${JSON.stringify(value)}`);
+  }
+  return parseInt(value, 8);
+}
+
+/** Exit codes, documented in README.md. */
+export const EXIT = { ok: 0, failure: 1, usage: 2, noPeer: 3, unsafe: 4 } as const;
+
+export function exitCodeFor(err: unknown): number {
+  if (!(err instanceof NpipeError)) return EXIT.failure;
+  switch (err.code) {
+    case 'ERR_NPIPE_INVALID_ARG':
+      return EXIT.usage;
+    case 'ERR_NPIPE_TIMEOUT':
+    case 'ERR_NPIPE_NO_READER':
+      return EXIT.noPeer;
+    case 'ERR_NPIPE_UNSAFE':
+    case 'ERR_NPIPE_NOT_FIFO':
+      return EXIT.unsafe;
+    default:
+      return EXIT.failure;
+  }
+}
+
+/** Options shared by the commands that open a FIFO. */
+export const fifoOptions = {
+  format: { type: 'string', short: 'f' },
+  'max-size': { type: 'string' },
+  mode: { type: 'string' },
+  'allow-shared': { type: 'boolean' },
+  'pipe-size': { type: 'string' },
+  timeout: { type: 'string', short: 't' },
+} as const;
+
+export const FIFO_OPTIONS_HELP = `  -f, --format F     lines (default), length, fixed:N or raw; see README "Formats"
+  -t, --timeout MS   give up after MS milliseconds (exit 3, ERR_NPIPE_TIMEOUT)
+      --max-size N   largest message in bytes (default 67108864, 64 MiB)
+      --mode OCTAL   mode of a FIFO this command creates (default 600)
+      --allow-shared accept a FIFO that group or others may write to
+      --pipe-size N  ask the kernel for a pipe of N bytes (Linux; up to
+                     /proc/sys/fs/pipe-max-size unless root)
+  -h, --help         show this help`;
+
+export function commonFifoOptions(values: Record<string, string | boolean | undefined>) {
+  const maxMessageSize = intOption(values['max-size'], 'max-size', { min: 1 });
+  const mode = modeOption(values.mode);
+  const pipeSize = intOption(values['pipe-size'], 'pipe-size', { min: 1 });
+  const timeout = intOption(values.timeout, 'timeout');
+  return {
+    format: (values.format as string | undefined) ?? 'lines',
+    ...(maxMessageSize === undefined ? {} : { maxMessageSize }),
+    ...(mode === undefined ? {} : { mode }),
+    ...(pipeSize === undefined ? {} : { pipeSize }),
+    ...(timeout === undefined ? {} : { timeout }),
+    allowShared: values['allow-shared'] === true,
+  };
+}

@@ -1,0 +1,114 @@
+import { openReceiver } from '../api.js';
+import { checkTimeout, deadline } from '../util/abort.js';
+import { EXIT, FIFO_OPTIONS_HELP, UsageError, commonFifoOptions, fifoOptions, intOption, type Command } from './args.js';
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+export const listenCommand: Command = {
+  name: 'listen',
+  summary: 'print the messages arriving on a FIFO',
+  help: `Usage: npipe listen <path> [options]
+
+Prints each message arriving on the FIFO to stdout, followed by a newline (raw
+passes the bytes through untouched). Creates the FIFO if it is missing. Keeps
+listening while writers come and go, until --count, --once, --timeout, or
+SIGINT/SIGTERM (which end it at once, exit 0, with everything already received
+written out).
+
+Options:
+  -n, --count N      exit 0 after N messages
+      --once         end at the first end of file, when every writer has
+                     closed the FIFO (the textbook reader's behaviour)
+      --json         print each message as one JSON line: {"text":"..."}, or
+                     {"base64":"..."} when it is not valid UTF-8
+      --no-create    fail (ERR_NPIPE_NOT_FOUND) instead of creating a missing FIFO
+${FIFO_OPTIONS_HELP.replace('give up after MS milliseconds', 'exit if no message comes for MS milliseconds')}
+
+Exit codes: 0 done, 1 failure (a malformed stream: ERR_NPIPE_BAD_FRAME), 2 usage,
+3 timeout, 4 not a FIFO or unsafe.
+
+Examples:
+  npipe listen /tmp/jobs
+  npipe listen /tmp/jobs --count 1 --timeout 5000
+  npipe listen /tmp/jobs --format length --json`,
+  options: {
+    ...fifoOptions,
+    count: { type: 'string', short: 'n' },
+    once: { type: 'boolean' },
+    json: { type: 'boolean' },
+    create: { type: 'boolean' },
+  },
+  async run(values, positionals, io) {
+    if (positionals.length !== 1) throw new UsageError('npipe listen takes exactly one FIFO path (see npipe listen --help)');
+    const path = positionals[0]!;
+    const { timeout, ...options } = commonFifoOptions(values);
+    checkTimeout(timeout);
+    const count = intOption(values.count, 'count', { min: 1 });
+    const json = values.json === true;
+    const raw = options.format === 'raw';
+    if (json && raw) throw new UsageError('--json needs message boundaries; it does not go with --format raw');
+
+    const receiver = await openReceiver<Buffer>(path, {
+      ...options,
+      codec: 'bytes',
+      keepOpen: values.once !== true,
+      create: values.create !== false,
+    });
+    const stop = () => void receiver.close();
+    io.stop.addEventListener('abort', stop, { once: true });
+    let received = 0;
+    try {
+      for (;;) {
+        const wait = deadline(
+          { timeout },
+          `no message arrived on ${path}; check that a writer is sending, or wait longer (--timeout)`,
+        );
+        let message: Buffer | undefined;
+        try {
+          message = await receiver.receive({ signal: wait.signal });
+        } finally {
+          wait.dispose();
+        }
+        if (message === undefined) break;
+        received++;
+        const out = raw ? message : json ? jsonLine(message) : Buffer.concat([message, NEWLINE]);
+        if (!io.stdout.write(out)) await drained(io.stdout);
+        if (count !== undefined && received >= count) break;
+      }
+    } finally {
+      io.stop.removeEventListener('abort', stop);
+      await receiver.close();
+      // Messages this process took out of the pipe past --count: say so rather than drop them silently.
+      let extra = 0;
+      while ((await receiver.receive()) !== undefined) extra++;
+      if (extra > 0) {
+        io.stderr.write(`npipe listen: ${extra} message(s) read from the pipe after the ${count}th were discarded\n`);
+      }
+    }
+    return EXIT.ok;
+  },
+};
+
+const NEWLINE = Buffer.from('\n');
+
+function jsonLine(message: Buffer): string {
+  let record: { text: string } | { base64: string };
+  try {
+    record = { text: utf8.decode(message) };
+  } catch {
+    record = { base64: message.toString('base64') };
+  }
+  return `${JSON.stringify(record)}\n`;
+}
+
+function drained(stream: NodeJS.WritableStream): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      stream.off('drain', done);
+      stream.off('close', done);
+      resolve();
+    };
+    stream.on('drain', done);
+    stream.on('close', done);
+  });
+}

@@ -1,0 +1,72 @@
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import { NpipeError } from '../errors.js';
+import { EXIT, exitCodeFor, parse, type CliIO, type Command } from './args.js';
+import { demoCommand } from './demo.js';
+import { listenCommand } from './listen.js';
+import { mkfifoCommand } from './mkfifo.js';
+import { sendCommand } from './send.js';
+
+const commands: Command[] = [sendCommand, listenCommand, mkfifoCommand, demoCommand];
+
+function mainHelp(): string {
+  const width = Math.max(...commands.map((c) => c.name.length));
+  return `Usage: npipe <command> [options]
+
+Named pipes (FIFOs) between unrelated processes: whole messages, no blocking,
+clear errors. Run "npipe <command> --help" for a command's options.
+
+Commands:
+${commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`).join('\n')}
+
+Exit codes: 0 ok, 1 failure, 2 usage, 3 timeout or no peer, 4 unsafe path or not a FIFO.
+Errors go to stderr with their code, for example:
+  npipe send: ERR_NPIPE_TIMEOUT: no process opened /tmp/jobs for reading; ...`;
+}
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+export async function main(argv: string[], io: CliIO): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    const topic = name === 'help' ? commands.find((c) => c.name === rest[0]) : undefined;
+    io.stdout.write(`${topic ? topic.help : mainHelp()}\n`);
+    return name === undefined ? EXIT.usage : EXIT.ok;
+  }
+  if (name === '--version' || name === '-v') {
+    io.stdout.write(`${version()}\n`);
+    return EXIT.ok;
+  }
+  const command = commands.find((c) => c.name === name);
+  if (!command) {
+    io.stderr.write(`npipe: ERR_NPIPE_INVALID_ARG: unknown command ${JSON.stringify(name)}; run npipe --help\n`);
+    return EXIT.usage;
+  }
+  try {
+    const { values, positionals } = parse(command, rest);
+    if (values.help) {
+      io.stdout.write(`${command.help}\n`);
+      return EXIT.ok;
+    }
+    return await command.run(values, positionals, io);
+  } catch (err) {
+    if (io.stop.aborted && err === io.stop.reason) {
+      // Interrupted while waiting (for a reader, for room in the pipe): the conventional 128 + signal number.
+      io.stderr.write(`npipe ${command.name}: ${(err as Error).message}\n`);
+      return 128 + (os.constants.signals[(err as StopReason).signal ?? 'SIGINT'] ?? 2);
+    }
+    const code = err instanceof NpipeError ? err.code : 'ERR_NPIPE_INTERNAL';
+    const detail = err instanceof NpipeError ? err.message : String((err as Error)?.stack ?? err);
+    io.stderr.write(`npipe ${command.name}: ${code}: ${detail}\n`);
+    return exitCodeFor(err);
+  }
+}
+
+
+/** The reason `io.stop` aborts with: which signal stopped the command. */
+export interface StopReason extends Error {
+  signal?: NodeJS.Signals;
+}
