@@ -247,8 +247,9 @@ export async function openFifoWriter(path: string, options: OpenFifoOptions = {}
       } catch (err) {
         if (!isErrno(err, 'ENXIO')) throw fromSystemError(err, path, 'opening for writing');
         // ENXIO also answers for a socket file: make sure we are waiting on a FIFO.
+        // And refuse an unsafe FIFO now rather than after a reader shows up.
         const st = lstatSync(path, { throwIfNoEntry: false });
-        if (st && !st.isFIFO()) throw new NotFifoError(`${path} is ${describeKind(st)}, not a FIFO`);
+        if (st) checkStats(st, path, options.allowShared === true);
         await sleep(delay, wait.signal);
         continue;
       }

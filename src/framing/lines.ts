@@ -59,6 +59,7 @@ class LinesDecoder implements FrameDecoder {
       } else {
         this.#check(this.#pendingBytes + line.length);
         this.#pending.push(line);
+        this.#pendingBytes += line.length;
         emit(this.#take());
       }
     }

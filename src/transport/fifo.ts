@@ -107,11 +107,11 @@ export class FifoFrameSender implements FrameSender {
     this.#inflight = batch;
     const data = count === 1 ? batch[0]!.frame : Buffer.concat(batch.map((e) => e.frame), bytes);
     this.#socket.write(data, (err) => {
-      this.#inflight = undefined;
       if (err) {
-        this.#fail(err);
+        this.#fail(err); // settles this batch (still in flight) and the queue
         return;
       }
+      this.#inflight = undefined;
       for (const entry of batch) this.#settle(entry);
       this.#pump();
     });

@@ -1,0 +1,260 @@
+import assert from 'node:assert/strict';
+import { chmodSync, chownSync, lstatSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { getEventListeners } from 'node:events';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import {
+  FifoNotFoundError,
+  NoReaderError,
+  NotFifoError,
+  TimeoutError,
+  UnsafeFifoError,
+  mkfifo,
+  openFifoReader,
+  openFifoWriter,
+  openReceiver,
+  openSender,
+} from '../src/index.js';
+import { delay, openFds, requireOrSkip, start, tempDir } from './helpers.js';
+
+describe('mkfifo', () => {
+  test('creates a FIFO with the mode asked for (minus the umask)', async (t) => {
+    const path = join(tempDir(t), 'p');
+    assert.equal(await mkfifo(path, { mode: 0o600 }), true);
+    const st = lstatSync(path);
+    assert.ok(st.isFIFO());
+    assert.equal(st.mode & 0o777, 0o600);
+  });
+
+  test('accepts an existing FIFO as it is', async (t) => {
+    const path = join(tempDir(t), 'p');
+    await mkfifo(path);
+    assert.equal(await mkfifo(path), false);
+  });
+
+  test('refuses an existing regular file, directory or symlink', async (t) => {
+    const dir = tempDir(t);
+    writeFileSync(join(dir, 'file'), 'data');
+    symlinkSync(join(dir, 'file'), join(dir, 'link'));
+    for (const name of ['file', 'link', '.']) {
+      await assert.rejects(mkfifo(join(dir, name)), NotFifoError, name);
+    }
+  });
+
+  test('refuses a bad mode', async (t) => {
+    await assert.rejects(mkfifo(join(tempDir(t), 'p'), { mode: 0o1777 }), { code: 'ERR_NPIPE_INVALID_ARG' });
+  });
+});
+
+describe('opening', () => {
+  test('a writer with no reader waits (ENXIO) until a reader appears', async (t) => {
+    const path = join(tempDir(t), 'p');
+    await mkfifo(path);
+    let opened = false;
+    const writer = openFifoWriter(path, { timeout: 10_000 }).then((end) => {
+      opened = true;
+      return end;
+    });
+    await delay(150);
+    assert.equal(opened, false, 'the writer must wait while there is no reader');
+    const reader = await openFifoReader(path);
+    const end = await writer;
+    assert.equal(end.role, 'write');
+    end.close();
+    reader.close();
+  });
+
+  test('a writer with no reader times out with ERR_NPIPE_TIMEOUT and leaves no fd or timer', async (t) => {
+    const path = join(tempDir(t), 'p');
+    await mkfifo(path);
+    const fds = openFds();
+    await assert.rejects(openFifoWriter(path, { timeout: 100 }), TimeoutError);
+    assert.equal(openFds(), fds);
+  });
+
+  test('an abort rejects with the reason and removes its listener', async (t) => {
+    const path = join(tempDir(t), 'p');
+    await mkfifo(path);
+    const controller = new AbortController();
+    const reason = new Error('changed my mind');
+    const pending = openFifoWriter(path, { signal: controller.signal, timeout: 60_000 });
+    await delay(30);
+    controller.abort(reason);
+    await assert.rejects(pending, (err) => err === reason);
+    assert.equal(getEventListeners(controller.signal, 'abort').length, 0);
+    // Already aborted: rejects at once.
+    await assert.rejects(openFifoWriter(path, { signal: AbortSignal.abort(reason) }), (err) => err === reason);
+  });
+
+  test('a writer waits with next to no CPU', async (t) => {
+    const path = join(tempDir(t), 'p');
+    await mkfifo(path);
+    const script = `
+      import { openFifoWriter } from ${JSON.stringify(new URL('../src/index.js', import.meta.url).href)};
+      const before = process.cpuUsage();
+      await openFifoWriter(${JSON.stringify(path)}, { timeout: 1500 }).catch((e) => e);
+      const used = process.cpuUsage(before);
+      console.log(JSON.stringify({ cpuMs: (used.user + used.system) / 1000 }));`;
+    const { code, stdout } = await start(process.execPath, ['--input-type=module', '-e', script]).done;
+    assert.equal(code, 0);
+    const { cpuMs } = JSON.parse(stdout) as { cpuMs: number };
+    // 1.5 s of waiting: a busy loop would use ~1500 ms of CPU; polling ENXIO with backoff uses a few.
+    assert.ok(cpuMs < 150, `waiting used ${cpuMs} ms of CPU`);
+  });
+
+  test('missing FIFO with create: false is ERR_NPIPE_NOT_FOUND; by default it is created', async (t) => {
+    const dir = tempDir(t);
+    await assert.rejects(openFifoReader(join(dir, 'a'), { create: false }), FifoNotFoundError);
+    await assert.rejects(openFifoWriter(join(dir, 'a'), { create: false }), FifoNotFoundError);
+    const end = await openFifoReader(join(dir, 'b'));
+    assert.ok(lstatSync(join(dir, 'b')).isFIFO());
+    end.close();
+  });
+});
+
+describe('safety', () => {
+  test('a regular file is refused and never written to', async (t) => {
+    const path = join(tempDir(t), 'file');
+    writeFileSync(path, 'precious');
+    await assert.rejects(openFifoWriter(path, { timeout: 1000 }), NotFifoError);
+    await assert.rejects(openSender(path, { timeout: 1000 }), NotFifoError);
+    await assert.rejects(openFifoReader(path), NotFifoError);
+    assert.equal(readFileSync(path, 'utf8'), 'precious');
+  });
+
+  test('a symlink, even to a real FIFO, is refused', async (t) => {
+    const dir = tempDir(t);
+    await mkfifo(join(dir, 'real'));
+    symlinkSync(join(dir, 'real'), join(dir, 'link'));
+    await assert.rejects(openFifoReader(join(dir, 'link')), NotFifoError);
+    const reader = await openFifoReader(join(dir, 'real'));
+    t.after(() => reader.close());
+    await assert.rejects(openFifoWriter(join(dir, 'link'), { timeout: 1000 }), NotFifoError);
+  });
+
+  test('a FIFO writable by group or others is unsafe unless allowed', async (t) => {
+    const path = join(tempDir(t), 'p');
+    await mkfifo(path);
+    chmodSync(path, 0o622);
+    await assert.rejects(openFifoReader(path), UnsafeFifoError);
+    const reader = await openFifoReader(path, { allowShared: true });
+    reader.close();
+  });
+
+  test('a FIFO owned by another non-root user is unsafe', async (t) => {
+    if (!requireOrSkip(t, process.geteuid?.() === 0, 'this test needs root (to give a FIFO to another user)')) return;
+    const path = join(tempDir(t), 'p');
+    await mkfifo(path);
+    chownSync(path, 65534, 65534);
+    await assert.rejects(openFifoReader(path), UnsafeFifoError);
+    await assert.rejects(openFifoWriter(path, { timeout: 1000 }), UnsafeFifoError);
+    assert.equal(statSync(path).uid, 65534);
+  });
+});
+
+describe('pipe capacity', () => {
+  test('can be read and set (Linux)', { skip: process.platform !== 'linux' && 'F_GETPIPE_SZ is Linux-only' }, async (t) => {
+    const path = join(tempDir(t), 'p');
+    const reader = await openFifoReader(path);
+    t.after(() => reader.close());
+    assert.equal(reader.getPipeSize(), 65536);
+    assert.equal(reader.setPipeSize(1 << 20), 1 << 20);
+    assert.equal(reader.getPipeSize(), 1 << 20);
+    assert.equal(reader.setPipeSize(5000), 8192, 'the kernel rounds up to a power-of-two number of pages');
+  });
+});
+
+describe('readers and writers', () => {
+  test('a listener stays open while writers come and go', async (t) => {
+    const path = join(tempDir(t), 'p');
+    const receiver = await openReceiver(path, { format: 'lines' });
+    for (const word of ['one', 'two', 'three']) {
+      const sender = await openSender(path, { format: 'lines', timeout: 5000 });
+      await sender.send(word);
+      await sender.close();
+      assert.equal(await receiver.receive(), word);
+    }
+    await receiver.close();
+    assert.equal(await receiver.receive(), undefined);
+  });
+
+  test('a keepOpen: false reader ends at the first end of file', async (t) => {
+    const path = join(tempDir(t), 'p');
+    const receiver = await openReceiver(path, { format: 'lines', keepOpen: false });
+    const sender = await openSender(path, { format: 'lines', timeout: 5000 });
+    await sender.send('only');
+    await sender.close();
+    const received: string[] = [];
+    for await (const message of receiver) received.push(message);
+    assert.deepEqual(received, ['only']);
+  });
+
+  test('close() hands out what was already read, then ends; receive() never overlaps', async (t) => {
+    const path = join(tempDir(t), 'p');
+    const receiver = await openReceiver(path, { format: 'length' });
+    const sender = await openSender(path, { format: 'length', timeout: 5000 });
+    const waiting = receiver.receive();
+    await assert.rejects(receiver.receive(), { code: 'ERR_NPIPE_BUSY' });
+    await Promise.all(['a', 'b', 'c'].map((m) => sender.send(m)));
+    assert.equal(await waiting, 'a');
+    await delay(50); // let b and c be read out of the pipe
+    await receiver.close();
+    assert.equal(await receiver.receive(), 'b');
+    assert.equal(await receiver.receive(), 'c');
+    assert.equal(await receiver.receive(), undefined);
+    await sender.close();
+  });
+
+  test('an aborted receive rejects with the reason and loses no message', async (t) => {
+    const path = join(tempDir(t), 'p');
+    const receiver = await openReceiver(path, { format: 'lines' });
+    t.after(() => receiver.close());
+    const controller = new AbortController();
+    const pending = receiver.receive({ signal: controller.signal });
+    controller.abort(new Error('enough'));
+    await assert.rejects(pending, { message: 'enough' });
+    assert.equal(getEventListeners(controller.signal, 'abort').length, 0);
+    const sender = await openSender(path, { format: 'lines', timeout: 5000 });
+    await sender.send('kept');
+    assert.equal(await receiver.receive(), 'kept');
+    await sender.close();
+  });
+
+  test('a sender whose reader went away fails with ERR_NPIPE_NO_READER', async (t) => {
+    const path = join(tempDir(t), 'p');
+    const reader = start(process.execPath, ['-e', `require('fs').openSync(${JSON.stringify(path)}, 'r'); setTimeout(() => {}, 60000)`]);
+    await mkfifo(path);
+    const sender = await openSender(path, { format: 'length', timeout: 10_000 });
+    reader.child.kill('SIGKILL');
+    await reader.done;
+    const payload = 'x'.repeat(1024);
+    let error: unknown;
+    for (let i = 0; i < 100 && !error; i++) await sender.send(payload).catch((e) => (error = e));
+    assert.ok(error instanceof NoReaderError, `expected ERR_NPIPE_NO_READER, got ${String(error)}`);
+    await assert.rejects(sender.send('again'), NoReaderError);
+    await sender.close();
+  });
+
+  test('json and bytes codecs carry values whole', async (t) => {
+    const path = join(tempDir(t), 'p');
+    const receiver = await openReceiver<unknown>(path, { codec: 'json' });
+    const sender = await openSender<unknown>(path, { codec: 'json', timeout: 5000 });
+    const value = { pid: process.pid, list: [1, 'two', null], nested: { ok: true } };
+    await sender.send(value);
+    assert.deepEqual(await receiver.receive(), value);
+    await sender.close();
+    await receiver.close();
+  });
+
+  test('closing leaves no fd behind', async (t) => {
+    const path = join(tempDir(t), 'p');
+    const fds = openFds();
+    const receiver = await openReceiver(path);
+    const sender = await openSender(path, { timeout: 5000 });
+    await sender.send('x');
+    await sender.close();
+    await receiver.close();
+    await delay(20);
+    assert.equal(openFds(), fds);
+  });
+});

@@ -1,0 +1,91 @@
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { TestContext } from 'node:test';
+
+export const BIN = fileURLToPath(new URL('../src/cli/bin.js', import.meta.url));
+export const EXAMPLES = fileURLToPath(new URL('../examples/', import.meta.url));
+
+/** A fresh folder removed when the test ends. */
+export function tempDir(t: TestContext): string {
+  const dir = mkdtempSync(join(tmpdir(), 'npipe-test-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+export interface Result {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface Running {
+  child: ChildProcess;
+  /** Settles when the process exits; rejects if it is still running after `hangMs` (it is then killed). */
+  done: Promise<Result>;
+  /** Resolves once stdout contains `text`. */
+  waitForOutput(text: string): Promise<void>;
+}
+
+/** Starts a process, collecting its output; killed if it outlives `hangMs` (hang detection, not a speed check). */
+export function start(command: string, args: string[], options: SpawnOptions & { input?: string | Buffer; hangMs?: number } = {}): Running {
+  const { input, hangMs = 30_000, ...spawnOptions } = options;
+  const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'], ...spawnOptions });
+  let stdout = '';
+  let stderr = '';
+  const outputWaiters: Array<{ text: string; resolve(): void }> = [];
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+    stdout += d;
+    for (const w of outputWaiters.splice(0)) {
+      if (stdout.includes(w.text)) w.resolve();
+      else outputWaiters.push(w);
+    }
+  });
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  if (input !== undefined) child.stdin!.end(input);
+  else child.stdin!.end();
+  const done = new Promise<Result>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${command} ${args.join(' ')} still running after ${hangMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
+    }, hangMs);
+    timer.unref();
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+  return {
+    child,
+    done,
+    waitForOutput: (text) =>
+      stdout.includes(text) ? Promise.resolve() : new Promise((resolve) => outputWaiters.push({ text, resolve })),
+  };
+}
+
+export function npipe(args: string[], options: Parameters<typeof start>[2] = {}): Running {
+  return start(process.execPath, [BIN, ...args], options);
+}
+
+export function run(args: string[], options: Parameters<typeof start>[2] = {}): Promise<Result> {
+  return npipe(args, options).done;
+}
+
+export function openFds(): number {
+  return readdirSync('/proc/self/fd').length;
+}
+
+/** Skips when `what` is missing on a developer's machine; fails under CI, which must run every test. */
+export function requireOrSkip(t: TestContext, available: boolean, what: string): boolean {
+  if (available) return true;
+  if (process.env.CI === 'true') throw new Error(`${what} is required in CI`);
+  t.skip(`${what}; install it to run this test`);
+  return false;
+}
+
+export function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
