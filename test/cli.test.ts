@@ -1,0 +1,271 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, lstatSync, readFileSync, readdirSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { mkfifo } from '../src/index.js';
+import { EXAMPLES, npipe, run, start, tempDir } from './helpers.js';
+
+describe('two processes exchange messages in every format', () => {
+  const cases: Array<{ format: string; send: string[]; expect: string }> = [
+    { format: 'lines', send: ['hello', 'Hello from pid [1234567]', ''], expect: 'hello\nHello from pid [1234567]\n\n' },
+    { format: 'length', send: ['hello', 'two words', ''], expect: 'hello\ntwo words\n\n' },
+    { format: 'fixed:5', send: ['hello', 'world'], expect: 'hello\nworld\n' },
+  ];
+  for (const { format, send, expect } of cases) {
+    test(format, async (t) => {
+      const path = join(tempDir(t), 'p');
+      const listener = npipe(['listen', path, '--format', format, '--count', String(send.length)]);
+      const sender = await run(['send', path, '--format', format, '--timeout', '10000', ...send]);
+      assert.equal(sender.code, 0, sender.stderr);
+      const result = await listener.done;
+      assert.equal(result.code, 0, result.stderr);
+      assert.equal(result.stdout, expect);
+    });
+  }
+
+  test('raw passes bytes through untouched', async (t) => {
+    const dir = tempDir(t);
+    const path = join(dir, 'p');
+    const data = Buffer.from(Array.from({ length: 200_000 }, (_, i) => (i * 7) & 0xff));
+    writeFileSync(join(dir, 'in'), data);
+    await mkfifo(path);
+    const listener = start('sh', ['-c', `node ${JSON.stringify(npipeBin())} listen ${path} --format raw --once > ${dir}/out`]);
+    const sender = await start('sh', ['-c', `node ${JSON.stringify(npipeBin())} send ${path} --format raw --timeout 10000 < ${dir}/in`]).done;
+    assert.equal(sender.code, 0, sender.stderr);
+    assert.equal((await listener.done).code, 0);
+    assert.ok(readFileSync(join(dir, 'out')).equals(data));
+  });
+
+  test('stdin is one message per line', async (t) => {
+    const path = join(tempDir(t), 'p');
+    const listener = npipe(['listen', path, '--format', 'length', '--json', '--count', '3']);
+    const sender = await run(['send', path, '--format', 'length', '--timeout', '10000'], { input: 'a\nb b\nc' });
+    assert.equal(sender.code, 0, sender.stderr);
+    const result = await listener.done;
+    assert.deepEqual(
+      result.stdout.trim().split('\n').map((l) => JSON.parse(l) as unknown),
+      [{ text: 'a' }, { text: 'b b' }, { text: 'c' }],
+    );
+  });
+});
+
+function npipeBin(): string {
+  return new URL('../src/cli/bin.js', import.meta.url).pathname;
+}
+
+describe('listen', () => {
+  test('--once ends at the first end of file, like the textbook reader', async (t) => {
+    const path = join(tempDir(t), 'p');
+    const listener = npipe(['listen', path, '--once']);
+    assert.equal((await run(['send', path, 'one', 'two', '--timeout', '10000'])).code, 0);
+    const result = await listener.done;
+    assert.equal(result.code, 0);
+    assert.equal(result.stdout, 'one\ntwo\n');
+  });
+
+  test('stays up while writers come and go', async (t) => {
+    const path = join(tempDir(t), 'p');
+    const listener = npipe(['listen', path, '--count', '3']);
+    for (const word of ['a', 'b', 'c']) {
+      assert.equal((await run(['send', path, word, '--timeout', '10000'])).code, 0);
+    }
+    assert.equal((await listener.done).stdout, 'a\nb\nc\n');
+  });
+
+  test('many echo processes writing at once all reach npipe listen', async (t) => {
+    const path = join(tempDir(t), 'p');
+    const n = 64;
+    const listener = npipe(['listen', path, '--count', String(n)]);
+    await waitForOpen(listener.child.pid, path);
+    const script = `for i in $(seq 1 ${n}); do (echo "message $i from $$" > ${path}) & done; wait`;
+    execFileSync('sh', ['-c', script], { timeout: 10_000 });
+    const result = await listener.done;
+    assert.equal(result.code, 0, result.stderr);
+    const lines = result.stdout.trim().split('\n').sort();
+    assert.equal(lines.length, n);
+    assert.equal(new Set(lines).size, n, 'every message arrives once');
+    for (const line of lines) assert.match(line, /^message \d+ from \d+$/);
+  });
+
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    test(`${signal} ends it promptly with everything received already written`, async (t) => {
+      const path = join(tempDir(t), 'p');
+      const listener = npipe(['listen', path]);
+      assert.equal((await run(['send', path, 'x1', 'x2', 'x3', '--timeout', '10000'])).code, 0);
+      await listener.waitForOutput('x3\n');
+      listener.child.kill(signal);
+      const result = await listener.done;
+      assert.equal(result.code, 0, result.stderr);
+      assert.equal(result.stdout, 'x1\nx2\nx3\n');
+    });
+  }
+
+  test('--timeout with no message exits 3 with ERR_NPIPE_TIMEOUT', async (t) => {
+    const result = await run(['listen', join(tempDir(t), 'p'), '--timeout', '200']);
+    assert.equal(result.code, 3);
+    assert.match(result.stderr, /ERR_NPIPE_TIMEOUT/);
+  });
+
+  test('a malformed stream exits 1 with ERR_NPIPE_BAD_FRAME, after printing the whole messages before it', async (t) => {
+    const path = join(tempDir(t), 'p');
+    await mkfifo(path);
+    const listener = npipe(['listen', path, '--format', 'length', '--once']);
+    await waitForOpen(listener.child.pid, path);
+    // A whole message, then a negative length that is not -1.
+    execFileSync('sh', ['-c', `printf '\\000\\000\\000\\002ok\\377\\377\\377\\376' > ${path}`], { timeout: 10_000 });
+    const result = await listener.done;
+    assert.equal(result.stdout, 'ok\n');
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /ERR_NPIPE_BAD_FRAME/);
+  });
+
+  test('a length header over --max-size is refused without allocating it', async (t) => {
+    const path = join(tempDir(t), 'p');
+    await mkfifo(path);
+    const listener = npipe(['listen', path, '--format', 'length', '--once']);
+    await waitForOpen(listener.child.pid, path);
+    // Announces 2 GiB - 1 bytes (over the 64 MiB default).
+    execFileSync('sh', ['-c', `printf '\\177\\377\\377\\377abc' > ${path}`], { timeout: 10_000 });
+    const result = await listener.done;
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /ERR_NPIPE_FRAME_TOO_LARGE/);
+  });
+});
+
+/**
+ * Resolves once process `pid` has `path` open (seen in /proc/PID/fd). Opening a writer to
+ * check would be wrong: its close is an end of file for a --once reader.
+ */
+async function waitForOpen(pid: number | undefined, path: string): Promise<void> {
+  for (let i = 0; i < 1000; i++) {
+    try {
+      const fds = readdirSync(`/proc/${pid}/fd`);
+      if (fds.some((fd) => { try { return readlinkSync(`/proc/${pid}/fd/${fd}`) === path; } catch { return false; } })) return;
+    } catch {
+      // not started yet
+    }
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error(`process ${pid} never opened ${path}`);
+}
+
+describe('send', () => {
+  test('creates the FIFO like the textbook writer, unless --no-create', async (t) => {
+    const dir = tempDir(t);
+    const missing = await run(['send', join(dir, 'a'), 'x', '--no-create', '--timeout', '100']);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /ERR_NPIPE_NOT_FOUND/);
+    const timeout = await run(['send', join(dir, 'b'), 'x', '--timeout', '100']);
+    assert.equal(timeout.code, 3);
+    assert.match(timeout.stderr, /ERR_NPIPE_TIMEOUT/);
+    assert.ok(lstatSync(join(dir, 'b')).isFIFO());
+    assert.equal(lstatSync(join(dir, 'b')).mode & 0o777, 0o600);
+  });
+
+  test('a regular file or a symlink is refused with exit 4 and never written', async (t) => {
+    const dir = tempDir(t);
+    writeFileSync(join(dir, 'file'), 'keep me');
+    await mkfifo(join(dir, 'fifo'));
+    symlinkSync(join(dir, 'fifo'), join(dir, 'link'));
+    for (const name of ['file', 'link']) {
+      const result = await run(['send', join(dir, name), 'x', '--timeout', '1000']);
+      assert.equal(result.code, 4, name);
+      assert.match(result.stderr, /ERR_NPIPE_NOT_FIFO/);
+    }
+    assert.equal(readFileSync(join(dir, 'file'), 'utf8'), 'keep me');
+  });
+
+  test('a group-writable FIFO is refused (exit 4) unless --allow-shared', async (t) => {
+    const path = join(tempDir(t), 'p');
+    await mkfifo(path);
+    chmodSync(path, 0o660);
+    const refused = await run(['listen', path, '--timeout', '100']);
+    assert.equal(refused.code, 4);
+    assert.match(refused.stderr, /ERR_NPIPE_UNSAFE/);
+    const allowed = await run(['listen', path, '--timeout', '100', '--allow-shared']);
+    assert.equal(allowed.code, 3, 'opens, then times out waiting for a message');
+  });
+
+  test('a message the format cannot carry is an error, not a silent drop', async (t) => {
+    const path = join(tempDir(t), 'p');
+    const listener = npipe(['listen', path, '--format', 'fixed:4', '--timeout', '3000']);
+    const result = await run(['send', path, '--format', 'fixed:4', 'abc', '--timeout', '10000']);
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /ERR_NPIPE_BAD_FRAME/);
+    listener.child.kill('SIGTERM');
+    await listener.done;
+  });
+});
+
+describe('usage', () => {
+  test('--help on every command, exit 0', async () => {
+    for (const command of ['send', 'listen', 'mkfifo', 'demo']) {
+      const result = await run([command, '--help']);
+      assert.equal(result.code, 0, command);
+      assert.match(result.stdout, new RegExp(`^Usage: npipe ${command}`), command);
+    }
+    const top = await run(['--help']);
+    assert.equal(top.code, 0);
+    assert.match(top.stdout, /Exit codes/);
+  });
+
+  test('bad usage exits 2 with ERR_NPIPE_INVALID_ARG', async () => {
+    for (const args of [['nope'], ['send'], ['listen', '/tmp/x', '--count', 'many'], ['listen', '/tmp/x', '--bogus'], ['send', '/tmp/x', '--format', 'xml', 'm'], ['mkfifo', '/tmp/x', '--mode', '999'], []]) {
+      const result = await run(args);
+      assert.equal(result.code, 2, args.join(' '));
+      if (args.length > 0) assert.match(result.stderr, /ERR_NPIPE_INVALID_ARG/, args.join(' '));
+    }
+  });
+
+  test('mkfifo creates a FIFO with the mode given and accepts an existing one', async (t) => {
+    const path = join(tempDir(t), 'p');
+    assert.equal((await run(['mkfifo', path, '--mode', '640'])).code, 0);
+    assert.equal(lstatSync(path).mode & 0o777, 0o640);
+    assert.equal((await run(['mkfifo', path])).code, 0);
+    writeFileSync(`${path}.file`, '');
+    assert.equal((await run(['mkfifo', `${path}.file`])).code, 4);
+  });
+});
+
+describe("the textbook's programs", () => {
+  test('npipe demo runs the writer and the reader as two processes', async () => {
+    const result = await run(['demo']);
+    assert.equal(result.code, 0, result.stderr);
+    const writer = /\[writer\] I pid \[(\d+)\] sent a message => Hello from pid \[(\d+)\]/.exec(result.stdout);
+    const reader = /\[reader\] I pid \[(\d+)\] received a message => Hello from pid \[(\d+)\]/.exec(result.stdout);
+    assert.ok(writer && reader, result.stdout);
+    assert.equal(reader[2], writer[1], "the reader got the writer's pid");
+    assert.notEqual(reader[1], writer[1]);
+  });
+
+  for (const order of ['reader first', 'writer first'] as const) {
+    test(`work started in either order (${order})`, async (t) => {
+      const dir = tempDir(t);
+      const exec = (name: string) => start(process.execPath, [join(EXAMPLES, `${name}.js`)], { cwd: dir });
+      const first = exec(order === 'reader first' ? 'read_from_named_pipe' : 'write_to_named_pipe');
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const second = exec(order === 'reader first' ? 'write_to_named_pipe' : 'read_from_named_pipe');
+      const [a, b] = await Promise.all([first.done, second.done]);
+      const reader = order === 'reader first' ? a : b;
+      const writer = order === 'reader first' ? b : a;
+      assert.equal(writer.code, 0, writer.stderr);
+      assert.equal(reader.code, 0, reader.stderr);
+      const writerPid = order === 'reader first' ? second.child.pid : first.child.pid;
+      const readerPid = order === 'reader first' ? first.child.pid : second.child.pid;
+      assert.equal(reader.stdout, `I pid [${readerPid}] received a message => Hello from pid [${writerPid}]\n`);
+      assert.ok(lstatSync(join(dir, 'my_pipe')).isFIFO());
+    });
+  }
+
+  test('the reader takes a message of any pid length (not a fixed 22 bytes)', async (t) => {
+    const dir = tempDir(t);
+    const reader = start(process.execPath, [join(EXAMPLES, 'read_from_named_pipe.js')], { cwd: dir });
+    await waitForOpen(reader.child.pid, join(dir, 'my_pipe'));
+    // What the textbook's Python writer sends for a 7-digit pid: 24 bytes, no newline.
+    execFileSync('sh', ['-c', `printf 'Hello from pid [1234567]' > ${join(dir, 'my_pipe')}`], { timeout: 10_000 });
+    const result = await reader.done;
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.stdout, `I pid [${reader.child.pid}] received a message => Hello from pid [1234567]\n`);
+  });
+});
