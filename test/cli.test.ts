@@ -269,3 +269,36 @@ describe("the textbook's programs", () => {
     assert.equal(result.stdout, `I pid [${reader.child.pid}] received a message => Hello from pid [1234567]\n`);
   });
 });
+
+describe('several writers', () => {
+  test('messages up to PIPE_BUF from concurrent npipe send processes never interleave, and keep each writer\'s order', async (t) => {
+    const dir = tempDir(t);
+    const path = join(dir, 'p');
+    const writers = 6;
+    const perWriter = 1500;
+    const listener = npipe(['listen', path, '--count', String(writers * perWriter)], { hangMs: 60_000 });
+    await waitForOpen(listener.child.pid, path);
+    const sends = Array.from({ length: writers }, (_, w) => {
+      let input = '';
+      for (let i = 0; i < perWriter; i++) {
+        const body = String.fromCharCode(97 + ((w + i) % 26)).repeat((i * 37 + w * 101) % 3000);
+        input += `w${w} ${i} ${body.length} ${body}\n`;
+      }
+      return run(['send', path, '--timeout', '10000'], { input, hangMs: 60_000 });
+    });
+    for (const result of await Promise.all(sends)) assert.equal(result.code, 0, result.stderr);
+    const result = await listener.done;
+    assert.equal(result.code, 0, result.stderr);
+    const next = new Array<number>(writers).fill(0);
+    for (const line of result.stdout.split('\n').slice(0, -1)) {
+      const m = /^w(\d+) (\d+) (\d+) ([a-z]*)$/.exec(line);
+      assert.ok(m, `torn or mixed message: ${line.slice(0, 80)}`);
+      const [w, i, len, body] = [Number(m[1]), Number(m[2]), Number(m[3]), m[4]!];
+      assert.equal(body.length, len, 'whole body');
+      assert.ok(body === '' || body === body[0]!.repeat(len), 'body from one writer');
+      assert.equal(i, next[w], `writer ${w} in order`);
+      next[w]!++;
+    }
+    assert.deepEqual(next, new Array<number>(writers).fill(perWriter));
+  });
+});

@@ -9,8 +9,18 @@ import type { CallOptions, FrameReceiver, FrameSender } from './types.js';
 
 /** The receiver stops reading from the pipe while it holds this many bytes of messages not yet received. */
 export const RECEIVE_HIGH_WATER_BYTES = 4 * 1024 * 1024;
-/** The sender joins queued frames into one write of at most this many bytes. */
-export const SEND_BATCH_BYTES = 64 * 1024;
+/**
+ * PIPE_BUF: the kernel keeps a write of at most this many bytes whole, even among
+ * several writers (4096 on Linux, 512 on macOS).
+ */
+export const PIPE_BUF = process.platform === 'linux' ? 4096 : 512;
+
+/**
+ * The sender joins queued frames into one write of at most PIPE_BUF bytes. A larger
+ * non-blocking write can be cut anywhere by a full pipe, letting another writer's
+ * bytes in between: a batch must never cut a frame that would have gone out whole.
+ */
+export const SEND_BATCH_BYTES = PIPE_BUF;
 
 export interface FifoSenderOptions extends OpenFifoOptions {
   /** Pipe capacity to ask for once open (Linux, F_SETPIPE_SZ). */
@@ -96,7 +106,7 @@ export class FifoFrameSender implements FrameSender {
       this.#drained?.();
       return;
     }
-    // Join small frames into one write; a frame is never split across batches here.
+    // Join small frames into one atomic write; a frame over PIPE_BUF goes alone.
     let bytes = 0;
     let count = 0;
     while (count < this.#queue.length && (count === 0 || bytes + this.#queue[count]!.frame.length <= SEND_BATCH_BYTES)) {
