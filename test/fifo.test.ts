@@ -258,3 +258,55 @@ describe('readers and writers', () => {
     assert.equal(openFds(), fds);
   });
 });
+
+describe('cancellation and codecs', () => {
+  test('a send aborted while queued is never sent; the sends around it arrive', async (t) => {
+    const path = join(tempDir(t), 'p');
+    const idle = await openFifoReader(path); // keeps a reader, reads nothing: the pipe fills up
+    const sender = await openSender(path, { format: 'length', timeout: 5000 });
+    const big = 'x'.repeat(200_000); // over the 64 KiB pipe: stays in flight
+    const first = sender.send(big);
+    const controller = new AbortController();
+    const reason = new Error('not this one');
+    const aborted = sender.send('aborted', { signal: controller.signal });
+    const last = sender.send('kept');
+    controller.abort(reason);
+    await assert.rejects(aborted, (err) => err === reason);
+    assert.equal(getEventListeners(controller.signal, 'abort').length, 0);
+    const receiver = await openReceiver(path, { format: 'length' });
+    await Promise.all([first, last]);
+    assert.equal(await receiver.receive(), big);
+    assert.equal(await receiver.receive(), 'kept');
+    await sender.close();
+    await receiver.close();
+    idle.close();
+  });
+
+  test('a message the codec cannot decode is ERR_NPIPE_BAD_PAYLOAD, and later messages still come', async (t) => {
+    const path = join(tempDir(t), 'p');
+    const text = await openReceiver(path, { format: 'lines' });
+    const sender = await openSender<Uint8Array>(path, { format: 'lines', codec: 'bytes', timeout: 5000 });
+    await sender.send(Buffer.from([0xff, 0xfe]));
+    await sender.send(Buffer.from('fine'));
+    await assert.rejects(text.receive(), { code: 'ERR_NPIPE_BAD_PAYLOAD' });
+    assert.equal(await text.receive(), 'fine');
+    await text.close();
+    const json = await openReceiver<unknown>(path, { format: 'lines', codec: 'json' });
+    await sender.send(Buffer.from('{not json'));
+    await sender.send(Buffer.from('[1]'));
+    await assert.rejects(json.receive(), { code: 'ERR_NPIPE_BAD_PAYLOAD' });
+    assert.deepEqual(await json.receive(), [1]);
+    await sender.close();
+    await json.close();
+  });
+
+  test('send after close is ERR_NPIPE_CLOSED; close is idempotent', async (t) => {
+    const path = join(tempDir(t), 'p');
+    const receiver = await openReceiver(path);
+    const sender = await openSender(path, { timeout: 5000 });
+    await Promise.all([sender.close(), sender.close()]);
+    await assert.rejects(sender.send('late'), { code: 'ERR_NPIPE_CLOSED' });
+    await receiver.close();
+    await receiver.close();
+  });
+});

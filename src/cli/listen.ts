@@ -1,4 +1,4 @@
-import { openReceiver } from '../api.js';
+import { openReceiver } from '../index.js';
 import { checkTimeout, deadline } from '../util/abort.js';
 import { EXIT, FIFO_OPTIONS_HELP, UsageError, commonFifoOptions, fifoOptions, intOption, type Command } from './args.js';
 

@@ -1,5 +1,4 @@
-import { openSender, type Sender } from '../api.js';
-import { createFraming } from '../framing/index.js';
+import { createFraming, openSender, type Sender } from '../index.js';
 import { EXIT, FIFO_OPTIONS_HELP, UsageError, commonFifoOptions, fifoOptions, type Command } from './args.js';
 
 export const sendCommand: Command = {
