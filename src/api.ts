@@ -8,11 +8,14 @@ import { createFraming, type FormatName } from './framing/index.js';
 import { openFifoFrameReceiver, openFifoFrameSender, type FifoReceiverOptions, type FifoSenderOptions } from './transport/fifo.js';
 import type { CallOptions, FrameReceiver, FrameSender } from './transport/types.js';
 
-/** The library's default format: `length` carries any bytes, including newlines. */
-export const DEFAULT_FORMAT: FormatName = 'length';
+/**
+ * The library's default format: `frames` carries any bytes, and whole messages of
+ * any size from any number of writers sharing the FIFO.
+ */
+export const DEFAULT_FORMAT: FormatName = 'frames';
 
 interface MessageOptions<T> {
-  /** Wire format (default `length`; the CLI's default is `lines`). */
+  /** Wire format (default `frames`; the CLI's default is `lines`). */
   format?: FormatName | string;
   /** Payload codec (default `text`, or `bytes` for the `raw` format). */
   codec?: CodecName | Codec<T>;
@@ -23,10 +26,13 @@ interface MessageOptions<T> {
 export interface SenderOptions<T = string> extends FifoSenderOptions, MessageOptions<T> {}
 export interface ReceiverOptions<T = string> extends FifoReceiverOptions, MessageOptions<T> {}
 
-function framingFor(options: MessageOptions<unknown>) {
+function framingFor(options: MessageOptions<unknown> & { maxPartialBytes?: number }) {
   const format = options.format ?? DEFAULT_FORMAT;
   return {
-    framing: createFraming(format, options.maxMessageSize === undefined ? {} : { maxMessageSize: options.maxMessageSize }),
+    framing: createFraming(format, {
+      ...(options.maxMessageSize === undefined ? {} : { maxMessageSize: options.maxMessageSize }),
+      ...(options.maxPartialBytes === undefined ? {} : { maxPartialBytes: options.maxPartialBytes }),
+    }),
     defaultCodec: (format === 'raw' ? 'bytes' : 'text') as CodecName,
   };
 }
@@ -40,13 +46,11 @@ function framingFor(options: MessageOptions<unknown>) {
 export class Sender<T = string> {
   readonly #frames: FrameSender;
   readonly #codec: Codec<T>;
-  readonly #encode: (frame: Uint8Array) => Uint8Array;
 
   /** @internal */
-  constructor(frames: FrameSender, codec: Codec<T>, encode: (frame: Uint8Array) => Uint8Array) {
+  constructor(frames: FrameSender, codec: Codec<T>) {
     this.#frames = frames;
     this.#codec = codec;
-    this.#encode = encode;
   }
 
   /**
@@ -57,7 +61,7 @@ export class Sender<T = string> {
    */
   async send(message: T, options: CallOptions = {}): Promise<void> {
     if (this.#frames.closed) throw new ClosedError('this sender is closed');
-    await this.#frames.send(this.#encode(this.#codec.encode(message)), options);
+    await this.#frames.send(this.#codec.encode(message), options);
   }
 
   /** Sends what is still queued, then closes this process's end of the FIFO. Idempotent. */
@@ -117,6 +121,15 @@ export class Receiver<T = string> implements AsyncIterable<T> {
   get closed(): boolean {
     return this.#frames.closed;
   }
+
+  /**
+   * Messages this receiver dropped rather than deliver torn, and their bytes (frames
+   * format: a writer died mid-message, a cut message sent again, the tail of a
+   * message an earlier reader took). Each drop is also reported to `onDrop`.
+   */
+  get dropped(): { readonly messages: number; readonly bytes: number } {
+    return { ...this.#frames.dropped };
+  }
 }
 
 /**
@@ -134,7 +147,7 @@ export async function openSender<T = string>(path: string, options: SenderOption
   const { framing, defaultCodec } = framingFor(options);
   const codec = resolveCodec<T>(options.codec, defaultCodec);
   const frames = await openFifoFrameSender(path, framing, options);
-  return new Sender(frames, codec, (frame) => framing.encode(frame));
+  return new Sender(frames, codec);
 }
 
 /**

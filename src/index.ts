@@ -1,8 +1,9 @@
 export * from './errors.js';
 export { mkfifo, mkfifoSync, getPipeSize, setPipeSize, openFifoReader, openFifoWriter, FifoEnd, MAX_READER_POLL_MS } from './fifo/index.js';
+export type { FifoSenderOptions, FifoReceiverOptions } from './transport/fifo.js';
 export type { MkfifoOptions, OpenFifoOptions, OpenReaderOptions, FifoRole } from './fifo/index.js';
-export { createFraming, DEFAULT_MAX_MESSAGE_SIZE } from './framing/index.js';
-export type { Framing, FrameDecoder, FormatName, Emit } from './framing/index.js';
+export { createFraming, DEFAULT_MAX_MESSAGE_SIZE, PIPE_BUF } from './framing/index.js';
+export type { Framing, FramingOptions, FrameDecoder, FormatName, Emit, DropInfo, DecoderOptions } from './framing/index.js';
 export { bytesCodec, textCodec, jsonCodec } from './codec.js';
 export type { Codec, CodecName } from './codec.js';
 export type { FrameSender, FrameReceiver, CallOptions } from './transport/types.js';

@@ -9,3 +9,4 @@ export {
   type OpenReaderOptions,
 } from './open.js';
 export { getPipeSize, setPipeSize } from './capacity.js';
+export { lock, tryLock, unlock, dup, type LockMode } from './lock.js';

@@ -1,6 +1,6 @@
 /**
- * The few libc calls Node does not expose: mkfifo(3) and fcntl(2) for the
- * pipe capacity. Called through koffi, so no compiler and no child process is
+ * The few libc calls Node does not expose: mkfifo(3), fcntl(2) for the pipe
+ * capacity, flock(2) for the writers' lock, dup(2). Called through koffi, so no compiler and no child process is
  * needed. Loaded on first use, so that importing npipe never fails on a
  * platform where koffi cannot load libc: only the calls that need it do.
  */
@@ -12,6 +12,8 @@ interface Libc {
   mkfifo(path: string, mode: number): number;
   fcntlGet(fd: number, cmd: number): number;
   fcntlSet(fd: number, cmd: number, arg: number): number;
+  flock(fd: number, operation: number): number;
+  dup(fd: number): number;
   errno(): number;
 }
 
@@ -44,6 +46,8 @@ export function loadLibc(): Libc {
         mkfifo: lib.func('int mkfifo(const char *path, uint32_t mode)') as (p: string, m: number) => number,
         fcntlGet: (fd, cmd) => fcntl(fd, cmd) as number,
         fcntlSet: (fd, cmd, arg) => fcntl(fd, cmd, 'int', arg) as number,
+        flock: lib.func('int flock(int fd, int operation)') as (fd: number, op: number) => number,
+        dup: lib.func('int dup(int fd)') as (fd: number) => number,
         errno: () => koffi.errno(),
       };
       return libc;

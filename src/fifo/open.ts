@@ -16,6 +16,7 @@ import {
 } from '../errors.js';
 import { deadline, sleep, type WaitOptions } from '../util/abort.js';
 import { getPipeSize, setPipeSize } from './capacity.js';
+import { dup } from './lock.js';
 import { describeKind, mkfifoSync } from './mkfifo.js';
 
 const { O_RDONLY, O_WRONLY, O_NONBLOCK, O_NOFOLLOW } = constants;
@@ -77,15 +78,18 @@ export class FifoEnd {
 
   /**
    * The end as a Node stream. libuv reads and writes the non-blocking fd when epoll
-   * says it is ready, on the event loop, never on the threadpool. The socket takes
-   * the fd over: destroying it closes the fd. One socket per end.
+   * says it is ready, on the event loop, never on the threadpool. One socket per
+   * end; `close()` destroys it.
    */
   socket(): Socket {
     if (this.#socket) return this.#socket;
+    // A write end's socket gets a dup: Node closes a socket's fd when a write fails
+    // (EPIPE), and this end must stay open so the pipe keeps its unread bytes for
+    // the next reader.
     this.#socket =
       this.role === 'read'
         ? new Socket({ fd: this.fd, readable: true, writable: false, allowHalfOpen: true })
-        : new Socket({ fd: this.fd, readable: false, writable: true });
+        : new Socket({ fd: dup(this.fd), readable: false, writable: true });
     return this.#socket;
   }
 
@@ -102,8 +106,8 @@ export class FifoEnd {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    if (this.#socket) this.#socket.destroy();
-    else closeQuietly(this.fd);
+    this.#socket?.destroy();
+    if (!this.#socket || this.role === 'write') closeQuietly(this.fd);
     if (this.#keepalive !== undefined) closeQuietly(this.#keepalive);
     this.#keepalive = undefined;
   }

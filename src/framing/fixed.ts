@@ -14,11 +14,12 @@ export function fixedFraming(size: number, maxMessageSize: number): Framing {
   return {
     name: `fixed:${size}`,
     maxMessageSize,
+    atomicUnits: false,
     encode(message) {
       if (message.length !== size) {
         throw new BadFrameError(`the fixed:${size} format carries messages of exactly ${size} bytes; this one has ${message.length}`);
       }
-      return Buffer.from(message.buffer, message.byteOffset, message.length);
+      return [Buffer.from(message.buffer, message.byteOffset, message.length)];
     },
     createDecoder: () => new FixedDecoder(size),
   };

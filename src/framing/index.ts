@@ -1,20 +1,27 @@
 import { constants as bufferConstants } from 'node:buffer';
 import { InvalidArgumentError } from '../errors.js';
 import { fixedFraming } from './fixed.js';
+import { framesFraming, FRAMES_MAX_MESSAGE } from './frames.js';
 import { lengthFraming } from './length.js';
 import { linesFraming } from './lines.js';
 import { rawFraming } from './raw.js';
 import type { Framing } from './types.js';
 
-export type { Emit, FrameDecoder, Framing } from './types.js';
+export type { DecoderOptions, DropInfo, Emit, FrameDecoder, Framing } from './types.js';
 
-/** `lines`, `length`, `raw`, or `fixed:N` for messages of exactly N bytes. */
-export type FormatName = 'lines' | 'length' | 'raw' | `fixed:${number}`;
+/**
+ * PIPE_BUF: the kernel keeps a write of at most this many bytes whole, even among
+ * several writers (4096 on Linux, 512 on macOS and the BSDs).
+ */
+export const PIPE_BUF = process.platform === 'linux' ? 4096 : 512;
+
+/** `frames` (many writers), `lines`, `length`, `raw`, or `fixed:N` for messages of exactly N bytes. */
+export type FormatName = 'frames' | 'lines' | 'length' | 'raw' | `fixed:${number}`;
 
 /** 64 MiB: the largest message accepted unless `maxMessageSize` says otherwise. */
 export const DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024;
 
-export const FORMAT_NAMES = ['lines', 'length', 'fixed:N', 'raw'] as const;
+export const FORMAT_NAMES = ['frames', 'lines', 'length', 'fixed:N', 'raw'] as const;
 
 export function checkMaxMessageSize(max: unknown): number {
   if (max === undefined) return DEFAULT_MAX_MESSAGE_SIZE;
@@ -30,9 +37,24 @@ export function checkMaxMessageSize(max: unknown): number {
  * The framing for a format name.
  * @throws ERR_NPIPE_INVALID_ARG for an unknown name or a bad size.
  */
-export function createFraming(format: string, options: { maxMessageSize?: number } = {}): Framing {
+export interface FramingOptions {
+  maxMessageSize?: number;
+  /** frames: the most bytes a reader keeps for incomplete messages (default max(4 x maxMessageSize, 256 MiB)). */
+  maxPartialBytes?: number;
+  /** frames: this writer's id (default random). */
+  writerId?: number;
+}
+
+export function createFraming(format: string, options: FramingOptions = {}): Framing {
   const max = checkMaxMessageSize(options.maxMessageSize);
   switch (format) {
+    case 'frames':
+      return framesFraming({
+        maxMessageSize: Math.min(max, FRAMES_MAX_MESSAGE),
+        packetSize: PIPE_BUF,
+        ...(options.writerId === undefined ? {} : { writerId: options.writerId }),
+        ...(options.maxPartialBytes === undefined ? {} : { maxPartialBytes: options.maxPartialBytes }),
+      });
     case 'lines':
       return linesFraming(max);
     case 'length':

@@ -17,6 +17,7 @@ export function lengthFraming(maxMessageSize: number): Framing {
   return {
     name: 'length',
     maxMessageSize,
+    atomicUnits: false,
     encode(message) {
       const n = message.length;
       if (n > maxMessageSize) throw new FrameTooLargeError(n, maxMessageSize);
@@ -28,7 +29,7 @@ export function lengthFraming(maxMessageSize: number): Framing {
         out.writeBigUInt64BE(BigInt(n), 4);
       }
       out.set(message, header);
-      return out;
+      return [out];
     },
     createDecoder: () => new LengthDecoder(maxMessageSize),
   };

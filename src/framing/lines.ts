@@ -12,6 +12,7 @@ export function linesFraming(maxMessageSize: number): Framing {
   return {
     name: 'lines',
     maxMessageSize,
+    atomicUnits: false,
     encode(message) {
       if (message.length > maxMessageSize) throw new FrameTooLargeError(message.length, maxMessageSize);
       if (message.includes(LF)) {
@@ -20,7 +21,7 @@ export function linesFraming(maxMessageSize: number): Framing {
       const out = Buffer.allocUnsafe(message.length + 1);
       out.set(message, 0);
       out[message.length] = LF;
-      return out;
+      return [out];
     },
     createDecoder: () => new LinesDecoder(maxMessageSize),
   };

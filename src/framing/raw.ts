@@ -5,7 +5,8 @@ export function rawFraming(maxMessageSize: number): Framing {
   return {
     name: 'raw',
     maxMessageSize,
-    encode: (message) => Buffer.from(message.buffer, message.byteOffset, message.length),
+    atomicUnits: false,
+    encode: (message) => [Buffer.from(message.buffer, message.byteOffset, message.length)],
     createDecoder: () => rawDecoder,
   };
 }

@@ -6,6 +6,30 @@
  */
 export type Emit = (message: Buffer) => void;
 
+/** What a reader dropped rather than deliver torn (frames format). */
+export interface DropInfo {
+  /** The writer's id from its packets. */
+  writerId: number;
+  /**
+   * - `writer-died`: the writer exited (or was killed) in the middle of the message;
+   * - `abandoned`: the writer started a new message before finishing this one (it
+   *   resends a message cut by a reader's departure);
+   * - `orphan`: the rest of a message whose start this reader never saw (read by an
+   *   earlier reader);
+   * - `too-large`: over maxMessageSize; `memory`: over the reader's bound for partial
+   *   messages; `corrupt`: packet sizes that do not add up.
+   */
+  reason: 'writer-died' | 'abandoned' | 'orphan' | 'too-large' | 'memory' | 'corrupt';
+  /** Bytes of the message received and dropped (for too-large/memory: the announced size). */
+  bytes: number;
+  /** The writer's pid when known, else 0. */
+  pid: number;
+}
+
+export interface DecoderOptions {
+  onDrop?: (info: DropInfo) => void;
+}
+
 export interface FrameDecoder {
   /**
    * Feeds the next bytes of the stream; calls `emit` once per whole message, in order.
@@ -21,6 +45,10 @@ export interface FrameDecoder {
   end(emit: Emit): void;
   /** Bytes held for a message not yet complete. */
   readonly pendingBytes: number;
+  /** Frames format: drops the partial messages of writers that are gone. */
+  sweep?(isAlive: (pid: number) => boolean): void;
+  /** Frames format: writers with a message in progress. */
+  partialWriters?(): Array<{ writerId: number; pid: number; bytes: number }>;
 }
 
 export interface Framing {
@@ -28,10 +56,17 @@ export interface Framing {
   readonly name: string;
   readonly maxMessageSize: number;
   /**
-   * The bytes that carry `message`, header and body in one buffer, so that they go
-   * out in one write (atomic on a FIFO up to PIPE_BUF bytes).
+   * True when every unit `encode` yields fits in PIPE_BUF and may be interleaved with
+   * other writers' units (frames). Otherwise one message is one unit, header and body
+   * in one buffer (VS Code's ipc rule), and a unit over PIPE_BUF must be written
+   * under the FIFO's write lock to stay whole among npipe writers.
+   */
+  readonly atomicUnits: boolean;
+  /**
+   * The write units that carry `message`, in order. Made lazily, so that a large
+   * message is not copied whole before it is written.
    * @throws ERR_NPIPE_FRAME_TOO_LARGE, ERR_NPIPE_BAD_FRAME (cannot be carried by this format).
    */
-  encode(message: Uint8Array): Buffer;
-  createDecoder(): FrameDecoder;
+  encode(message: Uint8Array): Iterable<Buffer>;
+  createDecoder(options?: DecoderOptions): FrameDecoder;
 }

@@ -2,37 +2,53 @@
  * The FIFO transport: framing over the non-blocking FIFO ends of ../fifo.
  */
 import type { Socket } from 'node:net';
+import { readdirSync, statSync } from 'node:fs';
 import { BusyError, ClosedError, NoReaderError, NpipeError, fromSystemError, isErrno } from '../errors.js';
-import { FifoEnd, openFifoReader, openFifoWriter, type OpenFifoOptions, type OpenReaderOptions } from '../fifo/index.js';
-import type { FrameDecoder, Framing } from '../framing/index.js';
+import {
+  FifoEnd,
+  lock,
+  openFifoReader,
+  openFifoWriter,
+  tryLock,
+  unlock,
+  type LockMode,
+  type OpenFifoOptions,
+  type OpenReaderOptions,
+} from '../fifo/index.js';
+import { PIPE_BUF, type DropInfo, type FrameDecoder, type Framing } from '../framing/index.js';
 import type { CallOptions, FrameReceiver, FrameSender } from './types.js';
 
 /** The receiver stops reading from the pipe while it holds this many bytes of messages not yet received. */
 export const RECEIVE_HIGH_WATER_BYTES = 4 * 1024 * 1024;
-/**
- * PIPE_BUF: the kernel keeps a write of at most this many bytes whole, even among
- * several writers (4096 on Linux, 512 on macOS).
- */
-export const PIPE_BUF = process.platform === 'linux' ? 4096 : 512;
-
-/**
- * The sender joins queued frames into one write of at most PIPE_BUF bytes. A larger
- * non-blocking write can be cut anywhere by a full pipe, letting another writer's
- * bytes in between: a batch must never cut a frame that would have gone out whole.
- */
-export const SEND_BATCH_BYTES = PIPE_BUF;
+/** How often a frames receiver checks whether writers with a message in progress are still alive. */
+export const SWEEP_INTERVAL_MS = 500;
 
 export interface FifoSenderOptions extends OpenFifoOptions {
   /** Pipe capacity to ask for once open (Linux, F_SETPIPE_SZ). */
   pipeSize?: number;
+  /**
+   * What to do when the reader goes away. false (default): pending and later sends
+   * fail with ERR_NPIPE_NO_READER. true: wait for the next reader (each wait up to
+   * `timeout`, then ERR_NPIPE_TIMEOUT) and carry on; a message the departure cut is
+   * sent again whole (the reader drops the cut copy; frames format).
+   */
+  waitForReader?: boolean;
 }
 
 export interface FifoReceiverOptions extends OpenReaderOptions {
   pipeSize?: number;
+  /** frames: the most bytes kept for incomplete messages, all writers together. */
+  maxPartialBytes?: number;
+  /** frames: called for each message dropped rather than delivered torn. */
+  onDrop?: (info: DropInfo) => void;
 }
 
 interface Pending {
-  frame: Uint8Array;
+  message: Uint8Array;
+  units: Iterator<Buffer>;
+  /** The next unit to write; undefined once all are written. */
+  next: Buffer | undefined;
+  started: boolean;
   resolve(): void;
   reject(err: unknown): void;
   signal: AbortSignal | undefined;
@@ -41,6 +57,11 @@ interface Pending {
 }
 
 export async function openFifoFrameSender(path: string, framing: Framing, options: FifoSenderOptions = {}): Promise<FifoFrameSender> {
+  const end = await openWriterEnd(path, options);
+  return new FifoFrameSender(end, framing, options);
+}
+
+async function openWriterEnd(path: string, options: FifoSenderOptions): Promise<FifoEnd> {
   const end = await openFifoWriter(path, options);
   try {
     if (options.pipeSize !== undefined) end.setPipeSize(options.pipeSize);
@@ -48,42 +69,76 @@ export async function openFifoFrameSender(path: string, framing: Framing, option
     end.close();
     throw err;
   }
-  return new FifoFrameSender(end, framing);
+  return end;
 }
 
+/**
+ * Writes frames in call order. Every write() is either at most PIPE_BUF bytes of
+ * whole units (atomic, so several writers never tear each other), or one unit over
+ * PIPE_BUF written alone under the FIFO's exclusive writer lock (formats without
+ * packets). One write is in flight at a time, so `send()` never runs ahead of the
+ * pipe by more than the messages the caller has not awaited.
+ */
 export class FifoFrameSender implements FrameSender {
-  readonly end: FifoEnd;
   readonly framing: Framing;
-  #socket: Socket;
+  #end: FifoEnd;
+  #socket!: Socket;
+  #options: FifoSenderOptions;
   #queue: Pending[] = [];
-  #inflight: Pending[] | undefined;
+  #writing = false;
+  #locked = false;
+  #reconnecting = false;
   #error: NpipeError | undefined;
   #closing: Promise<void> | undefined;
+  #closeController = new AbortController();
   #drained: (() => void) | undefined;
+  /** Times the sender waited for a new reader and carried on. */
+  reconnects = 0;
 
-  constructor(end: FifoEnd, framing: Framing) {
-    this.end = end;
+  constructor(end: FifoEnd, framing: Framing, options: FifoSenderOptions = {}) {
+    this.#end = end;
     this.framing = framing;
-    this.#socket = end.socket();
-    this.#socket.on('error', (err) => this.#fail(err));
+    this.#options = options;
+    this.#attach(end);
+  }
+
+  get end(): FifoEnd {
+    return this.#end;
   }
 
   get closed(): boolean {
     return this.#closing !== undefined;
   }
 
-  send(frame: Uint8Array, options: CallOptions = {}): Promise<void> {
-    if (this.#closing) return Promise.reject(new ClosedError(`the sender for ${this.end.path} is closed`));
+  #attach(end: FifoEnd): void {
+    this.#end = end;
+    this.#socket = end.socket();
+    // Errors also come through each write's callback, where they are handled.
+    this.#socket.on('error', () => {});
+  }
+
+  send(message: Uint8Array, options: CallOptions = {}): Promise<void> {
+    if (this.#closing) return Promise.reject(new ClosedError(`the sender for ${this.#end.path} is closed`));
     if (this.#error) return Promise.reject(this.#error);
     const { signal } = options;
     if (signal?.aborted) return Promise.reject(signal.reason);
+    let units: Iterator<Buffer>;
+    let next: Buffer | undefined;
+    try {
+      units = this.framing.encode(message)[Symbol.iterator]();
+      next = units.next().value as Buffer | undefined;
+    } catch (err) {
+      return Promise.reject(err);
+    }
     return new Promise<void>((resolve, reject) => {
-      const entry: Pending = { frame, resolve, reject, signal, onAbort: undefined, settled: false };
+      const entry: Pending = { message, units, next, started: false, resolve, reject, signal, onAbort: undefined, settled: false };
       if (signal) {
         entry.onAbort = () => {
-          const queued = this.#queue.indexOf(entry);
-          if (queued !== -1) this.#queue.splice(queued, 1);
+          // Not yet started: it is never sent. Started: it still goes out whole (never cut).
+          const at = this.#queue.indexOf(entry);
+          if (!entry.started && at !== -1) this.#queue.splice(at, 1);
           this.#settle(entry, signal.reason);
+          this.#pump();
         };
         signal.addEventListener('abort', entry.onAbort, { once: true });
       }
@@ -100,51 +155,134 @@ export class FifoFrameSender implements FrameSender {
     else entry.reject(err);
   }
 
+  #take(entry: Pending): Buffer {
+    const unit = entry.next!;
+    entry.started = true;
+    entry.next = entry.units.next().value as Buffer | undefined;
+    return unit;
+  }
+
   #pump(): void {
-    if (this.#inflight || this.#error) return;
-    if (this.#queue.length === 0) {
+    if (this.#writing || this.#error || this.#reconnecting) return;
+    const head = this.#queue[0];
+    if (!head) {
       this.#drained?.();
       return;
     }
-    // Join small frames into one atomic write; a frame over PIPE_BUF goes alone.
-    let bytes = 0;
-    let count = 0;
-    while (count < this.#queue.length && (count === 0 || bytes + this.#queue[count]!.frame.length <= SEND_BATCH_BYTES)) {
-      bytes += this.#queue[count]!.frame.length;
-      count++;
+    if (head.next !== undefined && head.next.length > PIPE_BUF) {
+      this.#writeLarge(head);
+      return;
     }
-    const batch = this.#queue.splice(0, count);
-    this.#inflight = batch;
-    const data = count === 1 ? batch[0]!.frame : Buffer.concat(batch.map((e) => e.frame), bytes);
-    this.#socket.write(data, (err) => {
-      if (err) {
-        this.#fail(err); // settles this batch (still in flight) and the queue
+    // Whole units, as many as fit in PIPE_BUF: one atomic write.
+    const parts: Buffer[] = [];
+    let bytes = 0;
+    let completed = 0;
+    for (const entry of this.#queue) {
+      while (entry.next !== undefined && entry.next.length <= PIPE_BUF && bytes + entry.next.length <= PIPE_BUF) {
+        bytes += entry.next.length;
+        parts.push(this.#take(entry));
+      }
+      if (entry.next !== undefined) break;
+      completed++;
+    }
+    const data = parts.length === 1 ? parts[0]! : Buffer.concat(parts, bytes);
+    this.#write(data, this.framing.atomicUnits ? undefined : 'shared', completed);
+  }
+
+  /** A unit over PIPE_BUF (formats without packets): alone, under the exclusive lock. */
+  #writeLarge(head: Pending): void {
+    this.#write(this.#take(head), 'exclusive', head.next === undefined ? 1 : 0);
+  }
+
+  #write(data: Buffer, lockMode: LockMode | undefined, completed: number): void {
+    this.#writing = true;
+    if (lockMode && !this.#locked) {
+      if (!tryLock(this.#end.fd, lockMode)) {
+        // Another npipe writer is in the middle of a large message: wait for it.
+        lock(this.#end.fd, lockMode, this.#closeController.signal).then(
+          () => {
+            this.#locked = true;
+            this.#write(data, lockMode, completed);
+          },
+          (err) => this.#fail(err),
+        );
         return;
       }
-      this.#inflight = undefined;
-      for (const entry of batch) this.#settle(entry);
+      this.#locked = true;
+    }
+    this.#socket.write(data, (err) => {
+      if (this.#locked) {
+        this.#locked = false;
+        try {
+          unlock(this.#end.fd);
+        } catch {
+          // The fd is still ours; an unlock error leaves the lock to close().
+        }
+      }
+      this.#writing = false;
+      if (err) {
+        this.#writeFailed(err);
+        return;
+      }
+      for (const entry of this.#queue.splice(0, completed)) this.#settle(entry);
       this.#pump();
     });
+  }
+
+  #writeFailed(err: unknown): void {
+    if (!isErrno(err, 'EPIPE') || !this.#options.waitForReader || this.#closeController.signal.aborted) {
+      this.#fail(err);
+      return;
+    }
+    // The reader went away. Messages cut by its departure start again from their
+    // first unit: the next reader drops the cut copy (frames) and gets them whole.
+    for (const entry of this.#queue) {
+      if (!entry.started) break;
+      entry.started = false;
+      entry.units = this.framing.encode(entry.message)[Symbol.iterator]();
+      entry.next = entry.units.next().value as Buffer | undefined;
+    }
+    this.#queue = this.#queue.filter((entry) => !entry.settled);
+    this.#reconnecting = true;
+    const old = this.#end;
+    openWriterEnd(old.path, {
+      ...this.#options,
+      signal: this.#closeController.signal,
+    }).then(
+      (end) => {
+        // The new end is open before the old one closes, so the pipe keeps any unread bytes.
+        this.#attach(end);
+        old.close();
+        this.reconnects++;
+        this.#reconnecting = false;
+        this.#pump();
+      },
+      (cause) => {
+        this.#reconnecting = false;
+        this.#fail(cause);
+      },
+    );
   }
 
   #fail(err: unknown): void {
     if (this.#error) return;
     this.#error = isErrno(err, 'EPIPE')
       ? new NoReaderError(
-          `the reader of ${this.end.path} went away (EPIPE); start a reader and open a new sender`,
+          `the reader of ${this.#end.path} went away (EPIPE); start a reader and open a new sender, ` +
+            'or pass waitForReader (--wait) to wait for the next one',
           { cause: err },
         )
-      : fromSystemError(err, this.end.path, 'writing to');
-    for (const entry of this.#inflight ?? []) this.#settle(entry, this.#error);
+      : err instanceof NpipeError
+        ? err
+        : fromSystemError(err, this.#end.path, 'writing to');
     for (const entry of this.#queue) this.#settle(entry, this.#error);
-    this.#inflight = undefined;
     this.#queue = [];
     this.#drained?.();
   }
 
   /**
    * Waits for every queued frame to be written, then closes the FIFO end (this
-   * process's descriptor only; the FIFO stays on disk). With `signal` aborted, the
+   * process's descriptors only; the FIFO stays on disk). With `signal` aborted, the
    * queued frames are dropped (their sends reject) and the end closes at once.
    */
   close(options: CallOptions = {}): Promise<void> {
@@ -153,10 +291,11 @@ export class FifoFrameSender implements FrameSender {
   }
 
   async #close(signal: AbortSignal | undefined): Promise<void> {
-    if (this.#inflight || this.#queue.length > 0) {
+    if (this.#queue.length > 0 && !this.#error) {
       await new Promise<void>((resolve) => {
         const onAbort = () => {
-          this.#fail(new ClosedError(`the sender for ${this.end.path} was closed before this message was sent`));
+          this.#closeController.abort();
+          this.#fail(new ClosedError(`the sender for ${this.#end.path} was closed before this message was sent`));
         };
         this.#drained = () => {
           signal?.removeEventListener('abort', onAbort);
@@ -166,7 +305,8 @@ export class FifoFrameSender implements FrameSender {
         else signal?.addEventListener('abort', onAbort, { once: true });
       });
     }
-    this.end.close();
+    this.#closeController.abort();
+    this.#end.close();
   }
 }
 
@@ -182,7 +322,32 @@ export async function openFifoFrameReceiver(
     end.close();
     throw err;
   }
-  return new FifoFrameReceiver(end, framing);
+  return new FifoFrameReceiver(end, framing, options);
+}
+
+/**
+ * Whether process `pid` is alive and still has the FIFO `end` open. A pid can be
+ * reused by an unrelated process; on Linux /proc tells whether it holds our FIFO.
+ * Where that cannot be seen (another user's process), it counts as alive.
+ */
+function writerAlive(pid: number, end: FifoEnd): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    if (isErrno(err, 'ESRCH')) return false;
+  }
+  if (process.platform !== 'linux') return true;
+  let fds: string[];
+  try {
+    fds = readdirSync(`/proc/${pid}/fd`);
+  } catch (err) {
+    return !isErrno(err, 'ENOENT');
+  }
+  for (const fd of fds) {
+    const st = statSync(`/proc/${pid}/fd/${fd}`, { throwIfNoEntry: false });
+    if (st && st.ino === end.ino && st.dev === end.dev) return true;
+  }
+  return false;
 }
 
 interface Waiter {
@@ -204,15 +369,30 @@ export class FifoFrameReceiver implements FrameReceiver {
   #error: unknown;
   #waiter: Waiter | undefined;
   #closed = false;
+  #sweeper: NodeJS.Timeout | undefined;
+  /** Messages dropped rather than delivered torn (frames format), and their bytes. */
+  readonly dropped = { messages: 0, bytes: 0 };
   #emit = (frame: Buffer) => {
     this.#queue.push(frame);
     this.#queuedBytes += frame.length;
   };
 
-  constructor(end: FifoEnd, framing: Framing) {
+  constructor(end: FifoEnd, framing: Framing, options: FifoReceiverOptions = {}) {
     this.end = end;
     this.framing = framing;
-    this.#decoder = framing.createDecoder();
+    const onDrop = options.onDrop;
+    this.#decoder = framing.createDecoder({
+      onDrop: (info) => {
+        this.dropped.messages++;
+        this.dropped.bytes += info.bytes;
+        onDrop?.(info);
+      },
+    });
+    if (this.#decoder.sweep) {
+      const decoder = this.#decoder;
+      this.#sweeper = setInterval(() => decoder.sweep!((pid) => writerAlive(pid, end)), SWEEP_INTERVAL_MS);
+      this.#sweeper.unref();
+    }
     this.#socket = end.socket();
     this.#socket.on('data', (chunk: Buffer) => {
       this.#decode(chunk);
@@ -260,6 +440,7 @@ export class FifoFrameReceiver implements FrameReceiver {
       }
     }
     this.#ended = true;
+    clearInterval(this.#sweeper);
     this.end.close();
   }
 
@@ -339,6 +520,7 @@ export class FifoFrameReceiver implements FrameReceiver {
       // Take what the socket already read out of the pipe, so none of it is lost.
       for (let chunk: Buffer | null; (chunk = this.#socket.read() as Buffer | null) !== null; ) this.#decode(chunk);
       this.#ended = true;
+      clearInterval(this.#sweeper);
       this.end.close();
     }
     this.#wake();

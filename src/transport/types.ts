@@ -13,12 +13,13 @@ export interface CallOptions {
 
 export interface FrameSender {
   /**
-   * Resolves once the frame is handed to the medium (for a FIFO: in the pipe).
+   * Frames `message` (the transport's own framing) and resolves once it is handed
+   * to the medium (for a FIFO: all of it in the pipe).
    * Rejects with `signal.reason` if aborted while still queued (the frame is then
    * never sent); if aborted while being written, it rejects too, but the frame still
    * goes out whole: a frame is never cut.
    */
-  send(frame: Uint8Array, options?: CallOptions): Promise<void>;
+  send(message: Uint8Array, options?: CallOptions): Promise<void>;
   /** Sends what is queued, then releases the medium. Idempotent. */
   close(options?: CallOptions): Promise<void>;
   readonly closed: boolean;
@@ -33,4 +34,6 @@ export interface FrameReceiver {
    */
   close(): Promise<void>;
   readonly closed: boolean;
+  /** Messages dropped rather than delivered torn, and their bytes. */
+  readonly dropped: { readonly messages: number; readonly bytes: number };
 }

@@ -1,0 +1,54 @@
+/**
+ * An advisory lock on a FIFO, shared among npipe writers (flock(2) on the open
+ * FIFO: every writer that opened it contends for the same lock). The `lines`,
+ * `length` and `fixed:N` formats need it for messages over PIPE_BUF: the kernel
+ * keeps a write whole only up to PIPE_BUF bytes, so a longer message goes out in
+ * several writes, and without the lock another writer's bytes could land between.
+ * Writers of whole small batches take the lock shared (they cannot tear each
+ * other); a writer of a large message takes it exclusive.
+ *
+ * Writers that do not use npipe (echo, Python) do not take the lock: see docs.
+ */
+import { fromSystemError } from '../errors.js';
+import { sleep } from '../util/abort.js';
+import { errnoError, loadLibc } from './libc.js';
+
+const LOCK_SH = 1;
+const LOCK_EX = 2;
+const LOCK_NB = 4;
+const LOCK_UN = 8;
+const MAX_LOCK_POLL_MS = 20;
+
+export type LockMode = 'shared' | 'exclusive';
+
+/** Tries once; true when the lock was taken. */
+export function tryLock(fd: number, mode: LockMode): boolean {
+  const libc = loadLibc();
+  if (libc.flock(fd, (mode === 'shared' ? LOCK_SH : LOCK_EX) | LOCK_NB) === 0) return true;
+  const err = errnoError(libc.errno(), 'flock');
+  if (err.code === 'EWOULDBLOCK' || err.code === 'EAGAIN') return false;
+  throw fromSystemError(err, `fd ${fd}`, 'locking');
+}
+
+/**
+ * Takes the lock, retrying without blocking (flock's blocking form would park the
+ * thread) until it is free or `signal` aborts.
+ */
+export async function lock(fd: number, mode: LockMode, signal?: AbortSignal): Promise<void> {
+  for (let delay = 1; !tryLock(fd, mode); delay = Math.min(delay * 2, MAX_LOCK_POLL_MS)) {
+    await sleep(delay, signal);
+  }
+}
+
+export function unlock(fd: number): void {
+  const libc = loadLibc();
+  if (libc.flock(fd, LOCK_UN) !== 0) throw fromSystemError(errnoError(libc.errno(), 'flock'), `fd ${fd}`, 'unlocking');
+}
+
+/** A second descriptor of the same open file (shares its lock and its place in the pipe). */
+export function dup(fd: number): number {
+  const libc = loadLibc();
+  const copy = libc.dup(fd);
+  if (copy < 0) throw fromSystemError(errnoError(libc.errno(), 'dup'), `fd ${fd}`, 'duplicating');
+  return copy;
+}

@@ -1,0 +1,283 @@
+/**
+ * `frames`: npipe's format for a FIFO shared by any number of writers. Each
+ * message travels as packets of at most PIPE_BUF bytes; every packet goes out in
+ * one write(), which the kernel keeps whole, and names its writer, so the reader
+ * reassembles each writer's message separately however the writers interleave.
+ * Byte-by-byte description and test vectors: docs/PROTOCOL.md.
+ */
+import { randomInt } from 'node:crypto';
+import { BadFrameError, FrameTooLargeError, InvalidArgumentError } from '../errors.js';
+import type { DropInfo, Emit, FrameDecoder, Framing } from './types.js';
+
+export const FRAMES_MAGIC = 0xfe;
+export const FLAG_FIRST = 0x01;
+export const FLAG_LAST = 0x02;
+/** magic, flags, u16 payload length, u32 writer id. */
+export const PACKET_HEADER = 8;
+/** The first packet of a message of several packets adds u32 total length and u32 pid. */
+export const FIRST_PACKET_EXTRA = 8;
+/** Total message lengths are u32. */
+export const FRAMES_MAX_MESSAGE = 0xffffffff;
+
+export interface FramesOptions {
+  maxMessageSize: number;
+  /** Largest packet written (PIPE_BUF of the platform: 4096 on Linux, 512 on macOS). */
+  packetSize: number;
+  /** This writer's id (random, non-zero, by default). */
+  writerId?: number;
+  /** This writer's pid, so a reader can drop its partial message if it dies (0: unknown). */
+  pid?: number;
+  /** The most bytes a reader keeps for incomplete messages, all writers together. */
+  maxPartialBytes?: number;
+}
+
+export function framesFraming(options: FramesOptions): Framing {
+  const { maxMessageSize, packetSize } = options;
+  if (maxMessageSize > FRAMES_MAX_MESSAGE) {
+    throw new InvalidArgumentError(`the frames format carries messages up to ${FRAMES_MAX_MESSAGE} bytes`);
+  }
+  if (!Number.isInteger(packetSize) || packetSize < PACKET_HEADER + FIRST_PACKET_EXTRA + 1 || packetSize > PACKET_HEADER + 0xffff) {
+    throw new InvalidArgumentError(`packet size ${packetSize} is out of range`);
+  }
+  const writerId = options.writerId ?? randomInt(1, 0x1_0000_0000);
+  const pid = options.pid ?? process.pid;
+  const maxPartialBytes = options.maxPartialBytes ?? Math.max(4 * maxMessageSize, 256 * 1024 * 1024);
+  return {
+    name: 'frames',
+    maxMessageSize,
+    atomicUnits: true,
+    encode(message) {
+      if (message.length > maxMessageSize) throw new FrameTooLargeError(message.length, maxMessageSize);
+      return encodePackets(message, writerId, pid, packetSize);
+    },
+    createDecoder: (decoderOptions = {}) => new FramesDecoder(maxMessageSize, maxPartialBytes, decoderOptions.onDrop),
+  };
+}
+
+function header(out: Buffer, flags: number, n: number, writerId: number): void {
+  out[0] = FRAMES_MAGIC;
+  out[1] = flags;
+  out.writeUInt16BE(n, 2);
+  out.writeUInt32BE(writerId, 4);
+}
+
+/** The packets of one message, made one at a time so that a large message is never copied whole. */
+export function* encodePackets(message: Uint8Array, writerId: number, pid: number, packetSize: number): Generator<Buffer> {
+  const single = packetSize - PACKET_HEADER;
+  if (message.length <= single) {
+    const out = Buffer.allocUnsafe(PACKET_HEADER + message.length);
+    header(out, FLAG_FIRST | FLAG_LAST, message.length, writerId);
+    out.set(message, PACKET_HEADER);
+    yield out;
+    return;
+  }
+  const firstN = packetSize - PACKET_HEADER - FIRST_PACKET_EXTRA;
+  const first = Buffer.allocUnsafe(packetSize);
+  header(first, FLAG_FIRST, firstN, writerId);
+  first.writeUInt32BE(message.length, 8);
+  first.writeUInt32BE(pid, 12);
+  first.set(message.subarray(0, firstN), PACKET_HEADER + FIRST_PACKET_EXTRA);
+  yield first;
+  for (let at = firstN; at < message.length; at += single) {
+    const n = Math.min(single, message.length - at);
+    const out = Buffer.allocUnsafe(PACKET_HEADER + n);
+    header(out, at + n === message.length ? FLAG_LAST : 0, n, writerId);
+    out.set(message.subarray(at, at + n), PACKET_HEADER);
+    yield out;
+  }
+}
+
+interface Partial {
+  body: Buffer;
+  filled: number;
+  pid: number;
+}
+
+/** Drops keep a record of the writers whose packets are being skipped, bounded in number. */
+const MAX_SKIPPING = 4096;
+
+class FramesDecoder implements FrameDecoder {
+  #max: number;
+  #maxPartialBytes: number;
+  #onDrop: ((info: DropInfo) => void) | undefined;
+  /** Header bytes of the packet being read (8, or 16 for a first packet of several). */
+  #head = Buffer.alloc(PACKET_HEADER + FIRST_PACKET_EXTRA);
+  #headFilled = 0;
+  #headNeeded = PACKET_HEADER;
+  /** Payload bytes still to come for the current packet, and where they go. */
+  #payloadLeft = 0;
+  #target: Partial | undefined;
+  #single: Buffer | undefined;
+  #singleFilled = 0;
+  #flags = 0;
+  #writerId = 0;
+  #partials = new Map<number, Partial>();
+  #partialBytes = 0;
+  /** Writers whose current message is being skipped (dropped), so its later packets are not reported again. */
+  #skip = new Set<number>();
+
+  constructor(max: number, maxPartialBytes: number, onDrop?: (info: DropInfo) => void) {
+    this.#max = max;
+    this.#maxPartialBytes = maxPartialBytes;
+    this.#onDrop = onDrop;
+  }
+
+  get pendingBytes(): number {
+    return this.#partialBytes + this.#headFilled;
+  }
+
+  /** Writers with a message in progress, and their pids (0: unknown). */
+  partialWriters(): Array<{ writerId: number; pid: number; bytes: number }> {
+    return [...this.#partials].map(([writerId, p]) => ({ writerId, pid: p.pid, bytes: p.filled }));
+  }
+
+  push(chunk: Buffer, emit: Emit): void {
+    let at = 0;
+    while (at < chunk.length) {
+      if (this.#headFilled === 0 && this.#payloadLeft > 0) {
+        const n = Math.min(this.#payloadLeft, chunk.length - at);
+        this.#payload(chunk, at, n, emit);
+        at += n;
+        continue;
+      }
+      const n = Math.min(this.#headNeeded - this.#headFilled, chunk.length - at);
+      chunk.copy(this.#head, this.#headFilled, at, at + n);
+      this.#headFilled += n;
+      at += n;
+      if (this.#headFilled < this.#headNeeded) continue;
+      if (this.#headNeeded === PACKET_HEADER && !this.#readHeader()) continue; // 8 more header bytes to come
+      this.#startPacket(emit);
+    }
+  }
+
+  /** Reads the 8-byte header; false when the packet has the 8 extra bytes of a first packet still to come. */
+  #readHeader(): boolean {
+    const head = this.#head;
+    if (head[0] !== FRAMES_MAGIC || (head[1]! & ~(FLAG_FIRST | FLAG_LAST)) !== 0) {
+      throw new BadFrameError(
+        `not an npipe frames packet (header ${head.subarray(0, PACKET_HEADER).toString('hex')}): ` +
+          'something other than an npipe frames writer wrote into this FIFO',
+      );
+    }
+    this.#flags = head[1]!;
+    this.#payloadLeft = head.readUInt16BE(2);
+    this.#writerId = head.readUInt32BE(4);
+    if (this.#flags === FLAG_FIRST) {
+      this.#headNeeded = PACKET_HEADER + FIRST_PACKET_EXTRA;
+      return false;
+    }
+    return true;
+  }
+
+  #startPacket(emit: Emit): void {
+    const flags = this.#flags;
+    const id = this.#writerId;
+    const n = this.#payloadLeft;
+    this.#headFilled = 0;
+    this.#headNeeded = PACKET_HEADER;
+    this.#target = undefined;
+    this.#single = undefined;
+    if (flags & FLAG_FIRST) {
+      // A new message from this writer: one it had not finished is gone for good.
+      this.#skip.delete(id);
+      const old = this.#partials.get(id);
+      if (old) this.#drop(id, old, 'abandoned');
+    }
+    if (flags === (FLAG_FIRST | FLAG_LAST)) {
+      if (n === 0) emit(Buffer.alloc(0));
+      else {
+        this.#single = Buffer.allocUnsafe(n);
+        this.#singleFilled = 0;
+      }
+      return;
+    }
+    if (flags === FLAG_FIRST) {
+      const total = this.#head.readUInt32BE(8);
+      const pid = this.#head.readUInt32BE(12);
+      if (total > this.#max) return this.#startSkipping(id, 'too-large', total);
+      if (this.#partialBytes + total > this.#maxPartialBytes) return this.#startSkipping(id, 'memory', total);
+      if (n > total) return this.#startSkipping(id, 'corrupt', total);
+      const partial: Partial = { body: Buffer.allocUnsafe(total), filled: 0, pid };
+      this.#partials.set(id, partial);
+      this.#partialBytes += total;
+      this.#target = partial;
+    } else {
+      const partial = this.#partials.get(id);
+      if (!partial) {
+        // The start of this message never reached this reader (it went to a reader before us,
+        // or the message was dropped): skip the rest, report it once.
+        if (!this.#skip.has(id)) this.#startSkipping(id, 'orphan', 0);
+      } else if (partial.filled + n > partial.body.length || (flags & FLAG_LAST && partial.filled + n !== partial.body.length)) {
+        this.#drop(id, partial, 'corrupt');
+        this.#skip.add(id);
+      } else {
+        this.#target = partial;
+      }
+    }
+    if (this.#payloadLeft === 0) this.#endPacket(emit);
+  }
+
+  #startSkipping(id: number, reason: DropInfo['reason'], size: number): void {
+    if (this.#skip.size >= MAX_SKIPPING) this.#skip.delete(this.#skip.values().next().value!);
+    this.#skip.add(id);
+    this.#onDrop?.({ writerId: id, reason, bytes: size, pid: 0 });
+    if (this.#payloadLeft === 0 && this.#flags & FLAG_LAST) this.#skip.delete(id);
+  }
+
+  #payload(chunk: Buffer, at: number, n: number, emit: Emit): void {
+    if (this.#single) {
+      chunk.copy(this.#single, this.#singleFilled, at, at + n);
+      this.#singleFilled += n;
+    } else if (this.#target) {
+      chunk.copy(this.#target.body, this.#target.filled, at, at + n);
+      this.#target.filled += n;
+    }
+    this.#payloadLeft -= n;
+    if (this.#payloadLeft === 0) this.#endPacket(emit);
+  }
+
+  #endPacket(emit: Emit): void {
+    const id = this.#writerId;
+    if (this.#single) {
+      const message = this.#single;
+      this.#single = undefined;
+      emit(message);
+      return;
+    }
+    if (this.#flags & FLAG_LAST) {
+      this.#skip.delete(id);
+      const partial = this.#target;
+      if (partial && partial.filled === partial.body.length) {
+        this.#partials.delete(id);
+        this.#partialBytes -= partial.body.length;
+        this.#target = undefined;
+        emit(partial.body);
+      }
+    }
+  }
+
+  #drop(id: number, partial: Partial, reason: DropInfo['reason']): void {
+    this.#partials.delete(id);
+    this.#partialBytes -= partial.body.length;
+    if (this.#target === partial) this.#target = undefined;
+    this.#onDrop?.({ writerId: id, reason, bytes: partial.filled, pid: partial.pid });
+  }
+
+  /** Drops the partial messages of writers that `isAlive` says are gone. */
+  sweep(isAlive: (pid: number) => boolean): void {
+    for (const [id, partial] of this.#partials) {
+      if (partial.pid !== 0 && partial !== this.#target && !isAlive(partial.pid)) {
+        this.#drop(id, partial, 'writer-died');
+        this.#skip.add(id);
+      }
+    }
+  }
+
+  end(): void {
+    // At end of file every writer has closed the FIFO: a message not finished now never will be.
+    for (const [id, partial] of this.#partials) this.#drop(id, partial, 'writer-died');
+    if (this.#headFilled > 0 || this.#payloadLeft > 0) {
+      throw new BadFrameError('the stream ended inside a packet');
+    }
+  }
+}
