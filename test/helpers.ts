@@ -62,7 +62,18 @@ export function start(command: string, args: string[], options: SpawnOptions & {
     child,
     done,
     waitForOutput: (text) =>
-      stdout.includes(text) ? Promise.resolve() : new Promise((resolve) => outputWaiters.push({ text, resolve })),
+      stdout.includes(text)
+        ? Promise.resolve()
+        : new Promise((resolve, reject) => {
+            outputWaiters.push({ text, resolve });
+            // If it exits first, say so rather than wait for nothing.
+            void done.then(
+              (r) => {
+                if (!stdout.includes(text)) reject(new Error(`${command} exited (${r.code ?? r.signal}) without printing ${JSON.stringify(text)}\nstderr: ${r.stderr}`));
+              },
+              reject,
+            );
+          }),
   };
 }
 

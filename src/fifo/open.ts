@@ -6,7 +6,7 @@
  * or listener behind when it is aborted (as containerd/fifo's cancellable open).
  */
 import { closeSync, constants, fstatSync, lstatSync, openSync, type Stats } from 'node:fs';
-import { Socket } from 'node:net';
+import { Socket, type SocketConstructorOpts } from 'node:net';
 import {
   InvalidArgumentError,
   NotFifoError,
@@ -79,16 +79,17 @@ export class FifoEnd {
   /**
    * The end as a Node stream. libuv reads and writes the non-blocking fd when epoll
    * says it is ready, on the event loop, never on the threadpool. One socket per
-   * end; `close()` destroys it.
+   * end; `close()` destroys it. `onread` (read ends): Node reads into that one
+   * buffer and calls back, instead of allocating a buffer per read.
    */
-  socket(): Socket {
+  socket(options: { onread?: { buffer: Uint8Array; callback(bytes: number, buffer: Uint8Array): boolean } } = {}): Socket {
     if (this.#socket) return this.#socket;
     // A write end's socket gets a dup: Node closes a socket's fd when a write fails
     // (EPIPE), and this end must stay open so the pipe keeps its unread bytes for
     // the next reader.
     this.#socket =
       this.role === 'read'
-        ? new Socket({ fd: this.fd, readable: true, writable: false, allowHalfOpen: true })
+        ? new Socket({ fd: this.fd, readable: true, writable: false, allowHalfOpen: true, ...options } as SocketConstructorOpts)
         : new Socket({ fd: dup(this.fd), readable: false, writable: true });
     return this.#socket;
   }

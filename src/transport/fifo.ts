@@ -20,6 +20,8 @@ import type { CallOptions, FrameReceiver, FrameSender } from './types.js';
 
 /** The receiver stops reading from the pipe while it holds this many bytes of messages not yet received. */
 export const RECEIVE_HIGH_WATER_BYTES = 4 * 1024 * 1024;
+/** Size of the receiver's one read buffer. */
+export const READ_BUFFER_BYTES = 64 * 1024;
 /** How often a frames receiver checks whether writers with a message in progress are still alive. */
 export const SWEEP_INTERVAL_MS = 500;
 
@@ -372,10 +374,7 @@ export class FifoFrameReceiver implements FrameReceiver {
   #sweeper: NodeJS.Timeout | undefined;
   /** Messages dropped rather than delivered torn (frames format), and their bytes. */
   readonly dropped = { messages: 0, bytes: 0 };
-  #emit = (frame: Buffer) => {
-    this.#queue.push(frame);
-    this.#queuedBytes += frame.length;
-  };
+  #emit: (frame: Buffer) => void;
 
   constructor(end: FifoEnd, framing: Framing, options: FifoReceiverOptions = {}) {
     this.end = end;
@@ -393,11 +392,27 @@ export class FifoFrameReceiver implements FrameReceiver {
       this.#sweeper = setInterval(() => decoder.sweep!((pid) => writerAlive(pid, end)), SWEEP_INTERVAL_MS);
       this.#sweeper.unref();
     }
-    this.#socket = end.socket();
-    this.#socket.on('data', (chunk: Buffer) => {
-      this.#decode(chunk);
-      if (this.#queuedBytes >= RECEIVE_HIGH_WATER_BYTES) this.#socket.pause();
-      this.#wake();
+    // Every read lands in this one buffer: no allocation per read, so reading a
+    // gigabyte leaves no garbage behind but the messages themselves.
+    const readBuffer = Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
+    this.#emit = (frame: Buffer) => {
+      // Decoders may hand out views into the read buffer: those must be copied, it is reused.
+      const owned = frame.buffer === readBuffer.buffer ? Buffer.from(frame) : frame;
+      this.#queue.push(owned);
+      this.#queuedBytes += owned.length;
+    };
+    this.#socket = end.socket({
+      onread: {
+        buffer: readBuffer,
+        callback: (bytes) => {
+          this.#decode(readBuffer.subarray(0, bytes));
+          // Stop reading until receive() makes room (see #shift). pause() rather than
+          // returning false: only pause() is undone by resume() (net.Socket with onread).
+          if (this.#queuedBytes >= RECEIVE_HIGH_WATER_BYTES && !this.#ended) this.#socket.pause();
+          this.#wake();
+          return true;
+        },
+      },
     });
     this.#socket.on('end', () => {
       this.#finish();
@@ -516,9 +531,7 @@ export class FifoFrameReceiver implements FrameReceiver {
     if (this.#closed) return;
     this.#closed = true;
     if (!this.#ended) {
-      this.#socket.pause();
-      // Take what the socket already read out of the pipe, so none of it is lost.
-      for (let chunk: Buffer | null; (chunk = this.#socket.read() as Buffer | null) !== null; ) this.#decode(chunk);
+      // Reads are handed to the decoder as they happen (onread): nothing read is left behind in the socket.
       this.#ended = true;
       clearInterval(this.#sweeper);
       this.end.close();

@@ -1,0 +1,185 @@
+/**
+ * Many writers, one reader, through a real FIFO, with real processes: every
+ * message whole, exactly once, in each writer's order, while writers are killed
+ * mid-message and the reader is killed and restarted. Figures (messages, bytes,
+ * drops, peak RSS) are printed as test diagnostics.
+ */
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { test, type TestContext } from 'node:test';
+import { mkfifo } from '../src/index.js';
+import { npipe, start, tempDir, type Running } from './helpers.js';
+
+const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}.js`, import.meta.url));
+const node = (name: string, args: string[], hangMs = 60_000): Running => start(process.execPath, [fixture(name), ...args], { hangMs });
+
+interface Received {
+  messages: Array<{ writer: number; seq: number; size: number; ok: boolean }>;
+  drops: Array<{ reason: string; bytes: number }>;
+  end?: { messages: number; bytes: number; dropped: number; maxRssKiB: number };
+}
+
+function parseReader(stdout: string): Received {
+  const r: Received = { messages: [], drops: [] };
+  for (const line of stdout.split('\n')) {
+    const [kind, ...f] = line.split(' ');
+    if (kind === 'msg') r.messages.push({ writer: Number(f[0]), seq: Number(f[1]), size: Number(f[2]), ok: f[3] === 'ok' });
+    else if (kind === 'drop') r.drops.push({ reason: f[0]!, bytes: Number(f[1]) });
+    else if (kind === 'end') r.end = { messages: Number(f[0]), bytes: Number(f[1]), dropped: Number(f[2]), maxRssKiB: Number(f[3]) };
+  }
+  return r;
+}
+
+function report(t: TestContext, figures: Record<string, number | string>): void {
+  t.diagnostic(Object.entries(figures).map(([k, v]) => `${k}=${v}`).join(' '));
+}
+
+test('16 writers (1 B to 1 MiB, and 8 MiB), two killed mid-message: every message whole, once, in order', async (t) => {
+  const dir = tempDir(t);
+  const path = join(dir, 'fifo');
+  await mkfifo(path);
+  const writers = 16;
+  const perWriter = 40;
+  const bigWriters = 3; // each also sends one 8 MiB message
+  const expected = writers * perWriter + bigWriters;
+  const reader = node('reader', [path, '--expect', String(expected), '--expect-drops', '2']);
+  await reader.waitForOutput('ready');
+  const partials = [100, 101].map((w) => node('partial', [path, String(w)]));
+  const runs = Array.from({ length: writers }, (_, w) =>
+    node('writer', [path, String(w), String(perWriter), String(1000 + w), ...(w < bigWriters ? ['--big', '1'] : [])]),
+  );
+  // Kill the two mid-message writers once their first half is in the pipe.
+  await Promise.all(partials.map((p) => p.waitForOutput('half')));
+  for (const p of partials) p.child.kill('SIGKILL');
+  const done = await Promise.all(runs.map((r) => r.done));
+  for (const d of done) assert.equal(d.code, 0, d.stderr);
+  const result = await reader.done;
+  assert.equal(result.code, 0, result.stderr);
+  const r = parseReader(result.stdout);
+
+  assert.equal(r.messages.filter((m) => !m.ok).length, 0, 'no torn or mixed message');
+  assert.equal(r.messages.length, expected);
+  for (let w = 0; w < writers; w++) {
+    const seqs = r.messages.filter((m) => m.writer === w).map((m) => m.seq);
+    const count = perWriter + (w < bigWriters ? 1 : 0);
+    assert.deepEqual(seqs, Array.from({ length: count }, (_, i) => i), `writer ${w}: each message once, in order`);
+  }
+  assert.ok(!r.messages.some((m) => m.writer >= 100), 'nothing from the killed writers was delivered');
+  assert.equal(r.drops.filter((d) => d.reason === 'writer-died').length, 2, 'both partial messages dropped and reported');
+  const writerRss = Math.max(...done.map((d) => Number(d.stdout.trim().split(' ')[2])));
+  report(t, {
+    messages: r.messages.length,
+    bytes: r.end!.bytes,
+    partialsDropped: r.drops.length,
+    droppedBytes: r.drops.reduce((n, d) => n + d.bytes, 0),
+    readerPeakRssMiB: (r.end!.maxRssKiB / 1024).toFixed(1),
+    writerPeakRssMiB: (writerRss / 1024).toFixed(1),
+  });
+});
+
+test('the reader killed and restarted mid-run: nothing torn or twice; only what the dead reader held is lost', async (t) => {
+  const dir = tempDir(t);
+  const path = join(dir, 'fifo');
+  await mkfifo(path);
+  const writers = 8;
+  const perWriter = 60;
+  const first = node('reader', [path]);
+  await first.waitForOutput('ready');
+  const runs = Array.from({ length: writers }, (_, w) => node('writer', [path, String(w), String(perWriter), String(2000 + w), '--wait']));
+  await first.waitForOutput(`msg `);
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  first.child.kill('SIGKILL');
+  const a = parseReader((await first.done).stdout);
+  // Writers now see EPIPE and wait for the next reader.
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  const second = node('reader', [path]);
+  const done = await Promise.all(runs.map((r) => r.done));
+  for (const d of done) assert.equal(d.code, 0, d.stderr);
+  // Every writer has finished: its messages are in the pipe or read. Stop the reader once they are out.
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  second.child.kill('SIGTERM');
+  const b = parseReader((await second.done).stdout);
+
+  const all = [...a.messages, ...b.messages];
+  assert.equal(all.filter((m) => !m.ok).length, 0, 'no torn or mixed message');
+  let lost = 0;
+  for (let w = 0; w < writers; w++) {
+    const seqA = a.messages.filter((m) => m.writer === w).map((m) => m.seq);
+    const seqB = b.messages.filter((m) => m.writer === w).map((m) => m.seq);
+    const seqs = [...seqA, ...seqB];
+    assert.equal(new Set(seqs).size, seqs.length, `writer ${w}: no message twice`);
+    assert.deepEqual(seqs, [...seqs].sort((x, y) => x - y), `writer ${w}: in order`);
+    // What is missing lies between the first reader's last message and the second's first.
+    assert.deepEqual(seqA, seqA.map((_, i) => i), `writer ${w}: the first reader got a prefix`);
+    const from = seqB[0] ?? perWriter;
+    assert.deepEqual(seqB, Array.from({ length: perWriter - from }, (_, i) => from + i), `writer ${w}: the second reader got the rest`);
+    lost += from - seqA.length;
+  }
+  report(t, {
+    firstReader: a.messages.length,
+    secondReader: b.messages.length,
+    lostWithTheDeadReader: lost,
+    dropsReported: b.drops.length,
+    dropReasons: [...new Set(b.drops.map((d) => d.reason))].join('+') || 'none',
+  });
+});
+
+test('a writer pushing 1 GiB into a slow reader keeps both under 100 MiB of RSS', async (t) => {
+  const dir = tempDir(t);
+  const path = join(dir, 'fifo');
+  await mkfifo(path);
+  const reader = node('reader', [path, '--expect', '1024', '--slow', '2'], 120_000);
+  await reader.waitForOutput('ready');
+  // 1024 messages of 1 MiB (with 44 bytes of checksum header each): 1 GiB.
+  const script = `
+    import { openSender } from ${JSON.stringify(new URL('../src/index.js', import.meta.url).href)};
+    const sender = await openSender(${JSON.stringify(path)}, { codec: 'bytes', timeout: 30000 });
+    const { makeMessage } = await import(${JSON.stringify(new URL('./fixtures/message.js', import.meta.url).href)});
+    const message = makeMessage(0, 0, (1 << 20) - 44);
+    for (let i = 0; i < 1024; i++) await sender.send(message);
+    await sender.close();
+    console.log(process.resourceUsage().maxRSS);`;
+  const writer = start(process.execPath, ['--input-type=module', '-e', script], { hangMs: 120_000 });
+  const w = await writer.done;
+  assert.equal(w.code, 0, w.stderr);
+  const result = await reader.done;
+  assert.equal(result.code, 0, result.stderr);
+  const r = parseReader(result.stdout);
+  assert.equal(r.messages.length, 1024);
+  assert.ok(r.messages.every((m) => m.ok));
+  const writerRss = Number(w.stdout.trim()) / 1024;
+  const readerRss = r.end!.maxRssKiB / 1024;
+  report(t, { bytes: r.end!.bytes, writerPeakRssMiB: writerRss.toFixed(1), readerPeakRssMiB: readerRss.toFixed(1) });
+  assert.ok(writerRss < 100, `writer peak RSS ${writerRss} MiB`);
+  assert.ok(readerRss < 100, `reader peak RSS ${readerRss} MiB`);
+});
+
+test('npipe listen stays up while hundreds of short-lived npipe send processes come and go', async (t) => {
+  const dir = tempDir(t);
+  const path = join(dir, 'fifo');
+  const senders = 200;
+  const listener = npipe(['listen', path, '--format', 'frames', '--count', String(senders)], { hangMs: 120_000 });
+  await mkfifo(path);
+  let next = 0;
+  const failures: string[] = [];
+  await Promise.all(
+    Array.from({ length: 6 }, async () => {
+      while (next < senders) {
+        const i = next++;
+        const r = await npipe(['send', path, '--format', 'frames', '--timeout', '20000', `sender ${i} says ${'x'.repeat(i * 50)}`], { hangMs: 60_000 }).done;
+        if (r.code !== 0) failures.push(r.stderr);
+      }
+    }),
+  );
+  assert.deepEqual(failures, []);
+  const result = await listener.done;
+  assert.equal(result.code, 0, result.stderr);
+  const lines = result.stdout.trim().split('\n');
+  assert.equal(lines.length, senders);
+  assert.deepEqual(
+    lines.map((l) => Number(/^sender (\d+) says x*$/.exec(l)![1])).sort((x, y) => x - y),
+    Array.from({ length: senders }, (_, i) => i),
+  );
+  assert.equal(result.stderr, '', 'nothing dropped');
+});
