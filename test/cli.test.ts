@@ -302,3 +302,85 @@ describe('several writers', () => {
     assert.deepEqual(next, new Array<number>(writers).fill(perWriter));
   });
 });
+
+describe('frames in the CLI', () => {
+  const fixture = (name: string) => new URL(`./fixtures/${name}.js`, import.meta.url).pathname;
+
+  test('npipe listen reports on stderr a message dropped because its writer died mid-message', async (t) => {
+    const path = join(tempDir(t), 'p');
+    await mkfifo(path);
+    const listener = npipe(['listen', path, '--format', 'frames']);
+    await waitForOpen(listener.child.pid, path);
+    const partial = start(process.execPath, [fixture('partial'), path, '7']);
+    await partial.waitForOutput('half');
+    partial.child.kill('SIGKILL');
+    await partial.done;
+    await listener.waitForError('writer-died');
+    assert.equal((await run(['send', path, '--format', 'frames', 'after', '--timeout', '10000'])).code, 0);
+    await listener.waitForOutput('after\n');
+    listener.child.kill('SIGTERM');
+    const result = await listener.done;
+    assert.equal(result.code, 0);
+    assert.equal(result.stdout, 'after\n', 'nothing of the dead writer was printed');
+    assert.match(result.stderr, /^npipe listen: dropped a message from writer [0-9a-f]{8} \(pid \d+\): writer-died, \d+ bytes\n$/);
+  });
+
+  test('send --wait carries on with the next reader; without it, exit 3 ERR_NPIPE_NO_READER', async (t) => {
+    const dir = tempDir(t);
+    const path = join(dir, 'p');
+    const input = Array.from({ length: 2000 }, (_, i) => `line ${i} ${'z'.repeat(2000)}`).join('\n') + '\n';
+    // The first listener takes 5 messages and leaves; the rest must reach the second one.
+    const first = npipe(['listen', path, '--format', 'frames', '--count', '5']);
+    await waitForOpen(first.child.pid, path);
+    const sender = npipe(['send', path, '--format', 'frames', '--wait', '--timeout', '20000'], { input });
+    const a = await first.done;
+    assert.equal(a.code, 0, a.stderr);
+    const second = npipe(['listen', path, '--format', 'frames']);
+    const sent = await sender.done;
+    assert.equal(sent.code, 0, sent.stderr);
+    await second.waitForOutput('line 1999 ');
+    second.child.kill('SIGTERM');
+    const b = await second.done;
+    const seen = [...a.stdout.split('\n'), ...b.stdout.split('\n')].filter(Boolean).map((l) => Number(l.split(' ')[1]));
+    assert.equal(new Set(seen).size, seen.length, 'no message twice');
+    assert.deepEqual(seen, [...seen].sort((x, y) => x - y), 'in order');
+    assert.ok(seen.every((_, i) => i === 0 || seen[i]! > seen[i - 1]!));
+    assert.equal(seen.at(-1), 1999);
+    // Whatever the first listener read past its 5th message is lost with it, and said so.
+    const lost = 2000 - seen.length;
+    if (lost > 0) assert.match(a.stderr, /read from the pipe after the 5th were discarded/);
+
+    const lone = npipe(['listen', path, '--format', 'frames', '--count', '1']);
+    await waitForOpen(lone.child.pid, path);
+    const failing = await run(['send', path, '--format', 'frames', '--timeout', '5000'], { input });
+    await lone.done;
+    assert.equal(failing.code, 3);
+    assert.match(failing.stderr, /ERR_NPIPE_NO_READER/);
+  });
+
+  for (const format of ['length', 'lines'] as const) {
+    test(`${format}: messages over PIPE_BUF from several npipe writers never interleave (writers' lock)`, async (t) => {
+      const path = join(tempDir(t), 'p');
+      const writers = 4;
+      const per = 40;
+      const listener = npipe(['listen', path, '--format', format, '--count', String(writers * per)], { hangMs: 60_000 });
+      await waitForOpen(listener.child.pid, path);
+      const sends = Array.from({ length: writers }, (_, w) => {
+        const lines = Array.from({ length: per }, (_, i) => `w${w} ${i} ${String.fromCharCode(97 + w).repeat(5000 + ((i * 7919) % 60000))}`);
+        return run(['send', path, '--format', format, '--timeout', '10000'], { input: lines.join('\n') + '\n', hangMs: 60_000 });
+      });
+      for (const r of await Promise.all(sends)) assert.equal(r.code, 0, r.stderr);
+      const result = await listener.done;
+      assert.equal(result.code, 0, result.stderr);
+      const next = new Array<number>(writers).fill(0);
+      for (const line of result.stdout.split('\n').slice(0, -1)) {
+        const m = /^w(\d) (\d+) ([a-z]+)$/.exec(line);
+        assert.ok(m, `torn message: ${line.slice(0, 60)}...`);
+        const w = Number(m[1]);
+        assert.equal(m[3], m[3]![0]!.repeat(m[3]!.length), 'one writer per message');
+        assert.equal(Number(m[2]), next[w]!++);
+      }
+      assert.deepEqual(next, new Array<number>(writers).fill(per));
+    });
+  }
+});

@@ -146,3 +146,22 @@ test('unknown formats and bad limits are invalid arguments', () => {
   }
   assert.throws(() => createFraming('lines', { maxMessageSize: 0 }), { code: 'ERR_NPIPE_INVALID_ARG' });
 });
+
+test('no decoder keeps a view of a chunk past push(): the caller reuses its read buffer', () => {
+  for (const format of ['lines', 'length', 'fixed:5', 'frames']) {
+    const framing = createFraming(format);
+    const messages = ['abcde', 'fghij', 'klmno'];
+    const stream = Buffer.concat(messages.flatMap((m) => [...framing.encode(Buffer.from(m))]));
+    const decoder = framing.createDecoder();
+    const out: string[] = [];
+    const shared = Buffer.alloc(stream.length);
+    // Feed 3 bytes at a time through one buffer, scribbling over it after each push.
+    for (let i = 0; i < stream.length; i += 3) {
+      const n = stream.copy(shared, 0, i, i + 3);
+      decoder.push(shared.subarray(0, n), (m) => out.push(Buffer.from(m).toString()));
+      shared.fill(0x21);
+    }
+    decoder.end((m) => out.push(Buffer.from(m).toString()));
+    assert.deepEqual(out, messages, format);
+  }
+});

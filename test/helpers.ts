@@ -26,54 +26,59 @@ export interface Running {
   child: ChildProcess;
   /** Settles when the process exits; rejects if it is still running after `hangMs` (it is then killed). */
   done: Promise<Result>;
-  /** Resolves once stdout contains `text`. */
+  /** Resolves once stdout contains `text`; rejects if the process exits first. */
   waitForOutput(text: string): Promise<void>;
+  /** The same for stderr. */
+  waitForError(text: string): Promise<void>;
 }
 
 /** Starts a process, collecting its output; killed if it outlives `hangMs` (hang detection, not a speed check). */
 export function start(command: string, args: string[], options: SpawnOptions & { input?: string | Buffer; hangMs?: number } = {}): Running {
   const { input, hangMs = 30_000, ...spawnOptions } = options;
   const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'], ...spawnOptions });
-  let stdout = '';
-  let stderr = '';
-  const outputWaiters: Array<{ text: string; resolve(): void }> = [];
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-    stdout += d;
-    for (const w of outputWaiters.splice(0)) {
-      if (stdout.includes(w.text)) w.resolve();
-      else outputWaiters.push(w);
+  const output = { stdout: '', stderr: '' };
+  const waiters: Array<{ stream: 'stdout' | 'stderr'; text: string; resolve(): void }> = [];
+  const collect = (stream: 'stdout' | 'stderr') => (d: string) => {
+    output[stream] += d;
+    for (const w of waiters.splice(0)) {
+      if (output[w.stream].includes(w.text)) w.resolve();
+      else waiters.push(w);
     }
-  });
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  };
+  child.stdout!.setEncoding('utf8').on('data', collect('stdout'));
+  child.stderr!.setEncoding('utf8').on('data', collect('stderr'));
+  // A child that exits before reading all its input (on purpose, in some tests) is not an error here.
+  child.stdin!.on('error', () => {});
   if (input !== undefined) child.stdin!.end(input);
   else child.stdin!.end();
   const done = new Promise<Result>((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`${command} ${args.join(' ')} still running after ${hangMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
+      reject(new Error(`${command} ${args.join(' ')} still running after ${hangMs} ms\nstdout: ${output.stdout}\nstderr: ${output.stderr}`));
     }, hangMs);
     timer.unref();
     child.on('close', (code, signal) => {
       clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr });
+      resolve({ code, signal, stdout: output.stdout, stderr: output.stderr });
     });
   });
+  const waitFor = (stream: 'stdout' | 'stderr', text: string): Promise<void> =>
+    output[stream].includes(text)
+      ? Promise.resolve()
+      : new Promise((resolve, reject) => {
+          waiters.push({ stream, text, resolve });
+          // If it exits first, say so rather than wait for nothing.
+          void done.then((r) => {
+            if (!output[stream].includes(text)) {
+              reject(new Error(`${command} exited (${r.code ?? r.signal}) without printing ${JSON.stringify(text)}\nstderr: ${r.stderr}`));
+            }
+          }, reject);
+        });
   return {
     child,
     done,
-    waitForOutput: (text) =>
-      stdout.includes(text)
-        ? Promise.resolve()
-        : new Promise((resolve, reject) => {
-            outputWaiters.push({ text, resolve });
-            // If it exits first, say so rather than wait for nothing.
-            void done.then(
-              (r) => {
-                if (!stdout.includes(text)) reject(new Error(`${command} exited (${r.code ?? r.signal}) without printing ${JSON.stringify(text)}\nstderr: ${r.stderr}`));
-              },
-              reject,
-            );
-          }),
+    waitForOutput: (text) => waitFor('stdout', text),
+    waitForError: (text) => waitFor('stderr', text),
   };
 }
 

@@ -84,7 +84,9 @@ export const fifoOptions = {
   timeout: { type: 'string', short: 't' },
 } as const;
 
-export const FIFO_OPTIONS_HELP = `  -f, --format F     lines (default), length, fixed:N or raw; see README "Formats"
+export const FIFO_OPTIONS_HELP = `  -f, --format F     lines (default), frames, length, fixed:N or raw; frames
+                     keeps messages of any size whole among many writers
+                     (docs/PROTOCOL.md); the others: docs/FORMATS.md
   -t, --timeout MS   give up after MS milliseconds (exit 3, ERR_NPIPE_TIMEOUT)
       --max-size N   largest message in bytes (default 67108864, 64 MiB)
       --mode OCTAL   mode of a FIFO this command creates (default 600)

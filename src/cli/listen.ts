@@ -22,7 +22,14 @@ Options:
       --json         print each message as one JSON line: {"text":"..."}, or
                      {"base64":"..."} when it is not valid UTF-8
       --no-create    fail (ERR_NPIPE_NOT_FOUND) instead of creating a missing FIFO
+      --max-partial N  frames: bytes kept for unfinished messages, all writers
+                     together (default max(4 x --max-size, 256 MiB))
 ${FIFO_OPTIONS_HELP.replace('give up after MS milliseconds', 'exit if no message comes for MS milliseconds')}
+
+With --format frames, a message that cannot be delivered whole (its writer died
+mid-message, it was cut by an earlier reader's departure and sent again, it is
+over --max-size) is dropped and reported on stderr, one line each:
+  npipe listen: dropped a message from writer 5f3a9c01 (pid 4242): writer-died, 1048576 bytes
 
 Exit codes: 0 done, 1 failure (a malformed stream: ERR_NPIPE_BAD_FRAME), 2 usage,
 3 timeout, 4 not a FIFO or unsafe.
@@ -37,6 +44,7 @@ Examples:
     once: { type: 'boolean' },
     json: { type: 'boolean' },
     create: { type: 'boolean' },
+    'max-partial': { type: 'string' },
   },
   async run(values, positionals, io) {
     if (positionals.length !== 1) throw new UsageError('npipe listen takes exactly one FIFO path (see npipe listen --help)');
@@ -48,11 +56,18 @@ Examples:
     const raw = options.format === 'raw';
     if (json && raw) throw new UsageError('--json needs message boundaries; it does not go with --format raw');
 
+    const maxPartialBytes = intOption(values['max-partial'], 'max-partial', { min: 1 });
     const receiver = await openReceiver<Buffer>(path, {
       ...options,
+      ...(maxPartialBytes === undefined ? {} : { maxPartialBytes }),
       codec: 'bytes',
       keepOpen: values.once !== true,
       create: values.create !== false,
+      onDrop: (d) =>
+        io.stderr.write(
+          `npipe listen: dropped a message from writer ${d.writerId.toString(16).padStart(8, '0')}` +
+            `${d.pid ? ` (pid ${d.pid})` : ''}: ${d.reason}, ${d.bytes} bytes\n`,
+        ),
     });
     const stop = () => void receiver.close();
     io.stop.addEventListener('abort', stop, { once: true });

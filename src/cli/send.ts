@@ -12,6 +12,10 @@ Creates the FIFO if it is missing, like the textbook writer, unless --no-create.
 Waits for a reader to open the FIFO (forever, or until --timeout).
 
 Options:
+      --wait         if the reader goes away, wait for the next one (up to
+                     --timeout each time) and carry on; a message the departure
+                     cut is sent again whole (frames). Without it: exit 3
+                     (ERR_NPIPE_NO_READER)
       --no-create    fail (ERR_NPIPE_NOT_FOUND) instead of creating a missing FIFO
 ${FIFO_OPTIONS_HELP}
 
@@ -22,7 +26,7 @@ Examples:
   npipe send /tmp/jobs "hello" "world"
   seq 1000 | npipe send /tmp/jobs --timeout 5000
   npipe send /tmp/jobs --format length < messages.txt`,
-  options: { ...fifoOptions, create: { type: 'boolean' } },
+  options: { ...fifoOptions, create: { type: 'boolean' }, wait: { type: 'boolean' } },
   async run(values, positionals, io) {
     const [path, ...messages] = positionals;
     if (!path) throw new UsageError('npipe send needs a FIFO path (see npipe send --help)');
@@ -31,6 +35,7 @@ Examples:
       ...options,
       codec: 'bytes',
       create: values.create !== false,
+      waitForReader: values.wait === true,
       signal: io.stop,
     });
     try {

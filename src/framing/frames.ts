@@ -238,6 +238,8 @@ class FramesDecoder implements FrameDecoder {
 
   #endPacket(emit: Emit): void {
     const id = this.#writerId;
+    const partial = this.#target;
+    this.#target = undefined; // between packets no message is being written into
     if (this.#single) {
       const message = this.#single;
       this.#single = undefined;
@@ -246,11 +248,9 @@ class FramesDecoder implements FrameDecoder {
     }
     if (this.#flags & FLAG_LAST) {
       this.#skip.delete(id);
-      const partial = this.#target;
       if (partial && partial.filled === partial.body.length) {
         this.#partials.delete(id);
         this.#partialBytes -= partial.body.length;
-        this.#target = undefined;
         emit(partial.body);
       }
     }

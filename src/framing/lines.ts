@@ -48,7 +48,8 @@ class LinesDecoder implements FrameDecoder {
         const rest = chunk.length - start;
         if (rest === 0) return;
         this.#check(this.#pendingBytes + rest);
-        this.#pending.push(chunk.subarray(start));
+        // A copy: the caller may reuse `chunk` once push() returns.
+        this.#pending.push(Buffer.from(chunk.subarray(start)));
         this.#pendingBytes += rest;
         return;
       }

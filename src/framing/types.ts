@@ -34,7 +34,9 @@ export interface FrameDecoder {
   /**
    * Feeds the next bytes of the stream; calls `emit` once per whole message, in order.
    * Emitted messages may be views into `chunk`: copy them to keep them past the
-   * lifetime of `chunk` if the caller reuses it.
+   * lifetime of `chunk` if the caller reuses it. The decoder itself keeps no
+   * reference to `chunk` after push() returns (the receiver reads every chunk
+   * into the same buffer).
    * @throws ERR_NPIPE_BAD_FRAME, ERR_NPIPE_FRAME_TOO_LARGE; the decoder is unusable afterwards.
    */
   push(chunk: Buffer, emit: Emit): void;
