@@ -163,6 +163,16 @@ describe('send', () => {
     assert.equal(lstatSync(join(dir, 'b')).mode & 0o777, 0o600);
   });
 
+  test('SIGINT while waiting for a reader ends it at once with 128 + 2, leaving nothing behind', async (t) => {
+    const path = join(tempDir(t), 'p');
+    const sender = npipe(['send', path, 'never read']);
+    await new Promise((resolve) => setTimeout(resolve, 300)); // it is waiting for a reader (ENXIO)
+    sender.child.kill('SIGINT');
+    const result = await sender.done;
+    assert.equal(result.code, 130);
+    assert.match(result.stderr, /stopped by SIGINT/);
+  });
+
   test('a regular file or a symlink is refused with exit 4 and never written', async (t) => {
     const dir = tempDir(t);
     writeFileSync(join(dir, 'file'), 'keep me');

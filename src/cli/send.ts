@@ -39,24 +39,32 @@ Examples:
       signal: io.stop,
     });
     try {
+      const stop = { signal: io.stop };
       if (messages.length > 0) {
-        await Promise.all(messages.map((m) => sender.send(Buffer.from(m, 'utf8'))));
+        await Promise.all(messages.map((m) => sender.send(Buffer.from(m, 'utf8'), stop)));
       } else {
-        await sendStdin(sender, io.stdin, options.format, options.maxMessageSize);
+        await sendStdin(sender, io.stdin, options.format, options.maxMessageSize, io.stop);
       }
     } finally {
-      await sender.close();
+      // On SIGINT/SIGTERM: drop what is still queued (a message being written still goes out whole).
+      await sender.close({ signal: io.stop });
     }
     return EXIT.ok;
   },
 };
 
 /** Stdin as messages: lines, or raw chunks. One chunk's sends are awaited before the next is read, so memory stays bounded. */
-async function sendStdin(sender: Sender<Uint8Array>, stdin: NodeJS.ReadableStream, format: string, maxMessageSize?: number) {
+async function sendStdin(
+  sender: Sender<Uint8Array>,
+  stdin: NodeJS.ReadableStream,
+  format: string,
+  maxMessageSize: number | undefined,
+  signal: AbortSignal,
+) {
   const split = createFraming(format === 'raw' ? 'raw' : 'lines', maxMessageSize === undefined ? {} : { maxMessageSize });
   const decoder = split.createDecoder();
   const pending: Promise<void>[] = [];
-  const emit = (line: Buffer) => pending.push(sender.send(line));
+  const emit = (line: Buffer) => pending.push(sender.send(line, { signal }));
   for await (const chunk of stdin) {
     decoder.push(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer), emit);
     await Promise.all(pending.splice(0));

@@ -64,9 +64,14 @@ export async function openFifoFrameSender(path: string, framing: Framing, option
 }
 
 async function openWriterEnd(path: string, options: FifoSenderOptions): Promise<FifoEnd> {
-  const end = await openFifoWriter(path, options);
+  return withPipeSize(await openFifoWriter(path, options), options.pipeSize);
+}
+
+/** Applies the capacity asked for, closing the end if the kernel refuses. */
+function withPipeSize(end: FifoEnd, pipeSize: number | undefined): FifoEnd {
+  if (pipeSize === undefined) return end;
   try {
-    if (options.pipeSize !== undefined) end.setPipeSize(options.pipeSize);
+    end.setPipeSize(pipeSize);
   } catch (err) {
     end.close();
     throw err;
@@ -317,13 +322,7 @@ export async function openFifoFrameReceiver(
   framing: Framing,
   options: FifoReceiverOptions = {},
 ): Promise<FifoFrameReceiver> {
-  const end = await openFifoReader(path, options);
-  try {
-    if (options.pipeSize !== undefined) end.setPipeSize(options.pipeSize);
-  } catch (err) {
-    end.close();
-    throw err;
-  }
+  const end = withPipeSize(await openFifoReader(path, options), options.pipeSize);
   return new FifoFrameReceiver(end, framing, options);
 }
 
