@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test, type TestContext } from 'node:test';
 import { mkfifo } from '../src/index.js';
-import { npipe, start, tempDir, type Running } from './helpers.js';
+import { npipe, requireOrSkip, start, tempDir, type Running } from './helpers.js';
 
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}.js`, import.meta.url));
 const node = (name: string, args: string[], hangMs = 60_000): Running => start(process.execPath, [fixture(name), ...args], { hangMs });
@@ -182,4 +182,35 @@ test('npipe listen stays up while hundreds of short-lived npipe send processes c
     Array.from({ length: senders }, (_, i) => i),
   );
   assert.equal(result.stderr, '', 'nothing dropped');
+});
+
+test('many small messages go out in few write() calls, each within PIPE_BUF', async (t) => {
+  if (!requireOrSkip(t, process.platform === 'linux', 'counting write() calls needs Linux /proc/self/io')) return;
+  const dir = tempDir(t);
+  const path = join(dir, 'fifo');
+  await mkfifo(path);
+  const count = 2000;
+  const listener = npipe(['listen', path, '--format', 'frames', '--count', String(count)]);
+  // The sender counts its own write system calls (/proc/self/io syscw) around the sends.
+  const script = `
+    import { readFileSync } from 'node:fs';
+    import { openSender } from ${JSON.stringify(new URL('../src/index.js', import.meta.url).href)};
+    const syscw = () => Number(/syscw: (\\d+)/.exec(readFileSync('/proc/self/io', 'utf8'))[1]);
+    const sender = await openSender(${JSON.stringify(path)}, { timeout: 10000 });
+    const before = syscw();
+    const sends = [];
+    for (let i = 0; i < ${count}; i++) sends.push(sender.send('m'.repeat(56) + String(i).padStart(8, '0')));
+    await Promise.all(sends);
+    const writes = syscw() - before;
+    await sender.close();
+    console.log(writes);`;
+  const sender = await start(process.execPath, ['--input-type=module', '-e', script]).done;
+  assert.equal(sender.code, 0, sender.stderr);
+  const result = await listener.done;
+  assert.equal(result.stdout.split('\n').length - 1, count);
+  const writes = Number(sender.stdout.trim());
+  // 2000 packets of 72 bytes: 56 fit in one 4096-byte write, so 36 writes at best.
+  const best = Math.ceil(count / Math.floor(4096 / 72));
+  report(t, { messages: count, writeCalls: writes, fewestPossible: best });
+  assert.ok(writes <= best * 2, `${writes} write() calls for ${count} messages`);
 });
