@@ -20,6 +20,8 @@ export type NpipeErrorCode =
   | 'ERR_NPIPE_BUSY'
   | 'ERR_NPIPE_INVALID_ARG'
   | 'ERR_NPIPE_UNSUPPORTED'
+  | 'ERR_NPIPE_SERVER_GONE'
+  | 'ERR_NPIPE_REMOTE'
   | 'ERR_NPIPE_SYSTEM';
 
 export class NpipeError extends Error {
@@ -173,6 +175,31 @@ export class UnsupportedError extends NpipeError {
   }
   static {
     this.prototype.name = 'UnsupportedError';
+  }
+}
+
+/** The server a request went to went away before answering (or, for a new request, is not there). */
+export class ServerGoneError extends NpipeError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_NPIPE_SERVER_GONE', message, options);
+  }
+  static {
+    this.prototype.name = 'ServerGoneError';
+  }
+}
+
+/**
+ * The server's handler failed. `code` is always ERR_NPIPE_REMOTE; `remoteCode` and
+ * the message are the handler's (its error's `code`, or ERR_NPIPE_REMOTE when it had none).
+ */
+export class RemoteError extends NpipeError {
+  readonly remoteCode: string;
+  constructor(remoteCode: string, message: string) {
+    super('ERR_NPIPE_REMOTE', message);
+    this.remoteCode = remoteCode;
+  }
+  static {
+    this.prototype.name = 'RemoteError';
   }
 }
 

@@ -10,3 +10,7 @@ export type { FrameSender, FrameReceiver, CallOptions } from './transport/types.
 export { openSender, openReceiver, Sender, Receiver, DEFAULT_FORMAT } from './api.js';
 export type { SenderOptions, ReceiverOptions } from './api.js';
 export type { WaitOptions } from './util/abort.js';
+export { serve, Server, connect, Client } from './rpc/index.js';
+export type { Handler, HandlerContext, ServeOptions, ServerEvent, ServerStats, ConnectOptions, RequestOptions } from './rpc/index.js';
+export { FifoTransport } from './transport/fifo-transport.js';
+export type { Transport, ReplyEndpoint } from './transport/types.js';

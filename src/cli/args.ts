@@ -65,6 +65,7 @@ export function exitCodeFor(err: unknown): number {
       return EXIT.usage;
     case 'ERR_NPIPE_TIMEOUT':
     case 'ERR_NPIPE_NO_READER':
+    case 'ERR_NPIPE_SERVER_GONE':
       return EXIT.noPeer;
     case 'ERR_NPIPE_UNSAFE':
     case 'ERR_NPIPE_NOT_FIFO':

@@ -5,9 +5,11 @@ import { EXIT, exitCodeFor, parse, type CliIO, type Command } from './args.js';
 import { demoCommand } from './demo.js';
 import { listenCommand } from './listen.js';
 import { mkfifoCommand } from './mkfifo.js';
+import { requestCommand } from './request.js';
 import { sendCommand } from './send.js';
+import { serveCommand } from './serve.js';
 
-const commands: Command[] = [sendCommand, listenCommand, mkfifoCommand, demoCommand];
+const commands: Command[] = [sendCommand, listenCommand, serveCommand, requestCommand, mkfifoCommand, demoCommand];
 
 function mainHelp(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

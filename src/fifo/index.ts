@@ -10,3 +10,10 @@ export {
 } from './open.js';
 export { getPipeSize, setPipeSize } from './capacity.js';
 export { lock, tryLock, unlock, dup, type LockMode } from './lock.js';
+export {
+  checkReplyPath,
+  createReplyFifo,
+  ensureReplyDirectory,
+  removeStaleReplyFifos,
+  replyDirectories,
+} from './replydir.js';

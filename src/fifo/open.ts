@@ -34,6 +34,11 @@ export interface OpenFifoOptions extends WaitOptions {
    * write to the FIFO can inject messages, so npipe refuses such a FIFO unless told.
    */
   allowShared?: boolean;
+  /**
+   * The uid the FIFO must belong to. Default: the caller, or root. (A server
+   * running as root writing into a user's reply FIFO names that user.)
+   */
+  owner?: number;
 }
 
 export interface OpenReaderOptions extends OpenFifoOptions {
@@ -127,7 +132,7 @@ function closeQuietly(fd: number): void {
  * by the caller or root, and not writable by others unless allowed. Closes `fd`
  * and throws otherwise, before a single byte is read or written.
  */
-function checkOpened(fd: number, path: string, allowShared: boolean): Stats {
+function checkOpened(fd: number, path: string, allowShared: boolean, owner?: number): Stats {
   let st: Stats;
   try {
     st = fstatSync(fd);
@@ -136,7 +141,7 @@ function checkOpened(fd: number, path: string, allowShared: boolean): Stats {
     throw fromSystemError(err, path, 'checking');
   }
   try {
-    checkStats(st, path, allowShared);
+    checkStats(st, path, allowShared, owner);
   } catch (err) {
     closeQuietly(fd);
     throw err;
@@ -144,12 +149,16 @@ function checkOpened(fd: number, path: string, allowShared: boolean): Stats {
   return st;
 }
 
-export function checkStats(st: Stats, path: string, allowShared: boolean): void {
+export function checkStats(st: Stats, path: string, allowShared: boolean, owner?: number): void {
   if (!st.isFIFO()) {
     throw new NotFifoError(`${path} is ${describeKind(st)}, not a FIFO; remove it or choose another path`);
   }
-  const euid = process.geteuid?.();
-  if (euid !== undefined && st.uid !== euid && st.uid !== 0) {
+  if (owner !== undefined) {
+    if (st.uid !== owner) {
+      throw new UnsafeFifoError(`${path} is owned by uid ${st.uid}, not by uid ${owner} as expected; it will not be used`);
+    }
+  } else if (process.geteuid !== undefined && st.uid !== process.geteuid() && st.uid !== 0) {
+    const euid = process.geteuid();
     throw new UnsafeFifoError(
       `${path} is owned by uid ${st.uid}, not by you (uid ${euid}) or root, so its owner can read or inject ` +
         `messages; use a FIFO you created, or have its owner remove it (rm ${path})`,
@@ -201,7 +210,7 @@ export async function openFifoReader(path: string, options: OpenReaderOptions = 
   } catch (err) {
     throw fromSystemError(err, path, 'opening for reading');
   }
-  const st = checkOpened(fd, path, allowShared);
+  const st = checkOpened(fd, path, allowShared, options.owner);
   if (options.keepOpen === false) return new FifoEnd(path, 'read', fd, st);
   // Our own writer keeps the pipe from reaching end of file when the last real writer
   // leaves. It must be the same FIFO: reopening a path can race with a rename.
@@ -214,7 +223,7 @@ export async function openFifoReader(path: string, options: OpenReaderOptions = 
   }
   let kst: Stats;
   try {
-    kst = checkOpened(keepalive, path, allowShared);
+    kst = checkOpened(keepalive, path, allowShared, options.owner);
   } catch (err) {
     closeQuietly(fd);
     throw err;
@@ -254,11 +263,11 @@ export async function openFifoWriter(path: string, options: OpenFifoOptions = {}
         // ENXIO also answers for a socket file: make sure we are waiting on a FIFO.
         // And refuse an unsafe FIFO now rather than after a reader shows up.
         const st = lstatSync(path, { throwIfNoEntry: false });
-        if (st) checkStats(st, path, options.allowShared === true);
+        if (st) checkStats(st, path, options.allowShared === true, options.owner);
         await sleep(delay, wait.signal);
         continue;
       }
-      return new FifoEnd(path, 'write', fd, checkOpened(fd, path, options.allowShared === true));
+      return new FifoEnd(path, 'write', fd, checkOpened(fd, path, options.allowShared === true, options.owner));
     }
   } finally {
     wait.dispose();

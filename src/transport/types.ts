@@ -37,3 +37,43 @@ export interface FrameReceiver {
   /** Messages dropped rather than delivered torn, and their bytes. */
   readonly dropped: { readonly messages: number; readonly bytes: number };
 }
+
+/** A private address only this process receives on (a client's replies). */
+export interface ReplyEndpoint {
+  /** What peers send replies to. */
+  readonly address: string;
+  readonly receiver: FrameReceiver;
+  /** Stops receiving and removes the endpoint. Idempotent. */
+  close(): Promise<void>;
+}
+
+export interface ListenOptions {
+  /** Largest frame accepted (bigger ones are dropped and reported). */
+  maxMessageSize?: number;
+  onDrop?: (info: import('../framing/index.js').DropInfo) => void;
+}
+
+export interface ConnectOptions extends CallOptions {
+  timeout?: number;
+  /** Wait for a receiver to appear (and to come back after it left), instead of failing. */
+  wait?: boolean;
+}
+
+/**
+ * What request/reply needs from a medium: well-known addresses to listen on and
+ * connect to, private reply addresses, and a check that an address a peer named
+ * is one this transport may write to. FIFOs implement it; NATS will too.
+ */
+export interface Transport {
+  listen(address: string, options?: ListenOptions): Promise<FrameReceiver>;
+  connect(address: string, options?: ConnectOptions): Promise<FrameSender>;
+  createReplyEndpoint(): Promise<ReplyEndpoint>;
+  /**
+   * A sender to a reply address named by a peer. Refuses (ERR_NPIPE_UNSAFE) an
+   * address that is not a reply endpoint this transport may write to; never waits
+   * for a receiver (ERR_NPIPE_NO_READER at once when there is none).
+   */
+  openReply(address: string): Promise<FrameSender>;
+  /** Whether something receives at `address` right now. */
+  isListening(address: string): boolean;
+}

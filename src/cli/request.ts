@@ -1,0 +1,61 @@
+import { connect, RemoteError } from '../index.js';
+import { EXIT, UsageError, intOption, type Command } from './args.js';
+
+export const requestCommand: Command = {
+  name: 'request',
+  summary: 'send one request to an npipe server and print its reply',
+  help: `Usage: npipe request <path> <message> [options]
+
+Sends <message> to the server on <path> (npipe serve, or the library's serve())
+and prints its reply (followed by a newline if it has none). With no message
+argument, the request is all of stdin.
+
+Options:
+  -t, --timeout MS   give up after MS ms (exit 3, ERR_NPIPE_TIMEOUT); the server's
+                     handler is told to stop
+      --wait         wait for the server to appear instead of failing at once
+      --max-size N   largest request or reply in bytes (default 1048576)
+  -h, --help         show this help
+
+Exit codes: 0 reply printed, 1 the server answered with an error (printed as
+"ERR_NPIPE_REMOTE: <the handler's code>: <message>") or another failure, 2 usage,
+3 timeout or no server (ERR_NPIPE_SERVER_GONE).`,
+  options: {
+    timeout: { type: 'string', short: 't' },
+    wait: { type: 'boolean' },
+    'max-size': { type: 'string' },
+  },
+  async run(values, positionals, io) {
+    if (positionals.length < 1 || positionals.length > 2) {
+      throw new UsageError('npipe request takes a FIFO path and one message (see npipe request --help)');
+    }
+    const timeout = intOption(values.timeout, 'timeout');
+    const maxMessageSize = intOption(values['max-size'], 'max-size', { min: 1 });
+    let payload: Buffer;
+    if (positionals.length === 2) payload = Buffer.from(positionals[1]!, 'utf8');
+    else {
+      const chunks: Buffer[] = [];
+      for await (const chunk of io.stdin) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer));
+      payload = Buffer.concat(chunks);
+    }
+    const client = await connect<Buffer, Buffer>(positionals[0]!, {
+      codec: 'bytes',
+      waitForServer: values.wait === true,
+      signal: io.stop,
+      ...(maxMessageSize === undefined ? {} : { maxMessageSize }),
+    });
+    try {
+      const reply = await client.request(payload, { signal: io.stop, ...(timeout === undefined ? {} : { timeout }) });
+      io.stdout.write(reply.length > 0 && reply[reply.length - 1] === 0x0a ? reply : Buffer.concat([reply, Buffer.from('\n')]));
+      return EXIT.ok;
+    } catch (err) {
+      if (err instanceof RemoteError) {
+        io.stderr.write(`npipe request: ERR_NPIPE_REMOTE: ${err.remoteCode}: ${err.message}\n`);
+        return EXIT.failure;
+      }
+      throw err;
+    } finally {
+      await client.close();
+    }
+  },
+};

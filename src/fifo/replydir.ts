@@ -1,0 +1,132 @@
+/**
+ * The private folder where request/reply clients keep their reply FIFOs:
+ * $XDG_RUNTIME_DIR/npipe, else <tmpdir>/npipe-<uid>; mode 0700, owned by the user,
+ * never a symlink (checked before every use). Reply FIFOs are named
+ * c-<pid>-<16 random hex digits>.fifo: the random part keeps a reused pid from
+ * colliding with a dead client's leftover; the pid lets the next client or server
+ * that finds a leftover see that its owner is gone and remove it.
+ */
+import { randomBytes } from 'node:crypto';
+import { lstatSync, mkdirSync, readdirSync, unlinkSync, type Stats } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, dirname, isAbsolute, join, normalize } from 'node:path';
+import { InvalidArgumentError, UnsafeFifoError, fromSystemError, isErrno } from '../errors.js';
+import { mkfifoSync } from './mkfifo.js';
+
+const REPLY_NAME = /^c-(\d+)-[0-9a-f]{16}\.fifo$/;
+
+function euid(): number {
+  return process.geteuid?.() ?? 0;
+}
+
+/** The reply folders a user `uid` may have, in order of preference. */
+export function replyDirectories(uid = euid()): string[] {
+  const dirs: string[] = [];
+  const xdg = process.env.XDG_RUNTIME_DIR;
+  if (uid === euid() && xdg && isAbsolute(xdg)) dirs.push(join(xdg, 'npipe'));
+  dirs.push(join('/run/user', String(uid), 'npipe'), join(tmpdir(), `npipe-${uid}`));
+  return [...new Set(dirs)];
+}
+
+function checkDirectory(dir: string, st: Stats, uid: number): void {
+  if (st.isSymbolicLink() || !st.isDirectory()) {
+    throw new UnsafeFifoError(`${dir} is not a directory (or is a symlink); remove it so npipe can create its reply folder`);
+  }
+  if (st.uid !== uid) {
+    throw new UnsafeFifoError(`${dir} is owned by uid ${st.uid}, not ${uid}; remove it so npipe can create its reply folder`);
+  }
+  if ((st.mode & 0o077) !== 0) {
+    throw new UnsafeFifoError(`${dir} can be used by other users (mode ${(st.mode & 0o777).toString(8)}); run chmod 700 ${dir}`);
+  }
+}
+
+/**
+ * The caller's reply folder, created 0700 if missing, checked if present.
+ * @throws ERR_NPIPE_UNSAFE when it is a symlink, someone else's, or open to others.
+ */
+export function ensureReplyDirectory(): string {
+  const uid = euid();
+  let lastError: unknown;
+  for (const dir of replyDirectories(uid)) {
+    try {
+      mkdirSync(dir, { mode: 0o700 });
+    } catch (err) {
+      if (!isErrno(err, 'EEXIST')) {
+        lastError = err; // e.g. no /run/user/<uid>: try the next place
+        continue;
+      }
+    }
+    checkDirectory(dir, lstatSync(dir), uid);
+    return dir;
+  }
+  throw fromSystemError(lastError, replyDirectories(uid).join(' or '), 'creating the reply folder');
+}
+
+/** A new reply FIFO (0600) in the caller's reply folder. */
+export function createReplyFifo(dir: string): string {
+  const path = join(dir, `c-${process.pid}-${randomBytes(8).toString('hex')}.fifo`);
+  mkfifoSync(path, { mode: 0o600 });
+  return path;
+}
+
+function processGone(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (err) {
+    return isErrno(err, 'ESRCH');
+  }
+}
+
+/** Removes reply FIFOs left by clients that are gone (killed before they could clean up). */
+export function removeStaleReplyFifos(dir: string): number {
+  let removed = 0;
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return 0;
+  }
+  for (const name of names) {
+    const m = REPLY_NAME.exec(name);
+    if (!m || !processGone(Number(m[1]))) continue;
+    try {
+      unlinkSync(join(dir, name));
+      removed++;
+    } catch {
+      // Another cleaner got there first.
+    }
+  }
+  return removed;
+}
+
+/**
+ * Checks a reply address named by a client before a server writes to it: an
+ * absolute path to a reply FIFO inside a reply folder (0700, not a symlink), both
+ * owned by the server's own user, or, when the server runs as root, by the
+ * requesting user (the folder's owner). Returns that uid, for the open to check
+ * the FIFO's owner again on the descriptor.
+ * @throws ERR_NPIPE_UNSAFE for any other path.
+ */
+export function checkReplyPath(path: string): number {
+  if (typeof path !== 'string' || !isAbsolute(path) || normalize(path) !== path) {
+    throw new InvalidArgumentError(`reply address ${JSON.stringify(path)} is not a normalized absolute path`);
+  }
+  if (!REPLY_NAME.test(basename(path))) {
+    throw new UnsafeFifoError(`reply address ${path} is not named like an npipe reply FIFO; refused`);
+  }
+  const dir = dirname(path);
+  let st: Stats;
+  try {
+    st = lstatSync(dir);
+  } catch (err) {
+    throw fromSystemError(err, dir, 'checking the reply folder');
+  }
+  const server = euid();
+  const uid = server === 0 ? st.uid : server;
+  if (!replyDirectories(uid).includes(dir)) {
+    throw new UnsafeFifoError(`reply address ${path} is outside the reply folders of uid ${uid}; refused`);
+  }
+  checkDirectory(dir, st, uid);
+  return uid;
+}

@@ -1,0 +1,232 @@
+/**
+ * connect(): a request/reply client over any Transport. Requests carry an id and
+ * the client's private reply address; replies are matched by id, so many requests
+ * may be in flight at once.
+ */
+import {
+  ClosedError,
+  InvalidArgumentError,
+  NpipeError,
+  RemoteError,
+  ServerGoneError,
+  TimeoutError,
+} from '../errors.js';
+import { resolveCodec, type Codec, type CodecName } from '../codec.js';
+import { FifoTransport } from '../transport/fifo-transport.js';
+import type { FrameSender, ReplyEndpoint, Transport } from '../transport/types.js';
+import { checkTimeout } from '../util/abort.js';
+import { CANCEL, ERROR, REPLY, REQUEST, decodeError, decodeRpc, encodeRequest } from './protocol.js';
+
+export interface ConnectOptions<Req, Res> {
+  /** Payload codec for requests and replies (default text). */
+  codec?: CodecName | Codec<Req & Res>;
+  /** Default timeout of each request, in ms (default: none). */
+  timeout?: number;
+  /**
+   * When the server is not there (at connect, or it goes away): false (default)
+   * fails with ERR_NPIPE_SERVER_GONE; true waits for a server to (re)appear. Either
+   * way, requests the departed server had taken fail with ERR_NPIPE_SERVER_GONE.
+   */
+  waitForServer?: boolean;
+  /** Aborts connecting (and waiting for a server). */
+  signal?: AbortSignal;
+  /** Largest request or reply in bytes (default 1 MiB). */
+  maxMessageSize?: number;
+  transport?: Transport;
+}
+
+export interface RequestOptions {
+  signal?: AbortSignal;
+  /** ms; overrides the client's default. */
+  timeout?: number;
+}
+
+interface Pending {
+  resolve(payload: Buffer): void;
+  reject(err: unknown): void;
+}
+
+/** How often a client with requests in flight checks that its server is still there. */
+const SERVER_CHECK_MS = 250;
+
+export class Client<Req = string, Res = Req> {
+  readonly #path: string;
+  readonly #transport: Transport;
+  readonly #sender: FrameSender;
+  readonly #endpoint: ReplyEndpoint;
+  readonly #codec: Codec<Req & Res>;
+  readonly #timeout: number | undefined;
+  readonly #pending = new Map<number, Pending>();
+  #nextId = 1;
+  #serverPid = 0;
+  #closed = false;
+  #monitor: NodeJS.Timeout | undefined;
+
+  /** @internal */
+  constructor(path: string, transport: Transport, sender: FrameSender, endpoint: ReplyEndpoint, options: ConnectOptions<Req, Res>) {
+    this.#path = path;
+    this.#transport = transport;
+    this.#sender = sender;
+    this.#endpoint = endpoint;
+    this.#codec = resolveCodec(options.codec, 'text');
+    this.#timeout = checkTimeout(options.timeout);
+    void this.#readReplies();
+  }
+
+  /** The private address replies come to. */
+  get replyAddress(): string {
+    return this.#endpoint.address;
+  }
+
+  async #readReplies(): Promise<void> {
+    for (;;) {
+      let frame: Buffer | undefined;
+      try {
+        frame = await this.#endpoint.receiver.receive();
+      } catch {
+        continue; // a malformed frame on our own reply FIFO: drop it, keep reading
+      }
+      if (frame === undefined) return;
+      let message;
+      try {
+        message = decodeRpc(frame);
+      } catch {
+        continue;
+      }
+      if (message.type !== REPLY && message.type !== ERROR) continue;
+      this.#serverPid = message.serverPid;
+      const pending = this.#pending.get(message.id);
+      if (!pending) continue; // late reply to a request that timed out or was cancelled
+      this.#pending.delete(message.id);
+      if (message.type === REPLY) pending.resolve(Buffer.from(message.payload));
+      else {
+        const { code, message: text } = decodeError(message.payload);
+        pending.reject(new RemoteError(code, text));
+      }
+    }
+  }
+
+  /** While requests are in flight, fail them as soon as the server is seen to be gone. */
+  #watchServer(): void {
+    if (this.#monitor || this.#closed) return;
+    this.#monitor = setInterval(() => {
+      if (this.#pending.size === 0) {
+        clearInterval(this.#monitor);
+        this.#monitor = undefined;
+        return;
+      }
+      if (!this.#serverAlive()) this.#failAll(new ServerGoneError(`the server on ${this.#path} went away before answering`));
+    }, SERVER_CHECK_MS);
+    this.#monitor.unref();
+  }
+
+  #serverAlive(): boolean {
+    if (!this.#transport.isListening(this.#path)) return false;
+    if (this.#serverPid !== 0) {
+      try {
+        process.kill(this.#serverPid, 0);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ESRCH') return false; // replaced by a new server
+      }
+    }
+    return true;
+  }
+
+  #failAll(err: Error): void {
+    const pending = [...this.#pending.values()];
+    this.#pending.clear();
+    for (const p of pending) p.reject(err);
+  }
+
+  /**
+   * Sends `payload` and resolves with the server's reply.
+   * @throws RemoteError (ERR_NPIPE_REMOTE, with the handler's `remoteCode`), ERR_NPIPE_TIMEOUT,
+   *   ERR_NPIPE_SERVER_GONE, ERR_NPIPE_CLOSED, ERR_NPIPE_FRAME_TOO_LARGE, `signal.reason`.
+   *   A timeout or abort also cancels the request on the server (its handler's signal aborts).
+   * @example
+   * const client = await connect('/tmp/calc');
+   * console.log(await client.request('6*7', { timeout: 1000 }));
+   */
+  async request(payload: Req, options: RequestOptions = {}): Promise<Res> {
+    if (this.#closed) throw new ClosedError('this client is closed');
+    const timeout = checkTimeout(options.timeout ?? this.#timeout);
+    const { signal } = options;
+    if (signal?.aborted) throw signal.reason;
+    const id = this.#nextId;
+    this.#nextId = this.#nextId === 0xffffffff ? 1 : this.#nextId + 1;
+    const frame = encodeRequest(REQUEST, id, this.#endpoint.address, this.#codec.encode(payload as Req & Res));
+    // Created here so that the stack points at the caller (nats.js does the same).
+    const timeoutError = timeout === undefined ? undefined : new TimeoutError(`no reply from the server on ${this.#path} (timeout ${timeout} ms)`);
+    const reply = await new Promise<Buffer>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const finish = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+      };
+      const giveUp = (err: unknown) => {
+        if (!this.#pending.delete(id)) return;
+        finish();
+        reject(err);
+        // Tell the server, so that its handler's signal aborts. Best effort.
+        this.#sender.send(encodeRequest(CANCEL, id, this.#endpoint.address)).catch(() => {});
+      };
+      const onAbort = () => giveUp(signal!.reason);
+      this.#pending.set(id, {
+        resolve: (p) => {
+          finish();
+          resolve(p);
+        },
+        reject: (e) => {
+          finish();
+          reject(e);
+        },
+      });
+      if (timeoutError) timer = setTimeout(() => giveUp(timeoutError), timeout);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.#watchServer();
+      this.#sender.send(frame, signal ? { signal } : {}).catch((err: unknown) => {
+        const pending = this.#pending.get(id);
+        if (!pending) return;
+        this.#pending.delete(id);
+        pending.reject(
+          err instanceof NpipeError && err.code === 'ERR_NPIPE_NO_READER'
+            ? new ServerGoneError(`the server on ${this.#path} went away; start it again, or connect with waitForServer`, { cause: err })
+            : err,
+        );
+      });
+    });
+    return this.#codec.decode(reply) as Res;
+  }
+
+  /** Fails requests in flight (ERR_NPIPE_CLOSED), closes the connection and removes the reply endpoint. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#monitor);
+    this.#failAll(new ClosedError('the client was closed'));
+    await this.#sender.close({ signal: AbortSignal.abort() }).catch(() => {});
+    await this.#endpoint.close();
+  }
+}
+
+/**
+ * Connects to the server on `path`: creates this client's private reply endpoint
+ * and opens the server's request endpoint.
+ * @throws ERR_NPIPE_SERVER_GONE (no server, without waitForServer), ERR_NPIPE_UNSAFE
+ *   (reply folder not private), ERR_NPIPE_NOT_FIFO.
+ */
+export async function connect<Req = string, Res = Req>(path: string, options: ConnectOptions<Req, Res> = {}): Promise<Client<Req, Res>> {
+  if (typeof path !== 'string' || path === '') throw new InvalidArgumentError('path must be a non-empty string');
+  const transport = options.transport ?? new FifoTransport(options.maxMessageSize === undefined ? {} : { maxMessageSize: options.maxMessageSize });
+  const endpoint = await transport.createReplyEndpoint();
+  try {
+    const sender = await transport.connect(path, {
+      wait: options.waitForServer === true,
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+    return new Client(path, transport, sender, endpoint, options);
+  } catch (err) {
+    await endpoint.close();
+    throw err;
+  }
+}

@@ -1,0 +1,298 @@
+/**
+ * serve(): one server, many clients, over any Transport. Nothing a client does can
+ * stall it: replies go to each client through its own non-blocking sender with a
+ * bounded queue; a reply to a client that is gone, or that would overflow its
+ * queue, is dropped and counted; a reply address outside the transport's private
+ * reply folders is refused and reported.
+ */
+import { ClosedError, InvalidArgumentError, NpipeError } from '../errors.js';
+import { resolveCodec, type Codec, type CodecName } from '../codec.js';
+import { FifoTransport } from '../transport/fifo-transport.js';
+import type { FrameReceiver, FrameSender, Transport } from '../transport/types.js';
+import { CANCEL, REQUEST, decodeRpc, encodeError, encodeReply, REPLY } from './protocol.js';
+
+export interface HandlerContext {
+  /** Aborts when the client cancels (its timeout or signal), goes away, or the server closes. */
+  signal: AbortSignal;
+  /** The client's reply address: tells clients apart. */
+  client: string;
+}
+
+export type Handler<Req, Res> = (request: Req, context: HandlerContext) => Res | Promise<Res>;
+
+/** Something the server refused or dropped, for logs. */
+export interface ServerEvent {
+  kind: 'refused' | 'reply-dropped' | 'bad-message' | 'frame-dropped';
+  client?: string;
+  reason: string;
+}
+
+export interface ServeOptions<Req, Res> {
+  /** Closes the server when it aborts. */
+  signal?: AbortSignal;
+  /** Handlers running at once (default 64); more requests wait their turn. */
+  concurrency?: number;
+  /** Payload codec for requests and replies (default text). */
+  codec?: CodecName | Codec<Req & Res>;
+  /** Largest request or reply in bytes (default 1 MiB); larger requests are dropped and reported. */
+  maxMessageSize?: number;
+  /** Reply bytes queued for one client before its replies are dropped (default 4 MiB). */
+  maxQueuedReplyBytes?: number;
+  /** Requests waiting for a handler before the server stops reading new ones (default 1024). */
+  maxWaiting?: number;
+  onEvent?: (event: ServerEvent) => void;
+  /** The medium (default: FIFOs). */
+  transport?: Transport;
+}
+
+export interface ServerStats {
+  requests: number;
+  replies: number;
+  errors: number;
+  cancelled: number;
+  repliesDropped: number;
+  refused: number;
+}
+
+interface ClientState {
+  address: string;
+  sender: Promise<FrameSender> | undefined;
+  handlers: Map<number, AbortController>;
+  queuedBytes: number;
+  lastActive: number;
+  gone: boolean;
+}
+
+interface Job {
+  client: ClientState;
+  id: number;
+  payload: Buffer;
+}
+
+const IDLE_CLIENT_MS = 1000;
+
+export class Server {
+  readonly stats: ServerStats = { requests: 0, replies: 0, errors: 0, cancelled: 0, repliesDropped: 0, refused: 0 };
+  /** Settles when the server has stopped (after close(), or its signal). */
+  readonly done: Promise<void>;
+  readonly #receiver: FrameReceiver;
+  readonly #transport: Transport;
+  readonly #handler: Handler<unknown, unknown>;
+  readonly #codec: Codec<unknown>;
+  readonly #options: ServeOptions<unknown, unknown>;
+  readonly #clients = new Map<string, ClientState>();
+  readonly #waiting: Job[] = [];
+  readonly #closeController = new AbortController();
+  #running = 0;
+  #space: (() => void) | undefined;
+  #sweeper: NodeJS.Timeout;
+
+  /** @internal */
+  constructor(receiver: FrameReceiver, handler: Handler<unknown, unknown>, transport: Transport, options: ServeOptions<unknown, unknown>) {
+    this.#receiver = receiver;
+    this.#handler = handler;
+    this.#transport = transport;
+    this.#options = options;
+    this.#codec = resolveCodec(options.codec, 'text');
+    this.#sweeper = setInterval(() => this.#closeIdleClients(), IDLE_CLIENT_MS);
+    this.#sweeper.unref();
+    options.signal?.addEventListener('abort', () => void this.close(), { once: true });
+    this.done = this.#loop();
+  }
+
+  get clients(): number {
+    return this.#clients.size;
+  }
+
+  async #loop(): Promise<void> {
+    const maxWaiting = this.#options.maxWaiting ?? 1024;
+    try {
+      for (;;) {
+        if (this.#waiting.length >= maxWaiting) await new Promise<void>((resolve) => (this.#space = resolve));
+        const frame = await this.#receiver.receive();
+        if (frame === undefined) break;
+        this.#dispatch(frame);
+      }
+    } finally {
+      clearInterval(this.#sweeper);
+      this.#closeController.abort(new ClosedError('the server is closing'));
+      for (const client of this.#clients.values()) void this.#dropClient(client);
+    }
+  }
+
+  #event(event: ServerEvent): void {
+    this.#options.onEvent?.(event);
+  }
+
+  #dispatch(frame: Buffer): void {
+    let message;
+    try {
+      message = decodeRpc(frame);
+    } catch (err) {
+      this.#event({ kind: 'bad-message', reason: (err as Error).message });
+      return;
+    }
+    if (message.type !== REQUEST && message.type !== CANCEL) {
+      this.#event({ kind: 'bad-message', reason: `unexpected message type ${message.type} on the request FIFO` });
+      return;
+    }
+    const client = this.#client(message.replyTo);
+    client.lastActive = Date.now();
+    if (message.type === CANCEL) {
+      const handler = client.handlers.get(message.id);
+      if (handler) {
+        this.stats.cancelled++;
+        handler.abort(new ClosedError('the client cancelled this request'));
+      } else {
+        // Not started yet: take it out of the queue.
+        const at = this.#waiting.findIndex((j) => j.client === client && j.id === message.id);
+        if (at !== -1) {
+          this.#waiting.splice(at, 1);
+          this.stats.cancelled++;
+        }
+      }
+      return;
+    }
+    this.stats.requests++;
+    this.#waiting.push({ client, id: message.id, payload: Buffer.from(message.payload) });
+    this.#next();
+  }
+
+  #client(address: string): ClientState {
+    let client = this.#clients.get(address);
+    if (!client) {
+      client = { address, sender: undefined, handlers: new Map(), queuedBytes: 0, lastActive: Date.now(), gone: false };
+      this.#clients.set(address, client);
+    }
+    return client;
+  }
+
+  #next(): void {
+    const concurrency = this.#options.concurrency ?? 64;
+    while (this.#running < concurrency && this.#waiting.length > 0) {
+      const job = this.#waiting.shift()!;
+      if (this.#space && this.#waiting.length < (this.#options.maxWaiting ?? 1024)) {
+        this.#space();
+        this.#space = undefined;
+      }
+      if (job.client.gone) continue;
+      this.#running++;
+      void this.#run(job).finally(() => {
+        this.#running--;
+        this.#next();
+      });
+    }
+  }
+
+  async #run({ client, id, payload }: Job): Promise<void> {
+    const controller = new AbortController();
+    const onClose = () => controller.abort(this.#closeController.signal.reason);
+    this.#closeController.signal.addEventListener('abort', onClose, { once: true });
+    client.handlers.set(id, controller);
+    let reply: Buffer;
+    let failed = false;
+    try {
+      const request = this.#codec.decode(payload);
+      const result = await this.#handler(request, { signal: controller.signal, client: client.address });
+      reply = encodeReply(REPLY, id, this.#codec.encode(result));
+    } catch (err) {
+      const own = (err as { code?: unknown } | undefined)?.code;
+      const code = err instanceof NpipeError ? err.code : typeof own === 'string' ? own : 'ERR_NPIPE_REMOTE';
+      reply = encodeError(id, code, err instanceof Error ? err.message : String(err));
+      failed = true;
+    } finally {
+      client.handlers.delete(id);
+      this.#closeController.signal.removeEventListener('abort', onClose);
+    }
+    // Cancelled by the client: it no longer waits for an answer.
+    if (controller.signal.aborted && !this.#closeController.signal.aborted) return;
+    if (failed) this.stats.errors++;
+    else this.stats.replies++;
+    this.#reply(client, reply);
+  }
+
+  #reply(client: ClientState, reply: Buffer): void {
+    const limit = this.#options.maxQueuedReplyBytes ?? 4 * 1024 * 1024;
+    if (client.gone || client.queuedBytes + reply.length > limit) {
+      this.stats.repliesDropped++;
+      this.#event({ kind: 'reply-dropped', client: client.address, reason: client.gone ? 'the client is gone' : 'the client is not reading its replies' });
+      return;
+    }
+    client.queuedBytes += reply.length;
+    client.lastActive = Date.now();
+    client.sender ??= this.#transport.openReply(client.address);
+    client.sender
+      .then((sender) => sender.send(reply))
+      .then(
+        () => {
+          client.queuedBytes -= reply.length;
+        },
+        (err: unknown) => {
+          client.queuedBytes -= reply.length;
+          this.stats.repliesDropped++;
+          const code = err instanceof NpipeError ? err.code : '';
+          if (code === 'ERR_NPIPE_UNSAFE' || code === 'ERR_NPIPE_NOT_FIFO' || code === 'ERR_NPIPE_INVALID_ARG') {
+            this.stats.refused++;
+            this.#event({ kind: 'refused', client: client.address, reason: (err as Error).message });
+          } else {
+            this.#event({ kind: 'reply-dropped', client: client.address, reason: (err as Error).message });
+          }
+          void this.#dropClient(client);
+        },
+      );
+  }
+
+  /** The client is gone (or refused): stop its handlers, close its sender, forget it. */
+  async #dropClient(client: ClientState): Promise<void> {
+    client.gone = true;
+    if (this.#clients.get(client.address) === client) this.#clients.delete(client.address);
+    for (const handler of client.handlers.values()) handler.abort(new ClosedError('the client went away'));
+    const sender = await client.sender?.catch(() => undefined);
+    await sender?.close({ signal: AbortSignal.abort() }).catch(() => {});
+  }
+
+  /** Closes the reply senders of clients with nothing in progress: a new request reopens it. */
+  #closeIdleClients(): void {
+    const now = Date.now();
+    for (const client of this.#clients.values()) {
+      if (client.handlers.size === 0 && client.queuedBytes === 0 && now - client.lastActive > IDLE_CLIENT_MS) {
+        if (!this.#waiting.some((j) => j.client === client)) void this.#dropClient(client);
+      }
+    }
+  }
+
+  /**
+   * Stops taking requests, aborts running handlers (their signals), and closes the
+   * request endpoint (the FIFO stays on disk). Idempotent; resolves when done.
+   */
+  async close(): Promise<void> {
+    await this.#receiver.close();
+    await this.done;
+  }
+}
+
+/**
+ * Serves requests arriving on `path`: `handler(request, { signal })` returns the
+ * reply or throws (the client gets a RemoteError with the error's code and message).
+ *
+ * Concurrency: up to `concurrency` handlers run at once, across all clients.
+ * @throws ERR_NPIPE_NOT_FIFO, ERR_NPIPE_UNSAFE, ERR_NPIPE_PERMISSION (opening the request FIFO).
+ * @example
+ * const server = await serve('/tmp/calc', async (req) => String(eval(req)));
+ */
+export async function serve<Req = string, Res = Req>(
+  path: string,
+  handler: Handler<Req, Res>,
+  options: ServeOptions<Req, Res> = {},
+): Promise<Server> {
+  if (typeof handler !== 'function') throw new InvalidArgumentError('serve() needs a handler function');
+  const concurrency = options.concurrency ?? 64;
+  if (!Number.isInteger(concurrency) || concurrency < 1) throw new InvalidArgumentError(`concurrency must be a whole number >= 1, got ${concurrency}`);
+  if (options.signal?.aborted) throw options.signal.reason;
+  const transport = options.transport ?? new FifoTransport(options.maxMessageSize === undefined ? {} : { maxMessageSize: options.maxMessageSize });
+  const receiver = await transport.listen(path, {
+    // A request too large, or cut by a client killed mid-message: it never reaches a handler.
+    onDrop: (d) => options.onEvent?.({ kind: 'frame-dropped', reason: `${d.reason}, ${d.bytes} bytes (pid ${d.pid || 'unknown'})` }),
+  });
+  return new Server(receiver, handler as Handler<unknown, unknown>, transport, options as ServeOptions<unknown, unknown>);
+}

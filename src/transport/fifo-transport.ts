@@ -1,0 +1,132 @@
+/**
+ * Request/reply's view of FIFOs: a server's well-known FIFO, clients' private
+ * reply FIFOs, all in the frames format (many clients share the server's FIFO).
+ */
+import { closeSync, constants, openSync, unlinkSync } from 'node:fs';
+import { NoReaderError, NpipeError, ServerGoneError, isErrno } from '../errors.js';
+import {
+  checkReplyPath,
+  createReplyFifo,
+  ensureReplyDirectory,
+  removeStaleReplyFifos,
+} from '../fifo/index.js';
+import { createFraming, type Framing } from '../framing/index.js';
+import { openFifoFrameReceiver, openFifoFrameSender } from './fifo.js';
+import type { ConnectOptions, FrameSender, ListenOptions, ReplyEndpoint, Transport } from './types.js';
+
+/** Reply FIFOs this process created and has not removed yet: removed at exit, whatever the exit. */
+const liveEndpoints = new Set<string>();
+let exitHook = false;
+
+function removeAtExit(path: string): void {
+  liveEndpoints.add(path);
+  if (exitHook) return;
+  exitHook = true;
+  process.on('exit', () => {
+    for (const p of liveEndpoints) {
+      try {
+        unlinkSync(p);
+      } catch {
+        // already gone
+      }
+    }
+  });
+}
+
+export interface FifoTransportOptions {
+  /** Largest request or reply, in bytes (default 1 MiB). */
+  maxMessageSize?: number;
+  /** Accept a server FIFO writable by group or others. */
+  allowShared?: boolean;
+}
+
+export const DEFAULT_RPC_MAX_MESSAGE = 1024 * 1024;
+
+export class FifoTransport implements Transport {
+  readonly #framing: Framing;
+  readonly #options: FifoTransportOptions;
+
+  constructor(options: FifoTransportOptions = {}) {
+    this.#options = options;
+    this.#framing = createFraming('frames', { maxMessageSize: options.maxMessageSize ?? DEFAULT_RPC_MAX_MESSAGE });
+  }
+
+  listen(path: string, options: ListenOptions = {}) {
+    return openFifoFrameReceiver(path, this.#framing, {
+      allowShared: this.#options.allowShared === true,
+      ...(options.onDrop ? { onDrop: options.onDrop } : {}),
+    });
+  }
+
+  async connect(path: string, options: ConnectOptions = {}): Promise<FrameSender> {
+    try {
+      return await openFifoFrameSender(path, this.#framing, {
+        allowShared: this.#options.allowShared === true,
+        create: options.wait === true,
+        waitForReader: options.wait === true,
+        ...(options.signal ? { signal: options.signal } : {}),
+        // Without wait, a server that is not there is an error now, not a wait.
+        timeout: options.wait ? options.timeout ?? 2 ** 31 - 1 : 0,
+      });
+    } catch (err) {
+      if (err instanceof NpipeError && ['ERR_NPIPE_NOT_FOUND', 'ERR_NPIPE_TIMEOUT'].includes(err.code) && !options.wait) {
+        throw new ServerGoneError(`no server is listening on ${path}; start it (npipe serve ${path} ...), or wait for it (waitForServer)`, {
+          cause: err,
+        });
+      }
+      throw err;
+    }
+  }
+
+  async createReplyEndpoint(): Promise<ReplyEndpoint> {
+    const dir = ensureReplyDirectory();
+    removeStaleReplyFifos(dir);
+    const path = createReplyFifo(dir);
+    removeAtExit(path);
+    let receiver;
+    try {
+      receiver = await openFifoFrameReceiver(path, this.#framing, { create: false });
+    } catch (err) {
+      unlinkSync(path);
+      liveEndpoints.delete(path);
+      throw err;
+    }
+    let closing: Promise<void> | undefined;
+    return {
+      address: path,
+      receiver,
+      close: () =>
+        (closing ??= (async () => {
+          await receiver.close();
+          try {
+            unlinkSync(path);
+          } catch {
+            // removed by someone cleaning up after us: fine
+          }
+          liveEndpoints.delete(path);
+        })()),
+    };
+  }
+
+  async openReply(address: string): Promise<FrameSender> {
+    const owner = checkReplyPath(address);
+    try {
+      return await openFifoFrameSender(address, this.#framing, { create: false, timeout: 0, owner });
+    } catch (err) {
+      if (err instanceof NpipeError && ['ERR_NPIPE_TIMEOUT', 'ERR_NPIPE_NOT_FOUND'].includes(err.code)) {
+        throw new NoReaderError(`the client behind ${address} is gone`, { cause: err });
+      }
+      throw err;
+    }
+  }
+
+  isListening(path: string): boolean {
+    try {
+      closeSync(openSync(path, constants.O_WRONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW));
+      return true;
+    } catch (err) {
+      if (isErrno(err, 'ENXIO', 'ENOENT')) return false;
+      return false;
+    }
+  }
+}
