@@ -13,4 +13,5 @@ export type { WaitOptions } from './util/abort.js';
 export { serve, Server, connect, Client } from './rpc/index.js';
 export type { Handler, HandlerContext, ServeOptions, ServerEvent, ServerStats, ConnectOptions, RequestOptions } from './rpc/index.js';
 export { FifoTransport } from './transport/fifo-transport.js';
+export { replyDirectories } from './fifo/index.js';
 export type { Transport, ReplyEndpoint } from './transport/types.js';

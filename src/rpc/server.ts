@@ -36,10 +36,16 @@ export interface ServeOptions<Req, Res> {
   codec?: CodecName | Codec<Req & Res>;
   /** Largest request or reply in bytes (default 1 MiB); larger requests are dropped and reported. */
   maxMessageSize?: number;
-  /** Reply bytes queued for one client before its replies are dropped (default 4 MiB). */
+  /**
+   * Reply bytes queued for one client before the server stops starting handlers
+   * for it (default 4 MiB). A client that reads none of its replies for
+   * `stuckAfter` ms is dropped: its queued replies and waiting requests with it.
+   */
   maxQueuedReplyBytes?: number;
-  /** Requests waiting for a handler before the server stops reading new ones (default 1024). */
-  maxWaiting?: number;
+  /** ms without a reply delivered to a client with replies queued, before it counts as stuck (default 10000). */
+  stuckAfter?: number;
+  /** Request bytes one client may have waiting for a handler (default 4 MiB); beyond, ERR_NPIPE_BUSY. */
+  maxWaitingBytes?: number;
   onEvent?: (event: ServerEvent) => void;
   /** The medium (default: FIFOs). */
   transport?: Transport;
@@ -54,21 +60,27 @@ export interface ServerStats {
   refused: number;
 }
 
-interface ClientState {
-  address: string;
-  sender: Promise<FrameSender> | undefined;
-  handlers: Map<number, AbortController>;
-  queuedBytes: number;
-  lastActive: number;
-  gone: boolean;
-}
-
 interface Job {
-  client: ClientState;
   id: number;
   payload: Buffer;
 }
 
+interface ClientState {
+  address: string;
+  sender: Promise<FrameSender> | undefined;
+  handlers: Map<number, AbortController>;
+  /** Requests waiting for a handler, oldest first, and their bytes. */
+  jobs: Job[];
+  jobBytes: number;
+  /** Reply bytes handed to the sender and not yet in the client's FIFO. */
+  queuedBytes: number;
+  lastActive: number;
+  /** Last time a reply reached the client's FIFO (or its queue was empty). */
+  lastProgress: number;
+  gone: boolean;
+}
+
+/** A client with nothing in progress for this long has its reply sender closed (reopened on its next request). */
 const IDLE_CLIENT_MS = 1000;
 
 export class Server {
@@ -81,10 +93,10 @@ export class Server {
   readonly #codec: Codec<unknown>;
   readonly #options: ServeOptions<unknown, unknown>;
   readonly #clients = new Map<string, ClientState>();
-  readonly #waiting: Job[] = [];
+  /** Clients with requests waiting and room for replies, in round-robin order: one busy client cannot starve the others. */
+  readonly #ready = new Set<ClientState>();
   readonly #closeController = new AbortController();
   #running = 0;
-  #space: (() => void) | undefined;
   #sweeper: NodeJS.Timeout;
 
   /** @internal */
@@ -105,10 +117,8 @@ export class Server {
   }
 
   async #loop(): Promise<void> {
-    const maxWaiting = this.#options.maxWaiting ?? 1024;
     try {
       for (;;) {
-        if (this.#waiting.length >= maxWaiting) await new Promise<void>((resolve) => (this.#space = resolve));
         const frame = await this.#receiver.receive();
         if (frame === undefined) break;
         this.#dispatch(frame);
@@ -145,23 +155,39 @@ export class Server {
         handler.abort(new ClosedError('the client cancelled this request'));
       } else {
         // Not started yet: take it out of the queue.
-        const at = this.#waiting.findIndex((j) => j.client === client && j.id === message.id);
+        const at = client.jobs.findIndex((j) => j.id === message.id);
         if (at !== -1) {
-          this.#waiting.splice(at, 1);
+          client.jobBytes -= client.jobs[at]!.payload.length;
+          client.jobs.splice(at, 1);
           this.stats.cancelled++;
         }
       }
       return;
     }
     this.stats.requests++;
-    this.#waiting.push({ client, id: message.id, payload: Buffer.from(message.payload) });
+    if (client.jobBytes + message.payload.length > (this.#options.maxWaitingBytes ?? 4 * 1024 * 1024)) {
+      this.stats.errors++;
+      this.#reply(client, encodeError(message.id, 'ERR_NPIPE_BUSY', 'too many requests from this client are waiting; retry later'));
+      return;
+    }
+    client.jobs.push({ id: message.id, payload: Buffer.from(message.payload) });
+    client.jobBytes += message.payload.length;
+    this.#schedule(client);
     this.#next();
+  }
+
+  /** Puts the client in the ready set if it has requests waiting and room for their replies. */
+  #schedule(client: ClientState): void {
+    const limit = this.#options.maxQueuedReplyBytes ?? 4 * 1024 * 1024;
+    if (!client.gone && client.jobs.length > 0 && client.queuedBytes < limit) this.#ready.add(client);
+    else this.#ready.delete(client);
   }
 
   #client(address: string): ClientState {
     let client = this.#clients.get(address);
     if (!client) {
-      client = { address, sender: undefined, handlers: new Map(), queuedBytes: 0, lastActive: Date.now(), gone: false };
+      const now = Date.now();
+      client = { address, sender: undefined, handlers: new Map(), jobs: [], jobBytes: 0, queuedBytes: 0, lastActive: now, lastProgress: now, gone: false };
       this.#clients.set(address, client);
     }
     return client;
@@ -169,22 +195,21 @@ export class Server {
 
   #next(): void {
     const concurrency = this.#options.concurrency ?? 64;
-    while (this.#running < concurrency && this.#waiting.length > 0) {
-      const job = this.#waiting.shift()!;
-      if (this.#space && this.#waiting.length < (this.#options.maxWaiting ?? 1024)) {
-        this.#space();
-        this.#space = undefined;
-      }
-      if (job.client.gone) continue;
+    while (this.#running < concurrency && this.#ready.size > 0) {
+      const client: ClientState = this.#ready.values().next().value!;
+      this.#ready.delete(client);
+      const job = client.jobs.shift()!;
+      client.jobBytes -= job.payload.length;
+      this.#schedule(client); // to the back of the round
       this.#running++;
-      void this.#run(job).finally(() => {
+      void this.#run(client, job).finally(() => {
         this.#running--;
         this.#next();
       });
     }
   }
 
-  async #run({ client, id, payload }: Job): Promise<void> {
+  async #run(client: ClientState, { id, payload }: Job): Promise<void> {
     const controller = new AbortController();
     const onClose = () => controller.abort(this.#closeController.signal.reason);
     this.#closeController.signal.addEventListener('abort', onClose, { once: true });
@@ -212,20 +237,24 @@ export class Server {
   }
 
   #reply(client: ClientState, reply: Buffer): void {
-    const limit = this.#options.maxQueuedReplyBytes ?? 4 * 1024 * 1024;
-    if (client.gone || client.queuedBytes + reply.length > limit) {
+    if (client.gone) {
       this.stats.repliesDropped++;
-      this.#event({ kind: 'reply-dropped', client: client.address, reason: client.gone ? 'the client is gone' : 'the client is not reading its replies' });
+      this.#event({ kind: 'reply-dropped', client: client.address, reason: 'the client is gone' });
       return;
     }
+    if (client.queuedBytes === 0) client.lastProgress = Date.now();
     client.queuedBytes += reply.length;
     client.lastActive = Date.now();
+    this.#schedule(client);
     client.sender ??= this.#transport.openReply(client.address);
     client.sender
       .then((sender) => sender.send(reply))
       .then(
         () => {
           client.queuedBytes -= reply.length;
+          client.lastProgress = Date.now();
+          this.#schedule(client);
+          this.#next();
         },
         (err: unknown) => {
           client.queuedBytes -= reply.length;
@@ -245,6 +274,12 @@ export class Server {
   /** The client is gone (or refused): stop its handlers, close its sender, forget it. */
   async #dropClient(client: ClientState): Promise<void> {
     client.gone = true;
+    this.#ready.delete(client);
+    if (client.jobs.length > 0) {
+      this.stats.repliesDropped += client.jobs.length;
+      client.jobs = [];
+      client.jobBytes = 0;
+    }
     if (this.#clients.get(client.address) === client) this.#clients.delete(client.address);
     for (const handler of client.handlers.values()) handler.abort(new ClosedError('the client went away'));
     const sender = await client.sender?.catch(() => undefined);
@@ -254,9 +289,13 @@ export class Server {
   /** Closes the reply senders of clients with nothing in progress: a new request reopens it. */
   #closeIdleClients(): void {
     const now = Date.now();
+    const stuckAfter = this.#options.stuckAfter ?? 10_000;
     for (const client of this.#clients.values()) {
-      if (client.handlers.size === 0 && client.queuedBytes === 0 && now - client.lastActive > IDLE_CLIENT_MS) {
-        if (!this.#waiting.some((j) => j.client === client)) void this.#dropClient(client);
+      if (client.queuedBytes > 0 && now - client.lastProgress > stuckAfter) {
+        this.#event({ kind: 'reply-dropped', client: client.address, reason: `the client read none of its replies for ${stuckAfter} ms; dropped` });
+        void this.#dropClient(client);
+      } else if (client.handlers.size === 0 && client.jobs.length === 0 && client.queuedBytes === 0 && now - client.lastActive > IDLE_CLIENT_MS) {
+        void this.#dropClient(client);
       }
     }
   }

@@ -1,0 +1,331 @@
+import assert from 'node:assert/strict';
+import { lstatSync, mkdirSync, readFileSync, readdirSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, test } from 'node:test';
+import {
+  ClosedError,
+  RemoteError,
+  ServerGoneError,
+  TimeoutError,
+  connect,
+  mkfifo,
+  openSender,
+  replyDirectories,
+  serve,
+  type ServerEvent,
+} from '../src/index.js';
+import { encodeRequest, REQUEST } from '../src/rpc/protocol.js';
+import { delay, npipe, openFds, run, start, tempDir } from './helpers.js';
+
+const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}.js`, import.meta.url));
+
+function replyDir(): string {
+  return replyDirectories().find((d) => {
+    try {
+      readdirSync(d);
+      return true;
+    } catch {
+      return false;
+    }
+  })!;
+}
+
+function replyFifosOf(pid: number): string[] {
+  return readdirSync(replyDir()).filter((n) => n.startsWith(`c-${pid}-`));
+}
+
+describe('request/reply, in one process', () => {
+  test('replies are matched to requests, many in flight; errors cross as RemoteError', async (t) => {
+    const path = join(tempDir(t), 'srv');
+    const server = await serve(path, async (req: string) => {
+      if (req === 'fail') throw Object.assign(new Error('no such thing'), { code: 'E_NOTHING' });
+      await delay(Math.random() * 20);
+      return `re:${req}`;
+    });
+    t.after(() => server.close());
+    const client = await connect(path);
+    t.after(() => client.close());
+    const asks = Array.from({ length: 200 }, (_, i) => `q${i}`);
+    assert.deepEqual(await Promise.all(asks.map((q) => client.request(q))), asks.map((q) => `re:${q}`));
+    const err = await client.request('fail').catch((e: unknown) => e);
+    assert.ok(err instanceof RemoteError);
+    assert.equal(err.code, 'ERR_NPIPE_REMOTE');
+    assert.equal(err.remoteCode, 'E_NOTHING');
+    assert.equal(err.message, 'no such thing');
+  });
+
+  test('a timeout or an abort cancels the request, and the handler sees its signal abort', async (t) => {
+    const path = join(tempDir(t), 'srv');
+    const cancelled: string[] = [];
+    const server = await serve(path, (req: string, { signal }) =>
+      new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => resolve('late'), 10_000);
+        signal.addEventListener('abort', () => {
+          clearTimeout(timer);
+          cancelled.push(req);
+          reject(signal.reason);
+        });
+      }),
+    );
+    t.after(() => server.close());
+    const client = await connect(path);
+    t.after(() => client.close());
+    await assert.rejects(client.request('by-timeout', { timeout: 100 }), TimeoutError);
+    const controller = new AbortController();
+    const pending = client.request('by-abort', { signal: controller.signal });
+    setTimeout(() => controller.abort(new Error('user gave up')), 50);
+    await assert.rejects(pending, { message: 'user gave up' });
+    for (let i = 0; i < 100 && cancelled.length < 2; i++) await delay(20);
+    assert.deepEqual(cancelled.sort(), ['by-abort', 'by-timeout']);
+    assert.equal(server.stats.cancelled, 2);
+  });
+
+  test('no fd and no reply FIFO left behind after a client closes', async (t) => {
+    const path = join(tempDir(t), 'srv');
+    const server = await serve(path, (req: string) => req);
+    t.after(() => server.close());
+    const fds = openFds();
+    for (let i = 0; i < 5; i++) {
+      const client = await connect(path);
+      assert.equal(await client.request('x'), 'x');
+      await client.close();
+      await assert.rejects(client.request('y'), ClosedError);
+    }
+    // The server closes a client's reply sender once it has been idle for a second.
+    for (let i = 0; i < 150 && openFds() !== fds; i++) await delay(20);
+    assert.equal(openFds(), fds);
+    assert.deepEqual(replyFifosOf(process.pid), []);
+  });
+
+  test('no server: ERR_NPIPE_SERVER_GONE at once; with waitForServer, the request waits for one', async (t) => {
+    const path = join(tempDir(t), 'srv');
+    await assert.rejects(connect(path), ServerGoneError);
+    const waiting = connect(path, { waitForServer: true }).then((c) => c.request('hi').finally(() => c.close()));
+    await delay(200);
+    const server = await serve(path, (req: string) => `${req}!`);
+    t.after(() => server.close());
+    assert.equal(await waiting, 'hi!');
+  });
+
+  test('the reply folder is private (0700, owned by the user, not a link)', () => {
+    const st = lstatSync(replyDir());
+    assert.ok(st.isDirectory() && !st.isSymbolicLink());
+    assert.equal(st.mode & 0o777, 0o700);
+    assert.equal(st.uid, process.geteuid!());
+  });
+});
+
+describe('a server nothing can stall', () => {
+  test('reply addresses outside the private reply folder are refused and logged; nothing is written there', async (t) => {
+    const dir = tempDir(t);
+    const path = join(dir, 'srv');
+    const events: ServerEvent[] = [];
+    const server = await serve(path, (req: string) => req, { onEvent: (e) => events.push(e) });
+    t.after(() => server.close());
+    // Targets an attacker would like the server to write into.
+    const victimFile = join(dir, 'victim.txt');
+    writeFileSync(victimFile, 'untouched');
+    const victimFifo = join(dir, 'c-1-0123456789abcdef.fifo');
+    await mkfifo(victimFifo);
+    const ours = replyDir();
+    const linkInOurs = join(ours, `c-${process.pid}-aaaaaaaaaaaaaaaa.fifo`);
+    symlinkSync(victimFifo, linkInOurs);
+    t.after(() => {
+      try {
+        unlinkSync(linkInOurs);
+      } catch {
+        // gone
+      }
+    });
+    const fileInOurs = join(ours, `c-${process.pid}-bbbbbbbbbbbbbbbb.fifo`);
+    writeFileSync(fileInOurs, 'plain file');
+    t.after(() => unlinkSync(fileInOurs));
+    const attacks = ['/etc/passwd', victimFile, victimFifo, `${ours}/../${ours.split('/').pop()}/c-1-0123456789abcdef.fifo`, linkInOurs, fileInOurs, 'relative/c-1-0123456789abcdef.fifo'];
+    const sender = await openSender<Uint8Array>(path, { codec: 'bytes', timeout: 5000 });
+    for (const [i, address] of attacks.entries()) await sender.send(encodeRequest(REQUEST, i + 1, address, Buffer.from('payload')));
+    await sender.close();
+    for (let i = 0; i < 100 && server.stats.refused + server.stats.repliesDropped < attacks.length; i++) await delay(20);
+    assert.equal(server.stats.refused, attacks.length, JSON.stringify(events));
+    assert.equal(events.filter((e) => e.kind === 'refused').length, attacks.length);
+    assert.equal(readFileSync(victimFile, 'utf8'), 'untouched');
+    assert.equal(readFileSync(fileInOurs, 'utf8'), 'plain file');
+    // And the server still serves honest clients.
+    const client = await connect(path);
+    assert.equal(await client.request('still here'), 'still here');
+    await client.close();
+  });
+
+  test('a client that never reads its replies does not stall the server or other clients', async (t) => {
+    const path = join(tempDir(t), 'srv');
+    const events: ServerEvent[] = [];
+    const server = await serve(path, () => 'x'.repeat(60_000), { maxQueuedReplyBytes: 256 * 1024, stuckAfter: 1000, onEvent: (e) => events.push(e) });
+    t.after(() => server.close());
+    // A "client" whose reply FIFO exists and is open, but is never read.
+    const dir = replyDir();
+    const stuck = join(dir, `c-${process.pid}-cccccccccccccccc.fifo`);
+    const { openFifoReader } = await import('../src/index.js');
+    await mkfifo(stuck);
+    const idle = await openFifoReader(stuck, { create: false });
+    t.after(() => {
+      idle.close();
+      unlinkSync(stuck);
+    });
+    const sender = await openSender<Uint8Array>(path, { codec: 'bytes', timeout: 5000 });
+    for (let i = 1; i <= 50; i++) await sender.send(encodeRequest(REQUEST, i, stuck, Buffer.from('q')));
+    await sender.close();
+    const client = await connect(path);
+    t.after(() => client.close());
+    const replies = await Promise.all(Array.from({ length: 20 }, () => client.request('q', { timeout: 10_000 })));
+    assert.equal(replies.length, 20);
+    // The stuck client reads nothing: after stuckAfter it is dropped, with its queued replies and waiting requests.
+    for (let i = 0; i < 200 && server.stats.repliesDropped === 0; i++) await delay(20);
+    assert.ok(server.stats.repliesDropped > 0, 'the stuck client\'s replies are dropped and counted');
+    assert.ok(events.some((e) => e.kind === 'reply-dropped' && e.client === stuck));
+    assert.equal(await client.request('after'), 'x'.repeat(60_000));
+  });
+
+  test('the concurrency limit holds', async (t) => {
+    const path = join(tempDir(t), 'srv');
+    let running = 0;
+    let most = 0;
+    const server = await serve(path, async (req: string) => {
+      most = Math.max(most, ++running);
+      await delay(20);
+      running--;
+      return req;
+    }, { concurrency: 3 });
+    t.after(() => server.close());
+    const client = await connect(path);
+    t.after(() => client.close());
+    await Promise.all(Array.from({ length: 30 }, (_, i) => client.request(String(i))));
+    assert.equal(most, 3);
+  });
+});
+
+
+describe('request/reply between processes', () => {
+  test('64 client processes x 1000 requests: every reply matched to its request', async (t) => {
+    const path = join(tempDir(t), 'srv');
+    const server = npipe(['serve', path, '--echo', '--concurrency', '64'], { hangMs: 180_000 });
+    await mkfifo(path);
+    await delay(300);
+    const clients = 64;
+    const perClient = 1000;
+    const runs = Array.from({ length: clients }, (_, i) =>
+      start(process.execPath, [fixture('rpc-client'), path, String(perClient), '8', String(i + 1)], { hangMs: 180_000 }),
+    );
+    const results = await Promise.all(runs.map((r) => r.done));
+    const rss = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${server.child.pid}/status`, 'utf8'))?.[1];
+    server.child.kill('SIGTERM');
+    const served = await server.done;
+    assert.equal(served.code, 0, served.stderr);
+    let ok = 0;
+    let wrong = 0;
+    const latencies: number[] = [];
+    for (const r of results) {
+      assert.equal(r.code, 0, r.stderr);
+      const out = JSON.parse(r.stdout) as { ok: number; wrong: number; latencies: number[] };
+      ok += out.ok;
+      wrong += out.wrong;
+      latencies.push(...out.latencies);
+    }
+    latencies.sort((a, b) => a - b);
+    t.diagnostic(
+      `requests=${ok + wrong} wrong=${wrong} p50=${latencies[Math.floor(latencies.length / 2)]!.toFixed(0)}us ` +
+        `p99=${latencies[Math.floor(latencies.length * 0.99)]!.toFixed(0)}us serverPeakRssMiB=${(Number(rss) / 1024).toFixed(1)}`,
+    );
+    assert.equal(wrong, 0);
+    assert.equal(ok, clients * perClient);
+    for (const r of runs) assert.deepEqual(replyFifosOf(r.child.pid!), [], 'each client removed its reply FIFO');
+  });
+
+  test('a client killed mid-request: the server carries on, and its leftover reply FIFO is removed by the next client', async (t) => {
+    const path = join(tempDir(t), 'srv');
+    const events: ServerEvent[] = [];
+    const server = await serve(path, async (req: string, { signal }) => {
+      if (req === 'slow') await new Promise((resolve) => { const timer = setTimeout(resolve, 500); signal.addEventListener('abort', () => { clearTimeout(timer); resolve(undefined); }); });
+      return req;
+    }, { onEvent: (e) => events.push(e) });
+    t.after(() => server.close());
+    const victim = start(process.execPath, [fixture('rpc-client'), path, '0', '1', '1', '--slow']);
+    await victim.waitForOutput('sent');
+    const pid = victim.child.pid!;
+    assert.equal(replyFifosOf(pid).length, 1);
+    victim.child.kill('SIGKILL');
+    await victim.done;
+    assert.equal(replyFifosOf(pid).length, 1, 'SIGKILL left it behind');
+    const client = await connect(path); // cleans up what dead clients left
+    assert.deepEqual(replyFifosOf(pid), []);
+    assert.equal(await client.request('next'), 'next');
+    await client.close();
+    for (let i = 0; i < 100 && server.stats.repliesDropped === 0; i++) await delay(20);
+    assert.equal(server.stats.repliesDropped, 1, 'the reply to the dead client was dropped and counted');
+  });
+
+  test('the server killed: pending requests fail with ERR_NPIPE_SERVER_GONE; a restarted server serves new ones', async (t) => {
+    const path = join(tempDir(t), 'srv');
+    await mkfifo(path);
+    const first = npipe(['serve', path, '--exec', 'sleep 10']);
+    await delay(400);
+    const client = await connect(path, { waitForServer: true });
+    t.after(() => client.close());
+    const pending = client.request('never answered');
+    await delay(300);
+    first.child.kill('SIGKILL');
+    await first.done;
+    await assert.rejects(pending, ServerGoneError);
+    const second = npipe(['serve', path, '--echo']);
+    t.after(() => second.child.kill('SIGTERM'));
+    assert.equal(await client.request('again', { timeout: 20_000 }), 'again');
+  });
+});
+
+describe('npipe serve / npipe request', () => {
+  test('--exec runs the command per request; nonzero exit is ERR_NPIPE_REMOTE; --concurrency holds', async (t) => {
+    const dir = tempDir(t);
+    const path = join(dir, 'srv');
+    const marks = join(dir, 'running');
+    mkdirSync(marks);
+    const script = `read x; touch ${marks}/$$; n=$(ls ${marks} | wc -l); sleep 0.2; rm ${marks}/$$; case "$x" in fail*) echo "bad input: $x" >&2; exit 3;; esac; echo "$n $x" | tr a-z A-Z`;
+    const server = npipe(['serve', path, '--exec', script, '--concurrency', '2']);
+    await mkfifo(path);
+    await delay(300);
+    const replies = await Promise.all(Array.from({ length: 6 }, (_, i) => run(['request', path, `hello${i}`, '--timeout', '20000'])));
+    for (const r of replies) assert.equal(r.code, 0, r.stderr);
+    const running = replies.map((r) => Number(r.stdout.split(' ')[0]));
+    assert.ok(running.every((n) => n >= 1 && n <= 2), `at most 2 at once: ${running}`);
+    assert.ok(running.includes(2), 'two did run at once');
+    assert.deepEqual(replies.map((r) => r.stdout.split(' ')[1]).sort(), Array.from({ length: 6 }, (_, i) => `HELLO${i}\n`));
+    const failed = await run(['request', path, 'fail me', '--timeout', '20000']);
+    assert.equal(failed.code, 1);
+    assert.match(failed.stderr, /ERR_NPIPE_REMOTE: ERR_NPIPE_REMOTE: bad input: fail me/);
+    server.child.kill('SIGTERM');
+    assert.equal((await server.done).code, 0);
+  });
+
+  test('--echo answers with the request; no server is exit 3; a timeout is exit 3', async (t) => {
+    const path = join(tempDir(t), 'srv');
+    assert.equal((await run(['request', path, 'anyone?'])).code, 3);
+    const server = npipe(['serve', path, '--echo']);
+    await delay(400);
+    const r = await run(['request', path, 'ping']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'ping\n');
+    server.child.kill('SIGTERM');
+    await server.done;
+    const slow = npipe(['serve', path, '--exec', 'sleep 5']);
+    await delay(400);
+    const timedOut = await run(['request', path, 'x', '--timeout', '200']);
+    assert.equal(timedOut.code, 3);
+    assert.match(timedOut.stderr, /ERR_NPIPE_TIMEOUT/);
+    slow.child.kill('SIGTERM');
+    await slow.done;
+  });
+
+  test('usage errors exit 2', async () => {
+    assert.equal((await run(['serve', '/tmp/x'])).code, 2);
+    assert.equal((await run(['serve', '/tmp/x', '--echo', '--exec', 'cat'])).code, 2);
+    assert.equal((await run(['request'])).code, 2);
+  });
+});
