@@ -185,6 +185,27 @@ describe('a server nothing can stall', () => {
     assert.equal(await client.request('after'), 'x'.repeat(60_000));
   });
 
+  test('a request over the server\'s size limit never reaches a handler and is reported', async (t) => {
+    const path = join(tempDir(t), 'srv');
+    const events: ServerEvent[] = [];
+    let handled = 0;
+    const server = await serve(path, (req: string) => {
+      handled++;
+      return req.length.toString();
+    }, { maxMessageSize: 64 * 1024, onEvent: (e) => events.push(e) });
+    t.after(() => server.close());
+    const big = await connect(path, { maxMessageSize: 4 * 1024 * 1024 });
+    t.after(() => big.close());
+    await assert.rejects(big.request('x'.repeat(1024 * 1024), { timeout: 1000 }), TimeoutError);
+    assert.equal(handled, 0);
+    assert.ok(events.some((e) => e.kind === 'frame-dropped' && /too-large/.test(e.reason)), JSON.stringify(events));
+    // A client with the same limit is told before anything is sent.
+    const small = await connect(path, { maxMessageSize: 64 * 1024 });
+    t.after(() => small.close());
+    await assert.rejects(small.request('x'.repeat(100 * 1024)), { code: 'ERR_NPIPE_FRAME_TOO_LARGE' });
+    assert.equal(await small.request('ok'), '2');
+  });
+
   test('the concurrency limit holds', async (t) => {
     const path = join(tempDir(t), 'srv');
     let running = 0;
@@ -261,6 +282,13 @@ describe('request/reply between processes', () => {
     await client.close();
     for (let i = 0; i < 100 && server.stats.repliesDropped === 0; i++) await delay(20);
     assert.equal(server.stats.repliesDropped, 1, 'the reply to the dead client was dropped and counted');
+    const second = start(process.execPath, [fixture('rpc-client'), path, '0', '1', '1', '--slow']);
+    await second.waitForOutput('sent');
+    second.child.kill('SIGKILL');
+    await second.done;
+    // No new client this time: the server, finding the client gone when it replies, removes the leftover.
+    for (let i = 0; i < 100 && replyFifosOf(second.child.pid!).length > 0; i++) await delay(20);
+    assert.deepEqual(replyFifosOf(second.child.pid!), []);
   });
 
   test('the server killed: pending requests fail with ERR_NPIPE_SERVER_GONE; a restarted server serves new ones', async (t) => {

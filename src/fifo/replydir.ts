@@ -78,12 +78,15 @@ function processGone(pid: number): boolean {
   }
 }
 
-/** Removes reply FIFOs left by clients that are gone (killed before they could clean up). */
-export function removeStaleReplyFifos(dir: string): number {
+/**
+ * Removes reply FIFOs left by clients that are gone (killed before they could
+ * clean up): all of them in `dir`, or only `only`.
+ */
+export function removeStaleReplyFifos(dir: string, only?: string): number {
   let removed = 0;
   let names: string[];
   try {
-    names = readdirSync(dir);
+    names = only === undefined ? readdirSync(dir) : [only];
   } catch {
     return 0;
   }

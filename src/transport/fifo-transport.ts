@@ -3,6 +3,7 @@
  * reply FIFOs, all in the frames format (many clients share the server's FIFO).
  */
 import { closeSync, constants, openSync, unlinkSync } from 'node:fs';
+import { basename, dirname } from 'node:path';
 import { NoReaderError, NpipeError, ServerGoneError, isErrno } from '../errors.js';
 import {
   checkReplyPath,
@@ -114,6 +115,8 @@ export class FifoTransport implements Transport {
       return await openFifoFrameSender(address, this.#framing, { create: false, timeout: 0, owner });
     } catch (err) {
       if (err instanceof NpipeError && ['ERR_NPIPE_TIMEOUT', 'ERR_NPIPE_NOT_FOUND'].includes(err.code)) {
+        // No reader: if the client that made it is gone too, its FIFO is a leftover: remove it.
+        removeStaleReplyFifos(dirname(address), basename(address));
         throw new NoReaderError(`the client behind ${address} is gone`, { cause: err });
       }
       throw err;
