@@ -59,9 +59,15 @@ export class Sender<T = string> {
    *   ERR_NPIPE_FRAME_TOO_LARGE / ERR_NPIPE_BAD_FRAME when the format cannot carry the message;
    *   `signal.reason` on abort (a message aborted mid-write still arrives whole, never cut).
    */
-  async send(message: T, options: CallOptions = {}): Promise<void> {
-    if (this.#frames.closed) throw new ClosedError('this sender is closed');
-    await this.#frames.send(this.#codec.encode(message), options);
+  send(message: T, options: CallOptions = {}): Promise<void> {
+    if (this.#frames.closed) return Promise.reject(new ClosedError('this sender is closed'));
+    let bytes: Uint8Array;
+    try {
+      bytes = this.#codec.encode(message);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.#frames.send(bytes, options);
   }
 
   /** Sends what is still queued, then closes this process's end of the FIFO. Idempotent. */
@@ -97,17 +103,45 @@ export class Receiver<T = string> implements AsyncIterable<T> {
    *   ERR_NPIPE_BAD_PAYLOAD (the codec could not decode one message; later ones still come),
    *   ERR_NPIPE_BUSY, `signal.reason`.
    */
-  async receive(options: CallOptions = {}): Promise<T | undefined> {
-    const frame = await this.#frames.receive(options);
-    return frame === undefined ? undefined : this.#codec.decode(frame);
+  receive(options: CallOptions = {}): Promise<T | undefined> {
+    return this.#frames.receive(options).then((frame) => (frame === undefined ? undefined : this.#codec.decode(frame)));
   }
 
-  async *[Symbol.asyncIterator](): AsyncIterator<T> {
-    try {
-      for (let message; (message = await this.receive()) !== undefined; ) yield message;
-    } finally {
-      await this.close();
-    }
+  /**
+   * Messages until the stream ends. Leaving the loop early (break, throw) closes
+   * the receiver. A message already here is handed over without waiting: one
+   * resolved promise per message, which for-await needs anyway.
+   */
+  [Symbol.asyncIterator](): AsyncIterableIterator<T> {
+    const frames = this.#frames;
+    const codec = this.#codec;
+    const done = { value: undefined, done: true } as const;
+    const iterator: AsyncIterableIterator<T> = {
+      next: () => {
+        const frame = frames.tryReceive?.();
+        if (frame !== undefined) {
+          try {
+            return Promise.resolve({ value: codec.decode(frame), done: false });
+          } catch (err) {
+            // The loop ends with this error: for-await does not call return() then, so close here.
+            return this.close().then(() => Promise.reject(err));
+          }
+        }
+        return this.receive().then(
+          (value): IteratorResult<T> => (value === undefined ? done : { value, done: false }),
+          async (err: unknown) => {
+            await this.close();
+            throw err;
+          },
+        );
+      },
+      return: async () => {
+        await this.close();
+        return done;
+      },
+      [Symbol.asyncIterator]: () => iterator,
+    };
+    return iterator;
   }
 
   /**

@@ -9,7 +9,7 @@ export {
   type OpenReaderOptions,
 } from './open.js';
 export { getPipeSize, setPipeSize } from './capacity.js';
-export { lock, tryLock, unlock, dup, type LockMode } from './lock.js';
+export { lock, tryLock, unlock, dup, writeNow, type LockMode } from './lock.js';
 export {
   checkReplyPath,
   createReplyFifo,

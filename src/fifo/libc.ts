@@ -14,6 +14,7 @@ interface Libc {
   fcntlSet(fd: number, cmd: number, arg: number): number;
   flock(fd: number, operation: number): number;
   dup(fd: number): number;
+  write(fd: number, buffer: Uint8Array, length: number): number;
   errno(): number;
 }
 
@@ -48,6 +49,7 @@ export function loadLibc(): Libc {
         fcntlSet: (fd, cmd, arg) => fcntl(fd, cmd, 'int', arg) as number,
         flock: lib.func('int flock(int fd, int operation)') as (fd: number, op: number) => number,
         dup: lib.func('int dup(int fd)') as (fd: number) => number,
+        write: lib.func('intptr_t write(int fd, const void *buf, size_t count)') as (fd: number, b: Uint8Array, n: number) => number,
         errno: () => koffi.errno(),
       };
       return libc;

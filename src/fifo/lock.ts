@@ -1,5 +1,5 @@
 /**
- * An advisory lock on a FIFO, shared among npipe writers (flock(2) on the open
+ * Writing to a FIFO, and an advisory lock on it, shared among npipe writers (flock(2) on the open
  * FIFO: every writer that opened it contends for the same lock). The `lines`,
  * `length` and `fixed:N` formats need it for messages over PIPE_BUF: the kernel
  * keeps a write whole only up to PIPE_BUF bytes, so a longer message goes out in
@@ -51,4 +51,28 @@ export function dup(fd: number): number {
   const copy = libc.dup(fd);
   if (copy < 0) throw fromSystemError(errnoError(libc.errno(), 'dup'), `fd ${fd}`, 'duplicating');
   return copy;
+}
+
+const EAGAIN = 11;
+let libcWrite: ((fd: number, buffer: Uint8Array, length: number) => number) | undefined;
+let libcErrno: (() => number) | undefined;
+
+/**
+ * write(2) on a non-blocking fd, straight into libc: the bytes written, or -1 when
+ * the pipe is full (EAGAIN), without the exception fs.writeSync would throw. A
+ * write of at most PIPE_BUF bytes to a pipe is all or nothing.
+ * @throws the OS error (EPIPE when the reader is gone) as a Node-style errno error.
+ */
+export function writeNow(fd: number, data: Uint8Array, offset = 0): number {
+  if (!libcWrite) {
+    const libc = loadLibc();
+    libcWrite = libc.write;
+    libcErrno = libc.errno;
+  }
+  const view = offset === 0 ? data : data.subarray(offset);
+  const n = libcWrite(fd, view, view.length);
+  if (n >= 0) return n;
+  const errno = libcErrno!();
+  if (errno === EAGAIN) return -1;
+  throw errnoError(errno, 'write');
 }

@@ -87,7 +87,7 @@ export class FifoEnd {
    * end; `close()` destroys it. `onread` (read ends): Node reads into that one
    * buffer and calls back, instead of allocating a buffer per read.
    */
-  socket(options: { onread?: { buffer: Uint8Array; callback(bytes: number, buffer: Uint8Array): boolean } } = {}): Socket {
+  socket(options: { onread?: { buffer: Uint8Array | (() => Uint8Array); callback(bytes: number, buffer: Uint8Array): boolean } } = {}): Socket {
     if (this.#socket) return this.#socket;
     // A write end's socket gets a dup: Node closes a socket's fd when a write fails
     // (EPIPE), and this end must stay open so the pipe keeps its unread bytes for

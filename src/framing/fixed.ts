@@ -14,12 +14,19 @@ export function fixedFraming(size: number, maxMessageSize: number): Framing {
   return {
     name: `fixed:${size}`,
     maxMessageSize,
-    atomicUnits: false,
+    writersLock: true,
     encode(message) {
+      this.unitSize(message);
+      return [Buffer.from(message.buffer, message.byteOffset, message.length)];
+    },
+    unitSize(message) {
       if (message.length !== size) {
         throw new BadFrameError(`the fixed:${size} format carries messages of exactly ${size} bytes; this one has ${message.length}`);
       }
-      return [Buffer.from(message.buffer, message.byteOffset, message.length)];
+      return size;
+    },
+    writeUnit(message, target, offset) {
+      target.set(message, offset);
     },
     createDecoder: () => new FixedDecoder(size),
   };

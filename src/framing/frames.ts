@@ -45,13 +45,36 @@ export function framesFraming(options: FramesOptions): Framing {
   return {
     name: 'frames',
     maxMessageSize,
-    atomicUnits: true,
+    writersLock: false,
     encode(message) {
       if (message.length > maxMessageSize) throw new FrameTooLargeError(message.length, maxMessageSize);
       return encodePackets(message, writerId, pid, packetSize);
     },
+    unitSize(message) {
+      if (message.length > maxMessageSize) throw new FrameTooLargeError(message.length, maxMessageSize);
+      return message.length <= packetSize - PACKET_HEADER ? PACKET_HEADER + message.length : -1;
+    },
+    writeUnit(message, target, offset) {
+      const n = message.length;
+      target[offset] = FRAMES_MAGIC;
+      target[offset + 1] = FLAG_FIRST | FLAG_LAST;
+      target[offset + 2] = n >>> 8;
+      target[offset + 3] = n & 0xff;
+      target[offset + 4] = writerId >>> 24;
+      target[offset + 5] = (writerId >>> 16) & 0xff;
+      target[offset + 6] = (writerId >>> 8) & 0xff;
+      target[offset + 7] = writerId & 0xff;
+      copySmall(message, target, offset + PACKET_HEADER);
+    },
     createDecoder: (decoderOptions = {}) => new FramesDecoder(maxMessageSize, maxPartialBytes, decoderOptions.onDrop),
   };
+}
+
+/** Copies `from` into `to` at `at`: a plain loop beats TypedArray.set for a few dozen bytes. */
+export function copySmall(from: Uint8Array, to: Uint8Array, at: number): void {
+  const n = from.length;
+  if (n > 48) to.set(from, at);
+  else for (let i = 0; i < n; i++) to[at + i] = from[i]!;
 }
 
 function header(out: Buffer, flags: number, n: number, writerId: number): void {
@@ -133,14 +156,30 @@ class FramesDecoder implements FrameDecoder {
 
   push(chunk: Buffer, emit: Emit): void {
     let at = 0;
-    while (at < chunk.length) {
+    const length = chunk.length;
+    while (at < length) {
+      // Fast path: a whole single packet inside this chunk is handed out as a view.
+      if (this.#headFilled === 0 && this.#payloadLeft === 0 && length - at >= PACKET_HEADER && chunk[at] === FRAMES_MAGIC && chunk[at + 1] === (FLAG_FIRST | FLAG_LAST)) {
+        const n = (chunk[at + 2]! << 8) | chunk[at + 3]!;
+        if (length - at - PACKET_HEADER >= n) {
+          if (this.#partials.size > 0 || this.#skip.size > 0) {
+            const id = chunk.readUInt32BE(at + 4);
+            this.#skip.delete(id);
+            const old = this.#partials.get(id);
+            if (old) this.#drop(id, old, 'abandoned');
+          }
+          emit(chunk.subarray(at + PACKET_HEADER, at + PACKET_HEADER + n));
+          at += PACKET_HEADER + n;
+          continue;
+        }
+      }
       if (this.#headFilled === 0 && this.#payloadLeft > 0) {
-        const n = Math.min(this.#payloadLeft, chunk.length - at);
+        const n = Math.min(this.#payloadLeft, length - at);
         this.#payload(chunk, at, n, emit);
         at += n;
         continue;
       }
-      const n = Math.min(this.#headNeeded - this.#headFilled, chunk.length - at);
+      const n = Math.min(this.#headNeeded - this.#headFilled, length - at);
       chunk.copy(this.#head, this.#headFilled, at, at + n);
       this.#headFilled += n;
       at += n;

@@ -1,4 +1,5 @@
 import { BadFrameError, FrameTooLargeError } from '../errors.js';
+import { copySmall } from './frames.js';
 import type { Emit, FrameDecoder, Framing } from './types.js';
 
 /** Above this a length needs the 8-byte form (Python's `struct.pack("!i", -1)` escape). */
@@ -17,19 +18,30 @@ export function lengthFraming(maxMessageSize: number): Framing {
   return {
     name: 'length',
     maxMessageSize,
-    atomicUnits: false,
+    writersLock: true,
     encode(message) {
+      const out = Buffer.allocUnsafe(this.unitSize(message));
+      this.writeUnit(message, out, 0);
+      return [out];
+    },
+    unitSize(message) {
       const n = message.length;
       if (n > maxMessageSize) throw new FrameTooLargeError(n, maxMessageSize);
-      const header = n > MAX_SHORT_LENGTH ? 12 : 4;
-      const out = Buffer.allocUnsafe(header + n);
-      if (header === 4) out.writeUInt32BE(n, 0);
-      else {
-        out.writeInt32BE(-1, 0);
-        out.writeBigUInt64BE(BigInt(n), 4);
+      return (n > MAX_SHORT_LENGTH ? 12 : 4) + n;
+    },
+    writeUnit(message, target, offset) {
+      const n = message.length;
+      if (n <= MAX_SHORT_LENGTH) {
+        target[offset] = n >>> 24;
+        target[offset + 1] = (n >>> 16) & 0xff;
+        target[offset + 2] = (n >>> 8) & 0xff;
+        target[offset + 3] = n & 0xff;
+        copySmall(message, target, offset + 4);
+      } else {
+        target.writeInt32BE(-1, offset);
+        target.writeBigUInt64BE(BigInt(n), offset + 4);
+        target.set(message, offset + 12);
       }
-      out.set(message, header);
-      return [out];
     },
     createDecoder: () => new LengthDecoder(maxMessageSize),
   };

@@ -1,4 +1,5 @@
 import { BadFrameError, FrameTooLargeError } from '../errors.js';
+import { copySmall } from './frames.js';
 import type { Emit, FrameDecoder, Framing } from './types.js';
 
 const LF = 0x0a;
@@ -12,16 +13,22 @@ export function linesFraming(maxMessageSize: number): Framing {
   return {
     name: 'lines',
     maxMessageSize,
-    atomicUnits: false,
+    writersLock: true,
     encode(message) {
+      const out = Buffer.allocUnsafe(this.unitSize(message));
+      this.writeUnit(message, out, 0);
+      return [out];
+    },
+    unitSize(message) {
       if (message.length > maxMessageSize) throw new FrameTooLargeError(message.length, maxMessageSize);
       if (message.includes(LF)) {
         throw new BadFrameError('a message in the lines format cannot contain "\\n"; use the length format for such messages');
       }
-      const out = Buffer.allocUnsafe(message.length + 1);
-      out.set(message, 0);
-      out[message.length] = LF;
-      return [out];
+      return message.length + 1;
+    },
+    writeUnit(message, target, offset) {
+      copySmall(message, target, offset);
+      target[offset + message.length] = LF;
     },
     createDecoder: () => new LinesDecoder(maxMessageSize),
   };

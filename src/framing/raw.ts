@@ -5,8 +5,10 @@ export function rawFraming(maxMessageSize: number): Framing {
   return {
     name: 'raw',
     maxMessageSize,
-    atomicUnits: false,
+    writersLock: false,
     encode: (message) => [Buffer.from(message.buffer, message.byteOffset, message.length)],
+    unitSize: (message) => message.length,
+    writeUnit: (message, target, offset) => target.set(message, offset),
     createDecoder: () => rawDecoder,
   };
 }

@@ -58,17 +58,26 @@ export interface Framing {
   readonly name: string;
   readonly maxMessageSize: number;
   /**
-   * True when every unit `encode` yields fits in PIPE_BUF and may be interleaved with
-   * other writers' units (frames). Otherwise one message is one unit, header and body
-   * in one buffer (VS Code's ipc rule), and a unit over PIPE_BUF must be written
-   * under the FIFO's write lock to stay whole among npipe writers.
+   * True when messages of several npipe writers must be kept apart by the FIFO's
+   * writer lock: formats without writer ids (lines, length, fixed:N), where a
+   * message over PIPE_BUF goes out in several writes. Writes of whole small units
+   * take the lock shared, a unit over PIPE_BUF exclusive. False for `frames` (every
+   * unit fits in PIPE_BUF and names its writer) and `raw` (no messages to keep whole).
    */
-  readonly atomicUnits: boolean;
+  readonly writersLock: boolean;
   /**
-   * The write units that carry `message`, in order. Made lazily, so that a large
+   * The write units that carry `message`, in order: header and body in one unit
+   * (VS Code's ipc rule) for the formats without packets. Made lazily, so that a large
    * message is not copied whole before it is written.
    * @throws ERR_NPIPE_FRAME_TOO_LARGE, ERR_NPIPE_BAD_FRAME (cannot be carried by this format).
    */
   encode(message: Uint8Array): Iterable<Buffer>;
+  /**
+   * The fast path for a message that is one unit: its encoded size, or -1 when it
+   * takes several units (use `encode`). Validates as `encode` does.
+   */
+  unitSize(message: Uint8Array): number;
+  /** Writes the one unit of `message` (sized by `unitSize`) into `target` at `offset`. */
+  writeUnit(message: Uint8Array, target: Buffer, offset: number): void;
   createDecoder(options?: DecoderOptions): FrameDecoder;
 }

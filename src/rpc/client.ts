@@ -44,6 +44,8 @@ export interface RequestOptions {
 interface Pending {
   resolve(payload: Buffer): void;
   reject(err: unknown): void;
+  /** In the server's pipe (not still waiting in our sender for a server to appear). */
+  sent: boolean;
 }
 
 /** How often a client with requests in flight checks that its server is still there. */
@@ -115,7 +117,7 @@ export class Client<Req = string, Res = Req> {
         this.#monitor = undefined;
         return;
       }
-      if (!this.#serverAlive()) this.#failAll(new ServerGoneError(`the server on ${this.#path} went away before answering`));
+      if (!this.#serverAlive()) this.#failSent(new ServerGoneError(`the server on ${this.#path} went away before answering`));
     }, SERVER_CHECK_MS);
     this.#monitor.unref();
   }
@@ -130,6 +132,18 @@ export class Client<Req = string, Res = Req> {
       }
     }
     return true;
+  }
+
+  /**
+   * Fails the requests that reached the server's pipe. Those still waiting in the
+   * sender for a server (waitForServer) stay: the next server gets them.
+   */
+  #failSent(err: Error): void {
+    for (const [id, p] of this.#pending) {
+      if (!p.sent) continue;
+      this.#pending.delete(id);
+      p.reject(err);
+    }
   }
 
   #failAll(err: Error): void {
@@ -171,7 +185,7 @@ export class Client<Req = string, Res = Req> {
         this.#sender.send(encodeRequest(CANCEL, id, this.#endpoint.address)).catch(() => {});
       };
       const onAbort = () => giveUp(signal!.reason);
-      this.#pending.set(id, {
+      const entry: Pending = {
         resolve: (p) => {
           finish();
           resolve(p);
@@ -180,11 +194,15 @@ export class Client<Req = string, Res = Req> {
           finish();
           reject(e);
         },
-      });
+        sent: false,
+      };
+      this.#pending.set(id, entry);
       if (timeoutError) timer = setTimeout(() => giveUp(timeoutError), timeout);
       signal?.addEventListener('abort', onAbort, { once: true });
       this.#watchServer();
-      this.#sender.send(frame, signal ? { signal } : {}).catch((err: unknown) => {
+      this.#sender.send(frame, signal ? { signal } : {}).then(() => {
+        entry.sent = true;
+      }, (err: unknown) => {
         const pending = this.#pending.get(id);
         if (!pending) return;
         this.#pending.delete(id);

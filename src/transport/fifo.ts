@@ -11,6 +11,7 @@ import {
   openFifoWriter,
   tryLock,
   unlock,
+  writeNow,
   type LockMode,
   type OpenFifoOptions,
   type OpenReaderOptions,
@@ -45,17 +46,51 @@ export interface FifoReceiverOptions extends OpenReaderOptions {
   onDrop?: (info: DropInfo) => void;
 }
 
-interface Pending {
-  message: Uint8Array;
-  units: Iterator<Buffer>;
-  /** The next unit to write; undefined once all are written. */
-  next: Buffer | undefined;
-  started: boolean;
+/** Messages that settle together: those queued while a write was in flight, or one message with its own signal. */
+interface Group {
+  promise: Promise<void>;
   resolve(): void;
   reject(err: unknown): void;
+  /** Messages not yet written. */
+  remaining: number;
+  settled: boolean;
   signal: AbortSignal | undefined;
   onAbort: (() => void) | undefined;
-  settled: boolean;
+}
+
+interface Pending {
+  message: Uint8Array;
+  /** Size of its one unit (the fast path, written straight into the batch buffer), or -1: units come from `units`. */
+  size: number;
+  units: Iterator<Buffer> | undefined;
+  /** The next unit to write (multi-unit messages); undefined once all are written. */
+  next: Buffer | undefined;
+  started: boolean;
+  group: Group;
+}
+
+interface PendingWrite {
+  data: Buffer;
+  written: number;
+  lock: LockMode | undefined;
+  /** Messages this write finishes. */
+  completed: number;
+}
+
+/** The most a sender writes in one turn of the event loop before letting other work run. */
+export const PUMP_BUDGET_BYTES = 1024 * 1024;
+
+function newGroup(signal?: AbortSignal): Group {
+  let resolve!: () => void;
+  let reject!: (err: unknown) => void;
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  // A caller that does not await a send must not see an unhandled rejection: the
+  // error also reaches every later send and close().
+  promise.catch(() => {});
+  return { promise, resolve, reject, remaining: 0, settled: false, signal, onAbort: undefined };
 }
 
 export async function openFifoFrameSender(path: string, framing: Framing, options: FifoSenderOptions = {}): Promise<FifoFrameSender> {
@@ -91,8 +126,17 @@ export class FifoFrameSender implements FrameSender {
   #end: FifoEnd;
   #socket!: Socket;
   #options: FifoSenderOptions;
+  /** Messages in order: [#head, length) are waiting or being written. */
   #queue: Pending[] = [];
+  #head = 0;
+  /** The group new messages without a signal join, until a write starts. */
+  #open: Group | undefined;
+  /** Whole small units are copied here and written together; reused once a write completes. */
+  #batch = Buffer.allocUnsafeSlow(PIPE_BUF);
+  /** A write prepared and not yet fully in the pipe. */
+  #pending: PendingWrite | undefined;
   #writing = false;
+  #scheduled = false;
   #locked = false;
   #reconnecting = false;
   #error: NpipeError | undefined;
@@ -129,127 +173,221 @@ export class FifoFrameSender implements FrameSender {
     if (this.#error) return Promise.reject(this.#error);
     const { signal } = options;
     if (signal?.aborted) return Promise.reject(signal.reason);
-    let units: Iterator<Buffer>;
+    let size: number;
+    let units: Iterator<Buffer> | undefined;
     let next: Buffer | undefined;
     try {
-      units = this.framing.encode(message)[Symbol.iterator]();
-      next = units.next().value as Buffer | undefined;
+      size = this.framing.unitSize(message);
+      if (size < 0 || size > PIPE_BUF) {
+        size = -1;
+        units = this.framing.encode(message)[Symbol.iterator]();
+        next = units.next().value as Buffer | undefined;
+      }
     } catch (err) {
       return Promise.reject(err);
     }
-    return new Promise<void>((resolve, reject) => {
-      const entry: Pending = { message, units, next, started: false, resolve, reject, signal, onAbort: undefined, settled: false };
-      if (signal) {
-        entry.onAbort = () => {
-          // Not yet started: it is never sent. Started: it still goes out whole (never cut).
-          const at = this.#queue.indexOf(entry);
-          if (!entry.started && at !== -1) this.#queue.splice(at, 1);
-          this.#settle(entry, signal.reason);
-          this.#pump();
-        };
-        signal.addEventListener('abort', entry.onAbort, { once: true });
-      }
-      this.#queue.push(entry);
-      this.#pump();
-    });
+    const group = signal ? newGroup(signal) : (this.#open ??= newGroup());
+    group.remaining++;
+    const entry: Pending = { message, size, units, next, started: false, group };
+    if (signal) {
+      group.onAbort = () => {
+        // Not yet started: it is never sent. Started: it still goes out whole (never cut).
+        if (!entry.started) {
+          const at = this.#queue.indexOf(entry, this.#head);
+          if (at !== -1) this.#queue.splice(at, 1);
+        }
+        this.#settle(group, signal.reason);
+        this.#pump();
+      };
+      signal.addEventListener('abort', group.onAbort, { once: true });
+    }
+    this.#queue.push(entry);
+    // Let a loop of send() calls queue up before the first write, so it is batched too.
+    if (!this.#writing && !this.#scheduled) {
+      this.#scheduled = true;
+      queueMicrotask(() => {
+        this.#scheduled = false;
+        this.#pump();
+      });
+    }
+    return group.promise;
   }
 
-  #settle(entry: Pending, err?: unknown): void {
-    if (entry.settled) return;
-    entry.settled = true;
-    if (entry.onAbort) entry.signal!.removeEventListener('abort', entry.onAbort);
-    if (err === undefined) entry.resolve();
-    else entry.reject(err);
+  #settle(group: Group, err?: unknown): void {
+    if (group.settled) return;
+    group.settled = true;
+    if (group.onAbort) group.signal!.removeEventListener('abort', group.onAbort);
+    if (err === undefined) group.resolve();
+    else group.reject(err);
   }
 
   #take(entry: Pending): Buffer {
     const unit = entry.next!;
     entry.started = true;
-    entry.next = entry.units.next().value as Buffer | undefined;
+    entry.next = entry.units!.next().value as Buffer | undefined;
     return unit;
   }
 
+  /**
+   * Writes what is queued. Each write() is whole units of at most PIPE_BUF bytes
+   * (all or nothing on a pipe, so several writers never tear each other), or one
+   * unit over PIPE_BUF alone under the exclusive writer lock. Writes are made
+   * directly (non-blocking, so they never wait) while the pipe has room; when it
+   * is full, libuv finishes the write when epoll reports room, and the pump goes
+   * on from its callback. At most PUMP_BUDGET_BYTES per turn of the event loop.
+   */
   #pump(): void {
     if (this.#writing || this.#error || this.#reconnecting) return;
-    const head = this.#queue[0];
-    if (!head) {
-      this.#drained?.();
-      return;
+    let budget = PUMP_BUDGET_BYTES;
+    for (;;) {
+      let w = this.#pending;
+      if (!w) {
+        if (this.#head === this.#queue.length) {
+          this.#drained?.();
+          return;
+        }
+        if (budget <= 0) {
+          this.#writing = true;
+          setImmediate(() => {
+            this.#writing = false;
+            this.#pump();
+          });
+          return;
+        }
+        w = this.#pending = this.#prepare();
+      }
+      if (w.lock && !this.#locked) {
+        if (!tryLock(this.#end.fd, w.lock)) {
+          // Another npipe writer is in the middle of a large message: wait for it.
+          this.#writing = true;
+          lock(this.#end.fd, w.lock, this.#closeController.signal).then(
+            () => {
+              this.#locked = true;
+              this.#writing = false;
+              this.#pump();
+            },
+            (err) => {
+              this.#writing = false;
+              this.#fail(err);
+            },
+          );
+          return;
+        }
+        this.#locked = true;
+      }
+      let n: number;
+      try {
+        n = writeNow(this.#end.fd, w.data, w.written);
+      } catch (err) {
+        this.#writeFailed(err);
+        return;
+      }
+      if (n > 0) w.written += n;
+      budget -= n;
+      if (w.written < w.data.length) {
+        // The pipe is full: libuv writes the rest once epoll says there is room.
+        const rest = w.written === 0 ? w.data : w.data.subarray(w.written);
+        const current = w;
+        this.#writing = true;
+        this.#socket.write(rest, (err) => {
+          this.#writing = false;
+          if (err) {
+            this.#writeFailed(err);
+            return;
+          }
+          this.#finish(current);
+          this.#pump();
+        });
+        return;
+      }
+      this.#finish(w);
     }
-    if (head.next !== undefined && head.next.length > PIPE_BUF) {
-      this.#writeLarge(head);
-      return;
+  }
+
+  /** The next write: whole small units batched into PIPE_BUF bytes, or one large unit. */
+  #prepare(): PendingWrite {
+    this.#open = undefined; // messages sent from now on settle with a later write
+    const head = this.#queue[this.#head]!;
+    if (head.size < 0 && head.next !== undefined && head.next.length > PIPE_BUF) {
+      const data = this.#take(head);
+      return { data, written: 0, lock: this.framing.writersLock ? 'exclusive' : undefined, completed: head.next === undefined ? 1 : 0 };
     }
-    // Whole units, as many as fit in PIPE_BUF: one atomic write.
-    const parts: Buffer[] = [];
+    const batch = this.#batch;
     let bytes = 0;
     let completed = 0;
-    for (const entry of this.#queue) {
+    for (let i = this.#head; i < this.#queue.length; i++) {
+      const entry = this.#queue[i]!;
+      if (entry.size >= 0) {
+        if (bytes + entry.size > PIPE_BUF) break;
+        this.framing.writeUnit(entry.message, batch, bytes);
+        bytes += entry.size;
+        entry.started = true;
+        completed++;
+        continue;
+      }
       while (entry.next !== undefined && entry.next.length <= PIPE_BUF && bytes + entry.next.length <= PIPE_BUF) {
-        bytes += entry.next.length;
-        parts.push(this.#take(entry));
+        const unit = this.#take(entry);
+        unit.copy(batch, bytes);
+        bytes += unit.length;
       }
       if (entry.next !== undefined) break;
       completed++;
     }
-    const data = parts.length === 1 ? parts[0]! : Buffer.concat(parts, bytes);
-    this.#write(data, this.framing.atomicUnits ? undefined : 'shared', completed);
+    return { data: batch.subarray(0, bytes), written: 0, lock: this.framing.writersLock ? 'shared' : undefined, completed };
   }
 
-  /** A unit over PIPE_BUF (formats without packets): alone, under the exclusive lock. */
-  #writeLarge(head: Pending): void {
-    this.#write(this.#take(head), 'exclusive', head.next === undefined ? 1 : 0);
+  #finish(w: PendingWrite): void {
+    this.#pending = undefined;
+    this.#unlock();
+    this.#complete(w.completed);
   }
 
-  #write(data: Buffer, lockMode: LockMode | undefined, completed: number): void {
-    this.#writing = true;
-    if (lockMode && !this.#locked) {
-      if (!tryLock(this.#end.fd, lockMode)) {
-        // Another npipe writer is in the middle of a large message: wait for it.
-        lock(this.#end.fd, lockMode, this.#closeController.signal).then(
-          () => {
-            this.#locked = true;
-            this.#write(data, lockMode, completed);
-          },
-          (err) => this.#fail(err),
-        );
-        return;
-      }
-      this.#locked = true;
+  #unlock(): void {
+    if (!this.#locked) return;
+    this.#locked = false;
+    try {
+      unlock(this.#end.fd);
+    } catch {
+      // The fd is still ours; closing it releases the lock anyway.
     }
-    this.#socket.write(data, (err) => {
-      if (this.#locked) {
-        this.#locked = false;
-        try {
-          unlock(this.#end.fd);
-        } catch {
-          // The fd is still ours; an unlock error leaves the lock to close().
-        }
-      }
-      this.#writing = false;
-      if (err) {
-        this.#writeFailed(err);
-        return;
-      }
-      for (const entry of this.#queue.splice(0, completed)) this.#settle(entry);
-      this.#pump();
-    });
+  }
+
+  /** The first `count` messages are in the pipe: settle the groups they finish. */
+  #complete(count: number): void {
+    const end = this.#head + count;
+    for (let i = this.#head; i < end; i++) {
+      const group = this.#queue[i]!.group;
+      if (--group.remaining === 0) this.#settle(group);
+    }
+    this.#head = end;
+    if (this.#head === this.#queue.length) {
+      this.#queue = [];
+      this.#head = 0;
+    } else if (this.#head > 4096 && this.#head * 2 > this.#queue.length) {
+      this.#queue = this.#queue.slice(this.#head);
+      this.#head = 0;
+    }
   }
 
   #writeFailed(err: unknown): void {
+    this.#pending = undefined;
+    this.#unlock();
     if (!isErrno(err, 'EPIPE') || !this.#options.waitForReader || this.#closeController.signal.aborted) {
       this.#fail(err);
       return;
     }
-    // The reader went away. Messages cut by its departure start again from their
-    // first unit: the next reader drops the cut copy (frames) and gets them whole.
-    for (const entry of this.#queue) {
+    // The reader went away. The failed write put nothing in the pipe (at most
+    // PIPE_BUF bytes: all or nothing); messages it cut start again from their first
+    // unit: the next reader drops the cut copy (frames) and gets them whole.
+    for (let i = this.#head; i < this.#queue.length; i++) {
+      const entry = this.#queue[i]!;
       if (!entry.started) break;
       entry.started = false;
-      entry.units = this.framing.encode(entry.message)[Symbol.iterator]();
-      entry.next = entry.units.next().value as Buffer | undefined;
+      if (entry.size < 0) {
+        entry.units = this.framing.encode(entry.message)[Symbol.iterator]();
+        entry.next = entry.units.next().value as Buffer | undefined;
+      }
     }
-    this.#queue = this.#queue.filter((entry) => !entry.settled);
     this.#reconnecting = true;
     const old = this.#end;
     openWriterEnd(old.path, {
@@ -282,8 +420,10 @@ export class FifoFrameSender implements FrameSender {
       : err instanceof NpipeError
         ? err
         : fromSystemError(err, this.#end.path, 'writing to');
-    for (const entry of this.#queue) this.#settle(entry, this.#error);
+    for (let i = this.#head; i < this.#queue.length; i++) this.#settle(this.#queue[i]!.group, this.#error);
     this.#queue = [];
+    this.#head = 0;
+    this.#open = undefined;
     this.#drained?.();
   }
 
@@ -298,7 +438,7 @@ export class FifoFrameSender implements FrameSender {
   }
 
   async #close(signal: AbortSignal | undefined): Promise<void> {
-    if (this.#queue.length > 0 && !this.#error) {
+    if (this.#head < this.#queue.length && !this.#error) {
       await new Promise<void>((resolve) => {
         const onAbort = () => {
           this.#closeController.abort();
@@ -391,18 +531,26 @@ export class FifoFrameReceiver implements FrameReceiver {
       this.#sweeper = setInterval(() => decoder.sweep!((pid) => writerAlive(pid, end)), SWEEP_INTERVAL_MS);
       this.#sweeper.unref();
     }
-    // Every read lands in this one buffer: no allocation per read, so reading a
-    // gigabyte leaves no garbage behind but the messages themselves.
-    const readBuffer = Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
+    // Reads land in one buffer, reused from read to read while no message handed
+    // out is a view into it: reading a gigabyte of large messages leaves no garbage
+    // but the messages, and small messages are views into the buffer they were read
+    // into, not copies (a buffer that holds some is left to them, and a new one used).
+    let readBuffer = Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
+    let pinned = false;
     this.#emit = (frame: Buffer) => {
-      // Decoders may hand out views into the read buffer: those must be copied, it is reused.
-      const owned = frame.buffer === readBuffer.buffer ? Buffer.from(frame) : frame;
-      this.#queue.push(owned);
-      this.#queuedBytes += owned.length;
+      if (frame.buffer === readBuffer.buffer) pinned = true;
+      this.#queue.push(frame);
+      this.#queuedBytes += frame.length;
     };
     this.#socket = end.socket({
       onread: {
-        buffer: readBuffer,
+        buffer: () => {
+          if (pinned) {
+            readBuffer = Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
+            pinned = false;
+          }
+          return readBuffer;
+        },
         callback: (bytes) => {
           this.#decode(readBuffer.subarray(0, bytes));
           // Stop reading until receive() makes room (see #shift). pause() rather than
@@ -495,6 +643,11 @@ export class FifoFrameReceiver implements FrameReceiver {
       this.#socket.resume();
     }
     return frame;
+  }
+
+  /** The next frame if one is already here, else undefined (never waits; see receive()). */
+  tryReceive(): Buffer | undefined {
+    return this.#head < this.#queue.length ? this.#shift() : undefined;
   }
 
   receive(options: CallOptions = {}): Promise<Buffer | undefined> {

@@ -28,6 +28,8 @@ export interface FrameSender {
 export interface FrameReceiver {
   /** The next frame, or undefined once the stream has ended (end of file, or closed). */
   receive(options?: CallOptions): Promise<Buffer | undefined>;
+  /** The next frame if one has already arrived, else undefined; never waits (a fast path for iterators). */
+  tryReceive?(): Buffer | undefined;
   /**
    * Stops taking frames from the medium. Frames already taken are still returned by
    * `receive` before it reports the end: nothing read is dropped. Idempotent.

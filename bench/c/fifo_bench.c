@@ -1,0 +1,114 @@
+/*
+ * C baselines for `npm run bench`: the same work over a FIFO with plain
+ * write()/read(), compiled at bench time with cc.
+ *
+ *   fifo_bench write  FIFO SIZE COUNT        one write() per SIZE-byte message
+ *   fifo_bench bulk   FIFO CHUNK TOTAL PIPESZ  CHUNK-byte writes into a pipe of PIPESZ
+ *   fifo_bench read   FIFO BUFSIZE TOTAL     reads until TOTAL bytes; prints seconds
+ *   fifo_bench pong   REQ REP SIZE           echo server for ping
+ *   fifo_bench ping   REQ REP SIZE ITERS     round trips; prints p50 and p99 in microseconds
+ */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void write_all(int fd, const char *p, size_t n) {
+  while (n > 0) {
+    ssize_t w = write(fd, p, n);
+    if (w < 0) { perror("write"); exit(1); }
+    p += w;
+    n -= (size_t)w;
+  }
+}
+
+static void read_all(int fd, char *p, size_t n) {
+  while (n > 0) {
+    ssize_t r = read(fd, p, n);
+    if (r <= 0) { perror("read"); exit(1); }
+    p += r;
+    n -= (size_t)r;
+  }
+}
+
+static int cmp(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 3) { fprintf(stderr, "usage: see the comment at the top of fifo_bench.c\n"); return 2; }
+  const char *mode = argv[1];
+  if (!strcmp(mode, "write") && argc == 5) {
+    size_t size = strtoul(argv[3], 0, 10), count = strtoul(argv[4], 0, 10);
+    int fd = open(argv[2], O_WRONLY);
+    if (fd < 0) { perror("open"); return 1; }
+    char *msg = malloc(size);
+    memset(msg, 'x', size);
+    for (size_t i = 0; i < count; i++) write_all(fd, msg, size);
+    return 0;
+  }
+  if (!strcmp(mode, "bulk") && argc == 6) {
+    size_t chunk = strtoul(argv[3], 0, 10), total = strtoul(argv[4], 0, 10);
+    int fd = open(argv[2], O_WRONLY);
+    if (fd < 0) { perror("open"); return 1; }
+    fcntl(fd, F_SETPIPE_SZ, atoi(argv[5]));
+    char *buf = aligned_alloc(4096, chunk);
+    memset(buf, 'x', chunk);
+    for (size_t done = 0; done < total; done += chunk) write_all(fd, buf, chunk);
+    return 0;
+  }
+  if (!strcmp(mode, "read") && argc == 5) {
+    size_t bufsize = strtoul(argv[3], 0, 10), total = strtoull(argv[4], 0, 10), got = 0;
+    int fd = open(argv[2], O_RDONLY);
+    if (fd < 0) { perror("open"); return 1; }
+    char *buf = aligned_alloc(4096, bufsize);
+    double start = 0;
+    while (got < total) {
+      ssize_t r = read(fd, buf, bufsize);
+      if (r <= 0) break;
+      if (got == 0) start = now();
+      got += (size_t)r;
+    }
+    printf("{\"seconds\":%.6f,\"bytes\":%zu}\n", now() - start, got);
+    return 0;
+  }
+  if (!strcmp(mode, "pong") && argc == 5) {
+    size_t size = strtoul(argv[4], 0, 10);
+    int req = open(argv[2], O_RDONLY), rep = open(argv[3], O_WRONLY);
+    char *buf = malloc(size);
+    for (;;) {
+      ssize_t r = read(req, buf, size);
+      if (r <= 0) return 0;
+      read_all(req, buf + r, size - (size_t)r);
+      write_all(rep, buf, size);
+    }
+  }
+  if (!strcmp(mode, "ping") && argc == 6) {
+    size_t size = strtoul(argv[4], 0, 10), iters = strtoul(argv[5], 0, 10);
+    int req = open(argv[2], O_WRONLY), rep = open(argv[3], O_RDONLY);
+    char *buf = malloc(size);
+    memset(buf, 'p', size);
+    double *lat = malloc(sizeof(double) * iters);
+    for (size_t i = 0; i < iters; i++) {
+      double t = now();
+      write_all(req, buf, size);
+      read_all(rep, buf, size);
+      lat[i] = (now() - t) * 1e6;
+    }
+    qsort(lat, iters, sizeof(double), cmp);
+    printf("{\"p50\":%.1f,\"p99\":%.1f}\n", lat[iters / 2], lat[iters * 99 / 100]);
+    return 0;
+  }
+  fprintf(stderr, "fifo_bench: bad arguments\n");
+  return 2;
+}

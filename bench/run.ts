@@ -1,0 +1,371 @@
+/**
+ * npm run bench: npipe and its baselines measured side by side in one run,
+ * medians over repeated runs, printed as a table of figures and ratios, and
+ * written to bench/results/ as JSON and SVG. Absolute figures move from run to run
+ * on a shared machine; the ratios are what the targets are about.
+ *
+ *   npm run bench [-- --repeat N] [--quick]
+ */
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import { createReadStream, createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, release, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { mkfifo } from '../src/index.js';
+import { renderSvg } from './svg.js';
+
+const here = fileURLToPath(new URL('.', import.meta.url));
+const repoRoot = join(here, '..', '..');
+const WORKERS = join(here, 'workers.js');
+const BIN = join(repoRoot, 'dist', 'src', 'cli', 'bin.js');
+const { values } = parseArgs({ options: { repeat: { type: 'string' }, quick: { type: 'boolean' } } });
+const REPEAT = Number(values.repeat ?? 3);
+const Q = values.quick ? 0.1 : 1;
+
+const work = mkdtempSync(join(tmpdir(), 'npipe-bench-'));
+process.on('exit', () => rmSync(work, { recursive: true, force: true }));
+let seq = 0;
+const freshFifo = async () => {
+  const path = join(work, `f${seq++}`);
+  await mkfifo(path);
+  return path;
+};
+
+interface Proc {
+  ready: Promise<void>;
+  done: Promise<Record<string, unknown>>;
+  kill(signal?: NodeJS.Signals): void;
+}
+
+function run(command: string, args: string[], options: { stdin?: string; stdout?: string } = {}): Proc {
+  const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'inherit'] });
+  if (options.stdin) createReadStream(options.stdin).pipe(child.stdin!);
+  else child.stdin!.end();
+  let out = '';
+  let readyResolve!: () => void;
+  const ready = new Promise<void>((resolve) => (readyResolve = resolve));
+  const sink = options.stdout ? createWriteStream(options.stdout) : undefined;
+  child.stdout!.on('data', (chunk: Buffer) => {
+    if (sink) sink.write(chunk);
+    else {
+      out += chunk.toString();
+      if (out.includes('ready\n')) readyResolve();
+    }
+  });
+  const done = new Promise<Record<string, unknown>>((resolve, reject) => {
+    child.on('close', (code) => {
+      sink?.end();
+      if (code !== 0 && code !== null) return reject(new Error(`${command} ${args.join(' ')} exited ${code}`));
+      const last = out.trim().split('\n').filter((l) => l.startsWith('{')).pop();
+      resolve(last ? (JSON.parse(last) as Record<string, unknown>) : {});
+    });
+  });
+  return { ready, done, kill: (signal = 'SIGTERM') => child.kill(signal) };
+}
+
+
+const node = (role: string, ...args: (string | number)[]) => run(process.execPath, [WORKERS, role, ...args.map(String)]);
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+async function repeat(measure: () => Promise<number>): Promise<{ median: number; runs: number[] }> {
+  const runs: number[] = [];
+  for (let i = 0; i < REPEAT; i++) runs.push(await measure());
+  return { median: median(runs), runs };
+}
+
+// ---------------------------------------------------------------------------
+// C baseline, compiled now.
+
+let cBin: string | undefined;
+function compileC(): string | undefined {
+  const cc = ['cc', 'gcc', 'clang'].find((c) => spawnSync(c, ['--version']).status === 0);
+  if (!cc) return undefined;
+  const out = join(work, 'fifo_bench');
+  execFileSync(cc, ['-O2', '-o', out, join(repoRoot, 'bench', 'c', 'fifo_bench.c')]);
+  return out;
+}
+
+async function cOneWay(size: number, count: number): Promise<number> {
+  const path = await freshFifo();
+  const reader = run(cBin!, ['read', path, '65536', String(size * count)]);
+  const writer = run(cBin!, ['write', path, String(size), String(count)]);
+  const [r] = await Promise.all([reader.done, writer.done]);
+  return count / (r.seconds as number);
+}
+
+async function cBulk(total: number): Promise<number> {
+  const path = await freshFifo();
+  const reader = run(cBin!, ['read', path, String(1 << 20), String(total)]);
+  const writer = run(cBin!, ['bulk', path, '65536', String(total), String(1 << 20)]);
+  const [r] = await Promise.all([reader.done, writer.done]);
+  return total / (r.seconds as number);
+}
+
+async function cPingPong(iterations: number): Promise<{ p50: number; p99: number }> {
+  const req = await freshFifo();
+  const rep = await freshFifo();
+  const server = run(cBin!, ['pong', req, rep, '64']);
+  const client = run(cBin!, ['ping', req, rep, '64', String(iterations)]);
+  const r = await client.done;
+  await server.done;
+  return { p50: r.p50 as number, p99: r.p99 as number };
+}
+
+// ---------------------------------------------------------------------------
+// npipe and plain Node.
+
+async function npipeOneWay(format: string, size: number, count: number): Promise<number> {
+  const path = await freshFifo();
+  const reader = node('npipe-recv', path, count, format);
+  await reader.ready;
+  const writer = node('npipe-send', path, count, size, format);
+  const [r] = await Promise.all([reader.done, writer.done]);
+  peak(r, writer);
+  return (r.count as number) / (r.seconds as number);
+}
+
+async function npipeBulkBytes(format: string, size: number, count: number): Promise<number> {
+  const path = await freshFifo();
+  const reader = node('npipe-recv', path, count, format);
+  await reader.ready;
+  const writer = node('npipe-send', path, count, size, format);
+  const [r, w] = await Promise.all([reader.done, writer.done]);
+  rssSeen.push(r.rss as number, w.rss as number);
+  return (r.bytes as number) / (r.seconds as number);
+}
+
+async function nodeOneWay(size: number, count: number): Promise<number> {
+  const path = await freshFifo();
+  const reader = node('node-recv', path, size * count);
+  await reader.ready;
+  const writer = node('node-send', path, count, size);
+  const [r] = await Promise.all([reader.done, writer.done]);
+  return count / (r.seconds as number);
+}
+
+async function manyWriters(writers: number, size: number, perWriter: number): Promise<number> {
+  const path = await freshFifo();
+  const reader = node('npipe-recv', path, writers * perWriter, 'frames');
+  await reader.ready;
+  const senders = Array.from({ length: writers }, () => node('npipe-send', path, perWriter, size, 'frames'));
+  const [r] = await Promise.all([reader.done, ...senders.map((s) => s.done)]);
+  rssSeen.push(r.rss as number);
+  if (r.count !== writers * perWriter) throw new Error('messages lost');
+  return (r.count as number) / (r.seconds as number);
+}
+
+async function rpcLatency(clients: number, iterations: number): Promise<{ p50: number; p99: number }> {
+  const path = await freshFifo();
+  const server = node('rpc-serve', path);
+  await server.ready;
+  const results = await Promise.all(Array.from({ length: clients }, () => node('rpc-client', path, iterations, 64).done));
+  server.kill();
+  const s = await server.done;
+  rssSeen.push(s.rss as number, ...results.map((r) => r.rss as number));
+  const all = results.flatMap((r) => r.latencies as number[]).sort((a, b) => a - b);
+  return { p50: median(results.map((r) => r.p50 as number)), p99: all[Math.floor(all.length * 0.99)] ?? (results[0]!.p99 as number) };
+}
+
+async function nodeLatency(iterations: number): Promise<{ p50: number; p99: number }> {
+  const req = await freshFifo();
+  const rep = await freshFifo();
+  const server = node('node-pong', req, rep, 64);
+  await server.ready;
+  const r = await node('node-ping', req, rep, 64, iterations).done;
+  await server.done;
+  return { p50: r.p50 as number, p99: r.p99 as number };
+}
+
+// ---------------------------------------------------------------------------
+// zeromq.js, if installed.
+
+let zmqAvailable = false;
+async function zmqOneWay(size: number, count: number): Promise<number> {
+  const endpoint = `ipc://${join(work, `z${seq++}`)}`;
+  const reader = node('zmq-pull', endpoint, count);
+  await reader.ready;
+  const writer = node('zmq-push', endpoint, count, size);
+  const [r] = await Promise.all([reader.done, writer.done]);
+  return (r.count as number) / (r.seconds as number);
+}
+
+async function zmqLatency(iterations: number): Promise<{ p50: number; p99: number }> {
+  const endpoint = `ipc://${join(work, `z${seq++}`)}`;
+  const server = node('zmq-rep', endpoint);
+  await server.ready;
+  const r = await node('zmq-req', endpoint, iterations, 64).done;
+  server.kill();
+  await server.done.catch(() => ({}));
+  return { p50: r.p50 as number, p99: r.p99 as number };
+}
+
+// ---------------------------------------------------------------------------
+// The CLI end to end: npipe send < file | (FIFO) | npipe listen > /dev/null.
+
+async function cliLines(count: number): Promise<number> {
+  const file = join(work, 'lines.txt');
+  if (!existsSync(file)) {
+    const line = `${'x'.repeat(63)}\n`;
+    writeFileSync(file, line.repeat(count));
+  }
+  const path = await freshFifo();
+  const t = process.hrtime.bigint();
+  const listener = run(process.execPath, [BIN, 'listen', path, '--count', String(count)], { stdout: '/dev/null' });
+  const sender = run(process.execPath, [BIN, 'send', path], { stdin: file });
+  await Promise.all([listener.done, sender.done]);
+  return count / (Number(process.hrtime.bigint() - t) / 1e9);
+}
+
+async function cliRaw(total: number): Promise<number> {
+  const file = join(work, 'raw.bin');
+  if (!existsSync(file)) {
+    const chunk = Buffer.alloc(1 << 20, 97);
+    const fd = fs.openSync(file, 'w');
+    for (let i = 0; i < total / chunk.length; i++) fs.writeSync(fd, chunk);
+    fs.closeSync(fd);
+  }
+  const path = await freshFifo();
+  const t = process.hrtime.bigint();
+  const listener = run(process.execPath, [BIN, 'listen', path, '--format', 'raw', '--once', '--pipe-size', String(1 << 20)], { stdout: '/dev/null' });
+  const sender = run(process.execPath, [BIN, 'send', path, '--format', 'raw', '--pipe-size', String(1 << 20)], { stdin: file });
+  await Promise.all([listener.done, sender.done]);
+  return total / (Number(process.hrtime.bigint() - t) / 1e9);
+}
+
+// ---------------------------------------------------------------------------
+
+const rssSeen: number[] = [];
+function peak(...results: Array<Record<string, unknown> | Proc>) {
+  for (const r of results) if ('rss' in r && typeof r.rss === 'number') rssSeen.push(r.rss);
+}
+
+interface Row {
+  name: string;
+  unit: string;
+  value: number | undefined;
+  runs?: number[];
+  note?: string;
+}
+const rows: Row[] = [];
+function record(name: string, unit: string, result: { median: number; runs: number[] } | undefined, note?: string) {
+  rows.push({ name, unit, value: result?.median, ...(result ? { runs: result.runs } : {}), ...(note ? { note } : {}) });
+  const shown = result === undefined ? `skipped${note ? ` (${note})` : ''}` : `${format(result.median, unit)}  [runs: ${result.runs.map((r) => format(r, unit)).join(', ')}]`;
+  console.log(`  ${name.padEnd(46)} ${shown}`);
+}
+
+function format(v: number, unit: string): string {
+  if (unit === 'msg/s') return `${(v / 1e6).toFixed(2)} M msg/s`;
+  if (unit === 'B/s') return `${(v / 1e9).toFixed(2)} GB/s`;
+  if (unit === 'us') return `${v.toFixed(1)} µs`;
+  return `${v}`;
+}
+
+const value = (name: string) => rows.find((r) => r.name === name)?.value;
+
+async function main() {
+  console.log(`npm run bench: ${REPEAT} runs per row, medians${values.quick ? ' (quick sizes)' : ''}\n`);
+  cBin = compileC();
+  try {
+    await import('zeromq');
+    zmqAvailable = true;
+  } catch {
+    zmqAvailable = false;
+  }
+  const noC = cBin ? undefined : 'no C compiler (cc) found; install gcc to run the C baselines';
+  const noZmq = zmqAvailable ? undefined : 'zeromq is not installed (npm ci installs it as a devDependency)';
+  const M64 = Math.round(3_000_000 * Q);
+  const M1K = Math.round(600_000 * Q);
+  const BULK = Math.round(2048 * Q); // 1 MiB messages
+  const RAW = Math.round(2048 * Q) << 20;
+  const RTT = Math.round(20_000 * Q);
+
+  console.log('One-way message rate (delivered to the reader as separate messages)');
+  record('C: one write() per 68-byte message', 'msg/s', cBin ? await repeat(() => cOneWay(68, M64)) : undefined, noC);
+  record('plain Node: net.Socket, corked, 64 B, no framing', 'msg/s', await repeat(() => nodeOneWay(64, M64)));
+  record('zeromq.js ipc:// PUSH/PULL, 64 B', 'msg/s', zmqAvailable ? await repeat(() => zmqOneWay(64, Math.round(M64 / 6))) : undefined, noZmq);
+  record('npipe frames, 64 B', 'msg/s', await repeat(() => npipeOneWay('frames', 64, M64)));
+  record('npipe length, 64 B', 'msg/s', await repeat(() => npipeOneWay('length', 64, M64)));
+  record('npipe frames, 1 KiB', 'msg/s', await repeat(() => npipeOneWay('frames', 1024, M1K)));
+  record('npipe length, 1 KiB', 'msg/s', await repeat(() => npipeOneWay('length', 1024, M1K)));
+  record('npipe frames, 16 writer processes into one reader, 64 B', 'msg/s', await repeat(() => manyWriters(16, 64, Math.round(M64 / 16))));
+
+  console.log('\nBulk');
+  record('C: 64 KiB writes into a 1 MiB pipe', 'B/s', cBin ? await repeat(() => cBulk(RAW)) : undefined, noC);
+  record('npipe length, 1 MiB messages', 'B/s', await repeat(() => npipeBulkBytes('length', 1 << 20, BULK)));
+  record('npipe frames, 1 MiB messages', 'B/s', await repeat(() => npipeBulkBytes('frames', 1 << 20, Math.round(BULK / 4))));
+  record('npipe raw byte stream (64 KiB writes)', 'B/s', await repeat(() => npipeBulkBytes('raw', 65536, RAW / 65536)));
+
+  console.log('\nRequest/reply round trip, 64 B');
+  const cP50 = cBin ? await repeat(async () => (await cPingPong(RTT)).p50) : undefined;
+  record('C: ping-pong over two FIFOs, p50', 'us', cP50, noC);
+  const nodeRtt = await repeat(async () => (await nodeLatency(RTT)).p50);
+  record('plain Node: ping-pong over two FIFOs, p50', 'us', nodeRtt);
+  let zmqP50: { median: number; runs: number[] } | undefined;
+  let zmqP99: number[] = [];
+  if (zmqAvailable) {
+    const z = [];
+    for (let i = 0; i < REPEAT; i++) z.push(await zmqLatency(RTT));
+    zmqP50 = { median: median(z.map((x) => x.p50)), runs: z.map((x) => x.p50) };
+    zmqP99 = z.map((x) => x.p99);
+  }
+  record('zeromq.js ipc:// REQ/REP, p50', 'us', zmqP50, noZmq);
+  record('zeromq.js ipc:// REQ/REP, p99', 'us', zmqAvailable ? { median: median(zmqP99), runs: zmqP99 } : undefined, noZmq);
+  const one = [];
+  for (let i = 0; i < REPEAT; i++) one.push(await rpcLatency(1, RTT));
+  record('npipe request/reply, 1 client, p50', 'us', { median: median(one.map((x) => x.p50)), runs: one.map((x) => x.p50) });
+  record('npipe request/reply, 1 client, p99', 'us', { median: median(one.map((x) => x.p99)), runs: one.map((x) => x.p99) });
+  const eight = [];
+  for (let i = 0; i < REPEAT; i++) eight.push(await rpcLatency(8, Math.round(RTT / 4)));
+  record('npipe request/reply, 8 clients, p50', 'us', { median: median(eight.map((x) => x.p50)), runs: eight.map((x) => x.p50) });
+  record('npipe request/reply, 8 clients, p99', 'us', { median: median(eight.map((x) => x.p99)), runs: eight.map((x) => x.p99) });
+
+  console.log('\nThe CLI end to end: npipe send < file  ->  npipe listen > /dev/null');
+  record('CLI: 64 B lines', 'msg/s', await repeat(() => cliLines(M64)));
+  record('CLI: raw stream', 'B/s', await repeat(() => cliRaw(Math.round(1024 * Q) << 20)));
+
+  // Ratios against the targets of issue 5.
+  const ratio = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined ? undefined : a / b);
+  const cMsg = value('C: one write() per 68-byte message');
+  const targets = [
+    { name: '64 B one-way (frames) vs C one write per message', ratio: ratio(value('npipe frames, 64 B'), cMsg), target: 2, higher: true },
+    { name: '64 B one-way (length) vs C one write per message', ratio: ratio(value('npipe length, 64 B'), cMsg), target: 2, higher: true },
+    { name: '64 B one-way (frames) vs zeromq.js PUSH/PULL', ratio: ratio(value('npipe frames, 64 B'), value('zeromq.js ipc:// PUSH/PULL, 64 B')), target: 10, higher: true },
+    { name: '1 MiB messages (length) vs C bulk', ratio: ratio(value('npipe length, 1 MiB messages'), value('C: 64 KiB writes into a 1 MiB pipe')), target: 0.75, higher: true },
+    { name: 'request/reply p50 vs C ping-pong p50', ratio: ratio(value('npipe request/reply, 1 client, p50'), value('C: ping-pong over two FIFOs, p50')), target: 1.3, higher: false },
+    { name: 'request/reply p50 vs zeromq.js REQ/REP p50', ratio: ratio(value('npipe request/reply, 1 client, p50'), value('zeromq.js ipc:// REQ/REP, p50')), target: 0.5, higher: false },
+    { name: '16 writers, 64 B vs C single writer', ratio: ratio(value('npipe frames, 16 writer processes into one reader, 64 B'), cMsg), target: 1, higher: true },
+    { name: 'CLI 64 B lines vs C one write per message', ratio: ratio(value('CLI: 64 B lines'), cMsg), target: 1, higher: true },
+    { name: 'CLI raw stream vs C bulk', ratio: ratio(value('CLI: raw stream'), value('C: 64 KiB writes into a 1 MiB pipe')), target: 0.5, higher: true },
+    { name: 'peak RSS of npipe processes, MiB (under 100)', ratio: Math.max(...rssSeen) / 2 ** 20, target: 100, higher: false },
+  ].map((t) => ({ ...t, met: t.ratio === undefined ? undefined : t.higher ? t.ratio >= t.target : t.ratio <= t.target }));
+
+  console.log('\nTargets (ratios measured in this run)');
+  for (const t of targets) {
+    const shown = t.ratio === undefined ? 'n/a (baseline skipped)' : `${t.ratio.toFixed(2)} (target ${t.higher ? '>=' : '<='} ${t.target})  ${t.met ? 'met' : 'NOT met'}`;
+    console.log(`  ${t.name.padEnd(52)} ${shown}`);
+  }
+
+  const machine = {
+    cpu: cpus()[0]?.model ?? 'unknown',
+    cores: cpus().length,
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    kernel: release(),
+    node: process.version,
+    date: new Date().toISOString(),
+  };
+  const results = { machine, repeat: REPEAT, quick: values.quick === true, rows, targets };
+  const dir = join(repoRoot, 'bench', 'results');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
+  writeFileSync(join(dir, 'latest.svg'), renderSvg(results));
+  console.log(`\nmachine: ${machine.cpu}, ${machine.cores} cores, Linux ${machine.kernel}, Node ${machine.node}`);
+  console.log(`written: bench/results/latest.json, bench/results/latest.svg`);
+}
+
+await main();

@@ -1,0 +1,265 @@
+/**
+ * The processes `npm run bench` starts: one role each, as the first argument.
+ * Receivers print "ready" once listening, then one JSON line of results.
+ */
+import { constants, openSync } from 'node:fs';
+import { Socket } from 'node:net';
+import { connect, openReceiver, openSender, serve } from '../src/index.js';
+
+const [role, ...args] = process.argv.slice(2) as [string, ...string[]];
+const rss = () => process.resourceUsage().maxRSS * 1024;
+const print = (result: object) => process.stdout.write(`${JSON.stringify({ ...result, rss: rss() })}\n`);
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!;
+}
+
+async function npipeRecv(path: string, count: number, format: string) {
+  const receiver = await openReceiver<Buffer>(path, { format, codec: 'bytes', maxMessageSize: 64 << 20 });
+  console.log('ready');
+  let n = 0;
+  let bytes = 0;
+  let start = 0n;
+  for await (const message of receiver) {
+    if (n === 0) start = process.hrtime.bigint();
+    bytes += message.length;
+    if (++n === count) break;
+  }
+  print({ seconds: Number(process.hrtime.bigint() - start) / 1e9, count: n, bytes });
+}
+
+async function npipeSend(path: string, count: number, size: number, format: string) {
+  const sender = await openSender<Uint8Array>(path, { format, codec: 'bytes', timeout: 30_000, maxMessageSize: 64 << 20 });
+  const message = Buffer.alloc(size, 120);
+  // Keep a window of sends in flight, as a producer that respects backpressure does.
+  const window = size >= 65536 ? 4 : 4096;
+  const inFlight: Promise<void>[] = [];
+  for (let i = 0; i < count; i++) {
+    inFlight.push(sender.send(message));
+    if (inFlight.length >= window) await inFlight.shift();
+  }
+  await Promise.all(inFlight);
+  await sender.close();
+  print({});
+}
+
+/** Plain Node: net.Socket over an O_NONBLOCK FIFO fd, no framing (counts bytes). */
+async function nodeRecv(path: string, total: number) {
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  const socket = new Socket({ fd, readable: true, writable: false });
+  console.log('ready');
+  let got = 0;
+  let start = 0n;
+  await new Promise<void>((resolve) => {
+    socket.on('data', (chunk: Buffer) => {
+      if (got === 0) start = process.hrtime.bigint();
+      got += chunk.length;
+      if (got >= total) resolve();
+    });
+    socket.on('end', resolve);
+  });
+  print({ seconds: Number(process.hrtime.bigint() - start) / 1e9, bytes: got });
+  socket.destroy();
+}
+
+async function nodeSend(path: string, count: number, size: number) {
+  const fd = await openWhenReader(path);
+  const socket = new Socket({ fd, readable: false, writable: true });
+  const message = Buffer.alloc(size, 120);
+  for (let i = 0; i < count; ) {
+    socket.cork();
+    for (let j = 0; j < 1000 && i < count; j++, i++) socket.write(message);
+    socket.uncork();
+    if (socket.writableNeedDrain) await new Promise((resolve) => socket.once('drain', resolve));
+  }
+  await new Promise<void>((resolve) => socket.end(resolve));
+  print({});
+}
+
+async function openWhenReader(path: string): Promise<number> {
+  for (;;) {
+    try {
+      return openSync(path, constants.O_WRONLY | constants.O_NONBLOCK);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENXIO') throw err;
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  }
+}
+
+async function rpcServe(path: string) {
+  const server = await serve<Buffer, Buffer>(path, (request) => request, { codec: 'bytes', concurrency: 64 });
+  console.log('ready');
+  process.on('SIGTERM', () => void server.close());
+  await server.done;
+  print({});
+}
+
+async function rpcClient(path: string, iterations: number, size: number) {
+  const client = await connect<Buffer, Buffer>(path, { codec: 'bytes' });
+  const payload = Buffer.alloc(size, 112);
+  const latencies: number[] = [];
+  for (let i = 0; i < iterations + 200; i++) {
+    const t = process.hrtime.bigint();
+    await client.request(payload);
+    if (i >= 200) latencies.push(Number(process.hrtime.bigint() - t) / 1000); // after a warm-up
+  }
+  await client.close();
+  latencies.sort((a, b) => a - b);
+  print({ p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), latencies: latencies.filter((_, i) => i % 50 === 0) });
+}
+
+/** Plain Node ping-pong over two FIFOs, no framing: the floor for a Node round trip. */
+async function nodePong(req: string, rep: string, size: number) {
+  const input = new Socket({ fd: openSync(req, constants.O_RDONLY | constants.O_NONBLOCK), readable: true, writable: false });
+  console.log('ready');
+  const out = new Socket({ fd: await openWhenReader(rep), readable: false, writable: true });
+  let pending = 0;
+  input.on('data', (chunk: Buffer) => {
+    pending += chunk.length;
+    while (pending >= size) {
+      pending -= size;
+      out.write(chunk.subarray(0, size));
+    }
+  });
+  await new Promise((resolve) => input.on('end', resolve));
+  out.destroy();
+  print({});
+}
+
+async function nodePing(req: string, rep: string, size: number, iterations: number) {
+  const out = new Socket({ fd: await openWhenReader(req), readable: false, writable: true });
+  const input = new Socket({ fd: openSync(rep, constants.O_RDONLY | constants.O_NONBLOCK), readable: true, writable: false });
+  const payload = Buffer.alloc(size, 112);
+  const latencies: number[] = [];
+  let got = 0;
+  let wake: (() => void) | undefined;
+  input.on('data', (chunk: Buffer) => {
+    got += chunk.length;
+    if (got >= size) {
+      got -= size;
+      wake?.();
+    }
+  });
+  for (let i = 0; i < iterations + 200; i++) {
+    const t = process.hrtime.bigint();
+    await new Promise<void>((resolve) => {
+      wake = resolve;
+      out.write(payload);
+    });
+    if (i >= 200) latencies.push(Number(process.hrtime.bigint() - t) / 1000);
+  }
+  latencies.sort((a, b) => a - b);
+  out.destroy();
+  input.destroy();
+  print({ p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99) });
+}
+
+type Zmq = typeof import('zeromq');
+async function zmq(): Promise<Zmq> {
+  return (await import('zeromq')) as Zmq;
+}
+
+async function zmqPull(endpoint: string, count: number) {
+  const z = await zmq();
+  const sock = new z.Pull();
+  await sock.bind(endpoint);
+  console.log('ready');
+  let n = 0;
+  let start = 0n;
+  for await (const [message] of sock) {
+    void message;
+    if (n === 0) start = process.hrtime.bigint();
+    if (++n === count) break;
+  }
+  print({ seconds: Number(process.hrtime.bigint() - start) / 1e9, count: n });
+  sock.close();
+}
+
+async function zmqPush(endpoint: string, count: number, size: number) {
+  const z = await zmq();
+  const sock = new z.Push();
+  sock.connect(endpoint);
+  const message = Buffer.alloc(size, 120);
+  for (let i = 0; i < count; i++) await sock.send(message);
+  // send() resolves once queued; closing at once would drop what is still queued
+  // (seen here). The puller measures from its first message to its last, so this
+  // wait is not counted.
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  sock.close();
+  print({});
+}
+
+async function zmqRep(endpoint: string) {
+  const z = await zmq();
+  const sock = new z.Reply();
+  await sock.bind(endpoint);
+  console.log('ready');
+  process.on('SIGTERM', () => sock.close());
+  try {
+    for await (const [message] of sock) await sock.send(message!);
+  } catch {
+    // closed
+  }
+  print({});
+}
+
+async function zmqReq(endpoint: string, iterations: number, size: number) {
+  const z = await zmq();
+  const sock = new z.Request();
+  sock.connect(endpoint);
+  const payload = Buffer.alloc(size, 112);
+  const latencies: number[] = [];
+  for (let i = 0; i < iterations + 200; i++) {
+    const t = process.hrtime.bigint();
+    await sock.send(payload);
+    await sock.receive();
+    if (i >= 200) latencies.push(Number(process.hrtime.bigint() - t) / 1000);
+  }
+  sock.close();
+  latencies.sort((a, b) => a - b);
+  print({ p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99) });
+}
+
+const n = (i: number) => Number(args[i]);
+switch (role) {
+  case 'npipe-recv':
+    await npipeRecv(args[0]!, n(1), args[2]!);
+    break;
+  case 'npipe-send':
+    await npipeSend(args[0]!, n(1), n(2), args[3]!);
+    break;
+  case 'node-recv':
+    await nodeRecv(args[0]!, n(1));
+    break;
+  case 'node-send':
+    await nodeSend(args[0]!, n(1), n(2));
+    break;
+  case 'rpc-serve':
+    await rpcServe(args[0]!);
+    break;
+  case 'rpc-client':
+    await rpcClient(args[0]!, n(1), n(2));
+    break;
+  case 'node-pong':
+    await nodePong(args[0]!, args[1]!, n(2));
+    break;
+  case 'node-ping':
+    await nodePing(args[0]!, args[1]!, n(2), n(3));
+    break;
+  case 'zmq-pull':
+    await zmqPull(args[0]!, n(1));
+    break;
+  case 'zmq-push':
+    await zmqPush(args[0]!, n(1), n(2));
+    break;
+  case 'zmq-rep':
+    await zmqRep(args[0]!);
+    break;
+  case 'zmq-req':
+    await zmqReq(args[0]!, n(1), n(2));
+    break;
+  default:
+    console.error(`unknown role ${role}`);
+    process.exit(2);
+}
