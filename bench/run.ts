@@ -37,12 +37,14 @@ interface Proc {
   ready: Promise<void>;
   done: Promise<Record<string, unknown>>;
   kill(signal?: NodeJS.Signals): void;
+  /** Writes a line to its stdin (kept open with `go: true`). */
+  go(): void;
 }
 
-function run(command: string, args: string[], options: { stdin?: string; stdout?: string } = {}): Proc {
+function run(command: string, args: string[], options: { stdin?: string; stdout?: string; go?: boolean } = {}): Proc {
   const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'inherit'] });
   if (options.stdin) createReadStream(options.stdin).pipe(child.stdin!);
-  else child.stdin!.end();
+  else if (!options.go) child.stdin!.end();
   let out = '';
   let readyResolve!: () => void;
   const ready = new Promise<void>((resolve) => (readyResolve = resolve));
@@ -62,7 +64,7 @@ function run(command: string, args: string[], options: { stdin?: string; stdout?
       resolve(last ? (JSON.parse(last) as Record<string, unknown>) : {});
     });
   });
-  return { ready, done, kill: (signal = 'SIGTERM') => child.kill(signal) };
+  return { ready, done, kill: (signal = 'SIGTERM') => child.kill(signal), go: () => child.stdin!.end('go\n') };
 }
 
 
@@ -153,7 +155,11 @@ async function manyWriters(writers: number, size: number, perWriter: number): Pr
   const path = await freshFifo();
   const reader = node('npipe-recv', path, writers * perWriter, 'frames');
   await reader.ready;
-  const senders = Array.from({ length: writers }, () => node('npipe-send', path, perWriter, size, 'frames'));
+  const senders = Array.from({ length: writers }, () =>
+    run(process.execPath, [WORKERS, 'npipe-send', path, String(perWriter), String(size), 'frames', '--wait-go'], { go: true }),
+  );
+  await Promise.all(senders.map((s) => s.ready));
+  for (const s of senders) s.go();
   const [r] = await Promise.all([reader.done, ...senders.map((s) => s.done)]);
   rssSeen.push(r.rss as number);
   if (r.count !== writers * perWriter) throw new Error('messages lost');

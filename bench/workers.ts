@@ -15,7 +15,7 @@ function percentile(sorted: number[], p: number): number {
 }
 
 async function npipeRecv(path: string, count: number, format: string) {
-  const receiver = await openReceiver<Buffer>(path, { format, codec: 'bytes', maxMessageSize: 64 << 20 });
+  const receiver = await openReceiver<Buffer>(path, { format, codec: 'bytes', maxMessageSize: 64 << 20, pipeSize: 1 << 20 });
   console.log('ready');
   let n = 0;
   let bytes = 0;
@@ -28,15 +28,25 @@ async function npipeRecv(path: string, count: number, format: string) {
   print({ seconds: Number(process.hrtime.bigint() - start) / 1e9, count: n, bytes });
 }
 
-async function npipeSend(path: string, count: number, size: number, format: string) {
+async function npipeSend(path: string, count: number, size: number, format: string, waitForGo: boolean) {
   const sender = await openSender<Uint8Array>(path, { format, codec: 'bytes', timeout: 30_000, maxMessageSize: 64 << 20 });
+  if (waitForGo) {
+    // Several writers start together, once all are up: process start-up is not measured.
+    console.log('ready');
+    await new Promise((resolve) => process.stdin.once('data', resolve));
+    process.stdin.pause();
+  }
   const message = Buffer.alloc(size, 120);
-  // Keep a window of sends in flight, as a producer that respects backpressure does.
-  const window = size >= 65536 ? 4 : 4096;
+  // A producer that respects backpressure: it never has more than about 8 MiB (or
+  // 8 x 1024 messages) queued ahead of the pipe, awaiting one send in every `every`.
+  const every = Math.max(1, Math.min(1024, Math.floor((1 << 20) / size)));
   const inFlight: Promise<void>[] = [];
   for (let i = 0; i < count; i++) {
-    inFlight.push(sender.send(message));
-    if (inFlight.length >= window) await inFlight.shift();
+    const sent = sender.send(message);
+    if (i % every === every - 1) {
+      inFlight.push(sent);
+      if (inFlight.length > 8) await inFlight.shift();
+    }
   }
   await Promise.all(inFlight);
   await sender.close();
@@ -227,7 +237,7 @@ switch (role) {
     await npipeRecv(args[0]!, n(1), args[2]!);
     break;
   case 'npipe-send':
-    await npipeSend(args[0]!, n(1), n(2), args[3]!);
+    await npipeSend(args[0]!, n(1), n(2), args[3]!, args[4] === '--wait-go');
     break;
   case 'node-recv':
     await nodeRecv(args[0]!, n(1));

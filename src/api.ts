@@ -103,6 +103,15 @@ export class Receiver<T = string> implements AsyncIterable<T> {
    *   ERR_NPIPE_BAD_PAYLOAD (the codec could not decode one message; later ones still come),
    *   ERR_NPIPE_BUSY, `signal.reason`.
    */
+  /**
+   * A message that has already arrived, or undefined; never waits. For draining
+   * what is here in a loop before awaiting `receive()` (the CLI batches its output so).
+   */
+  tryReceive(): T | undefined {
+    const frame = this.#frames.tryReceive?.();
+    return frame === undefined ? undefined : this.#codec.decode(frame);
+  }
+
   receive(options: CallOptions = {}): Promise<T | undefined> {
     return this.#frames.receive(options).then((frame) => (frame === undefined ? undefined : this.#codec.decode(frame)));
   }
@@ -163,6 +172,15 @@ export class Receiver<T = string> implements AsyncIterable<T> {
    */
   get dropped(): { readonly messages: number; readonly bytes: number } {
     return { ...this.#frames.dropped };
+  }
+
+  /**
+   * Bytes this receiver holds: messages read and not yet taken (it stops reading
+   * the pipe above 2 MiB), and messages still incomplete (frames; bounded by
+   * maxPartialBytes).
+   */
+  get bufferedBytes(): number {
+    return this.#frames.bufferedBytes ?? 0;
   }
 }
 

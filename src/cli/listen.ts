@@ -73,22 +73,49 @@ Examples:
     io.stop.addEventListener('abort', stop, { once: true });
     let received = 0;
     try {
-      for (;;) {
-        const wait = deadline(
-          { timeout },
-          `no message arrived on ${path}; check that a writer is sending, or wait longer (--timeout)`,
-        );
-        let message: Buffer | undefined;
-        try {
-          message = await receiver.receive({ signal: wait.signal });
-        } finally {
-          wait.dispose();
+      // Output is gathered and written in large pieces: one write per message would
+      // cost more than everything else together.
+      const out: Buffer[] = [];
+      let outBytes = 0;
+      const flush = async () => {
+        if (outBytes === 0) return;
+        const data = out.length === 1 ? out[0]! : Buffer.concat(out, outBytes);
+        out.length = 0;
+        outBytes = 0;
+        if (!io.stdout.write(data)) await drained(io.stdout);
+      };
+      const add = (chunk: Buffer) => {
+        out.push(chunk);
+        outBytes += chunk.length;
+      };
+      try {
+        for (;;) {
+          let message = receiver.tryReceive();
+          if (message === undefined) {
+            await flush();
+            const wait = deadline(
+              { timeout },
+              `no message arrived on ${path}; check that a writer is sending, or wait longer (--timeout)`,
+            );
+            try {
+              message = await receiver.receive({ signal: wait.signal });
+            } finally {
+              wait.dispose();
+            }
+            if (message === undefined) break;
+          }
+          received++;
+          if (raw) add(message);
+          else if (json) add(Buffer.from(jsonLine(message)));
+          else {
+            add(message);
+            add(NEWLINE);
+          }
+          if (outBytes >= OUTPUT_CHUNK) await flush();
+          if (count !== undefined && received >= count) break;
         }
-        if (message === undefined) break;
-        received++;
-        const out = raw ? message : json ? jsonLine(message) : Buffer.concat([message, NEWLINE]);
-        if (!io.stdout.write(out)) await drained(io.stdout);
-        if (count !== undefined && received >= count) break;
+      } finally {
+        await flush();
       }
     } finally {
       io.stop.removeEventListener('abort', stop);
@@ -105,6 +132,7 @@ Examples:
 };
 
 const NEWLINE = Buffer.from('\n');
+const OUTPUT_CHUNK = 256 * 1024;
 
 function jsonLine(message: Buffer): string {
   let record: { text: string } | { base64: string };

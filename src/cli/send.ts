@@ -1,3 +1,4 @@
+import { createReadStream, fstatSync } from 'node:fs';
 import { createFraming, openSender, type Sender } from '../index.js';
 import { EXIT, FIFO_OPTIONS_HELP, UsageError, commonFifoOptions, fifoOptions, type Command } from './args.js';
 
@@ -38,37 +39,62 @@ Examples:
       waitForReader: values.wait === true,
       signal: io.stop,
     });
+    // On SIGINT/SIGTERM: drop what is still queued (a message being written still goes out whole).
+    const stop = () => void sender.close({ signal: io.stop });
+    io.stop.addEventListener('abort', stop, { once: true });
     try {
-      const stop = { signal: io.stop };
       if (messages.length > 0) {
-        await Promise.all(messages.map((m) => sender.send(Buffer.from(m, 'utf8'), stop)));
+        await Promise.all(messages.map((m) => sender.send(Buffer.from(m, 'utf8'))));
       } else {
-        await sendStdin(sender, io.stdin, options.format, options.maxMessageSize, io.stop);
+        await sendStdin(sender, io.stdin, options.format, options.maxMessageSize);
       }
+    } catch (err) {
+      throw io.stop.aborted ? io.stop.reason : err;
     } finally {
-      // On SIGINT/SIGTERM: drop what is still queued (a message being written still goes out whole).
+      io.stop.removeEventListener('abort', stop);
       await sender.close({ signal: io.stop });
     }
+    if (io.stop.aborted) throw io.stop.reason;
     return EXIT.ok;
   },
 };
 
-/** Stdin as messages: lines, or raw chunks. One chunk's sends are awaited before the next is read, so memory stays bounded. */
+/**
+ * Stdin as messages: lines, or raw chunks. One chunk's sends are awaited before
+ * the next is read, so memory stays bounded. A regular file is read in 1 MiB
+ * chunks; anything else (a pipe, a terminal) through process.stdin, so that no
+ * threadpool thread ever waits on a pipe.
+ */
 async function sendStdin(
   sender: Sender<Uint8Array>,
   stdin: NodeJS.ReadableStream,
   format: string,
   maxMessageSize: number | undefined,
-  signal: AbortSignal,
 ) {
-  const split = createFraming(format === 'raw' ? 'raw' : 'lines', maxMessageSize === undefined ? {} : { maxMessageSize });
-  const decoder = split.createDecoder();
-  const pending: Promise<void>[] = [];
-  const emit = (line: Buffer) => pending.push(sender.send(line, { signal }));
-  for await (const chunk of stdin) {
+  const source = stdin === process.stdin && fstatSync(0).isFile() ? createReadStream('', { fd: 0, autoClose: false, highWaterMark: 1 << 20 }) : stdin;
+  if (format === 'raw') {
+    for await (const chunk of source) await sender.send(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer));
+    return;
+  }
+  const decoder = createFraming('lines', maxMessageSize === undefined ? {} : { maxMessageSize }).createDecoder();
+  let last: Promise<void> | undefined;
+  let failed: unknown;
+  // Sends settle in order: awaiting the last one of a chunk waits for all of them.
+  // Any of them may fail (a line the format cannot carry): the first error wins.
+  const emit = (line: Buffer) => {
+    const sent = sender.send(line);
+    // Lines written together share one promise: watch each promise once, not each line.
+    if (sent !== last) sent.catch((err: unknown) => (failed ??= err));
+    last = sent;
+  };
+  const settle = async () => {
+    await last?.catch(() => {});
+    if (failed !== undefined) throw failed;
+  };
+  for await (const chunk of source) {
     decoder.push(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer), emit);
-    await Promise.all(pending.splice(0));
+    await settle();
   }
   decoder.end(emit);
-  await Promise.all(pending.splice(0));
+  await settle();
 }

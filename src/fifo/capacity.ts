@@ -39,3 +39,19 @@ export function setPipeSize(fd: number, size: number): number {
   }
   return result;
 }
+
+/** FIONREAD: <asm-generic/ioctls.h> on Linux, <sys/filio.h> on macOS. */
+const FIONREAD = process.platform === 'darwin' ? 0x4004667f : 0x541b;
+
+/**
+ * Bytes waiting in the pipe behind `fd` (FIONREAD): written, not yet read.
+ * @throws ERR_NPIPE_SYSTEM
+ */
+export function bytesInPipe(fd: number): number {
+  const libc = loadLibc();
+  const out = [0];
+  if (libc.ioctlInt(fd, FIONREAD, out) < 0) {
+    throw fromSystemError(errnoError(libc.errno(), 'ioctl(FIONREAD)'), `fd ${fd}`, 'counting the bytes waiting in');
+  }
+  return out[0]!;
+}

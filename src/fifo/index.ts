@@ -8,7 +8,7 @@ export {
   type OpenFifoOptions,
   type OpenReaderOptions,
 } from './open.js';
-export { getPipeSize, setPipeSize } from './capacity.js';
+export { bytesInPipe, getPipeSize, setPipeSize } from './capacity.js';
 export { lock, tryLock, unlock, dup, writeNow, type LockMode } from './lock.js';
 export {
   checkReplyPath,

@@ -15,6 +15,8 @@ interface Libc {
   flock(fd: number, operation: number): number;
   dup(fd: number): number;
   write(fd: number, buffer: Uint8Array, length: number): number;
+  /** ioctl(fd, request, int *out). */
+  ioctlInt(fd: number, request: number, out: number[]): number;
   errno(): number;
 }
 
@@ -50,6 +52,7 @@ export function loadLibc(): Libc {
         flock: lib.func('int flock(int fd, int operation)') as (fd: number, op: number) => number,
         dup: lib.func('int dup(int fd)') as (fd: number) => number,
         write: lib.func('intptr_t write(int fd, const void *buf, size_t count)') as (fd: number, b: Uint8Array, n: number) => number,
+        ioctlInt: lib.func('int ioctl(int fd, unsigned long request, _Out_ int *out)') as (fd: number, r: number, o: number[]) => number,
         errno: () => koffi.errno(),
       };
       return libc;

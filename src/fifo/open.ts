@@ -15,7 +15,7 @@ import {
   isErrno,
 } from '../errors.js';
 import { deadline, sleep, type WaitOptions } from '../util/abort.js';
-import { getPipeSize, setPipeSize } from './capacity.js';
+import { bytesInPipe, getPipeSize, setPipeSize } from './capacity.js';
 import { dup } from './lock.js';
 import { describeKind, mkfifoSync } from './mkfifo.js';
 
@@ -97,6 +97,11 @@ export class FifoEnd {
         ? new Socket({ fd: this.fd, readable: true, writable: false, allowHalfOpen: true, ...options } as SocketConstructorOpts)
         : new Socket({ fd: dup(this.fd), readable: false, writable: true });
     return this.#socket;
+  }
+
+  /** Bytes written into the pipe and not yet read (FIONREAD). */
+  bytesInPipe(): number {
+    return bytesInPipe(this.fd);
   }
 
   /** Capacity of the pipe in bytes (Linux). */

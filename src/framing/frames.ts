@@ -66,6 +66,31 @@ export function framesFraming(options: FramesOptions): Framing {
       target[offset + 7] = writerId & 0xff;
       copySmall(message, target, offset + PACKET_HEADER);
     },
+    fillUnits(message, cursor, target, offset, room) {
+      const total = message.length;
+      let written = 0;
+      while (cursor.at < total) {
+        const first = cursor.at === 0;
+        const headerLength = first ? PACKET_HEADER + FIRST_PACKET_EXTRA : PACKET_HEADER;
+        const n = Math.min(packetSize - headerLength, total - cursor.at);
+        if (headerLength + n > room - written) break;
+        const o = offset + written;
+        const last = cursor.at + n === total;
+        target[o] = FRAMES_MAGIC;
+        target[o + 1] = (first ? FLAG_FIRST : 0) | (last ? FLAG_LAST : 0);
+        target[o + 2] = n >>> 8;
+        target[o + 3] = n & 0xff;
+        target.writeUInt32BE(writerId, o + 4);
+        if (first) {
+          target.writeUInt32BE(total, o + 8);
+          target.writeUInt32BE(pid, o + 12);
+        }
+        target.set(message.subarray(cursor.at, cursor.at + n), o + headerLength);
+        cursor.at += n;
+        written += headerLength + n;
+      }
+      return written;
+    },
     createDecoder: (decoderOptions = {}) => new FramesDecoder(maxMessageSize, maxPartialBytes, decoderOptions.onDrop),
   };
 }
@@ -114,6 +139,11 @@ interface Partial {
   body: Buffer;
   filled: number;
   pid: number;
+  /**
+   * Its writer was seen gone when the stream had reached this offset plus what was
+   * still in the pipe: once the decoder has read that far, the rest can't come.
+   */
+  goneAt: number | undefined;
 }
 
 /** Drops keep a record of the writers whose packets are being skipped, bounded in number. */
@@ -136,6 +166,8 @@ class FramesDecoder implements FrameDecoder {
   #writerId = 0;
   #partials = new Map<number, Partial>();
   #partialBytes = 0;
+  /** Bytes of the stream pushed so far. */
+  #consumed = 0;
   /** Writers whose current message is being skipped (dropped), so its later packets are not reported again. */
   #skip = new Set<number>();
 
@@ -157,6 +189,7 @@ class FramesDecoder implements FrameDecoder {
   push(chunk: Buffer, emit: Emit): void {
     let at = 0;
     const length = chunk.length;
+    this.#consumed += length;
     while (at < length) {
       // Fast path: a whole single packet inside this chunk is handed out as a view.
       if (this.#headFilled === 0 && this.#payloadLeft === 0 && length - at >= PACKET_HEADER && chunk[at] === FRAMES_MAGIC && chunk[at + 1] === (FLAG_FIRST | FLAG_LAST)) {
@@ -236,7 +269,7 @@ class FramesDecoder implements FrameDecoder {
       if (total > this.#max) return this.#startSkipping(id, 'too-large', total);
       if (this.#partialBytes + total > this.#maxPartialBytes) return this.#startSkipping(id, 'memory', total);
       if (n > total) return this.#startSkipping(id, 'corrupt', total);
-      const partial: Partial = { body: Buffer.allocUnsafe(total), filled: 0, pid };
+      const partial: Partial = { body: Buffer.allocUnsafe(total), filled: 0, pid, goneAt: undefined };
       this.#partials.set(id, partial);
       this.#partialBytes += total;
       this.#target = partial;
@@ -302,10 +335,19 @@ class FramesDecoder implements FrameDecoder {
     this.#onDrop?.({ writerId: id, reason, bytes: partial.filled, pid: partial.pid });
   }
 
-  /** Drops the partial messages of writers that `isAlive` says are gone. */
-  sweep(isAlive: (pid: number) => boolean): void {
+  /**
+   * Drops the partial messages of writers that `isAlive` says are gone, once the
+   * bytes that were in the pipe when that was seen (`backlog`) have been read: a
+   * writer may have written its last packets and exited before we read them.
+   */
+  sweep(isAlive: (pid: number) => boolean, backlog: () => number = () => 0): void {
     for (const [id, partial] of this.#partials) {
-      if (partial.pid !== 0 && partial !== this.#target && !isAlive(partial.pid)) {
+      if (partial === this.#target || partial.pid === 0) continue;
+      if (partial.goneAt === undefined) {
+        if (isAlive(partial.pid)) continue;
+        partial.goneAt = this.#consumed + backlog();
+      }
+      if (this.#consumed >= partial.goneAt) {
         this.#drop(id, partial, 'writer-died');
         this.#skip.add(id);
       }

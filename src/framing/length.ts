@@ -2,6 +2,8 @@ import { BadFrameError, FrameTooLargeError } from '../errors.js';
 import { copySmall } from './frames.js';
 import type { Emit, FrameDecoder, Framing } from './types.js';
 
+/** Messages up to this size are copied behind their header into one buffer; larger ones are not copied. */
+const COPY_LIMIT = 64 * 1024;
 /** Above this a length needs the 8-byte form (Python's `struct.pack("!i", -1)` escape). */
 const MAX_SHORT_LENGTH = 0x7fffffff;
 
@@ -20,9 +22,21 @@ export function lengthFraming(maxMessageSize: number): Framing {
     maxMessageSize,
     writersLock: true,
     encode(message) {
-      const out = Buffer.allocUnsafe(this.unitSize(message));
-      this.writeUnit(message, out, 0);
-      return [out];
+      const size = this.unitSize(message);
+      if (message.length <= COPY_LIMIT) {
+        const out = Buffer.allocUnsafe(size);
+        this.writeUnit(message, out, 0);
+        return [out];
+      }
+      // A large message goes out as its header, then itself, uncopied: the sender
+      // writes both under the FIFO's exclusive writer lock, so nothing comes between.
+      const header = Buffer.allocUnsafe(size - message.length);
+      if (header.length === 4) header.writeUInt32BE(message.length, 0);
+      else {
+        header.writeInt32BE(-1, 0);
+        header.writeBigUInt64BE(BigInt(message.length), 4);
+      }
+      return [header, Buffer.from(message.buffer, message.byteOffset, message.length)];
     },
     unitSize(message) {
       const n = message.length;

@@ -3,6 +3,7 @@ import { copySmall } from './frames.js';
 import type { Emit, FrameDecoder, Framing } from './types.js';
 
 const LF = 0x0a;
+const NEWLINE = Buffer.from([LF]);
 
 /**
  * `lines`: one message per line, each followed by "\n" (what `echo msg > pipe`
@@ -15,7 +16,9 @@ export function linesFraming(maxMessageSize: number): Framing {
     maxMessageSize,
     writersLock: true,
     encode(message) {
-      const out = Buffer.allocUnsafe(this.unitSize(message));
+      const size = this.unitSize(message);
+      if (message.length > 64 * 1024) return [Buffer.from(message.buffer, message.byteOffset, message.length), NEWLINE];
+      const out = Buffer.allocUnsafe(size);
       this.writeUnit(message, out, 0);
       return [out];
     },

@@ -47,8 +47,12 @@ export interface FrameDecoder {
   end(emit: Emit): void;
   /** Bytes held for a message not yet complete. */
   readonly pendingBytes: number;
-  /** Frames format: drops the partial messages of writers that are gone. */
-  sweep?(isAlive: (pid: number) => boolean): void;
+  /**
+   * Frames format: drops the partial messages of writers that are gone, once the
+   * rest of what they wrote has been read: `backlog()` is how many bytes are still
+   * in the pipe (a writer that wrote its last packets and exited is not cut short).
+   */
+  sweep?(isAlive: (pid: number) => boolean, backlog?: () => number): void;
   /** Frames format: writers with a message in progress. */
   partialWriters?(): Array<{ writerId: number; pid: number; bytes: number }>;
 }
@@ -79,5 +83,12 @@ export interface Framing {
   unitSize(message: Uint8Array): number;
   /** Writes the one unit of `message` (sized by `unitSize`) into `target` at `offset`. */
   writeUnit(message: Uint8Array, target: Buffer, offset: number): void;
+  /**
+   * frames: writes as many whole units (packets) of a multi-unit message as fit in
+   * `room` bytes of `target` at `offset`, from `cursor.at` (payload bytes already
+   * written) on, advancing it; returns the bytes written (0 if not even one fits).
+   * The message is done when `cursor.at === message.length`. Same bytes as `encode`.
+   */
+  fillUnits?(message: Uint8Array, cursor: { at: number }, target: Buffer, offset: number, room: number): number;
   createDecoder(options?: DecoderOptions): FrameDecoder;
 }

@@ -68,7 +68,9 @@ interface Job {
 interface ClientState {
   address: string;
   sender: Promise<FrameSender> | undefined;
-  handlers: Map<number, AbortController>;
+  /** The sender once open: replies go straight to it. */
+  ready: FrameSender | undefined;
+  handlers: Map<number, Cancel>;
   /** Requests waiting for a handler, oldest first, and their bytes. */
   jobs: Job[];
   jobBytes: number;
@@ -82,6 +84,35 @@ interface ClientState {
 
 /** A client with nothing in progress for this long has its reply sender closed (reopened on its next request). */
 const IDLE_CLIENT_MS = 1000;
+
+/**
+ * A handler's cancellation. Its AbortController (costly to make, in Node) is only
+ * made if the handler looks at `signal`.
+ */
+class Cancel {
+  #controller: AbortController | undefined;
+  #aborted = false;
+  #reason: unknown;
+
+  get signal(): AbortSignal {
+    if (!this.#controller) {
+      this.#controller = new AbortController();
+      if (this.#aborted) this.#controller.abort(this.#reason);
+    }
+    return this.#controller.signal;
+  }
+
+  get aborted(): boolean {
+    return this.#aborted;
+  }
+
+  abort(reason: unknown): void {
+    if (this.#aborted) return;
+    this.#aborted = true;
+    this.#reason = reason;
+    this.#controller?.abort(reason);
+  }
+}
 
 export class Server {
   readonly stats: ServerStats = { requests: 0, replies: 0, errors: 0, cancelled: 0, repliesDropped: 0, refused: 0 };
@@ -125,8 +156,12 @@ export class Server {
       }
     } finally {
       clearInterval(this.#sweeper);
-      this.#closeController.abort(new ClosedError('the server is closing'));
-      for (const client of this.#clients.values()) void this.#dropClient(client);
+      const closing = new ClosedError('the server is closing');
+      this.#closeController.abort(closing);
+      for (const client of this.#clients.values()) {
+        for (const cancel of client.handlers.values()) cancel.abort(closing);
+        void this.#dropClient(client);
+      }
     }
   }
 
@@ -187,7 +222,7 @@ export class Server {
     let client = this.#clients.get(address);
     if (!client) {
       const now = Date.now();
-      client = { address, sender: undefined, handlers: new Map(), jobs: [], jobBytes: 0, queuedBytes: 0, lastActive: now, lastProgress: now, gone: false };
+      client = { address, sender: undefined, ready: undefined, handlers: new Map(), jobs: [], jobBytes: 0, queuedBytes: 0, lastActive: now, lastProgress: now, gone: false };
       this.#clients.set(address, client);
     }
     return client;
@@ -210,15 +245,19 @@ export class Server {
   }
 
   async #run(client: ClientState, { id, payload }: Job): Promise<void> {
-    const controller = new AbortController();
-    const onClose = () => controller.abort(this.#closeController.signal.reason);
-    this.#closeController.signal.addEventListener('abort', onClose, { once: true });
-    client.handlers.set(id, controller);
+    const cancel = new Cancel();
+    client.handlers.set(id, cancel);
     let reply: Buffer;
     let failed = false;
     try {
       const request = this.#codec.decode(payload);
-      const result = await this.#handler(request, { signal: controller.signal, client: client.address });
+      const context: HandlerContext = {
+        get signal() {
+          return cancel.signal;
+        },
+        client: client.address,
+      };
+      const result = await this.#handler(request, context);
       reply = encodeReply(REPLY, id, this.#codec.encode(result));
     } catch (err) {
       const own = (err as { code?: unknown } | undefined)?.code;
@@ -227,10 +266,9 @@ export class Server {
       failed = true;
     } finally {
       client.handlers.delete(id);
-      this.#closeController.signal.removeEventListener('abort', onClose);
     }
     // Cancelled by the client: it no longer waits for an answer.
-    if (controller.signal.aborted && !this.#closeController.signal.aborted) return;
+    if (cancel.aborted && !this.#closeController.signal.aborted) return;
     if (failed) this.stats.errors++;
     else this.stats.replies++;
     this.#reply(client, reply);
@@ -246,10 +284,13 @@ export class Server {
     client.queuedBytes += reply.length;
     client.lastActive = Date.now();
     this.#schedule(client);
-    client.sender ??= this.#transport.openReply(client.address);
-    client.sender
-      .then((sender) => sender.send(reply))
-      .then(
+    let sending: Promise<void>;
+    if (client.ready) sending = client.ready.send(reply);
+    else {
+      client.sender ??= this.#transport.openReply(client.address).then((sender) => (client.ready = sender));
+      sending = client.sender.then((sender) => sender.send(reply));
+    }
+    sending.then(
         () => {
           client.queuedBytes -= reply.length;
           client.lastProgress = Date.now();

@@ -20,8 +20,10 @@ import { PIPE_BUF, type DropInfo, type FrameDecoder, type Framing } from '../fra
 import type { CallOptions, FrameReceiver, FrameSender } from './types.js';
 
 /** The receiver stops reading from the pipe while it holds this many bytes of messages not yet received. */
-export const RECEIVE_HIGH_WATER_BYTES = 4 * 1024 * 1024;
-/** Size of the receiver's one read buffer. */
+export const RECEIVE_HIGH_WATER_BYTES = 2 * 1024 * 1024;
+/** The pipe capacity a receiver asks for unless told otherwise (Linux's default limit for unprivileged users). */
+export const DEFAULT_RECEIVER_PIPE_SIZE = 1024 * 1024;
+/** The smallest read buffer; it is as large as the pipe when the pipe is larger. */
 export const READ_BUFFER_BYTES = 64 * 1024;
 /** How often a frames receiver checks whether writers with a message in progress are still alive. */
 export const SWEEP_INTERVAL_MS = 500;
@@ -39,6 +41,7 @@ export interface FifoSenderOptions extends OpenFifoOptions {
 }
 
 export interface FifoReceiverOptions extends OpenReaderOptions {
+  /** Pipe capacity to ask for (Linux). Default: 1 MiB if the kernel allows, else its default. */
   pipeSize?: number;
   /** frames: the most bytes kept for incomplete messages, all writers together. */
   maxPartialBytes?: number;
@@ -60,11 +63,17 @@ interface Group {
 
 interface Pending {
   message: Uint8Array;
-  /** Size of its one unit (the fast path, written straight into the batch buffer), or -1: units come from `units`. */
+  /**
+   * Size of its one unit, or -1 for a message of several packets (frames). Up to
+   * PIPE_BUF: copied straight into the batch buffer. Over PIPE_BUF (formats without
+   * packets): its units come from `units`, written under the exclusive lock.
+   */
   size: number;
   units: Iterator<Buffer> | undefined;
-  /** The next unit to write (multi-unit messages); undefined once all are written. */
+  /** The next unit of a large message; undefined once all are written. */
   next: Buffer | undefined;
+  /** frames, several packets: payload bytes already put in packets. */
+  cursor: { at: number } | undefined;
   started: boolean;
   group: Group;
 }
@@ -73,6 +82,8 @@ interface PendingWrite {
   data: Buffer;
   written: number;
   lock: LockMode | undefined;
+  /** Keep the lock after this write: more units of the same large message follow. */
+  holdLock: boolean;
   /** Messages this write finishes. */
   completed: number;
 }
@@ -176,10 +187,11 @@ export class FifoFrameSender implements FrameSender {
     let size: number;
     let units: Iterator<Buffer> | undefined;
     let next: Buffer | undefined;
+    let cursor: { at: number } | undefined;
     try {
       size = this.framing.unitSize(message);
-      if (size < 0 || size > PIPE_BUF) {
-        size = -1;
+      if (size < 0 && this.framing.fillUnits) cursor = { at: 0 };
+      else if (size < 0 || size > PIPE_BUF) {
         units = this.framing.encode(message)[Symbol.iterator]();
         next = units.next().value as Buffer | undefined;
       }
@@ -188,7 +200,7 @@ export class FifoFrameSender implements FrameSender {
     }
     const group = signal ? newGroup(signal) : (this.#open ??= newGroup());
     group.remaining++;
-    const entry: Pending = { message, size, units, next, started: false, group };
+    const entry: Pending = { message, size, units, next, cursor, started: false, group };
     if (signal) {
       group.onAbort = () => {
         // Not yet started: it is never sent. Started: it still goes out whole (never cut).
@@ -304,41 +316,45 @@ export class FifoFrameSender implements FrameSender {
     }
   }
 
-  /** The next write: whole small units batched into PIPE_BUF bytes, or one large unit. */
+  /**
+   * The next write: whole small units (and packets) batched into PIPE_BUF bytes,
+   * or the next unit of a large message, which holds the exclusive lock until its
+   * last unit is out.
+   */
   #prepare(): PendingWrite {
     this.#open = undefined; // messages sent from now on settle with a later write
     const head = this.#queue[this.#head]!;
-    if (head.size < 0 && head.next !== undefined && head.next.length > PIPE_BUF) {
+    if (head.units) {
       const data = this.#take(head);
-      return { data, written: 0, lock: this.framing.writersLock ? 'exclusive' : undefined, completed: head.next === undefined ? 1 : 0 };
+      const done = head.next === undefined;
+      const lock = this.framing.writersLock ? 'exclusive' : undefined;
+      return { data, written: 0, lock, holdLock: !done, completed: done ? 1 : 0 };
     }
     const batch = this.#batch;
     let bytes = 0;
     let completed = 0;
     for (let i = this.#head; i < this.#queue.length; i++) {
       const entry = this.#queue[i]!;
-      if (entry.size >= 0) {
-        if (bytes + entry.size > PIPE_BUF) break;
-        this.framing.writeUnit(entry.message, batch, bytes);
-        bytes += entry.size;
-        entry.started = true;
+      if (entry.cursor) {
+        const n = this.framing.fillUnits!(entry.message, entry.cursor, batch, bytes, PIPE_BUF - bytes);
+        if (n > 0) entry.started = true;
+        bytes += n;
+        if (entry.cursor.at < entry.message.length) break;
         completed++;
         continue;
       }
-      while (entry.next !== undefined && entry.next.length <= PIPE_BUF && bytes + entry.next.length <= PIPE_BUF) {
-        const unit = this.#take(entry);
-        unit.copy(batch, bytes);
-        bytes += unit.length;
-      }
-      if (entry.next !== undefined) break;
+      if (entry.units || bytes + entry.size > PIPE_BUF) break;
+      this.framing.writeUnit(entry.message, batch, bytes);
+      bytes += entry.size;
+      entry.started = true;
       completed++;
     }
-    return { data: batch.subarray(0, bytes), written: 0, lock: this.framing.writersLock ? 'shared' : undefined, completed };
+    return { data: batch.subarray(0, bytes), written: 0, lock: this.framing.writersLock ? 'shared' : undefined, holdLock: false, completed };
   }
 
   #finish(w: PendingWrite): void {
     this.#pending = undefined;
-    this.#unlock();
+    if (!w.holdLock) this.#unlock();
     this.#complete(w.completed);
   }
 
@@ -383,7 +399,8 @@ export class FifoFrameSender implements FrameSender {
       const entry = this.#queue[i]!;
       if (!entry.started) break;
       entry.started = false;
-      if (entry.size < 0) {
+      if (entry.cursor) entry.cursor.at = 0;
+      if (entry.units) {
         entry.units = this.framing.encode(entry.message)[Symbol.iterator]();
         entry.next = entry.units.next().value as Buffer | undefined;
       }
@@ -462,7 +479,17 @@ export async function openFifoFrameReceiver(
   framing: Framing,
   options: FifoReceiverOptions = {},
 ): Promise<FifoFrameReceiver> {
-  const end = withPipeSize(await openFifoReader(path, options), options.pipeSize);
+  const end = await openFifoReader(path, options);
+  if (options.pipeSize !== undefined) withPipeSize(end, options.pipeSize);
+  else {
+    // A larger pipe means fewer wake-ups on both sides. Best effort: the kernel may
+    // refuse (a user over its pipe-user-pages limit), and the default still works.
+    try {
+      end.setPipeSize(DEFAULT_RECEIVER_PIPE_SIZE);
+    } catch {
+      // keep the kernel's default
+    }
+  }
   return new FifoFrameReceiver(end, framing, options);
 }
 
@@ -528,31 +555,47 @@ export class FifoFrameReceiver implements FrameReceiver {
     });
     if (this.#decoder.sweep) {
       const decoder = this.#decoder;
-      this.#sweeper = setInterval(() => decoder.sweep!((pid) => writerAlive(pid, end)), SWEEP_INTERVAL_MS);
+      const backlog = () => {
+        try {
+          return end.bytesInPipe();
+        } catch {
+          return 0;
+        }
+      };
+      this.#sweeper = setInterval(() => decoder.sweep!((pid) => writerAlive(pid, end), backlog), SWEEP_INTERVAL_MS);
       this.#sweeper.unref();
     }
-    // Reads land in one buffer, reused from read to read while no message handed
-    // out is a view into it: reading a gigabyte of large messages leaves no garbage
-    // but the messages, and small messages are views into the buffer they were read
-    // into, not copies (a buffer that holds some is left to them, and a new one used).
-    let readBuffer = Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
-    let pinned = false;
+    // Every read lands in one buffer, reused, at least as large as the pipe: a read
+    // then takes all there is, which ends where a write ended. So a reader that stops
+    // (or is killed) never leaves half a packet in the pipe for the next reader.
+    // Messages that are views into it are copied out (small ones: large ones are
+    // assembled in buffers of their own anyway).
+    let pipeSize = READ_BUFFER_BYTES;
+    try {
+      pipeSize = Math.max(pipeSize, end.getPipeSize());
+    } catch {
+      // not Linux: PIPE_BUF-sized reads of a 64 KiB pipe
+    }
+    let readBuffer = Buffer.allocUnsafeSlow(pipeSize);
     this.#emit = (frame: Buffer) => {
-      if (frame.buffer === readBuffer.buffer) pinned = true;
-      this.#queue.push(frame);
-      this.#queuedBytes += frame.length;
+      const owned = frame.buffer === readBuffer.buffer ? Buffer.from(frame) : frame;
+      this.#queue.push(owned);
+      this.#queuedBytes += owned.length;
     };
     this.#socket = end.socket({
       onread: {
-        buffer: () => {
-          if (pinned) {
-            readBuffer = Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
-            pinned = false;
-          }
-          return readBuffer;
-        },
+        buffer: () => readBuffer,
         callback: (bytes) => {
           this.#decode(readBuffer.subarray(0, bytes));
+          if (bytes === readBuffer.length) {
+            // A full buffer: someone may have made the pipe larger. Keep up with it.
+            try {
+              const size = end.getPipeSize();
+              if (size > readBuffer.length) readBuffer = Buffer.allocUnsafeSlow(size);
+            } catch {
+              // not Linux
+            }
+          }
           // Stop reading until receive() makes room (see #shift). pause() rather than
           // returning false: only pause() is undone by resume() (net.Socket with onread).
           if (this.#queuedBytes >= RECEIVE_HIGH_WATER_BYTES && !this.#ended) this.#socket.pause();

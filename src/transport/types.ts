@@ -38,6 +38,8 @@ export interface FrameReceiver {
   readonly closed: boolean;
   /** Messages dropped rather than delivered torn, and their bytes. */
   readonly dropped: { readonly messages: number; readonly bytes: number };
+  /** Bytes held: messages received and not yet taken, and messages still incomplete. */
+  readonly bufferedBytes?: number;
 }
 
 /** A private address only this process receives on (a client's replies). */
