@@ -134,7 +134,7 @@ async function npipeOneWay(format: string, size: number, count: number): Promise
 
 async function npipeBulkBytes(format: string, size: number, count: number): Promise<number> {
   const path = await freshFifo();
-  const reader = node('npipe-recv', path, count, format);
+  const reader = node('npipe-recv', path, count, format, 1 << 20);
   await reader.ready;
   const writer = node('npipe-send', path, count, size, format);
   const [r, w] = await Promise.all([reader.done, writer.done]);
@@ -288,7 +288,7 @@ async function main() {
   const M64 = Math.round(3_000_000 * Q);
   const M1K = Math.round(600_000 * Q);
   const BULK = Math.round(2048 * Q); // 1 MiB messages
-  const RAW = Math.round(2048 * Q) << 20;
+  const RAW = Math.round(2048 * Q) * 2 ** 20;
   const RTT = Math.round(20_000 * Q);
 
   console.log('One-way message rate (delivered to the reader as separate messages)');
@@ -333,7 +333,7 @@ async function main() {
 
   console.log('\nThe CLI end to end: npipe send < file  ->  npipe listen > /dev/null');
   record('CLI: 64 B lines', 'msg/s', await repeat(() => cliLines(M64)));
-  record('CLI: raw stream', 'B/s', await repeat(() => cliRaw(Math.round(1024 * Q) << 20)));
+  record('CLI: raw stream', 'B/s', await repeat(() => cliRaw(Math.round(1024 * Q) * 2 ** 20)));
 
   // Ratios against the targets of issue 5.
   const ratio = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined ? undefined : a / b);

@@ -14,8 +14,9 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!;
 }
 
-async function npipeRecv(path: string, count: number, format: string) {
-  const receiver = await openReceiver<Buffer>(path, { format, codec: 'bytes', maxMessageSize: 64 << 20, pipeSize: 1 << 20 });
+async function npipeRecv(path: string, count: number, format: string, pipeSize?: number) {
+  // The library's default pipe, or (bulk rows) 1 MiB, as the C baseline uses.
+  const receiver = await openReceiver<Buffer>(path, { format, codec: 'bytes', maxMessageSize: 64 << 20, ...(pipeSize ? { pipeSize } : {}) });
   console.log('ready');
   let n = 0;
   let bytes = 0;
@@ -234,7 +235,7 @@ async function zmqReq(endpoint: string, iterations: number, size: number) {
 const n = (i: number) => Number(args[i]);
 switch (role) {
   case 'npipe-recv':
-    await npipeRecv(args[0]!, n(1), args[2]!);
+    await npipeRecv(args[0]!, n(1), args[2]!, args[3] ? n(3) : undefined);
     break;
   case 'npipe-send':
     await npipeSend(args[0]!, n(1), n(2), args[3]!, args[4] === '--wait-go');

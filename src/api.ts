@@ -176,7 +176,7 @@ export class Receiver<T = string> implements AsyncIterable<T> {
 
   /**
    * Bytes this receiver holds: messages read and not yet taken (it stops reading
-   * the pipe above 2 MiB), and messages still incomplete (frames; bounded by
+   * the pipe above 1 MiB), and messages still incomplete (frames; bounded by
    * maxPartialBytes).
    */
   get bufferedBytes(): number {

@@ -20,9 +20,13 @@ import { PIPE_BUF, type DropInfo, type FrameDecoder, type Framing } from '../fra
 import type { CallOptions, FrameReceiver, FrameSender } from './types.js';
 
 /** The receiver stops reading from the pipe while it holds this many bytes of messages not yet received. */
-export const RECEIVE_HIGH_WATER_BYTES = 2 * 1024 * 1024;
-/** The pipe capacity a receiver asks for unless told otherwise (Linux's default limit for unprivileged users). */
-export const DEFAULT_RECEIVER_PIPE_SIZE = 1024 * 1024;
+export const RECEIVE_HIGH_WATER_BYTES = 1024 * 1024;
+/** The pipe capacity a receiver asks for unless told otherwise: fewer wake-ups than the kernel's 64 KiB, and reads small enough to keep the reader's memory low. */
+export const DEFAULT_RECEIVER_PIPE_SIZE = 256 * 1024;
+/** Reads are copied out in pieces of this size while messages come out as views. */
+const COPY_PIECE = 64 * 1024;
+/** Messages at least this large are not taken as a sign that reads should be copied whole. */
+const LARGE_MESSAGE = 64 * 1024;
 /** The smallest read buffer; it is as large as the pipe when the pipe is larger. */
 export const READ_BUFFER_BYTES = 64 * 1024;
 /** How often a frames receiver checks whether writers with a message in progress are still alive. */
@@ -41,7 +45,7 @@ export interface FifoSenderOptions extends OpenFifoOptions {
 }
 
 export interface FifoReceiverOptions extends OpenReaderOptions {
-  /** Pipe capacity to ask for (Linux). Default: 1 MiB if the kernel allows, else its default. */
+  /** Pipe capacity to ask for (Linux). Default: 256 KiB if the kernel allows, else its default. */
   pipeSize?: number;
   /** frames: the most bytes kept for incomplete messages, all writers together. */
   maxPartialBytes?: number;
@@ -577,8 +581,18 @@ export class FifoFrameReceiver implements FrameReceiver {
       // not Linux: PIPE_BUF-sized reads of a 64 KiB pipe
     }
     let readBuffer = Buffer.allocUnsafeSlow(pipeSize);
+    // While messages come out as views (small messages), each read is first copied
+    // into a chunk of its own, exactly its size: one copy per read instead of one per
+    // message, and the views keep only that chunk alive. While they do not (large
+    // messages, assembled in buffers of their own), reads are decoded in place.
+    let copyReads = false;
+    let views = false;
     this.#emit = (frame: Buffer) => {
-      const owned = frame.buffer === readBuffer.buffer ? Buffer.from(frame) : frame;
+      let owned = frame;
+      if (frame.buffer === readBuffer.buffer) {
+        owned = Buffer.from(frame);
+        views = true;
+      } else if (copyReads && frame.length < LARGE_MESSAGE) views = true;
       this.#queue.push(owned);
       this.#queuedBytes += owned.length;
     };
@@ -586,7 +600,15 @@ export class FifoFrameReceiver implements FrameReceiver {
       onread: {
         buffer: () => readBuffer,
         callback: (bytes) => {
-          this.#decode(readBuffer.subarray(0, bytes));
+          const read = readBuffer.subarray(0, bytes);
+          views = false;
+          if (!copyReads) this.#decode(read);
+          else {
+            // In pieces of at most 64 KiB: small enough for malloc's heap, not mmap,
+            // so the memory of pieces already collected is reused at once.
+            for (let at = 0; at < bytes; at += COPY_PIECE) this.#decode(Buffer.from(read.subarray(at, at + COPY_PIECE)));
+          }
+          copyReads = views;
           if (bytes === readBuffer.length) {
             // A full buffer: someone may have made the pipe larger. Keep up with it.
             try {
