@@ -8,7 +8,7 @@
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import { createReadStream, createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -42,29 +42,29 @@ interface Proc {
 }
 
 function run(command: string, args: string[], options: { stdin?: string; stdout?: string; go?: boolean } = {}): Proc {
-  const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'inherit'] });
-  if (options.stdin) createReadStream(options.stdin).pipe(child.stdin!);
+  // stdin from a file is the file itself, as `npipe send < file` gets it from a shell.
+  const stdinFd = options.stdin ? fs.openSync(options.stdin, 'r') : undefined;
+  // Likewise stdout into a file (/dev/null): no copy through this process.
+  const stdoutFd = options.stdout ? fs.openSync(options.stdout, 'w') : undefined;
+  const child = spawn(command, args, { stdio: [stdinFd ?? 'pipe', stdoutFd ?? 'pipe', 'inherit'] });
+  if (stdinFd !== undefined) fs.closeSync(stdinFd);
+  if (stdoutFd !== undefined) fs.closeSync(stdoutFd);
   else if (!options.go) child.stdin!.end();
   let out = '';
   let readyResolve!: () => void;
   const ready = new Promise<void>((resolve) => (readyResolve = resolve));
-  const sink = options.stdout ? createWriteStream(options.stdout) : undefined;
-  child.stdout!.on('data', (chunk: Buffer) => {
-    if (sink) sink.write(chunk);
-    else {
-      out += chunk.toString();
-      if (out.includes('ready\n')) readyResolve();
-    }
+  child.stdout?.on('data', (chunk: Buffer) => {
+    out += chunk.toString();
+    if (out.includes('ready\n')) readyResolve();
   });
   const done = new Promise<Record<string, unknown>>((resolve, reject) => {
     child.on('close', (code) => {
-      sink?.end();
       if (code !== 0 && code !== null) return reject(new Error(`${command} ${args.join(' ')} exited ${code}`));
       const last = out.trim().split('\n').filter((l) => l.startsWith('{')).pop();
       resolve(last ? (JSON.parse(last) as Record<string, unknown>) : {});
     });
   });
-  return { ready, done, kill: (signal = 'SIGTERM') => child.kill(signal), go: () => child.stdin!.end('go\n') };
+  return { ready, done, kill: (signal = 'SIGTERM') => child.kill(signal), go: () => child.stdin?.end('go\n') };
 }
 
 
@@ -134,7 +134,7 @@ async function npipeOneWay(format: string, size: number, count: number): Promise
 
 async function npipeBulkBytes(format: string, size: number, count: number): Promise<number> {
   const path = await freshFifo();
-  const reader = node('npipe-recv', path, count, format, 1 << 20);
+  const reader = node('npipe-recv', path, format === 'raw' ? size * count : count, format, 1 << 20);
   await reader.ready;
   const writer = node('npipe-send', path, count, size, format);
   const [r, w] = await Promise.all([reader.done, writer.done]);

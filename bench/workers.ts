@@ -14,6 +14,7 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!;
 }
 
+/** Receives `count` messages, or for raw (where reads, not writes, make the chunks) `count` bytes. */
 async function npipeRecv(path: string, count: number, format: string, pipeSize?: number) {
   // The library's default pipe, or (bulk rows) 1 MiB, as the C baseline uses.
   const receiver = await openReceiver<Buffer>(path, { format, codec: 'bytes', maxMessageSize: 64 << 20, ...(pipeSize ? { pipeSize } : {}) });
@@ -21,10 +22,12 @@ async function npipeRecv(path: string, count: number, format: string, pipeSize?:
   let n = 0;
   let bytes = 0;
   let start = 0n;
+  const raw = format === 'raw';
   for await (const message of receiver) {
     if (n === 0) start = process.hrtime.bigint();
     bytes += message.length;
-    if (++n === count) break;
+    ++n;
+    if (raw ? bytes >= count : n === count) break;
   }
   print({ seconds: Number(process.hrtime.bigint() - start) / 1e9, count: n, bytes });
 }

@@ -27,6 +27,8 @@ export const DEFAULT_RECEIVER_PIPE_SIZE = 256 * 1024;
 const COPY_PIECE = 64 * 1024;
 /** Messages at least this large are not taken as a sign that reads should be copied whole. */
 const LARGE_MESSAGE = 64 * 1024;
+/** Largest read for the formats that do not need whole-pipe reads. */
+const PIECE_READ_BYTES = 256 * 1024;
 /** The smallest read buffer; it is as large as the pipe when the pipe is larger. */
 export const READ_BUFFER_BYTES = 64 * 1024;
 /** How often a frames receiver checks whether writers with a message in progress are still alive. */
@@ -574,13 +576,17 @@ export class FifoFrameReceiver implements FrameReceiver {
     // (or is killed) never leaves half a packet in the pipe for the next reader.
     // Messages that are views into it are copied out (small ones: large ones are
     // assembled in buffers of their own anyway).
+    // Only `frames` needs reads to end where writes end (its restart guarantee); the
+    // other formats read in pieces of at most 256 KiB, which lets a writer refill the
+    // pipe while the reader works on what it took (faster for bulk transfers).
+    const wholePipe = framing.name === 'frames';
     let pipeSize = READ_BUFFER_BYTES;
     try {
       pipeSize = Math.max(pipeSize, end.getPipeSize());
     } catch {
-      // not Linux: PIPE_BUF-sized reads of a 64 KiB pipe
+      // not Linux: the default 64 KiB pipe
     }
-    let readBuffer = Buffer.allocUnsafeSlow(pipeSize);
+    let readBuffer = Buffer.allocUnsafeSlow(wholePipe ? pipeSize : Math.min(pipeSize, PIECE_READ_BYTES));
     // While messages come out as views (small messages), each read is first copied
     // into a chunk of its own, exactly its size: one copy per read instead of one per
     // message, and the views keep only that chunk alive. While they do not (large
@@ -609,7 +615,7 @@ export class FifoFrameReceiver implements FrameReceiver {
             for (let at = 0; at < bytes; at += COPY_PIECE) this.#decode(Buffer.from(read.subarray(at, at + COPY_PIECE)));
           }
           copyReads = views;
-          if (bytes === readBuffer.length) {
+          if (wholePipe && bytes === readBuffer.length) {
             // A full buffer: someone may have made the pipe larger. Keep up with it.
             try {
               const size = end.getPipeSize();
