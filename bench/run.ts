@@ -48,8 +48,8 @@ function run(command: string, args: string[], options: { stdin?: string; stdout?
   const stdoutFd = options.stdout ? fs.openSync(options.stdout, 'w') : undefined;
   const child = spawn(command, args, { stdio: [stdinFd ?? 'pipe', stdoutFd ?? 'pipe', 'inherit'] });
   if (stdinFd !== undefined) fs.closeSync(stdinFd);
-  if (stdoutFd !== undefined) fs.closeSync(stdoutFd);
   else if (!options.go) child.stdin!.end();
+  if (stdoutFd !== undefined) fs.closeSync(stdoutFd);
   let out = '';
   let readyResolve!: () => void;
   const ready = new Promise<void>((resolve) => (readyResolve = resolve));
