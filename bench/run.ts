@@ -370,8 +370,33 @@ async function main() {
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
   writeFileSync(join(dir, 'latest.svg'), renderSvg(results));
+  writeFileSync(join(dir, 'latest.md'), markdown(results));
   console.log(`\nmachine: ${machine.cpu}, ${machine.cores} cores, Linux ${machine.kernel}, Node ${machine.node}`);
-  console.log(`written: bench/results/latest.json, bench/results/latest.svg`);
+  console.log(`written: bench/results/latest.json, latest.svg, latest.md`);
+}
+
+/** The table README.md shows: the machine, the date, each target's ratio. */
+function markdown(results: {
+  machine: { cpu: string; cores: number; kernel: string; node: string; date: string };
+  repeat: number;
+  rows: Row[];
+  targets: Array<{ name: string; ratio: number | undefined; target: number; higher: boolean; met: boolean | undefined }>;
+}): string {
+  const m = results.machine;
+  const lines = [
+    `Measured ${m.date.slice(0, 10)} on ${m.cpu}, ${m.cores} cores, Linux ${m.kernel}, Node ${m.node}; medians of ${results.repeat} runs.`,
+    '',
+    '| target | ratio in this run | goal | |',
+    '| --- | --- | --- | --- |',
+    ...results.targets.map(
+      (t) => `| ${t.name} | ${t.ratio === undefined ? 'skipped' : t.ratio.toFixed(2)} | ${t.higher ? '>=' : '<='} ${t.target} | ${t.met === undefined ? '' : t.met ? 'met' : 'not met'} |`,
+    ),
+    '',
+    '| row | median |',
+    '| --- | --- |',
+    ...results.rows.map((r) => `| ${r.name} | ${r.value === undefined ? `skipped${r.note ? ` (${r.note})` : ''}` : format(r.value, r.unit)} |`),
+  ];
+  return `${lines.join('\n')}\n`;
 }
 
 await main();
