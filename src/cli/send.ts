@@ -73,7 +73,13 @@ async function sendStdin(
 ) {
   const source = stdin === process.stdin && fstatSync(0).isFile() ? createReadStream('', { fd: 0, autoClose: false, highWaterMark: 1 << 20 }) : stdin;
   if (format === 'raw') {
-    for await (const chunk of source) await sender.send(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer));
+    // Up to four chunks in flight: reading the next one overlaps writing this one.
+    const inFlight: Promise<void>[] = [];
+    for await (const chunk of source) {
+      inFlight.push(sender.send(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer)));
+      if (inFlight.length >= 4) await inFlight.shift();
+    }
+    await Promise.all(inFlight);
     return;
   }
   const decoder = createFraming('lines', maxMessageSize === undefined ? {} : { maxMessageSize }).createDecoder();
