@@ -18,16 +18,26 @@ const LOCK_EX = 2;
 const LOCK_NB = 4;
 const LOCK_UN = 8;
 const MAX_LOCK_POLL_MS = 20;
+/** EAGAIN, which is also EWOULDBLOCK: 11 on Linux, 35 on macOS. */
+const EAGAIN = process.platform === 'darwin' ? 35 : 11;
+const ENOMEM = 12;
+const EINTR = 4;
 
 export type LockMode = 'shared' | 'exclusive';
 
 /** Tries once; true when the lock was taken. */
 export function tryLock(fd: number, mode: LockMode): boolean {
   const libc = loadLibc();
-  if (libc.flock(fd, (mode === 'shared' ? LOCK_SH : LOCK_EX) | LOCK_NB) === 0) return true;
-  const err = errnoError(libc.errno(), 'flock');
-  if (err.code === 'EWOULDBLOCK' || err.code === 'EAGAIN') return false;
-  throw fromSystemError(err, `fd ${fd}`, 'locking');
+  const op = (mode === 'shared' ? LOCK_SH : LOCK_EX) | LOCK_NB;
+  // Seen here under load: flock failing with ENOMEM (the kernel could not allocate
+  // a lock record). That, EINTR and EWOULDBLOCK all mean "not now": lock() tries
+  // again later. Anything else is confirmed by a second try before it is believed.
+  for (let attempt = 0; ; attempt++) {
+    if (libc.flock(fd, op) === 0) return true;
+    const errno = libc.errno();
+    if (errno === EAGAIN || errno === ENOMEM || errno === EINTR) return false;
+    if (attempt === 1) throw fromSystemError(errnoError(errno, 'flock'), `fd ${fd}`, 'locking');
+  }
 }
 
 /**
@@ -53,7 +63,6 @@ export function dup(fd: number): number {
   return copy;
 }
 
-const EAGAIN = 11;
 let libcWrite: ((fd: number, buffer: Uint8Array, length: number) => number) | undefined;
 let libcErrno: (() => number) | undefined;
 
@@ -70,9 +79,14 @@ export function writeNow(fd: number, data: Uint8Array, offset = 0): number {
     libcErrno = libc.errno;
   }
   const view = offset === 0 ? data : data.subarray(offset);
-  const n = libcWrite(fd, view, view.length);
-  if (n >= 0) return n;
-  const errno = libcErrno!();
-  if (errno === EAGAIN) return -1;
-  throw errnoError(errno, 'write');
+  // As in tryLock: an errno other than EAGAIN is confirmed by a second try (a write
+  // that failed wrote nothing, so trying again is safe).
+  for (let attempt = 0; ; attempt++) {
+    const n = libcWrite(fd, view, view.length);
+    if (n >= 0) return n;
+    const errno = libcErrno!();
+    // EINTR and ENOMEM (no page for the pipe) are passing: let libuv wait and retry.
+    if (errno === EAGAIN || errno === EINTR || errno === ENOMEM) return -1;
+    if (attempt === 1) throw errnoError(errno, 'write');
+  }
 }

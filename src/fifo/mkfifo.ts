@@ -34,8 +34,13 @@ export function mkfifoSync(path: string, { mode = 0o600 }: MkfifoOptions = {}): 
   checkMode(mode);
   const libc = loadLibc();
   if (libc.mkfifo(path, mode) === 0) return true;
-  const err = errnoError(libc.errno(), 'mkfifo', path);
-  if (err.code !== 'EEXIST') throw fromSystemError(err, path, 'creating the FIFO');
+  let err = errnoError(libc.errno(), 'mkfifo', path);
+  if (err.code !== 'EEXIST') {
+    // errno may have been changed by Node before we read it: confirm by trying again.
+    if (libc.mkfifo(path, mode) === 0) return true;
+    err = errnoError(libc.errno(), 'mkfifo', path);
+    if (err.code !== 'EEXIST') throw fromSystemError(err, path, 'creating the FIFO');
+  }
   const st = lstatSync(path, { throwIfNoEntry: false });
   if (st?.isFIFO()) return false;
   // Raced with an unlink: try once more rather than report a file that is gone.
