@@ -1,5 +1,5 @@
 import { openReceiver } from '../index.js';
-import { checkTimeout, deadline } from '../util/abort.js';
+import { deadline } from '../util/abort.js';
 import { EXIT, FIFO_OPTIONS_HELP, UsageError, commonFifoOptions, fifoOptions, intOption, type Command } from './args.js';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -50,7 +50,6 @@ Examples:
     if (positionals.length !== 1) throw new UsageError('npipe listen takes exactly one FIFO path (see npipe listen --help)');
     const path = positionals[0]!;
     const { timeout, ...options } = commonFifoOptions(values);
-    checkTimeout(timeout);
     const count = intOption(values.count, 'count', { min: 1 });
     const json = values.json === true;
     const raw = options.format === 'raw';

@@ -489,14 +489,22 @@ export async function openFifoFrameReceiver(
   if (options.pipeSize !== undefined) withPipeSize(end, options.pipeSize);
   else {
     // A larger pipe means fewer wake-ups on both sides. Best effort: the kernel may
-    // refuse (a user over its pipe-user-pages limit), and the default still works.
-    try {
-      end.setPipeSize(DEFAULT_RECEIVER_PIPE_SIZE);
-    } catch {
-      // keep the kernel's default
-    }
+    // refuse (a user over its pipe-user-pages limit), and its default still works.
+    orElse(() => end.setPipeSize(DEFAULT_RECEIVER_PIPE_SIZE), 0);
   }
   return new FifoFrameReceiver(end, framing, options);
+}
+
+/**
+ * `f()`, or `fallback` if it throws: for the pipe-size and FIONREAD calls, which
+ * are Linux-only or may be refused, and whose absence only costs speed.
+ */
+function orElse<T>(f: () => T, fallback: T): T {
+  try {
+    return f();
+  } catch {
+    return fallback;
+  }
 }
 
 /**
@@ -561,31 +569,18 @@ export class FifoFrameReceiver implements FrameReceiver {
     });
     if (this.#decoder.sweep) {
       const decoder = this.#decoder;
-      const backlog = () => {
-        try {
-          return end.bytesInPipe();
-        } catch {
-          return 0;
-        }
-      };
+      const backlog = () => orElse(() => end.bytesInPipe(), 0);
       this.#sweeper = setInterval(() => decoder.sweep!((pid) => writerAlive(pid, end), backlog), SWEEP_INTERVAL_MS);
       this.#sweeper.unref();
     }
-    // Every read lands in one buffer, reused, at least as large as the pipe: a read
-    // then takes all there is, which ends where a write ended. So a reader that stops
-    // (or is killed) never leaves half a packet in the pipe for the next reader.
-    // Messages that are views into it are copied out (small ones: large ones are
-    // assembled in buffers of their own anyway).
-    // Only `frames` needs reads to end where writes end (its restart guarantee); the
-    // other formats read in pieces of at most 256 KiB, which lets a writer refill the
-    // pipe while the reader works on what it took (faster for bulk transfers).
+    // Every read lands in one reused buffer. For `frames` it is at least as large as
+    // the pipe: a read then takes all there is, which ends where a write ended, so a
+    // reader that stops (or is killed) never leaves half a packet for the next reader.
+    // The other formats have no such guarantee to keep and read in pieces of at most
+    // 256 KiB, which lets a writer refill the pipe while the reader works (bulk).
     const wholePipe = framing.name === 'frames';
-    let pipeSize = READ_BUFFER_BYTES;
-    try {
-      pipeSize = Math.max(pipeSize, end.getPipeSize());
-    } catch {
-      // not Linux: the default 64 KiB pipe
-    }
+    // Off Linux the pipe size cannot be read: the default 64 KiB.
+    const pipeSize = Math.max(READ_BUFFER_BYTES, orElse(() => end.getPipeSize(), 0));
     let readBuffer = Buffer.allocUnsafeSlow(wholePipe ? pipeSize : Math.min(pipeSize, PIECE_READ_BYTES));
     // While messages come out as views (small messages), each read is first copied
     // into a chunk of its own, exactly its size: one copy per read instead of one per
@@ -617,12 +612,8 @@ export class FifoFrameReceiver implements FrameReceiver {
           copyReads = views;
           if (wholePipe && bytes === readBuffer.length) {
             // A full buffer: someone may have made the pipe larger. Keep up with it.
-            try {
-              const size = end.getPipeSize();
-              if (size > readBuffer.length) readBuffer = Buffer.allocUnsafeSlow(size);
-            } catch {
-              // not Linux
-            }
+            const size = orElse(() => end.getPipeSize(), 0);
+            if (size > readBuffer.length) readBuffer = Buffer.allocUnsafeSlow(size);
           }
           // Stop reading until receive() makes room (see #shift). pause() rather than
           // returning false: only pause() is undone by resume() (net.Socket with onread).
