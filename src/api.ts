@@ -7,6 +7,8 @@ import { resolveCodec, type Codec, type CodecName } from './codec.js';
 import { createFraming, type FormatName } from './framing/index.js';
 import { openFifoFrameReceiver, openFifoFrameSender, type FifoReceiverOptions, type FifoSenderOptions } from './transport/fifo.js';
 import type { CallOptions, FrameReceiver, FrameSender } from './transport/types.js';
+import { openNatsFrameReceiver, openNatsFrameSender } from './transport/nats/frames.js';
+import { isNatsUrl, parseNatsUrl, type Delivery, type NatsAddress } from './transport/nats/url.js';
 
 /**
  * The library's default format: `frames` carries any bytes, and whole messages of
@@ -19,8 +21,13 @@ interface MessageOptions<T> {
   format?: FormatName | string;
   /** Payload codec (default `text`, or `bytes` for the `raw` format). */
   codec?: CodecName | Codec<T>;
-  /** Largest message accepted or sent, in bytes (default 64 MiB). */
+  /** Largest message accepted or sent, in bytes (default 64 MiB; over NATS, at most the server's max_payload). */
   maxMessageSize?: number;
+  /**
+   * For a `nats://` address: `core` (at most once, the default) or `jetstream`
+   * (stored, acknowledged, at least once). Overrides the URL's `?delivery=`.
+   */
+  delivery?: Delivery;
 }
 
 export interface SenderOptions<T = string> extends FifoSenderOptions, MessageOptions<T> {}
@@ -198,8 +205,26 @@ export class Receiver<T = string> implements AsyncIterable<T> {
 export async function openSender<T = string>(path: string, options: SenderOptions<T> = {}): Promise<Sender<T>> {
   const { framing, defaultCodec } = framingFor(options);
   const codec = resolveCodec<T>(options.codec, defaultCodec);
-  const frames = await openFifoFrameSender(path, framing, options);
+  const frames = isNatsUrl(path)
+    ? await openNatsFrameSender(natsAddress(path, options), natsOptions(options as SenderOptions<unknown>, options.waitForReader === true))
+    : await openFifoFrameSender(path, framing, options);
   return new Sender(frames, codec);
+}
+
+function natsAddress(url: string, options: { delivery?: Delivery }): NatsAddress {
+  const address = parseNatsUrl(url);
+  return options.delivery === undefined ? address : { ...address, delivery: options.delivery };
+}
+
+/** A FIFO's waits map onto NATS's: `timeout`/`signal` bound connecting; waiting for a reader means waiting for the server. */
+function natsOptions(options: SenderOptions<unknown> | ReceiverOptions<unknown>, wait: boolean) {
+  return {
+    wait,
+    ...(options.timeout === undefined ? {} : { timeout: options.timeout }),
+    ...(options.signal ? { signal: options.signal } : {}),
+    ...(options.maxMessageSize === undefined ? {} : { maxMessageSize: options.maxMessageSize }),
+    ...('onDrop' in options && options.onDrop ? { onDrop: options.onDrop } : {}),
+  };
 }
 
 /**
@@ -216,6 +241,8 @@ export async function openReceiver<T = string>(path: string, options: ReceiverOp
   const { framing, defaultCodec } = framingFor(options);
   const codec = resolveCodec<T>(options.codec, defaultCodec);
   if (options.signal?.aborted) throw options.signal.reason;
-  const frames = await openFifoFrameReceiver(path, framing, options);
+  const frames = isNatsUrl(path)
+    ? await openNatsFrameReceiver(natsAddress(path, options), natsOptions(options as ReceiverOptions<unknown>, false))
+    : await openFifoFrameReceiver(path, framing, options);
   return new Receiver(frames, codec);
 }

@@ -22,6 +22,7 @@ export type NpipeErrorCode =
   | 'ERR_NPIPE_UNSUPPORTED'
   | 'ERR_NPIPE_SERVER_GONE'
   | 'ERR_NPIPE_REMOTE'
+  | 'ERR_NPIPE_UNREACHABLE'
   | 'ERR_NPIPE_SYSTEM';
 
 export class NpipeError extends Error {
@@ -200,6 +201,16 @@ export class RemoteError extends NpipeError {
   }
   static {
     this.prototype.name = 'RemoteError';
+  }
+}
+
+/** The messaging server (NATS) could not be reached, or the connection to it was lost for good. */
+export class UnreachableError extends NpipeError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_NPIPE_UNREACHABLE', message, options);
+  }
+  static {
+    this.prototype.name = 'UnreachableError';
   }
 }
 

@@ -66,6 +66,7 @@ export function exitCodeFor(err: unknown): number {
     case 'ERR_NPIPE_TIMEOUT':
     case 'ERR_NPIPE_NO_READER':
     case 'ERR_NPIPE_SERVER_GONE':
+    case 'ERR_NPIPE_UNREACHABLE':
       return EXIT.noPeer;
     case 'ERR_NPIPE_UNSAFE':
     case 'ERR_NPIPE_NOT_FIFO':

@@ -1,0 +1,557 @@
+/**
+ * FrameSender and FrameReceiver over NATS. A NATS message is already a whole
+ * message, so there is no framing: one send is one NATS message on the subject.
+ *
+ * - core: publish / queue subscription. At most once: a message sent while no
+ *   receiver is subscribed, or while the connection is down longer than the
+ *   client's reconnect buffer holds, is gone.
+ * - jetstream: the subject is captured by a stream (created if missing, work-queue
+ *   retention: a message is deleted once acknowledged); a send resolves when the
+ *   server has stored it; receivers share a durable pull consumer with explicit
+ *   acks. A message is acknowledged when the receiver is asked for the next one
+ *   (or closed): a receiver that dies while handling a message gets it again, from
+ *   the server, after `ack-wait`. At least once.
+ */
+import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import {
+  AckPolicy,
+  jetstreamManager,
+  jetstream,
+  JetStreamApiError,
+  RetentionPolicy,
+  StorageType,
+  type ConsumerMessages,
+  type JetStreamClient,
+  type JsMsg,
+} from '@nats-io/jetstream';
+import { randomBytes } from 'node:crypto';
+import { BusyError, ClosedError, FrameTooLargeError, NpipeError, UnreachableError } from '../../errors.js';
+import type { DropInfo } from '../../framing/index.js';
+import { sleep } from '../../util/abort.js';
+import type { CallOptions, FrameReceiver, FrameSender } from '../types.js';
+import { connectNats, maxPayload, type NatsConnectOptions } from './connection.js';
+import type { NatsAddress } from './url.js';
+
+export interface NatsSenderOptions extends NatsConnectOptions {
+  /** Largest message, bytes; never more than the server's max_payload (1 MiB unless configured). */
+  maxMessageSize?: number;
+}
+
+export interface NatsReceiverOptions extends NatsConnectOptions {
+  maxMessageSize?: number;
+  onDrop?: (info: DropInfo) => void;
+}
+
+/** Core publishes buffered in the client before a send waits for the server (flush): memory bound. */
+const FLUSH_EVERY_BYTES = 1 << 20;
+/** JetStream publishes awaiting the server's acknowledgement at once. */
+const JS_WINDOW = 256;
+const JS_PUBLISH_TIMEOUT_MS = 5000;
+/** Messages a JetStream receiver asks the server for at a time. */
+const JS_BATCH = 64;
+
+function tooLarge(size: number, limit: number, address: NatsAddress): FrameTooLargeError {
+  return new FrameTooLargeError(size, limit, `a message for nats://${address.server}/${address.subject} (limit: maxMessageSize or the server's max_payload)`);
+}
+
+function lost(address: NatsAddress, err: unknown): NpipeError {
+  if (err instanceof NpipeError) return err;
+  return new UnreachableError(`the connection to the NATS server at ${address.server} is closed (${(err as Error)?.message ?? String(err)})`, {
+    cause: err,
+  });
+}
+
+function limitFor(nc: NatsConnection, maxMessageSize: number | undefined): number {
+  return Math.min(maxPayload(nc), maxMessageSize ?? Infinity);
+}
+
+function asBuffer(data: Uint8Array): Buffer {
+  return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+}
+
+export async function openNatsFrameSender(address: NatsAddress, options: NatsSenderOptions = {}): Promise<FrameSender> {
+  const nc = await connectNats(address, options);
+  try {
+    if (address.delivery === 'jetstream') {
+      await ensureStream(nc, address);
+      return new JetStreamFrameSender(nc, address, limitFor(nc, options.maxMessageSize));
+    }
+    return new CoreFrameSender(nc, address, limitFor(nc, options.maxMessageSize));
+  } catch (err) {
+    await nc.close();
+    throw err;
+  }
+}
+
+export async function openNatsFrameReceiver(address: NatsAddress, options: NatsReceiverOptions = {}): Promise<FrameReceiver> {
+  const nc = await connectNats(address, options);
+  try {
+    const limit = limitFor(nc, options.maxMessageSize);
+    if (address.delivery === 'jetstream') {
+      await ensureStream(nc, address);
+      await ensureConsumer(nc, address);
+      return new JetStreamFrameReceiver(nc, address, limit, options.onDrop);
+    }
+    return new CoreFrameReceiver(nc, address, limit, options.onDrop);
+  } catch (err) {
+    await nc.close();
+    throw err;
+  }
+}
+
+class CoreFrameSender implements FrameSender {
+  readonly #nc: NatsConnection;
+  readonly #address: NatsAddress;
+  readonly #limit: number;
+  #unflushed = 0;
+  #flushing: Promise<void> | undefined;
+  #closing: Promise<void> | undefined;
+
+  constructor(nc: NatsConnection, address: NatsAddress, limit: number) {
+    this.#nc = nc;
+    this.#address = address;
+    this.#limit = limit;
+  }
+
+  get closed(): boolean {
+    return this.#closing !== undefined;
+  }
+
+  send(message: Uint8Array, options: CallOptions = {}): Promise<void> {
+    if (this.#closing) return Promise.reject(new ClosedError('this sender is closed'));
+    if (options.signal?.aborted) return Promise.reject(options.signal.reason);
+    if (message.byteLength > this.#limit) return Promise.reject(tooLarge(message.byteLength, this.#limit, this.#address));
+    try {
+      this.#nc.publish(this.#address.subject, message);
+    } catch (err) {
+      return Promise.reject(lost(this.#address, err));
+    }
+    this.#unflushed += message.byteLength;
+    if (this.#unflushed < FLUSH_EVERY_BYTES && !this.#flushing) return Promise.resolve();
+    // Backpressure: wait until the server has what we wrote (a PING/PONG round trip).
+    if (!this.#flushing) {
+      this.#unflushed = 0;
+      this.#flushing = this.#nc.flush().then(
+        () => {
+          this.#flushing = undefined;
+        },
+        (err: unknown) => {
+          this.#flushing = undefined;
+          throw lost(this.#address, err);
+        },
+      );
+    }
+    return this.#flushing;
+  }
+
+  close(): Promise<void> {
+    // drain(): everything published reaches the server before the connection closes.
+    return (this.#closing ??= this.#nc.isClosed() ? Promise.resolve() : this.#nc.drain().catch(() => this.#nc.close()));
+  }
+}
+
+interface Publish {
+  data: Uint8Array;
+  seq: number;
+  resolve(): void;
+  reject(err: unknown): void;
+  signal: AbortSignal | undefined;
+}
+
+/**
+ * Publishes with up to JS_WINDOW acknowledgements outstanding. A failed publish
+ * (server restarting, timeout) stops the window; failed ones are retried one by
+ * one, in order, until stored, then the window opens again. Every message carries
+ * a Nats-Msg-Id, so a retry of a message the server did store is discarded by the
+ * stream's duplicate window instead of stored twice.
+ */
+class JetStreamFrameSender implements FrameSender {
+  readonly #nc: NatsConnection;
+  readonly #js: JetStreamClient;
+  readonly #address: NatsAddress;
+  readonly #limit: number;
+  readonly #prefix = randomBytes(8).toString('hex');
+  #seq = 0;
+  readonly #queue: Publish[] = [];
+  #inFlight = 0;
+  /** Publishes that failed, to retry in order before anything else goes out. */
+  readonly #retry: Publish[] = [];
+  #retrying = false;
+  #closing: Promise<void> | undefined;
+  #idle: (() => void) | undefined;
+
+  constructor(nc: NatsConnection, address: NatsAddress, limit: number) {
+    this.#nc = nc;
+    this.#js = jetstream(nc);
+    this.#address = address;
+    this.#limit = limit;
+  }
+
+  get closed(): boolean {
+    return this.#closing !== undefined;
+  }
+
+  send(message: Uint8Array, options: CallOptions = {}): Promise<void> {
+    if (this.#closing) return Promise.reject(new ClosedError('this sender is closed'));
+    if (options.signal?.aborted) return Promise.reject(options.signal.reason);
+    if (message.byteLength > this.#limit) return Promise.reject(tooLarge(message.byteLength, this.#limit, this.#address));
+    return new Promise<void>((resolve, reject) => {
+      this.#queue.push({ data: message, seq: ++this.#seq, resolve, reject, signal: options.signal });
+      this.#pump();
+    });
+  }
+
+  #pump(): void {
+    while (!this.#retrying && this.#retry.length === 0 && this.#inFlight < JS_WINDOW && this.#queue.length > 0) {
+      const item = this.#queue.shift()!;
+      if (item.signal?.aborted) {
+        item.reject(item.signal.reason);
+        continue;
+      }
+      this.#inFlight++;
+      this.#publish(item).then(
+        () => {
+          this.#inFlight--;
+          item.resolve();
+          this.#pump();
+        },
+        () => {
+          this.#inFlight--;
+          this.#retry.push(item);
+          this.#pump();
+        },
+      );
+    }
+    if (!this.#retrying && this.#retry.length > 0 && this.#inFlight === 0) void this.#retryInOrder();
+    if (this.#inFlight === 0 && this.#queue.length === 0 && this.#retry.length === 0 && !this.#retrying) this.#idle?.();
+  }
+
+  #publish(item: Publish): Promise<unknown> {
+    return this.#js.publish(this.#address.subject, item.data, { msgID: `${this.#prefix}-${item.seq}`, timeout: JS_PUBLISH_TIMEOUT_MS });
+  }
+
+  async #retryInOrder(): Promise<void> {
+    this.#retrying = true;
+    // Publishes fail in order of sending, not necessarily settle in it.
+    this.#retry.sort((a, b) => a.seq - b.seq);
+    while (this.#retry.length > 0) {
+      const item = this.#retry[0]!;
+      for (let delay = 100; ; delay = Math.min(delay * 2, 2000)) {
+        if (this.#nc.isClosed()) {
+          this.#failAll(lost(this.#address, new Error('connection closed')));
+          this.#retrying = false;
+          return;
+        }
+        try {
+          await this.#publish(item);
+          break;
+        } catch {
+          await sleep(delay);
+        }
+      }
+      this.#retry.shift();
+      item.resolve();
+    }
+    this.#retrying = false;
+    this.#pump();
+  }
+
+  #failAll(err: unknown): void {
+    for (const item of this.#retry.splice(0)) item.reject(err);
+    for (const item of this.#queue.splice(0)) item.reject(err);
+  }
+
+  close(options: CallOptions = {}): Promise<void> {
+    return (this.#closing ??= (async () => {
+      if (this.#inFlight > 0 || this.#queue.length > 0 || this.#retry.length > 0 || this.#retrying) {
+        const idle = new Promise<void>((resolve) => (this.#idle = resolve));
+        if (options.signal) {
+          await Promise.race([idle, new Promise<void>((resolve) => options.signal!.addEventListener('abort', () => resolve(), { once: true }))]);
+        } else await idle;
+      }
+      this.#failAll(new ClosedError('the sender was closed before this message was stored'));
+      if (!this.#nc.isClosed()) await this.#nc.drain().catch(() => this.#nc.close());
+    })());
+  }
+}
+
+/** The receiving half both deliveries share: a queue of arrived messages and one waiter. */
+abstract class QueueReceiver implements FrameReceiver {
+  protected readonly queue: Buffer[] = [];
+  #head = 0;
+  #waiter: { resolve(frame: Buffer | undefined): void; reject(err: unknown): void } | undefined;
+  #closed = false;
+  #ended = false;
+  #failure: unknown;
+  readonly #dropped = { messages: 0, bytes: 0 };
+  #bytes = 0;
+  protected readonly limit: number;
+  readonly #onDrop: ((info: DropInfo) => void) | undefined;
+
+  constructor(limit: number, onDrop: ((info: DropInfo) => void) | undefined) {
+    this.limit = limit;
+    this.#onDrop = onDrop;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  get dropped() {
+    return this.#dropped;
+  }
+
+  get bufferedBytes(): number {
+    return this.#bytes;
+  }
+
+  protected get size(): number {
+    return this.queue.length - this.#head;
+  }
+
+  protected drop(bytes: number): void {
+    this.#dropped.messages++;
+    this.#dropped.bytes += bytes;
+    this.#onDrop?.({ writerId: 0, reason: 'too-large', bytes, pid: 0 });
+  }
+
+  /** A message arrived. */
+  protected deliver(frame: Buffer): void {
+    const waiter = this.#waiter;
+    if (waiter) {
+      this.#waiter = undefined;
+      this.taken(frame);
+      waiter.resolve(frame);
+      return;
+    }
+    this.queue.push(frame);
+    this.#bytes += frame.byteLength;
+  }
+
+  /** No more messages will come: after what is queued, receive() reports the end (or `failure`). */
+  protected end(failure?: unknown): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#failure = failure;
+    const waiter = this.#waiter;
+    this.#waiter = undefined;
+    if (!waiter) return;
+    if (failure === undefined) waiter.resolve(undefined);
+    else waiter.reject(failure);
+  }
+
+  /** Hook: a message is handed to the user. */
+  protected taken(_frame: Buffer): void {}
+
+  /** Hook: called when the queue is empty and a receive() starts waiting. */
+  protected wanted(): void {}
+
+  tryReceive(): Buffer | undefined {
+    if (this.size === 0) return undefined;
+    const frame = this.queue[this.#head]!;
+    this.queue[this.#head++] = undefined as unknown as Buffer;
+    if (this.#head > 1024 && this.#head * 2 > this.queue.length) {
+      this.queue.splice(0, this.#head);
+      this.#head = 0;
+    }
+    this.#bytes -= frame.byteLength;
+    this.taken(frame);
+    return frame;
+  }
+
+  receive(options: CallOptions = {}): Promise<Buffer | undefined> {
+    const frame = this.tryReceive();
+    if (frame !== undefined) return Promise.resolve(frame);
+    if (this.#ended) return this.#failure === undefined ? Promise.resolve(undefined) : Promise.reject(this.#failure);
+    if (this.#waiter) return Promise.reject(new BusyError('another receive() is already waiting on this receiver'));
+    const { signal } = options;
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    return new Promise<Buffer | undefined>((resolve, reject) => {
+      const onAbort = () => {
+        this.#waiter = undefined;
+        reject(signal!.reason);
+      };
+      this.#waiter = {
+        resolve: (f) => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve(f);
+        },
+        reject: (e) => {
+          signal?.removeEventListener('abort', onAbort);
+          reject(e);
+        },
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.wanted();
+    });
+  }
+
+  close(): Promise<void> {
+    this.#closed = true;
+    return this.shutdown().then(() => this.end());
+  }
+
+  protected abstract shutdown(): Promise<void>;
+}
+
+/**
+ * Core NATS: a queue subscription (receivers in the same group share messages).
+ * There is no flow control in core NATS: a receiver that falls far behind is cut
+ * off by the server as a slow consumer (its messages lost); JetStream has none of that.
+ */
+class CoreFrameReceiver extends QueueReceiver {
+  readonly #nc: NatsConnection;
+  readonly #sub: Subscription;
+  #shutdown: Promise<void> | undefined;
+
+  constructor(nc: NatsConnection, address: NatsAddress, limit: number, onDrop: ((info: DropInfo) => void) | undefined) {
+    super(limit, onDrop);
+    this.#nc = nc;
+    this.#sub = nc.subscribe(address.subject, {
+      queue: address.group,
+      callback: (err, msg) => {
+        if (err) {
+          this.end(lost(address, err));
+          return;
+        }
+        if (msg.data.byteLength > this.limit) this.drop(msg.data.byteLength);
+        else this.deliver(asBuffer(msg.data));
+      },
+    });
+    void nc.closed().then((err) => this.end(err ? lost(address, err) : undefined));
+  }
+
+  protected shutdown(): Promise<void> {
+    // drain(): messages the server already sent us are still queued, then the subscription ends.
+    return (this.#shutdown ??= (async () => {
+      if (this.#nc.isClosed()) return;
+      await this.#sub.drain().catch(() => {});
+      await this.#nc.close();
+    })());
+  }
+}
+
+/**
+ * JetStream: a durable pull consumer, read with consume(). The message handed out
+ * last is acknowledged when the next one is asked for, or at close(); messages
+ * the client holds but never handed out are returned to the server (nak) at close().
+ */
+class JetStreamFrameReceiver extends QueueReceiver {
+  readonly #nc: NatsConnection;
+  readonly #address: NatsAddress;
+  /** JsMsg of each queued frame, in the same order. */
+  readonly #pending: JsMsg[] = [];
+  #pendingHead = 0;
+  #unacked: JsMsg | undefined;
+  #messages: ConsumerMessages | undefined;
+  #stopped = false;
+  #shutdown: Promise<void> | undefined;
+  readonly #running: Promise<void>;
+
+  constructor(nc: NatsConnection, address: NatsAddress, limit: number, onDrop: ((info: DropInfo) => void) | undefined) {
+    super(limit, onDrop);
+    this.#nc = nc;
+    this.#address = address;
+    this.#running = this.#run();
+  }
+
+  /** Reads the consumer until stopped; starts it again if it ends by itself (server gone for long, consumer recreated). */
+  async #run(): Promise<void> {
+    const js = jetstream(this.#nc);
+    for (let delay = 100; !this.#stopped; delay = Math.min(delay * 2, 2000)) {
+      try {
+        const consumer = await js.consumers.get(this.#address.stream, this.#address.durable);
+        this.#messages = await consumer.consume({ max_messages: JS_BATCH });
+        if (this.#stopped) this.#messages.stop();
+        for await (const m of this.#messages) {
+          delay = 100;
+          if (this.#stopped) {
+            m.nak();
+            continue;
+          }
+          if (m.data.byteLength > this.limit) {
+            m.term();
+            this.drop(m.data.byteLength);
+            continue;
+          }
+          this.#pending.push(m);
+          this.deliver(asBuffer(m.data));
+        }
+      } catch {
+        // consumer or stream not reachable right now (server restarting): try again
+      }
+      if (this.#nc.isClosed()) break;
+      if (!this.#stopped) await sleep(delay);
+      if (!this.#stopped) await ensureConsumer(this.#nc, this.#address).catch(() => {});
+    }
+    if (!this.#stopped) this.end(lost(this.#address, new Error('connection closed')));
+  }
+
+  protected override taken(): void {
+    this.#unacked?.ack();
+    this.#unacked = this.#pending[this.#pendingHead];
+    this.#pending[this.#pendingHead++] = undefined as unknown as JsMsg;
+    if (this.#pendingHead > 1024 && this.#pendingHead * 2 > this.#pending.length) {
+      this.#pending.splice(0, this.#pendingHead);
+      this.#pendingHead = 0;
+    }
+  }
+
+  protected override wanted(): void {
+    // The user is back for more: done with the last message.
+    this.#unacked?.ack();
+    this.#unacked = undefined;
+  }
+
+  protected shutdown(): Promise<void> {
+    return (this.#shutdown ??= (async () => {
+      this.#stopped = true;
+      this.#unacked?.ack();
+      this.#unacked = undefined;
+      this.#messages?.stop();
+      await this.#running;
+      // Held, never handed out: back to the server now rather than after ack-wait.
+      for (let i = this.#pendingHead; i < this.#pending.length; i++) this.#pending[i]!.nak();
+      this.#pending.length = 0;
+      this.queue.length = 0;
+      if (!this.#nc.isClosed()) {
+        await this.#nc.flush().catch(() => {});
+        await this.#nc.close();
+      }
+    })());
+  }
+}
+
+export async function ensureStream(nc: NatsConnection, address: NatsAddress): Promise<void> {
+  const jsm = await jetstreamManager(nc).catch((err: unknown) => {
+    throw new UnreachableError(`JetStream is not enabled on the NATS server at ${address.server}; start it with nats-server -js`, { cause: err });
+  });
+  try {
+    await jsm.streams.info(address.stream);
+  } catch (err) {
+    if (!(err instanceof JetStreamApiError) || err.code !== 10059) throw lost(address, err);
+    await jsm.streams.add({
+      name: address.stream,
+      subjects: [address.subject],
+      retention: RetentionPolicy.Workqueue,
+      storage: StorageType.File,
+    });
+  }
+}
+
+export async function ensureConsumer(nc: NatsConnection, address: NatsAddress): Promise<void> {
+  const jsm = await jetstreamManager(nc);
+  const config = {
+    durable_name: address.durable,
+    ack_policy: AckPolicy.Explicit,
+    ack_wait: address.ackWait * 1_000_000,
+    filter_subject: address.subject,
+  };
+  try {
+    await jsm.consumers.add(address.stream, config);
+  } catch (err) {
+    // It exists with another configuration (another ack-wait): take this one's.
+    if (!(err instanceof JetStreamApiError)) throw lost(address, err);
+    await jsm.consumers.update(address.stream, address.durable, { ack_wait: config.ack_wait });
+  }
+}

@@ -1,0 +1,105 @@
+/**
+ * A real nats-server for tests and benchmarks: JetStream on, a free loopback port,
+ * a temporary store, and restart on the same port and store.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const BINARY = process.env.NATS_SERVER ?? 'nats-server';
+
+/** Whether nats-server can be run here. */
+export function natsServerAvailable(): boolean {
+  return spawnSync(BINARY, ['--version'], { stdio: 'ignore' }).status === 0;
+}
+
+export const NATS_INSTALL_HINT = 'nats-server is not installed (Debian/Ubuntu: sudo apt-get install -y nats-server; or set NATS_SERVER to its path)';
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export class NatsServer {
+  readonly port: number;
+  readonly store: string;
+  #child: ChildProcess | undefined;
+  #log = '';
+
+  private constructor(port: number, store: string) {
+    this.port = port;
+    this.store = store;
+  }
+
+  /** Starts a server; `extra` adds command-line options (e.g. ['--max_payload', '8MB']). */
+  static async start(extra: string[] = []): Promise<NatsServer> {
+    const server = new NatsServer(await freePort(), mkdtempSync(join(tmpdir(), 'npipe-nats-')));
+    server.#extra = extra;
+    await server.#spawn();
+    return server;
+  }
+
+  #extra: string[] = [];
+
+  /** `nats://127.0.0.1:PORT/subject` */
+  url(subject: string, query = ''): string {
+    return `nats://127.0.0.1:${this.port}/${subject}${query ? `?${query}` : ''}`;
+  }
+
+  get pid(): number | undefined {
+    return this.#child?.pid;
+  }
+
+  async #spawn(): Promise<void> {
+    const child = spawn(BINARY, ['-js', '-a', '127.0.0.1', '-p', String(this.port), '-sd', this.store, ...this.#extra], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    this.#child = child;
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`nats-server did not start in 20 s:\n${this.#log}`)), 20_000);
+      child.stderr!.setEncoding('utf8').on('data', (d: string) => {
+        this.#log += d;
+        if (this.#log.includes('Server is ready')) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`nats-server exited (${code}):\n${this.#log}`));
+      });
+    });
+  }
+
+  /** Stops the server: SIGKILL (a crash) or SIGTERM (a clean shutdown). */
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    const child = this.#child;
+    this.#child = undefined;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill(signal);
+    await exited;
+  }
+
+  /** Stops it and starts it again on the same port with the same store. */
+  async restart(signal: NodeJS.Signals = 'SIGKILL', downMs = 0): Promise<void> {
+    await this.stop(signal);
+    this.#log = '';
+    if (downMs > 0) await new Promise((resolve) => setTimeout(resolve, downMs));
+    await this.#spawn();
+  }
+
+  /** Stops it and removes its store. */
+  async dispose(): Promise<void> {
+    await this.stop('SIGKILL');
+    rmSync(this.store, { recursive: true, force: true });
+  }
+}
