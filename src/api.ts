@@ -161,8 +161,19 @@ export class Receiver<T = string> implements AsyncIterable<T> {
   }
 
   /**
+   * Says that the message received last was not handled. Over JetStream it is
+   * delivered again at once (instead of being acknowledged when the next one is
+   * asked for); over FIFOs and core NATS there is no one to tell: no effect.
+   */
+  giveBack(): void {
+    this.#frames.giveBack?.();
+  }
+
+  /**
    * Stops reading and closes this process's end of the FIFO (the FIFO stays on
    * disk). Messages already read are still returned before the end. Idempotent.
+   * JetStream: the message received last is acknowledged (handled), the ones held
+   * and not handed out are given back.
    */
   close(): Promise<void> {
     return this.#frames.close();

@@ -84,6 +84,7 @@ export const fifoOptions = {
   'allow-shared': { type: 'boolean' },
   'pipe-size': { type: 'string' },
   timeout: { type: 'string', short: 't' },
+  jetstream: { type: 'boolean' },
 } as const;
 
 export const FIFO_OPTIONS_HELP = `  -f, --format F     lines (default), frames, length, fixed:N or raw; frames
@@ -95,7 +96,29 @@ export const FIFO_OPTIONS_HELP = `  -f, --format F     lines (default), frames, 
       --allow-shared accept a FIFO that group or others may write to
       --pipe-size N  ask the kernel for a pipe of N bytes (Linux; up to
                      /proc/sys/fs/pipe-max-size unless root)
-  -h, --help         show this help`;
+      --jetstream    nats:// only: JetStream delivery (stored, acknowledged,
+                     at least once) instead of core NATS (at most once); the
+                     same as ?delivery=jetstream in the URL
+  -h, --help         show this help
+
+<path> may be a NATS URL instead, nats://host:port/subject[?delivery=jetstream]
+(README "Scaling out"): the same messages, between machines. --format then only
+matters on the FIFO side of a bridge; --mode, --pipe-size, --allow-shared and
+--no-create are FIFO options and are refused with a URL.`;
+
+/** Options that only mean something for a FIFO path: refused with a nats:// URL rather than ignored. */
+const FIFO_ONLY = ['mode', 'pipe-size', 'allow-shared', 'once', 'max-partial'] as const;
+
+export function checkAddress(address: string, values: Record<string, string | boolean | undefined>): void {
+  if (!/^nats:\/\//i.test(address)) {
+    if (values.jetstream === true) throw new UsageError(`--jetstream is for nats:// URLs; ${address} is a FIFO path`);
+    return;
+  }
+  for (const name of FIFO_ONLY) {
+    if (values[name] !== undefined) throw new UsageError(`--${name} is a FIFO option; it does not apply to ${address}`);
+  }
+  if (values.create === false) throw new UsageError(`--no-create is a FIFO option; it does not apply to ${address}`);
+}
 
 export function commonFifoOptions(values: Record<string, string | boolean | undefined>) {
   const maxMessageSize = intOption(values['max-size'], 'max-size', { min: 1 });
@@ -109,5 +132,6 @@ export function commonFifoOptions(values: Record<string, string | boolean | unde
     ...(pipeSize === undefined ? {} : { pipeSize }),
     ...(timeout === undefined ? {} : { timeout }),
     allowShared: values['allow-shared'] === true,
+    ...(values.jetstream === true ? { delivery: 'jetstream' as const } : {}),
   };
 }

@@ -1,6 +1,6 @@
 import { openReceiver } from '../index.js';
 import { deadline } from '../util/abort.js';
-import { EXIT, FIFO_OPTIONS_HELP, UsageError, commonFifoOptions, fifoOptions, intOption, type Command } from './args.js';
+import { EXIT, FIFO_OPTIONS_HELP, UsageError, checkAddress, commonFifoOptions, fifoOptions, intOption, type Command } from './args.js';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -37,7 +37,13 @@ Exit codes: 0 done, 1 failure (a malformed stream: ERR_NPIPE_BAD_FRAME), 2 usage
 Examples:
   npipe listen /tmp/jobs
   npipe listen /tmp/jobs --count 1 --timeout 5000
-  npipe listen /tmp/jobs --format length --json`,
+  npipe listen /tmp/jobs --format length --json
+  npipe listen nats://127.0.0.1:4222/jobs --jetstream
+
+Over NATS (a nats:// URL): listeners on one subject share its messages (a queue
+group; ?group=NAME to choose it). With --jetstream a message is acknowledged once
+the next one is asked for, that is after it was written out: a listener killed
+before that gets it again after ack-wait (30 s; ?ack-wait=MS in the URL).`,
   options: {
     ...fifoOptions,
     count: { type: 'string', short: 'n' },
@@ -49,6 +55,7 @@ Examples:
   async run(values, positionals, io) {
     if (positionals.length !== 1) throw new UsageError('npipe listen takes exactly one FIFO path (see npipe listen --help)');
     const path = positionals[0]!;
+    checkAddress(path, values);
     const { timeout, ...options } = commonFifoOptions(values);
     const count = intOption(values.count, 'count', { min: 1 });
     const json = values.json === true;
@@ -64,7 +71,7 @@ Examples:
       create: values.create !== false,
       onDrop: (d) =>
         io.stderr.write(
-          `npipe listen: dropped a message from writer ${d.writerId.toString(16).padStart(8, '0')}` +
+          `npipe listen: dropped a message${d.writerId ? ` from writer ${d.writerId.toString(16).padStart(8, '0')}` : ''}` +
             `${d.pid ? ` (pid ${d.pid})` : ''}: ${d.reason}, ${d.bytes} bytes\n`,
         ),
     });

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { NpipeError } from '../errors.js';
 import { EXIT, exitCodeFor, parse, type CliIO, type Command } from './args.js';
+import { bridgeCommand } from './bridge.js';
 import { demoCommand } from './demo.js';
 import { listenCommand } from './listen.js';
 import { mkfifoCommand } from './mkfifo.js';
@@ -9,19 +10,21 @@ import { requestCommand } from './request.js';
 import { sendCommand } from './send.js';
 import { serveCommand } from './serve.js';
 
-const commands: Command[] = [sendCommand, listenCommand, serveCommand, requestCommand, mkfifoCommand, demoCommand];
+const commands: Command[] = [sendCommand, listenCommand, serveCommand, requestCommand, bridgeCommand, mkfifoCommand, demoCommand];
 
 function mainHelp(): string {
   const width = Math.max(...commands.map((c) => c.name.length));
   return `Usage: npipe <command> [options]
 
 Named pipes (FIFOs) between unrelated processes: whole messages, no blocking,
-clear errors. Run "npipe <command> --help" for a command's options.
+clear errors. Give a nats://host:port/subject URL instead of a path to reach
+other machines. Run "npipe <command> --help" for a command's options.
 
 Commands:
 ${commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`).join('\n')}
 
-Exit codes: 0 ok, 1 failure, 2 usage, 3 timeout or no peer, 4 unsafe path or not a FIFO.
+Exit codes: 0 ok, 1 failure, 2 usage, 3 timeout, no peer or NATS server not
+reachable, 4 unsafe path or not a FIFO.
 Errors go to stderr with their code, for example:
   npipe send: ERR_NPIPE_TIMEOUT: no process opened /tmp/jobs for reading; ...`;
 }

@@ -1,6 +1,6 @@
 import { createReadStream, fstatSync } from 'node:fs';
 import { createFraming, openSender, type Sender } from '../index.js';
-import { EXIT, FIFO_OPTIONS_HELP, UsageError, commonFifoOptions, fifoOptions, type Command } from './args.js';
+import { EXIT, FIFO_OPTIONS_HELP, UsageError, checkAddress, commonFifoOptions, fifoOptions, type Command } from './args.js';
 
 export const sendCommand: Command = {
   name: 'send',
@@ -26,11 +26,17 @@ Exit codes: 0 sent, 1 failure, 2 usage, 3 no reader (timeout, or it went away),
 Examples:
   npipe send /tmp/jobs "hello" "world"
   seq 1000 | npipe send /tmp/jobs --timeout 5000
-  npipe send /tmp/jobs --format length < messages.txt`,
+  npipe send /tmp/jobs --format length < messages.txt
+  npipe send nats://127.0.0.1:4222/jobs hello --jetstream
+
+Over NATS (a nats:// URL): --wait waits for the NATS server instead of failing
+(exit 3, ERR_NPIPE_UNREACHABLE); core NATS delivers to the listeners subscribed
+at that moment, JetStream stores the message until a listener takes it.`,
   options: { ...fifoOptions, create: { type: 'boolean' }, wait: { type: 'boolean' } },
   async run(values, positionals, io) {
     const [path, ...messages] = positionals;
     if (!path) throw new UsageError('npipe send needs a FIFO path (see npipe send --help)');
+    checkAddress(path, values);
     const options = commonFifoOptions(values);
     const sender = await openSender<Uint8Array>(path, {
       ...options,

@@ -15,6 +15,9 @@ import { resolveCodec, type Codec, type CodecName } from '../codec.js';
 import { FifoTransport } from '../transport/fifo-transport.js';
 import type { FrameSender, ReplyEndpoint, Transport } from '../transport/types.js';
 import { checkTimeout } from '../util/abort.js';
+import { Client, type RequestOptions } from './base.js';
+import { isNatsUrl } from '../transport/nats/url.js';
+import { connectNats as connectNatsClient } from './nats.js';
 import { CANCEL, ERROR, REPLY, REQUEST, decodeError, decodeRpc, encodeRequest } from './protocol.js';
 
 export interface ConnectOptions<Req, Res> {
@@ -35,11 +38,6 @@ export interface ConnectOptions<Req, Res> {
   transport?: Transport;
 }
 
-export interface RequestOptions {
-  signal?: AbortSignal;
-  /** ms; overrides the client's default. */
-  timeout?: number;
-}
 
 interface Pending {
   resolve(payload: Buffer): void;
@@ -51,7 +49,8 @@ interface Pending {
 /** How often a client with requests in flight checks that its server is still there. */
 const SERVER_CHECK_MS = 250;
 
-export class Client<Req = string, Res = Req> {
+/** The FIFO client (request/reply protocol in docs/RPC.md). */
+export class FifoClient<Req = string, Res = Req> extends Client<Req, Res> {
   readonly #path: string;
   readonly #transport: Transport;
   readonly #sender: FrameSender;
@@ -66,6 +65,7 @@ export class Client<Req = string, Res = Req> {
 
   /** @internal */
   constructor(path: string, transport: Transport, sender: FrameSender, endpoint: ReplyEndpoint, options: ConnectOptions<Req, Res>) {
+    super();
     this.#path = path;
     this.#transport = transport;
     this.#sender = sender;
@@ -235,6 +235,7 @@ export class Client<Req = string, Res = Req> {
  */
 export async function connect<Req = string, Res = Req>(path: string, options: ConnectOptions<Req, Res> = {}): Promise<Client<Req, Res>> {
   if (typeof path !== 'string' || path === '') throw new InvalidArgumentError('path must be a non-empty string');
+  if (isNatsUrl(path)) return connectNatsClient<Req, Res>(path, options);
   const transport = options.transport ?? new FifoTransport(options.maxMessageSize === undefined ? {} : { maxMessageSize: options.maxMessageSize });
   const endpoint = await transport.createReplyEndpoint();
   try {
@@ -242,7 +243,7 @@ export async function connect<Req = string, Res = Req>(path: string, options: Co
       wait: options.waitForServer === true,
       ...(options.signal ? { signal: options.signal } : {}),
     });
-    return new Client(path, transport, sender, endpoint, options);
+    return new FifoClient(path, transport, sender, endpoint, options);
   } catch (err) {
     await endpoint.close();
     throw err;

@@ -1,2 +1,5 @@
-export { serve, Server, type Handler, type HandlerContext, type ServeOptions, type ServerEvent, type ServerStats } from './server.js';
-export { connect, Client, type ConnectOptions, type RequestOptions } from './client.js';
+export { serve, FifoServer, type ServeOptions } from './server.js';
+export { connect, FifoClient, type ConnectOptions } from './client.js';
+export { Server, Client, type RequestOptions, type ServerEvent, type ServerStats } from './base.js';
+export type { Handler, HandlerContext } from './handler.js';
+export { NatsServer, NatsClient } from './nats.js';

@@ -10,22 +10,12 @@ import { resolveCodec, type Codec, type CodecName } from '../codec.js';
 import { FifoTransport } from '../transport/fifo-transport.js';
 import type { FrameReceiver, FrameSender, Transport } from '../transport/types.js';
 import { CANCEL, REQUEST, decodeRpc, encodeError, encodeReply, REPLY } from './protocol.js';
+import { Cancel, runHandler, type Handler } from './handler.js';
+import { Server, type ServerEvent } from './base.js';
+import { isNatsUrl } from '../transport/nats/url.js';
+import { serveNats } from './nats.js';
 
-export interface HandlerContext {
-  /** Aborts when the client cancels (its timeout or signal), goes away, or the server closes. */
-  signal: AbortSignal;
-  /** The client's reply address: tells clients apart. */
-  client: string;
-}
-
-export type Handler<Req, Res> = (request: Req, context: HandlerContext) => Res | Promise<Res>;
-
-/** Something the server refused or dropped, for logs. */
-export interface ServerEvent {
-  kind: 'refused' | 'reply-dropped' | 'bad-message' | 'frame-dropped';
-  client?: string;
-  reason: string;
-}
+export type { Handler, HandlerContext } from './handler.js';
 
 export interface ServeOptions<Req, Res> {
   /** Closes the server when it aborts. */
@@ -51,14 +41,6 @@ export interface ServeOptions<Req, Res> {
   transport?: Transport;
 }
 
-export interface ServerStats {
-  requests: number;
-  replies: number;
-  errors: number;
-  cancelled: number;
-  repliesDropped: number;
-  refused: number;
-}
 
 interface Job {
   id: number;
@@ -85,37 +67,9 @@ interface ClientState {
 /** A client with nothing in progress for this long has its reply sender closed (reopened on its next request). */
 const IDLE_CLIENT_MS = 1000;
 
-/**
- * A handler's cancellation. Its AbortController (costly to make, in Node) is only
- * made if the handler looks at `signal`.
- */
-class Cancel {
-  #controller: AbortController | undefined;
-  #aborted = false;
-  #reason: unknown;
-
-  get signal(): AbortSignal {
-    if (!this.#controller) {
-      this.#controller = new AbortController();
-      if (this.#aborted) this.#controller.abort(this.#reason);
-    }
-    return this.#controller.signal;
-  }
-
-  get aborted(): boolean {
-    return this.#aborted;
-  }
-
-  abort(reason: unknown): void {
-    if (this.#aborted) return;
-    this.#aborted = true;
-    this.#reason = reason;
-    this.#controller?.abort(reason);
-  }
-}
-
-export class Server {
-  readonly stats: ServerStats = { requests: 0, replies: 0, errors: 0, cancelled: 0, repliesDropped: 0, refused: 0 };
+/** The FIFO server (request/reply protocol in docs/RPC.md). */
+export class FifoServer extends Server {
+  readonly stats = { requests: 0, replies: 0, errors: 0, cancelled: 0, repliesDropped: 0, refused: 0 };
   /** Settles when the server has stopped (after close(), or its signal). */
   readonly done: Promise<void>;
   readonly #receiver: FrameReceiver;
@@ -132,6 +86,7 @@ export class Server {
 
   /** @internal */
   constructor(receiver: FrameReceiver, handler: Handler<unknown, unknown>, transport: Transport, options: ServeOptions<unknown, unknown>) {
+    super();
     this.#receiver = receiver;
     this.#handler = handler;
     this.#transport = transport;
@@ -247,26 +202,10 @@ export class Server {
   async #run(client: ClientState, { id, payload }: Job): Promise<void> {
     const cancel = new Cancel();
     client.handlers.set(id, cancel);
-    let reply: Buffer;
-    let failed = false;
-    try {
-      const request = this.#codec.decode(payload);
-      const context: HandlerContext = {
-        get signal() {
-          return cancel.signal;
-        },
-        client: client.address,
-      };
-      const result = await this.#handler(request, context);
-      reply = encodeReply(REPLY, id, this.#codec.encode(result));
-    } catch (err) {
-      const own = (err as { code?: unknown } | undefined)?.code;
-      const code = err instanceof NpipeError ? err.code : typeof own === 'string' ? own : 'ERR_NPIPE_REMOTE';
-      reply = encodeError(id, code, err instanceof Error ? err.message : String(err));
-      failed = true;
-    } finally {
-      client.handlers.delete(id);
-    }
+    const outcome = await runHandler(this.#handler, this.#codec, payload, cancel, client.address);
+    client.handlers.delete(id);
+    const failed = !outcome.ok;
+    const reply = outcome.ok ? encodeReply(REPLY, id, outcome.payload) : encodeError(id, outcome.code, outcome.message);
     // Cancelled by the client: it no longer waits for an answer.
     if (cancel.aborted && !this.#closeController.signal.aborted) return;
     if (failed) this.stats.errors++;
@@ -369,10 +308,11 @@ export async function serve<Req = string, Res = Req>(
   const concurrency = options.concurrency ?? 64;
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new InvalidArgumentError(`concurrency must be a whole number >= 1, got ${concurrency}`);
   if (options.signal?.aborted) throw options.signal.reason;
+  if (isNatsUrl(path)) return serveNats(path, handler as Handler<unknown, unknown>, options as ServeOptions<unknown, unknown>);
   const transport = options.transport ?? new FifoTransport(options.maxMessageSize === undefined ? {} : { maxMessageSize: options.maxMessageSize });
   const receiver = await transport.listen(path, {
     // A request too large, or cut by a client killed mid-message: it never reaches a handler.
     onDrop: (d) => options.onEvent?.({ kind: 'frame-dropped', reason: `${d.reason}, ${d.bytes} bytes (pid ${d.pid || 'unknown'})` }),
   });
-  return new Server(receiver, handler as Handler<unknown, unknown>, transport, options as ServeOptions<unknown, unknown>);
+  return new FifoServer(receiver, handler as Handler<unknown, unknown>, transport, options as ServeOptions<unknown, unknown>);
 }

@@ -38,6 +38,11 @@ export interface FrameReceiver {
   readonly closed: boolean;
   /** Messages dropped rather than delivered torn, and their bytes. */
   readonly dropped: { readonly messages: number; readonly bytes: number };
+  /**
+   * The frame received last was not handled: a medium with acknowledgements
+   * (JetStream) delivers it again now; elsewhere nothing to do.
+   */
+  giveBack?(): void;
   /** Bytes held: messages received and not yet taken, and messages still incomplete. */
   readonly bufferedBytes?: number;
 }

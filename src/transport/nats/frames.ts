@@ -346,7 +346,8 @@ abstract class QueueReceiver implements FrameReceiver {
   /** Hook: called when the queue is empty and a receive() starts waiting. */
   protected wanted(): void {}
 
-  tryReceive(): Buffer | undefined {
+  /** The next queued message, handed to the user; undefined when none is queued. */
+  protected take(): Buffer | undefined {
     if (this.size === 0) return undefined;
     const frame = this.queue[this.#head]!;
     this.queue[this.#head++] = undefined as unknown as Buffer;
@@ -360,7 +361,7 @@ abstract class QueueReceiver implements FrameReceiver {
   }
 
   receive(options: CallOptions = {}): Promise<Buffer | undefined> {
-    const frame = this.tryReceive();
+    const frame = this.take();
     if (frame !== undefined) return Promise.resolve(frame);
     if (this.#ended) return this.#failure === undefined ? Promise.resolve(undefined) : Promise.reject(this.#failure);
     if (this.#waiter) return Promise.reject(new BusyError('another receive() is already waiting on this receiver'));
@@ -421,6 +422,10 @@ class CoreFrameReceiver extends QueueReceiver {
     void nc.closed().then((err) => this.end(err ? lost(address, err) : undefined));
   }
 
+  tryReceive(): Buffer | undefined {
+    return this.take();
+  }
+
   protected shutdown(): Promise<void> {
     // drain(): messages the server already sent us are still queued, then the subscription ends.
     return (this.#shutdown ??= (async () => {
@@ -435,6 +440,8 @@ class CoreFrameReceiver extends QueueReceiver {
  * JetStream: a durable pull consumer, read with consume(). The message handed out
  * last is acknowledged when the next one is asked for, or at close(); messages
  * the client holds but never handed out are returned to the server (nak) at close().
+ * No tryReceive(): callers that batch (npipe listen) then finish with a message
+ * (write it out) before asking for the next, which is what acknowledges it.
  */
 class JetStreamFrameReceiver extends QueueReceiver {
   readonly #nc: NatsConnection;
@@ -495,6 +502,11 @@ class JetStreamFrameReceiver extends QueueReceiver {
       this.#pending.splice(0, this.#pendingHead);
       this.#pendingHead = 0;
     }
+  }
+
+  giveBack(): void {
+    this.#unacked?.nak();
+    this.#unacked = undefined;
   }
 
   protected override wanted(): void {

@@ -1,0 +1,105 @@
+import { isNatsUrl, openReceiver, openSender, type Sender } from '../index.js';
+import { EXIT, FIFO_OPTIONS_HELP, UsageError, checkAddress, commonFifoOptions, fifoOptions, type Command } from './args.js';
+
+/** Sends not yet confirmed, at most, when the source has no acknowledgements to wait for. */
+const WINDOW = 1024;
+
+export const bridgeCommand: Command = {
+  name: 'bridge',
+  summary: 'carry messages from a FIFO to NATS, or from NATS to a FIFO',
+  help: `Usage: npipe bridge <from> <to> [options]
+
+Carries every message arriving on <from> to <to>, where one of them is a FIFO
+path and the other a NATS URL (nats://host:port/subject):
+
+  npipe bridge /tmp/jobs nats://10.0.0.5:4222/jobs    # on the machine that writes
+  npipe bridge nats://10.0.0.5:4222/jobs /tmp/jobs    # on the machine that reads
+
+so that an unchanged script writing "echo hello > /tmp/jobs" on one machine
+reaches a reader of /tmp/jobs (or npipe listen nats://...) on another. The FIFO
+side uses --format (default lines: one message per line); each message is one
+NATS message. FIFOs are created if missing. Runs until SIGINT/SIGTERM (exit 0).
+
+It keeps going while FIFO writers and readers come and go, and while the NATS
+server restarts (it reconnects). Delivery across a restart: with --jetstream
+nothing is lost (sends are stored and retried until the server confirms; a
+message is acknowledged only once it is in the FIFO); with core NATS, messages
+sent while no listener is subscribed, or lost with the connection, are gone.
+
+Options:
+${FIFO_OPTIONS_HELP.replace('  -t, --timeout MS   give up after MS milliseconds (exit 3, ERR_NPIPE_TIMEOUT)\n', '')}
+
+Exit codes: 0 stopped by a signal, 1 failure, 2 usage, 3 NATS server not
+reachable at start (ERR_NPIPE_UNREACHABLE), 4 not a FIFO or unsafe.`,
+  options: { ...fifoOptions },
+  async run(values, positionals, io) {
+    if (positionals.length !== 2) throw new UsageError('npipe bridge takes <from> and <to> (see npipe bridge --help)');
+    const [from, to] = positionals as [string, string];
+    if (isNatsUrl(from) === isNatsUrl(to)) {
+      throw new UsageError('npipe bridge needs one FIFO path and one nats:// URL (see npipe bridge --help)');
+    }
+    if (values.timeout !== undefined) throw new UsageError('npipe bridge runs until stopped; it takes no --timeout');
+    const fifo = isNatsUrl(from) ? to : from;
+    checkAddress(fifo, { ...values, jetstream: undefined });
+    const { timeout: _unused, delivery, ...options } = commonFifoOptions(values);
+    const nats = delivery ? { delivery } : {};
+    const receiver = await openReceiver<Buffer>(from, {
+      ...options,
+      ...(isNatsUrl(from) ? nats : {}),
+      codec: 'bytes',
+      keepOpen: true,
+      onDrop: (d) => io.stderr.write(`npipe bridge: dropped a message from ${from}: ${d.reason}, ${d.bytes} bytes\n`),
+    });
+    let sending = false;
+    const stop = () => {
+      // A message still on its way into the FIFO is not done: JetStream keeps it (at least once).
+      if (sending) receiver.giveBack();
+      void receiver.close();
+    };
+    io.stop.addEventListener('abort', stop, { once: true });
+    let sender: Sender<Buffer> | undefined;
+    try {
+      // Waits for a reader of the FIFO, or for the NATS server, for as long as it takes.
+      sender = await openSender<Buffer>(to, {
+        ...options,
+        ...(isNatsUrl(to) ? nats : {}),
+        codec: 'bytes',
+        waitForReader: true,
+        signal: io.stop,
+      });
+      io.stderr.write(`npipe bridge: ${from} -> ${to}\n`);
+      // From NATS: one message at a time, so that (JetStream) a message is acknowledged
+      // only once it is in the FIFO. From a FIFO there is nothing to acknowledge: keep
+      // up to WINDOW sends going, in order.
+      const inFlight: Promise<void>[] = [];
+      const awaitEach = isNatsUrl(from);
+      for await (const message of receiver) {
+        const sent = sender.send(message);
+        if (awaitEach) {
+          sending = true;
+          try {
+            await sent;
+          } catch (err) {
+            // Not in the FIFO: JetStream delivers it again (to us when we restart).
+            receiver.giveBack();
+            throw err;
+          } finally {
+            sending = false;
+          }
+        } else {
+          inFlight.push(sent);
+          if (inFlight.length >= WINDOW) await Promise.all(inFlight.splice(0, WINDOW / 2));
+        }
+      }
+      await Promise.all(inFlight);
+    } catch (err) {
+      if (!io.stop.aborted) throw err;
+    } finally {
+      io.stop.removeEventListener('abort', stop);
+      await receiver.close();
+      // Stopped: what is still queued is dropped rather than waited for (a reader may never come).
+      await sender?.close(io.stop.aborted ? { signal: io.stop } : {});
+    }
+    return EXIT.ok;
+  },
+};

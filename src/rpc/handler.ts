@@ -1,0 +1,70 @@
+/**
+ * What every server shares, whatever the medium: the handler's cancellation and
+ * turning its result or error into a reply.
+ */
+import { NpipeError } from '../errors.js';
+import type { Codec } from '../codec.js';
+
+export interface HandlerContext {
+  /** Aborts when the client cancels (its timeout or signal), goes away, or the server closes. */
+  signal: AbortSignal;
+  /** The client's reply address: tells clients apart. */
+  client: string;
+}
+
+export type Handler<Req, Res> = (request: Req, context: HandlerContext) => Res | Promise<Res>;
+
+/**
+ * A handler's cancellation. Its AbortController (costly to make, in Node) is only
+ * made if the handler looks at `signal`.
+ */
+export class Cancel {
+  #controller: AbortController | undefined;
+  #aborted = false;
+  #reason: unknown;
+
+  get signal(): AbortSignal {
+    if (!this.#controller) {
+      this.#controller = new AbortController();
+      if (this.#aborted) this.#controller.abort(this.#reason);
+    }
+    return this.#controller.signal;
+  }
+
+  get aborted(): boolean {
+    return this.#aborted;
+  }
+
+  abort(reason: unknown): void {
+    if (this.#aborted) return;
+    this.#aborted = true;
+    this.#reason = reason;
+    this.#controller?.abort(reason);
+  }
+}
+
+export type Outcome = { ok: true; payload: Uint8Array } | { ok: false; code: string; message: string };
+
+/** Runs `handler` on an encoded request; never throws: a failure is an outcome with the error's code. */
+export async function runHandler(
+  handler: Handler<unknown, unknown>,
+  codec: Codec<unknown>,
+  payload: Buffer,
+  cancel: Cancel,
+  client: string,
+): Promise<Outcome> {
+  try {
+    const request = codec.decode(payload);
+    const context: HandlerContext = {
+      get signal() {
+        return cancel.signal;
+      },
+      client,
+    };
+    return { ok: true, payload: codec.encode(await handler(request, context)) };
+  } catch (err) {
+    const own = (err as { code?: unknown } | undefined)?.code;
+    const code = err instanceof NpipeError ? err.code : typeof own === 'string' ? own : 'ERR_NPIPE_REMOTE';
+    return { ok: false, code, message: err instanceof Error ? err.message : String(err) };
+  }
+}
