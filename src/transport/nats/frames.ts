@@ -47,6 +47,13 @@ const FLUSH_EVERY_BYTES = 1 << 20;
 /** JetStream publishes awaiting the server's acknowledgement at once. */
 const JS_WINDOW = 256;
 const JS_PUBLISH_TIMEOUT_MS = 5000;
+/**
+ * A message given back (nak) is delivered again after this delay, not at once: at
+ * once, the server would send it straight back on this receiver's own pull
+ * request, which is still open while it closes, and the message would be dropped
+ * by this client and only come back after ack-wait.
+ */
+const GIVE_BACK_DELAY_MS = 200;
 /** Messages a JetStream receiver asks the server for at a time. */
 const JS_BATCH = 64;
 
@@ -340,6 +347,13 @@ abstract class QueueReceiver implements FrameReceiver {
     else waiter.reject(failure);
   }
 
+  /** Forgets the queued messages (they were given back to the server). */
+  protected clearQueue(): void {
+    this.queue.length = 0;
+    this.#head = 0;
+    this.#bytes = 0;
+  }
+
   /** Hook: a message is handed to the user. */
   protected taken(_frame: Buffer): void {}
 
@@ -473,7 +487,7 @@ class JetStreamFrameReceiver extends QueueReceiver {
         for await (const m of this.#messages) {
           delay = 100;
           if (this.#stopped) {
-            m.nak();
+            m.nak(GIVE_BACK_DELAY_MS);
             continue;
           }
           if (m.data.byteLength > this.limit) {
@@ -505,7 +519,7 @@ class JetStreamFrameReceiver extends QueueReceiver {
   }
 
   giveBack(): void {
-    this.#unacked?.nak();
+    this.#unacked?.nak(GIVE_BACK_DELAY_MS);
     this.#unacked = undefined;
   }
 
@@ -523,9 +537,10 @@ class JetStreamFrameReceiver extends QueueReceiver {
       this.#messages?.stop();
       await this.#running;
       // Held, never handed out: back to the server now rather than after ack-wait.
-      for (let i = this.#pendingHead; i < this.#pending.length; i++) this.#pending[i]!.nak();
+      for (let i = this.#pendingHead; i < this.#pending.length; i++) this.#pending[i]!.nak(GIVE_BACK_DELAY_MS);
       this.#pending.length = 0;
-      this.queue.length = 0;
+      this.#pendingHead = 0;
+      this.clearQueue();
       if (!this.#nc.isClosed()) {
         await this.#nc.flush().catch(() => {});
         await this.#nc.close();
