@@ -1,0 +1,262 @@
+/**
+ * One contract, every transport: the same tests run over FIFOs, core NATS and
+ * JetStream (messaging), and over FIFOs and NATS (request/reply). What differs
+ * between transports is only how an address is made.
+ *
+ * The NATS runs need nats-server (a real one, started here on a free loopback
+ * port with a temporary store); without it they skip with a message, and under
+ * CI=true they fail instead.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { after, before, describe, test, type TestContext } from 'node:test';
+import {
+  BusyError,
+  ClosedError,
+  RemoteError,
+  ServerGoneError,
+  TimeoutError,
+  connect,
+  openReceiver,
+  openSender,
+  serve,
+} from '../src/index.js';
+import { delay, npipe, requireOrSkip, tempDir } from './helpers.js';
+import { NATS_INSTALL_HINT, NatsServer, natsServerAvailable } from './nats-server.js';
+
+const hasNats = natsServerAvailable();
+let nats: NatsServer | undefined;
+let subjects = 0;
+
+before(async () => {
+  if (hasNats) nats = await NatsServer.start();
+});
+after(async () => {
+  await nats?.dispose();
+});
+
+interface Medium {
+  name: string;
+  /** A fresh address, or undefined (after skipping the test) when this medium cannot run here. */
+  address(t: TestContext): string | undefined;
+}
+
+const fifo: Medium = { name: 'FIFO', address: (t) => join(tempDir(t), 'pipe') };
+
+function natsMedium(name: string, query: string): Medium {
+  return {
+    name,
+    address: (t) => (requireOrSkip(t, hasNats, NATS_INSTALL_HINT) ? nats!.url(`contract.s${++subjects}`, query) : undefined),
+  };
+}
+
+const messaging = [fifo, natsMedium('core NATS', ''), natsMedium('JetStream', 'delivery=jetstream&ack-wait=2000')];
+const rpc = [fifo, natsMedium('NATS', '')];
+
+/** Opens the receiver first: core NATS delivers only to receivers already subscribed. */
+async function pair<T = string>(address: string, options: Parameters<typeof openReceiver<T>>[1] = {}) {
+  const receiver = await openReceiver<T>(address, options);
+  const sender = await openSender<T>(address, { ...(options as object), timeout: 10_000 } as Parameters<typeof openSender<T>>[1]);
+  return { receiver, sender };
+}
+
+for (const medium of messaging) {
+  describe(`messaging contract over ${medium.name}`, () => {
+    test('messages arrive whole, in order, any bytes, empty ones too', { timeout: 30_000 }, async (t) => {
+      const address = medium.address(t);
+      if (!address) return;
+      const { receiver, sender } = await pair<Buffer>(address, { codec: 'bytes' });
+      t.after(() => receiver.close());
+      const sizes = [0, 1, 100, 4096, 65_536, 500_000, 3, 0, 200_000];
+      const messages = sizes.map((n) => randomBytes(n));
+      await Promise.all(messages.map((m) => sender.send(m)));
+      await sender.close();
+      for (const [i, expected] of messages.entries()) {
+        const got = await receiver.receive();
+        assert.ok(got, `message ${i} arrived`);
+        assert.ok(got.equals(expected), `message ${i} (${expected.length} bytes) is whole`);
+      }
+    });
+
+    test('several senders at once: every message arrives, each sender in its own order', { timeout: 30_000 }, async (t) => {
+      const address = medium.address(t);
+      if (!address) return;
+      const receiver = await openReceiver<{ s: number; i: number }>(address, { codec: 'json' });
+      t.after(() => receiver.close());
+      const senders = await Promise.all(Array.from({ length: 4 }, () => openSender<{ s: number; i: number }>(address, { codec: 'json', timeout: 10_000 })));
+      const perSender = 500;
+      await Promise.all(
+        senders.map(async (sender, s) => {
+          const sends = [];
+          for (let i = 0; i < perSender; i++) sends.push(sender.send({ s, i }));
+          await Promise.all(sends);
+          await sender.close();
+        }),
+      );
+      const next = [0, 0, 0, 0];
+      for (let n = 0; n < 4 * perSender; n++) {
+        const m = await receiver.receive();
+        assert.ok(m);
+        assert.equal(m.i, next[m.s], `sender ${m.s}'s messages in order`);
+        next[m.s]!++;
+      }
+      assert.deepEqual(next, [perSender, perSender, perSender, perSender]);
+    });
+
+    test('a message from another process (npipe send), read by the library', { timeout: 30_000 }, async (t) => {
+      const address = medium.address(t);
+      if (!address) return;
+      const receiver = await openReceiver(address, { format: 'lines' });
+      t.after(() => receiver.close());
+      const sent = await npipe(['send', address, 'from a process', 'second line']).done;
+      assert.equal(sent.code, 0, sent.stderr);
+      assert.equal(await receiver.receive(), 'from a process');
+      assert.equal(await receiver.receive(), 'second line');
+    });
+
+    test('receive: aborted by its signal, one at a time, ends after close; send after close fails', { timeout: 30_000 }, async (t) => {
+      const address = medium.address(t);
+      if (!address) return;
+      const { receiver, sender } = await pair(address);
+      const controller = new AbortController();
+      const waiting = receiver.receive({ signal: controller.signal });
+      await assert.rejects(receiver.receive(), BusyError);
+      controller.abort(new Error('stop waiting'));
+      await assert.rejects(waiting, /stop waiting/);
+      await sender.send('after the abort');
+      assert.equal(await receiver.receive(), 'after the abort');
+      await sender.close();
+      await assert.rejects(sender.send('late'), ClosedError);
+      await receiver.close();
+      assert.equal(await receiver.receive(), undefined);
+    });
+
+    test('a message over maxMessageSize is refused by the sender, before anything is sent', { timeout: 30_000 }, async (t) => {
+      const address = medium.address(t);
+      if (!address) return;
+      const { receiver, sender } = await pair<Buffer>(address, { codec: 'bytes', maxMessageSize: 1000 });
+      t.after(() => receiver.close());
+      await assert.rejects(sender.send(Buffer.alloc(1001)), { code: 'ERR_NPIPE_FRAME_TOO_LARGE' });
+      await sender.send(Buffer.alloc(1000, 7));
+      await sender.close();
+      const got = await receiver.receive();
+      assert.equal(got?.length, 1000);
+    });
+  });
+}
+
+for (const medium of rpc) {
+  describe(`request/reply contract over ${medium.name}`, () => {
+    test('many requests in flight, each matched to its reply; a handler error is a RemoteError', { timeout: 30_000 }, async (t) => {
+      const address = medium.address(t);
+      if (!address) return;
+      const server = await serve(address, async (req: string) => {
+        if (req === 'fail') throw Object.assign(new Error('no such thing'), { code: 'E_NOTHING' });
+        await delay(Math.random() * 10);
+        return `re:${req}`;
+      });
+      t.after(() => server.close());
+      const client = await connect(address);
+      t.after(() => client.close());
+      const asks = Array.from({ length: 300 }, (_, i) => `q${i}`);
+      assert.deepEqual(await Promise.all(asks.map((q) => client.request(q))), asks.map((q) => `re:${q}`));
+      const err = await client.request('fail').catch((e: unknown) => e);
+      assert.ok(err instanceof RemoteError, String(err));
+      assert.equal(err.remoteCode, 'E_NOTHING');
+      assert.equal(err.message, 'no such thing');
+      assert.ok(server.stats.replies >= 300);
+      assert.equal(server.stats.errors, 1);
+    });
+
+    test('timeout and abort: the caller gets TIMEOUT / the reason, the handler sees its signal abort', { timeout: 30_000 }, async (t) => {
+      const address = medium.address(t);
+      if (!address) return;
+      const aborted: string[] = [];
+      const server = await serve(address, (req: string, { signal }) => {
+        return new Promise<string>((_resolve, reject) => {
+          signal.addEventListener('abort', () => {
+            aborted.push(req);
+            reject(signal.reason);
+          });
+        });
+      });
+      t.after(() => server.close());
+      const client = await connect(address);
+      t.after(() => client.close());
+      await assert.rejects(client.request('slow-1', { timeout: 150 }), TimeoutError);
+      const controller = new AbortController();
+      const asked = client.request('slow-2', { signal: controller.signal });
+      setTimeout(() => controller.abort(new Error('changed my mind')), 150);
+      await assert.rejects(asked, /changed my mind/);
+      for (let i = 0; i < 100 && aborted.length < 2; i++) await delay(20);
+      assert.deepEqual(aborted.sort(), ['slow-1', 'slow-2']);
+    });
+
+    test('no server: ERR_NPIPE_SERVER_GONE; with waitForServer the request waits for one', { timeout: 30_000 }, async (t) => {
+      const address = medium.address(t);
+      if (!address) return;
+      const gone = await (async () => {
+        const client = await connect(address);
+        try {
+          return await client.request('anyone?');
+        } finally {
+          await client.close();
+        }
+      })().catch((e: unknown) => e);
+      assert.ok(gone instanceof ServerGoneError, String(gone));
+
+      // Over FIFOs connect() itself waits for the server; over NATS the request does.
+      const answer = connect(address, { waitForServer: true }).then(async (client) => {
+        try {
+          return await client.request('hello', { timeout: 10_000 });
+        } finally {
+          await client.close();
+        }
+      });
+      await delay(300);
+      const server = await serve(address, (req: string) => req.toUpperCase());
+      t.after(() => server.close());
+      assert.equal(await answer, 'HELLO');
+    });
+
+    test('a server killed mid-request: ERR_NPIPE_SERVER_GONE, not a hang', { timeout: 30_000 }, async (t) => {
+      const address = medium.address(t);
+      if (!address) return;
+      const server = npipe(['serve', address, '--exec', 'sleep 30']);
+      t.after(() => server.child.kill('SIGKILL'));
+      const client = await connect(address, { waitForServer: true });
+      t.after(() => client.close());
+      const asked = client.request('work');
+      asked.catch(() => {}); // awaited below
+      await delay(700); // the request is with the server, its command running
+      server.child.kill('SIGKILL');
+      const err = await asked.catch((e: unknown) => e);
+      assert.ok(err instanceof ServerGoneError, String(err));
+    });
+
+    test('concurrency: never more handlers at once than asked for', { timeout: 30_000 }, async (t) => {
+      const address = medium.address(t);
+      if (!address) return;
+      let running = 0;
+      let most = 0;
+      const server = await serve(
+        address,
+        async (req: string) => {
+          running++;
+          most = Math.max(most, running);
+          await delay(5);
+          running--;
+          return req;
+        },
+        { concurrency: 3 },
+      );
+      t.after(() => server.close());
+      const client = await connect(address);
+      t.after(() => client.close());
+      const asks = Array.from({ length: 60 }, (_, i) => String(i));
+      assert.deepEqual(await Promise.all(asks.map((q) => client.request(q))), asks);
+      assert.equal(most, 3);
+    });
+  });
+}
