@@ -20,9 +20,7 @@ import {
   JetStreamApiError,
   RetentionPolicy,
   StorageType,
-  type ConsumerMessages,
   type JetStreamClient,
-  type JsMsg,
 } from '@nats-io/jetstream';
 import { randomBytes } from 'node:crypto';
 import { BusyError, ClosedError, FrameTooLargeError, NpipeError, UnreachableError } from '../../errors.js';
@@ -47,15 +45,17 @@ const FLUSH_EVERY_BYTES = 1 << 20;
 /** JetStream publishes awaiting the server's acknowledgement at once. */
 const JS_WINDOW = 256;
 const JS_PUBLISH_TIMEOUT_MS = 5000;
-/**
- * A message given back (nak) is delivered again after this delay, not at once: at
- * once, the server would send it straight back on this receiver's own pull
- * request, which is still open while it closes, and the message would be dropped
- * by this client and only come back after ack-wait.
- */
-const GIVE_BACK_DELAY_MS = 200;
-/** Messages a JetStream receiver asks the server for at a time. */
-const JS_BATCH = 64;
+/** JetStream's acknowledgements, sent to a message's reply subject. */
+const ACK = Buffer.from('+ACK');
+const NAK = Buffer.from('-NAK');
+const TERM = Buffer.from('+TERM');
+/** Messages the server pushes to a consumer's receivers before it waits for acknowledgements. */
+const MAX_ACK_PENDING = 256;
+
+/** Where a durable consumer pushes its messages: one subject per stream and consumer. */
+function deliverSubject(address: NatsAddress): string {
+  return `_NPIPE.deliver.${address.stream}.${address.durable}`;
+}
 
 function tooLarge(size: number, limit: number, address: NatsAddress): FrameTooLargeError {
   return new FrameTooLargeError(size, limit, `a message for nats://${address.server}/${address.subject} (limit: maxMessageSize or the server's max_payload)`);
@@ -451,67 +451,77 @@ class CoreFrameReceiver extends QueueReceiver {
 }
 
 /**
- * JetStream: a durable pull consumer, read with consume(). The message handed out
- * last is acknowledged when the next one is asked for, or at close(); messages
- * the client holds but never handed out are returned to the server (nak) at close().
+ * JetStream: a durable push consumer delivering to a subject that receivers share
+ * as a queue group (so that any number of receivers share the messages, and one
+ * coming back after a crash simply subscribes again). The server pushes at most
+ * MAX_ACK_PENDING unacknowledged messages, which bounds what a receiver holds.
+ *
+ * The message handed out last is acknowledged when the next one is asked for, or
+ * at close(); messages held and never handed out are given back (nak) at close().
  * No tryReceive(): callers that batch (npipe listen) then finish with a message
  * (write it out) before asking for the next, which is what acknowledges it.
+ *
+ * A push consumer rather than a pull one: a pull request outlives the receiver
+ * that made it (nats-server 2.9 hands the next message to a closed receiver's
+ * request, where it stays unacknowledged until ack-wait), while a push consumer
+ * delivers only to subscribers that are there.
  */
 class JetStreamFrameReceiver extends QueueReceiver {
   readonly #nc: NatsConnection;
-  readonly #address: NatsAddress;
-  /** JsMsg of each queued frame, in the same order. */
-  readonly #pending: JsMsg[] = [];
+  readonly #sub: Subscription;
+  /** The ack subject of each queued frame, in the same order. */
+  readonly #pending: string[] = [];
   #pendingHead = 0;
-  #unacked: JsMsg | undefined;
-  #messages: ConsumerMessages | undefined;
+  #unacked: string | undefined;
   #stopped = false;
+  /** Arrived after close() began: given back with the queued ones. */
+  readonly #held: string[] = [];
   #shutdown: Promise<void> | undefined;
-  readonly #running: Promise<void>;
 
   constructor(nc: NatsConnection, address: NatsAddress, limit: number, onDrop: ((info: DropInfo) => void) | undefined) {
     super(limit, onDrop);
     this.#nc = nc;
-    this.#address = address;
-    this.#running = this.#run();
+    this.#sub = nc.subscribe(deliverSubject(address), {
+      queue: address.durable,
+      callback: (err, msg) => {
+        if (err) {
+          this.end(lost(address, err));
+          return;
+        }
+        if (!msg.reply) return; // not a stream message (a status)
+        if (this.#stopped) {
+          this.#held.push(msg.reply);
+          return;
+        }
+        if (msg.data.byteLength > this.limit) {
+          nc.publish(msg.reply, TERM);
+          this.drop(msg.data.byteLength);
+          return;
+        }
+        this.#pending.push(msg.reply);
+        this.deliver(asBuffer(msg.data));
+      },
+    });
+    void nc.closed().then((err) => this.end(err ? lost(address, err) : undefined));
+    void this.#afterReconnects(address);
   }
 
-  /** Reads the consumer until stopped; starts it again if it ends by itself (server gone for long, consumer recreated). */
-  async #run(): Promise<void> {
-    const js = jetstream(this.#nc);
-    for (let delay = 100; !this.#stopped; delay = Math.min(delay * 2, 2000)) {
-      try {
-        const consumer = await js.consumers.get(this.#address.stream, this.#address.durable);
-        this.#messages = await consumer.consume({ max_messages: JS_BATCH });
-        if (this.#stopped) this.#messages.stop();
-        for await (const m of this.#messages) {
-          delay = 100;
-          if (this.#stopped) {
-            m.nak(GIVE_BACK_DELAY_MS);
-            continue;
-          }
-          if (m.data.byteLength > this.limit) {
-            m.term();
-            this.drop(m.data.byteLength);
-            continue;
-          }
-          this.#pending.push(m);
-          this.deliver(asBuffer(m.data));
-        }
-      } catch {
-        // consumer or stream not reachable right now (server restarting): try again
-      }
-      if (this.#nc.isClosed()) break;
-      if (!this.#stopped) await sleep(delay);
-      if (!this.#stopped) await ensureConsumer(this.#nc, this.#address).catch(() => {});
+  /** A server that came back without its store (or a consumer someone deleted): make the consumer again. */
+  async #afterReconnects(address: NatsAddress): Promise<void> {
+    for await (const status of this.#nc.status()) {
+      if (status.type === 'reconnect' && !this.#stopped) await ensureConsumer(this.#nc, address).catch(() => {});
     }
-    if (!this.#stopped) this.end(lost(this.#address, new Error('connection closed')));
+  }
+
+  #ack(reply: string | undefined, what: Uint8Array = ACK): void {
+    if (reply === undefined || this.#nc.isClosed()) return;
+    this.#nc.publish(reply, what);
   }
 
   protected override taken(): void {
-    this.#unacked?.ack();
+    this.#ack(this.#unacked);
     this.#unacked = this.#pending[this.#pendingHead];
-    this.#pending[this.#pendingHead++] = undefined as unknown as JsMsg;
+    this.#pending[this.#pendingHead++] = undefined as unknown as string;
     if (this.#pendingHead > 1024 && this.#pendingHead * 2 > this.#pending.length) {
       this.#pending.splice(0, this.#pendingHead);
       this.#pendingHead = 0;
@@ -519,32 +529,32 @@ class JetStreamFrameReceiver extends QueueReceiver {
   }
 
   giveBack(): void {
-    this.#unacked?.nak(GIVE_BACK_DELAY_MS);
+    this.#ack(this.#unacked, NAK);
     this.#unacked = undefined;
   }
 
   protected override wanted(): void {
     // The user is back for more: done with the last message.
-    this.#unacked?.ack();
+    this.#ack(this.#unacked);
     this.#unacked = undefined;
   }
 
   protected shutdown(): Promise<void> {
     return (this.#shutdown ??= (async () => {
       this.#stopped = true;
-      this.#unacked?.ack();
+      this.#ack(this.#unacked);
       this.#unacked = undefined;
-      this.#messages?.stop();
-      await this.#running;
-      // Held, never handed out: back to the server now rather than after ack-wait.
-      for (let i = this.#pendingHead; i < this.#pending.length; i++) this.#pending[i]!.nak(GIVE_BACK_DELAY_MS);
+      if (this.#nc.isClosed()) return;
+      // drain(): the server stops pushing to us, and what it pushed before that still
+      // reaches the callback (held), so that it can be given back too.
+      await this.#sub.drain().catch(() => {});
+      for (let i = this.#pendingHead; i < this.#pending.length; i++) this.#ack(this.#pending[i], NAK);
+      for (const reply of this.#held.splice(0)) this.#ack(reply, NAK);
       this.#pending.length = 0;
       this.#pendingHead = 0;
       this.clearQueue();
-      if (!this.#nc.isClosed()) {
-        await this.#nc.flush().catch(() => {});
-        await this.#nc.close();
-      }
+      await this.#nc.flush().catch(() => {});
+      await this.#nc.close();
     })());
   }
 }
@@ -570,8 +580,11 @@ export async function ensureConsumer(nc: NatsConnection, address: NatsAddress): 
   const jsm = await jetstreamManager(nc);
   const config = {
     durable_name: address.durable,
+    deliver_subject: deliverSubject(address),
+    deliver_group: address.durable,
     ack_policy: AckPolicy.Explicit,
     ack_wait: address.ackWait * 1_000_000,
+    max_ack_pending: MAX_ACK_PENDING,
     filter_subject: address.subject,
   };
   try {

@@ -1,0 +1,288 @@
+/**
+ * What only NATS has: JetStream's durability (a receiver that was away, one
+ * killed before acknowledging, a server restart mid-stream), the FIFO<->NATS
+ * bridge, the CLI's URL handling, and talking to plain NATS clients.
+ * Needs nats-server: skipped with a message without it, failed under CI=true.
+ */
+import assert from 'node:assert/strict';
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { after, before, describe, test, type TestContext } from 'node:test';
+import { connect as natsConnect, headers } from '@nats-io/transport-node';
+import { connect, openReceiver, openSender, parseNatsUrl, RemoteError, serve } from '../src/index.js';
+import { delay, npipe, requireOrSkip, run, start, tempDir } from './helpers.js';
+import { NATS_INSTALL_HINT, NatsServer, natsServerAvailable } from './nats-server.js';
+
+const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}.js`, import.meta.url));
+const hasNats = natsServerAvailable();
+let server: NatsServer | undefined;
+let subjects = 0;
+
+before(async () => {
+  if (hasNats) server = await NatsServer.start();
+});
+after(async () => {
+  await server?.dispose();
+});
+
+function natsUrl(t: TestContext, query = ''): string | undefined {
+  return requireOrSkip(t, hasNats, NATS_INSTALL_HINT) ? server!.url(`nats-test.s${++subjects}`, query) : undefined;
+}
+
+/** Its own server, for tests that stop or restart it. */
+async function ownServer(t: TestContext): Promise<NatsServer | undefined> {
+  if (!requireOrSkip(t, hasNats, NATS_INSTALL_HINT)) return undefined;
+  const own = await NatsServer.start();
+  t.after(() => own.dispose());
+  return own;
+}
+
+describe('nats:// URLs', () => {
+  test('parsed into server, subject and delivery options; mistakes are ERR_NPIPE_INVALID_ARG', () => {
+    assert.deepEqual(parseNatsUrl('nats://10.0.0.5/jobs'), {
+      server: '10.0.0.5:4222',
+      subject: 'jobs',
+      delivery: 'core',
+      stream: 'NPIPE_jobs',
+      durable: 'npipe',
+      ackWait: 30_000,
+      group: 'npipe',
+    });
+    const full = parseNatsUrl('nats://me:secret@host:4333/a.b?delivery=jetstream&stream=S1&durable=d-2&ack-wait=500&group=g');
+    assert.equal(full.server, 'host:4333');
+    assert.equal(full.user, 'me');
+    assert.equal(full.pass, 'secret');
+    assert.equal(full.stream, 'S1');
+    assert.equal(full.durable, 'd-2');
+    assert.equal(full.ackWait, 500);
+    assert.equal(full.group, 'g');
+    assert.equal(parseNatsUrl('nats://h/a.b').stream, 'NPIPE_a_b');
+    for (const bad of ['nats://h/', 'nats://h/a b', 'nats://h/a.*', 'nats://h/a..b', 'nats://h/x?delivery=maybe', 'nats://h/x?ackwait=1', 'nats://h/x?ack-wait=-1', 'nats://h/x?stream=a.b']) {
+      assert.throws(() => parseNatsUrl(bad), { code: 'ERR_NPIPE_INVALID_ARG' }, bad);
+    }
+  });
+
+  test('CLI: usage mistakes exit 2, an unreachable server exits 3 with ERR_NPIPE_UNREACHABLE', async () => {
+    const unreachable = await run(['send', 'nats://127.0.0.1:1/jobs', 'hi']);
+    assert.equal(unreachable.code, 3);
+    assert.match(unreachable.stderr, /ERR_NPIPE_UNREACHABLE: cannot reach the NATS server at 127\.0\.0\.1:1/);
+    const fifoOption = await run(['listen', 'nats://127.0.0.1:1/jobs', '--pipe-size', '65536']);
+    assert.equal(fifoOption.code, 2);
+    assert.match(fifoOption.stderr, /--pipe-size is a FIFO option/);
+    const badUrl = await run(['send', 'nats://127.0.0.1/a b', 'x']);
+    assert.equal(badUrl.code, 2);
+    assert.match(badUrl.stderr, /not a NATS subject/);
+    const jsOnFifo = await run(['send', '/tmp/npipe-never-created', 'x', '--jetstream']);
+    assert.equal(jsOnFifo.code, 2);
+    const bridgeTwoFifos = await run(['bridge', '/tmp/a', '/tmp/b']);
+    assert.equal(bridgeTwoFifos.code, 2);
+    assert.match(bridgeTwoFifos.stderr, /one FIFO path and one nats:\/\/ URL/);
+  });
+});
+
+describe('JetStream delivery', () => {
+  test('messages sent while no receiver runs are delivered when one comes', { timeout: 60_000 }, async (t) => {
+    const url = natsUrl(t, 'delivery=jetstream');
+    if (!url) return;
+    const sent = await run(['send', url, 'one', 'two', 'three']);
+    assert.equal(sent.code, 0, sent.stderr);
+    const listened = await run(['listen', url, '--count', '3', '--timeout', '10000']);
+    assert.equal(listened.code, 0, listened.stderr);
+    assert.equal(listened.stdout, 'one\ntwo\nthree\n');
+  });
+
+  test('listeners that take a few messages each, one after another, get every message once and in order', { timeout: 60_000 }, async (t) => {
+    const url = natsUrl(t, 'delivery=jetstream');
+    if (!url) return;
+    const sent = await run(['send', url, ...Array.from({ length: 10 }, (_, i) => String(i + 1))]);
+    assert.equal(sent.code, 0, sent.stderr);
+    const got: string[] = [];
+    for (const count of [3, 3, 4]) {
+      // Each takes more than it prints (it asks the server for a batch); what it did not print goes back.
+      const listened = await run(['listen', url, '--count', String(count), '--timeout', '10000']);
+      assert.equal(listened.code, 0, listened.stderr);
+      got.push(...listened.stdout.trimEnd().split('\n'));
+    }
+    assert.deepEqual(got, ['1', '2', '3', '4', '5', '6', '7', '8', '9', '10']);
+  });
+
+  test('a receiver killed before acknowledging: the message is delivered again', { timeout: 60_000 }, async (t) => {
+    const url = natsUrl(t, 'delivery=jetstream&ack-wait=1000');
+    if (!url) return;
+    const sender = await openSender(url);
+    await sender.send('precious');
+    await sender.send('next');
+    await sender.close();
+    const first = start(process.execPath, [fixture('take-one'), url]);
+    await first.waitForOutput('precious\n');
+    first.child.kill('SIGKILL');
+    await first.done;
+    // The new receiver gets it again (after ack-wait), then the one after it.
+    const receiver = await openReceiver(url);
+    t.after(() => receiver.close());
+    const got = [await receiver.receive(), await receiver.receive()];
+    assert.deepEqual(got.sort(), ['next', 'precious']);
+  });
+
+  test('nats-server killed and restarted in the middle of a stream: nothing is lost', { timeout: 120_000 }, async (t) => {
+    const own = await ownServer(t);
+    if (!own) return;
+    const url = own.url('restart.jobs', 'delivery=jetstream&ack-wait=2000');
+    const total = 3000;
+    const receiver = await openReceiver(url);
+    t.after(() => receiver.close());
+    const sender = await openSender(url);
+    const seen = new Map<number, number>();
+    const receiving = (async () => {
+      while (seen.size < total) {
+        const m = await receiver.receive();
+        assert.ok(m !== undefined, 'the receiver ended early');
+        const n = Number(m);
+        seen.set(n, (seen.get(n) ?? 0) + 1);
+      }
+    })();
+    const sends: Promise<void>[] = [];
+    for (let i = 0; i < total; i++) {
+      sends.push(sender.send(String(i)));
+      if (i === 1000) await own.restart('SIGKILL', 500);
+      if (i % 50 === 0) await delay(5);
+    }
+    await Promise.all(sends);
+    await sender.close();
+    await receiving;
+    for (let i = 0; i < total; i++) assert.ok(seen.has(i), `message ${i} arrived`);
+    const duplicates = [...seen.values()].filter((n) => n > 1).length;
+    t.diagnostic(`${total} messages across a nats-server SIGKILL + restart; ${duplicates} delivered twice (at least once)`);
+  });
+});
+
+describe('core NATS delivery', () => {
+  test('receivers on one subject share its messages (a queue group), none lost between them', async (t) => {
+    const url = natsUrl(t);
+    if (!url) return;
+    const a = await openReceiver(url);
+    const b = await openReceiver(url);
+    t.after(() => Promise.all([a.close(), b.close()]));
+    const sender = await openSender(url);
+    for (let i = 0; i < 400; i++) void sender.send(String(i));
+    await sender.close();
+    const got: string[] = [];
+    const drain = async (r: typeof a, who: string[]) => {
+      for (;;) {
+        const m = await r.receive({ signal: AbortSignal.timeout(1000) }).catch(() => undefined);
+        if (m === undefined) return;
+        who.push(m);
+      }
+    };
+    const fromA: string[] = [];
+    const fromB: string[] = [];
+    await Promise.all([drain(a, fromA), drain(b, fromB)]);
+    got.push(...fromA, ...fromB);
+    assert.equal(got.length, 400);
+    assert.equal(new Set(got).size, 400);
+    assert.ok(fromA.length > 0 && fromB.length > 0, `both receivers got some (${fromA.length}/${fromB.length})`);
+  });
+});
+
+describe('npipe bridge', () => {
+  test('an unchanged shell script echoing into a FIFO reaches a NATS listener', { timeout: 60_000 }, async (t) => {
+    const url = natsUrl(t);
+    if (!url) return;
+    const fifo = join(tempDir(t), 'jobs');
+    const listener = await openReceiver(url);
+    t.after(() => listener.close());
+    const bridge = npipe(['bridge', fifo, url]);
+    t.after(() => bridge.child.kill('SIGKILL'));
+    await bridge.waitForError(`${fifo} -> ${url}`);
+    const script = await new Promise<number | null>((resolve) => {
+      start('/bin/sh', ['-c', `echo hello > "$1"; echo world > "$1"; printf 'a\\nb\\n' > "$1"`, 'sh', fifo]).done.then((r) => resolve(r.code));
+    });
+    assert.equal(script, 0);
+    const got = [];
+    for (let i = 0; i < 4; i++) got.push(await listener.receive());
+    assert.deepEqual(got, ['hello', 'world', 'a', 'b']);
+    bridge.child.kill('SIGTERM');
+    const stopped = await bridge.done;
+    assert.equal(stopped.code, 0, stopped.stderr);
+  });
+
+  test('NATS to a FIFO: a plain reader of the FIFO gets the lines', { timeout: 60_000 }, async (t) => {
+    const url = natsUrl(t, 'delivery=jetstream');
+    if (!url) return;
+    const fifo = join(tempDir(t), 'out');
+    const bridge = npipe(['bridge', url, fifo]);
+    t.after(() => bridge.child.kill('SIGKILL'));
+    // The reader waits for the bridge to have made the FIFO, then reads it like any file.
+    const reader = start('/bin/sh', ['-c', 'while [ ! -p "$1" ]; do sleep 0.05; done; head -n 3 < "$1"', 'sh', fifo]);
+    const sent = await run(['send', url, 'x', 'y', 'z']);
+    assert.equal(sent.code, 0, sent.stderr);
+    const read = await reader.done;
+    assert.equal(read.stdout, 'x\ny\nz\n');
+  });
+
+  test('the bridge survives a nats-server restart; with JetStream nothing is lost', { timeout: 120_000 }, async (t) => {
+    const own = await ownServer(t);
+    if (!own) return;
+    const url = own.url('bridge.jobs', 'delivery=jetstream');
+    const fifo = join(tempDir(t), 'jobs');
+    const bridge = npipe(['bridge', fifo, url]);
+    t.after(() => bridge.child.kill('SIGKILL'));
+    await bridge.waitForError(`${fifo} -> ${url}`);
+    const writeLines = (from: number, to: number) =>
+      start('/bin/sh', ['-c', `i=${from}; while [ $i -lt ${to} ]; do echo "line $i"; i=$((i+1)); done > "$1"`, 'sh', fifo]).done;
+    assert.equal((await writeLines(0, 200)).code, 0);
+    await own.restart('SIGKILL', 300);
+    assert.equal((await writeLines(200, 400)).code, 0);
+    const listened = await run(['listen', url, '--count', '400', '--timeout', '20000'], { hangMs: 60_000 });
+    assert.equal(listened.code, 0, listened.stderr);
+    const lines = listened.stdout.trimEnd().split('\n');
+    assert.deepEqual(new Set(lines), new Set(Array.from({ length: 400 }, (_, i) => `line ${i}`)));
+  });
+});
+
+describe('plain NATS clients', () => {
+  test('a plain nats.js request reaches an npipe server; errors come in NATS micro headers', async (t) => {
+    const url = natsUrl(t);
+    if (!url) return;
+    const address = parseNatsUrl(url);
+    const srv = await serve(url, (req: string) => {
+      if (req === 'bad') throw Object.assign(new Error('bad input'), { code: 'E_INPUT' });
+      return req.split('').reverse().join('');
+    });
+    t.after(() => srv.close());
+    const nc = await natsConnect({ servers: address.server });
+    t.after(() => nc.close());
+    const reply = await nc.request(address.subject, 'abc', { timeout: 5000 });
+    assert.equal(reply.string(), 'cba');
+    const failed = await nc.request(address.subject, 'bad', { timeout: 5000 });
+    assert.equal(failed.headers?.get('Nats-Service-Error'), 'bad input');
+    assert.equal(failed.headers?.get('Nats-Service-Error-Code'), '500');
+    assert.equal(failed.headers?.get('Npipe-Error-Code'), 'E_INPUT');
+  });
+
+  test('an npipe client calls a plain NATS responder; its micro-style error is a RemoteError', async (t) => {
+    const url = natsUrl(t);
+    if (!url) return;
+    const address = parseNatsUrl(url);
+    const nc = await natsConnect({ servers: address.server });
+    t.after(() => nc.close());
+    nc.subscribe(address.subject, {
+      callback: (_err, msg) => {
+        if (msg.string() === 'oops') {
+          const h = headers();
+          h.set('Nats-Service-Error', 'it broke');
+          h.set('Nats-Service-Error-Code', '503');
+          msg.respond('', { headers: h });
+        } else msg.respond(msg.string().toUpperCase());
+      },
+    });
+    await nc.flush();
+    const client = await connect(url);
+    t.after(() => client.close());
+    assert.equal(await client.request('shout', { timeout: 5000 }), 'SHOUT');
+    const err = await client.request('oops', { timeout: 5000 }).catch((e: unknown) => e);
+    assert.ok(err instanceof RemoteError, String(err));
+    assert.equal(err.remoteCode, 'ERR_NPIPE_REMOTE');
+    assert.equal(err.message, 'it broke');
+  });
+});
