@@ -9,6 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import {
@@ -53,6 +54,15 @@ function natsMedium(name: string, query: string): Medium {
 
 const messaging = [fifo, natsMedium('core NATS', ''), natsMedium('JetStream', 'delivery=jetstream&ack-wait=2000')];
 const rpc = [fifo, natsMedium('NATS', '')];
+
+/** Pids of a process's children (Linux /proc). */
+function childrenOf(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
 
 /** Opens the receiver first: core NATS delivers only to receivers already subscribed. */
 async function pair<T = string>(address: string, options: Parameters<typeof openReceiver<T>>[1] = {}) {
@@ -229,7 +239,9 @@ for (const medium of rpc) {
       t.after(() => client.close());
       const asked = client.request('work');
       asked.catch(() => {}); // awaited below
-      await delay(700); // the request is with the server, its command running
+      // Wait until the server runs the request's command (so it has taken it), then a little more.
+      while (!childrenOf(server.child.pid!).length) await delay(50);
+      await delay(300);
       server.child.kill('SIGKILL');
       const err = await asked.catch((e: unknown) => e);
       assert.ok(err instanceof ServerGoneError, String(err));

@@ -233,10 +233,17 @@ describe('npipe bridge', () => {
     assert.equal((await writeLines(0, 200)).code, 0);
     await own.restart('SIGKILL', 300);
     assert.equal((await writeLines(200, 400)).code, 0);
-    const listened = await run(['listen', url, '--count', '400', '--timeout', '20000'], { hangMs: 60_000 });
-    assert.equal(listened.code, 0, listened.stderr);
-    const lines = listened.stdout.trimEnd().split('\n');
-    assert.deepEqual(new Set(lines), new Set(Array.from({ length: 400 }, (_, i) => `line ${i}`)));
+    // At least once: every line arrives; one may arrive twice (a publish or an ack lost with the server).
+    const receiver = await openReceiver(url);
+    t.after(() => receiver.close());
+    const seen = new Map<string, number>();
+    while (seen.size < 400) {
+      const line = await receiver.receive({ signal: AbortSignal.timeout(20_000) });
+      assert.ok(line !== undefined);
+      seen.set(line, (seen.get(line) ?? 0) + 1);
+    }
+    assert.deepEqual(new Set(seen.keys()), new Set(Array.from({ length: 400 }, (_, i) => `line ${i}`)));
+    t.diagnostic(`400 lines through the bridge across a nats-server SIGKILL + restart; ${[...seen.values()].filter((n) => n > 1).length} delivered twice`);
   });
 });
 

@@ -94,12 +94,15 @@ export async function openNatsFrameReceiver(address: NatsAddress, options: NatsR
   const nc = await connectNats(address, options);
   try {
     const limit = limitFor(nc, options.maxMessageSize);
+    let receiver: FrameReceiver;
     if (address.delivery === 'jetstream') {
       await ensureStream(nc, address);
       await ensureConsumer(nc, address);
-      return new JetStreamFrameReceiver(nc, address, limit, options.onDrop);
-    }
-    return new CoreFrameReceiver(nc, address, limit, options.onDrop);
+      receiver = new JetStreamFrameReceiver(nc, address, limit, options.onDrop);
+    } else receiver = new CoreFrameReceiver(nc, address, limit, options.onDrop);
+    // The subscription is on the server when this returns: a message sent after it is ours.
+    await nc.flush();
+    return receiver;
   } catch (err) {
     await nc.close();
     throw err;
