@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { mkfifo } from '../src/index.js';
 import { renderSvg } from './svg.js';
+import { NatsServer, natsServerAvailable } from '../test/nats-server.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const repoRoot = join(here, '..', '..');
@@ -244,6 +245,71 @@ async function cliRaw(total: number): Promise<number> {
   return total / (Number(process.hrtime.bigint() - t) / 1e9);
 }
 
+
+// ---------------------------------------------------------------------------
+// NATS, when nats-server is installed: npipe over NATS beside plain nats.js, on
+// one local nats-server (so these rows measure the client libraries and the
+// server's hop, not a network).
+
+const NATS_WORKERS = join(here, 'nats-workers.js');
+const natsNode = (role: string, ...args: (string | number)[]) => run(process.execPath, [NATS_WORKERS, role, ...args.map(String)]);
+let natsSubjects = 0;
+
+async function natsOneWay(server: NatsServer, kind: 'plain' | 'core' | 'jetstream', size: number, count: number): Promise<number> {
+  const url = server.url(`bench.s${++natsSubjects}`, kind === 'jetstream' ? 'delivery=jetstream' : '');
+  const reader = kind === 'plain' ? natsNode('nats-sub', url, count) : node('npipe-recv', url, count, 'frames');
+  await reader.ready;
+  const writer = kind === 'plain' ? natsNode('nats-pub', url, count, size) : node('npipe-send', url, count, size, 'frames');
+  const [r, w] = await Promise.all([reader.done, writer.done]);
+  if (kind !== 'plain') peak(r, w);
+  if (r.count !== count) throw new Error(`NATS ${kind}: ${String(r.count)} of ${count} messages arrived`);
+  return (r.count as number) / (r.seconds as number);
+}
+
+async function natsLatency(server: NatsServer, kind: 'plain' | 'npipe', iterations: number): Promise<{ p50: number; p99: number }> {
+  const url = server.url(`bench.s${++natsSubjects}`);
+  const responder = kind === 'plain' ? natsNode('nats-rep', url) : node('rpc-serve', url);
+  await responder.ready;
+  const r = await (kind === 'plain' ? natsNode('nats-req', url, iterations, 64) : node('rpc-client', url, iterations, 64)).done;
+  responder.kill();
+  await responder.done.catch(() => ({}));
+  return { p50: r.p50 as number, p99: r.p99 as number };
+}
+
+async function natsRows(Q: number, M64: number, RTT: number): Promise<void> {
+  console.log('\nNATS (one local nats-server; npipe beside plain nats.js)');
+  const names = [
+    ['plain nats.js publish/subscribe, 64 B', 'msg/s'],
+    ['npipe over core NATS, 64 B', 'msg/s'],
+    ['npipe over JetStream, 64 B (stored, acknowledged)', 'msg/s'],
+    ['plain nats.js request/reply, p50', 'us'],
+    ['npipe request/reply over NATS, p50', 'us'],
+    ['npipe request/reply over NATS, p99', 'us'],
+  ] as const;
+  if (!natsServerAvailable()) {
+    for (const [name, unit] of names) record(name, unit, undefined, 'nats-server is not installed (apt-get install -y nats-server)');
+    return;
+  }
+  const server = await NatsServer.start();
+  try {
+    const count = Math.round(M64 / 6);
+    record(names[0][0], 'msg/s', await repeat(() => natsOneWay(server, 'plain', 64, count)));
+    record(names[1][0], 'msg/s', await repeat(() => natsOneWay(server, 'core', 64, count)));
+    record(names[2][0], 'msg/s', await repeat(() => natsOneWay(server, 'jetstream', 64, Math.max(1000, Math.round(30_000 * Q)))));
+    const plain = [];
+    const npipe = [];
+    for (let i = 0; i < REPEAT; i++) {
+      plain.push(await natsLatency(server, 'plain', Math.round(RTT / 4)));
+      npipe.push(await natsLatency(server, 'npipe', Math.round(RTT / 4)));
+    }
+    record(names[3][0], 'us', { median: median(plain.map((x) => x.p50)), runs: plain.map((x) => x.p50) });
+    record(names[4][0], 'us', { median: median(npipe.map((x) => x.p50)), runs: npipe.map((x) => x.p50) });
+    record(names[5][0], 'us', { median: median(npipe.map((x) => x.p99)), runs: npipe.map((x) => x.p99) });
+  } finally {
+    await server.dispose();
+  }
+}
+
 // ---------------------------------------------------------------------------
 
 const rssSeen: number[] = [];
@@ -266,7 +332,7 @@ function record(name: string, unit: string, result: { median: number; runs: numb
 }
 
 function format(v: number, unit: string): string {
-  if (unit === 'msg/s') return `${(v / 1e6).toFixed(2)} M msg/s`;
+  if (unit === 'msg/s') return v < 100_000 ? `${(v / 1e3).toFixed(1)} k msg/s` : `${(v / 1e6).toFixed(2)} M msg/s`;
   if (unit === 'B/s') return `${(v / 1e9).toFixed(2)} GB/s`;
   if (unit === 'us') return `${v.toFixed(1)} µs`;
   return `${v}`;
@@ -335,6 +401,8 @@ async function main() {
   record('CLI: 64 B lines', 'msg/s', await repeat(() => cliLines(M64)));
   record('CLI: raw stream', 'B/s', await repeat(() => cliRaw(Math.round(1024 * Q) * 2 ** 20)));
 
+  await natsRows(Q, M64, RTT);
+
   // Ratios against the targets of issue 5.
   const ratio = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined ? undefined : a / b);
   const cMsg = value('C: one write() per 68-byte message');
@@ -351,6 +419,15 @@ async function main() {
     { name: 'peak RSS of npipe processes, MiB (under 100)', ratio: Math.max(...rssSeen) / 2 ** 20, target: 100, higher: false },
   ].map((t) => ({ ...t, met: t.ratio === undefined ? undefined : t.higher ? t.ratio >= t.target : t.ratio <= t.target }));
 
+  // NATS: no targets; ratios to plain nats.js in the same run, for the README.
+  const natsRatios = [
+    { name: 'npipe over core NATS vs plain nats.js, 64 B rate', ratio: ratio(value('npipe over core NATS, 64 B'), value('plain nats.js publish/subscribe, 64 B')) },
+    { name: 'npipe request/reply over NATS vs plain nats.js, p50', ratio: ratio(value('npipe request/reply over NATS, p50'), value('plain nats.js request/reply, p50')) },
+    { name: 'npipe request/reply over NATS vs over FIFOs, p50', ratio: ratio(value('npipe request/reply over NATS, p50'), value('npipe request/reply, 1 client, p50')) },
+  ];
+  console.log('\nNATS ratios (this run; no targets)');
+  for (const r of natsRatios) console.log(`  ${r.name.padEnd(52)} ${r.ratio === undefined ? 'n/a (skipped)' : r.ratio.toFixed(2)}`);
+
   console.log('\nTargets (ratios measured in this run)');
   for (const t of targets) {
     const shown = t.ratio === undefined ? 'n/a (baseline skipped)' : `${t.ratio.toFixed(2)} (target ${t.higher ? '>=' : '<='} ${t.target})  ${t.met ? 'met' : 'NOT met'}`;
@@ -365,7 +442,7 @@ async function main() {
     node: process.version,
     date: new Date().toISOString(),
   };
-  const results = { machine, repeat: REPEAT, quick: values.quick === true, rows, targets };
+  const results = { machine, repeat: REPEAT, quick: values.quick === true, rows, targets, natsRatios };
   const dir = join(repoRoot, 'bench', 'results');
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
@@ -381,6 +458,7 @@ function markdown(results: {
   repeat: number;
   rows: Row[];
   targets: Array<{ name: string; ratio: number | undefined; target: number; higher: boolean; met: boolean | undefined }>;
+  natsRatios: Array<{ name: string; ratio: number | undefined }>;
 }): string {
   const m = results.machine;
   const lines = [
@@ -391,6 +469,10 @@ function markdown(results: {
     ...results.targets.map(
       (t) => `| ${t.name} | ${t.ratio === undefined ? 'skipped' : t.ratio.toFixed(2)} | ${t.higher ? '>=' : '<='} ${t.target} | ${t.met === undefined ? '' : t.met ? 'met' : 'not met'} |`,
     ),
+    '',
+    '| NATS (no targets) | ratio in this run |',
+    '| --- | --- |',
+    ...results.natsRatios.map((r) => `| ${r.name} | ${r.ratio === undefined ? 'skipped' : r.ratio.toFixed(2)} |`),
     '',
     '| row | median |',
     '| --- | --- |',
