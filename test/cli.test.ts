@@ -210,7 +210,7 @@ describe('send', () => {
 
 describe('usage', () => {
   test('--help on every command, exit 0', async () => {
-    for (const command of ['send', 'listen', 'mkfifo', 'demo']) {
+    for (const command of ['send', 'listen', 'serve', 'request', 'bridge', 'mkfifo', 'demo']) {
       const result = await run([command, '--help']);
       assert.equal(result.code, 0, command);
       assert.match(result.stdout, new RegExp(`^Usage: npipe ${command}`), command);
@@ -218,6 +218,7 @@ describe('usage', () => {
     const top = await run(['--help']);
     assert.equal(top.code, 0);
     assert.match(top.stdout, /Exit codes/);
+    assert.match(top.stdout, /bridge +carry messages from a FIFO to NATS/);
   });
 
   test('bad usage exits 2 with ERR_NPIPE_INVALID_ARG', async () => {
