@@ -65,18 +65,18 @@ describe('nats:// URLs', () => {
   test('CLI: usage mistakes exit 2, an unreachable server exits 3 with ERR_NPIPE_UNREACHABLE', async () => {
     const unreachable = await run(['send', 'nats://127.0.0.1:1/jobs', 'hi']);
     assert.equal(unreachable.code, 3);
-    assert.match(unreachable.stderr, /ERR_NPIPE_UNREACHABLE: cannot reach the NATS server at 127\.0\.0\.1:1/);
+    assert.match(unreachable.stderr, /^npipe send: ERR_NPIPE_UNREACHABLE: /);
     const fifoOption = await run(['listen', 'nats://127.0.0.1:1/jobs', '--pipe-size', '65536']);
     assert.equal(fifoOption.code, 2);
-    assert.match(fifoOption.stderr, /--pipe-size is a FIFO option/);
+    assert.match(fifoOption.stderr, /^npipe listen: ERR_NPIPE_INVALID_ARG: /);
     const badUrl = await run(['send', 'nats://127.0.0.1/a b', 'x']);
     assert.equal(badUrl.code, 2);
-    assert.match(badUrl.stderr, /not a NATS subject/);
+    assert.match(badUrl.stderr, /^npipe send: ERR_NPIPE_INVALID_ARG: /);
     const jsOnFifo = await run(['send', '/tmp/npipe-never-created', 'x', '--jetstream']);
     assert.equal(jsOnFifo.code, 2);
     const bridgeTwoFifos = await run(['bridge', '/tmp/a', '/tmp/b']);
     assert.equal(bridgeTwoFifos.code, 2);
-    assert.match(bridgeTwoFifos.stderr, /one FIFO path and one nats:\/\/ URL/);
+    assert.match(bridgeTwoFifos.stderr, /^npipe bridge: ERR_NPIPE_INVALID_ARG: /);
   });
 });
 
@@ -91,7 +91,7 @@ describe('JetStream delivery', () => {
     assert.equal(listened.stdout, 'one\ntwo\nthree\n');
   });
 
-  test('listeners that take a few messages each, one after another, get every message once and in order', { timeout: 60_000 }, async (t) => {
+  test('pull-consumer regression - listeners that take a few messages each, one after another, get every message once and in order', { timeout: 60_000 }, async (t) => {
     const url = natsUrl(t, 'delivery=jetstream');
     if (!url) return;
     const sent = await run(['send', url, ...Array.from({ length: 10 }, (_, i) => String(i + 1))]);
