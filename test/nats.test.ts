@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
+import { Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import { connect as natsConnect, headers } from '@nats-io/transport-node';
@@ -291,5 +292,27 @@ describe('plain NATS clients', () => {
     assert.ok(err instanceof RemoteError, String(err));
     assert.equal(err.remoteCode, 'ERR_NPIPE_REMOTE');
     assert.equal(err.message, 'it broke');
+  });
+
+  test('the NATS wire protocol typed by hand (what a C program or nc would send) gets an npipe server\'s reply', async (t) => {
+    const url = natsUrl(t);
+    if (!url) return;
+    const address = parseNatsUrl(url);
+    const srv = await serve(url, (req: string) => req.toUpperCase());
+    t.after(() => srv.close());
+    const [host, port] = address.server.split(':') as [string, string];
+    const socket = new Socket();
+    t.after(() => socket.destroy());
+    let text = '';
+    const reply = new Promise<string>((resolve) => {
+      socket.setEncoding('utf8').on('data', (d: string) => {
+        text += d;
+        const m = /MSG _INBOX\.byhand 1 (\d+)\r\n/.exec(text);
+        if (m && text.length >= m.index + m[0].length + Number(m[1])) resolve(text.slice(m.index + m[0].length, m.index + m[0].length + Number(m[1])));
+      });
+    });
+    socket.connect(Number(port), host);
+    socket.write(`CONNECT {"verbose":false,"pedantic":false}\r\nSUB _INBOX.byhand 1\r\nPUB ${address.subject} _INBOX.byhand 5\r\nhello\r\n`);
+    assert.equal(await reply, 'HELLO');
   });
 });
