@@ -1,5 +1,6 @@
 import { createReadStream, fstatSync } from 'node:fs';
 import { createFraming, openSender, type Sender } from '../index.js';
+import { canSplice, sendFileRaw } from '../transport/raw-stream.js';
 import { EXIT, FIFO_OPTIONS_HELP, UsageError, commonFifoOptions, fifoOptions, type Command } from './args.js';
 
 export const sendCommand: Command = {
@@ -8,7 +9,8 @@ export const sendCommand: Command = {
   help: `Usage: npipe send <path> [message...] [options]
 
 Sends each message argument as one message. With no message arguments, reads
-stdin: one message per line (for --format raw, the byte stream as it is).
+stdin: one message per line (for --format raw, the byte stream as it is; on
+Linux a regular file is spliced into the FIFO without passing through npipe).
 Creates the FIFO if it is missing, like the textbook writer, unless --no-create.
 Waits for a reader to open the FIFO (forever, or until --timeout).
 
@@ -32,6 +34,16 @@ Examples:
     const [path, ...messages] = positionals;
     if (!path) throw new UsageError('npipe send needs a FIFO path (see npipe send --help)');
     const options = commonFifoOptions(values);
+    if (messages.length === 0 && options.format === 'raw' && values.wait !== true && io.stdin === process.stdin && canSplice() && fstatSync(0).isFile()) {
+      // A regular file as a raw stream: spliced into the FIFO, never through this
+      // process (Linux; docs/TUNING.md). A signal stops it at once, as below.
+      try {
+        await sendFileRaw(0, path, { ...options, create: values.create !== false, signal: io.stop });
+      } catch (err) {
+        throw io.stop.aborted ? io.stop.reason : err;
+      }
+      return EXIT.ok;
+    }
     const sender = await openSender<Uint8Array>(path, {
       ...options,
       codec: 'bytes',
