@@ -83,6 +83,16 @@ describe('raw streams, spliced (Linux)', { skip: process.platform !== 'linux' &&
     assert.ok(written(l) < SIZE / 2, `listen wrote ${written(l)} bytes itself`);
   });
 
+  test('listen into /dev/null (a character device): spliced, exit 0', async () => {
+    const path = await fifo('n');
+    const listener = counted(`${NPIPE} listen ${q(path)} --format raw --once > /dev/null`);
+    const sender = counted(`${NPIPE} send ${q(path)} --format raw --timeout 30000 < ${q(input)}`);
+    const [s, l] = await Promise.all([sender.done, listener.done]);
+    assert.equal(s.code, 0, s.stderr);
+    assert.equal(l.code, 0, l.stderr);
+    assert.ok(written(l) < SIZE / 2, `listen wrote ${written(l)} bytes itself`);
+  });
+
   test('listen into a pipe: every byte, in order', async () => {
     const path = await fifo('b');
     const listener = spawn(process.execPath, [BIN, 'listen', path, '--format', 'raw', '--once'], { stdio: ['ignore', 'pipe', 'pipe'] });
