@@ -78,9 +78,11 @@ describe('raw streams, spliced (Linux)', { skip: process.platform !== 'linux' &&
     assert.equal(s.code, 0, s.stderr);
     assert.equal(l.code, 0, l.stderr);
     assert.equal(await sha256(out), inputHash);
-    // The pieces that wait for the pipe go through write(2); the rest is spliced.
-    assert.ok(written(s) < SIZE / 2, `send wrote ${written(s)} bytes itself`);
-    assert.ok(written(l) < SIZE / 2, `listen wrote ${written(l)} bytes itself`);
+    // The pieces that wait for the pipe go through write(2); the rest is spliced. The
+    // copying path writes every byte (>= SIZE); how many pieces wait depends on the
+    // machine's load, hence the wide margin.
+    assert.ok(written(s) < SIZE * 0.8, `send wrote ${written(s)} bytes itself`);
+    assert.ok(written(l) < SIZE * 0.8, `listen wrote ${written(l)} bytes itself`);
   });
 
   test('listen into /dev/null (a character device): spliced, exit 0', async () => {
@@ -90,7 +92,7 @@ describe('raw streams, spliced (Linux)', { skip: process.platform !== 'linux' &&
     const [s, l] = await Promise.all([sender.done, listener.done]);
     assert.equal(s.code, 0, s.stderr);
     assert.equal(l.code, 0, l.stderr);
-    assert.ok(written(l) < SIZE / 2, `listen wrote ${written(l)} bytes itself`);
+    assert.ok(written(l) < SIZE * 0.8, `listen wrote ${written(l)} bytes itself`);
   });
 
   test('listen into a pipe: every byte, in order', async () => {
