@@ -59,6 +59,7 @@ Examples:
     const raw = options.format === 'raw';
     if (json && raw) throw new UsageError('--json needs message boundaries; it does not go with --format raw');
 
+    const maxPartialBytes = intOption(values['max-partial'], 'max-partial', { min: 1 });
     if (raw && count === undefined && io.stdout === process.stdout && canSplice() && spliceableStdout()) {
       // The byte stream is spliced from the FIFO into stdout, never through this
       // process (Linux; docs/TUNING.md). --timeout: no byte for that long. A signal
@@ -79,7 +80,6 @@ Examples:
       return EXIT.ok;
     }
 
-    const maxPartialBytes = intOption(values['max-partial'], 'max-partial', { min: 1 });
     const receiver = await openReceiver<Buffer>(path, {
       ...options,
       ...(maxPartialBytes === undefined ? {} : { maxPartialBytes }),
