@@ -7,11 +7,14 @@
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { Socket } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import { connect as natsConnect, headers } from '@nats-io/transport-node';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, openReceiver, openSender, parseNatsUrl, RemoteError, serve } from '../src/index.js';
-import { delay, npipe, requireOrSkip, run, start, tempDir } from './helpers.js';
+import { BIN, delay, npipe, requireOrSkip, run, start, tempDir } from './helpers.js';
 import { NATS_INSTALL_HINT, NatsServer, natsServerAvailable } from './nats-server.js';
 
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}.js`, import.meta.url));
@@ -105,6 +108,20 @@ describe('JetStream delivery', () => {
       got.push(...listened.stdout.trimEnd().split('\n'));
     }
     assert.deepEqual(got, ['1', '2', '3', '4', '5', '6', '7', '8', '9', '10']);
+  });
+
+  test('a message the stream refuses fails its send (ERR_NPIPE_BAD_FRAME) instead of being retried for ever', { timeout: 60_000 }, async (t) => {
+    const url = natsUrl(t, 'delivery=jetstream&stream=SMALL');
+    if (!url) return;
+    const address = parseNatsUrl(url);
+    const nc = await natsConnect({ servers: address.server });
+    t.after(() => nc.close());
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.add({ name: 'SMALL', subjects: [address.subject], max_msg_size: 100 });
+    const sender = await openSender<Buffer>(url, { codec: 'bytes' });
+    t.after(() => sender.close());
+    await assert.rejects(sender.send(Buffer.alloc(200)), { code: 'ERR_NPIPE_BAD_FRAME' });
+    await sender.send(Buffer.alloc(50)); // the sender carries on
   });
 
   test('a receiver killed before acknowledging: the message is delivered again', { timeout: 60_000 }, async (t) => {
@@ -314,5 +331,22 @@ describe('plain NATS clients', () => {
     socket.connect(Number(port), host);
     socket.write(`CONNECT {"verbose":false,"pedantic":false}\r\nSUB _INBOX.byhand 1\r\nPUB ${address.subject} _INBOX.byhand 5\r\nhello\r\n`);
     assert.equal(await reply, 'HELLO');
+  });
+});
+
+describe('raw byte streams over NATS', () => {
+  test('npipe send --format raw < file into npipe listen --format raw > file: the same bytes (no splice path for a URL)', { timeout: 60_000 }, async (t) => {
+    const url = natsUrl(t, 'delivery=jetstream');
+    if (!url) return;
+    const dir = tempDir(t);
+    const input = join(dir, 'in.bin');
+    const output = join(dir, 'out.bin');
+    const data = randomBytes(3 * 1024 * 1024 + 123);
+    writeFileSync(input, data);
+    const sent = await start('/bin/sh', ['-c', `"$1" "$2" send "$3" --format raw < "$4"`, 'sh', process.execPath, BIN, url, input]).done;
+    assert.equal(sent.code, 0, sent.stderr);
+    const listened = await start('/bin/sh', ['-c', `"$1" "$2" listen "$3" --format raw --timeout 2000 > "$4"`, 'sh', process.execPath, BIN, url, output]).done;
+    assert.equal(listened.code, 3, listened.stderr); // ended by --timeout once everything had come
+    assert.ok(readFileSync(output).equals(data));
   });
 });

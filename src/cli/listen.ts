@@ -1,4 +1,7 @@
-import { openReceiver } from '../index.js';
+import { fstatSync } from 'node:fs';
+import { isatty } from 'node:tty';
+import { isErrno, isNatsUrl, openReceiver } from '../index.js';
+import { canSplice, receiveRawInto } from '../transport/raw-stream.js';
 import { deadline } from '../util/abort.js';
 import { EXIT, FIFO_OPTIONS_HELP, UsageError, checkAddress, commonFifoOptions, fifoOptions, intOption, type Command } from './args.js';
 
@@ -10,7 +13,8 @@ export const listenCommand: Command = {
   help: `Usage: npipe listen <path> [options]
 
 Prints each message arriving on the FIFO to stdout, followed by a newline (raw
-passes the bytes through untouched). Creates the FIFO if it is missing. Keeps
+passes the bytes through untouched; on Linux, without --count, they are spliced
+into a file, /dev/null or a pipe without passing through npipe). Creates the FIFO if it is missing. Keeps
 listening while writers come and go, until --count, --once, --timeout, or
 SIGINT/SIGTERM (which end it at once, exit 0, with everything already received
 written out).
@@ -63,6 +67,26 @@ before that gets it again after ack-wait (30 s; ?ack-wait=MS in the URL).`,
     if (json && raw) throw new UsageError('--json needs message boundaries; it does not go with --format raw');
 
     const maxPartialBytes = intOption(values['max-partial'], 'max-partial', { min: 1 });
+    if (raw && count === undefined && !isNatsUrl(path) && io.stdout === process.stdout && canSplice() && spliceableStdout()) {
+      // The byte stream is spliced from the FIFO into stdout, never through this
+      // process (Linux; docs/TUNING.md). --timeout: no byte for that long. A signal
+      // ends it at once, exit 0, with everything read from the pipe written out.
+      try {
+        await receiveRawInto(path, 1, io.stdout, {
+          ...options,
+          keepOpen: values.once !== true,
+          create: values.create !== false,
+          signal: io.stop,
+          ...(timeout === undefined ? {} : { idleTimeout: timeout }),
+        });
+      } catch (err) {
+        // Whoever read our stdout went away (npipe listen | head -c 10): stop quietly, as cat does.
+        if (isErrno(err, 'EPIPE')) return EXIT.ok;
+        throw err;
+      }
+      return EXIT.ok;
+    }
+
     const receiver = await openReceiver<Buffer>(path, {
       ...options,
       ...(maxPartialBytes === undefined ? {} : { maxPartialBytes }),
@@ -136,6 +160,12 @@ before that gets it again after ack-wait (30 s; ?ack-wait=MS in the URL).`,
     return EXIT.ok;
   },
 };
+
+/** stdout is something splice(2) writes to: a regular file, a pipe, or a device such as /dev/null that is not a terminal. */
+function spliceableStdout(): boolean {
+  const st = fstatSync(1);
+  return st.isFile() || st.isFIFO() || (st.isCharacterDevice() && !isatty(1));
+}
 
 const NEWLINE = Buffer.from('\n');
 const OUTPUT_CHUNK = 256 * 1024;

@@ -1,5 +1,6 @@
 import { createReadStream, fstatSync } from 'node:fs';
-import { createFraming, openSender, type Sender } from '../index.js';
+import { createFraming, isNatsUrl, openSender, type Sender } from '../index.js';
+import { canSplice, sendFileRaw } from '../transport/raw-stream.js';
 import { EXIT, FIFO_OPTIONS_HELP, UsageError, checkAddress, commonFifoOptions, fifoOptions, type Command } from './args.js';
 
 export const sendCommand: Command = {
@@ -8,7 +9,8 @@ export const sendCommand: Command = {
   help: `Usage: npipe send <path> [message...] [options]
 
 Sends each message argument as one message. With no message arguments, reads
-stdin: one message per line (for --format raw, the byte stream as it is).
+stdin: one message per line (for --format raw, the byte stream as it is; on
+Linux a regular file is spliced into the FIFO without passing through npipe).
 Creates the FIFO if it is missing, like the textbook writer, unless --no-create.
 Waits for a reader to open the FIFO (forever, or until --timeout).
 
@@ -38,6 +40,16 @@ at that moment, JetStream stores the message until a listener takes it.`,
     if (!path) throw new UsageError('npipe send needs a FIFO path (see npipe send --help)');
     checkAddress(path, values);
     const options = commonFifoOptions(values);
+    if (messages.length === 0 && options.format === 'raw' && !isNatsUrl(path) && values.wait !== true && io.stdin === process.stdin && canSplice() && fstatSync(0).isFile()) {
+      // A regular file as a raw stream: spliced into the FIFO, never through this
+      // process (Linux; docs/TUNING.md). A signal stops it at once, as below.
+      try {
+        await sendFileRaw(0, path, { ...options, create: values.create !== false, signal: io.stop });
+      } catch (err) {
+        throw io.stop.aborted ? io.stop.reason : err;
+      }
+      return EXIT.ok;
+    }
     const sender = await openSender<Uint8Array>(path, {
       ...options,
       codec: 'bytes',
@@ -52,7 +64,7 @@ at that moment, JetStream stores the message until a listener takes it.`,
       if (messages.length > 0) {
         await Promise.all(messages.map((m) => sender.send(Buffer.from(m, 'utf8'))));
       } else {
-        await sendStdin(sender, io.stdin, options.format, options.maxMessageSize);
+        await sendStdin(sender, io.stdin, options.format, options.maxMessageSize, isNatsUrl(path) ? NATS_RAW_PIECE : undefined);
       }
     } catch (err) {
       throw io.stop.aborted ? io.stop.reason : err;
@@ -71,19 +83,26 @@ at that moment, JetStream stores the message until a listener takes it.`,
  * chunks; anything else (a pipe, a terminal) through process.stdin, so that no
  * threadpool thread ever waits on a pipe.
  */
+/** A raw stream over NATS goes as messages of this size: well under any server's max_payload. */
+const NATS_RAW_PIECE = 64 * 1024;
+
 async function sendStdin(
   sender: Sender<Uint8Array>,
   stdin: NodeJS.ReadableStream,
   format: string,
   maxMessageSize: number | undefined,
+  pieceSize?: number,
 ) {
   const source = stdin === process.stdin && fstatSync(0).isFile() ? createReadStream('', { fd: 0, autoClose: false, highWaterMark: 1 << 20 }) : stdin;
   if (format === 'raw') {
     // Up to four chunks in flight: reading the next one overlaps writing this one.
     const inFlight: Promise<void>[] = [];
     for await (const chunk of source) {
-      inFlight.push(sender.send(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer)));
-      if (inFlight.length >= 4) await inFlight.shift();
+      const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
+      for (let at = 0; at < bytes.length; at += pieceSize ?? bytes.length) {
+        inFlight.push(sender.send(pieceSize === undefined ? bytes : bytes.subarray(at, at + pieceSize)));
+        if (inFlight.length >= 4) await inFlight.shift();
+      }
     }
     await Promise.all(inFlight);
     return;

@@ -9,6 +9,7 @@ export {
   type OpenReaderOptions,
 } from './open.js';
 export { bytesInPipe, getPipeSize, setPipeSize } from './capacity.js';
+export { spliceAvailable, spliceNow } from './splice.js';
 export { lock, tryLock, unlock, dup, writeNow, type LockMode } from './lock.js';
 export {
   checkReplyPath,

@@ -1,6 +1,6 @@
 /**
  * The few libc calls Node does not expose: mkfifo(3), fcntl(2) for the pipe
- * capacity, flock(2) for the writers' lock, dup(2). Called through koffi, so no compiler and no child process is
+ * capacity, flock(2) for the writers' lock, dup(2), splice(2) (Linux). Called through koffi, so no compiler and no child process is
  * needed. Loaded on first use, so that importing npipe never fails on a
  * platform where koffi cannot load libc: only the calls that need it do.
  */
@@ -17,6 +17,8 @@ interface Libc {
   write(fd: number, buffer: Uint8Array, length: number): number;
   /** ioctl(fd, request, int *out). */
   ioctlInt(fd: number, request: number, out: number[]): number;
+  /** splice(fd_in, NULL, fd_out, NULL, len, flags); Linux only, undefined elsewhere. */
+  splice: ((fdIn: number, offIn: null, fdOut: number, offOut: null, length: number, flags: number) => number) | undefined;
   errno(): number;
 }
 
@@ -53,6 +55,10 @@ export function loadLibc(): Libc {
         dup: lib.func('int dup(int fd)') as (fd: number) => number,
         write: lib.func('intptr_t write(int fd, const void *buf, size_t count)') as (fd: number, b: Uint8Array, n: number) => number,
         ioctlInt: lib.func('int ioctl(int fd, unsigned long request, _Out_ int *out)') as (fd: number, r: number, o: number[]) => number,
+        splice:
+          process.platform === 'linux'
+            ? (lib.func('intptr_t splice(int fd_in, void *off_in, int fd_out, void *off_out, size_t len, unsigned int flags)') as Libc['splice'])
+            : undefined,
         errno: () => koffi.errno(),
       };
       return libc;

@@ -115,7 +115,8 @@ export async function openFifoFrameSender(path: string, framing: Framing, option
   return new FifoFrameSender(end, framing, options);
 }
 
-async function openWriterEnd(path: string, options: FifoSenderOptions): Promise<FifoEnd> {
+/** Opens the write end (waiting for a reader as `options` say) with the pipe capacity asked for. */
+export async function openWriterEnd(path: string, options: FifoSenderOptions): Promise<FifoEnd> {
   return withPipeSize(await openFifoWriter(path, options), options.pipeSize);
 }
 
@@ -485,6 +486,11 @@ export async function openFifoFrameReceiver(
   framing: Framing,
   options: FifoReceiverOptions = {},
 ): Promise<FifoFrameReceiver> {
+  return new FifoFrameReceiver(await openReaderEnd(path, options), framing, options);
+}
+
+/** Opens the read end with the pipe capacity asked for, or the receivers' default (best effort). */
+export async function openReaderEnd(path: string, options: FifoReceiverOptions): Promise<FifoEnd> {
   const end = await openFifoReader(path, options);
   if (options.pipeSize !== undefined) withPipeSize(end, options.pipeSize);
   else {
@@ -492,14 +498,14 @@ export async function openFifoFrameReceiver(
     // refuse (a user over its pipe-user-pages limit), and its default still works.
     orElse(() => end.setPipeSize(DEFAULT_RECEIVER_PIPE_SIZE), 0);
   }
-  return new FifoFrameReceiver(end, framing, options);
+  return end;
 }
 
 /**
  * `f()`, or `fallback` if it throws: for the pipe-size and FIONREAD calls, which
  * are Linux-only or may be refused, and whose absence only costs speed.
  */
-function orElse<T>(f: () => T, fallback: T): T {
+export function orElse<T>(f: () => T, fallback: T): T {
   try {
     return f();
   } catch {

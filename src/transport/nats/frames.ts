@@ -23,7 +23,7 @@ import {
   type JetStreamClient,
 } from '@nats-io/jetstream';
 import { randomBytes } from 'node:crypto';
-import { BusyError, ClosedError, FrameTooLargeError, NpipeError, UnreachableError } from '../../errors.js';
+import { BadFrameError, BusyError, ClosedError, FrameTooLargeError, NpipeError, UnreachableError } from '../../errors.js';
 import type { DropInfo } from '../../framing/index.js';
 import { sleep } from '../../util/abort.js';
 import type { CallOptions, FrameReceiver, FrameSender } from '../types.js';
@@ -68,8 +68,26 @@ function lost(address: NatsAddress, err: unknown): NpipeError {
   });
 }
 
-function limitFor(nc: NatsConnection, maxMessageSize: number | undefined): number {
-  return Math.min(maxPayload(nc), maxMessageSize ?? Infinity);
+/** Room for the headers a JetStream publish adds (Nats-Msg-Id) within the server's max_payload. */
+const JS_HEADER_ROOM = 128;
+
+function limitFor(nc: NatsConnection, maxMessageSize: number | undefined, delivery: NatsAddress['delivery'] = 'core'): number {
+  return Math.min(maxPayload(nc) - (delivery === 'jetstream' ? JS_HEADER_ROOM : 0), maxMessageSize ?? Infinity);
+}
+
+/**
+ * Failures of a JetStream publish worth retrying: the server did not answer (a
+ * timeout), JetStream did not answer (no responders: the server is restarting), or
+ * the connection is being re-established. Anything else (the stream refused the
+ * message) fails the send.
+ */
+function transient(err: unknown): boolean {
+  const name = (err as Error | undefined)?.name;
+  return name === 'TimeoutError' || name === 'JetStreamNotEnabled' || name === 'RequestError' || name === 'ConnectionError';
+}
+
+function refused(address: NatsAddress, err: unknown): NpipeError {
+  return new BadFrameError(`the JetStream stream ${address.stream} refused the message: ${(err as Error)?.message ?? String(err)}`);
 }
 
 function asBuffer(data: Uint8Array): Buffer {
@@ -81,7 +99,7 @@ export async function openNatsFrameSender(address: NatsAddress, options: NatsSen
   try {
     if (address.delivery === 'jetstream') {
       await ensureStream(nc, address);
-      return new JetStreamFrameSender(nc, address, limitFor(nc, options.maxMessageSize));
+      return new JetStreamFrameSender(nc, address, limitFor(nc, options.maxMessageSize, 'jetstream'));
     }
     return new CoreFrameSender(nc, address, limitFor(nc, options.maxMessageSize));
   } catch (err) {
@@ -225,9 +243,10 @@ class JetStreamFrameSender implements FrameSender {
           item.resolve();
           this.#pump();
         },
-        () => {
+        (err: unknown) => {
           this.#inFlight--;
-          this.#retry.push(item);
+          if (transient(err)) this.#retry.push(item);
+          else item.reject(refused(this.#address, err));
           this.#pump();
         },
       );
@@ -254,13 +273,17 @@ class JetStreamFrameSender implements FrameSender {
         }
         try {
           await this.#publish(item);
+          item.resolve();
           break;
-        } catch {
+        } catch (err) {
+          if (!transient(err)) {
+            item.reject(refused(this.#address, err));
+            break;
+          }
           await sleep(delay);
         }
       }
       this.#retry.shift();
-      item.resolve();
     }
     this.#retrying = false;
     this.#pump();

@@ -1,0 +1,260 @@
+/**
+ * The raw format as a byte stream between a descriptor and a FIFO, moved with
+ * splice(2) inside the kernel (Linux): `npipe send --format raw < file` and
+ * `npipe listen --format raw > file`. The bytes never pass through this process
+ * while the pipe has room (sending) or data (receiving); only to wait does a piece
+ * go through a socket, so that epoll, not a timer or a blocked thread, does the
+ * waiting. Where splice refuses the descriptors (EINVAL: an O_APPEND file, a file
+ * system without splice), everything goes through the socket instead.
+ */
+import { readSync } from 'node:fs';
+import type { Socket } from 'node:net';
+import { NoReaderError, fromSystemError, isErrno } from '../errors.js';
+import { spliceAvailable, spliceNow } from '../fifo/index.js';
+import { deadline } from '../util/abort.js';
+import { openReaderEnd, openWriterEnd, orElse, type FifoReceiverOptions, type FifoSenderOptions } from './fifo.js';
+
+/** Bytes moved through this process at a time while waiting, or when splice cannot be used. */
+const COPY_PIECE = 64 * 1024;
+/** Copying: the socket stops reading while this many bytes wait to be written out. */
+const COPY_HIGH_WATER_BYTES = 1024 * 1024;
+/** The most bytes moved in one turn of the event loop before signals and timers get to run. */
+const TURN_BUDGET_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Whether the raw stream can be spliced here: Linux, koffi loaded, and not turned
+ * off with the environment variable NPIPE_SPLICE=0 (the copying path then runs).
+ */
+export function canSplice(): boolean {
+  return process.env.NPIPE_SPLICE !== '0' && spliceAvailable();
+}
+
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** Writes `data` whole through `stream` and waits until it is handed to the kernel (not merely queued). */
+function writeThrough(stream: NodeJS.WritableStream, data: Uint8Array, signal?: AbortSignal): Promise<void> {
+  if (signal?.aborted) return Promise.reject(signal.reason);
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(signal!.reason);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    stream.write(data, (err?: Error | null) => {
+      signal?.removeEventListener('abort', onAbort);
+      if (err) reject(err);
+      else resolve();
+    });
+  });
+}
+
+function noReader(path: string, cause: unknown): NoReaderError {
+  return new NoReaderError(`the reader of ${path} went away (EPIPE); start a reader and send again`, { cause });
+}
+
+/**
+ * Sends the rest of the regular file open on `fd` (from its position to its end)
+ * into the FIFO at `path`, spliced. Opens the FIFO as a sender does (waiting for a
+ * reader up to `timeout`, `pipeSize`), and closes it when done. `waitForReader`
+ * is not supported here (the caller copies instead).
+ *
+ * When the pipe is full, one piece is read from the file (a short synchronous read
+ * of a regular file) and written through the FIFO end's socket: libuv writes it when
+ * epoll says there is room, and splicing goes on from there.
+ *
+ * @returns the bytes sent.
+ * @throws ERR_NPIPE_NO_READER (the reader went away), ERR_NPIPE_TIMEOUT and the other
+ *   errors of opening a sender; `signal.reason` when `signal` aborts.
+ */
+export async function sendFileRaw(fd: number, path: string, options: FifoSenderOptions): Promise<number> {
+  const { signal } = options;
+  const end = await openWriterEnd(path, options);
+  let socket: Socket | undefined;
+  try {
+    const piece = Math.max(orElse(() => end.getPipeSize(), 0), COPY_PIECE);
+    let splicing = true;
+    let copy: Buffer | undefined;
+    let total = 0;
+    let budget = TURN_BUDGET_BYTES;
+    for (;;) {
+      if (signal?.aborted) throw signal.reason;
+      let n = -1;
+      if (splicing) {
+        try {
+          n = spliceNow(fd, end.fd, piece);
+        } catch (err) {
+          if (isErrno(err, 'EPIPE')) throw noReader(path, err);
+          if (!isErrno(err, 'EINVAL')) throw fromSystemError(err, path, 'splicing into');
+          splicing = false; // nothing was moved: copy from here on
+        }
+      }
+      if (n === 0) return total;
+      if (n > 0) {
+        total += n;
+        budget -= n;
+        if (budget <= 0) {
+          budget = TURN_BUDGET_BYTES;
+          await nextTurn();
+        }
+        continue;
+      }
+      // The pipe is full (or splice cannot be used): one piece through the socket.
+      copy ??= Buffer.allocUnsafeSlow(splicing ? COPY_PIECE : piece);
+      const got = readSync(fd, copy, 0, copy.length, null);
+      if (got === 0) return total;
+      if (!socket) {
+        socket = end.socket();
+        // Errors also come through the write's callback, where they are handled.
+        socket.on('error', () => {});
+      }
+      try {
+        await writeThrough(socket, copy.subarray(0, got), signal);
+      } catch (err) {
+        if (signal?.aborted && err === signal.reason) throw err;
+        if (isErrno(err, 'EPIPE')) throw noReader(path, err);
+        throw fromSystemError(err, path, 'writing to');
+      }
+      total += got;
+    }
+  } finally {
+    end.close();
+  }
+}
+
+export interface ReceiveRawOptions extends FifoReceiverOptions {
+  /** Reject with ERR_NPIPE_TIMEOUT when the pipe stays empty this many milliseconds. */
+  idleTimeout?: number;
+}
+
+/**
+ * Moves the raw byte stream arriving on the FIFO at `path` into descriptor `outFd`
+ * (a regular file, /dev/null or a pipe), spliced. `output` is a stream over the same
+ * descriptor (process.stdout for fd 1): the pieces that go through this process
+ * (while waiting for the pipe, or when `outFd` is a full pipe) are written through
+ * it, each handed to the kernel before splicing goes on, so the order is kept.
+ *
+ * Ends at end of file (`keepOpen: false` and every writer gone), or when `signal`
+ * aborts: then it returns normally, with everything read from the pipe written.
+ *
+ * @returns the bytes received.
+ * @throws ERR_NPIPE_TIMEOUT after `idleTimeout`; the output's EPIPE (a Node-style
+ *   errno error) when whoever reads `outFd` went away; the errors of opening a receiver.
+ */
+export async function receiveRawInto(path: string, outFd: number, output: NodeJS.WritableStream, options: ReceiveRawOptions): Promise<number> {
+  const { signal, idleTimeout } = options;
+  const end = await openReaderEnd(path, options);
+  try {
+    const piece = Math.max(orElse(() => end.getPipeSize(), 0), COPY_PIECE);
+    let splicing = true;
+    let total = 0;
+    let budget = TURN_BUDGET_BYTES;
+    // The socket reads only while this process waits for the pipe; what it reads
+    // lands here, and the waiting promise is settled.
+    const readBuffer = Buffer.allocUnsafeSlow(COPY_PIECE);
+    const arrived: Buffer[] = [];
+    let arrivedBytes = 0;
+    let ended = false;
+    let failed: unknown;
+    let wake: (() => void) | undefined;
+    let socket: Socket | undefined;
+    const waitForPipe = async (): Promise<void> => {
+      if (!socket) {
+        socket = end.socket({
+          onread: {
+            buffer: readBuffer,
+            callback: (bytes) => {
+              arrived.push(Buffer.from(readBuffer.subarray(0, bytes)));
+              arrivedBytes += bytes;
+              // Splicing: one piece, then back to splice. Copying: read on up to a limit.
+              if (splicing || arrivedBytes >= COPY_HIGH_WATER_BYTES) socket!.pause();
+              wake?.();
+              return true;
+            },
+          },
+        });
+        socket.on('end', () => {
+          ended = true;
+          wake?.();
+        });
+        socket.on('error', (err) => {
+          failed ??= fromSystemError(err, path, 'reading from');
+          wake?.();
+        });
+      } else socket.resume();
+      const wait = deadline(
+        { ...(idleTimeout === undefined ? {} : { timeout: idleTimeout }), ...(signal ? { signal } : {}) },
+        `no bytes arrived on ${path}; check that a writer is sending, or wait longer (--timeout)`,
+      );
+      try {
+        await new Promise<void>((resolve, reject) => {
+          const onAbort = () => reject(wait.signal!.reason);
+          wake = () => {
+            wait.signal?.removeEventListener('abort', onAbort);
+            resolve();
+          };
+          if (arrived.length > 0 || ended || failed !== undefined) wake();
+          else if (wait.signal?.aborted) onAbort();
+          else wait.signal?.addEventListener('abort', onAbort, { once: true });
+        });
+      } finally {
+        wake = undefined;
+        wait.dispose();
+        if (splicing) socket.pause();
+      }
+    };
+    const writeOut = async (data: Buffer) => {
+      // Not cut short by `signal`: what was read from the pipe is written out.
+      await writeThrough(output, data);
+      total += data.length;
+    };
+    for (;;) {
+      if (signal?.aborted) return total;
+      let n = -1;
+      if (splicing) {
+        try {
+          n = spliceNow(end.fd, outFd, piece);
+        } catch (err) {
+          if (isErrno(err, 'EPIPE')) throw err;
+          if (!isErrno(err, 'EINVAL')) throw fromSystemError(err, path, 'splicing from');
+          splicing = false; // nothing was moved: copy from here on
+        }
+      }
+      if (n > 0) {
+        total += n;
+        budget -= n;
+        if (budget <= 0) {
+          budget = TURN_BUDGET_BYTES;
+          await nextTurn();
+        }
+        continue;
+      }
+      if (n === -1 && splicing && orElse(() => end.bytesInPipe(), 0) > 0) {
+        // Bytes are waiting, so the output (a pipe) is full: one piece through `output`,
+        // which waits for room on the event loop.
+        let got = 0;
+        try {
+          got = readSync(end.fd, readBuffer, 0, readBuffer.length, null);
+        } catch (err) {
+          if (!isErrno(err, 'EAGAIN')) throw fromSystemError(err, path, 'reading from');
+        }
+        if (got > 0) await writeOut(Buffer.from(readBuffer.subarray(0, got)));
+        continue;
+      }
+      // The pipe is empty (or no writer has it open, or splice cannot be used): wait
+      // on the event loop for the next bytes, or the end of file.
+      try {
+        await waitForPipe();
+      } catch (err) {
+        if (signal?.aborted && err === signal.reason) return total;
+        throw err;
+      }
+      while (arrived.length > 0) {
+        const data = arrived.shift()!;
+        arrivedBytes -= data.length;
+        await writeOut(data);
+      }
+      if (!splicing && !ended && failed === undefined) socket?.resume();
+      if (failed !== undefined) throw failed;
+      if (ended) return total;
+    }
+  } finally {
+    end.close();
+  }
+}

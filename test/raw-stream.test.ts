@@ -1,0 +1,192 @@
+/**
+ * `npipe send --format raw < file` and `npipe listen --format raw > out` splice the
+ * byte stream (Linux): these tests move a few hundred MiB of random bytes end to end
+ * and compare sha256, through every kind of stdout the splice path takes, and through
+ * the paths that copy instead (an O_APPEND file, stdin a pipe, NPIPE_SPLICE=0).
+ *
+ * That the bytes really were spliced is checked by counting, not timing: splice(2)
+ * is not counted in /proc/PID/io's wchar, while write(2) is. Each npipe runs under
+ * `sh -c '...; grep char /proc/$$/io'`: a shell's counters include the children it has
+ * reaped (npipe is its only child by then).
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { closeSync, createReadStream, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { mkfifo } from '../src/index.js';
+import { BIN, start, type Result } from './helpers.js';
+
+const MiB = 1024 * 1024;
+const SIZE = 192 * MiB;
+const HANG_MS = 120_000;
+const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+const NPIPE = `${q(process.execPath)} ${q(BIN)}`;
+
+/** Runs `command` in sh, then prints the shell's io counters (its reaped children's included) on stderr. */
+function counted(command: string, env: NodeJS.ProcessEnv = {}) {
+  return start('sh', ['-c', `${command}; s=$?; grep char /proc/$$/io >&2; exit $s`], { hangMs: HANG_MS, env: { ...process.env, ...env } });
+}
+
+function written(result: Result): number {
+  const m = /^wchar: (\d+)$/m.exec(result.stderr);
+  assert.ok(m, `no io counters in: ${result.stderr}`);
+  return Number(m[1]);
+}
+
+async function sha256(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path, { highWaterMark: 4 * MiB })) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+describe('raw streams, spliced (Linux)', { skip: process.platform !== 'linux' && 'splice(2) is Linux-only' }, () => {
+  let dir: string;
+  let input: string;
+  let inputHash: string;
+
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'npipe-test-'));
+    input = join(dir, 'in');
+    const fd = openSync(input, 'w');
+    const hash = createHash('sha256');
+    for (let i = 0; i < SIZE / MiB; i++) {
+      const chunk = randomBytes(MiB);
+      hash.update(chunk);
+      writeSync(fd, chunk);
+    }
+    closeSync(fd);
+    inputHash = hash.digest('hex');
+  });
+
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  const fifo = async (name: string) => {
+    const path = join(dir, name);
+    await mkfifo(path);
+    return path;
+  };
+
+  test('file -> send -> FIFO -> listen -> file: every byte, neither process writes them itself', async () => {
+    const path = await fifo('a');
+    const out = join(dir, 'out-a');
+    const listener = counted(`${NPIPE} listen ${q(path)} --format raw --once --pipe-size ${MiB} > ${q(out)}`);
+    const sender = counted(`${NPIPE} send ${q(path)} --format raw --timeout 30000 < ${q(input)}`);
+    const [s, l] = await Promise.all([sender.done, listener.done]);
+    assert.equal(s.code, 0, s.stderr);
+    assert.equal(l.code, 0, l.stderr);
+    assert.equal(await sha256(out), inputHash);
+    // The pieces that wait for the pipe go through write(2); the rest is spliced. The
+    // copying path writes every byte (>= SIZE); how many pieces wait depends on the
+    // machine's load, hence the wide margin.
+    assert.ok(written(s) < SIZE * 0.8, `send wrote ${written(s)} bytes itself`);
+    assert.ok(written(l) < SIZE * 0.8, `listen wrote ${written(l)} bytes itself`);
+  });
+
+  test('listen into /dev/null (a character device): spliced, exit 0', async () => {
+    const path = await fifo('n');
+    const listener = counted(`${NPIPE} listen ${q(path)} --format raw --once > /dev/null`);
+    const sender = counted(`${NPIPE} send ${q(path)} --format raw --timeout 30000 < ${q(input)}`);
+    const [s, l] = await Promise.all([sender.done, listener.done]);
+    assert.equal(s.code, 0, s.stderr);
+    assert.equal(l.code, 0, l.stderr);
+    assert.ok(written(l) < SIZE * 0.8, `listen wrote ${written(l)} bytes itself`);
+  });
+
+  test('listen into a pipe: every byte, in order', async () => {
+    const path = await fifo('b');
+    const listener = spawn(process.execPath, [BIN, 'listen', path, '--format', 'raw', '--once'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const hash = createHash('sha256');
+    let bytes = 0;
+    listener.stdout.on('data', (chunk: Buffer) => {
+      hash.update(chunk);
+      bytes += chunk.length;
+    });
+    let stderr = '';
+    listener.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const exited = new Promise<number | null>((resolve) => listener.on('close', resolve));
+    const sender = await counted(`${NPIPE} send ${q(path)} --format raw --timeout 30000 < ${q(input)}`).done;
+    assert.equal(sender.code, 0, sender.stderr);
+    assert.equal(await exited, 0, stderr);
+    assert.equal(bytes, SIZE);
+    assert.equal(hash.digest('hex'), inputHash);
+  });
+
+  test('an O_APPEND stdout (>>), which splice refuses (EINVAL), is copied instead: every byte', async () => {
+    const path = await fifo('c');
+    const out = join(dir, 'out-c');
+    closeSync(openSync(out, 'w'));
+    const listener = counted(`${NPIPE} listen ${q(path)} --format raw --once >> ${q(out)}`);
+    const sender = counted(`${NPIPE} send ${q(path)} --format raw --timeout 30000 < ${q(input)}`);
+    const [s, l] = await Promise.all([sender.done, listener.done]);
+    assert.equal(s.code, 0, s.stderr);
+    assert.equal(l.code, 0, l.stderr);
+    assert.equal(await sha256(out), inputHash);
+    assert.ok(written(l) >= SIZE, 'listen copied the bytes itself');
+  });
+
+  test('stdin a pipe (send copies), and NPIPE_SPLICE=0 (both copy): every byte', async () => {
+    const path = await fifo('d');
+    const out = join(dir, 'out-d');
+    const listener = counted(`${NPIPE} listen ${q(path)} --format raw --once > ${q(out)}`, { NPIPE_SPLICE: '0' });
+    const sender = counted(`cat ${q(input)} | ${NPIPE} send ${q(path)} --format raw --timeout 30000`);
+    const [s, l] = await Promise.all([sender.done, listener.done]);
+    assert.equal(s.code, 0, s.stderr);
+    assert.equal(l.code, 0, l.stderr);
+    assert.equal(await sha256(out), inputHash);
+    assert.ok(written(l) >= SIZE, 'with NPIPE_SPLICE=0 listen copies the bytes itself');
+
+    const out2 = join(dir, 'out-d2');
+    const listener2 = counted(`${NPIPE} listen ${q(path)} --format raw --once > ${q(out2)}`);
+    const sender2 = counted(`${NPIPE} send ${q(path)} --format raw --timeout 30000 < ${q(input)}`, { NPIPE_SPLICE: '0' });
+    const [s2, l2] = await Promise.all([sender2.done, listener2.done]);
+    assert.equal(s2.code, 0, s2.stderr);
+    assert.equal(l2.code, 0, l2.stderr);
+    assert.equal(await sha256(out2), inputHash);
+    assert.ok(written(s2) >= SIZE, 'with NPIPE_SPLICE=0 send copies the bytes itself');
+  });
+
+  test('the reader of listen\'s stdout goes away: listen exits 0 (as cat does), send exits 3 ERR_NPIPE_NO_READER', async () => {
+    const path = await fifo('e');
+    const code = join(dir, 'code-e');
+    const listener = start('sh', ['-c', `{ ${NPIPE} listen ${q(path)} --format raw --once; echo $? > ${q(code)}; } | head -c 1000 > /dev/null`], { hangMs: HANG_MS });
+    const sender = await start('sh', ['-c', `${NPIPE} send ${q(path)} --format raw --timeout 30000 < ${q(input)}`], { hangMs: HANG_MS }).done;
+    assert.equal(sender.code, 3, sender.stderr);
+    assert.match(sender.stderr, /ERR_NPIPE_NO_READER/);
+    const l = await listener.done;
+    assert.equal(readFileSync(code, 'utf8').trim(), '0', l.stderr);
+  });
+
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    test(`${signal} ends a spliced listen at once, exit 0, with every byte received written`, async () => {
+      const path = await fifo(`f-${signal}`);
+      const out = join(dir, `out-f-${signal}`);
+      const outFd = openSync(out, 'w');
+      const listener = spawn(process.execPath, [BIN, 'listen', path, '--format', 'raw'], { stdio: ['ignore', outFd, 'pipe'] });
+      closeSync(outFd);
+      const exited = new Promise<number | null>((resolve) => listener.on('close', resolve));
+      const sender = await start('sh', ['-c', `${NPIPE} send ${q(path)} --format raw --timeout 30000 < ${q(input)}`], { hangMs: HANG_MS }).done;
+      assert.equal(sender.code, 0, sender.stderr);
+      // The listener keeps the FIFO open (no --once): everything sent is in the pipe or
+      // already written. Wait for the output to be whole, then stop it.
+      for (;;) {
+        const { size } = statSync(out);
+        if (size >= SIZE) break;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      listener.kill(signal);
+      assert.equal(await exited, 0);
+      assert.equal(await sha256(out), inputHash);
+    });
+  }
+
+  test('--timeout: no byte for that long exits 3 with ERR_NPIPE_TIMEOUT', async () => {
+    const path = await fifo('g');
+    const out = join(dir, 'out-g');
+    const result = await start('sh', ['-c', `${NPIPE} listen ${q(path)} --format raw --timeout 200 > ${q(out)}`]).done;
+    assert.equal(result.code, 3, result.stderr);
+    assert.match(result.stderr, /ERR_NPIPE_TIMEOUT/);
+  });
+});
