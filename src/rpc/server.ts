@@ -27,17 +27,21 @@ export interface ServeOptions<Req, Res> {
   /** Largest request or reply in bytes (default 1 MiB); larger requests are dropped and reported. */
   maxMessageSize?: number;
   /**
-   * Reply bytes queued for one client before the server stops starting handlers
-   * for it (default 4 MiB). A client that reads none of its replies for
-   * `stuckAfter` ms is dropped: its queued replies and waiting requests with it.
+   * FIFO only (over NATS the NATS server buffers replies). Reply bytes queued for
+   * one client before the server stops starting handlers for it (default 4 MiB). A
+   * client that reads none of its replies for `stuckAfter` ms is dropped: its
+   * queued replies and waiting requests with it.
    */
   maxQueuedReplyBytes?: number;
-  /** ms without a reply delivered to a client with replies queued, before it counts as stuck (default 10000). */
+  /** FIFO only. ms without a reply delivered to a client with replies queued, before it counts as stuck (default 10000). */
   stuckAfter?: number;
-  /** Request bytes one client may have waiting for a handler (default 4 MiB); beyond, ERR_NPIPE_BUSY. */
+  /**
+   * Request bytes waiting for a handler (default 4 MiB), per client over FIFOs, in
+   * all over NATS; beyond, the request gets an ERR_NPIPE_BUSY error reply.
+   */
   maxWaitingBytes?: number;
   onEvent?: (event: ServerEvent) => void;
-  /** The medium (default: FIFOs). */
+  /** FIFO only: the medium for a path (default: FIFOs). A nats:// URL always uses NATS. */
   transport?: Transport;
 }
 
