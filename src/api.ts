@@ -7,7 +7,6 @@ import { resolveCodec, type Codec, type CodecName } from './codec.js';
 import { createFraming, type FormatName } from './framing/index.js';
 import { openFifoFrameReceiver, openFifoFrameSender, type FifoReceiverOptions, type FifoSenderOptions } from './transport/fifo.js';
 import type { CallOptions, FrameReceiver, FrameSender } from './transport/types.js';
-import { openNatsFrameReceiver, openNatsFrameSender } from './transport/nats/frames.js';
 import { isNatsUrl, parseNatsUrl, type Delivery, type NatsAddress } from './transport/nats/url.js';
 
 /**
@@ -217,9 +216,17 @@ export async function openSender<T = string>(path: string, options: SenderOption
   const { framing, defaultCodec } = framingFor(options);
   const codec = resolveCodec<T>(options.codec, defaultCodec);
   const frames = isNatsUrl(path)
-    ? await openNatsFrameSender(natsAddress(path, options), natsOptions(options as SenderOptions<unknown>, options.waitForReader === true))
+    ? await (await natsFrames()).openNatsFrameSender(natsAddress(path, options), natsOptions(options as SenderOptions<unknown>, options.waitForReader === true))
     : await openFifoFrameSender(path, framing, options);
   return new Sender(frames, codec);
+}
+
+/**
+ * The NATS transport, loaded on first use: a process that only uses FIFOs never
+ * loads the NATS client (about 12 MiB of RSS and 30 ms of start-up).
+ */
+function natsFrames() {
+  return import('./transport/nats/frames.js');
 }
 
 function natsAddress(url: string, options: { delivery?: Delivery }): NatsAddress {
@@ -253,7 +260,7 @@ export async function openReceiver<T = string>(path: string, options: ReceiverOp
   const codec = resolveCodec<T>(options.codec, defaultCodec);
   if (options.signal?.aborted) throw options.signal.reason;
   const frames = isNatsUrl(path)
-    ? await openNatsFrameReceiver(natsAddress(path, options), natsOptions(options as ReceiverOptions<unknown>, false))
+    ? await (await natsFrames()).openNatsFrameReceiver(natsAddress(path, options), natsOptions(options as ReceiverOptions<unknown>, false))
     : await openFifoFrameReceiver(path, framing, options);
   return new Receiver(frames, codec);
 }

@@ -10,7 +10,8 @@ export type { FrameSender, FrameReceiver, CallOptions } from './transport/types.
 export { openSender, openReceiver, Sender, Receiver, DEFAULT_FORMAT } from './api.js';
 export type { SenderOptions, ReceiverOptions } from './api.js';
 export type { WaitOptions } from './util/abort.js';
-export { serve, Server, connect, Client, FifoServer, FifoClient, NatsServer, NatsClient } from './rpc/index.js';
+export { serve, Server, connect, Client, FifoServer, FifoClient } from './rpc/index.js';
+export type { NatsServer, NatsClient } from './rpc/index.js';
 export type { Handler, HandlerContext, ServeOptions, ServerEvent, ServerStats, ConnectOptions, RequestOptions } from './rpc/index.js';
 export { FifoTransport } from './transport/fifo-transport.js';
 export { replyDirectories } from './fifo/index.js';

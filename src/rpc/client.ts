@@ -17,7 +17,6 @@ import type { FrameSender, ReplyEndpoint, Transport } from '../transport/types.j
 import { checkTimeout } from '../util/abort.js';
 import { Client, type RequestOptions } from './base.js';
 import { isNatsUrl } from '../transport/nats/url.js';
-import { connectNats as connectNatsClient } from './nats.js';
 import { CANCEL, ERROR, REPLY, REQUEST, decodeError, decodeRpc, encodeRequest } from './protocol.js';
 
 export interface ConnectOptions<Req, Res> {
@@ -235,7 +234,7 @@ export class FifoClient<Req = string, Res = Req> extends Client<Req, Res> {
  */
 export async function connect<Req = string, Res = Req>(path: string, options: ConnectOptions<Req, Res> = {}): Promise<Client<Req, Res>> {
   if (typeof path !== 'string' || path === '') throw new InvalidArgumentError('path must be a non-empty string');
-  if (isNatsUrl(path)) return connectNatsClient<Req, Res>(path, options);
+  if (isNatsUrl(path)) return (await import('./nats.js')).connectNats<Req, Res>(path, options); // loaded on first use, as in api.ts
   const transport = options.transport ?? new FifoTransport(options.maxMessageSize === undefined ? {} : { maxMessageSize: options.maxMessageSize });
   const endpoint = await transport.createReplyEndpoint();
   try {

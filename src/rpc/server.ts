@@ -13,7 +13,6 @@ import { CANCEL, REQUEST, decodeRpc, encodeError, encodeReply, REPLY } from './p
 import { Cancel, runHandler, type Handler } from './handler.js';
 import { Server, type ServerEvent } from './base.js';
 import { isNatsUrl } from '../transport/nats/url.js';
-import { serveNats } from './nats.js';
 
 export type { Handler, HandlerContext } from './handler.js';
 
@@ -312,7 +311,7 @@ export async function serve<Req = string, Res = Req>(
   const concurrency = options.concurrency ?? 64;
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new InvalidArgumentError(`concurrency must be a whole number >= 1, got ${concurrency}`);
   if (options.signal?.aborted) throw options.signal.reason;
-  if (isNatsUrl(path)) return serveNats(path, handler as Handler<unknown, unknown>, options as ServeOptions<unknown, unknown>);
+  if (isNatsUrl(path)) return (await import('./nats.js')).serveNats(path, handler as Handler<unknown, unknown>, options as ServeOptions<unknown, unknown>);
   const transport = options.transport ?? new FifoTransport(options.maxMessageSize === undefined ? {} : { maxMessageSize: options.maxMessageSize });
   const receiver = await transport.listen(path, {
     // A request too large, or cut by a client killed mid-message: it never reaches a handler.
