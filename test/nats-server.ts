@@ -3,12 +3,15 @@
  * a temporary store, and restart on the same port and store.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-const BINARY = process.env.NATS_SERVER ?? 'nats-server';
+/** NATS_SERVER, else nats-server on PATH, else Debian's /usr/sbin/nats-server (sbin is not on every user's PATH). */
+const BINARY =
+  process.env.NATS_SERVER ??
+  (spawnSync('nats-server', ['--version'], { stdio: 'ignore' }).status === 0 || !existsSync('/usr/sbin/nats-server') ? 'nats-server' : '/usr/sbin/nats-server');
 
 /** Whether nats-server can be run here. */
 export function natsServerAvailable(): boolean {
