@@ -30,7 +30,14 @@ interface MessageOptions<T> {
 }
 
 export interface SenderOptions<T = string> extends FifoSenderOptions, MessageOptions<T> {}
-export interface ReceiverOptions<T = string> extends FifoReceiverOptions, MessageOptions<T> {}
+export interface ReceiverOptions<T = string> extends FifoReceiverOptions, MessageOptions<T> {
+  /**
+   * Core NATS only: bytes of messages received and not yet taken before new ones
+   * are dropped (counted in `dropped`, reported to `onDrop` as `slow-consumer`):
+   * core NATS cannot slow a sender down (default 64 MiB, at most 524288 messages).
+   */
+  maxQueuedBytes?: number;
+}
 
 function framingFor(options: MessageOptions<unknown> & { maxPartialBytes?: number }) {
   const format = options.format ?? DEFAULT_FORMAT;
@@ -242,6 +249,7 @@ function natsOptions(options: SenderOptions<unknown> | ReceiverOptions<unknown>,
     ...(options.signal ? { signal: options.signal } : {}),
     ...(options.maxMessageSize === undefined ? {} : { maxMessageSize: options.maxMessageSize }),
     ...('onDrop' in options && options.onDrop ? { onDrop: options.onDrop } : {}),
+    ...('maxQueuedBytes' in options && options.maxQueuedBytes !== undefined ? { maxQueuedBytes: options.maxQueuedBytes } : {}),
   };
 }
 

@@ -202,6 +202,24 @@ describe('core NATS delivery', () => {
   });
 });
 
+describe('core NATS: a receiver that is not read', () => {
+  test('holds at most maxQueuedBytes; the rest is dropped, counted and reported as slow-consumer', async (t) => {
+    const url = natsUrl(t);
+    if (!url) return;
+    const drops: string[] = [];
+    const receiver = await openReceiver<Buffer>(url, { codec: 'bytes', maxQueuedBytes: 10_000, onDrop: (d) => drops.push(d.reason) });
+    t.after(() => receiver.close());
+    const sender = await openSender<Buffer>(url, { codec: 'bytes' });
+    for (let i = 0; i < 100; i++) void sender.send(Buffer.alloc(1000, i));
+    await sender.close();
+    for (let i = 0; i < 200 && receiver.dropped.messages + receiver.bufferedBytes / 1000 < 100; i++) await delay(10);
+    assert.equal(receiver.bufferedBytes, 10_000);
+    assert.deepEqual(receiver.dropped, { messages: 90, bytes: 90_000 });
+    assert.deepEqual(new Set(drops), new Set(['slow-consumer']));
+    for (let i = 0; i < 10; i++) assert.equal((await receiver.receive())?.[0], i, 'the first ten, in order');
+  });
+});
+
 describe('npipe bridge', () => {
   test('an unchanged shell script echoing into a FIFO reaches a NATS listener', { timeout: 60_000 }, async (t) => {
     const url = natsUrl(t);

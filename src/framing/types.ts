@@ -17,9 +17,11 @@ export interface DropInfo {
    * - `orphan`: the rest of a message whose start this reader never saw (read by an
    *   earlier reader);
    * - `too-large`: over maxMessageSize; `memory`: over the reader's bound for partial
-   *   messages; `corrupt`: packet sizes that do not add up.
+   *   messages; `corrupt`: packet sizes that do not add up;
+   * - `slow-consumer`: core NATS only: the receiver already held `maxQueuedBytes`
+   *   of messages nobody had taken (NATS has no flow control to slow the sender).
    */
-  reason: 'writer-died' | 'abandoned' | 'orphan' | 'too-large' | 'memory' | 'corrupt';
+  reason: 'writer-died' | 'abandoned' | 'orphan' | 'too-large' | 'memory' | 'corrupt' | 'slow-consumer';
   /** Bytes of the message received and dropped (for too-large/memory: the announced size). */
   bytes: number;
   /** The writer's pid when known, else 0. */

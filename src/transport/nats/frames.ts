@@ -38,7 +38,13 @@ export interface NatsSenderOptions extends NatsConnectOptions {
 export interface NatsReceiverOptions extends NatsConnectOptions {
   maxMessageSize?: number;
   onDrop?: (info: DropInfo) => void;
+  /** Core NATS: bytes of messages held and not yet taken before new ones are dropped (default 64 MiB). */
+  maxQueuedBytes?: number;
 }
+
+/** Core NATS: what a receiver holds for a user who is not keeping up, like the Go client's pending limits. */
+export const DEFAULT_MAX_QUEUED_BYTES = 64 * 1024 * 1024;
+const MAX_QUEUED_MESSAGES = 512 * 1024;
 
 /** Core publishes buffered in the client before a send waits for the server (flush): memory bound. */
 const FLUSH_EVERY_BYTES = 1 << 20;
@@ -117,7 +123,7 @@ export async function openNatsFrameReceiver(address: NatsAddress, options: NatsR
       await ensureStream(nc, address);
       await ensureConsumer(nc, address);
       receiver = new JetStreamFrameReceiver(nc, address, limit, options.onDrop);
-    } else receiver = new CoreFrameReceiver(nc, address, limit, options.onDrop);
+    } else receiver = new CoreFrameReceiver(nc, address, limit, options.onDrop, options.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES);
     // The subscription is on the server when this returns: a message sent after it is ours.
     await nc.flush();
     return receiver;
@@ -342,10 +348,10 @@ abstract class QueueReceiver implements FrameReceiver {
     return this.queue.length - this.#head;
   }
 
-  protected drop(bytes: number): void {
+  protected drop(bytes: number, reason: DropInfo['reason'] = 'too-large'): void {
     this.#dropped.messages++;
     this.#dropped.bytes += bytes;
-    this.#onDrop?.({ writerId: 0, reason: 'too-large', bytes, pid: 0 });
+    this.#onDrop?.({ writerId: 0, reason, bytes, pid: 0 });
   }
 
   /** A message arrived. */
@@ -445,7 +451,7 @@ class CoreFrameReceiver extends QueueReceiver {
   readonly #sub: Subscription;
   #shutdown: Promise<void> | undefined;
 
-  constructor(nc: NatsConnection, address: NatsAddress, limit: number, onDrop: ((info: DropInfo) => void) | undefined) {
+  constructor(nc: NatsConnection, address: NatsAddress, limit: number, onDrop: ((info: DropInfo) => void) | undefined, maxQueuedBytes: number) {
     super(limit, onDrop);
     this.#nc = nc;
     this.#sub = nc.subscribe(address.subject, {
@@ -455,7 +461,9 @@ class CoreFrameReceiver extends QueueReceiver {
           this.end(lost(address, err));
           return;
         }
-        if (msg.data.byteLength > this.limit) this.drop(msg.data.byteLength);
+        const size = msg.data.byteLength;
+        if (size > this.limit) this.drop(size);
+        else if (this.size > 0 && (this.bufferedBytes + size > maxQueuedBytes || this.size >= MAX_QUEUED_MESSAGES)) this.drop(size, 'slow-consumer');
         else this.deliver(asBuffer(msg.data));
       },
     });
