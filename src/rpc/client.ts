@@ -16,6 +16,7 @@ import { FifoTransport } from '../transport/fifo-transport.js';
 import type { FrameSender, ReplyEndpoint, Transport } from '../transport/types.js';
 import { checkTimeout } from '../util/abort.js';
 import { Client, type RequestOptions } from './base.js';
+import { awaitReply, type Settle } from './pending.js';
 import { isNatsUrl } from '../transport/nats/url.js';
 import { CANCEL, ERROR, REPLY, REQUEST, decodeError, decodeRpc, encodeRequest } from './protocol.js';
 
@@ -38,9 +39,7 @@ export interface ConnectOptions<Req, Res> {
 }
 
 
-interface Pending {
-  resolve(payload: Buffer): void;
-  reject(err: unknown): void;
+interface Pending extends Settle<Buffer> {
   /** In the server's pipe (not still waiting in our sender for a server to appear). */
   sent: boolean;
 }
@@ -170,47 +169,30 @@ export class FifoClient<Req = string, Res = Req> extends Client<Req, Res> {
     const frame = encodeRequest(REQUEST, id, this.#endpoint.address, this.#codec.encode(payload as Req & Res));
     // Created here so that the stack points at the caller (nats.js does the same).
     const timeoutError = timeout === undefined ? undefined : new TimeoutError(`no reply from the server on ${this.#path} (timeout ${timeout} ms)`);
-    const reply = await new Promise<Buffer>((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined;
-      const finish = () => {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-      };
-      const giveUp = (err: unknown) => {
-        if (!this.#pending.delete(id)) return;
-        finish();
-        reject(err);
-        // Tell the server, so that its handler's signal aborts. Best effort.
-        this.#sender.send(encodeRequest(CANCEL, id, this.#endpoint.address)).catch(() => {});
-      };
-      const onAbort = () => giveUp(signal!.reason);
-      const entry: Pending = {
-        resolve: (p) => {
-          finish();
-          resolve(p);
-        },
-        reject: (e) => {
-          finish();
-          reject(e);
-        },
-        sent: false,
-      };
-      this.#pending.set(id, entry);
-      if (timeoutError) timer = setTimeout(() => giveUp(timeoutError), timeout);
-      signal?.addEventListener('abort', onAbort, { once: true });
-      this.#watchServer();
-      this.#sender.send(frame, signal ? { signal } : {}).then(() => {
-        entry.sent = true;
-      }, (err: unknown) => {
-        const pending = this.#pending.get(id);
-        if (!pending) return;
-        this.#pending.delete(id);
-        pending.reject(
-          err instanceof NpipeError && err.code === 'ERR_NPIPE_NO_READER'
-            ? new ServerGoneError(`the server on ${this.#path} went away; start it again, or connect with waitForServer`, { cause: err })
-            : err,
+    const reply = await awaitReply<Buffer>({
+      timeout,
+      timeoutError,
+      signal,
+      forget: () => this.#pending.delete(id),
+      cancel: () => void this.#sender.send(encodeRequest(CANCEL, id, this.#endpoint.address)).catch(() => {}),
+      start: (settle) => {
+        const entry: Pending = { ...settle, sent: false };
+        this.#pending.set(id, entry);
+        this.#watchServer();
+        this.#sender.send(frame, signal ? { signal } : {}).then(
+          () => {
+            entry.sent = true;
+          },
+          (err: unknown) => {
+            if (!this.#pending.delete(id)) return;
+            entry.reject(
+              err instanceof NpipeError && err.code === 'ERR_NPIPE_NO_READER'
+                ? new ServerGoneError(`the server on ${this.#path} went away; start it again, or connect with waitForServer`, { cause: err })
+                : err,
+            );
+          },
         );
-      });
+      },
     });
     return this.#codec.decode(reply) as Res;
   }

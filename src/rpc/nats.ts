@@ -31,6 +31,7 @@ import { parseNatsUrl, type NatsAddress } from '../transport/nats/url.js';
 import { checkTimeout } from '../util/abort.js';
 import { Client, Server, type RequestOptions, type ServerEvent, type ServerStats } from './base.js';
 import { Cancel, runHandler, type Handler } from './handler.js';
+import { awaitReply, type Settle } from './pending.js';
 import type { ConnectOptions } from './client.js';
 import type { ServeOptions } from './server.js';
 
@@ -275,9 +276,7 @@ export async function serveNats(url: string, handler: Handler<unknown, unknown>,
   return server;
 }
 
-interface Pending {
-  resolve(reply: Msg): void;
-  reject(err: unknown): void;
+interface Pending extends Settle<Msg> {
   /** The server's subject once it acknowledged taking the request. */
   server: string | undefined;
   /** Publishes the request (again, while waiting for a server). */
@@ -420,46 +419,35 @@ export class NatsClient<Req = string, Res = Req> extends Client<Req, Res> {
     const timeoutError = timeout === undefined ? undefined : new TimeoutError(`no reply from the server on ${this.#url} (timeout ${timeout} ms)`);
     const h = headers();
     h.set(H_CLIENT, '1');
-    const msg = await new Promise<Msg>((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined;
-      const finish = () => {
-        clearTimeout(timer);
-        clearTimeout(entry.retry);
-        signal?.removeEventListener('abort', onAbort);
-      };
-      const giveUp = (err: unknown) => {
-        if (!this.#pending.delete(reply)) return;
-        finish();
-        reject(err);
-        // Tell the server, so that its handler's signal aborts. Best effort.
-        if (entry.server) this.#cancelOn(entry.server, reply);
-      };
-      const onAbort = () => giveUp(signal!.reason);
-      const entry: Pending = {
-        resolve: (m) => {
-          finish();
-          resolve(m);
-        },
-        reject: (e) => {
-          finish();
-          reject(e);
-        },
-        server: undefined,
-        waitForServer: this.#waitForServer,
-        retryDelay: 50,
-        retry: undefined,
-        publish: () => {
-          try {
-            this.#nc.publish(this.#address.subject, data, { reply, headers: h });
-          } catch (err) {
-            if (this.#pending.delete(reply)) entry.reject(new UnreachableError(`the connection to the NATS server at ${this.#address.server} is closed`, { cause: err }));
-          }
-        },
-      };
-      this.#pending.set(reply, entry);
-      if (timeoutError) timer = setTimeout(() => giveUp(timeoutError), timeout);
-      signal?.addEventListener('abort', onAbort, { once: true });
-      entry.publish();
+    let entry: Pending | undefined;
+    const msg = await awaitReply<Msg>({
+      timeout,
+      timeoutError,
+      signal,
+      forget: () => this.#pending.delete(reply),
+      cancel: () => {
+        if (entry?.server) this.#cancelOn(entry.server, reply);
+      },
+      cleanup: () => clearTimeout(entry?.retry),
+      start: (settle) => {
+        const pending: Pending = {
+          ...settle,
+          server: undefined,
+          waitForServer: this.#waitForServer,
+          retryDelay: 50,
+          retry: undefined,
+          publish: () => {
+            try {
+              this.#nc.publish(this.#address.subject, data, { reply, headers: h });
+            } catch (err) {
+              if (this.#pending.delete(reply)) pending.reject(new UnreachableError(`the connection to the NATS server at ${this.#address.server} is closed`, { cause: err }));
+            }
+          },
+        };
+        entry = pending;
+        this.#pending.set(reply, pending);
+        pending.publish();
+      },
     });
     return this.#codec.decode(bytesOf(msg.data)) as Res;
   }
