@@ -20,6 +20,11 @@ export interface ServerStats {
   refused: number;
 }
 
+/** A server's counters, all at zero. */
+export function newServerStats(): ServerStats {
+  return { requests: 0, replies: 0, errors: 0, cancelled: 0, repliesDropped: 0, refused: 0 };
+}
+
 export interface RequestOptions {
   signal?: AbortSignal;
   /** ms; overrides the client's default. */

@@ -29,7 +29,7 @@ import {
 import { connectNats as openConnection, maxPayload } from '../transport/nats/connection.js';
 import { parseNatsUrl, type NatsAddress } from '../transport/nats/url.js';
 import { checkTimeout } from '../util/abort.js';
-import { Client, Server, type RequestOptions, type ServerEvent, type ServerStats } from './base.js';
+import { Client, Server, newServerStats, type RequestOptions, type ServerEvent, type ServerStats } from './base.js';
 import { Cancel, runHandler, type Handler } from './handler.js';
 import { awaitReply, type Settle } from './pending.js';
 import type { ConnectOptions } from './client.js';
@@ -67,7 +67,7 @@ interface Job {
 }
 
 export class NatsServer extends Server {
-  readonly stats: ServerStats = { requests: 0, replies: 0, errors: 0, cancelled: 0, repliesDropped: 0, refused: 0 };
+  readonly stats: ServerStats = newServerStats();
   readonly done: Promise<void>;
   readonly #nc: NatsConnection;
   readonly #address: NatsAddress;

@@ -11,7 +11,7 @@ import { FifoTransport } from '../transport/fifo-transport.js';
 import type { FrameReceiver, FrameSender, Transport } from '../transport/types.js';
 import { CANCEL, REQUEST, decodeRpc, encodeError, encodeReply, REPLY } from './protocol.js';
 import { Cancel, runHandler, type Handler } from './handler.js';
-import { Server, type ServerEvent } from './base.js';
+import { Server, newServerStats, type ServerEvent, type ServerStats } from './base.js';
 import { isNatsUrl } from '../transport/nats/url.js';
 
 export type { Handler, HandlerContext } from './handler.js';
@@ -72,7 +72,7 @@ const IDLE_CLIENT_MS = 1000;
 
 /** The FIFO server (request/reply protocol in docs/RPC.md). */
 export class FifoServer extends Server {
-  readonly stats = { requests: 0, replies: 0, errors: 0, cancelled: 0, repliesDropped: 0, refused: 0 };
+  readonly stats: ServerStats = newServerStats();
   /** Settles when the server has stopped (after close(), or its signal). */
   readonly done: Promise<void>;
   readonly #receiver: FrameReceiver;

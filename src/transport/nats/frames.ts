@@ -67,6 +67,14 @@ function tooLarge(size: number, limit: number, address: NatsAddress): FrameTooLa
   return new FrameTooLargeError(size, limit, `a message for nats://${address.server}/${address.subject} (limit: maxMessageSize or the server's max_payload)`);
 }
 
+/** Why a sender cannot take `message` at all (closed, aborted, too large), as a rejected promise; else undefined. */
+function refuseSend(closed: boolean, message: Uint8Array, options: CallOptions, limit: number, address: NatsAddress): Promise<never> | undefined {
+  if (closed) return Promise.reject(new ClosedError('this sender is closed'));
+  if (options.signal?.aborted) return Promise.reject(options.signal.reason);
+  if (message.byteLength > limit) return Promise.reject(tooLarge(message.byteLength, limit, address));
+  return undefined;
+}
+
 function lost(address: NatsAddress, err: unknown): NpipeError {
   if (err instanceof NpipeError) return err;
   return new UnreachableError(`the connection to the NATS server at ${address.server} is closed (${(err as Error)?.message ?? String(err)})`, {
@@ -152,9 +160,8 @@ class CoreFrameSender implements FrameSender {
   }
 
   send(message: Uint8Array, options: CallOptions = {}): Promise<void> {
-    if (this.#closing) return Promise.reject(new ClosedError('this sender is closed'));
-    if (options.signal?.aborted) return Promise.reject(options.signal.reason);
-    if (message.byteLength > this.#limit) return Promise.reject(tooLarge(message.byteLength, this.#limit, this.#address));
+    const refused = refuseSend(this.#closing !== undefined, message, options, this.#limit, this.#address);
+    if (refused) return refused;
     try {
       this.#nc.publish(this.#address.subject, message);
     } catch (err) {
@@ -226,9 +233,8 @@ class JetStreamFrameSender implements FrameSender {
   }
 
   send(message: Uint8Array, options: CallOptions = {}): Promise<void> {
-    if (this.#closing) return Promise.reject(new ClosedError('this sender is closed'));
-    if (options.signal?.aborted) return Promise.reject(options.signal.reason);
-    if (message.byteLength > this.#limit) return Promise.reject(tooLarge(message.byteLength, this.#limit, this.#address));
+    const refused = refuseSend(this.#closing !== undefined, message, options, this.#limit, this.#address);
+    if (refused) return refused;
     return new Promise<void>((resolve, reject) => {
       this.#queue.push({ data: message, seq: ++this.#seq, resolve, reject, signal: options.signal });
       this.#pump();
