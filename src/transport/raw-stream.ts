@@ -31,6 +31,19 @@ export function canSplice(): boolean {
 
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
+/** Bytes moved since the event loop last had a turn. */
+class TurnBudget {
+  #left = TURN_BUDGET_BYTES;
+
+  /** Counts `bytes`; true when TURN_BUDGET_BYTES have gone by and the loop should yield (it starts counting again). */
+  spend(bytes: number): boolean {
+    this.#left -= bytes;
+    if (this.#left > 0) return false;
+    this.#left = TURN_BUDGET_BYTES;
+    return true;
+  }
+}
+
 /** Writes `data` whole through `stream` and waits until it is handed to the kernel (not merely queued). */
 function writeThrough(stream: NodeJS.WritableStream, data: Uint8Array, signal?: AbortSignal): Promise<void> {
   if (signal?.aborted) return Promise.reject(signal.reason);
@@ -72,7 +85,7 @@ export async function sendFileRaw(fd: number, path: string, options: FifoSenderO
     let splicing = true;
     let copy: Buffer | undefined;
     let total = 0;
-    let budget = TURN_BUDGET_BYTES;
+    const turns = new TurnBudget();
     for (;;) {
       if (signal?.aborted) throw signal.reason;
       let n = -1;
@@ -88,11 +101,7 @@ export async function sendFileRaw(fd: number, path: string, options: FifoSenderO
       if (n === 0) return total;
       if (n > 0) {
         total += n;
-        budget -= n;
-        if (budget <= 0) {
-          budget = TURN_BUDGET_BYTES;
-          await nextTurn();
-        }
+        if (turns.spend(n)) await nextTurn();
         continue;
       }
       // The pipe is full (or splice cannot be used): one piece through the socket.
@@ -144,7 +153,7 @@ export async function receiveRawInto(path: string, outFd: number, output: NodeJS
     const piece = Math.max(orElse(() => end.getPipeSize(), 0), COPY_PIECE);
     let splicing = true;
     let total = 0;
-    let budget = TURN_BUDGET_BYTES;
+    const turns = new TurnBudget();
     // The socket reads only while this process waits for the pipe; what it reads
     // lands here, and the waiting promise is settled.
     const readBuffer = Buffer.allocUnsafeSlow(COPY_PIECE);
@@ -218,11 +227,7 @@ export async function receiveRawInto(path: string, outFd: number, output: NodeJS
       }
       if (n > 0) {
         total += n;
-        budget -= n;
-        if (budget <= 0) {
-          budget = TURN_BUDGET_BYTES;
-          await nextTurn();
-        }
+        if (turns.spend(n)) await nextTurn();
         continue;
       }
       if (n === -1 && splicing && orElse(() => end.bytesInPipe(), 0) > 0) {
