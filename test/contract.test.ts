@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, test, type TestContext } from 'node:test';
+import { describe, test, type TestContext } from 'node:test';
 import {
   BusyError,
   ClosedError,
@@ -23,19 +23,9 @@ import {
   openSender,
   serve,
 } from '../src/index.js';
-import { delay, npipe, requireOrSkip, tempDir } from './helpers.js';
-import { NATS_INSTALL_HINT, NatsServer, natsServerAvailable } from './nats-server.js';
+import { delay, npipe, sharedNatsServer, tempDir } from './helpers.js';
 
-const hasNats = natsServerAvailable();
-let nats: NatsServer | undefined;
-let subjects = 0;
-
-before(async () => {
-  if (hasNats) nats = await NatsServer.start();
-});
-after(async () => {
-  await nats?.dispose();
-});
+const nats = sharedNatsServer('contract');
 
 interface Medium {
   name: string;
@@ -48,7 +38,7 @@ const fifo: Medium = { name: 'FIFO', address: (t) => join(tempDir(t), 'pipe') };
 function natsMedium(name: string, query: string): Medium {
   return {
     name,
-    address: (t) => (requireOrSkip(t, hasNats, NATS_INSTALL_HINT) ? nats!.url(`contract.s${++subjects}`, query) : undefined),
+    address: (t) => nats.url(t, query),
   };
 }
 

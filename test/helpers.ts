@@ -3,7 +3,8 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { TestContext } from 'node:test';
+import { after, before, type TestContext } from 'node:test';
+import { NATS_INSTALL_HINT, NatsServer, natsServerAvailable } from './nats-server.js';
 
 export const BIN = fileURLToPath(new URL('../src/cli/bin.js', import.meta.url));
 export const EXAMPLES = fileURLToPath(new URL('../examples/', import.meta.url));
@@ -104,4 +105,26 @@ export function requireOrSkip(t: TestContext, available: boolean, what: string):
 
 export function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * One nats-server for a test file: started before its tests, removed after them.
+ * `url(t, query)` gives each test a subject of its own, or skips the test (fails it
+ * under CI) where nats-server is missing.
+ */
+export function sharedNatsServer(prefix: string) {
+  const available = natsServerAvailable();
+  let server: NatsServer | undefined;
+  let subjects = 0;
+  before(async () => {
+    if (available) server = await NatsServer.start();
+  });
+  after(async () => {
+    await server?.dispose();
+  });
+  return {
+    available,
+    url: (t: TestContext, query = ''): string | undefined =>
+      requireOrSkip(t, available, NATS_INSTALL_HINT) ? server!.url(`${prefix}.s${++subjects}`, query) : undefined,
+  };
 }

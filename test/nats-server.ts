@@ -8,14 +8,18 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+let binary: string | undefined;
 /** NATS_SERVER, else nats-server on PATH, else Debian's /usr/sbin/nats-server (sbin is not on every user's PATH). */
-const BINARY =
-  process.env.NATS_SERVER ??
-  (spawnSync('nats-server', ['--version'], { stdio: 'ignore' }).status === 0 || !existsSync('/usr/sbin/nats-server') ? 'nats-server' : '/usr/sbin/nats-server');
+function natsServerBinary(): string {
+  binary ??=
+    process.env.NATS_SERVER ??
+    (spawnSync('nats-server', ['--version'], { stdio: 'ignore' }).status === 0 || !existsSync('/usr/sbin/nats-server') ? 'nats-server' : '/usr/sbin/nats-server');
+  return binary;
+}
 
 /** Whether nats-server can be run here. */
 export function natsServerAvailable(): boolean {
-  return spawnSync(BINARY, ['--version'], { stdio: 'ignore' }).status === 0;
+  return spawnSync(natsServerBinary(), ['--version'], { stdio: 'ignore' }).status === 0;
 }
 
 export const NATS_INSTALL_HINT = 'nats-server is not installed (Debian/Ubuntu: sudo apt-get install -y nats-server; or set NATS_SERVER to its path)';
@@ -62,7 +66,7 @@ export class NatsServer {
   }
 
   async #spawn(): Promise<void> {
-    const child = spawn(BINARY, ['-js', '-a', '127.0.0.1', '-p', String(this.port), '-sd', this.store, ...this.#extra], {
+    const child = spawn(natsServerBinary(), ['-js', '-a', '127.0.0.1', '-p', String(this.port), '-sd', this.store, ...this.#extra], {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     this.#child = child;

@@ -10,32 +10,20 @@ import { Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, test, type TestContext } from 'node:test';
+import { describe, test, type TestContext } from 'node:test';
 import { connect as natsConnect, headers } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, openReceiver, openSender, parseNatsUrl, RemoteError, serve } from '../src/index.js';
-import { BIN, delay, npipe, requireOrSkip, run, start, tempDir } from './helpers.js';
-import { NATS_INSTALL_HINT, NatsServer, natsServerAvailable } from './nats-server.js';
+import { BIN, delay, npipe, requireOrSkip, run, sharedNatsServer, start, tempDir } from './helpers.js';
+import { NATS_INSTALL_HINT, NatsServer } from './nats-server.js';
 
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}.js`, import.meta.url));
-const hasNats = natsServerAvailable();
-let server: NatsServer | undefined;
-let subjects = 0;
-
-before(async () => {
-  if (hasNats) server = await NatsServer.start();
-});
-after(async () => {
-  await server?.dispose();
-});
-
-function natsUrl(t: TestContext, query = ''): string | undefined {
-  return requireOrSkip(t, hasNats, NATS_INSTALL_HINT) ? server!.url(`nats-test.s${++subjects}`, query) : undefined;
-}
+const nats = sharedNatsServer('nats-test');
+const natsUrl = nats.url;
 
 /** Its own server, for tests that stop or restart it. */
 async function ownServer(t: TestContext): Promise<NatsServer | undefined> {
-  if (!requireOrSkip(t, hasNats, NATS_INSTALL_HINT)) return undefined;
+  if (!requireOrSkip(t, nats.available, NATS_INSTALL_HINT)) return undefined;
   const own = await NatsServer.start();
   t.after(() => own.dispose());
   return own;
