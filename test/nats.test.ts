@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { Socket } from 'node:net';
+import { getEventListeners } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -110,6 +111,17 @@ describe('JetStream delivery', () => {
     t.after(() => sender.close());
     await assert.rejects(sender.send(Buffer.alloc(200)), { code: 'ERR_NPIPE_BAD_FRAME' });
     await sender.send(Buffer.alloc(50)); // the sender carries on
+  });
+
+  test('close({ signal }) waits for the stored acknowledgements and leaves no listener on the signal', async (t) => {
+    const url = natsUrl(t, 'delivery=jetstream');
+    if (!url) return;
+    const sender = await openSender(url);
+    const sends = Array.from({ length: 500 }, (_, i) => sender.send(String(i)));
+    const signal = new AbortController().signal;
+    await sender.close({ signal });
+    await Promise.all(sends); // all stored before close resolved
+    assert.equal(getEventListeners(signal, 'abort').length, 0);
   });
 
   test('a receiver killed before acknowledging: the message is delivered again', { timeout: 60_000 }, async (t) => {

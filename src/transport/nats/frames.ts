@@ -309,10 +309,17 @@ class JetStreamFrameSender implements FrameSender {
   close(options: CallOptions = {}): Promise<void> {
     return (this.#closing ??= (async () => {
       if (this.#inFlight > 0 || this.#queue.length > 0 || this.#retry.length > 0 || this.#retrying) {
-        const idle = new Promise<void>((resolve) => (this.#idle = resolve));
-        if (options.signal) {
-          await Promise.race([idle, new Promise<void>((resolve) => options.signal!.addEventListener('abort', () => resolve(), { once: true }))]);
-        } else await idle;
+        // Until everything is stored, or `signal` aborts (what is left then fails below).
+        const { signal } = options;
+        await new Promise<void>((resolve) => {
+          if (signal?.aborted) return resolve();
+          const onAbort = () => resolve();
+          signal?.addEventListener('abort', onAbort, { once: true });
+          this.#idle = () => {
+            signal?.removeEventListener('abort', onAbort);
+            resolve();
+          };
+        });
       }
       this.#failAll(new ClosedError('the sender was closed before this message was stored'));
       if (!this.#nc.isClosed()) await this.#nc.drain().catch(() => this.#nc.close());
