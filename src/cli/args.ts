@@ -1,5 +1,6 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { InvalidArgumentError, NpipeError } from '../errors.js';
+import { isNatsUrl } from '../transport/nats/url.js';
 
 /** A mistake in how the command was called: exit code 2. */
 export class UsageError extends InvalidArgumentError {
@@ -110,7 +111,7 @@ matters on the FIFO side of a bridge; --mode, --pipe-size, --allow-shared and
 const FIFO_ONLY = ['mode', 'pipe-size', 'allow-shared', 'once', 'max-partial'] as const;
 
 export function checkAddress(address: string, values: Record<string, string | boolean | undefined>): void {
-  if (!/^nats:\/\//i.test(address)) {
+  if (!isNatsUrl(address)) {
     if (values.jetstream === true) throw new UsageError(`--jetstream is for nats:// URLs; ${address} is a FIFO path`);
     return;
   }
