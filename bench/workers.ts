@@ -101,16 +101,16 @@ async function openWhenReader(path: string): Promise<number> {
   }
 }
 
-async function rpcServe(path: string) {
-  const server = await serve<Buffer, Buffer>(path, (request) => request, { codec: 'bytes', concurrency: 64 });
+async function rpcServe(path: string, busyPoll: number) {
+  const server = await serve<Buffer, Buffer>(path, (request) => request, { codec: 'bytes', concurrency: 64, busyPoll });
   console.log('ready');
   process.on('SIGTERM', () => void server.close());
   await server.done;
   print({});
 }
 
-async function rpcClient(path: string, iterations: number, size: number) {
-  const client = await connect<Buffer, Buffer>(path, { codec: 'bytes' });
+async function rpcClient(path: string, iterations: number, size: number, busyPoll: number) {
+  const client = await connect<Buffer, Buffer>(path, { codec: 'bytes', busyPoll });
   const payload = Buffer.alloc(size, 112);
   const latencies: number[] = [];
   for (let i = 0; i < iterations + 200; i++) {
@@ -250,10 +250,10 @@ switch (role) {
     await nodeSend(args[0]!, n(1), n(2));
     break;
   case 'rpc-serve':
-    await rpcServe(args[0]!);
+    await rpcServe(args[0]!, args[1] ? n(1) : 0);
     break;
   case 'rpc-client':
-    await rpcClient(args[0]!, n(1), n(2));
+    await rpcClient(args[0]!, n(1), n(2), args[3] ? n(3) : 0);
     break;
   case 'node-pong':
     await nodePong(args[0]!, args[1]!, n(2));

@@ -15,6 +15,7 @@ import { describe, test, type TestContext } from 'node:test';
 import { connect as natsConnect, headers } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, openReceiver, openSender, parseNatsUrl, RemoteError, serve } from '../src/index.js';
+import { isBusyPolling } from '../src/util/busy-poll.js';
 import { BIN, delay, npipe, requireOrSkip, run, sharedNatsServer, start, tempDir } from './helpers.js';
 import { NATS_INSTALL_HINT, NatsServer } from './nats-server.js';
 
@@ -301,6 +302,18 @@ describe('plain NATS clients', () => {
     assert.equal(failed.headers?.get('Nats-Service-Error'), 'bad input');
     assert.equal(failed.headers?.get('Nats-Service-Error-Code'), '500');
     assert.equal(failed.headers?.get('Npipe-Error-Code'), 'E_INPUT');
+  });
+
+  test('busyPoll over NATS: replies as without it, and the client keeps polling after the reply', async (t) => {
+    const url = natsUrl(t);
+    if (!url) return;
+    const srv = await serve(url, (req: string) => req.toUpperCase(), { busyPoll: 200 });
+    t.after(() => srv.close());
+    const client = await connect(url, { busyPoll: 500_000 });
+    t.after(() => client.close());
+    for (let i = 0; i < 50; i++) assert.equal(await client.request(`r${i}`), `R${i}`);
+    assert.ok(isBusyPolling());
+    await assert.rejects(connect(url, { busyPoll: -5 }), { code: 'ERR_NPIPE_INVALID_ARG' });
   });
 
   test('an npipe client calls a plain NATS responder; its micro-style error is a RemoteError', async (t) => {

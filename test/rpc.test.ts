@@ -16,6 +16,7 @@ import {
   type ServerEvent,
 } from '../src/index.js';
 import { encodeRequest, REQUEST } from '../src/rpc/protocol.js';
+import { isBusyPolling } from '../src/util/busy-poll.js';
 import { delay, npipe, openFds, run, start, tempDir } from './helpers.js';
 
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}.js`, import.meta.url));
@@ -106,6 +107,48 @@ describe('request/reply, in one process', () => {
     const server = await serve(path, (req: string) => `${req}!`);
     t.after(() => server.close());
     assert.equal(await waiting, 'hi!');
+  });
+
+  test('busyPoll keeps the event loop polling (never blocked) after a reply, on either side, then lets it sleep; bad values are refused', async (t) => {
+    const path = join(tempDir(t), 'srv');
+    const before = replyFifosOf(process.pid).length;
+    for (const bad of [-1, 1.5, 2_000_000, Number.NaN, '100' as unknown as number]) {
+      await assert.rejects(serve(path, (req: string) => req, { busyPoll: bad }), { code: 'ERR_NPIPE_INVALID_ARG' });
+      await assert.rejects(connect(path, { busyPoll: bad }), { code: 'ERR_NPIPE_INVALID_ARG' });
+    }
+    assert.equal(replyFifosOf(process.pid).length, before, 'a refused connect() leaves no reply FIFO');
+    const pollingStops = async () => {
+      for (let i = 0; i < 250 && isBusyPolling(); i++) await delay(20);
+      assert.equal(isBusyPolling(), false, 'busy polling ends at its deadline');
+      assert.ok(!process.getActiveResourcesInfo().includes('Immediate'), 'nothing is left to keep the process awake');
+    };
+    // Off by default: the process sleeps between requests.
+    const plainServer = await serve(path, (req: string) => req);
+    t.after(() => plainServer.close());
+    const plain = await connect(path);
+    t.after(() => plain.close());
+    assert.equal(await plain.request('a'), 'a');
+    assert.equal(isBusyPolling(), false);
+    await plain.close();
+    // The client's busyPoll: the loop keeps polling after the reply, and timers still run meanwhile.
+    const polled = await connect(path, { busyPoll: 500_000 });
+    t.after(() => polled.close());
+    assert.equal(await polled.request('b'), 'b');
+    assert.ok(isBusyPolling());
+    assert.ok(process.getActiveResourcesInfo().includes('Immediate'));
+    const timerSawPolling = await new Promise<boolean>((resolve) => setTimeout(() => resolve(isBusyPolling()), 1));
+    assert.ok(timerSawPolling, 'a timer fires while the loop busy-polls: it is never blocked');
+    await polled.close();
+    await pollingStops();
+    await plainServer.close();
+    // The server's busyPoll: after sending a reply it keeps polling for the next request.
+    const server = await serve(path, (req: string) => req, { busyPoll: 300_000 });
+    t.after(() => server.close());
+    const client = await connect(path);
+    t.after(() => client.close());
+    assert.equal(await client.request('c'), 'c');
+    assert.ok(isBusyPolling());
+    await pollingStops();
   });
 
   test('the reply folder is private (0700, owned by the user, not a link)', () => {
@@ -335,13 +378,13 @@ describe('npipe serve / npipe request', () => {
   test('--echo answers with the request; no server is exit 3; a timeout is exit 3', async (t) => {
     const path = join(tempDir(t), 'srv');
     assert.equal((await run(['request', path, 'anyone?'])).code, 3);
-    const server = npipe(['serve', path, '--echo']);
+    const server = npipe(['serve', path, '--echo', '--busy-poll', '200']);
     await delay(400);
     const r = await run(['request', path, 'ping']);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, 'ping\n');
     server.child.kill('SIGTERM');
-    await server.done;
+    assert.equal((await server.done).code, 0);
     const slow = npipe(['serve', path, '--exec', 'sleep 5']);
     await delay(400);
     const timedOut = await run(['request', path, 'x', '--timeout', '200']);
@@ -355,5 +398,9 @@ describe('npipe serve / npipe request', () => {
     assert.equal((await run(['serve', '/tmp/x'])).code, 2);
     assert.equal((await run(['serve', '/tmp/x', '--echo', '--exec', 'cat'])).code, 2);
     assert.equal((await run(['request'])).code, 2);
+    assert.equal((await run(['serve', '/tmp/x', '--echo', '--busy-poll', 'fast'])).code, 2);
+    const tooLong = await run(['serve', '/tmp/x', '--echo', '--busy-poll', '5000000']);
+    assert.equal(tooLong.code, 2);
+    assert.match(tooLong.stderr, /busyPoll must be a whole number of microseconds from 0 to 1000000/);
   });
 });

@@ -5,11 +5,17 @@
  *   fifo_bench write  FIFO SIZE COUNT        one write() per SIZE-byte message
  *   fifo_bench bulk   FIFO CHUNK TOTAL PIPESZ  CHUNK-byte writes into a pipe of PIPESZ
  *   fifo_bench read   FIFO BUFSIZE TOTAL     reads until TOTAL bytes; prints seconds
- *   fifo_bench pong   REQ REP SIZE           echo server for ping
- *   fifo_bench ping   REQ REP SIZE ITERS     round trips; prints p50 and p99 in microseconds
+ *   fifo_bench pong   REQ REP SIZE [SPIN]    echo server for ping
+ *   fifo_bench ping   REQ REP SIZE ITERS [SPIN]  round trips; prints p50 and p99 in microseconds
+ *
+ * SPIN (microseconds, default 0): the reads of ping and pong busy-poll a
+ * non-blocking descriptor for up to SPIN microseconds before sleeping in poll(),
+ * the policy npipe's busyPoll option follows, for a like-for-like row.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,9 +37,21 @@ static void write_all(int fd, const char *p, size_t n) {
   }
 }
 
-static void read_all(int fd, char *p, size_t n) {
-  while (n > 0) {
+/* read(), busy-polling up to spin_us microseconds when nothing is there yet (fd is non-blocking), then poll(). */
+static ssize_t read_spin(int fd, char *p, size_t n, double spin_us) {
+  double until = now() + spin_us / 1e6;
+  for (;;) {
     ssize_t r = read(fd, p, n);
+    if (r >= 0 || errno != EAGAIN) return r;
+    if (now() < until) continue;
+    struct pollfd pfd = { .fd = fd, .events = POLLIN };
+    poll(&pfd, 1, -1);
+  }
+}
+
+static void read_all_spin(int fd, char *p, size_t n, double spin_us) {
+  while (n > 0) {
+    ssize_t r = read_spin(fd, p, n, spin_us);
     if (r <= 0) { perror("read"); exit(1); }
     p += r;
     n -= (size_t)r;
@@ -82,27 +100,31 @@ int main(int argc, char **argv) {
     printf("{\"seconds\":%.6f,\"bytes\":%zu}\n", now() - start, got);
     return 0;
   }
-  if (!strcmp(mode, "pong") && argc == 5) {
+  if (!strcmp(mode, "pong") && (argc == 5 || argc == 6)) {
     size_t size = strtoul(argv[4], 0, 10);
+    double spin = argc == 6 ? atof(argv[5]) : 0;
     int req = open(argv[2], O_RDONLY), rep = open(argv[3], O_WRONLY);
+    if (spin > 0) fcntl(req, F_SETFL, O_NONBLOCK);
     char *buf = malloc(size);
     for (;;) {
-      ssize_t r = read(req, buf, size);
+      ssize_t r = read_spin(req, buf, size, spin);
       if (r <= 0) return 0;
-      read_all(req, buf + r, size - (size_t)r);
+      read_all_spin(req, buf + r, size - (size_t)r, spin);
       write_all(rep, buf, size);
     }
   }
-  if (!strcmp(mode, "ping") && argc == 6) {
+  if (!strcmp(mode, "ping") && (argc == 6 || argc == 7)) {
     size_t size = strtoul(argv[4], 0, 10), iters = strtoul(argv[5], 0, 10);
+    double spin = argc == 7 ? atof(argv[6]) : 0;
     int req = open(argv[2], O_WRONLY), rep = open(argv[3], O_RDONLY);
+    if (spin > 0) fcntl(rep, F_SETFL, O_NONBLOCK);
     char *buf = malloc(size);
     memset(buf, 'p', size);
     double *lat = malloc(sizeof(double) * iters);
     for (size_t i = 0; i < iters; i++) {
       double t = now();
       write_all(req, buf, size);
-      read_all(rep, buf, size);
+      read_all_spin(rep, buf, size, spin);
       lat[i] = (now() - t) * 1e6;
     }
     qsort(lat, iters, sizeof(double), cmp);

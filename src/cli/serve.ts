@@ -21,6 +21,11 @@ Options:
   -c, --concurrency N  requests handled at once (default 8)
       --max-size N     largest request or reply in bytes (default 1048576)
       --allow-shared   accept a request FIFO writable by group or others
+      --busy-poll US   after each request and reply, keep polling for the
+                       next request for US microseconds instead of sleeping
+                       (default 0: off); a faster round trip where waking an
+                       idle CPU is slow (VMs), for that much CPU time
+                       (docs/TUNING.md)
   -h, --help           show this help
 
 Refused reply addresses and dropped replies are reported on stderr.
@@ -34,6 +39,7 @@ Examples:
     concurrency: { type: 'string', short: 'c' },
     'max-size': { type: 'string' },
     'allow-shared': { type: 'boolean' },
+    'busy-poll': { type: 'string' },
   },
   async run(values, positionals, io) {
     if (positionals.length !== 1) throw new UsageError('npipe serve takes exactly one FIFO path (see npipe serve --help)');
@@ -43,11 +49,13 @@ Examples:
     }
     const concurrency = intOption(values.concurrency, 'concurrency', { min: 1 }) ?? 8;
     const maxMessageSize = intOption(values['max-size'], 'max-size', { min: 1 }) ?? 1024 * 1024;
+    const busyPoll = intOption(values['busy-poll'], 'busy-poll') ?? 0;
     const handler: Handler<Buffer, Buffer> = exec === undefined ? (request) => request : runCommand(exec, maxMessageSize);
     const server = await serve<Buffer, Buffer>(positionals[0]!, handler, {
       codec: 'bytes',
       concurrency,
       maxMessageSize,
+      busyPoll,
       signal: io.stop,
       onEvent: (e) => io.stderr.write(`npipe serve: ${e.kind}${e.client ? ` (${e.client})` : ''}: ${e.reason}\n`),
     });

@@ -29,6 +29,7 @@ import {
 import { connectNats as openConnection, maxPayload } from '../transport/nats/connection.js';
 import { parseNatsUrl, type NatsAddress } from '../transport/nats/url.js';
 import { checkTimeout } from '../util/abort.js';
+import { checkBusyPoll, keepPolling } from '../util/busy-poll.js';
 import { Client, Server, newServerStats, type RequestOptions, type ServerEvent, type ServerStats } from './base.js';
 import { Cancel, runHandler, type Handler } from './handler.js';
 import { awaitReply, type Settle } from './pending.js';
@@ -75,6 +76,7 @@ export class NatsServer extends Server {
   readonly #codec: Codec<unknown>;
   readonly #options: ServeOptions<unknown, unknown>;
   readonly #limit: number;
+  readonly #busyPoll: number;
   readonly #requests: Subscription;
   readonly #control: Subscription;
   /** This server's own subject: cancellations and liveness checks. */
@@ -96,6 +98,7 @@ export class NatsServer extends Server {
     this.#options = options;
     this.#codec = resolveCodec(options.codec, 'text');
     this.#limit = Math.min(options.maxMessageSize ?? DEFAULT_MAX_MESSAGE, maxPayload(nc));
+    this.#busyPoll = checkBusyPoll(options.busyPoll);
     this.#requests = nc.subscribe(address.subject, { queue: address.group, callback: (err, msg) => {
       if (!err) this.#take(msg);
     } });
@@ -117,6 +120,7 @@ export class NatsServer extends Server {
   }
 
   #take(msg: Msg): void {
+    keepPolling(this.#busyPoll);
     if (!msg.reply) {
       this.stats.refused++;
       this.#event({ kind: 'bad-message', reason: `a message on ${this.#address.subject} without a reply subject (publish it as a request)` });
@@ -220,6 +224,7 @@ export class NatsServer extends Server {
   }
 
   #publish(subject: string, data: Uint8Array, h?: MsgHdrs): void {
+    keepPolling(this.#busyPoll); // nats.js writes on a later turn; the client's next request is likely to follow
     try {
       this.#nc.publish(subject, data, h ? { headers: h } : undefined);
     } catch (err) {
@@ -294,6 +299,7 @@ export class NatsClient<Req = string, Res = Req> extends Client<Req, Res> {
   readonly #timeout: number | undefined;
   readonly #waitForServer: boolean;
   readonly #limit: number;
+  readonly #busyPoll: number;
   readonly #inbox = createInbox();
   readonly #sub: Subscription;
   readonly #pending = new Map<string, Pending>();
@@ -311,6 +317,7 @@ export class NatsClient<Req = string, Res = Req> extends Client<Req, Res> {
     this.#timeout = checkTimeout(options.timeout);
     this.#waitForServer = options.waitForServer === true;
     this.#limit = Math.min(options.maxMessageSize ?? DEFAULT_MAX_MESSAGE, maxPayload(nc));
+    this.#busyPoll = checkBusyPoll(options.busyPoll);
     this.#sub = nc.subscribe(`${this.#inbox}.*`, { callback: (err, msg) => {
       if (!err) this.#onReply(msg);
     } });
@@ -362,6 +369,7 @@ export class NatsClient<Req = string, Res = Req> extends Client<Req, Res> {
       return;
     }
     this.#pending.delete(msg.subject);
+    keepPolling(this.#busyPoll); // the caller's next request is likely to follow at once
     const code = h?.get(H_ERROR_CODE) || (h?.get(H_SERVICE_ERROR_CODE) ? 'ERR_NPIPE_REMOTE' : '');
     if (code) pending.reject(new RemoteError(code, msg.data.byteLength > 0 ? msg.string() : h!.get(H_SERVICE_ERROR)));
     else pending.resolve(msg);
@@ -446,6 +454,7 @@ export class NatsClient<Req = string, Res = Req> extends Client<Req, Res> {
         };
         entry = pending;
         this.#pending.set(reply, pending);
+        keepPolling(this.#busyPoll);
         pending.publish();
       },
     });

@@ -13,6 +13,7 @@ import { CANCEL, REQUEST, decodeRpc, encodeError, encodeReply, REPLY } from './p
 import { Cancel, runHandler, type Handler } from './handler.js';
 import { Server, newServerStats, type ServerEvent, type ServerStats } from './base.js';
 import { isNatsUrl } from '../transport/nats/url.js';
+import { checkBusyPoll, keepPolling } from '../util/busy-poll.js';
 
 export type { Handler, HandlerContext } from './handler.js';
 
@@ -40,6 +41,13 @@ export interface ServeOptions<Req, Res> {
    */
   maxWaitingBytes?: number;
   onEvent?: (event: ServerEvent) => void;
+  /**
+   * Microseconds to keep polling for the next request instead of sleeping, after
+   * each request taken and reply sent (default 0: off). Cuts the round trip where
+   * waking an idle CPU is costly (virtual machines), at the price of that much CPU
+   * time; see docs/TUNING.md. Like Linux's SO_BUSY_POLL.
+   */
+  busyPoll?: number;
   /** FIFO only: the medium for a path (default: FIFOs). A nats:// URL always uses NATS. */
   transport?: Transport;
 }
@@ -84,6 +92,7 @@ export class FifoServer extends Server {
   /** Clients with requests waiting and room for replies, in round-robin order: one busy client cannot starve the others. */
   readonly #ready = new Set<ClientState>();
   readonly #closeController = new AbortController();
+  readonly #busyPoll: number;
   #running = 0;
   #sweeper: NodeJS.Timeout;
 
@@ -95,6 +104,7 @@ export class FifoServer extends Server {
     this.#transport = transport;
     this.#options = options;
     this.#codec = resolveCodec(options.codec, 'text');
+    this.#busyPoll = checkBusyPoll(options.busyPoll);
     this.#sweeper = setInterval(() => this.#closeIdleClients(), IDLE_CLIENT_MS);
     this.#sweeper.unref();
     options.signal?.addEventListener('abort', () => void this.close(), { once: true });
@@ -110,6 +120,7 @@ export class FifoServer extends Server {
       for (;;) {
         const frame = await this.#receiver.receive();
         if (frame === undefined) break;
+        keepPolling(this.#busyPoll);
         this.#dispatch(frame);
       }
     } finally {
@@ -234,6 +245,7 @@ export class FifoServer extends Server {
     }
     sending.then(
         () => {
+          keepPolling(this.#busyPoll); // the client's next request is likely to follow at once
           client.queuedBytes -= reply.length;
           client.lastProgress = Date.now();
           this.#schedule(client);
@@ -311,6 +323,7 @@ export async function serve<Req = string, Res = Req>(
   const concurrency = options.concurrency ?? 64;
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new InvalidArgumentError(`concurrency must be a whole number >= 1, got ${concurrency}`);
   if (options.signal?.aborted) throw options.signal.reason;
+  checkBusyPoll(options.busyPoll);
   if (isNatsUrl(path)) return (await import('./nats.js')).serveNats(path, handler as Handler<unknown, unknown>, options as ServeOptions<unknown, unknown>);
   const transport = options.transport ?? new FifoTransport(options.maxMessageSize === undefined ? {} : { maxMessageSize: options.maxMessageSize });
   const receiver = await transport.listen(path, {
