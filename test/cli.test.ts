@@ -393,5 +393,33 @@ describe('frames in the CLI', () => {
       }
       assert.deepEqual(next, new Array<number>(writers).fill(per));
     });
+
+    test(`${format}: small batches (shared lock, kept for a whole pump turn) and large messages (exclusive) from several writers never tear each other`, async (t) => {
+      const path = join(tempDir(t), 'p');
+      // Writers 0 and 1 send thousands of small lines (batched into PIPE_BUF writes under
+      // the shared lock); 2 and 3 send messages of 5-65 KB (exclusive lock, several writes each).
+      const counts = [3000, 3000, 40, 40];
+      const total = counts.reduce((a, b) => a + b, 0);
+      // A one-page pipe: every large message takes many writes, with room for others' writes between them.
+      const listener = npipe(['listen', path, '--format', format, '--count', String(total), '--pipe-size', '4096'], { hangMs: 60_000 });
+      await waitForOpen(listener.child.pid, path);
+      const sends = counts.map((per, w) => {
+        const size = (i: number) => (w < 2 ? 10 + (i % 90) : 5000 + ((i * 7919) % 60000));
+        const lines = Array.from({ length: per }, (_, i) => `w${w} ${i} ${String.fromCharCode(97 + w).repeat(size(i))}`);
+        return run(['send', path, '--format', format, '--timeout', '10000'], { input: lines.join('\n') + '\n', hangMs: 60_000 });
+      });
+      for (const r of await Promise.all(sends)) assert.equal(r.code, 0, r.stderr);
+      const result = await listener.done;
+      assert.equal(result.code, 0, result.stderr);
+      const next = [0, 0, 0, 0];
+      for (const line of result.stdout.split('\n').slice(0, -1)) {
+        const m = /^w(\d) (\d+) ([a-z]+)$/.exec(line);
+        assert.ok(m, `torn message: ${line.slice(0, 60)}...`);
+        const w = Number(m[1]);
+        assert.equal(m[3], m[3]![0]!.repeat(m[3]!.length), 'one writer per message');
+        assert.equal(Number(m[2]), next[w]!++);
+      }
+      assert.deepEqual(next, counts);
+    });
   }
 });

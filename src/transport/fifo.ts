@@ -155,7 +155,12 @@ export class FifoFrameSender implements FrameSender {
   #pending: PendingWrite | undefined;
   #writing = false;
   #scheduled = false;
-  #locked = false;
+  /**
+   * The writers' lock this sender holds, if any. Shared: kept from one small batch
+   * to the next for the rest of a pump turn (one flock pair per turn, not per 4 KiB
+   * write); exclusive: for the units of one large message only.
+   */
+  #lockHeld: LockMode | undefined;
   #reconnecting = false;
   #error: NpipeError | undefined;
   #closing: Promise<void> | undefined;
@@ -262,10 +267,12 @@ export class FifoFrameSender implements FrameSender {
       let w = this.#pending;
       if (!w) {
         if (this.#head === this.#queue.length) {
+          this.#unlock();
           this.#drained?.();
           return;
         }
         if (budget <= 0) {
+          this.#unlock(); // a writer waiting for the exclusive lock gets its turn
           this.#writing = true;
           setImmediate(() => {
             this.#writing = false;
@@ -275,13 +282,16 @@ export class FifoFrameSender implements FrameSender {
         }
         w = this.#pending = this.#prepare();
       }
-      if (w.lock && !this.#locked) {
-        if (!tryLock(this.#end.fd, w.lock)) {
+      if (w.lock && this.#lockHeld !== w.lock) {
+        // flock converts a lock in place by dropping it first: say so explicitly.
+        this.#unlock();
+        const mode = w.lock;
+        if (!tryLock(this.#end.fd, mode)) {
           // Another npipe writer is in the middle of a large message: wait for it.
           this.#writing = true;
-          lock(this.#end.fd, w.lock, this.#closeController.signal).then(
+          lock(this.#end.fd, mode, this.#closeController.signal).then(
             () => {
-              this.#locked = true;
+              this.#lockHeld = mode;
               this.#writing = false;
               this.#pump();
             },
@@ -292,7 +302,7 @@ export class FifoFrameSender implements FrameSender {
           );
           return;
         }
-        this.#locked = true;
+        this.#lockHeld = mode;
       }
       let n: number;
       try {
@@ -361,13 +371,14 @@ export class FifoFrameSender implements FrameSender {
 
   #finish(w: PendingWrite): void {
     this.#pending = undefined;
-    if (!w.holdLock) this.#unlock();
+    // A large message's last unit is out: let other writers in. A shared lock stays for the next batch.
+    if (!w.holdLock && w.lock === 'exclusive') this.#unlock();
     this.#complete(w.completed);
   }
 
   #unlock(): void {
-    if (!this.#locked) return;
-    this.#locked = false;
+    if (this.#lockHeld === undefined) return;
+    this.#lockHeld = undefined;
     try {
       unlock(this.#end.fd);
     } catch {
