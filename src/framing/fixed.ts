@@ -1,5 +1,6 @@
 import { BadFrameError, FrameTooLargeError, InvalidArgumentError } from '../errors.js';
 import type { Emit, FrameDecoder, Framing } from './types.js';
+import { view } from './view.js';
 
 /**
  * `fixed:N`: every message is exactly N bytes, with nothing between them (the
@@ -60,7 +61,7 @@ class FixedDecoder implements FrameDecoder {
       emit(message);
     }
     while (chunk.length - at >= size) {
-      emit(chunk.subarray(at, at + size));
+      emit(view(chunk, at, at + size));
       at += size;
     }
     if (at < chunk.length) {

@@ -8,6 +8,7 @@
 import { randomInt } from 'node:crypto';
 import { BadFrameError, FrameTooLargeError, InvalidArgumentError } from '../errors.js';
 import type { DropInfo, Emit, FrameDecoder, Framing } from './types.js';
+import { view } from './view.js';
 
 export const FRAMES_MAGIC = 0xfe;
 export const FLAG_FIRST = 0x01;
@@ -201,7 +202,7 @@ class FramesDecoder implements FrameDecoder {
             const old = this.#partials.get(id);
             if (old) this.#drop(id, old, 'abandoned');
           }
-          emit(chunk.subarray(at + PACKET_HEADER, at + PACKET_HEADER + n));
+          emit(view(chunk, at + PACKET_HEADER, at + PACKET_HEADER + n));
           at += PACKET_HEADER + n;
           continue;
         }

@@ -1,6 +1,7 @@
 import { BadFrameError, FrameTooLargeError } from '../errors.js';
 import { copySmall } from './frames.js';
 import type { Emit, FrameDecoder, Framing } from './types.js';
+import { view } from './view.js';
 
 /** Messages up to this size are copied behind their header into one buffer; larger ones are not copied. */
 const COPY_LIMIT = 64 * 1024;
@@ -100,7 +101,7 @@ class LengthDecoder implements FrameDecoder {
         const size = chunk.readInt32BE(at);
         if (size >= 0 && chunk.length - at - 4 >= size) {
           this.#check(size);
-          emit(chunk.subarray(at + 4, at + 4 + size));
+          emit(view(chunk, at + 4, at + 4 + size));
           at += 4 + size;
           continue;
         }

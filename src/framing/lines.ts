@@ -1,6 +1,7 @@
 import { BadFrameError, FrameTooLargeError } from '../errors.js';
 import { copySmall } from './frames.js';
 import type { Emit, FrameDecoder, Framing } from './types.js';
+import { view } from './view.js';
 
 const LF = 0x0a;
 const NEWLINE = Buffer.from([LF]);
@@ -63,7 +64,7 @@ class LinesDecoder implements FrameDecoder {
         this.#pendingBytes += rest;
         return;
       }
-      const line = chunk.subarray(start, nl);
+      const line = view(chunk, start, nl);
       start = nl + 1;
       if (this.#pendingBytes === 0) {
         this.#check(line.length);

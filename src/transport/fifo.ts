@@ -567,6 +567,8 @@ export class FifoFrameReceiver implements FrameReceiver {
   #ended = false;
   #error: unknown;
   #waiter: Waiter | undefined;
+  /** Reading stopped for backpressure (our own flag: cheaper per message than socket.isPaused()). */
+  #paused = false;
   #closed = false;
   #sweeper: NodeJS.Timeout | undefined;
   /** Messages dropped rather than delivered torn (frames format), and their bytes. */
@@ -605,12 +607,16 @@ export class FifoFrameReceiver implements FrameReceiver {
     // messages, assembled in buffers of their own), reads are decoded in place.
     let copyReads = false;
     let views = false;
+    /** Decoding readBuffer itself (not a copy of it): a view into it must be copied out. */
+    let inPlace = false;
     this.#emit = (frame: Buffer) => {
       let owned = frame;
-      if (frame.buffer === readBuffer.buffer) {
-        owned = Buffer.from(frame);
-        views = true;
-      } else if (copyReads && frame.length < LARGE_MESSAGE) views = true;
+      if (inPlace) {
+        if (frame.buffer === readBuffer.buffer) {
+          owned = Buffer.from(frame);
+          views = true;
+        }
+      } else if (frame.length < LARGE_MESSAGE) views = true;
       this.#queue.push(owned);
       this.#queuedBytes += owned.length;
     };
@@ -620,8 +626,11 @@ export class FifoFrameReceiver implements FrameReceiver {
         callback: (bytes) => {
           const read = readBuffer.subarray(0, bytes);
           views = false;
-          if (!copyReads) this.#decode(read);
-          else {
+          if (!copyReads) {
+            inPlace = true;
+            this.#decode(read);
+            inPlace = false;
+          } else {
             // In pieces of at most 64 KiB: small enough for malloc's heap, not mmap,
             // so the memory of pieces already collected is reused at once.
             for (let at = 0; at < bytes; at += COPY_PIECE) this.#decode(Buffer.from(read.subarray(at, at + COPY_PIECE)));
@@ -634,7 +643,10 @@ export class FifoFrameReceiver implements FrameReceiver {
           }
           // Stop reading until receive() makes room (see #shift). pause() rather than
           // returning false: only pause() is undone by resume() (net.Socket with onread).
-          if (this.#queuedBytes >= RECEIVE_HIGH_WATER_BYTES && !this.#ended) this.#socket.pause();
+          if (this.#queuedBytes >= RECEIVE_HIGH_WATER_BYTES && !this.#ended) {
+            this.#paused = true;
+            this.#socket.pause();
+          }
           this.#wake();
           return true;
         },
@@ -718,7 +730,8 @@ export class FifoFrameReceiver implements FrameReceiver {
       this.#head = 0;
     }
     this.#queuedBytes -= frame.length;
-    if (!this.#ended && this.#socket.isPaused() && this.#queuedBytes < RECEIVE_HIGH_WATER_BYTES / 2) {
+    if (this.#paused && this.#queuedBytes < RECEIVE_HIGH_WATER_BYTES / 2 && !this.#ended) {
+      this.#paused = false;
       this.#socket.resume();
     }
     return frame;
