@@ -83,6 +83,16 @@ export class Sender<T = string> {
     return this.#frames.send(bytes, options);
   }
 
+  /**
+   * @internal For `npipe send`: where the transport can take bytes already in the
+   * format (whole lines, at most PIPE_BUF at a time; FIFO), the function that sends
+   * them; else undefined.
+   */
+  unitsSender(): ((units: Uint8Array) => Promise<void>) | undefined {
+    const frames = this.#frames;
+    return frames.sendUnits ? (units) => frames.sendUnits!(units) : undefined;
+  }
+
   /** Sends what is still queued, then closes this process's end of the FIFO. Idempotent. */
   close(options: CallOptions = {}): Promise<void> {
     return this.#frames.close(options);

@@ -4,7 +4,7 @@ import { chmodSync, lstatSync, readFileSync, readdirSync, readlinkSync, symlinkS
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { mkfifo } from '../src/index.js';
-import { EXAMPLES, npipe, run, start, tempDir } from './helpers.js';
+import { BIN, EXAMPLES, npipe, run, start, tempDir } from './helpers.js';
 
 describe('two processes exchange messages in every format', () => {
   const cases: Array<{ format: string; send: string[]; expect: string }> = [
@@ -151,6 +151,48 @@ async function waitForOpen(pid: number | undefined, path: string): Promise<void>
 }
 
 describe('send', () => {
+  test('lines from a file reach the FIFO byte for byte (runs of whole lines up to PIPE_BUF, lines over it, across read chunks, a last line without "\\n")', async (t) => {
+    const dir = tempDir(t);
+    const path = join(dir, 'p');
+    await mkfifo(path);
+    let seed = 7;
+    const rand = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
+    const special = [0, 4095, 4096, 4097, 70_000, 1_500_000];
+    const lines: string[] = [];
+    let bytes = 0;
+    for (let i = 0; bytes < 4 * 1024 * 1024; i++) {
+      const r = rand();
+      const len = i % 97 === 0 ? special[(i / 97) % special.length]! : r < 0.9 ? Math.floor(r * 120) : Math.floor(r * 9000);
+      const line = String.fromCharCode(97 + (i % 26)).repeat(len) + (i % 5 === 0 ? '\r' : '');
+      lines.push(line);
+      bytes += line.length + 1;
+    }
+    const input = lines.join('\n'); // the last line has no "\n": send adds it
+    writeFileSync(join(dir, 'in.txt'), input);
+    // A plain reader (cat), not npipe: the bytes as they are in the FIFO.
+    const reader = start('sh', ['-c', 'cat "$0" > "$1"', path, join(dir, 'out')]);
+    const sent = await start('sh', ['-c', 'exec "$0" "$1" send "$2" < "$3"', process.execPath, BIN, path, join(dir, 'in.txt')]).done;
+    assert.equal(sent.code, 0, sent.stderr);
+    assert.equal((await reader.done).code, 0);
+    const out = readFileSync(join(dir, 'out'), 'latin1');
+    assert.equal(out.length, input.length + 1);
+    assert.ok(out === `${input}\n`, 'the FIFO holds exactly the input lines');
+  });
+
+  test('a line over --max-size fails the send (exit 1, ERR_NPIPE_FRAME_TOO_LARGE), short or long limit, whole or cut across reads', async (t) => {
+    const dir = tempDir(t);
+    for (const [max, line] of [['100', 'y'.repeat(101)], ['5000', 'y'.repeat(6000)], ['5000', 'y'.repeat(3_000_000)]] as const) {
+      const path = join(dir, `p${max}-${line.length}`);
+      await mkfifo(path);
+      const reader = start('sh', ['-c', 'cat "$0" > /dev/null', path]);
+      writeFileSync(join(dir, 'in.txt'), `ok\n${line}\nafter\n`);
+      const sent = await start('sh', ['-c', 'exec "$0" "$1" send "$2" --max-size "$3" < "$4"', process.execPath, BIN, path, max, join(dir, 'in.txt')]).done;
+      assert.equal(sent.code, 1, `--max-size ${max}, a line of ${line.length}: ${sent.stderr}`);
+      assert.match(sent.stderr, /ERR_NPIPE_FRAME_TOO_LARGE/);
+      await reader.done;
+    }
+  });
+
   test('creates the FIFO like the textbook writer, unless --no-create', async (t) => {
     const dir = tempDir(t);
     const missing = await run(['send', join(dir, 'a'), 'x', '--no-create', '--timeout', '100']);

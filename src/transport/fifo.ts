@@ -3,7 +3,7 @@
  */
 import type { Socket } from 'node:net';
 import { readdirSync, statSync } from 'node:fs';
-import { BusyError, ClosedError, NoReaderError, NpipeError, fromSystemError, isErrno } from '../errors.js';
+import { BusyError, ClosedError, InvalidArgumentError, NoReaderError, NpipeError, fromSystemError, isErrno } from '../errors.js';
 import {
   FifoEnd,
   lock,
@@ -68,7 +68,9 @@ interface Group {
 }
 
 interface Pending {
+  /** The message, or (sendUnits) bytes already in the format, copied into the batch as they are. */
   message: Uint8Array;
+  encoded: boolean;
   /**
    * Size of its one unit, or -1 for a message of several packets (frames). Up to
    * PIPE_BUF: copied straight into the batch buffer. Over PIPE_BUF (formats without
@@ -212,7 +214,7 @@ export class FifoFrameSender implements FrameSender {
     }
     const group = signal ? newGroup(signal) : (this.#open ??= newGroup());
     group.remaining++;
-    const entry: Pending = { message, size, units, next, cursor, started: false, group };
+    const entry: Pending = { message, encoded: false, size, units, next, cursor, started: false, group };
     if (signal) {
       group.onAbort = () => {
         // Not yet started: it is never sent. Started: it still goes out whole (never cut).
@@ -227,6 +229,25 @@ export class FifoFrameSender implements FrameSender {
     }
     this.#queue.push(entry);
     // Let a loop of send() calls queue up before the first write, so it is batched too.
+    if (!this.#writing && !this.#scheduled) {
+      this.#scheduled = true;
+      queueMicrotask(() => {
+        this.#scheduled = false;
+        this.#pump();
+      });
+    }
+    return group.promise;
+  }
+
+  sendUnits(units: Uint8Array): Promise<void> {
+    if (this.#closing) return Promise.reject(new ClosedError(`the sender for ${this.#end.path} is closed`));
+    if (this.#error) return Promise.reject(this.#error);
+    if (this.framing.fillUnits || units.length === 0 || units.length > PIPE_BUF) {
+      return Promise.reject(new InvalidArgumentError(`sendUnits takes 1 to ${PIPE_BUF} bytes of whole units, and not for the ${this.framing.name} format`));
+    }
+    const group = (this.#open ??= newGroup());
+    group.remaining++;
+    this.#queue.push({ message: units, encoded: true, size: units.length, units: undefined, next: undefined, cursor: undefined, started: false, group });
     if (!this.#writing && !this.#scheduled) {
       this.#scheduled = true;
       queueMicrotask(() => {
@@ -361,7 +382,8 @@ export class FifoFrameSender implements FrameSender {
         continue;
       }
       if (entry.units || bytes + entry.size > PIPE_BUF) break;
-      this.framing.writeUnit(entry.message, batch, bytes);
+      if (entry.encoded) batch.set(entry.message, bytes);
+      else this.framing.writeUnit(entry.message, batch, bytes);
       bytes += entry.size;
       entry.started = true;
       completed++;

@@ -20,6 +20,14 @@ export interface FrameSender {
    * goes out whole: a frame is never cut.
    */
   send(message: Uint8Array, options?: CallOptions): Promise<void>;
+  /**
+   * Bytes that are already whole units of this sender's format (for lines: complete
+   * lines, each ending in "\n"), at most PIPE_BUF in all, each within the format's
+   * size limit: sent as they are, in one write with whatever else is batched, in
+   * order with send(). For a caller holding a stream already in the format (`npipe
+   * send` reading lines): no work per message. FIFO only, not for `frames`.
+   */
+  sendUnits?(units: Uint8Array): Promise<void>;
   /** Sends what is queued, then releases the medium. Idempotent. */
   close(options?: CallOptions): Promise<void>;
   readonly closed: boolean;
