@@ -114,20 +114,8 @@ async function sendStdin(
     return;
   }
   const decoder = createFraming('lines', maxMessageSize === undefined ? {} : { maxMessageSize }).createDecoder();
-  let last: Promise<void> | undefined;
-  let failed: unknown;
-  // Sends settle in order: awaiting the last one of a chunk waits for all of them.
-  // Any of them may fail (a line the format cannot carry): the first error wins.
-  const emit = (line: Buffer) => {
-    const sent = sender.send(line);
-    // Lines written together share one promise: watch each promise once, not each line.
-    if (sent !== last) sent.catch((err: unknown) => (failed ??= err));
-    last = sent;
-  };
-  const settle = async () => {
-    await last?.catch(() => {});
-    if (failed !== undefined) throw failed;
-  };
+  const { watch, settle } = inOrder();
+  const emit = (line: Buffer) => watch(sender.send(line));
   for await (const chunk of source) {
     decoder.push(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer), emit);
     await settle();
@@ -153,13 +141,7 @@ async function sendLinesAsTheyAre(
   source: AsyncIterable<unknown>,
   max: number,
 ): Promise<void> {
-  let last: Promise<void> | undefined;
-  let failed: unknown;
-  const watch = (sent: Promise<void>) => {
-    // Units sent together share one promise: watch each promise once.
-    if (sent !== last) sent.catch((err: unknown) => (failed ??= err));
-    last = sent;
-  };
+  const { watch, settle } = inOrder();
   /** The start of a line still without its "\n", in pieces (a long line may span many chunks). */
   let partial: Buffer[] = [];
   let partialBytes = 0;
@@ -198,11 +180,28 @@ async function sendLinesAsTheyAre(
       watch(sender.send(chunk.subarray(at, nl)));
       at = nl + 1;
     }
-    // Bounded memory: this chunk is in the pipe before the next one is read.
-    await last?.catch(() => {});
-    if (failed !== undefined) throw failed;
+    await settle(); // bounded memory: this chunk is in the pipe before the next one is read
   }
   if (partialBytes > 0) watch(sender.send(Buffer.concat(partial, partialBytes)));
-  await last?.catch(() => {});
-  if (failed !== undefined) throw failed;
+  await settle();
+}
+
+/**
+ * Sends settle in order, so waiting for the last one waits for all of them. Any of
+ * them may fail (a line the format cannot carry): the first error wins. Messages
+ * written together share one promise: each promise is watched once, not each message.
+ */
+function inOrder(): { watch(sent: Promise<void>): void; settle(): Promise<void> } {
+  let last: Promise<void> | undefined;
+  let failed: unknown;
+  return {
+    watch(sent) {
+      if (sent !== last) sent.catch((err: unknown) => (failed ??= err));
+      last = sent;
+    },
+    async settle() {
+      await last?.catch(() => {});
+      if (failed !== undefined) throw failed;
+    },
+  };
 }

@@ -194,8 +194,8 @@ export class FifoFrameSender implements FrameSender {
   }
 
   send(message: Uint8Array, options: CallOptions = {}): Promise<void> {
-    if (this.#closing) return Promise.reject(new ClosedError(`the sender for ${this.#end.path} is closed`));
-    if (this.#error) return Promise.reject(this.#error);
+    const refused = this.#refusal();
+    if (refused) return refused;
     const { signal } = options;
     if (signal?.aborted) return Promise.reject(signal.reason);
     let size: number;
@@ -227,6 +227,30 @@ export class FifoFrameSender implements FrameSender {
       };
       signal.addEventListener('abort', group.onAbort, { once: true });
     }
+    this.#enqueue(entry);
+    return group.promise;
+  }
+
+  sendUnits(units: Uint8Array): Promise<void> {
+    const refused = this.#refusal();
+    if (refused) return refused;
+    if (this.framing.fillUnits || units.length === 0 || units.length > PIPE_BUF) {
+      return Promise.reject(new InvalidArgumentError(`sendUnits takes 1 to ${PIPE_BUF} bytes of whole units, and not for the ${this.framing.name} format`));
+    }
+    const group = (this.#open ??= newGroup());
+    group.remaining++;
+    this.#enqueue({ message: units, encoded: true, size: units.length, units: undefined, next: undefined, cursor: undefined, started: false, group });
+    return group.promise;
+  }
+
+  /** Why a send cannot be taken now (closed, or failed for good), as its rejected promise. */
+  #refusal(): Promise<void> | undefined {
+    if (this.#closing) return Promise.reject(new ClosedError(`the sender for ${this.#end.path} is closed`));
+    if (this.#error) return Promise.reject(this.#error);
+    return undefined;
+  }
+
+  #enqueue(entry: Pending): void {
     this.#queue.push(entry);
     // Let a loop of send() calls queue up before the first write, so it is batched too.
     if (!this.#writing && !this.#scheduled) {
@@ -236,26 +260,6 @@ export class FifoFrameSender implements FrameSender {
         this.#pump();
       });
     }
-    return group.promise;
-  }
-
-  sendUnits(units: Uint8Array): Promise<void> {
-    if (this.#closing) return Promise.reject(new ClosedError(`the sender for ${this.#end.path} is closed`));
-    if (this.#error) return Promise.reject(this.#error);
-    if (this.framing.fillUnits || units.length === 0 || units.length > PIPE_BUF) {
-      return Promise.reject(new InvalidArgumentError(`sendUnits takes 1 to ${PIPE_BUF} bytes of whole units, and not for the ${this.framing.name} format`));
-    }
-    const group = (this.#open ??= newGroup());
-    group.remaining++;
-    this.#queue.push({ message: units, encoded: true, size: units.length, units: undefined, next: undefined, cursor: undefined, started: false, group });
-    if (!this.#writing && !this.#scheduled) {
-      this.#scheduled = true;
-      queueMicrotask(() => {
-        this.#scheduled = false;
-        this.#pump();
-      });
-    }
-    return group.promise;
   }
 
   #settle(group: Group, err?: unknown): void {
