@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, lstatSync, readFileSync, readdirSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, readFileSync, readdirSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { mkfifo } from '../src/index.js';
@@ -208,7 +208,10 @@ describe('send', () => {
   test('SIGINT while waiting for a reader ends it at once with 128 + 2, leaving nothing behind', async (t) => {
     const path = join(tempDir(t), 'p');
     const sender = npipe(['send', path, 'never read']);
-    await new Promise((resolve) => setTimeout(resolve, 300)); // it is waiting for a reader (ENXIO)
+    // The FIFO exists once the sender created it, which it does after installing its
+    // signal handlers and before waiting for a reader (ENXIO): no fixed delay to outlast.
+    for (let i = 0; i < 1000 && !existsSync(path); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.ok(lstatSync(path).isFIFO());
     sender.child.kill('SIGINT');
     const result = await sender.done;
     assert.equal(result.code, 130);
