@@ -64,6 +64,74 @@ describe('listen', () => {
     assert.equal(result.stdout, 'one\ntwo\n');
   });
 
+  test('lines pass through byte for byte (long lines across reads, CR, empty lines, a last line without "\\n")', async (t) => {
+    const dir = tempDir(t);
+    const path = join(dir, 'p');
+    await mkfifo(path);
+    const lines: string[] = [];
+    let bytes = 0;
+    for (let i = 0; bytes < 3 * 1024 * 1024; i++) {
+      const len = i % 50 === 0 ? [0, 4096, 300_000, 1_200_000][(i / 50) % 4]! : (i * 7919) % 200;
+      const line = String.fromCharCode(97 + (i % 26)).repeat(len) + (i % 7 === 0 ? '\r' : '');
+      lines.push(line);
+      bytes += line.length + 1;
+    }
+    const input = lines.join('\n');
+    writeFileSync(join(dir, 'in.txt'), input);
+    const listener = npipe(['listen', path, '--once'], { hangMs: 60_000 });
+    await waitForOpen(listener.child.pid, path);
+    // Not execFileSync: this process must keep reading the listener's output meanwhile.
+    const writer = await start('sh', ['-c', 'cat "$0" > "$1"', join(dir, 'in.txt'), path], { hangMs: 60_000 }).done;
+    assert.equal(writer.code, 0, writer.stderr);
+    const result = await listener.done;
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.stdout.length, input.length + 1);
+    assert.ok(result.stdout === `${input}\n`, 'stdout holds exactly the lines written');
+  });
+
+  test('--count stops after exactly N lines of one write and reports the rest as discarded', async (t) => {
+    const path = join(tempDir(t), 'p');
+    await mkfifo(path);
+    const listener = npipe(['listen', path, '--count', '3']);
+    await waitForOpen(listener.child.pid, path);
+    execFileSync('sh', ['-c', `printf 'a\\nb\\nc\\nd\\ne\\n' > "${path}"`], { timeout: 10_000 });
+    const result = await listener.done;
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.stdout, 'a\nb\nc\n');
+    assert.match(result.stderr, /2 message\(s\) read from the pipe after the 3th were discarded/);
+  });
+
+  test('a line over --max-size: exit 1 with ERR_NPIPE_FRAME_TOO_LARGE after the lines before it, whole or cut across reads', async (t) => {
+    for (const [max, line] of [['10', 'z'.repeat(20)], ['100000', 'z'.repeat(1_000_000)]] as const) {
+      const dir = tempDir(t);
+      const path = join(dir, 'p');
+      await mkfifo(path);
+      const listener = npipe(['listen', path, '--once', '--max-size', max]);
+      await waitForOpen(listener.child.pid, path);
+      writeFileSync(join(dir, 'in'), `ok\n${line}\nafter\n`);
+      // The listener stops reading at the long line: cat may end with EPIPE.
+      await start('sh', ['-c', 'cat "$0" > "$1" || true', join(dir, 'in'), path]).done;
+      const result = await listener.done;
+      assert.equal(result.code, 1, result.stderr);
+      assert.match(result.stderr, /ERR_NPIPE_FRAME_TOO_LARGE/);
+      assert.equal(result.stdout, 'ok\n');
+    }
+  });
+
+  test('--timeout counts whole lines: bytes without a "\\n" do not keep it waiting', async (t) => {
+    const path = join(tempDir(t), 'p');
+    await mkfifo(path);
+    const listener = npipe(['listen', path, '--timeout', '400']);
+    await waitForOpen(listener.child.pid, path);
+    // A writer that sends half a line every 100 ms and keeps the FIFO open.
+    const writer = start('sh', ['-c', 'exec 3>"$0"; for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do printf x >&3; sleep 0.1; done', path]);
+    const result = await listener.done;
+    assert.equal(result.code, 3, result.stderr);
+    assert.match(result.stderr, /ERR_NPIPE_TIMEOUT/);
+    writer.child.kill();
+    await writer.done.catch(() => {});
+  });
+
   test('stays up while writers come and go', async (t) => {
     const path = join(tempDir(t), 'p');
     const listener = npipe(['listen', path, '--count', '3']);

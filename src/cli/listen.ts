@@ -1,9 +1,9 @@
 import { fstatSync } from 'node:fs';
 import { isatty } from 'node:tty';
-import { isErrno, isNatsUrl, openReceiver } from '../index.js';
+import { DEFAULT_MAX_MESSAGE_SIZE, FrameTooLargeError, isErrno, isNatsUrl, openReceiver, type Receiver } from '../index.js';
 import { canSplice, receiveRawInto } from '../transport/raw-stream.js';
 import { deadline } from '../util/abort.js';
-import { EXIT, FIFO_OPTIONS_HELP, UsageError, checkAddress, commonFifoOptions, fifoOptions, intOption, type Command } from './args.js';
+import { EXIT, FIFO_OPTIONS_HELP, UsageError, checkAddress, commonFifoOptions, fifoOptions, intOption, type CliIO, type Command } from './args.js';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -85,6 +85,20 @@ before that gets it again after ack-wait (30 s; ?ack-wait=MS in the URL).`,
         throw err;
       }
       return EXIT.ok;
+    }
+
+    if (options.format === 'lines' && !json && !isNatsUrl(path)) {
+      // The FIFO already holds the lines format, and so does our output: pass whole
+      // lines through as they are, without taking them apart into messages.
+      const { maxMessageSize, ...fifo } = options;
+      const receiver = await openReceiver<Buffer>(path, {
+        ...fifo,
+        format: 'raw',
+        codec: 'bytes',
+        keepOpen: values.once !== true,
+        create: values.create !== false,
+      });
+      return passLinesThrough(receiver, { path, io, timeout, count, max: maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE });
     }
 
     const receiver = await openReceiver<Buffer>(path, {
@@ -190,4 +204,110 @@ function drained(stream: NodeJS.WritableStream): Promise<void> {
     stream.on('drain', done);
     stream.on('close', done);
   });
+}
+
+const LF = 0x0a;
+
+/**
+ * `npipe listen` for lines: the FIFO's bytes, read as raw chunks, go to stdout as
+ * they are, a run of whole lines at a time (what decoding each line and printing
+ * it with "\n" would give, byte for byte). Lines are still counted (--count), each
+ * checked against the size limit, and --timeout still means no whole line for that
+ * long. As with the message path: a line cut by the end of the stream is printed
+ * with its "\n" (--once), one cut by a stop or --count is not.
+ */
+async function passLinesThrough(
+  receiver: Receiver<Buffer>,
+  { path, io, timeout, count, max }: { path: string; io: CliIO; timeout: number | undefined; count: number | undefined; max: number },
+): Promise<number> {
+  const stop = () => void receiver.close();
+  io.stop.addEventListener('abort', stop, { once: true });
+  const out: Buffer[] = [];
+  let outBytes = 0;
+  const add = (bytes: Buffer) => {
+    if (bytes.length === 0) return;
+    out.push(bytes);
+    outBytes += bytes.length;
+  };
+  const flush = async () => {
+    if (outBytes === 0) return;
+    const data = out.length === 1 ? out[0]! : Buffer.concat(out, outBytes);
+    out.length = 0;
+    outBytes = 0;
+    if (!io.stdout.write(data)) await drained(io.stdout);
+  };
+  /** The start of a line still without its "\n" (it may span many chunks). */
+  let partial: Buffer[] = [];
+  let partialBytes = 0;
+  let received = 0;
+  let leftover: Buffer | undefined;
+  let wait: ReturnType<typeof deadline> | undefined;
+  try {
+    try {
+      reading: for (;;) {
+        let chunk = receiver.tryReceive();
+        if (chunk === undefined) {
+          await flush();
+          // --timeout runs from the last whole line, not from the last byte.
+          wait ??= deadline({ timeout }, `no message arrived on ${path}; check that a writer is sending, or wait longer (--timeout)`);
+          chunk = await receiver.receive({ signal: wait.signal });
+          if (chunk === undefined) break;
+        }
+        let at = 0; // the chunk's whole lines before `at` go out as one piece
+        while (at < chunk.length) {
+          const nl = chunk.indexOf(LF, at);
+          if (nl === -1) {
+            add(chunk.subarray(0, at));
+            partial.push(chunk.subarray(at));
+            partialBytes += chunk.length - at;
+            if (partialBytes > max) throw new FrameTooLargeError(partialBytes, max);
+            continue reading;
+          }
+          if (partialBytes + nl - at > max) {
+            add(chunk.subarray(0, at));
+            throw new FrameTooLargeError(partialBytes + nl - at, max);
+          }
+          if (partialBytes > 0) {
+            for (const piece of partial) add(piece);
+            partial = [];
+            partialBytes = 0;
+          }
+          at = nl + 1;
+          received++;
+          wait?.dispose();
+          wait = undefined;
+          if (received === count) {
+            add(chunk.subarray(0, at));
+            leftover = chunk.subarray(at);
+            break reading;
+          }
+        }
+        add(chunk.subarray(0, at));
+        if (outBytes >= OUTPUT_CHUNK) await flush();
+      }
+      // The end of the stream (--once): a last line without "\n" is still a line.
+      if (partialBytes > 0 && !io.stop.aborted && leftover === undefined) {
+        for (const piece of partial) add(piece);
+        add(NEWLINE);
+        received++;
+      }
+    } finally {
+      wait?.dispose();
+      await flush();
+    }
+  } finally {
+    io.stop.removeEventListener('abort', stop);
+    await receiver.close();
+    // Lines this process took out of the pipe past --count: say so rather than drop them silently.
+    let extra = leftover ? countLines(leftover) : 0;
+    for (let chunk = receiver.tryReceive(); chunk !== undefined; chunk = receiver.tryReceive()) extra += countLines(chunk);
+    if (extra > 0) io.stderr.write(`npipe listen: ${extra} message(s) read from the pipe after the ${count}th were discarded\n`);
+  }
+  return EXIT.ok;
+}
+
+function countLines(chunk: Buffer): number {
+  let n = 0;
+  for (let at = chunk.indexOf(LF); at !== -1; at = chunk.indexOf(LF, at + 1)) n++;
+  return n;
 }
