@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, lstatSync, readFileSync, readdirSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, test } from 'node:test';
+import { describe, test, type TestContext } from 'node:test';
 import { mkfifo } from '../src/index.js';
 import { BIN, EXAMPLES, npipe, run, start, tempDir } from './helpers.js';
 
@@ -482,57 +482,45 @@ describe('frames in the CLI', () => {
     assert.match(failing.stderr, /ERR_NPIPE_NO_READER/);
   });
 
+  /**
+   * Writers w = 0.. each send counts[w] lines "w<w> <i> <letter x size(w, i)>" with
+   * npipe send; the listener must print every one whole (one writer's letter only),
+   * in each writer's order.
+   */
+  async function writersNeverTear(t: TestContext, format: string, counts: number[], size: (w: number, i: number) => number, listenOptions: string[] = []) {
+    const path = join(tempDir(t), 'p');
+    const total = counts.reduce((a, b) => a + b, 0);
+    const listener = npipe(['listen', path, '--format', format, '--count', String(total), ...listenOptions], { hangMs: 60_000 });
+    await waitForOpen(listener.child.pid, path);
+    const sends = counts.map((per, w) => {
+      const lines = Array.from({ length: per }, (_, i) => `w${w} ${i} ${String.fromCharCode(97 + w).repeat(size(w, i))}`);
+      return run(['send', path, '--format', format, '--timeout', '10000'], { input: lines.join('\n') + '\n', hangMs: 60_000 });
+    });
+    for (const r of await Promise.all(sends)) assert.equal(r.code, 0, r.stderr);
+    const result = await listener.done;
+    assert.equal(result.code, 0, result.stderr);
+    const next = counts.map(() => 0);
+    for (const line of result.stdout.split('\n').slice(0, -1)) {
+      const m = /^w(\d) (\d+) ([a-z]+)$/.exec(line);
+      assert.ok(m, `torn message: ${line.slice(0, 60)}...`);
+      const w = Number(m[1]);
+      assert.equal(m[3], m[3]![0]!.repeat(m[3]!.length), 'one writer per message');
+      assert.equal(Number(m[2]), next[w]!++);
+    }
+    assert.deepEqual(next, counts);
+  }
+
+  const large = (i: number) => 5000 + ((i * 7919) % 60000);
   for (const format of ['length', 'lines'] as const) {
     test(`${format}: messages over PIPE_BUF from several npipe writers never interleave (writers' lock)`, async (t) => {
-      const path = join(tempDir(t), 'p');
-      const writers = 4;
-      const per = 40;
-      const listener = npipe(['listen', path, '--format', format, '--count', String(writers * per)], { hangMs: 60_000 });
-      await waitForOpen(listener.child.pid, path);
-      const sends = Array.from({ length: writers }, (_, w) => {
-        const lines = Array.from({ length: per }, (_, i) => `w${w} ${i} ${String.fromCharCode(97 + w).repeat(5000 + ((i * 7919) % 60000))}`);
-        return run(['send', path, '--format', format, '--timeout', '10000'], { input: lines.join('\n') + '\n', hangMs: 60_000 });
-      });
-      for (const r of await Promise.all(sends)) assert.equal(r.code, 0, r.stderr);
-      const result = await listener.done;
-      assert.equal(result.code, 0, result.stderr);
-      const next = new Array<number>(writers).fill(0);
-      for (const line of result.stdout.split('\n').slice(0, -1)) {
-        const m = /^w(\d) (\d+) ([a-z]+)$/.exec(line);
-        assert.ok(m, `torn message: ${line.slice(0, 60)}...`);
-        const w = Number(m[1]);
-        assert.equal(m[3], m[3]![0]!.repeat(m[3]!.length), 'one writer per message');
-        assert.equal(Number(m[2]), next[w]!++);
-      }
-      assert.deepEqual(next, new Array<number>(writers).fill(per));
+      await writersNeverTear(t, format, [40, 40, 40, 40], (_, i) => large(i));
     });
 
     test(`${format}: small batches (shared lock, kept for a whole pump turn) and large messages (exclusive) from several writers never tear each other`, async (t) => {
-      const path = join(tempDir(t), 'p');
       // Writers 0 and 1 send thousands of small lines (batched into PIPE_BUF writes under
       // the shared lock); 2 and 3 send messages of 5-65 KB (exclusive lock, several writes each).
-      const counts = [3000, 3000, 40, 40];
-      const total = counts.reduce((a, b) => a + b, 0);
       // A one-page pipe: every large message takes many writes, with room for others' writes between them.
-      const listener = npipe(['listen', path, '--format', format, '--count', String(total), '--pipe-size', '4096'], { hangMs: 60_000 });
-      await waitForOpen(listener.child.pid, path);
-      const sends = counts.map((per, w) => {
-        const size = (i: number) => (w < 2 ? 10 + (i % 90) : 5000 + ((i * 7919) % 60000));
-        const lines = Array.from({ length: per }, (_, i) => `w${w} ${i} ${String.fromCharCode(97 + w).repeat(size(i))}`);
-        return run(['send', path, '--format', format, '--timeout', '10000'], { input: lines.join('\n') + '\n', hangMs: 60_000 });
-      });
-      for (const r of await Promise.all(sends)) assert.equal(r.code, 0, r.stderr);
-      const result = await listener.done;
-      assert.equal(result.code, 0, result.stderr);
-      const next = [0, 0, 0, 0];
-      for (const line of result.stdout.split('\n').slice(0, -1)) {
-        const m = /^w(\d) (\d+) ([a-z]+)$/.exec(line);
-        assert.ok(m, `torn message: ${line.slice(0, 60)}...`);
-        const w = Number(m[1]);
-        assert.equal(m[3], m[3]![0]!.repeat(m[3]!.length), 'one writer per message');
-        assert.equal(Number(m[2]), next[w]!++);
-      }
-      assert.deepEqual(next, counts);
+      await writersNeverTear(t, format, [3000, 3000, 40, 40], (w, i) => (w < 2 ? 10 + (i % 90) : large(i)), ['--pipe-size', '4096']);
     });
   }
 });

@@ -117,26 +117,12 @@ before that gets it again after ack-wait (30 s; ?ack-wait=MS in the URL).`,
     io.stop.addEventListener('abort', stop, { once: true });
     let received = 0;
     try {
-      // Output is gathered and written in large pieces: one write per message would
-      // cost more than everything else together.
-      const out: Buffer[] = [];
-      let outBytes = 0;
-      const flush = async () => {
-        if (outBytes === 0) return;
-        const data = out.length === 1 ? out[0]! : Buffer.concat(out, outBytes);
-        out.length = 0;
-        outBytes = 0;
-        if (!io.stdout.write(data)) await drained(io.stdout);
-      };
-      const add = (chunk: Buffer) => {
-        out.push(chunk);
-        outBytes += chunk.length;
-      };
+      const out = new Output(io.stdout);
       try {
         for (;;) {
           let message = receiver.tryReceive();
           if (message === undefined) {
-            await flush();
+            await out.flush();
             const wait = deadline(
               { timeout },
               `no message arrived on ${path}; check that a writer is sending, or wait longer (--timeout)`,
@@ -149,27 +135,24 @@ before that gets it again after ack-wait (30 s; ?ack-wait=MS in the URL).`,
             if (message === undefined) break;
           }
           received++;
-          if (raw) add(message);
-          else if (json) add(Buffer.from(jsonLine(message)));
+          if (raw) out.add(message);
+          else if (json) out.add(Buffer.from(jsonLine(message)));
           else {
-            add(message);
-            add(NEWLINE);
+            out.add(message);
+            out.add(NEWLINE);
           }
-          if (outBytes >= OUTPUT_CHUNK) await flush();
+          if (out.full) await out.flush();
           if (count !== undefined && received >= count) break;
         }
       } finally {
-        await flush();
+        await out.flush();
       }
     } finally {
       io.stop.removeEventListener('abort', stop);
       await receiver.close();
-      // Messages this process took out of the pipe past --count: say so rather than drop them silently.
       let extra = 0;
       while ((await receiver.receive()) !== undefined) extra++;
-      if (extra > 0) {
-        io.stderr.write(`npipe listen: ${extra} message(s) read from the pipe after the ${count}th were discarded\n`);
-      }
+      reportDiscarded(io, extra, count);
     }
     return EXIT.ok;
   },
@@ -183,6 +166,44 @@ function spliceableStdout(): boolean {
 
 const NEWLINE = Buffer.from('\n');
 const OUTPUT_CHUNK = 256 * 1024;
+
+/**
+ * What listen prints, gathered and written in pieces of about OUTPUT_CHUNK: one
+ * write per message would cost more than everything else together.
+ */
+class Output {
+  readonly #stream: NodeJS.WritableStream;
+  readonly #pieces: Buffer[] = [];
+  #bytes = 0;
+
+  constructor(stream: NodeJS.WritableStream) {
+    this.#stream = stream;
+  }
+
+  /** Enough gathered to be worth a write. */
+  get full(): boolean {
+    return this.#bytes >= OUTPUT_CHUNK;
+  }
+
+  add(bytes: Buffer): void {
+    if (bytes.length === 0) return;
+    this.#pieces.push(bytes);
+    this.#bytes += bytes.length;
+  }
+
+  async flush(): Promise<void> {
+    if (this.#bytes === 0) return;
+    const data = this.#pieces.length === 1 ? this.#pieces[0]! : Buffer.concat(this.#pieces, this.#bytes);
+    this.#pieces.length = 0;
+    this.#bytes = 0;
+    if (!this.#stream.write(data)) await drained(this.#stream);
+  }
+}
+
+/** Messages this process took out of the pipe past --count: said, not dropped silently. */
+function reportDiscarded(io: CliIO, extra: number, count: number | undefined): void {
+  if (extra > 0) io.stderr.write(`npipe listen: ${extra} message(s) read from the pipe after the ${count}th were discarded\n`);
+}
 
 function jsonLine(message: Buffer): string {
   let record: { text: string } | { base64: string };
@@ -222,20 +243,7 @@ async function passLinesThrough(
 ): Promise<number> {
   const stop = () => void receiver.close();
   io.stop.addEventListener('abort', stop, { once: true });
-  const out: Buffer[] = [];
-  let outBytes = 0;
-  const add = (bytes: Buffer) => {
-    if (bytes.length === 0) return;
-    out.push(bytes);
-    outBytes += bytes.length;
-  };
-  const flush = async () => {
-    if (outBytes === 0) return;
-    const data = out.length === 1 ? out[0]! : Buffer.concat(out, outBytes);
-    out.length = 0;
-    outBytes = 0;
-    if (!io.stdout.write(data)) await drained(io.stdout);
-  };
+  const out = new Output(io.stdout);
   /** The start of a line still without its "\n" (it may span many chunks). */
   let partial: Buffer[] = [];
   let partialBytes = 0;
@@ -247,7 +255,7 @@ async function passLinesThrough(
       reading: for (;;) {
         let chunk = receiver.tryReceive();
         if (chunk === undefined) {
-          await flush();
+          await out.flush();
           // --timeout runs from the last whole line, not from the last byte.
           wait ??= deadline({ timeout }, `no message arrived on ${path}; check that a writer is sending, or wait longer (--timeout)`);
           chunk = await receiver.receive({ signal: wait.signal });
@@ -257,18 +265,18 @@ async function passLinesThrough(
         while (at < chunk.length) {
           const nl = chunk.indexOf(LF, at);
           if (nl === -1) {
-            add(chunk.subarray(0, at));
+            out.add(chunk.subarray(0, at));
             partial.push(chunk.subarray(at));
             partialBytes += chunk.length - at;
             if (partialBytes > max) throw new FrameTooLargeError(partialBytes, max);
             continue reading;
           }
           if (partialBytes + nl - at > max) {
-            add(chunk.subarray(0, at));
+            out.add(chunk.subarray(0, at));
             throw new FrameTooLargeError(partialBytes + nl - at, max);
           }
           if (partialBytes > 0) {
-            for (const piece of partial) add(piece);
+            for (const piece of partial) out.add(piece);
             partial = [];
             partialBytes = 0;
           }
@@ -277,31 +285,30 @@ async function passLinesThrough(
           wait?.dispose();
           wait = undefined;
           if (received === count) {
-            add(chunk.subarray(0, at));
+            out.add(chunk.subarray(0, at));
             leftover = chunk.subarray(at);
             break reading;
           }
         }
-        add(chunk.subarray(0, at));
-        if (outBytes >= OUTPUT_CHUNK) await flush();
+        out.add(chunk.subarray(0, at));
+        if (out.full) await out.flush();
       }
       // The end of the stream (--once): a last line without "\n" is still a line.
       if (partialBytes > 0 && !io.stop.aborted && leftover === undefined) {
-        for (const piece of partial) add(piece);
-        add(NEWLINE);
+        for (const piece of partial) out.add(piece);
+        out.add(NEWLINE);
         received++;
       }
     } finally {
       wait?.dispose();
-      await flush();
+      await out.flush();
     }
   } finally {
     io.stop.removeEventListener('abort', stop);
     await receiver.close();
-    // Lines this process took out of the pipe past --count: say so rather than drop them silently.
     let extra = leftover ? countLines(leftover) : 0;
     for (let chunk = receiver.tryReceive(); chunk !== undefined; chunk = receiver.tryReceive()) extra += countLines(chunk);
-    if (extra > 0) io.stderr.write(`npipe listen: ${extra} message(s) read from the pipe after the ${count}th were discarded\n`);
+    reportDiscarded(io, extra, count);
   }
   return EXIT.ok;
 }
