@@ -15,6 +15,7 @@ import {
   openReceiver,
   openSender,
 } from '../src/index.js';
+import { phaseOf } from '../src/util/aligned.js';
 import { delay, openFds, requireOrSkip, start, tempDir } from './helpers.js';
 
 describe('mkfifo', () => {
@@ -244,6 +245,51 @@ describe('readers and writers', () => {
     assert.deepEqual(await receiver.receive(), value);
     await sender.close();
     await receiver.close();
+  });
+
+  test('length: large messages are read straight into buffers of their own, on 64-byte boundaries', async (t) => {
+    const path = join(tempDir(t), 'p');
+    const receiver = await openReceiver<Buffer>(path, { format: 'length', codec: 'bytes' });
+    t.after(() => receiver.close());
+    const sender = await openSender<Buffer>(path, { format: 'length', codec: 'bytes', timeout: 5000 });
+    // Larger than any one read (256 KiB), so each large one ends a read and the next header is read alone.
+    const sizes = [300_000, 1 << 20, 5, 0, 400_000, 262_200, 3, 70_000];
+    const messages = sizes.map((n, i) => Buffer.alloc(n, i + 1));
+    for (const m of messages) void sender.send(m);
+    // More than the receiver holds (1 MiB) plus the pipe: received while the sender closes.
+    const closed = sender.close();
+    for (const [i, expected] of messages.entries()) {
+      const got = await receiver.receive();
+      assert.ok(got?.equals(expected), `message ${i} (${expected.length} bytes) is whole`);
+      if (i > 0 && sizes[i - 1]! > 262_144 && sizes[i]! > 262_144) assert.equal(phaseOf(got!), 0, `message ${i} starts on a 64-byte boundary`);
+    }
+    await closed;
+  });
+
+  test('length: a writer that writes header and body in one write(), cut anywhere, is read whole', async (t) => {
+    const path = join(tempDir(t), 'p');
+    const receiver = await openReceiver<Buffer>(path, { format: 'length', codec: 'bytes' });
+    t.after(() => receiver.close());
+    // Another process: each message as one buffer (header + body), written in pieces of odd sizes.
+    const writer = start(process.execPath, [
+      '-e',
+      `const fs = require('node:fs');
+       const fd = fs.openSync(process.argv[1], 'w');
+       const sizes = [70000, 1, 300000, 0, 65536, 1048576, 9, 200000];
+       let piece = 1;
+       for (const [i, n] of sizes.entries()) {
+         const unit = Buffer.alloc(4 + n, i + 1);
+         unit.writeUInt32BE(n, 0);
+         for (let at = 0; at < unit.length; at += piece, piece = (piece * 7 + 3) % 150001 + 1) fs.writeSync(fd, unit, at, Math.min(piece, unit.length - at));
+       }`,
+      path,
+    ]);
+    const sizes = [70_000, 1, 300_000, 0, 65_536, 1 << 20, 9, 200_000];
+    for (const [i, n] of sizes.entries()) {
+      const got = await receiver.receive();
+      assert.ok(got?.equals(Buffer.alloc(n, i + 1)), `message ${i} (${n} bytes) is whole`);
+    }
+    assert.equal((await writer.done).code, 0);
   });
 
   test('closing leaves no fd behind', async (t) => {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { BadFrameError, FrameTooLargeError, createFraming, type FrameDecoder } from '../src/index.js';
+import { allocAligned, phaseOf } from '../src/util/aligned.js';
 
 function decodeAll(decoder: FrameDecoder, chunks: Buffer[]): string[] {
   const out: string[] = [];
@@ -109,6 +110,92 @@ describe('length format', () => {
 
   test('sending a message over the limit is refused', () => {
     assert.throws(() => enc(createFraming('length', { maxMessageSize: 4 }), Buffer.alloc(5)), FrameTooLargeError);
+  });
+
+  test('a reader that reads large messages straight into them (target/filled) gets the same messages wherever its reads end', () => {
+    const framing = createFraming('length');
+    const pattern = (n: number, seed: number) => Buffer.from(Array.from({ length: n }, (_, i) => (i * 31 + seed) & 0xff));
+    const messages = [pattern(5, 1), pattern(70_000, 2), Buffer.alloc(0), pattern(200_000, 3), pattern(65_536, 4), pattern(65_535, 5), pattern(1, 6), pattern(100_000, 7), pattern(66_000, 8)];
+    const parts = messages.map((m) => Buffer.concat([...framing.encode(m)]));
+    // The same 100 000 bytes in the 8-byte long form, as a writer may send them.
+    parts.push(Buffer.concat([Buffer.from('ffffffff00000000000186a0', 'hex'), messages[7]!]));
+    messages.push(messages[7]!);
+    const stream = Buffer.concat(parts);
+    // Where headers start (and the long form's 8-byte length).
+    const headerAt = new Set<number>();
+    parts.reduce((at, part) => (headerAt.add(at), at + part.length), 0);
+    headerAt.add(stream.length - parts.at(-1)!.length + 4);
+    for (const readSize of [1 << 20, 65_536, 4093, 1000, 13, 3]) {
+      const decoder = framing.createDecoder();
+      const out: Buffer[] = [];
+      const emit = (m: Buffer) => out.push(Buffer.from(m));
+      let headersReadAlone = 0;
+      let at = 0;
+      while (at < stream.length) {
+        const target = decoder.target?.();
+        const n = Math.min(readSize, stream.length - at, target?.length ?? Infinity);
+        if (target) {
+          if (headerAt.has(at)) headersReadAlone++;
+          stream.copy(target, 0, at, at + n);
+          decoder.filled!(n, emit);
+        } else decoder.push(stream.subarray(at, at + n), emit);
+        at += n;
+      }
+      decoder.end(emit);
+      assert.equal(out.length, messages.length, `reads of ${readSize}`);
+      for (const [i, m] of messages.entries()) assert.ok(out[i]!.equals(m), `message ${i} (${m.length} bytes), reads of ${readSize}`);
+      // Reads smaller than a large message: after each of the 5 large messages that do
+      // not end the stream, the next header is read on its own; the long form's in two
+      // reads (its first 4 bytes say -1, then its 8-byte length): 6 reads.
+      if (readSize <= 65_536) assert.equal(headersReadAlone, 6, `headers read alone, reads of ${readSize}`);
+      else assert.equal(headersReadAlone, 0, 'the whole stream in one read: nothing to read into');
+    }
+  });
+
+  test('a large body read after its header alone starts on a 64-byte boundary; one begun inside a read keeps that read\'s alignment', () => {
+    const framing = createFraming('length');
+    const decoder = framing.createDecoder();
+    const out: Buffer[] = [];
+    const [header, body] = [...framing.encode(Buffer.alloc(100_000, 7))] as [Buffer, Buffer];
+    // A read that holds the header and the start of the body: the body gets that read's alignment.
+    const read = allocAligned(4096 + 64, 0);
+    header.copy(read, 3);
+    body.copy(read, 3 + header.length, 0, 1000);
+    decoder.push(read.subarray(3, 3 + header.length + 1000), (m) => out.push(m));
+    const first = decoder.target!()!;
+    assert.equal(phaseOf(first), (3 + header.length + 1000) % 64, 'the rest of the body lines up with the read it began in');
+    body.copy(first, 0, 1000);
+    decoder.filled!(body.length - 1000, (m) => out.push(m));
+    assert.equal(out.length, 1);
+    assert.ok(out[0]!.equals(body));
+    // The next header is read alone, then the body goes into a buffer of its own on a 64-byte boundary.
+    const next = decoder.target!()!;
+    assert.equal(next.length, 4);
+    header.copy(next);
+    decoder.filled!(4, (m) => out.push(m));
+    const into = decoder.target!()!;
+    assert.equal(into.length, 100_000);
+    assert.equal(phaseOf(into), 0);
+    body.copy(into);
+    decoder.filled!(100_000, (m) => out.push(m));
+    assert.equal(out.length, 2);
+    assert.ok(out[1]!.equals(body));
+    assert.equal(phaseOf(out[1]!), 0);
+  });
+});
+
+describe('buffers', () => {
+  test('allocAligned puts the first byte where it is asked to, modulo 64', () => {
+    for (const size of [1, 100, 4096, 65_536, 1 << 20]) {
+      for (let phase = 0; phase < 64; phase += 7) {
+        const buffer = allocAligned(size, phase);
+        assert.equal(buffer.length, size);
+        assert.equal(phaseOf(buffer), phase, `${size} bytes at phase ${phase}`);
+        assert.equal(phaseOf(buffer, 10), (phase + 10) % 64);
+        buffer.fill(1);
+        assert.equal(buffer[size - 1], 1);
+      }
+    }
   });
 });
 

@@ -19,6 +19,8 @@ interface Libc {
   ioctlInt(fd: number, request: number, out: number[]): number;
   /** splice(fd_in, NULL, fd_out, NULL, len, flags); Linux only, undefined elsewhere. */
   splice: ((fdIn: number, offIn: null, fdOut: number, offOut: null, length: number, flags: number) => number) | undefined;
+  /** The address of a buffer's first byte (memset(buffer, 0, 0) returns it). */
+  addressOf(buffer: Uint8Array): number;
   errno(): number;
 }
 
@@ -59,6 +61,9 @@ export function loadLibc(): Libc {
           process.platform === 'linux'
             ? (lib.func('intptr_t splice(int fd_in, void *off_in, int fd_out, void *off_out, size_t len, unsigned int flags)') as Libc['splice'])
             : undefined,
+        addressOf: ((memset) => (buffer: Uint8Array) => Number(memset(buffer, 0, 0)))(
+          lib.func('uintptr_t memset(void *s, int c, size_t n)') as (b: Uint8Array, c: number, n: number) => number | bigint,
+        ),
         errno: () => koffi.errno(),
       };
       return libc;

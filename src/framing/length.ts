@@ -1,6 +1,7 @@
 import { BadFrameError, FrameTooLargeError } from '../errors.js';
 import { copySmall } from './frames.js';
 import type { Emit, FrameDecoder, Framing } from './types.js';
+import { allocAligned, phaseOf } from '../util/aligned.js';
 import { view } from './view.js';
 
 /** Messages up to this size are copied behind their header into one buffer; larger ones are not copied. */
@@ -71,6 +72,8 @@ class LengthDecoder implements FrameDecoder {
   /** The body being filled, allocated only once its size passed the limit check. */
   #body: Buffer | undefined;
   #bodyFilled = 0;
+  /** The last message was large: the next header is read on its own (see target()). */
+  #afterLarge = false;
 
   constructor(max: number) {
     this.#max = max;
@@ -78,6 +81,57 @@ class LengthDecoder implements FrameDecoder {
 
   get pendingBytes(): number {
     return this.#headerFilled + this.#bodyFilled;
+  }
+
+  /**
+   * Large messages are read straight into their own buffer, and so is the header
+   * after one. Writers (npipe's, and Python's send_bytes) write a large message's
+   * header and body separately, so in the pipe the body starts on a page of its
+   * own: read that way, every copy out of the pipe starts on a page and lands on a
+   * 64-byte boundary, and the message is not copied again (see allocAligned).
+   */
+  target(): Buffer | undefined {
+    const body = this.#body;
+    if (body) return body.length >= COPY_LIMIT ? body.subarray(this.#bodyFilled) : undefined;
+    return this.#afterLarge ? this.#header.subarray(this.#headerFilled, this.#headerNeeded) : undefined;
+  }
+
+  filled(bytes: number, emit: Emit): void {
+    if (this.#body) {
+      this.#bodyFilled += bytes;
+      if (this.#bodyFilled === this.#body.length) this.#emitBody(emit);
+      return;
+    }
+    this.#headerFilled += bytes;
+    if (this.#headerFilled === this.#headerNeeded) this.#headerDone(emit);
+  }
+
+  #emitBody(emit: Emit): void {
+    const message = this.#body!;
+    this.#body = undefined;
+    this.#bodyFilled = 0;
+    if (message.length >= COPY_LIMIT) this.#afterLarge = true;
+    emit(message);
+  }
+
+  /**
+   * The header is complete: starts the body. A large body that begins in `chunk`
+   * at `at` is copied from there first and read into directly after: it gets the
+   * alignment its bytes have in `chunk`, so that both kinds of copy run at full
+   * speed. One that begins with the next read starts on a 64-byte boundary.
+   */
+  #headerDone(emit: Emit, chunk?: Buffer, at = 0): void {
+    const size = this.#size();
+    if (size === undefined) return; // the long form needs 8 more bytes
+    this.#headerFilled = 0;
+    this.#headerNeeded = 4;
+    this.#afterLarge = false;
+    if (size === 0) emit(Buffer.alloc(0));
+    else {
+      this.#body =
+        size < COPY_LIMIT ? Buffer.allocUnsafe(size) : allocAligned(size, chunk && at < chunk.length ? phaseOf(chunk, at) : 0);
+      this.#bodyFilled = 0;
+    }
   }
 
   push(chunk: Buffer, emit: Emit): void {
@@ -88,12 +142,7 @@ class LengthDecoder implements FrameDecoder {
         chunk.copy(this.#body, this.#bodyFilled, at, at + n);
         this.#bodyFilled += n;
         at += n;
-        if (this.#bodyFilled === this.#body.length) {
-          const message = this.#body;
-          this.#body = undefined;
-          this.#bodyFilled = 0;
-          emit(message);
-        }
+        if (this.#bodyFilled === this.#body.length) this.#emitBody(emit);
         continue;
       }
       // Fast path: a whole header and body inside this chunk is a view, not a copy.
@@ -101,6 +150,7 @@ class LengthDecoder implements FrameDecoder {
         const size = chunk.readInt32BE(at);
         if (size >= 0 && chunk.length - at - 4 >= size) {
           this.#check(size);
+          if (size >= COPY_LIMIT) this.#afterLarge = true;
           emit(view(chunk, at + 4, at + 4 + size));
           at += 4 + size;
           continue;
@@ -111,15 +161,7 @@ class LengthDecoder implements FrameDecoder {
       this.#headerFilled += n;
       at += n;
       if (this.#headerFilled < this.#headerNeeded) continue;
-      const size = this.#size();
-      if (size === undefined) continue; // the long form needs 8 more bytes
-      this.#headerFilled = 0;
-      this.#headerNeeded = 4;
-      if (size === 0) emit(Buffer.alloc(0));
-      else {
-        this.#body = Buffer.allocUnsafe(size);
-        this.#bodyFilled = 0;
-      }
+      this.#headerDone(emit, chunk, at);
     }
   }
 

@@ -55,6 +55,15 @@ export interface FrameDecoder {
    * in the pipe (a writer that wrote its last packets and exited is not cut short).
    */
   sweep?(isAlive: (pid: number) => boolean, backlog?: () => number): void;
+  /**
+   * The unfilled rest of a large message in progress, for the reader to read the
+   * pipe straight into (one copy fewer, and a read that ends where the message ends);
+   * undefined while no such message is in progress. Bytes read into it are handed
+   * back with `filled`, never with `push`.
+   */
+  target?(): Buffer | undefined;
+  /** `bytes` bytes were read into the start of what `target()` returned; emits the message once it is whole. */
+  filled?(bytes: number, emit: Emit): void;
   /** Frames format: writers with a message in progress. */
   partialWriters?(): Array<{ writerId: number; pid: number; bytes: number }>;
 }

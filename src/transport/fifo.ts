@@ -18,6 +18,7 @@ import {
 } from '../fifo/index.js';
 import { PIPE_BUF, type DropInfo, type FrameDecoder, type Framing } from '../framing/index.js';
 import type { CallOptions, FrameReceiver, FrameSender } from './types.js';
+import { allocAligned } from '../util/aligned.js';
 
 /** The receiver stops reading from the pipe while it holds this many bytes of messages not yet received. */
 export const RECEIVE_HIGH_WATER_BYTES = 1024 * 1024;
@@ -626,12 +627,14 @@ export class FifoFrameReceiver implements FrameReceiver {
     const wholePipe = framing.name === 'frames';
     // Off Linux the pipe size cannot be read: the default 64 KiB.
     const pipeSize = Math.max(READ_BUFFER_BYTES, orElse(() => end.getPipeSize(), 0));
-    let readBuffer = Buffer.allocUnsafeSlow(wholePipe ? pipeSize : Math.min(pipeSize, PIECE_READ_BYTES));
+    let readBuffer = allocAligned(wholePipe ? pipeSize : Math.min(pipeSize, PIECE_READ_BYTES));
     // While messages come out as views (small messages), each read is first copied
     // into a chunk of its own, exactly its size: one copy per read instead of one per
     // message, and the views keep only that chunk alive. While they do not (large
     // messages, assembled in buffers of their own), reads are decoded in place.
     let copyReads = false;
+    /** The buffer the current read goes into when it is not readBuffer (see onread.buffer). */
+    let direct: Buffer | undefined;
     let views = false;
     /** Decoding readBuffer itself (not a copy of it): a view into it must be copied out. */
     let inPlace = false;
@@ -648,24 +651,34 @@ export class FifoFrameReceiver implements FrameReceiver {
     };
     this.#socket = end.socket({
       onread: {
-        buffer: () => readBuffer,
+        // Called after each read for the buffer of the next one: inside a large
+        // message, the rest of that message's own buffer.
+        buffer: () => (direct = this.#decoder.target?.()) ?? readBuffer,
         callback: (bytes) => {
-          const read = readBuffer.subarray(0, bytes);
-          views = false;
-          if (!copyReads) {
-            inPlace = true;
-            this.#decode(read);
-            inPlace = false;
-          } else {
-            // In pieces of at most 64 KiB: small enough for malloc's heap, not mmap,
-            // so the memory of pieces already collected is reused at once.
-            for (let at = 0; at < bytes; at += COPY_PIECE) this.#decode(Buffer.from(read.subarray(at, at + COPY_PIECE)));
-          }
-          copyReads = views;
-          if (wholePipe && bytes === readBuffer.length) {
-            // A full buffer: someone may have made the pipe larger. Keep up with it.
-            const size = orElse(() => end.getPipeSize(), 0);
-            if (size > readBuffer.length) readBuffer = Buffer.allocUnsafeSlow(size);
+          if (direct) this.#decode(undefined, bytes);
+          else {
+            const read = readBuffer.subarray(0, bytes);
+            views = false;
+            if (!copyReads) {
+              inPlace = true;
+              this.#decode(read);
+              inPlace = false;
+            } else {
+              // In pieces of at most 64 KiB: small enough for malloc's heap, not mmap,
+              // so the memory of pieces already collected is reused at once. Each
+              // piece starts on a 64-byte boundary, as readBuffer does (see allocAligned).
+              for (let at = 0; at < bytes; at += COPY_PIECE) {
+                const piece = allocAligned(Math.min(COPY_PIECE, bytes - at));
+                piece.set(read.subarray(at, at + piece.length));
+                this.#decode(piece);
+              }
+            }
+            copyReads = views;
+            if (wholePipe && bytes === readBuffer.length) {
+              // A full buffer: someone may have made the pipe larger. Keep up with it.
+              const size = orElse(() => end.getPipeSize(), 0);
+              if (size > readBuffer.length) readBuffer = allocAligned(size);
+            }
           }
           // Stop reading until receive() makes room (see #shift). pause() rather than
           // returning false: only pause() is undone by resume() (net.Socket with onread).
@@ -698,10 +711,12 @@ export class FifoFrameReceiver implements FrameReceiver {
     return this.#queuedBytes + this.#decoder.pendingBytes;
   }
 
-  #decode(chunk: Buffer): void {
+  /** Decodes `chunk`, or (no chunk) the `filled` bytes read into the decoder's own target(). */
+  #decode(chunk: Buffer | undefined, filled = 0): void {
     if (this.#ended) return;
     try {
-      this.#decoder.push(chunk, this.#emit);
+      if (chunk) this.#decoder.push(chunk, this.#emit);
+      else this.#decoder.filled!(filled, this.#emit);
     } catch (err) {
       // The stream no longer follows the format: stop, deliver what came before, then the error.
       this.#error ??= err;
