@@ -197,6 +197,28 @@ describe('buffers', () => {
       }
     }
   });
+
+  test('messages are Buffers in every way a program can tell', () => {
+    for (const format of ['lines', 'length', 'fixed:5', 'frames']) {
+      const framing = createFraming(format);
+      const stream = Buffer.concat([...framing.encode(Buffer.from('hello'))]);
+      const out: Buffer[] = [];
+      framing.createDecoder().push(stream, (m) => out.push(m));
+      const [m] = out as [Buffer];
+      assert.ok(Buffer.isBuffer(m) && m instanceof Buffer && m instanceof Uint8Array, format);
+      assert.equal(m.constructor, Buffer, format);
+      assert.equal(Object.getPrototypeOf(Object.getPrototypeOf(m)), Buffer.prototype, format);
+      assert.equal(m.toString(), 'hello');
+      assert.equal(m.readUInt8(0), 0x68);
+      assert.deepEqual(m.toJSON(), { type: 'Buffer', data: [...Buffer.from('hello')] });
+      const sub = m.subarray(1, 3);
+      assert.equal(Object.getPrototypeOf(sub), Buffer.prototype, `${format}: subarray() is a plain Buffer`);
+      assert.equal(sub.toString(), 'el');
+      assert.equal(Object.getPrototypeOf(m.slice(0, 2)), Buffer.prototype);
+      assert.equal(Buffer.concat([m, Buffer.from('!')]).toString(), 'hello!');
+      assert.ok(m.equals(Buffer.from('hello')));
+    }
+  });
 });
 
 describe('lines format', () => {
