@@ -85,6 +85,10 @@ interface Pending {
   cursor: { at: number } | undefined;
   started: boolean;
   group: Group;
+  /** Messages it carries: 1, or (staged) a run of small messages already encoded into `message`. */
+  count: number;
+  /** `message` is a PIPE_BUF buffer that later small messages of the same group are encoded into (see send()). */
+  staged: boolean;
 }
 
 interface PendingWrite {
@@ -93,7 +97,7 @@ interface PendingWrite {
   lock: LockMode | undefined;
   /** Keep the lock after this write: more units of the same large message follow. */
   holdLock: boolean;
-  /** Messages this write finishes. */
+  /** Queue entries this write finishes. */
   completed: number;
 }
 
@@ -152,6 +156,8 @@ export class FifoFrameSender implements FrameSender {
   #head = 0;
   /** The group new messages without a signal join, until a write starts. */
   #open: Group | undefined;
+  /** Staging buffers (see send()) whose bytes are in the pipe, for reuse. */
+  #spare: Buffer[] = [];
   /** Whole small units are copied here and written together; reused once a write completes. */
   #batch = Buffer.allocUnsafeSlow(PIPE_BUF);
   /** A write prepared and not yet fully in the pipe. */
@@ -215,7 +221,22 @@ export class FifoFrameSender implements FrameSender {
     }
     const group = signal ? newGroup(signal) : (this.#open ??= newGroup());
     group.remaining++;
-    const entry: Pending = { message, encoded: false, size, units, next, cursor, started: false, group };
+    if (!signal && !units && !cursor) {
+      // A small message: encoded at once behind the others of its group not yet
+      // written, so a loop of sends costs one entry per PIPE_BUF, not one per message.
+      const tail = this.#queue.length > this.#head ? this.#queue[this.#queue.length - 1]! : undefined;
+      if (tail?.staged && !tail.started && tail.group === group && tail.size + size <= PIPE_BUF) {
+        this.framing.writeUnit(message, tail.message as Buffer, tail.size);
+        tail.size += size;
+        tail.count++;
+        return group.promise;
+      }
+      const staging = this.#spare.pop() ?? Buffer.allocUnsafeSlow(PIPE_BUF);
+      this.framing.writeUnit(message, staging, 0);
+      this.#enqueue({ message: staging, encoded: true, size, units: undefined, next: undefined, cursor: undefined, started: false, group, count: 1, staged: true });
+      return group.promise;
+    }
+    const entry: Pending = { message, encoded: false, size, units, next, cursor, started: false, group, count: 1, staged: false };
     if (signal) {
       group.onAbort = () => {
         // Not yet started: it is never sent. Started: it still goes out whole (never cut).
@@ -240,7 +261,7 @@ export class FifoFrameSender implements FrameSender {
     }
     const group = (this.#open ??= newGroup());
     group.remaining++;
-    this.#enqueue({ message: units, encoded: true, size: units.length, units: undefined, next: undefined, cursor: undefined, started: false, group });
+    this.#enqueue({ message: units, encoded: true, size: units.length, units: undefined, next: undefined, cursor: undefined, started: false, group, count: 1, staged: false });
     return group.promise;
   }
 
@@ -387,7 +408,7 @@ export class FifoFrameSender implements FrameSender {
         continue;
       }
       if (entry.units || bytes + entry.size > PIPE_BUF) break;
-      if (entry.encoded) batch.set(entry.message, bytes);
+      if (entry.encoded) batch.set(entry.staged ? entry.message.subarray(0, entry.size) : entry.message, bytes);
       else this.framing.writeUnit(entry.message, batch, bytes);
       bytes += entry.size;
       entry.started = true;
@@ -413,12 +434,15 @@ export class FifoFrameSender implements FrameSender {
     }
   }
 
-  /** The first `count` messages are in the pipe: settle the groups they finish. */
+  /** The first `count` entries are in the pipe: settle the groups they finish. */
   #complete(count: number): void {
     const end = this.#head + count;
     for (let i = this.#head; i < end; i++) {
-      const group = this.#queue[i]!.group;
-      if (--group.remaining === 0) this.#settle(group);
+      const entry = this.#queue[i]!;
+      const group = entry.group;
+      if ((group.remaining -= entry.count) === 0) this.#settle(group);
+      // Its bytes are in the pipe: the buffer takes the next run of small messages.
+      if (entry.staged && this.#spare.length < 4) this.#spare.push(entry.message as Buffer);
     }
     this.#head = end;
     if (this.#head === this.#queue.length) {
