@@ -101,6 +101,13 @@ interface PendingWrite {
   completed: number;
 }
 
+/**
+ * Units up to this size are encoded into a shared staging buffer when sent (see
+ * FifoFrameSender.send). Larger ones gain little from it (a few per PIPE_BUF) and
+ * would pay for a staging buffer every few messages.
+ */
+const STAGED_UNIT_BYTES = PIPE_BUF / 8;
+
 /** The most a sender writes in one turn of the event loop before letting other work run. */
 export const PUMP_BUDGET_BYTES = 1024 * 1024;
 
@@ -221,7 +228,7 @@ export class FifoFrameSender implements FrameSender {
     }
     const group = signal ? newGroup(signal) : (this.#open ??= newGroup());
     group.remaining++;
-    if (!signal && !units && !cursor) {
+    if (!signal && !units && !cursor && size <= STAGED_UNIT_BYTES) {
       // A small message: encoded at once behind the others of its group not yet
       // written, so a loop of sends costs one entry per PIPE_BUF, not one per message.
       const tail = this.#queue.length > this.#head ? this.#queue[this.#queue.length - 1]! : undefined;
