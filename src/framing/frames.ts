@@ -8,7 +8,7 @@
 import { randomInt } from 'node:crypto';
 import { BadFrameError, FrameTooLargeError, InvalidArgumentError } from '../errors.js';
 import type { DropInfo, Emit, FrameDecoder, Framing } from './types.js';
-import { view } from './view.js';
+import { viewOf } from './view.js';
 
 export const FRAMES_MAGIC = 0xfe;
 export const FLAG_FIRST = 0x01;
@@ -190,6 +190,8 @@ class FramesDecoder implements FrameDecoder {
   push(chunk: Buffer, emit: Emit): void {
     let at = 0;
     const length = chunk.length;
+    const memory = chunk.buffer as ArrayBuffer;
+    const base = chunk.byteOffset;
     this.#consumed += length;
     while (at < length) {
       // Fast path: a whole single packet inside this chunk is handed out as a view.
@@ -202,7 +204,7 @@ class FramesDecoder implements FrameDecoder {
             const old = this.#partials.get(id);
             if (old) this.#drop(id, old, 'abandoned');
           }
-          emit(view(chunk, at + PACKET_HEADER, at + PACKET_HEADER + n));
+          emit(viewOf(memory, base, at + PACKET_HEADER, n));
           at += PACKET_HEADER + n;
           continue;
         }

@@ -2,7 +2,7 @@ import { BadFrameError, FrameTooLargeError } from '../errors.js';
 import { copySmall } from './frames.js';
 import type { Emit, FrameDecoder, Framing } from './types.js';
 import { allocAligned, phaseOf } from '../util/aligned.js';
-import { view } from './view.js';
+import { viewOf } from './view.js';
 
 /** Messages up to this size are copied behind their header into one buffer; larger ones are not copied. */
 const COPY_LIMIT = 64 * 1024;
@@ -136,6 +136,8 @@ class LengthDecoder implements FrameDecoder {
 
   push(chunk: Buffer, emit: Emit): void {
     let at = 0;
+    const memory = chunk.buffer as ArrayBuffer;
+    const base = chunk.byteOffset;
     while (at < chunk.length) {
       if (this.#body) {
         const n = Math.min(this.#body.length - this.#bodyFilled, chunk.length - at);
@@ -151,7 +153,7 @@ class LengthDecoder implements FrameDecoder {
         if (size >= 0 && chunk.length - at - 4 >= size) {
           this.#check(size);
           if (size >= COPY_LIMIT) this.#afterLarge = true;
-          emit(view(chunk, at + 4, at + 4 + size));
+          emit(viewOf(memory, base, at + 4, size));
           at += 4 + size;
           continue;
         }

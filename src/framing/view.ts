@@ -21,3 +21,11 @@ Object.defineProperty(MessageView.prototype, 'constructor', { value: Buffer, wri
 export function view(chunk: Buffer, start: number, end: number): Buffer {
   return new MessageView(chunk.buffer as ArrayBuffer, chunk.byteOffset + start, end - start) as unknown as Buffer;
 }
+
+/**
+ * The same, for a decoder's loop over one chunk: `memory` and `base` are the
+ * chunk's `buffer` and `byteOffset`, read once per chunk instead of once per message.
+ */
+export function viewOf(memory: ArrayBuffer, base: number, start: number, length: number): Buffer {
+  return new MessageView(memory, base + start, length) as unknown as Buffer;
+}
