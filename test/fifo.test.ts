@@ -270,12 +270,13 @@ describe('readers and writers', () => {
     const path = join(tempDir(t), 'p');
     const receiver = await openReceiver<Buffer>(path, { format: 'length', codec: 'bytes' });
     t.after(() => receiver.close());
+    const sizes = [70_000, 1, 300_000, 0, 65_536, 1 << 20, 9, 200_000];
     // Another process: each message as one buffer (header + body), written in pieces of odd sizes.
     const writer = start(process.execPath, [
       '-e',
       `const fs = require('node:fs');
        const fd = fs.openSync(process.argv[1], 'w');
-       const sizes = [70000, 1, 300000, 0, 65536, 1048576, 9, 200000];
+       const sizes = JSON.parse(process.argv[2]);
        let piece = 1;
        for (const [i, n] of sizes.entries()) {
          const unit = Buffer.alloc(4 + n, i + 1);
@@ -283,8 +284,8 @@ describe('readers and writers', () => {
          for (let at = 0; at < unit.length; at += piece, piece = (piece * 7 + 3) % 150001 + 1) fs.writeSync(fd, unit, at, Math.min(piece, unit.length - at));
        }`,
       path,
+      JSON.stringify(sizes),
     ]);
-    const sizes = [70_000, 1, 300_000, 0, 65_536, 1 << 20, 9, 200_000];
     for (const [i, n] of sizes.entries()) {
       const got = await receiver.receive();
       assert.ok(got?.equals(Buffer.alloc(n, i + 1)), `message ${i} (${n} bytes) is whole`);

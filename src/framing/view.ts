@@ -19,7 +19,7 @@ Object.defineProperty(MessageView.prototype, 'constructor', { value: Buffer, wri
 
 /** A Buffer view of `chunk[start, end)`, sharing its memory, as chunk.subarray(start, end) returns. */
 export function view(chunk: Buffer, start: number, end: number): Buffer {
-  return new MessageView(chunk.buffer as ArrayBuffer, chunk.byteOffset + start, end - start) as unknown as Buffer;
+  return viewOf(chunk.buffer as ArrayBuffer, chunk.byteOffset, start, end - start);
 }
 
 /**

@@ -231,16 +231,15 @@ export class FifoFrameSender implements FrameSender {
     if (!signal && !units && !cursor && size <= STAGED_UNIT_BYTES) {
       // A small message: encoded at once behind the others of its group not yet
       // written, so a loop of sends costs one entry per PIPE_BUF, not one per message.
-      const tail = this.#queue.length > this.#head ? this.#queue[this.#queue.length - 1]! : undefined;
-      if (tail?.staged && !tail.started && tail.group === group && tail.size + size <= PIPE_BUF) {
-        this.framing.writeUnit(message, tail.message as Buffer, tail.size);
-        tail.size += size;
-        tail.count++;
-        return group.promise;
+      let tail = this.#queue.length > this.#head ? this.#queue[this.#queue.length - 1]! : undefined;
+      if (!(tail?.staged && !tail.started && tail.group === group && tail.size + size <= PIPE_BUF)) {
+        const staging = this.#spare.pop() ?? Buffer.allocUnsafeSlow(PIPE_BUF);
+        tail = { message: staging, encoded: true, size: 0, units: undefined, next: undefined, cursor: undefined, started: false, group, count: 0, staged: true };
+        this.#enqueue(tail);
       }
-      const staging = this.#spare.pop() ?? Buffer.allocUnsafeSlow(PIPE_BUF);
-      this.framing.writeUnit(message, staging, 0);
-      this.#enqueue({ message: staging, encoded: true, size, units: undefined, next: undefined, cursor: undefined, started: false, group, count: 1, staged: true });
+      this.framing.writeUnit(message, tail.message as Buffer, tail.size);
+      tail.size += size;
+      tail.count++;
       return group.promise;
     }
     const entry: Pending = { message, encoded: false, size, units, next, cursor, started: false, group, count: 1, staged: false };

@@ -32,9 +32,8 @@ export function phaseOf(buffer: Uint8Array, offset = 0): number {
  * cannot be learned (no koffi), this is Buffer.allocUnsafeSlow(size).
  */
 export function allocAligned(size: number, phase = 0): Buffer {
-  const address = getAddressOf();
-  if (!address) return Buffer.allocUnsafeSlow(size);
+  if (!getAddressOf()) return Buffer.allocUnsafeSlow(size);
   const backing = Buffer.allocUnsafeSlow(size + ALIGNMENT - 1);
-  const start = (phase - (address(backing) % ALIGNMENT) + ALIGNMENT) % ALIGNMENT;
+  const start = (phase - phaseOf(backing) + ALIGNMENT) % ALIGNMENT;
   return Buffer.from(backing.buffer, start, size);
 }
