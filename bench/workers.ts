@@ -4,7 +4,7 @@
  */
 import { constants, openSync } from 'node:fs';
 import { Socket } from 'node:net';
-import { connect, openReceiver, openSender, serve } from '../src/index.js';
+import { allocAligned, connect, openReceiver, openSender, serve } from '../src/index.js';
 
 const [role, ...args] = process.argv.slice(2) as [string, ...string[]];
 const rss = () => process.resourceUsage().maxRSS * 1024;
@@ -14,8 +14,12 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!;
 }
 
-/** Receives `count` messages, or for raw (where reads, not writes, make the chunks) `count` bytes. */
-async function npipeRecv(path: string, count: number, format: string, pipeSize?: number) {
+/**
+ * Receives `count` messages, or for raw (where reads, not writes, make the chunks)
+ * `count` bytes. `into`: with receiveInto() into one reused buffer of that many
+ * bytes, as C's reader reads into one buffer; else with for-await.
+ */
+async function npipeRecv(path: string, count: number, format: string, pipeSize?: number, into?: number) {
   // The library's default pipe, or (bulk rows) 1 MiB, as the C baseline uses.
   const receiver = await openReceiver<Buffer>(path, { format, codec: 'bytes', maxMessageSize: 64 << 20, ...(pipeSize ? { pipeSize } : {}) });
   console.log('ready');
@@ -23,11 +27,22 @@ async function npipeRecv(path: string, count: number, format: string, pipeSize?:
   let bytes = 0;
   let start = 0n;
   const raw = format === 'raw';
-  for await (const message of receiver) {
-    if (n === 0) start = process.hrtime.bigint();
-    bytes += message.length;
-    ++n;
-    if (raw ? bytes >= count : n === count) break;
+  if (into) {
+    const target = allocAligned(into);
+    for (let got = await receiver.receiveInto(target); got !== undefined; got = await receiver.receiveInto(target)) {
+      if (n === 0) start = process.hrtime.bigint();
+      bytes += got;
+      ++n;
+      if (raw ? bytes >= count : n === count) break;
+    }
+    await receiver.close();
+  } else {
+    for await (const message of receiver) {
+      if (n === 0) start = process.hrtime.bigint();
+      bytes += message.length;
+      ++n;
+      if (raw ? bytes >= count : n === count) break;
+    }
   }
   print({ seconds: Number(process.hrtime.bigint() - start) / 1e9, count: n, bytes });
 }
@@ -238,7 +253,7 @@ async function zmqReq(endpoint: string, iterations: number, size: number) {
 const n = (i: number) => Number(args[i]);
 switch (role) {
   case 'npipe-recv':
-    await npipeRecv(args[0]!, n(1), args[2]!, args[3] ? n(3) : undefined);
+    await npipeRecv(args[0]!, n(1), args[2]!, args[3] ? n(3) : undefined, args[4] ? n(4) : undefined);
     break;
   case 'npipe-send':
     await npipeSend(args[0]!, n(1), n(2), args[3]!, args[4] === '--wait-go');

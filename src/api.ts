@@ -7,6 +7,7 @@ import { resolveCodec, type Codec, type CodecName } from './codec.js';
 import { createFraming, type FormatName } from './framing/index.js';
 import { openFifoFrameReceiver, openFifoFrameSender, type FifoReceiverOptions, type FifoSenderOptions } from './transport/fifo.js';
 import type { CallOptions, FrameReceiver, FrameSender } from './transport/types.js';
+import { checkTarget, copyInto } from './transport/into.js';
 import { isNatsUrl, parseNatsUrl, type Delivery, type NatsAddress } from './transport/nats/url.js';
 
 /**
@@ -120,13 +121,6 @@ export class Receiver<T = string> implements AsyncIterable<T> {
   }
 
   /**
-   * The next message, or undefined when the stream ended (at end of file for a
-   * reader opened with `keepOpen: false`, or after `close()`).
-   * @throws ERR_NPIPE_BAD_FRAME / ERR_NPIPE_FRAME_TOO_LARGE (then the stream ends),
-   *   ERR_NPIPE_BAD_PAYLOAD (the codec could not decode one message; later ones still come),
-   *   ERR_NPIPE_BUSY, `signal.reason`.
-   */
-  /**
    * A message that has already arrived, or undefined; never waits. For draining
    * what is here in a loop before awaiting `receive()` (the CLI batches its output so).
    */
@@ -135,8 +129,43 @@ export class Receiver<T = string> implements AsyncIterable<T> {
     return frame === undefined ? undefined : this.#codec.decode(frame);
   }
 
+  /**
+   * The next message, or undefined when the stream ended (at end of file for a
+   * reader opened with `keepOpen: false`, or after `close()`).
+   * @throws ERR_NPIPE_BAD_FRAME / ERR_NPIPE_FRAME_TOO_LARGE (then the stream ends),
+   *   ERR_NPIPE_BAD_PAYLOAD (the codec could not decode one message; later ones still come),
+   *   ERR_NPIPE_BUSY, `signal.reason`.
+   */
   receive(options: CallOptions = {}): Promise<T | undefined> {
     return this.#frames.receive(options).then((frame) => (frame === undefined ? undefined : this.#codec.decode(frame)));
+  }
+
+  /**
+   * The next message's bytes, put into `target` (the codec is not used): resolves
+   * with the message's length, or undefined when the stream ended. Python's
+   * `recv_bytes_into`. For bulk: over a FIFO, a large `length` message is read from
+   * the pipe straight into `target`, so one reused buffer takes message after
+   * message with no allocation and one copy, as read() into a buffer does in C. A
+   * buffer from allocAligned() makes that copy run at full speed (see TUNING.md).
+   *
+   * `target` belongs to the receiver until the promise settles: do not touch it
+   * before. Aborting (`signal`) gives it back at once; the message in progress is
+   * kept for the next call.
+   * @throws ERR_NPIPE_BUFFER_TOO_SMALL: the message is longer than `target`; it is
+   *   the error's `payload`, and the next call gets the message after it. `raw`
+   *   over a FIFO instead fills `target` and keeps the rest for the next call.
+   *   ERR_NPIPE_INVALID_ARG (`target` is not a Uint8Array), and as `receive()`
+   *   except ERR_NPIPE_BAD_PAYLOAD.
+   */
+  receiveInto(target: Uint8Array, options: CallOptions = {}): Promise<number | undefined> {
+    const frames = this.#frames;
+    if (frames.receiveInto) return frames.receiveInto(target, options);
+    try {
+      checkTarget(target);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return frames.receive(options).then((frame) => (frame === undefined ? undefined : copyInto(frame, target)));
   }
 
   /**

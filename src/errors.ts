@@ -18,6 +18,7 @@ export type NpipeErrorCode =
   | 'ERR_NPIPE_BAD_PAYLOAD'
   | 'ERR_NPIPE_CLOSED'
   | 'ERR_NPIPE_BUSY'
+  | 'ERR_NPIPE_BUFFER_TOO_SMALL'
   | 'ERR_NPIPE_INVALID_ARG'
   | 'ERR_NPIPE_UNSUPPORTED'
   | 'ERR_NPIPE_SERVER_GONE'
@@ -156,6 +157,26 @@ export class BusyError extends NpipeError {
   }
   static {
     this.prototype.name = 'BusyError';
+  }
+}
+
+/**
+ * receiveInto(): the next message is larger than the buffer it was to go into
+ * (Python's BufferTooShort). Nothing is lost: the message is `payload`, and the
+ * call after this one receives the message after it.
+ */
+export class BufferTooSmallError extends NpipeError {
+  /** The whole message. */
+  readonly payload: Buffer;
+  /** The buffer's length. */
+  readonly capacity: number;
+  constructor(payload: Buffer, capacity: number) {
+    super('ERR_NPIPE_BUFFER_TOO_SMALL', `a message of ${payload.length} bytes does not fit in the ${capacity}-byte buffer given to receiveInto(); the message is this error's payload`);
+    this.payload = payload;
+    this.capacity = capacity;
+  }
+  static {
+    this.prototype.name = 'BufferTooSmallError';
   }
 }
 

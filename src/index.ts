@@ -5,6 +5,7 @@ export type { MkfifoOptions, OpenFifoOptions, OpenReaderOptions, FifoRole } from
 export { createFraming, DEFAULT_MAX_MESSAGE_SIZE, PIPE_BUF } from './framing/index.js';
 export type { Framing, FramingOptions, FrameDecoder, FormatName, Emit, DropInfo, DecoderOptions } from './framing/index.js';
 export { bytesCodec, textCodec, jsonCodec } from './codec.js';
+export { allocAligned } from './util/aligned.js';
 export type { Codec, CodecName } from './codec.js';
 export type { FrameSender, FrameReceiver, CallOptions } from './transport/types.js';
 export { openSender, openReceiver, Sender, Receiver, DEFAULT_FORMAT } from './api.js';

@@ -13,6 +13,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 import {
+  BufferTooSmallError,
   BusyError,
   ClosedError,
   RemoteError,
@@ -76,6 +77,31 @@ for (const medium of messaging) {
         const got = await receiver.receive();
         assert.ok(got, `message ${i} arrived`);
         assert.ok(got.equals(expected), `message ${i} (${expected.length} bytes) is whole`);
+      }
+    });
+
+    test('receiveInto: message after message in one buffer; one too long for it is the error\'s payload, and nothing is lost', { timeout: 30_000 }, async (t) => {
+      const address = medium.address(t);
+      if (!address) return;
+      const { receiver, sender } = await pair<Buffer>(address, { codec: 'bytes' });
+      t.after(() => receiver.close());
+      const sizes = [0, 10, 70_000, 4096, 200_001, 5];
+      const messages = sizes.map((n) => randomBytes(n));
+      await Promise.all(messages.map((m) => sender.send(m)));
+      await sender.close();
+      const target = Buffer.alloc(200_000);
+      for (const [i, expected] of messages.entries()) {
+        if (expected.length > target.length) {
+          await assert.rejects(receiver.receiveInto(target), (err: unknown) => {
+            assert.ok(err instanceof BufferTooSmallError);
+            assert.equal(err.capacity, target.length);
+            assert.ok(err.payload.equals(expected), `message ${i} is the error's payload`);
+            return true;
+          });
+          continue;
+        }
+        assert.equal(await receiver.receiveInto(target), expected.length, `message ${i}'s length`);
+        assert.ok(target.subarray(0, expected.length).equals(expected), `message ${i} (${expected.length} bytes) is whole`);
       }
     });
 

@@ -4,11 +4,13 @@ import { getEventListeners } from 'node:events';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import {
+  BufferTooSmallError,
   FifoNotFoundError,
   NoReaderError,
   NotFifoError,
   TimeoutError,
   UnsafeFifoError,
+  allocAligned,
   mkfifo,
   openFifoReader,
   openFifoWriter,
@@ -355,5 +357,136 @@ describe('cancellation and codecs', () => {
     await assert.rejects(sender.send('late'), { code: 'ERR_NPIPE_CLOSED' });
     await receiver.close();
     await receiver.close();
+  });
+});
+
+describe('receiveInto', () => {
+  /** Polls `done` until it holds (a hang check, not a speed check). */
+  async function until(done: () => boolean, what: string): Promise<void> {
+    for (let i = 0; !done(); i++) {
+      if (i > 2000) throw new Error(`still waiting for ${what}`);
+      await delay(5);
+    }
+  }
+
+  test('length: messages of every size arrive one after another in one reused buffer', async (t) => {
+    const path = join(tempDir(t), 'p');
+    const receiver = await openReceiver<Buffer>(path, { format: 'length', codec: 'bytes' });
+    t.after(() => receiver.close());
+    const sender = await openSender<Buffer>(path, { format: 'length', codec: 'bytes', timeout: 5000 });
+    // Small ones (views of a read), ones across reads, and large ones read straight into the buffer.
+    const sizes = [0, 5, 65_535, 65_536, 300_000, 1 << 20, 3, 200_000, 1 << 20, 70_000];
+    const messages = sizes.map((n, i) => Buffer.from(Array.from({ length: n }, (_, j) => (i * 31 + j) & 0xff)));
+    for (const m of messages) void sender.send(m);
+    const closed = sender.close();
+    const target = allocAligned((1 << 20) + 100);
+    for (const [i, expected] of messages.entries()) {
+      target.fill(0xee);
+      const n = await receiver.receiveInto(target);
+      assert.equal(n, expected.length, `message ${i}: its length`);
+      assert.ok(target.subarray(0, n).equals(expected), `message ${i} (${expected.length} bytes) is whole`);
+      assert.ok(target.subarray(n, n + 100).every((b) => b === 0xee), `message ${i}: nothing past its end`);
+    }
+    await closed;
+    await receiver.close();
+    assert.equal(await receiver.receiveInto(target), undefined, 'the end, after close()');
+  });
+
+  test('length: a large message is read into the buffer as it arrives; an abort gives the buffer back and keeps the message', async (t) => {
+    const path = join(tempDir(t), 'p');
+    const receiver = await openReceiver<Buffer>(path, { format: 'length', codec: 'bytes' });
+    t.after(() => receiver.close());
+    // raw: the test decides where the writes stop.
+    const writer = await openSender<Buffer>(path, { format: 'raw', codec: 'bytes', timeout: 5000 });
+    t.after(() => writer.close());
+    const size = 1 << 20;
+    const body = Buffer.from(Array.from({ length: size }, (_, j) => (j * 7) & 0xff));
+    const header = Buffer.alloc(4);
+    header.writeUInt32BE(size, 0);
+    const half = 600_000;
+    const target = allocAligned(size);
+    target.fill(0);
+    const controller = new AbortController();
+    const pending = receiver.receiveInto(target, { signal: controller.signal });
+    await writer.send(Buffer.concat([header, body.subarray(0, half)]));
+    await until(() => receiver.bufferedBytes === half, 'the first part to be read');
+    assert.ok(target.subarray(0, half).equals(body.subarray(0, half)), 'the first part is in the buffer already');
+    const reason = new Error('no longer');
+    controller.abort(reason);
+    await assert.rejects(pending, (err) => err === reason);
+    assert.equal(getEventListeners(controller.signal, 'abort').length, 0);
+    target.fill(0x55);
+    await writer.send(body.subarray(half));
+    const whole = await receiver.receive();
+    assert.ok(whole?.equals(body), 'the message arrives whole');
+    assert.ok(target.every((b) => b === 0x55), 'nothing was read into the buffer after the abort');
+  });
+
+  test('a message longer than the buffer is ERR_NPIPE_BUFFER_TOO_SMALL with the message as payload; the next one follows', async (t) => {
+    const path = join(tempDir(t), 'p');
+    const receiver = await openReceiver<Buffer>(path, { format: 'length', codec: 'bytes' });
+    t.after(() => receiver.close());
+    const sender = await openSender<Buffer>(path, { format: 'length', codec: 'bytes', timeout: 5000 });
+    t.after(() => sender.close());
+    const target = Buffer.alloc(600_000);
+    for (const [size, early] of [[100, true], [300_000, false]] as const) {
+      const big = Buffer.alloc(size + 200_000, 7);
+      const next = Buffer.alloc(size, 9);
+      const tooSmall = () => receiver.receiveInto(target.subarray(0, size + 199_999)).then((n) => assert.fail(`expected ERR_NPIPE_BUFFER_TOO_SMALL, got ${n}`), (e: unknown) => e);
+      // Already here (queued), or still to come (the header says it will not fit).
+      const call = early ? undefined : tooSmall();
+      await Promise.all([sender.send(big), sender.send(next)]);
+      if (early) await until(() => receiver.bufferedBytes === big.length + next.length, 'the messages');
+      const err = await (call ?? tooSmall());
+      assert.ok(err instanceof BufferTooSmallError);
+      assert.equal(err.code, 'ERR_NPIPE_BUFFER_TOO_SMALL');
+      assert.equal(err.capacity, size + 199_999);
+      assert.ok(err.payload.equals(big), 'the message is the payload');
+      assert.equal(await receiver.receiveInto(target), size);
+      assert.ok(target.subarray(0, size).equals(next));
+    }
+  });
+
+  test('raw: what does not fit stays for the next call', async (t) => {
+    const path = join(tempDir(t), 'p');
+    const receiver = await openReceiver<Buffer>(path, { format: 'raw', codec: 'bytes', keepOpen: false });
+    t.after(() => receiver.close());
+    const sender = await openSender<Buffer>(path, { format: 'raw', codec: 'bytes', timeout: 5000 });
+    const bytes = Buffer.from(Array.from({ length: 10_000 }, (_, j) => j & 0xff));
+    await sender.send(bytes);
+    await sender.close();
+    await until(() => receiver.bufferedBytes === bytes.length, 'the bytes');
+    const target = Buffer.alloc(4096);
+    const got: Buffer[] = [];
+    for (let n = await receiver.receiveInto(target); n !== undefined; n = await receiver.receiveInto(target)) {
+      assert.ok(n > 0 && n <= target.length);
+      got.push(Buffer.from(target.subarray(0, n)));
+    }
+    assert.deepEqual(got.map((b) => b.length), [4096, 4096, 1808]);
+    assert.ok(Buffer.concat(got).equals(bytes));
+  });
+
+  test('goes with receive() in any order, in every format; refuses a bad buffer and an overlapping call', async (t) => {
+    for (const format of ['frames', 'lines', 'fixed:8', 'length'] as const) {
+      const path = join(tempDir(t), `p-${format}`);
+      const receiver = await openReceiver(path, { format });
+      const sender = await openSender(path, { format, timeout: 5000 });
+      const words = ['zero0000', 'one11111', 'two22222', 'three333'];
+      const target = Buffer.alloc(64);
+      const first = receiver.receiveInto(target);
+      await assert.rejects(receiver.receive(), { code: 'ERR_NPIPE_BUSY' });
+      await assert.rejects(receiver.receiveInto(Buffer.alloc(8)), { code: 'ERR_NPIPE_BUSY' });
+      for (const w of words) await sender.send(w);
+      assert.equal(await first, 8);
+      assert.equal(target.toString('utf8', 0, 8), words[0], format);
+      assert.equal(await receiver.receive(), words[1], format);
+      assert.equal(await receiver.receiveInto(target.subarray(10)), 8);
+      assert.equal(target.toString('utf8', 10, 18), words[2], format);
+      assert.equal(await receiver.receive(), words[3], format);
+      await assert.rejects(receiver.receiveInto('not a buffer' as unknown as Buffer), { code: 'ERR_NPIPE_INVALID_ARG' });
+      await sender.close();
+      await receiver.close();
+      assert.equal(await receiver.receiveInto(target), undefined, `${format}: the end after close()`);
+    }
   });
 });

@@ -59,7 +59,7 @@ export function lengthFraming(maxMessageSize: number): Framing {
         target.set(message, offset + 12);
       }
     },
-    createDecoder: () => new LengthDecoder(maxMessageSize),
+    createDecoder: (options) => new LengthDecoder(maxMessageSize, options?.borrow),
   };
 }
 
@@ -74,9 +74,13 @@ class LengthDecoder implements FrameDecoder {
   #bodyFilled = 0;
   /** The last message was large: the next header is read on its own (see target()). */
   #afterLarge = false;
+  readonly #borrow: ((size: number) => Buffer | undefined) | undefined;
+  /** #body came from #borrow. */
+  #borrowed = false;
 
-  constructor(max: number) {
+  constructor(max: number, borrow?: (size: number) => Buffer | undefined) {
     this.#max = max;
+    this.#borrow = borrow;
   }
 
   get pendingBytes(): number {
@@ -106,10 +110,21 @@ class LengthDecoder implements FrameDecoder {
     if (this.#headerFilled === this.#headerNeeded) this.#headerDone(emit);
   }
 
+  detach(): boolean {
+    if (!this.#borrowed) return false;
+    const body = this.#body!;
+    const own = allocAligned(body.length, phaseOf(body));
+    body.copy(own, 0, 0, this.#bodyFilled);
+    this.#body = own;
+    this.#borrowed = false;
+    return true;
+  }
+
   #emitBody(emit: Emit): void {
     const message = this.#body!;
     this.#body = undefined;
     this.#bodyFilled = 0;
+    this.#borrowed = false;
     if (message.length >= COPY_LIMIT) this.#afterLarge = true;
     emit(message);
   }
@@ -128,8 +143,11 @@ class LengthDecoder implements FrameDecoder {
     this.#afterLarge = false;
     if (size === 0) emit(Buffer.alloc(0));
     else {
+      const borrowed = this.#borrow?.(size);
+      this.#borrowed = borrowed !== undefined;
       this.#body =
-        size < COPY_LIMIT ? Buffer.allocUnsafe(size) : allocAligned(size, chunk && at < chunk.length ? phaseOf(chunk, at) : 0);
+        borrowed ??
+        (size < COPY_LIMIT ? Buffer.allocUnsafe(size) : allocAligned(size, chunk && at < chunk.length ? phaseOf(chunk, at) : 0));
       this.#bodyFilled = 0;
     }
   }

@@ -30,6 +30,13 @@ export interface DropInfo {
 
 export interface DecoderOptions {
   onDrop?: (info: DropInfo) => void;
+  /**
+   * `length`: asked for the buffer of each message that is not a view into a
+   * chunk, once its size is known: exactly `size` bytes to fill (the caller's
+   * receiveInto() buffer), or undefined for the decoder's own. Give it back with
+   * `detach()` before the message is whole.
+   */
+  borrow?: (size: number) => Buffer | undefined;
 }
 
 export interface FrameDecoder {
@@ -64,6 +71,12 @@ export interface FrameDecoder {
   target?(): Buffer | undefined;
   /** `bytes` bytes were read into the start of what `target()` returned; emits the message once it is whole. */
   filled?(bytes: number, emit: Emit): void;
+  /**
+   * The buffer `borrow` gave may no longer be used: what the message in progress
+   * holds is copied into a buffer of the decoder's own, where it goes on. Returns
+   * false when no borrowed buffer was in use; else true, and target() has changed.
+   */
+  detach?(): boolean;
   /** Frames format: writers with a message in progress. */
   partialWriters?(): Array<{ writerId: number; pid: number; bytes: number }>;
 }

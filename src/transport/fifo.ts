@@ -19,6 +19,7 @@ import {
 import { PIPE_BUF, type DropInfo, type FrameDecoder, type Framing } from '../framing/index.js';
 import type { CallOptions, FrameReceiver, FrameSender } from './types.js';
 import { allocAligned } from '../util/aligned.js';
+import { checkTarget, copyInto } from './into.js';
 
 /** The receiver stops reading from the pipe while it holds this many bytes of messages not yet received. */
 export const RECEIVE_HIGH_WATER_BYTES = 1024 * 1024;
@@ -607,9 +608,17 @@ function writerAlive(pid: number, end: FifoEnd): boolean {
 }
 
 interface Waiter {
-  resolve(frame: Buffer | undefined): void;
+  /** A frame (receive), or its length (receiveInto); undefined at the end. */
+  resolve(value: Buffer | number | undefined): void;
   reject(err: unknown): void;
   cleanup(): void;
+  /** receiveInto's buffer. */
+  into: Uint8Array | undefined;
+}
+
+/** The part of a net.Socket's handle that sets where the next read goes (see FifoFrameReceiver.#release). */
+interface UserBufferHandle {
+  useUserBuffer(buffer: Uint8Array): void;
 }
 
 export class FifoFrameReceiver implements FrameReceiver {
@@ -631,6 +640,8 @@ export class FifoFrameReceiver implements FrameReceiver {
   /** Messages dropped rather than delivered torn (frames format), and their bytes. */
   readonly dropped = { messages: 0, bytes: 0 };
   #emit: (frame: Buffer) => void;
+  /** Points the socket's next read away from a receiveInto() buffer; undefined where that cannot be done, and then none is read into. */
+  #retarget: (() => void) | undefined;
 
   constructor(end: FifoEnd, framing: Framing, options: FifoReceiverOptions = {}) {
     this.end = end;
@@ -641,6 +652,13 @@ export class FifoFrameReceiver implements FrameReceiver {
         this.dropped.messages++;
         this.dropped.bytes += info.bytes;
         onDrop?.(info);
+      },
+      // A message bound for a waiting receiveInto() (the next one: nothing is
+      // queued) is assembled in that call's buffer, and read into it if large.
+      borrow: (size) => {
+        const into = this.#waiter?.into;
+        if (!into || !this.#retarget || this.#head < this.#queue.length || size > into.length) return undefined;
+        return Buffer.from(into.buffer, into.byteOffset, size);
       },
     });
     if (this.#decoder.sweep) {
@@ -710,17 +728,24 @@ export class FifoFrameReceiver implements FrameReceiver {
               if (size > readBuffer.length) readBuffer = allocAligned(size);
             }
           }
+          // A waiting receive() takes its message first: a large one then never stops reading.
+          this.#wake();
           // Stop reading until receive() makes room (see #shift). pause() rather than
           // returning false: only pause() is undone by resume() (net.Socket with onread).
           if (this.#queuedBytes >= RECEIVE_HIGH_WATER_BYTES && !this.#ended) {
             this.#paused = true;
             this.#socket.pause();
           }
-          this.#wake();
           return true;
         },
       },
     });
+    // The next read's buffer is set after each read (onread.buffer above), and
+    // otherwise only through the handle. Without that, no receiveInto() buffer is lent.
+    const handle = (this.#socket as unknown as { _handle?: Partial<UserBufferHandle> })._handle;
+    if (typeof handle?.useUserBuffer === 'function') {
+      this.#retarget = () => handle.useUserBuffer!((direct = this.#decoder.target?.()) ?? readBuffer);
+    }
     this.#socket.on('end', () => {
       this.#finish();
       this.#wake();
@@ -774,7 +799,8 @@ export class FifoFrameReceiver implements FrameReceiver {
     if (this.#head < this.#queue.length) {
       this.#waiter = undefined;
       waiter.cleanup();
-      waiter.resolve(this.#shift());
+      if (waiter.into) this.#settleInto(waiter, waiter.into);
+      else waiter.resolve(this.#shift());
     } else if (this.#ended) {
       this.#waiter = undefined;
       waiter.cleanup();
@@ -808,30 +834,80 @@ export class FifoFrameReceiver implements FrameReceiver {
     return frame;
   }
 
+  /**
+   * Settles a receiveInto() with the queue's first frame. `raw` has no messages to
+   * keep whole: what does not fit stays first in the queue.
+   */
+  #settleInto(waiter: Pick<Waiter, 'resolve' | 'reject'>, into: Uint8Array): void {
+    const frame = this.#queue[this.#head]!;
+    if (frame.length > into.length && this.framing.name === 'raw') {
+      into.set(frame.subarray(0, into.length));
+      this.#queue[this.#head] = frame.subarray(into.length);
+      this.#queuedBytes -= into.length;
+      waiter.resolve(into.length);
+      return;
+    }
+    this.#shift();
+    let length: number;
+    try {
+      length = copyInto(frame, into);
+    } catch (err) {
+      waiter.reject(err);
+      return;
+    }
+    waiter.resolve(length);
+  }
+
+  /**
+   * A receiveInto() ended before its message was whole: its buffer is the caller's
+   * again. The message goes on in the decoder's own memory, and the socket's next
+   * read, if it was bound for that buffer, goes there too.
+   */
+  #release(): void {
+    if (this.#decoder.detach?.()) this.#retarget!();
+  }
+
   /** The next frame if one is already here, else undefined (never waits; see receive()). */
   tryReceive(): Buffer | undefined {
     return this.#head < this.#queue.length ? this.#shift() : undefined;
   }
 
   receive(options: CallOptions = {}): Promise<Buffer | undefined> {
+    return this.#wait(options.signal, undefined) as Promise<Buffer | undefined>;
+  }
+
+  receiveInto(target: Uint8Array, options: CallOptions = {}): Promise<number | undefined> {
+    try {
+      checkTarget(target);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.#wait(options.signal, target) as Promise<number | undefined>;
+  }
+
+  #wait(signal: AbortSignal | undefined, into: Uint8Array | undefined): Promise<Buffer | number | undefined> {
     if (this.#waiter) {
       return Promise.reject(new BusyError('another receive() is already waiting on this receiver; only one may be pending'));
     }
-    const { signal } = options;
     if (signal?.aborted) return Promise.reject(signal.reason);
-    if (this.#head < this.#queue.length) return Promise.resolve(this.#shift());
+    if (this.#head < this.#queue.length) {
+      if (!into) return Promise.resolve(this.#shift());
+      return new Promise((resolve, reject) => this.#settleInto({ resolve, reject }, into));
+    }
     if (this.#ended) {
       return new Promise((resolve, reject) => this.#settleEnd({ resolve, reject }));
     }
-    return new Promise<Buffer | undefined>((resolve, reject) => {
+    return new Promise<Buffer | number | undefined>((resolve, reject) => {
       const onAbort = () => {
         this.#waiter = undefined;
+        if (into) this.#release();
         reject(signal!.reason);
       };
       this.#waiter = {
         resolve,
         reject,
         cleanup: () => signal?.removeEventListener('abort', onAbort),
+        into,
       };
       signal?.addEventListener('abort', onAbort, { once: true });
     });
