@@ -82,6 +82,28 @@ async function repeat(measure: () => Promise<number>): Promise<{ median: number;
   return { median: median(runs), runs };
 }
 
+interface Measured {
+  name: string;
+  unit: string;
+  /** Undefined: the row is skipped, for the reason in `note`. */
+  measure: (() => Promise<number>) | undefined;
+  note?: string;
+}
+
+/**
+ * Rows compared with one another (npipe and its baselines), measured in turns: one
+ * run of each row, REPEAT times over, then recorded. On a shared machine whose
+ * speed drifts over minutes, every row's runs then sample the same stretches of
+ * time, instead of the baselines' runs all coming before npipe's.
+ */
+async function interleaved(list: Measured[]): Promise<void> {
+  const runs: number[][] = list.map(() => []);
+  for (let i = 0; i < REPEAT; i++) {
+    for (const [j, row] of list.entries()) if (row.measure) runs[j]!.push(await row.measure());
+  }
+  for (const [j, row] of list.entries()) record(row.name, row.unit, row.measure ? { median: median(runs[j]!), runs: runs[j]! } : undefined, row.note);
+}
+
 // ---------------------------------------------------------------------------
 // C baseline, compiled now.
 
@@ -364,22 +386,26 @@ async function main() {
   const RAW = Math.round(2048 * Q) * 2 ** 20;
   const RTT = Math.round(20_000 * Q);
 
-  console.log('One-way message rate (delivered to the reader as separate messages)');
-  record('C: one write() per 68-byte message', 'msg/s', cBin ? await repeat(() => cOneWay(68, M64)) : undefined, noC);
-  record('plain Node: net.Socket, corked, 64 B, no framing', 'msg/s', await repeat(() => nodeOneWay(64, M64)));
-  record('zeromq.js ipc:// PUSH/PULL, 64 B', 'msg/s', zmqAvailable ? await repeat(() => zmqOneWay(64, Math.round(M64 / 6))) : undefined, noZmq);
-  record('npipe frames, 64 B', 'msg/s', await repeat(() => npipeOneWay('frames', 64, M64)));
-  record('npipe length, 64 B', 'msg/s', await repeat(() => npipeOneWay('length', 64, M64)));
-  record('npipe frames, 1 KiB', 'msg/s', await repeat(() => npipeOneWay('frames', 1024, M1K)));
-  record('npipe length, 1 KiB', 'msg/s', await repeat(() => npipeOneWay('length', 1024, M1K)));
-  record('npipe frames, 16 writer processes into one reader, 64 B', 'msg/s', await repeat(() => manyWriters(16, 64, Math.round(M64 / 16))));
+  console.log('One-way message rate (delivered to the reader as separate messages; rows measured in turns)');
+  await interleaved([
+    { name: 'C: one write() per 68-byte message', unit: 'msg/s', measure: cBin ? () => cOneWay(68, M64) : undefined, note: noC },
+    { name: 'plain Node: net.Socket, corked, 64 B, no framing', unit: 'msg/s', measure: () => nodeOneWay(64, M64) },
+    { name: 'zeromq.js ipc:// PUSH/PULL, 64 B', unit: 'msg/s', measure: zmqAvailable ? () => zmqOneWay(64, Math.round(M64 / 6)) : undefined, note: noZmq },
+    { name: 'npipe frames, 64 B', unit: 'msg/s', measure: () => npipeOneWay('frames', 64, M64) },
+    { name: 'npipe length, 64 B', unit: 'msg/s', measure: () => npipeOneWay('length', 64, M64) },
+    { name: 'npipe frames, 1 KiB', unit: 'msg/s', measure: () => npipeOneWay('frames', 1024, M1K) },
+    { name: 'npipe length, 1 KiB', unit: 'msg/s', measure: () => npipeOneWay('length', 1024, M1K) },
+    { name: 'npipe frames, 16 writer processes into one reader, 64 B', unit: 'msg/s', measure: () => manyWriters(16, 64, Math.round(M64 / 16)) },
+  ]);
 
-  console.log('\nBulk');
-  record('C: 64 KiB writes into a 1 MiB pipe', 'B/s', cBin ? await repeat(() => cBulk(RAW)) : undefined, noC);
-  record('npipe length, 1 MiB messages', 'B/s', await repeat(() => npipeBulkBytes('length', 1 << 20, BULK)));
-  record('npipe length, 1 MiB messages, receiveInto one buffer', 'B/s', await repeat(() => npipeBulkBytes('length', 1 << 20, BULK, true)));
-  record('npipe frames, 1 MiB messages', 'B/s', await repeat(() => npipeBulkBytes('frames', 1 << 20, Math.round(BULK / 4))));
-  record('npipe raw byte stream (64 KiB writes)', 'B/s', await repeat(() => npipeBulkBytes('raw', 65536, RAW / 65536)));
+  console.log('\nBulk (rows measured in turns)');
+  await interleaved([
+    { name: 'C: 64 KiB writes into a 1 MiB pipe', unit: 'B/s', measure: cBin ? () => cBulk(RAW) : undefined, note: noC },
+    { name: 'npipe length, 1 MiB messages', unit: 'B/s', measure: () => npipeBulkBytes('length', 1 << 20, BULK) },
+    { name: 'npipe length, 1 MiB messages, receiveInto one buffer', unit: 'B/s', measure: () => npipeBulkBytes('length', 1 << 20, BULK, true) },
+    { name: 'npipe frames, 1 MiB messages', unit: 'B/s', measure: () => npipeBulkBytes('frames', 1 << 20, Math.round(BULK / 4)) },
+    { name: 'npipe raw byte stream (64 KiB writes)', unit: 'B/s', measure: () => npipeBulkBytes('raw', 65536, RAW / 65536) },
+  ]);
 
   console.log('\nRequest/reply round trip, 64 B');
   const cP50 = cBin ? await repeat(async () => (await cPingPong(RTT)).p50) : undefined;
