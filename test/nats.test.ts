@@ -114,6 +114,19 @@ describe('JetStream delivery', () => {
     await sender.send(Buffer.alloc(50)); // the sender carries on
   });
 
+  test('a sender whose stream is deleted fails its sends with ERR_NPIPE_NOT_FOUND instead of retrying for ever', { timeout: 60_000 }, async (t) => {
+    const url = natsUrl(t, 'delivery=jetstream&stream=GONE');
+    if (!url) return;
+    const address = parseNatsUrl(url);
+    const sender = await openSender(url);
+    await sender.send('stored');
+    const nc = await natsConnect({ servers: address.server });
+    t.after(() => nc.close());
+    await (await jetstreamManager(nc)).streams.delete('GONE');
+    await assert.rejects(sender.send('not stored'), { code: 'ERR_NPIPE_NOT_FOUND', message: /GONE no longer exists/ });
+    await sender.close(); // nothing left to retry
+  });
+
   test('close({ signal }) waits for the stored acknowledgements and leaves no listener on the signal', async (t) => {
     const url = natsUrl(t, 'delivery=jetstream');
     if (!url) return;

@@ -292,6 +292,16 @@ class JetStreamFrameSender implements FrameSender {
             item.reject(refused(this.#address, err));
             break;
           }
+          if (await this.#streamGone()) {
+            this.#failAll(
+              new NpipeError(
+                'ERR_NPIPE_NOT_FOUND',
+                `the JetStream stream ${this.#address.stream} no longer exists (it was deleted while this sender ran), so nothing sent to ${this.#address.subject} is stored; open a sender again to create it`,
+              ),
+            );
+            this.#retrying = false;
+            return;
+          }
           await sleep(delay);
         }
       }
@@ -299,6 +309,21 @@ class JetStreamFrameSender implements FrameSender {
     }
     this.#retrying = false;
     this.#pump();
+  }
+
+  /**
+   * A publish with no answer looks the same whether the server is restarting or
+   * the stream was deleted (no one listens on the subject). JetStream itself
+   * tells them apart: it answers, and has no such stream (10059).
+   */
+  async #streamGone(): Promise<boolean> {
+    try {
+      const jsm = await jetstreamManager(this.#nc);
+      await jsm.streams.info(this.#address.stream);
+      return false;
+    } catch (err) {
+      return err instanceof JetStreamApiError && err.code === 10059;
+    }
   }
 
   #failAll(err: unknown): void {
