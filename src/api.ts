@@ -7,7 +7,7 @@ import { resolveCodec, type Codec, type CodecName } from './codec.js';
 import { createFraming, type FormatName } from './framing/index.js';
 import { openFifoFrameReceiver, openFifoFrameSender, type FifoReceiverOptions, type FifoSenderOptions } from './transport/fifo.js';
 import type { CallOptions, FrameReceiver, FrameSender } from './transport/types.js';
-import { checkTarget, copyInto } from './transport/into.js';
+import { badTarget, copyInto } from './transport/into.js';
 import { isNatsUrl, parseNatsUrl, type Delivery, type NatsAddress } from './transport/nats/url.js';
 
 /**
@@ -160,11 +160,8 @@ export class Receiver<T = string> implements AsyncIterable<T> {
   receiveInto(target: Uint8Array, options: CallOptions = {}): Promise<number | undefined> {
     const frames = this.#frames;
     if (frames.receiveInto) return frames.receiveInto(target, options);
-    try {
-      checkTarget(target);
-    } catch (err) {
-      return Promise.reject(err);
-    }
+    const bad = badTarget(target);
+    if (bad) return Promise.reject(bad);
     return frames.receive(options).then((frame) => (frame === undefined ? undefined : copyInto(frame, target)));
   }
 

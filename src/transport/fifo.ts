@@ -19,7 +19,7 @@ import {
 import { PIPE_BUF, type DropInfo, type FrameDecoder, type Framing } from '../framing/index.js';
 import type { CallOptions, FrameReceiver, FrameSender } from './types.js';
 import { allocAligned } from '../util/aligned.js';
-import { checkTarget, copyInto } from './into.js';
+import { badTarget, copyInto } from './into.js';
 
 /** The receiver stops reading from the pipe while it holds this many bytes of messages not yet received. */
 export const RECEIVE_HIGH_WATER_BYTES = 1024 * 1024;
@@ -697,11 +697,12 @@ export class FifoFrameReceiver implements FrameReceiver {
       this.#queue.push(owned);
       this.#queuedBytes += owned.length;
     };
+    /** Where the next read goes: inside a large message, the rest of that message's own buffer. */
+    const nextBuffer = () => (direct = this.#decoder.target?.()) ?? readBuffer;
     this.#socket = end.socket({
       onread: {
-        // Called after each read for the buffer of the next one: inside a large
-        // message, the rest of that message's own buffer.
-        buffer: () => (direct = this.#decoder.target?.()) ?? readBuffer,
+        // Called after each read for the buffer of the next one.
+        buffer: nextBuffer,
         callback: (bytes) => {
           if (direct) this.#decode(undefined, bytes);
           else {
@@ -744,7 +745,7 @@ export class FifoFrameReceiver implements FrameReceiver {
     // otherwise only through the handle. Without that, no receiveInto() buffer is lent.
     const handle = (this.#socket as unknown as { _handle?: Partial<UserBufferHandle> })._handle;
     if (typeof handle?.useUserBuffer === 'function') {
-      this.#retarget = () => handle.useUserBuffer!((direct = this.#decoder.target?.()) ?? readBuffer);
+      this.#retarget = () => handle.useUserBuffer!(nextBuffer());
     }
     this.#socket.on('end', () => {
       this.#finish();
@@ -848,14 +849,11 @@ export class FifoFrameReceiver implements FrameReceiver {
       return;
     }
     this.#shift();
-    let length: number;
     try {
-      length = copyInto(frame, into);
+      waiter.resolve(copyInto(frame, into));
     } catch (err) {
       waiter.reject(err);
-      return;
     }
-    waiter.resolve(length);
   }
 
   /**
@@ -877,11 +875,8 @@ export class FifoFrameReceiver implements FrameReceiver {
   }
 
   receiveInto(target: Uint8Array, options: CallOptions = {}): Promise<number | undefined> {
-    try {
-      checkTarget(target);
-    } catch (err) {
-      return Promise.reject(err);
-    }
+    const bad = badTarget(target);
+    if (bad) return Promise.reject(bad);
     return this.#wait(options.signal, target) as Promise<number | undefined>;
   }
 

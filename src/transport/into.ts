@@ -1,8 +1,8 @@
 import { BufferTooSmallError, InvalidArgumentError } from '../errors.js';
 
-/** Checks receiveInto()'s buffer. */
-export function checkTarget(target: unknown): asserts target is Uint8Array {
-  if (!(target instanceof Uint8Array)) throw new InvalidArgumentError('receiveInto() needs a Buffer or Uint8Array to receive into');
+/** Why receiveInto() cannot take `target`, or undefined when it can. */
+export function badTarget(target: unknown): InvalidArgumentError | undefined {
+  return target instanceof Uint8Array ? undefined : new InvalidArgumentError('receiveInto() needs a Buffer or Uint8Array to receive into');
 }
 
 /**
