@@ -82,11 +82,29 @@ async function repeat(measure: () => Promise<number>): Promise<{ median: number;
   return { median: median(runs), runs };
 }
 
+/**
+ * A throughput run, from the reader's JSON (workers.ts printReader, fifo_bench.c
+ * read): the rate after the reader's warm-up (its first tenth), which the rows
+ * and targets use, and the rate over every message, warm-up included.
+ */
+interface Rate {
+  steady: number;
+  all: number;
+}
+
+/** `key`: what is counted, messages or bytes; `per`: bytes per message, to count messages by bytes. */
+function rateOf(r: Record<string, unknown>, key: 'count' | 'bytes', per = 1): Rate {
+  const seconds = r.seconds as number;
+  const total = (r[key] as number) / per;
+  const warm = (r[key === 'count' ? 'warmCount' : 'warmBytes'] as number) / per;
+  return { steady: (total - warm) / (seconds - (r.warmSeconds as number)), all: total / seconds };
+}
+
 interface Measured {
   name: string;
   unit: string;
   /** Undefined: the row is skipped, for the reason in `note`. */
-  measure: (() => Promise<number>) | undefined;
+  measure: (() => Promise<Rate>) | undefined;
   note?: string;
 }
 
@@ -97,11 +115,15 @@ interface Measured {
  * time, instead of the baselines' runs all coming before npipe's.
  */
 async function interleaved(list: Measured[]): Promise<void> {
-  const runs: number[][] = list.map(() => []);
+  const runs: Rate[][] = list.map(() => []);
   for (let i = 0; i < REPEAT; i++) {
     for (const [j, row] of list.entries()) if (row.measure) runs[j]!.push(await row.measure());
   }
-  for (const [j, row] of list.entries()) record(row.name, row.unit, row.measure ? { median: median(runs[j]!), runs: runs[j]! } : undefined, row.note);
+  for (const [j, row] of list.entries()) {
+    const steady = runs[j]!.map((r) => r.steady);
+    const all = runs[j]!.map((r) => r.all);
+    record(row.name, row.unit, row.measure ? { median: median(steady), runs: steady } : undefined, row.note, row.measure ? all : undefined);
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -116,20 +138,20 @@ function compileC(): string | undefined {
   return out;
 }
 
-async function cOneWay(size: number, count: number): Promise<number> {
+async function cOneWay(size: number, count: number): Promise<Rate> {
   const path = await freshFifo();
   const reader = run(cBin!, ['read', path, '65536', String(size * count)]);
   const writer = run(cBin!, ['write', path, String(size), String(count)]);
   const [r] = await Promise.all([reader.done, writer.done]);
-  return count / (r.seconds as number);
+  return rateOf(r, 'bytes', size);
 }
 
-async function cBulk(total: number): Promise<number> {
+async function cBulk(total: number): Promise<Rate> {
   const path = await freshFifo();
   const reader = run(cBin!, ['read', path, String(1 << 20), String(total)]);
   const writer = run(cBin!, ['bulk', path, '65536', String(total), String(1 << 20)]);
   const [r] = await Promise.all([reader.done, writer.done]);
-  return total / (r.seconds as number);
+  return rateOf(r, 'bytes');
 }
 
 async function cPingPong(iterations: number, spinUs = 0): Promise<{ p50: number; p99: number }> {
@@ -145,37 +167,37 @@ async function cPingPong(iterations: number, spinUs = 0): Promise<{ p50: number;
 // ---------------------------------------------------------------------------
 // npipe and plain Node.
 
-async function npipeOneWay(format: string, size: number, count: number): Promise<number> {
+async function npipeOneWay(format: string, size: number, count: number): Promise<Rate> {
   const path = await freshFifo();
   const reader = node('npipe-recv', path, count, format);
   await reader.ready;
   const writer = node('npipe-send', path, count, size, format);
   const [r] = await Promise.all([reader.done, writer.done]);
   peak(r, writer);
-  return (r.count as number) / (r.seconds as number);
+  return rateOf(r, 'count');
 }
 
 /** `into`: the reader takes each message with receiveInto() into one reused buffer of `size` bytes. */
-async function npipeBulkBytes(format: string, size: number, count: number, into = false): Promise<number> {
+async function npipeBulkBytes(format: string, size: number, count: number, into = false): Promise<Rate> {
   const path = await freshFifo();
   const reader = node('npipe-recv', path, format === 'raw' ? size * count : count, format, 1 << 20, into ? size : 0);
   await reader.ready;
   const writer = node('npipe-send', path, count, size, format);
   const [r, w] = await Promise.all([reader.done, writer.done]);
   rssSeen.push(r.rss as number, w.rss as number);
-  return (r.bytes as number) / (r.seconds as number);
+  return rateOf(r, 'bytes');
 }
 
-async function nodeOneWay(size: number, count: number): Promise<number> {
+async function nodeOneWay(size: number, count: number): Promise<Rate> {
   const path = await freshFifo();
   const reader = node('node-recv', path, size * count);
   await reader.ready;
   const writer = node('node-send', path, count, size);
   const [r] = await Promise.all([reader.done, writer.done]);
-  return count / (r.seconds as number);
+  return rateOf(r, 'bytes', size);
 }
 
-async function manyWriters(writers: number, size: number, perWriter: number): Promise<number> {
+async function manyWriters(writers: number, size: number, perWriter: number): Promise<Rate> {
   const path = await freshFifo();
   const reader = node('npipe-recv', path, writers * perWriter, 'frames');
   await reader.ready;
@@ -187,7 +209,7 @@ async function manyWriters(writers: number, size: number, perWriter: number): Pr
   const [r] = await Promise.all([reader.done, ...senders.map((s) => s.done)]);
   rssSeen.push(r.rss as number);
   if (r.count !== writers * perWriter) throw new Error('messages lost');
-  return (r.count as number) / (r.seconds as number);
+  return rateOf(r, 'count');
 }
 
 async function rpcLatency(clients: number, iterations: number, busyPoll = 0): Promise<{ p50: number; p99: number }> {
@@ -216,13 +238,13 @@ async function nodeLatency(iterations: number): Promise<{ p50: number; p99: numb
 // zeromq.js, if installed.
 
 let zmqAvailable = false;
-async function zmqOneWay(size: number, count: number): Promise<number> {
+async function zmqOneWay(size: number, count: number): Promise<Rate> {
   const endpoint = `ipc://${join(work, `z${seq++}`)}`;
   const reader = node('zmq-pull', endpoint, count);
   await reader.ready;
   const writer = node('zmq-push', endpoint, count, size);
   const [r] = await Promise.all([reader.done, writer.done]);
-  return (r.count as number) / (r.seconds as number);
+  return rateOf(r, 'count');
 }
 
 async function zmqLatency(iterations: number): Promise<{ p50: number; p99: number }> {
@@ -348,12 +370,20 @@ interface Row {
   unit: string;
   value: number | undefined;
   runs?: number[];
+  /** Throughput rows: the median, and the runs, with every message timed (warm-up included). */
+  allValue?: number;
+  allRuns?: number[];
   note?: string;
 }
 const rows: Row[] = [];
-function record(name: string, unit: string, result: { median: number; runs: number[] } | undefined, note?: string) {
-  rows.push({ name, unit, value: result?.median, ...(result ? { runs: result.runs } : {}), ...(note ? { note } : {}) });
-  const shown = result === undefined ? `skipped${note ? ` (${note})` : ''}` : `${format(result.median, unit)}  [runs: ${result.runs.map((r) => format(r, unit)).join(', ')}]`;
+function record(name: string, unit: string, result: { median: number; runs: number[] } | undefined, note?: string, all?: number[]) {
+  const allValue = all ? median(all) : undefined;
+  rows.push({ name, unit, value: result?.median, ...(result ? { runs: result.runs } : {}), ...(all ? { allValue, allRuns: all } : {}), ...(note ? { note } : {}) });
+  const runs = (xs: number[]) => xs.map((r) => format(r, unit)).join(', ');
+  const shown =
+    result === undefined
+      ? `skipped${note ? ` (${note})` : ''}`
+      : `${format(result.median, unit)}  [runs: ${runs(result.runs)}]${all ? `  every message timed: ${format(allValue!, unit)}` : ''}`;
   console.log(`  ${name.padEnd(46)} ${shown}`);
 }
 
@@ -365,6 +395,7 @@ function format(v: number, unit: string): string {
 }
 
 const value = (name: string) => rows.find((r) => r.name === name)?.value;
+const allValue = (name: string) => rows.find((r) => r.name === name)?.allValue;
 
 /** The busyPoll the bench's busy-polling rows use, in microseconds (docs/TUNING.md). */
 const BUSY_POLL_US = 100;
@@ -386,6 +417,8 @@ async function main() {
   const RAW = Math.round(2048 * Q) * 2 ** 20;
   const RTT = Math.round(20_000 * Q);
 
+  console.log('Throughput rows time each reader after its first tenth (its warm-up: in a Node process, before the JIT');
+  console.log('has compiled the hot path); the rate with every message timed is shown beside them and in the JSON.\n');
   console.log('One-way message rate (delivered to the reader as separate messages; rows measured in turns)');
   await interleaved([
     { name: 'C: one write() per 68-byte message', unit: 'msg/s', measure: cBin ? () => cOneWay(68, M64) : undefined, note: noC },
@@ -459,9 +492,13 @@ async function main() {
     { name: 'peak RSS of npipe processes (FIFO rows), MiB (under 100)', ratio: Math.max(...rssSeen) / 2 ** 20, target: 100, higher: false },
   ].map((t) => ({ ...t, met: t.ratio === undefined ? undefined : t.higher ? t.ratio >= t.target : t.ratio <= t.target }));
 
-  // Beside the targets, no goal of their own: 1 MiB messages each in a new Buffer
-  // (for-await); request/reply by default (no busy polling), and against C busy-polling too.
+  // Beside the targets, no goal of their own: 64 B with every message timed (warm-up
+  // included); 1 MiB messages each in a new Buffer (for-await); request/reply by
+  // default (no busy polling), and against C busy-polling too.
+  const cMsgAll = allValue('C: one write() per 68-byte message');
   const latencyRatios = [
+    { name: '64 B one-way (frames) vs C, every message timed (warm-up included)', ratio: ratio(allValue('npipe frames, 64 B'), cMsgAll) },
+    { name: '64 B one-way (length) vs C, every message timed (warm-up included)', ratio: ratio(allValue('npipe length, 64 B'), cMsgAll) },
     { name: '1 MiB messages (length, for-await, a new Buffer each) vs C bulk', ratio: ratio(value('npipe length, 1 MiB messages'), value('C: 64 KiB writes into a 1 MiB pipe')) },
     { name: 'request/reply p50, default (no busy poll), vs C ping-pong p50', ratio: ratio(value('npipe request/reply, 1 client, p50'), value('C: ping-pong over two FIFOs, p50')) },
     { name: 'request/reply p50, default (no busy poll), vs zeromq.js REQ/REP', ratio: ratio(value('npipe request/reply, 1 client, p50'), value('zeromq.js ipc:// REQ/REP, p50')) },
@@ -531,9 +568,12 @@ function markdown(results: {
     '| --- | --- |',
     ...results.natsRatios.map((r) => `| ${r.name} | ${r.ratio === undefined ? 'skipped' : r.ratio.toFixed(2)} |`),
     '',
-    '| row | median |',
-    '| --- | --- |',
-    ...results.rows.map((r) => `| ${r.name} | ${r.value === undefined ? `skipped${r.note ? ` (${r.note})` : ''}` : format(r.value, r.unit)} |`),
+    '| row | median | every message timed (throughput rows) |',
+    '| --- | --- | --- |',
+    ...results.rows.map(
+      (r) =>
+        `| ${r.name} | ${r.value === undefined ? `skipped${r.note ? ` (${r.note})` : ''}` : format(r.value, r.unit)} | ${r.allValue === undefined ? '' : format(r.allValue, r.unit)} |`,
+    ),
   ];
   return `${lines.join('\n')}\n`;
 }

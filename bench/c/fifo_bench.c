@@ -4,7 +4,8 @@
  *
  *   fifo_bench write  FIFO SIZE COUNT        one write() per SIZE-byte message
  *   fifo_bench bulk   FIFO CHUNK TOTAL PIPESZ  CHUNK-byte writes into a pipe of PIPESZ
- *   fifo_bench read   FIFO BUFSIZE TOTAL     reads until TOTAL bytes; prints seconds
+ *   fifo_bench read   FIFO BUFSIZE TOTAL     reads until TOTAL bytes; prints seconds, and the
+ *                                            time and bytes at the first tenth (warm-up)
  *   fifo_bench pong   REQ REP SIZE [SPIN]    echo server for ping
  *   fifo_bench ping   REQ REP SIZE ITERS [SPIN]  round trips; prints p50 and p99 in microseconds
  *
@@ -90,14 +91,16 @@ int main(int argc, char **argv) {
     int fd = open(argv[2], O_RDONLY);
     if (fd < 0) { perror("open"); return 1; }
     char *buf = aligned_alloc(4096, bufsize);
-    double start = 0;
+    double start = 0, warm_at = 0;
+    size_t warm = total / 10, warm_bytes = 0;
     while (got < total) {
       ssize_t r = read(fd, buf, bufsize);
       if (r <= 0) break;
       if (got == 0) start = now();
       got += (size_t)r;
+      if (warm_at == 0 && got >= warm) { warm_at = now(); warm_bytes = got; }
     }
-    printf("{\"seconds\":%.6f,\"bytes\":%zu}\n", now() - start, got);
+    printf("{\"seconds\":%.6f,\"bytes\":%zu,\"warmSeconds\":%.6f,\"warmBytes\":%zu}\n", now() - start, got, warm_at - start, warm_bytes);
     return 0;
   }
   if (!strcmp(mode, "pong") && (argc == 5 || argc == 6)) {
