@@ -29,8 +29,15 @@ export const DEFAULT_RECEIVER_PIPE_SIZE = 256 * 1024;
 const COPY_PIECE = 64 * 1024;
 /** Messages at least this large are not taken as a sign that reads should be copied whole. */
 const LARGE_MESSAGE = 64 * 1024;
-/** Largest read for the formats that do not need whole-pipe reads. */
+/**
+ * Largest read for the formats that do not need whole-pipe reads, and largest
+ * write. A read or a write holds the pipe's lock while it copies, so 1 MiB reads
+ * against 1 MiB writes make reader and writer take turns over the whole pipe, the
+ * slowest pattern: in C with epoll, 1.3-1.8 GB/s against 2.0-2.5 with either
+ * side in 256 KiB pieces (docs/TUNING.md).
+ */
 const PIECE_READ_BYTES = 256 * 1024;
+const PIECE_WRITE_BYTES = 256 * 1024;
 /** The smallest read buffer; it is as large as the pipe when the pipe is larger. */
 export const READ_BUFFER_BYTES = 64 * 1024;
 /** How often a frames receiver checks whether writers with a message in progress are still alive. */
@@ -158,9 +165,9 @@ function withPipeSize(end: FifoEnd, pipeSize: number | undefined): FifoEnd {
 
 /**
  * Writes frames in call order. Every write() is either at most PIPE_BUF bytes of
- * whole units (atomic, so several writers never tear each other), or one unit over
- * PIPE_BUF written alone under the FIFO's exclusive writer lock (formats without
- * packets). One write is in flight at a time, so `send()` never runs ahead of the
+ * whole units (atomic, so several writers never tear each other), or (a piece of)
+ * one unit over PIPE_BUF written alone under the FIFO's exclusive writer lock
+ * (formats without packets). One write is in flight at a time, so `send()` never runs ahead of the
  * pipe by more than the messages the caller has not awaited.
  */
 export class FifoFrameSender implements FrameSender {
@@ -311,6 +318,11 @@ export class FifoFrameSender implements FrameSender {
   #take(entry: Pending): Buffer {
     const unit = entry.next!;
     entry.started = true;
+    // A large unit goes out in pieces, all under the exclusive lock it holds (see PIECE_WRITE_BYTES).
+    if (unit.length > PIECE_WRITE_BYTES) {
+      entry.next = unit.subarray(PIECE_WRITE_BYTES);
+      return unit.subarray(0, PIECE_WRITE_BYTES);
+    }
     entry.next = entry.units!.next().value as Buffer | undefined;
     return unit;
   }
@@ -318,7 +330,8 @@ export class FifoFrameSender implements FrameSender {
   /**
    * Writes what is queued. Each write() is whole units of at most PIPE_BUF bytes
    * (all or nothing on a pipe, so several writers never tear each other), or one
-   * unit over PIPE_BUF alone under the exclusive writer lock. Writes are made
+   * unit over PIPE_BUF, in pieces of PIECE_WRITE_BYTES, alone under the exclusive
+   * writer lock. Writes are made
    * directly (non-blocking, so they never wait) while the pipe has room; when it
    * is full, libuv finishes the write when epoll reports room, and the pump goes
    * on from its callback. At most PUMP_BUDGET_BYTES per turn of the event loop.
@@ -706,8 +719,12 @@ export class FifoFrameReceiver implements FrameReceiver {
       this.#queue.push(owned);
       this.#queuedBytes += owned.length;
     };
-    /** Where the next read goes: inside a large message, the rest of that message's own buffer. */
-    const nextBuffer = () => (direct = this.#decoder.target?.()) ?? readBuffer;
+    /** Where the next read goes: inside a large message, the rest of that message's own buffer, in pieces too. */
+    const nextBuffer = () => {
+      direct = this.#decoder.target?.();
+      if (direct && direct.length > PIECE_READ_BYTES) direct = direct.subarray(0, PIECE_READ_BYTES);
+      return direct ?? readBuffer;
+    };
     this.#socket = end.socket({
       onread: {
         // Called after each read for the buffer of the next one.
