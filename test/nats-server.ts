@@ -46,15 +46,25 @@ export class NatsServer {
     this.store = store;
   }
 
-  /** Starts a server; `extra` adds command-line options (e.g. ['--max_payload', '8MB']). */
+  /**
+   * Starts a server; `extra` adds command-line options (e.g. ['--max_payload', '8MB']).
+   * It does not outlive this process: if the process ends without dispose() (a
+   * crash, an EPIPE on stdout, process.exit()), its exit kills the server and
+   * removes the store. (Ctrl-C reaches the server itself: same process group.)
+   */
   static async start(extra: string[] = []): Promise<NatsServer> {
     const server = new NatsServer(await freePort(), mkdtempSync(join(tmpdir(), 'npipe-nats-')));
     server.#extra = extra;
+    process.once('exit', server.#reap);
     await server.#spawn();
     return server;
   }
 
   #extra: string[] = [];
+  readonly #reap = () => {
+    this.#child?.kill('SIGKILL');
+    rmSync(this.store, { recursive: true, force: true });
+  };
 
   /** `nats://127.0.0.1:PORT/subject` */
   url(subject: string, query = ''): string {
@@ -106,6 +116,7 @@ export class NatsServer {
 
   /** Stops it and removes its store. */
   async dispose(): Promise<void> {
+    process.removeListener('exit', this.#reap);
     await this.stop('SIGKILL');
     rmSync(this.store, { recursive: true, force: true });
   }

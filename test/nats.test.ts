@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { Socket } from 'node:net';
 import { getEventListeners } from 'node:events';
 import { randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 import { connect as natsConnect, headers } from '@nats-io/transport-node';
@@ -392,5 +392,31 @@ describe('raw byte streams over NATS', () => {
     const listened = await start('/bin/sh', ['-c', `"$1" "$2" listen "$3" --format raw --timeout 2000 > "$4"`, 'sh', process.execPath, BIN, url, output]).done;
     assert.equal(listened.code, 3, listened.stderr); // ended by --timeout once everything had come
     assert.ok(readFileSync(output).equals(data));
+  });
+});
+
+describe('the test and bench nats-server', () => {
+  test('does not outlive a process that dies without dispose(): its exit kills the server and removes the store', async (t) => {
+    if (!requireOrSkip(t, nats.available, NATS_INSTALL_HINT)) return;
+    // As `npm run bench | head` does: the process dies (here, a throw) while its server runs.
+    const module = new URL('./nats-server.js', import.meta.url).href;
+    const script = `import { NatsServer } from ${JSON.stringify(module)};
+      const s = await NatsServer.start();
+      console.log(JSON.stringify({ pid: s.pid, store: s.store }));
+      throw new Error('crash');`;
+    const r = await start(process.execPath, ['--input-type=module', '-e', script]).done;
+    assert.equal(r.code, 1, r.stderr);
+    const { pid, store } = JSON.parse(r.stdout) as { pid: number; store: string };
+    // Killed: gone (undefined), or a zombie ('Z') until init reaps it.
+    const state = () => {
+      try {
+        return /^State:\s+(\S)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+      } catch {
+        return undefined;
+      }
+    };
+    for (let i = 0; i < 50 && state() !== undefined && state() !== 'Z'; i++) await delay(20);
+    assert.ok(state() === undefined || state() === 'Z', `nats-server ${pid} still running (state ${state()})`);
+    assert.equal(existsSync(store), false);
   });
 });
