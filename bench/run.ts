@@ -42,7 +42,23 @@ interface Proc {
   go(): void;
 }
 
-function run(command: string, args: string[], options: { stdin?: string; stdout?: string; go?: boolean } = {}): Proc {
+/**
+ * The request/reply rows pin client and server to different CPUs (taskset), as
+ * the two ends of a round trip between processes on a 2-CPU machine. Unpinned, a
+ * single-threaded C pair is sometimes placed on one CPU, where a round trip costs
+ * 6-10 µs instead of 70-100 (no wake-up of the other CPU): seen here in two runs
+ * of three, which made C's median flip between the two.
+ */
+const CLIENT_CPU = 0;
+const SERVER_CPU = 1;
+const canPin = cpus().length >= 2 && spawnSync('taskset', ['-c', '0', 'true']).status === 0;
+
+/** `cpu`: run on that CPU only (taskset), where canPin. */
+function run(command: string, args: string[], options: { stdin?: string; stdout?: string; go?: boolean; cpu?: number } = {}): Proc {
+  if (options.cpu !== undefined && canPin) {
+    args = ['-c', String(options.cpu), command, ...args];
+    command = 'taskset';
+  }
   // stdin from a file is the file itself, as `npipe send < file` gets it from a shell.
   const stdinFd = options.stdin ? fs.openSync(options.stdin, 'r') : undefined;
   // Likewise stdout into a file (/dev/null): no copy through this process.
@@ -70,6 +86,8 @@ function run(command: string, args: string[], options: { stdin?: string; stdout?
 
 
 const node = (role: string, ...args: (string | number)[]) => run(process.execPath, [WORKERS, role, ...args.map(String)]);
+/** node(), on one CPU; undefined: anywhere. */
+const nodeOn = (cpu: number | undefined, role: string, ...args: (string | number)[]) => run(process.execPath, [WORKERS, role, ...args.map(String)], { cpu });
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -154,11 +172,12 @@ async function cBulk(total: number): Promise<Rate> {
   return rateOf(r, 'bytes');
 }
 
-async function cPingPong(iterations: number, spinUs = 0): Promise<{ p50: number; p99: number }> {
+/** `sameCpu`: both on CLIENT_CPU (a row for comparison, no target). */
+async function cPingPong(iterations: number, spinUs = 0, sameCpu = false): Promise<{ p50: number; p99: number }> {
   const req = await freshFifo();
   const rep = await freshFifo();
-  const server = run(cBin!, ['pong', req, rep, '64', String(spinUs)]);
-  const client = run(cBin!, ['ping', req, rep, '64', String(iterations), String(spinUs)]);
+  const server = run(cBin!, ['pong', req, rep, '64', String(spinUs)], { cpu: sameCpu ? CLIENT_CPU : SERVER_CPU });
+  const client = run(cBin!, ['ping', req, rep, '64', String(iterations), String(spinUs)], { cpu: CLIENT_CPU });
   const r = await client.done;
   await server.done;
   return { p50: r.p50 as number, p99: r.p99 as number };
@@ -212,11 +231,13 @@ async function manyWriters(writers: number, size: number, perWriter: number): Pr
   return rateOf(r, 'count');
 }
 
+/** One client: client and server pinned to different CPUs, as the baselines are; several: not pinned. */
 async function rpcLatency(clients: number, iterations: number, busyPoll = 0): Promise<{ p50: number; p99: number }> {
   const path = await freshFifo();
-  const server = node('rpc-serve', path, busyPoll);
+  const one = clients === 1;
+  const server = nodeOn(one ? SERVER_CPU : undefined, 'rpc-serve', path, busyPoll);
   await server.ready;
-  const results = await Promise.all(Array.from({ length: clients }, () => node('rpc-client', path, iterations, 64, busyPoll).done));
+  const results = await Promise.all(Array.from({ length: clients }, () => nodeOn(one ? CLIENT_CPU : undefined, 'rpc-client', path, iterations, 64, busyPoll).done));
   server.kill();
   const s = await server.done;
   rssSeen.push(s.rss as number, ...results.map((r) => r.rss as number));
@@ -227,9 +248,9 @@ async function rpcLatency(clients: number, iterations: number, busyPoll = 0): Pr
 async function nodeLatency(iterations: number): Promise<{ p50: number; p99: number }> {
   const req = await freshFifo();
   const rep = await freshFifo();
-  const server = node('node-pong', req, rep, 64);
+  const server = nodeOn(SERVER_CPU, 'node-pong', req, rep, 64);
   await server.ready;
-  const r = await node('node-ping', req, rep, 64, iterations).done;
+  const r = await nodeOn(CLIENT_CPU, 'node-ping', req, rep, 64, iterations).done;
   await server.done;
   return { p50: r.p50 as number, p99: r.p99 as number };
 }
@@ -249,9 +270,9 @@ async function zmqOneWay(size: number, count: number): Promise<Rate> {
 
 async function zmqLatency(iterations: number): Promise<{ p50: number; p99: number }> {
   const endpoint = `ipc://${join(work, `z${seq++}`)}`;
-  const server = node('zmq-rep', endpoint);
+  const server = nodeOn(SERVER_CPU, 'zmq-rep', endpoint);
   await server.ready;
-  const r = await node('zmq-req', endpoint, iterations, 64).done;
+  const r = await nodeOn(CLIENT_CPU, 'zmq-req', endpoint, iterations, 64).done;
   server.kill();
   await server.done.catch(() => ({}));
   return { p50: r.p50 as number, p99: r.p99 as number };
@@ -440,9 +461,13 @@ async function main() {
     { name: 'npipe raw byte stream (64 KiB writes)', unit: 'B/s', measure: () => npipeBulkBytes('raw', 65536, RAW / 65536) },
   ]);
 
-  console.log('\nRequest/reply round trip, 64 B');
+  console.log(
+    `\nRequest/reply round trip, 64 B (one client: client and server ${canPin ? `on CPUs ${CLIENT_CPU} and ${SERVER_CPU} (taskset)` : 'not pinned (no taskset, or one CPU)'})`,
+  );
   const cP50 = cBin ? await repeat(async () => (await cPingPong(RTT)).p50) : undefined;
   record('C: ping-pong over two FIFOs, p50', 'us', cP50, noC);
+  const cSame = cBin && canPin ? await repeat(async () => (await cPingPong(RTT, 0, true)).p50) : undefined;
+  record('C: ping-pong, both on one CPU, p50', 'us', cSame, cBin ? 'no taskset, or one CPU' : noC);
   const cSpin = cBin ? await repeat(async () => (await cPingPong(RTT, BUSY_POLL_US)).p50) : undefined;
   record(`C: ping-pong, reads busy-poll ${BUSY_POLL_US} µs, p50`, 'us', cSpin, noC);
   const nodeRtt = await repeat(async () => (await nodeLatency(RTT)).p50);
