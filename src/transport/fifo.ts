@@ -33,7 +33,7 @@ const LARGE_MESSAGE = 64 * 1024;
  * Largest read for the formats that do not need whole-pipe reads, and largest
  * write. A read or a write holds the pipe's lock while it copies, so 1 MiB reads
  * against 1 MiB writes make reader and writer take turns over the whole pipe, the
- * slowest pattern: in C with epoll, 1.3-1.8 GB/s against 2.0-2.5 with either
+ * slowest pattern: in C with epoll, 1.3-1.8 GB/s against 1.6-2.5 with either
  * side in 256 KiB pieces (docs/TUNING.md).
  */
 const PIECE_READ_BYTES = 256 * 1024;
@@ -167,8 +167,8 @@ function withPipeSize(end: FifoEnd, pipeSize: number | undefined): FifoEnd {
  * Writes frames in call order. Every write() is either at most PIPE_BUF bytes of
  * whole units (atomic, so several writers never tear each other), or (a piece of)
  * one unit over PIPE_BUF written alone under the FIFO's exclusive writer lock
- * (formats without packets). One write is in flight at a time, so `send()` never runs ahead of the
- * pipe by more than the messages the caller has not awaited.
+ * (formats without packets). One write is in flight at a time, so `send()` never
+ * runs ahead of the pipe by more than the messages the caller has not awaited.
  */
 export class FifoFrameSender implements FrameSender {
   readonly framing: Framing;
@@ -331,10 +331,9 @@ export class FifoFrameSender implements FrameSender {
    * Writes what is queued. Each write() is whole units of at most PIPE_BUF bytes
    * (all or nothing on a pipe, so several writers never tear each other), or one
    * unit over PIPE_BUF, in pieces of PIECE_WRITE_BYTES, alone under the exclusive
-   * writer lock. Writes are made
-   * directly (non-blocking, so they never wait) while the pipe has room; when it
-   * is full, libuv finishes the write when epoll reports room, and the pump goes
-   * on from its callback. At most PUMP_BUDGET_BYTES per turn of the event loop.
+   * writer lock. Writes are made directly (non-blocking, so they never wait) while
+   * the pipe has room; when it is full, libuv finishes the write when epoll
+   * reports room, and the pump goes on from its callback. At most PUMP_BUDGET_BYTES per turn of the event loop.
    */
   #pump(): void {
     if (this.#writing || this.#error || this.#reconnecting) return;
