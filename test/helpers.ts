@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { closeSync, constants, mkdtempSync, openSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -105,6 +105,25 @@ export function requireOrSkip(t: TestContext, available: boolean, what: string):
 
 export function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * Resolves once some process has the FIFO at `path` open for reading: how a test
+ * waits for a server it started (`npipe serve`), instead of a fixed delay that a
+ * loaded machine outruns. The probe's own open and close is harmless: a reader
+ * keeps a writer of its own, so a writer leaving is never an end of file.
+ */
+export async function readerOn(path: string, timeoutMs = 30_000): Promise<void> {
+  for (const deadline = Date.now() + timeoutMs; ; await delay(20)) {
+    try {
+      closeSync(openSync(path, constants.O_WRONLY | constants.O_NONBLOCK));
+      return;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENXIO' && code !== 'ENOENT') throw err;
+      if (Date.now() > deadline) throw new Error(`no reader opened ${path} in ${timeoutMs} ms`);
+    }
+  }
 }
 
 /**

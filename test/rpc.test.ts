@@ -17,7 +17,7 @@ import {
 } from '../src/index.js';
 import { encodeRequest, REQUEST } from '../src/rpc/protocol.js';
 import { isBusyPolling } from '../src/util/busy-poll.js';
-import { delay, npipe, openFds, run, start, tempDir } from './helpers.js';
+import { delay, npipe, openFds, readerOn, run, start, tempDir } from './helpers.js';
 
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}.js`, import.meta.url));
 
@@ -272,8 +272,7 @@ describe('request/reply between processes', () => {
   test('64 client processes x 1000 requests: every reply matched to its request', async (t) => {
     const path = join(tempDir(t), 'srv');
     const server = npipe(['serve', path, '--echo', '--concurrency', '64'], { hangMs: 180_000 });
-    await mkfifo(path);
-    await delay(300);
+    await readerOn(path);
     const clients = 64;
     const perClient = 1000;
     const runs = Array.from({ length: clients }, (_, i) =>
@@ -360,8 +359,7 @@ describe('npipe serve / npipe request', () => {
     mkdirSync(marks);
     const script = `read x; touch ${marks}/$$; n=$(ls ${marks} | wc -l); sleep 0.2; rm ${marks}/$$; case "$x" in fail*) echo "bad input: $x" >&2; exit 3;; esac; echo "$n $x" | tr a-z A-Z`;
     const server = npipe(['serve', path, '--exec', script, '--concurrency', '2']);
-    await mkfifo(path);
-    await delay(300);
+    await readerOn(path);
     const replies = await Promise.all(Array.from({ length: 6 }, (_, i) => run(['request', path, `hello${i}`, '--timeout', '20000'])));
     for (const r of replies) assert.equal(r.code, 0, r.stderr);
     const running = replies.map((r) => Number(r.stdout.split(' ')[0]));
@@ -379,14 +377,14 @@ describe('npipe serve / npipe request', () => {
     const path = join(tempDir(t), 'srv');
     assert.equal((await run(['request', path, 'anyone?'])).code, 3);
     const server = npipe(['serve', path, '--echo', '--busy-poll', '200']);
-    await delay(400);
+    await readerOn(path);
     const r = await run(['request', path, 'ping']);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, 'ping\n');
     server.child.kill('SIGTERM');
     assert.equal((await server.done).code, 0);
     const slow = npipe(['serve', path, '--exec', 'sleep 5']);
-    await delay(400);
+    await readerOn(path);
     const timedOut = await run(['request', path, 'x', '--timeout', '200']);
     assert.equal(timedOut.code, 3);
     assert.match(timedOut.stderr, /ERR_NPIPE_TIMEOUT/);
