@@ -85,9 +85,9 @@ function run(command: string, args: string[], options: { stdin?: string; stdout?
 }
 
 
-const node = (role: string, ...args: (string | number)[]) => run(process.execPath, [WORKERS, role, ...args.map(String)]);
-/** node(), on one CPU; undefined: anywhere. */
+/** A bench worker process (workers.ts) in `role`, on CPU `cpu` only, or (undefined) anywhere. */
 const nodeOn = (cpu: number | undefined, role: string, ...args: (string | number)[]) => run(process.execPath, [WORKERS, role, ...args.map(String)], { cpu });
+const node = (role: string, ...args: (string | number)[]) => nodeOn(undefined, role, ...args);
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);

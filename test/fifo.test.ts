@@ -18,7 +18,7 @@ import {
   openSender,
 } from '../src/index.js';
 import { phaseOf } from '../src/util/aligned.js';
-import { delay, openFds, requireOrSkip, start, tempDir } from './helpers.js';
+import { delay, openFds, requireOrSkip, start, tempDir, until } from './helpers.js';
 
 describe('mkfifo', () => {
   test('creates a FIFO with the mode asked for (minus the umask)', async (t) => {
@@ -361,14 +361,6 @@ describe('cancellation and codecs', () => {
 });
 
 describe('receiveInto', () => {
-  /** Polls `done` until it holds (a hang check, not a speed check). */
-  async function until(done: () => boolean, what: string): Promise<void> {
-    for (let i = 0; !done(); i++) {
-      if (i > 2000) throw new Error(`still waiting for ${what}`);
-      await delay(5);
-    }
-  }
-
   test('length: messages of every size arrive one after another in one reused buffer', async (t) => {
     const path = join(tempDir(t), 'p');
     const receiver = await openReceiver<Buffer>(path, { format: 'length', codec: 'bytes' });

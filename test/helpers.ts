@@ -107,23 +107,31 @@ export function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+/** Polls `done` until it holds; throws after `timeoutMs` (a hang check, not a speed check). */
+export async function until(done: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  for (const deadline = Date.now() + timeoutMs; !done(); await delay(5)) {
+    if (Date.now() > deadline) throw new Error(`still waiting for ${what} after ${timeoutMs} ms`);
+  }
+}
+
 /**
  * Resolves once some process has the FIFO at `path` open for reading: how a test
  * waits for a server it started (`npipe serve`), instead of a fixed delay that a
  * loaded machine outruns. The probe's own open and close is harmless: a reader
  * keeps a writer of its own, so a writer leaving is never an end of file.
  */
-export async function readerOn(path: string, timeoutMs = 30_000): Promise<void> {
-  for (const deadline = Date.now() + timeoutMs; ; await delay(20)) {
+export function readerOn(path: string, timeoutMs = 30_000): Promise<void> {
+  const hasReader = () => {
     try {
       closeSync(openSync(path, constants.O_WRONLY | constants.O_NONBLOCK));
-      return;
+      return true;
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code !== 'ENXIO' && code !== 'ENOENT') throw err;
-      if (Date.now() > deadline) throw new Error(`no reader opened ${path} in ${timeoutMs} ms`);
+      return false;
     }
-  }
+  };
+  return until(hasReader, `a reader of ${path}`, timeoutMs);
 }
 
 /**

@@ -333,7 +333,8 @@ export class FifoFrameSender implements FrameSender {
    * unit over PIPE_BUF, in pieces of PIECE_WRITE_BYTES, alone under the exclusive
    * writer lock. Writes are made directly (non-blocking, so they never wait) while
    * the pipe has room; when it is full, libuv finishes the write when epoll
-   * reports room, and the pump goes on from its callback. At most PUMP_BUDGET_BYTES per turn of the event loop.
+   * reports room, and the pump goes on from its callback. At most
+   * PUMP_BUDGET_BYTES per turn of the event loop.
    */
   #pump(): void {
     if (this.#writing || this.#error || this.#reconnecting) return;
