@@ -191,8 +191,8 @@ async function npipeOneWay(format: string, size: number, count: number): Promise
   const reader = node('npipe-recv', path, count, format);
   await reader.ready;
   const writer = node('npipe-send', path, count, size, format);
-  const [r] = await Promise.all([reader.done, writer.done]);
-  peak(r, writer);
+  const [r, w] = await Promise.all([reader.done, writer.done]);
+  peak(r, w);
   return rateOf(r, 'count');
 }
 
@@ -203,7 +203,7 @@ async function npipeBulkBytes(format: string, size: number, count: number, into 
   await reader.ready;
   const writer = node('npipe-send', path, count, size, format);
   const [r, w] = await Promise.all([reader.done, writer.done]);
-  rssSeen.push(r.rss as number, w.rss as number);
+  peak(r, w);
   return rateOf(r, 'bytes');
 }
 
@@ -225,8 +225,8 @@ async function manyWriters(writers: number, size: number, perWriter: number): Pr
   );
   await Promise.all(senders.map((s) => s.ready));
   for (const s of senders) s.go();
-  const [r] = await Promise.all([reader.done, ...senders.map((s) => s.done)]);
-  rssSeen.push(r.rss as number);
+  const [r, ...w] = await Promise.all([reader.done, ...senders.map((s) => s.done)]);
+  peak(r, ...w);
   if (r.count !== writers * perWriter) throw new Error('messages lost');
   return rateOf(r, 'count');
 }
@@ -240,7 +240,7 @@ async function rpcLatency(clients: number, iterations: number, busyPoll = 0): Pr
   const results = await Promise.all(Array.from({ length: clients }, () => nodeOn(one ? CLIENT_CPU : undefined, 'rpc-client', path, iterations, 64, busyPoll).done));
   server.kill();
   const s = await server.done;
-  rssSeen.push(s.rss as number, ...results.map((r) => r.rss as number));
+  peak(s, ...results);
   const all = results.flatMap((r) => r.latencies as number[]).sort((a, b) => a - b);
   return { p50: median(results.map((r) => r.p50 as number)), p99: all[Math.floor(all.length * 0.99)] ?? (results[0]!.p99 as number) };
 }
@@ -382,8 +382,12 @@ async function natsRows(Q: number, M64: number, RTT: number): Promise<void> {
 // ---------------------------------------------------------------------------
 
 const rssSeen: number[] = [];
-function peak(...results: Array<Record<string, unknown> | Proc>) {
-  for (const r of results) if ('rss' in r && typeof r.rss === 'number') rssSeen.push(r.rss);
+/** Records the peak RSS each npipe process printed (workers.ts adds `rss` to every result line). */
+function peak(...results: Array<Record<string, unknown>>) {
+  for (const r of results) {
+    if (typeof r.rss !== 'number') throw new Error(`a worker's result has no rss: ${JSON.stringify(r)}`);
+    rssSeen.push(r.rss);
+  }
 }
 
 interface Row {
@@ -433,6 +437,10 @@ async function main() {
   const noC = cBin ? undefined : 'no C compiler (cc) found; install gcc to run the C baselines';
   const noZmq = zmqAvailable ? undefined : 'zeromq is not installed (npm ci installs it as a devDependency)';
   const M64 = Math.round(3_000_000 * Q);
+  // The 64 B one-way rows send three times as many, about 3 s of npipe per run:
+  // long enough that the JIT's warm-up (~8% of a 3M-message run) is ~3% of the rate
+  // with every message timed, which is printed beside the steady rate.
+  const ONE_WAY_64 = 3 * M64;
   const M1K = Math.round(600_000 * Q);
   const BULK = Math.round(2048 * Q); // 1 MiB messages
   const RAW = Math.round(2048 * Q) * 2 ** 20;
@@ -442,11 +450,11 @@ async function main() {
   console.log('has compiled the hot path); the rate with every message timed is shown beside them and in the JSON.\n');
   console.log('One-way message rate (delivered to the reader as separate messages; rows measured in turns)');
   await interleaved([
-    { name: 'C: one write() per 68-byte message', unit: 'msg/s', measure: cBin ? () => cOneWay(68, M64) : undefined, note: noC },
-    { name: 'plain Node: net.Socket, corked, 64 B, no framing', unit: 'msg/s', measure: () => nodeOneWay(64, M64) },
-    { name: 'zeromq.js ipc:// PUSH/PULL, 64 B', unit: 'msg/s', measure: zmqAvailable ? () => zmqOneWay(64, Math.round(M64 / 6)) : undefined, note: noZmq },
-    { name: 'npipe frames, 64 B', unit: 'msg/s', measure: () => npipeOneWay('frames', 64, M64) },
-    { name: 'npipe length, 64 B', unit: 'msg/s', measure: () => npipeOneWay('length', 64, M64) },
+    { name: 'C: one write() per 68-byte message', unit: 'msg/s', measure: cBin ? () => cOneWay(68, ONE_WAY_64) : undefined, note: noC },
+    { name: 'plain Node: net.Socket, corked, 64 B, no framing', unit: 'msg/s', measure: () => nodeOneWay(64, ONE_WAY_64) },
+    { name: 'zeromq.js ipc:// PUSH/PULL, 64 B', unit: 'msg/s', measure: zmqAvailable ? () => zmqOneWay(64, Math.round(ONE_WAY_64 / 6)) : undefined, note: noZmq },
+    { name: 'npipe frames, 64 B', unit: 'msg/s', measure: () => npipeOneWay('frames', 64, ONE_WAY_64) },
+    { name: 'npipe length, 64 B', unit: 'msg/s', measure: () => npipeOneWay('length', 64, ONE_WAY_64) },
     { name: 'npipe frames, 1 KiB', unit: 'msg/s', measure: () => npipeOneWay('frames', 1024, M1K) },
     { name: 'npipe length, 1 KiB', unit: 'msg/s', measure: () => npipeOneWay('length', 1024, M1K) },
     { name: 'npipe frames, 16 writer processes into one reader, 64 B', unit: 'msg/s', measure: () => manyWriters(16, 64, Math.round(M64 / 16)) },
