@@ -51,6 +51,18 @@ function framingFor(options: MessageOptions<unknown> & { maxPartialBytes?: numbe
   };
 }
 
+let framesOf: (sender: Sender<unknown>) => FrameSender;
+
+/**
+ * For `npipe send`, and not exported from the package: where `sender`'s transport
+ * can take bytes already in the format (whole lines, at most PIPE_BUF at a time;
+ * FIFO), the function that sends them; else undefined.
+ */
+export function unitsSender(sender: Sender<unknown>): ((units: Uint8Array) => Promise<void>) | undefined {
+  const frames = framesOf(sender);
+  return frames.sendUnits ? (units) => frames.sendUnits!(units) : undefined;
+}
+
 /**
  * Sends whole messages into a FIFO.
  *
@@ -84,14 +96,8 @@ export class Sender<T = string> {
     return this.#frames.send(bytes, options);
   }
 
-  /**
-   * @internal For `npipe send`: where the transport can take bytes already in the
-   * format (whole lines, at most PIPE_BUF at a time; FIFO), the function that sends
-   * them; else undefined.
-   */
-  unitsSender(): ((units: Uint8Array) => Promise<void>) | undefined {
-    const frames = this.#frames;
-    return frames.sendUnits ? (units) => frames.sendUnits!(units) : undefined;
+  static {
+    framesOf = (sender) => sender.#frames;
   }
 
   /** Sends what is still queued, then closes this process's end of the FIFO. Idempotent. */

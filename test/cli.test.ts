@@ -3,7 +3,9 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, lstatSync, readFileSync, readdirSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
-import { mkfifo } from '../src/index.js';
+import { unitsSender } from '../src/api.js';
+import * as npipeModule from '../src/index.js';
+import { PIPE_BUF, Sender, mkfifo, openSender } from '../src/index.js';
 import { BIN, EXAMPLES, npipe, run, start, tempDir } from './helpers.js';
 
 describe('two processes exchange messages in every format', () => {
@@ -219,6 +221,30 @@ async function waitForOpen(pid: number | undefined, path: string): Promise<void>
 }
 
 describe('send', () => {
+  test("whole lines go into the FIFO as they are (the lines fast path), through a function that is not in the package's API", async (t) => {
+    const dir = tempDir(t);
+    const path = join(dir, 'p');
+    await mkfifo(path);
+    assert.equal('unitsSender' in Sender.prototype, false, 'not a method in the typings');
+    assert.equal('unitsSender' in npipeModule, false, 'not exported from the package');
+    const reader = start('sh', ['-c', 'cat "$0" > "$1"', path, join(dir, 'out')]);
+    const lines = await openSender<Uint8Array>(path, { format: 'lines', codec: 'bytes', waitForReader: true, timeout: 10_000 });
+    const frames = await openSender(path, { format: 'frames' });
+    try {
+      const sendUnits = unitsSender(lines as Sender<unknown>);
+      assert.equal(typeof sendUnits, 'function', 'a FIFO lines sender takes whole lines');
+      await sendUnits!(Buffer.from('one\ntwo\n'));
+      await lines.send(Buffer.from('three'));
+      await assert.rejects(sendUnits!(Buffer.alloc(PIPE_BUF + 1, 10)), { code: 'ERR_NPIPE_INVALID_ARG' });
+      await assert.rejects(unitsSender(frames as Sender<unknown>)!(Buffer.from('x\n')), { code: 'ERR_NPIPE_INVALID_ARG' }, 'frames are not sent as they are');
+    } finally {
+      await frames.close();
+      await lines.close();
+    }
+    assert.equal((await reader.done).code, 0);
+    assert.equal(readFileSync(join(dir, 'out'), 'latin1'), 'one\ntwo\nthree\n');
+  });
+
   test('lines from a file reach the FIFO byte for byte (runs of whole lines up to PIPE_BUF, lines over it, across read chunks, a last line without "\\n")', async (t) => {
     const dir = tempDir(t);
     const path = join(dir, 'p');

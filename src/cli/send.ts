@@ -1,6 +1,7 @@
 import { createReadStream, fstatSync } from 'node:fs';
 import { DEFAULT_MAX_MESSAGE_SIZE, FrameTooLargeError, PIPE_BUF, createFraming, isNatsUrl, openSender, type Sender } from '../index.js';
 import { canSplice, sendFileRaw } from '../transport/raw-stream.js';
+import { unitsSender } from '../api.js';
 import { EXIT, FIFO_OPTIONS_HELP, UsageError, checkAddress, commonFifoOptions, fifoOptions, type Command } from './args.js';
 
 export const sendCommand: Command = {
@@ -107,7 +108,7 @@ async function sendStdin(
     await Promise.all(inFlight);
     return;
   }
-  const sendUnits = sender.unitsSender();
+  const sendUnits = unitsSender(sender);
   const max = maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
   if (format === 'lines' && sendUnits && max >= PIPE_BUF - 1) {
     await sendLinesAsTheyAre(sender, sendUnits, source, max);
