@@ -7,7 +7,6 @@ import { resolveCodec, type Codec, type CodecName } from './codec.js';
 import { createFraming, type FormatName } from './framing/index.js';
 import { openFifoFrameReceiver, openFifoFrameSender, type FifoReceiverOptions, type FifoSenderOptions } from './transport/fifo.js';
 import type { CallOptions, FrameReceiver, FrameSender } from './transport/types.js';
-import { badTarget, copyInto } from './transport/into.js';
 import { isNatsUrl, parseNatsUrl, type Delivery, type NatsAddress } from './transport/nats/url.js';
 
 /**
@@ -159,16 +158,13 @@ export class Receiver<T = string> implements AsyncIterable<T> {
    * kept for the next call.
    * @throws ERR_NPIPE_BUFFER_TOO_SMALL: the message is longer than `target`; it is
    *   the error's `payload`, and the next call gets the message after it. `raw`
-   *   over a FIFO instead fills `target` and keeps the rest for the next call.
+   *   (a byte stream) instead fills `target` and keeps the rest for the next call,
+   *   over a FIFO and over NATS alike.
    *   ERR_NPIPE_INVALID_ARG (`target` is not a Uint8Array), and as `receive()`
    *   except ERR_NPIPE_BAD_PAYLOAD.
    */
   receiveInto(target: Uint8Array, options: CallOptions = {}): Promise<number | undefined> {
-    const frames = this.#frames;
-    if (frames.receiveInto) return frames.receiveInto(target, options);
-    const bad = badTarget(target);
-    if (bad) return Promise.reject(bad);
-    return frames.receive(options).then((frame) => (frame === undefined ? undefined : copyInto(frame, target)));
+    return this.#frames.receiveInto(target, options);
   }
 
   /**
@@ -310,7 +306,7 @@ export async function openReceiver<T = string>(path: string, options: ReceiverOp
   const codec = resolveCodec<T>(options.codec, defaultCodec);
   if (options.signal?.aborted) throw options.signal.reason;
   const frames = isNatsUrl(path)
-    ? await (await natsFrames()).openNatsFrameReceiver(natsAddress(path, options), natsOptions(options as ReceiverOptions<unknown>, false))
+    ? await (await natsFrames()).openNatsFrameReceiver(natsAddress(path, options), { ...natsOptions(options as ReceiverOptions<unknown>, false), splitInto: options.format === 'raw' })
     : await openFifoFrameReceiver(path, framing, options);
   return new Receiver(frames, codec);
 }

@@ -105,6 +105,33 @@ for (const medium of messaging) {
       }
     });
 
+    test('raw is a byte stream: receiveInto fills its buffer and keeps the rest, for the next call or for receive()', { timeout: 30_000 }, async (t) => {
+      const address = medium.address(t);
+      if (!address) return;
+      const { receiver, sender } = await pair<Buffer>(address, { format: 'raw', codec: 'bytes' });
+      t.after(() => receiver.close());
+      const sent = [randomBytes(70_000), randomBytes(5), randomBytes(200_000)];
+      for (const chunk of sent) await sender.send(chunk);
+      await sender.close();
+      const expected = Buffer.concat(sent);
+      const target = Buffer.alloc(30_000);
+      const got: Buffer[] = [];
+      for (let total = 0; total < expected.length; ) {
+        let piece: Buffer | undefined;
+        if (got.length === 1) {
+          piece = await receiver.receive(); // the rest of the first 30 000 bytes' message, or the next read
+        } else {
+          const n = await receiver.receiveInto(target);
+          assert.ok(n !== undefined && n > 0 && n <= target.length, `piece ${got.length}: ${n} bytes, within the buffer`);
+          piece = Buffer.from(target.subarray(0, n));
+        }
+        assert.ok(piece, `piece ${got.length} arrived`);
+        got.push(piece);
+        total += piece.length;
+      }
+      assert.ok(Buffer.concat(got).equals(expected), 'the bytes, in order, none lost or repeated');
+    });
+
     test('several senders at once: every message arrives, each sender in its own order', { timeout: 30_000 }, async (t) => {
       const address = medium.address(t);
       if (!address) return;

@@ -40,11 +40,11 @@ export interface FrameReceiver {
    * The next frame, copied into `target` (or, for a large message over a FIFO,
    * read from the pipe straight into it): resolves with its length, or undefined
    * once the stream has ended. A frame longer than `target` rejects with
-   * ERR_NPIPE_BUFFER_TOO_SMALL, the frame being the error's payload. `raw` over a
-   * FIFO fills at most `target.length` bytes and keeps the rest for the next call.
-   * `target` is the transport's from the call until the promise settles.
+   * ERR_NPIPE_BUFFER_TOO_SMALL, the frame being the error's payload. `raw` fills
+   * at most `target.length` bytes and keeps the rest for the next call (and for
+   * receive()). `target` is the transport's from the call until the promise settles.
    */
-  receiveInto?(target: Uint8Array, options?: CallOptions): Promise<number | undefined>;
+  receiveInto(target: Uint8Array, options?: CallOptions): Promise<number | undefined>;
   /** The next frame if one has already arrived, else undefined; never waits (a fast path for iterators). */
   tryReceive?(): Buffer | undefined;
   /**

@@ -26,6 +26,7 @@ import { randomBytes } from 'node:crypto';
 import { BadFrameError, BusyError, ClosedError, FrameTooLargeError, NpipeError, UnreachableError } from '../../errors.js';
 import type { DropInfo } from '../../framing/index.js';
 import { sleep } from '../../util/abort.js';
+import { badTarget, copyInto } from '../into.js';
 import type { CallOptions, FrameReceiver, FrameSender } from '../types.js';
 import { connectNats, maxPayload, type NatsConnectOptions } from './connection.js';
 import type { NatsAddress } from './url.js';
@@ -40,6 +41,12 @@ export interface NatsReceiverOptions extends NatsConnectOptions {
   onDrop?: (info: DropInfo) => void;
   /** Core NATS: bytes of messages held and not yet taken before new ones are dropped (default 64 MiB). */
   maxQueuedBytes?: number;
+  /**
+   * receiveInto() with a message longer than its buffer fills the buffer and keeps
+   * the rest for the next call, instead of ERR_NPIPE_BUFFER_TOO_SMALL: the `raw`
+   * format, a byte stream, as over a FIFO.
+   */
+  splitInto?: boolean;
 }
 
 /** Core NATS: what a receiver holds for a user who is not keeping up, like the Go client's pending limits. */
@@ -130,8 +137,8 @@ export async function openNatsFrameReceiver(address: NatsAddress, options: NatsR
     if (address.delivery === 'jetstream') {
       await ensureStream(nc, address);
       await ensureConsumer(nc, address);
-      receiver = new JetStreamFrameReceiver(nc, address, limit, options.onDrop);
-    } else receiver = new CoreFrameReceiver(nc, address, limit, options.onDrop, options.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES);
+      receiver = new JetStreamFrameReceiver(nc, address, limit, options.onDrop, options.splitInto ?? false);
+    } else receiver = new CoreFrameReceiver(nc, address, limit, options.onDrop, options.splitInto ?? false, options.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES);
     // The subscription is on the server when this returns: a message sent after it is ours.
     await nc.flush();
     return receiver;
@@ -364,10 +371,18 @@ abstract class QueueReceiver implements FrameReceiver {
   #bytes = 0;
   protected readonly limit: number;
   readonly #onDrop: ((info: DropInfo) => void) | undefined;
+  readonly #splitInto: boolean;
+  /**
+   * What receiveInto() left of a message longer than its buffer (splitInto): handed
+   * out before the queue, and not taken() again (for JetStream, the message is
+   * acknowledged when the one after it is taken).
+   */
+  #rest: Buffer | undefined;
 
-  constructor(limit: number, onDrop: ((info: DropInfo) => void) | undefined) {
+  constructor(limit: number, onDrop: ((info: DropInfo) => void) | undefined, splitInto: boolean) {
     this.limit = limit;
     this.#onDrop = onDrop;
+    this.#splitInto = splitInto;
   }
 
   get closed(): boolean {
@@ -382,6 +397,7 @@ abstract class QueueReceiver implements FrameReceiver {
     return this.#bytes;
   }
 
+  /** Messages queued (a rest left by receiveInto() not counted). */
   protected get size(): number {
     return this.queue.length - this.#head;
   }
@@ -422,6 +438,7 @@ abstract class QueueReceiver implements FrameReceiver {
     this.queue.length = 0;
     this.#head = 0;
     this.#bytes = 0;
+    this.#rest = undefined;
   }
 
   /** Hook: a message is handed to the user. */
@@ -432,6 +449,12 @@ abstract class QueueReceiver implements FrameReceiver {
 
   /** The next queued message, handed to the user; undefined when none is queued. */
   protected take(): Buffer | undefined {
+    const rest = this.#rest;
+    if (rest !== undefined) {
+      this.#rest = undefined;
+      this.#bytes -= rest.byteLength;
+      return rest;
+    }
     if (this.size === 0) return undefined;
     const frame = this.queue[this.#head]!;
     this.queue[this.#head++] = undefined as unknown as Buffer;
@@ -471,6 +494,21 @@ abstract class QueueReceiver implements FrameReceiver {
     });
   }
 
+  receiveInto(target: Uint8Array, options: CallOptions = {}): Promise<number | undefined> {
+    const bad = badTarget(target);
+    if (bad) return Promise.reject(bad);
+    return this.receive(options).then((frame) => {
+      if (frame === undefined) return undefined;
+      if (this.#splitInto && frame.length > target.length) {
+        target.set(frame.subarray(0, target.length));
+        this.#rest = frame.subarray(target.length);
+        this.#bytes += this.#rest.byteLength;
+        return target.length;
+      }
+      return copyInto(frame, target);
+    });
+  }
+
   close(): Promise<void> {
     this.#closed = true;
     return this.shutdown().then(() => this.end());
@@ -489,8 +527,8 @@ class CoreFrameReceiver extends QueueReceiver {
   readonly #sub: Subscription;
   #shutdown: Promise<void> | undefined;
 
-  constructor(nc: NatsConnection, address: NatsAddress, limit: number, onDrop: ((info: DropInfo) => void) | undefined, maxQueuedBytes: number) {
-    super(limit, onDrop);
+  constructor(nc: NatsConnection, address: NatsAddress, limit: number, onDrop: ((info: DropInfo) => void) | undefined, splitInto: boolean, maxQueuedBytes: number) {
+    super(limit, onDrop, splitInto);
     this.#nc = nc;
     this.#sub = nc.subscribe(address.subject, {
       queue: address.group,
@@ -550,8 +588,8 @@ class JetStreamFrameReceiver extends QueueReceiver {
   readonly #held: string[] = [];
   #shutdown: Promise<void> | undefined;
 
-  constructor(nc: NatsConnection, address: NatsAddress, limit: number, onDrop: ((info: DropInfo) => void) | undefined) {
-    super(limit, onDrop);
+  constructor(nc: NatsConnection, address: NatsAddress, limit: number, onDrop: ((info: DropInfo) => void) | undefined, splitInto: boolean) {
+    super(limit, onDrop, splitInto);
     this.#nc = nc;
     this.#sub = nc.subscribe(deliverSubject(address), {
       queue: address.durable,
