@@ -576,11 +576,13 @@ async function main() {
   const results = { machine, repeat: REPEAT, quick: values.quick === true, rows, targets, latencyRatios, natsRatios };
   const dir = join(repoRoot, 'bench', 'results');
   mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
-  writeFileSync(join(dir, 'latest.svg'), renderSvg(results));
-  writeFileSync(join(dir, 'latest.md'), markdown(results));
+  // --quick (a smoke test of the bench) writes beside the full results, never over them.
+  const name = values.quick ? 'quick' : 'latest';
+  writeFileSync(join(dir, `${name}.json`), `${JSON.stringify(results, null, 2)}\n`);
+  writeFileSync(join(dir, `${name}.svg`), renderSvg(results));
+  writeFileSync(join(dir, `${name}.md`), markdown(results));
   console.log(`\nmachine: ${machine.cpu}, ${machine.cores} cores, Linux ${machine.kernel}, Node ${machine.node}`);
-  console.log(`written: bench/results/latest.json, latest.svg, latest.md`);
+  console.log(`written: bench/results/${name}.json, ${name}.svg, ${name}.md`);
 }
 
 /** The table README.md shows: the machine, the date, each target's ratio. */

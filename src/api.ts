@@ -50,6 +50,7 @@ function framingFor(options: MessageOptions<unknown> & { maxPartialBytes?: numbe
   };
 }
 
+/** A sender's transport (set by Sender's static block, which can read its private field). */
 let framesOf: (sender: Sender<unknown>) => FrameSender;
 
 /**
