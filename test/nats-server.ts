@@ -5,7 +5,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { constants as osConstants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 let binary: string | undefined;
@@ -35,6 +35,20 @@ export function freePort(): Promise<number> {
   });
 }
 
+/**
+ * A signal that would end this process without its 'exit' event (and so without
+ * NatsServer's reaping) ends it through process.exit() instead, with the exit
+ * status the signal would have given. Not for a signal the process already handles.
+ */
+let signalsHandled = false;
+function exitOnSignals(): void {
+  if (signalsHandled) return;
+  signalsHandled = true;
+  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
+    if (process.listenerCount(signal) === 0) process.once(signal, () => process.exit(128 + osConstants.signals[signal]));
+  }
+}
+
 export class NatsServer {
   readonly port: number;
   readonly store: string;
@@ -49,12 +63,14 @@ export class NatsServer {
   /**
    * Starts a server; `extra` adds command-line options (e.g. ['--max_payload', '8MB']).
    * It does not outlive this process: if the process ends without dispose() (a
-   * crash, an EPIPE on stdout, process.exit()), its exit kills the server and
-   * removes the store. (Ctrl-C reaches the server itself: same process group.)
+   * crash, an EPIPE on stdout, process.exit(), or SIGTERM / SIGINT / SIGHUP, which
+   * `node --test` sends a test file that overruns its timeout), its exit kills the
+   * server and removes the store. Only SIGKILL of this process leaves it running.
    */
   static async start(extra: string[] = []): Promise<NatsServer> {
     const server = new NatsServer(await freePort(), mkdtempSync(join(tmpdir(), 'npipe-nats-')));
     server.#extra = extra;
+    exitOnSignals();
     process.once('exit', server.#reap);
     await server.#spawn();
     return server;
