@@ -1,5 +1,6 @@
 import { connect, RemoteError } from '../index.js';
 import { EXIT, UsageError, intOption, type Command } from './args.js';
+import { escapeForLog } from './log-escape.js';
 
 export const requestCommand: Command = {
   name: 'request',
@@ -18,8 +19,10 @@ Options:
   -h, --help         show this help
 
 Exit codes: 0 reply printed, 1 the server answered with an error (printed as
-"ERR_NPIPE_REMOTE: <the handler's code>: <message>") or another failure, 2 usage,
-3 timeout or no server (ERR_NPIPE_SERVER_GONE).`,
+"ERR_NPIPE_REMOTE: <message>", or "ERR_NPIPE_REMOTE: <the handler's code>:
+<message>" when the handler gave a code of its own; control characters escaped),
+a request or reply over a size limit (ERR_NPIPE_FRAME_TOO_LARGE), or another
+failure, 2 usage, 3 timeout or no server (ERR_NPIPE_SERVER_GONE).`,
   options: {
     timeout: { type: 'string', short: 't' },
     wait: { type: 'boolean' },
@@ -50,7 +53,9 @@ Exit codes: 0 reply printed, 1 the server answered with an error (printed as
       return EXIT.ok;
     } catch (err) {
       if (err instanceof RemoteError) {
-        io.stderr.write(`npipe request: ERR_NPIPE_REMOTE: ${err.remoteCode}: ${err.message}\n`);
+        // The server's words: escaped, and its code said once (issue 15 #13, #20).
+        const own = err.remoteCode === 'ERR_NPIPE_REMOTE' ? '' : `${escapeForLog(err.remoteCode)}: `;
+        io.stderr.write(`npipe request: ERR_NPIPE_REMOTE: ${own}${escapeForLog(err.message)}\n`);
         return EXIT.failure;
       }
       throw err;

@@ -1,6 +1,10 @@
 import { spawn } from 'node:child_process';
 import { FrameTooLargeError, serve, type Handler } from '../index.js';
 import { EXIT, UsageError, intOption, type Command } from './args.js';
+import { escapeForLog } from './log-escape.js';
+
+/** ms between SIGTERM to a cancelled command's process group and SIGKILL. */
+export const KILL_GRACE_MS = 2000;
 
 export const serveCommand: Command = {
   name: 'serve',
@@ -14,7 +18,11 @@ server or other clients. Runs until SIGINT/SIGTERM (exit 0).
 
   --exec CMD         run "sh -c CMD" once per request, with the request on stdin;
                      its stdout is the reply; a nonzero exit is an error reply
-                     (the client gets ERR_NPIPE_REMOTE with CMD's stderr)
+                     (the client gets ERR_NPIPE_REMOTE: "command exited with
+                     status N: " and CMD's stderr). CMD runs in a process group
+                     of its own: a cancelled request (the client's timeout) or
+                     the server stopping ends the whole group (SIGTERM, then
+                     SIGKILL after ${KILL_GRACE_MS / 1000} s), so no child outlives it
   --echo             answer each request with the request itself
 
 Options:
@@ -28,7 +36,8 @@ Options:
                        (docs/TUNING.md)
   -h, --help           show this help
 
-Refused reply addresses and dropped replies are reported on stderr.
+Refused reply addresses and dropped replies are reported on stderr, at most 20
+of a kind per second, with control characters in what the peer sent escaped.
 
 Examples:
   npipe serve /tmp/upper --exec 'tr a-z A-Z'
@@ -50,36 +59,71 @@ Examples:
     const concurrency = intOption(values.concurrency, 'concurrency', { min: 1 }) ?? 8;
     const maxMessageSize = intOption(values['max-size'], 'max-size', { min: 1 }) ?? 1024 * 1024;
     const busyPoll = intOption(values['busy-poll'], 'busy-poll') ?? 0;
-    const handler: Handler<Buffer, Buffer> = exec === undefined ? (request) => request : runCommand(exec, maxMessageSize);
+    const running = new Set<Promise<unknown>>();
+    const groups = new Set<number>();
+    // Last resort, whatever the way out: no command's process group outlives the server.
+    const killAll = () => {
+      for (const pgid of groups) killGroup(pgid, 'SIGKILL');
+    };
+    process.on('exit', killAll);
+    const handler: Handler<Buffer, Buffer> = exec === undefined ? (request) => request : runCommand(exec, maxMessageSize, running, groups);
     const server = await serve<Buffer, Buffer>(positionals[0]!, handler, {
       codec: 'bytes',
       concurrency,
       maxMessageSize,
       busyPoll,
       signal: io.stop,
-      onEvent: (e) => io.stderr.write(`npipe serve: ${e.kind}${e.client ? ` (${e.client})` : ''}: ${e.reason}\n`),
+      onEvent: (e) => io.stderr.write(`npipe serve: ${e.kind}${e.client ? ` (${escapeForLog(e.client)})` : ''}: ${escapeForLog(e.reason)}\n`),
     });
-    await server.done;
+    try {
+      await server.done;
+      // Stopping aborted every running command: wait until their groups are gone (SIGKILL after the grace).
+      await Promise.allSettled([...running]);
+    } finally {
+      killAll();
+      process.off('exit', killAll);
+    }
     return EXIT.ok;
   },
 };
 
-/** A handler running `sh -c command` per request: request on stdin, reply from stdout. */
-function runCommand(command: string, maxReply: number): Handler<Buffer, Buffer> {
-  return (request, { signal }) =>
-    new Promise<Buffer>((resolve, reject) => {
-      const child = spawn('/bin/sh', ['-c', command], { stdio: ['pipe', 'pipe', 'pipe'] });
+function killGroup(pgid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pgid, signal);
+  } catch {
+    // the group is gone already
+  }
+}
+
+/**
+ * A handler running `sh -c command` per request: request on stdin, reply from
+ * stdout. The command leads a process group of its own (issue 15 #8: SIGTERM to
+ * `sh` alone left its children running, holding the reply pipe and the slot); a
+ * cancel ends the group, SIGTERM then SIGKILL, and the handler settles once its
+ * output is closed, so its slot is free only when the command is gone.
+ */
+function runCommand(command: string, maxReply: number, running: Set<Promise<unknown>>, groups: Set<number>): Handler<Buffer, Buffer> {
+  return (request, { signal }) => {
+    const done = new Promise<Buffer>((resolve, reject) => {
+      const child = spawn('/bin/sh', ['-c', command], { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+      const pgid = child.pid;
+      if (pgid !== undefined) groups.add(pgid);
       const out: Buffer[] = [];
       let outBytes = 0;
       let err = '';
       let tooLarge = false;
-      const onAbort = () => child.kill('SIGTERM');
-      signal.addEventListener('abort', onAbort, { once: true });
+      let killTimer: NodeJS.Timeout | undefined;
+      const stop = () => {
+        if (pgid === undefined || killTimer) return;
+        killGroup(pgid, 'SIGTERM');
+        killTimer = setTimeout(() => killGroup(pgid, 'SIGKILL'), KILL_GRACE_MS);
+      };
+      signal.addEventListener('abort', stop, { once: true });
       child.stdout.on('data', (chunk: Buffer) => {
         outBytes += chunk.length;
         if (outBytes > maxReply) {
           tooLarge = true;
-          child.kill('SIGTERM');
+          stop();
         } else out.push(chunk);
       });
       child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
@@ -87,18 +131,33 @@ function runCommand(command: string, maxReply: number): Handler<Buffer, Buffer> 
       });
       child.stdin.on('error', () => {}); // the command may exit without reading its input
       child.stdin.end(request);
+      const finish = () => {
+        clearTimeout(killTimer);
+        signal.removeEventListener('abort', stop);
+        if (pgid !== undefined) groups.delete(pgid);
+      };
       child.on('error', (e) => {
-        signal.removeEventListener('abort', onAbort);
+        finish();
         reject(e);
       });
       child.on('close', (code, sig) => {
-        signal.removeEventListener('abort', onAbort);
+        finish();
         if (signal.aborted) reject(signal.reason);
         else if (tooLarge) reject(new FrameTooLargeError(outBytes, maxReply, 'reply'));
         else if (code === 0) resolve(Buffer.concat(out, outBytes));
         else {
-          reject(Object.assign(new Error(err.trim() || `${command} exited with ${sig ?? `code ${code}`}`), { code: 'ERR_NPIPE_REMOTE' }));
+          // One clear line for the client (issue 15 #20): the status, then what the command said.
+          const status = sig ? `command was killed by ${sig}` : `command exited with status ${code}`;
+          const said = err.trim();
+          reject(Object.assign(new Error(said ? `${status}: ${said}` : status), { code: 'ERR_NPIPE_REMOTE', status: code }));
         }
       });
     });
+    running.add(done);
+    void done.then(
+      () => running.delete(done),
+      () => running.delete(done),
+    );
+    return done;
+  };
 }

@@ -12,6 +12,7 @@ export { bytesInPipe, getPipeSize, setPipeSize } from './capacity.js';
 export { spliceAvailable, spliceNow } from './splice.js';
 export { lock, tryLock, unlock, dup, writeNow, type LockMode } from './lock.js';
 export {
+  checkReplyFifo,
   checkReplyPath,
   createReplyFifo,
   ensureReplyDirectory,

@@ -5,6 +5,7 @@
  */
 import {
   ClosedError,
+  FrameTooLargeError,
   InvalidArgumentError,
   NpipeError,
   RemoteError,
@@ -12,14 +13,14 @@ import {
   TimeoutError,
 } from '../errors.js';
 import { resolveCodec, type Codec, type CodecName } from '../codec.js';
-import { FifoTransport } from '../transport/fifo-transport.js';
+import { DEFAULT_RPC_MAX_MESSAGE, FifoTransport } from '../transport/fifo-transport.js';
 import type { FrameSender, ReplyEndpoint, Transport } from '../transport/types.js';
 import { checkTimeout } from '../util/abort.js';
 import { checkBusyPoll, keepPolling } from '../util/busy-poll.js';
 import { Client, type RequestOptions } from './base.js';
 import { awaitReply, type Settle } from './pending.js';
 import { isNatsUrl } from '../transport/nats/url.js';
-import { CANCEL, ERROR, REPLY, REQUEST, decodeError, decodeRpc, encodeRequest } from './protocol.js';
+import { CANCEL, ERROR, LIMITED_REQUEST, REPLY, SIZE, SIZE_THRESHOLD, decodeError, decodeRpc, encodeRequest } from './protocol.js';
 
 export interface ConnectOptions<Req, Res> {
   /** Payload codec for requests and replies (default text). */
@@ -64,6 +65,8 @@ export class FifoClient<Req = string, Res = Req> extends Client<Req, Res> {
   readonly #codec: Codec<Req & Res>;
   readonly #timeout: number | undefined;
   readonly #busyPoll: number;
+  /** Largest request or reply frame, in bytes: the server is told it with each request. */
+  readonly #limit: number;
   readonly #pending = new Map<number, Pending>();
   #nextId = 1;
   #serverPid = 0;
@@ -80,6 +83,7 @@ export class FifoClient<Req = string, Res = Req> extends Client<Req, Res> {
     this.#codec = resolveCodec(options.codec, 'text');
     this.#timeout = checkTimeout(options.timeout);
     this.#busyPoll = checkBusyPoll(options.busyPoll);
+    this.#limit = options.maxMessageSize ?? DEFAULT_RPC_MAX_MESSAGE;
     void this.#readReplies();
   }
 
@@ -111,8 +115,11 @@ export class FifoClient<Req = string, Res = Req> extends Client<Req, Res> {
       keepPolling(this.#busyPoll); // the caller's next request is likely to follow at once
       if (message.type === REPLY) pending.resolve(Buffer.from(message.payload));
       else {
-        const { code, message: text } = decodeError(message.payload);
-        pending.reject(new RemoteError(code, text));
+        const error = decodeError(message.payload);
+        if (error.code === 'ERR_NPIPE_FRAME_TOO_LARGE' && error.size !== undefined && error.limit !== undefined) {
+          // Our request over the server's limit, or its reply over ours: the same error as a local check gives.
+          pending.reject(new FrameTooLargeError(error.size, error.limit, error.what));
+        } else pending.reject(new RemoteError(error.code, error.message));
       }
     }
   }
@@ -177,7 +184,10 @@ export class FifoClient<Req = string, Res = Req> extends Client<Req, Res> {
     if (signal?.aborted) throw signal.reason;
     const id = this.#nextId;
     this.#nextId = this.#nextId === 0xffffffff ? 1 : this.#nextId + 1;
-    const frame = encodeRequest(REQUEST, id, this.#endpoint.address, this.#codec.encode(payload as Req & Res));
+    const frame = encodeRequest(LIMITED_REQUEST, id, this.#endpoint.address, this.#codec.encode(payload as Req & Res), this.#limit);
+    if (frame.length > this.#limit) throw new FrameTooLargeError(frame.length, this.#limit, 'request');
+    // A server whose limit this passes drops it unread; the SIZE before it gets us its ERR_NPIPE_FRAME_TOO_LARGE.
+    const size = frame.length > SIZE_THRESHOLD ? encodeRequest(SIZE, id, this.#endpoint.address, undefined, frame.length) : undefined;
     // Created here so that the stack points at the caller (nats.js does the same).
     const timeoutError = timeout === undefined ? undefined : new TimeoutError(`no reply from the server on ${this.#path} (timeout ${timeout} ms)`);
     const reply = await awaitReply<Buffer>({
@@ -191,6 +201,7 @@ export class FifoClient<Req = string, Res = Req> extends Client<Req, Res> {
         this.#pending.set(id, entry);
         this.#watchServer();
         keepPolling(this.#busyPoll);
+        if (size) void this.#sender.send(size).catch(() => {}); // its failure is the request's too, reported below
         this.#sender.send(frame, signal ? { signal } : {}).then(
           () => {
             entry.sent = true;

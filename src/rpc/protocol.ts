@@ -1,12 +1,19 @@
 /**
  * Request/reply messages, each one frame on the transport (see docs/RPC.md):
  *
- *   REQUEST  01 | id u32 | n u16 | reply address (n bytes, UTF-8) | payload
- *   CANCEL   02 | id u32 | n u16 | reply address
- *   REPLY    03 | id u32 | server pid u32 | payload
- *   ERROR    04 | id u32 | server pid u32 | JSON {"code": string, "message": string}
+ *   REQUEST   01 | id u32 | n u16 | reply address (n bytes, UTF-8) | payload
+ *   CANCEL    02 | id u32 | n u16 | reply address
+ *   REPLY     03 | id u32 | server pid u32 | payload
+ *   ERROR     04 | id u32 | server pid u32 | JSON {"code": string, "message": string, ...}
+ *   REQUEST+  05 | id u32 | n u16 | reply address | max reply u32 | payload
+ *   SIZE      06 | id u32 | n u16 | reply address | request bytes u32
  *
  * Ids are chosen by each client; a server tells clients apart by reply address.
+ * REQUEST+ is a REQUEST that says the largest reply its client takes (issue 15 #2:
+ * a reply over it is an ERROR ERR_NPIPE_FRAME_TOO_LARGE, not a frame the client's
+ * reader drops while the client waits for ever). SIZE goes just before a request
+ * of more than SIZE_THRESHOLD bytes: a server whose limit it passes drops the
+ * request unread (the transport does), but answers the SIZE with that error.
  */
 import { BadFrameError } from '../errors.js';
 
@@ -14,19 +21,43 @@ export const REQUEST = 1;
 export const CANCEL = 2;
 export const REPLY = 3;
 export const ERROR = 4;
+export const LIMITED_REQUEST = 5;
+export const SIZE = 6;
+
+/**
+ * Requests larger than this are announced by a SIZE message. The smallest PIPE_BUF
+ * (macOS, 512) less a frames packet header: anything larger may travel as several
+ * packets, which a server over its limit drops before it could read the id.
+ */
+export const SIZE_THRESHOLD = 512 - 8;
+
+export type ClientMessageType = typeof REQUEST | typeof CANCEL | typeof LIMITED_REQUEST | typeof SIZE;
 
 export type RpcMessage =
-  | { type: typeof REQUEST | typeof CANCEL; id: number; replyTo: string; payload: Buffer }
+  | {
+      type: ClientMessageType;
+      id: number;
+      replyTo: string;
+      payload: Buffer;
+      /** REQUEST+: the largest reply frame the client takes; 0: not said (REQUEST). */
+      maxReply: number;
+      /** SIZE: the request's size in bytes. */
+      size: number;
+    }
   | { type: typeof REPLY | typeof ERROR; id: number; serverPid: number; payload: Buffer };
 
-export function encodeRequest(type: typeof REQUEST | typeof CANCEL, id: number, replyTo: string, payload?: Uint8Array): Buffer {
+/** REQUEST or CANCEL; for REQUEST+ and SIZE, `extra` is the u32 (max reply, request size) before the payload. */
+export function encodeRequest(type: ClientMessageType, id: number, replyTo: string, payload?: Uint8Array, extra?: number): Buffer {
   const address = Buffer.from(replyTo, 'utf8');
-  const out = Buffer.allocUnsafe(7 + address.length + (payload?.length ?? 0));
+  const withExtra = type === LIMITED_REQUEST || type === SIZE;
+  const head = 7 + address.length + (withExtra ? 4 : 0);
+  const out = Buffer.allocUnsafe(head + (payload?.length ?? 0));
   out[0] = type;
   out.writeUInt32BE(id, 1);
   out.writeUInt16BE(address.length, 5);
   address.copy(out, 7);
-  if (payload) out.set(payload, 7 + address.length);
+  if (withExtra) out.writeUInt32BE(Math.min(extra ?? 0, 0xffffffff), 7 + address.length);
+  if (payload) out.set(payload, head);
   return out;
 }
 
@@ -39,19 +70,29 @@ export function encodeReply(type: typeof REPLY | typeof ERROR, id: number, paylo
   return out;
 }
 
-export function encodeError(id: number, code: string, message: string): Buffer {
-  return encodeReply(ERROR, id, Buffer.from(JSON.stringify({ code, message }), 'utf8'));
+/** `detail`: more fields for the client (ERR_NPIPE_FRAME_TOO_LARGE: size, limit, what). */
+export function encodeError(id: number, code: string, message: string, detail?: Record<string, string | number>): Buffer {
+  return encodeReply(ERROR, id, Buffer.from(JSON.stringify({ ...detail, code, message }), 'utf8'));
 }
 
 export function decodeRpc(frame: Buffer): RpcMessage {
   if (frame.length < 5) throw new BadFrameError(`request/reply message of ${frame.length} bytes is too short`);
   const type = frame[0]!;
   const id = frame.readUInt32BE(1);
-  if (type === REQUEST || type === CANCEL) {
+  if (type === REQUEST || type === CANCEL || type === LIMITED_REQUEST || type === SIZE) {
     if (frame.length < 7) throw new BadFrameError('request message too short');
     const n = frame.readUInt16BE(5);
-    if (frame.length < 7 + n) throw new BadFrameError('request message shorter than its reply address');
-    return { type, id, replyTo: frame.toString('utf8', 7, 7 + n), payload: frame.subarray(7 + n) };
+    const head = 7 + n + (type === LIMITED_REQUEST || type === SIZE ? 4 : 0);
+    if (frame.length < head) throw new BadFrameError('request message shorter than its header');
+    const extra = head > 7 + n ? frame.readUInt32BE(7 + n) : 0;
+    return {
+      type,
+      id,
+      replyTo: frame.toString('utf8', 7, 7 + n),
+      payload: frame.subarray(head),
+      maxReply: type === LIMITED_REQUEST ? extra : 0,
+      size: type === SIZE ? extra : 0,
+    };
   }
   if (type === REPLY || type === ERROR) {
     if (frame.length < 9) throw new BadFrameError('reply message too short');
@@ -60,13 +101,26 @@ export function decodeRpc(frame: Buffer): RpcMessage {
   throw new BadFrameError(`unknown request/reply message type ${type}`);
 }
 
-export function decodeError(payload: Buffer): { code: string; message: string } {
+export interface DecodedError {
+  code: string;
+  message: string;
+  /** ERR_NPIPE_FRAME_TOO_LARGE: the sizes, when the server said them. */
+  size?: number;
+  limit?: number;
+  what?: string;
+}
+
+export function decodeError(payload: Buffer): DecodedError {
   try {
-    const parsed = JSON.parse(payload.toString('utf8')) as { code?: unknown; message?: unknown };
-    return {
+    const parsed = JSON.parse(payload.toString('utf8')) as Record<string, unknown>;
+    const out: DecodedError = {
       code: typeof parsed.code === 'string' ? parsed.code : 'ERR_NPIPE_REMOTE',
       message: typeof parsed.message === 'string' ? parsed.message : 'the server reported an error',
     };
+    if (Number.isSafeInteger(parsed.size)) out.size = parsed.size as number;
+    if (Number.isSafeInteger(parsed.limit)) out.limit = parsed.limit as number;
+    if (parsed.what === 'request' || parsed.what === 'reply') out.what = parsed.what;
+    return out;
   } catch {
     return { code: 'ERR_NPIPE_REMOTE', message: payload.toString('utf8') };
   }

@@ -5,11 +5,11 @@
  * queue, is dropped and counted; a reply address outside the transport's private
  * reply folders is refused and reported.
  */
-import { ClosedError, InvalidArgumentError, NpipeError } from '../errors.js';
+import { ClosedError, FrameTooLargeError, InvalidArgumentError, NpipeError } from '../errors.js';
 import { resolveCodec, type Codec, type CodecName } from '../codec.js';
-import { FifoTransport } from '../transport/fifo-transport.js';
+import { DEFAULT_RPC_MAX_MESSAGE, FifoTransport } from '../transport/fifo-transport.js';
 import type { FrameReceiver, FrameSender, Transport } from '../transport/types.js';
-import { CANCEL, REQUEST, decodeRpc, encodeError, encodeReply, REPLY } from './protocol.js';
+import { CANCEL, REPLY, SIZE, SIZE_THRESHOLD, decodeRpc, encodeError, encodeReply, type RpcMessage } from './protocol.js';
 import { Cancel, runHandler, type Handler } from './handler.js';
 import { Server, newServerStats, type ServerEvent, type ServerStats } from './base.js';
 import { isNatsUrl } from '../transport/nats/url.js';
@@ -24,22 +24,41 @@ export interface ServeOptions<Req, Res> {
   concurrency?: number;
   /** Payload codec for requests and replies (default text). */
   codec?: CodecName | Codec<Req & Res>;
-  /** Largest request or reply in bytes (default 1 MiB); larger requests are dropped and reported. */
+  /**
+   * Largest request or reply in bytes (default 1 MiB). A larger request gets an
+   * ERR_NPIPE_FRAME_TOO_LARGE error reply (read or not: see docs/RPC.md), never a
+   * handler; so does a reply larger than this or than the client's own limit.
+   */
   maxMessageSize?: number;
   /**
    * FIFO only (over NATS the NATS server buffers replies). Reply bytes queued for
-   * one client before the server stops starting handlers for it (default 4 MiB). A
-   * client that reads none of its replies for `stuckAfter` ms is dropped: its
-   * queued replies and waiting requests with it.
+   * one client before the server stops starting handlers for it (default 4 MiB);
+   * beyond it, error replies (ERR_NPIPE_BUSY) to that client are dropped and
+   * counted. A client that reads none of its replies for `stuckAfter` ms is
+   * dropped: its queued replies and waiting requests with it.
    */
   maxQueuedReplyBytes?: number;
   /** FIFO only. ms without a reply delivered to a client with replies queued, before it counts as stuck (default 10000). */
   stuckAfter?: number;
   /**
-   * Request bytes waiting for a handler (default 4 MiB), per client over FIFOs, in
-   * all over NATS; beyond, the request gets an ERR_NPIPE_BUSY error reply.
+   * Requests waiting for a handler, per client over FIFOs (in all over NATS), in
+   * bytes (default 4 MiB). Over FIFOs each waiting request costs its payload plus
+   * {@link REQUEST_COST} bytes (its record, its address, its place in the queue),
+   * so empty requests count too. Beyond, the request gets an ERR_NPIPE_BUSY error
+   * reply and is never queued.
    */
   maxWaitingBytes?: number;
+  /**
+   * FIFO only. The same bound for all clients together (default 32 MiB, at most
+   * 65536 empty requests): what bounds the server's memory however many reply
+   * addresses its writers name. A request over it gets ERR_NPIPE_BUSY.
+   */
+  maxTotalWaitingBytes?: number;
+  /**
+   * Refused addresses, dropped replies and frames, for logs. Everything in an event
+   * may come from a peer (`client` always does): escape it before printing.
+   * At most 20 events of a kind per second; the rest are counted in one event.
+   */
   onEvent?: (event: ServerEvent) => void;
   /**
    * Microseconds to keep polling for the next request instead of sleeping, after
@@ -52,19 +71,29 @@ export interface ServeOptions<Req, Res> {
   transport?: Transport;
 }
 
+/**
+ * What a waiting request costs against `maxWaitingBytes` and
+ * `maxTotalWaitingBytes` beyond its payload (issue 15 #1: empty requests counted
+ * nothing, and 2,000,000 of them took a server from 54 MB to 588 MB).
+ */
+export const REQUEST_COST = 512;
 
 interface Job {
   id: number;
   payload: Buffer;
+  /** Largest reply frame the client takes (0: not said). */
+  maxReply: number;
 }
 
 interface ClientState {
   address: string;
-  sender: Promise<FrameSender> | undefined;
-  /** The sender once open: replies go straight to it. */
+  /** Who the transport says owns the address (FIFO: the reply folder's uid): requests are shared round-robin across owners first. */
+  owner: number;
+  sender: Promise<FrameSender | undefined>;
+  /** The sender once open: replies go straight to it, and the client's requests may start. */
   ready: FrameSender | undefined;
   handlers: Map<number, Cancel>;
-  /** Requests waiting for a handler, oldest first, and their bytes. */
+  /** Requests waiting for a handler, oldest first, and what they cost (payloads plus REQUEST_COST each). */
   jobs: Job[];
   jobBytes: number;
   /** Reply bytes handed to the sender and not yet in the client's FIFO. */
@@ -77,6 +106,8 @@ interface ClientState {
 
 /** A client with nothing in progress for this long has its reply sender closed (reopened on its next request). */
 const IDLE_CLIENT_MS = 1000;
+/** Events of one kind passed on per second; a flood of refused addresses must not flood the log too. */
+const EVENTS_PER_SECOND = 20;
 
 /** The FIFO server (request/reply protocol in docs/RPC.md). */
 export class FifoServer extends Server {
@@ -88,13 +119,26 @@ export class FifoServer extends Server {
   readonly #handler: Handler<unknown, unknown>;
   readonly #codec: Codec<unknown>;
   readonly #options: ServeOptions<unknown, unknown>;
+  readonly #limit: number;
+  readonly #maxWaiting: number;
+  readonly #maxTotalWaiting: number;
+  readonly #maxQueuedReply: number;
   readonly #clients = new Map<string, ClientState>();
-  /** Clients with requests waiting and room for replies, in round-robin order: one busy client cannot starve the others. */
-  readonly #ready = new Set<ClientState>();
+  /**
+   * Clients with requests waiting, an open reply sender and room for replies, by
+   * owner; both levels in round-robin order (a Map and Sets keep insertion order).
+   * Owners first: a writer can name as many reply addresses as it has reply FIFOs,
+   * but not make itself more users.
+   */
+  readonly #ready = new Map<number, Set<ClientState>>();
   readonly #closeController = new AbortController();
   readonly #busyPoll: number;
+  /** Cost of all waiting requests (see REQUEST_COST). */
+  #waitingBytes = 0;
   #running = 0;
   #sweeper: NodeJS.Timeout;
+  /** Events passed on this second, by kind, and those held back. */
+  #eventCounts = new Map<ServerEvent['kind'], { shown: number; held: number }>();
 
   /** @internal */
   constructor(receiver: FrameReceiver, handler: Handler<unknown, unknown>, transport: Transport, options: ServeOptions<unknown, unknown>) {
@@ -105,7 +149,14 @@ export class FifoServer extends Server {
     this.#options = options;
     this.#codec = resolveCodec(options.codec, 'text');
     this.#busyPoll = checkBusyPoll(options.busyPoll);
-    this.#sweeper = setInterval(() => this.#closeIdleClients(), IDLE_CLIENT_MS);
+    this.#limit = options.maxMessageSize ?? DEFAULT_RPC_MAX_MESSAGE;
+    this.#maxWaiting = options.maxWaitingBytes ?? 4 * 1024 * 1024;
+    this.#maxTotalWaiting = options.maxTotalWaitingBytes ?? 32 * 1024 * 1024;
+    this.#maxQueuedReply = options.maxQueuedReplyBytes ?? 4 * 1024 * 1024;
+    this.#sweeper = setInterval(() => {
+      this.#closeIdleClients();
+      this.#flushEvents();
+    }, IDLE_CLIENT_MS);
     this.#sweeper.unref();
     options.signal?.addEventListener('abort', () => void this.close(), { once: true });
     this.done = this.#loop();
@@ -125,6 +176,7 @@ export class FifoServer extends Server {
       }
     } finally {
       clearInterval(this.#sweeper);
+      this.#flushEvents();
       const closing = new ClosedError('the server is closing');
       this.#closeController.abort(closing);
       for (const client of this.#clients.values()) {
@@ -135,76 +187,196 @@ export class FifoServer extends Server {
   }
 
   #event(event: ServerEvent): void {
-    this.#options.onEvent?.(event);
+    if (!this.#options.onEvent) return;
+    let count = this.#eventCounts.get(event.kind);
+    if (!count) this.#eventCounts.set(event.kind, (count = { shown: 0, held: 0 }));
+    if (count.shown >= EVENTS_PER_SECOND) {
+      count.held++;
+      return;
+    }
+    count.shown++;
+    this.#options.onEvent(event);
+  }
+
+  /** Once a second: says how many events were held back, and opens the next second. */
+  #flushEvents(): void {
+    for (const [kind, count] of this.#eventCounts) {
+      if (count.held > 0) this.#options.onEvent?.({ kind, reason: `${count.held} more ${kind} events in the last second, not shown one by one` });
+    }
+    this.#eventCounts.clear();
   }
 
   #dispatch(frame: Buffer): void {
-    let message;
+    let message: RpcMessage;
     try {
       message = decodeRpc(frame);
     } catch (err) {
       this.#event({ kind: 'bad-message', reason: (err as Error).message });
       return;
     }
-    if (message.type !== REQUEST && message.type !== CANCEL) {
+    if (!('replyTo' in message)) {
       this.#event({ kind: 'bad-message', reason: `unexpected message type ${message.type} on the request FIFO` });
       return;
     }
-    const client = this.#client(message.replyTo);
-    client.lastActive = Date.now();
     if (message.type === CANCEL) {
-      const handler = client.handlers.get(message.id);
-      if (handler) {
-        this.stats.cancelled++;
-        handler.abort(new ClosedError('the client cancelled this request'));
-      } else {
-        // Not started yet: take it out of the queue.
-        const at = client.jobs.findIndex((j) => j.id === message.id);
-        if (at !== -1) {
-          client.jobBytes -= client.jobs[at]!.payload.length;
-          client.jobs.splice(at, 1);
-          this.stats.cancelled++;
-        }
-      }
+      // Only for a client we know: a cancel never creates anything.
+      const client = this.#clients.get(message.replyTo);
+      if (client) this.#cancel(client, message.id);
+      return;
+    }
+    const client = this.#client(message.replyTo);
+    if (!client) return;
+    client.lastActive = Date.now();
+    if (message.type === SIZE) {
+      if (message.size > this.#limit) this.#tooLarge(client, message.id, message.size, 'request');
       return;
     }
     this.stats.requests++;
-    if (client.jobBytes + message.payload.length > (this.#options.maxWaitingBytes ?? 4 * 1024 * 1024)) {
-      this.stats.errors++;
-      this.#reply(client, encodeError(message.id, 'ERR_NPIPE_BUSY', 'too many requests from this client are waiting; retry later'));
+    if (frame.length > this.#limit) {
+      // Whole in one packet, so the transport let it through. A client that sent a SIZE first has had its answer.
+      if (frame.length <= SIZE_THRESHOLD) this.#tooLarge(client, message.id, frame.length, 'request');
       return;
     }
-    client.jobs.push({ id: message.id, payload: Buffer.from(message.payload) });
-    client.jobBytes += message.payload.length;
+    const cost = message.payload.length + REQUEST_COST;
+    if (client.jobBytes + cost > this.#maxWaiting || this.#waitingBytes + cost > this.#maxTotalWaiting) {
+      this.stats.errors++;
+      const whose = client.jobBytes + cost > this.#maxWaiting ? 'from this client' : 'from all clients';
+      this.#errorReply(client, encodeError(message.id, 'ERR_NPIPE_BUSY', `too many requests ${whose} are waiting; retry later`));
+      return;
+    }
+    client.jobs.push({ id: message.id, payload: Buffer.from(message.payload), maxReply: message.maxReply });
+    client.jobBytes += cost;
+    this.#waitingBytes += cost;
     this.#schedule(client);
     this.#next();
   }
 
-  /** Puts the client in the ready set if it has requests waiting and room for their replies. */
-  #schedule(client: ClientState): void {
-    const limit = this.#options.maxQueuedReplyBytes ?? 4 * 1024 * 1024;
-    if (!client.gone && client.jobs.length > 0 && client.queuedBytes < limit) this.#ready.add(client);
-    else this.#ready.delete(client);
+  #cancel(client: ClientState, id: number): void {
+    const handler = client.handlers.get(id);
+    if (handler) {
+      this.stats.cancelled++;
+      handler.abort(new ClosedError('the client cancelled this request'));
+      return;
+    }
+    // Not started yet: take it out of the queue; its handler never runs.
+    const at = client.jobs.findIndex((j) => j.id === id);
+    if (at === -1) return;
+    const cost = client.jobs[at]!.payload.length + REQUEST_COST;
+    client.jobBytes -= cost;
+    this.#waitingBytes -= cost;
+    client.jobs.splice(at, 1);
+    this.stats.cancelled++;
+    this.#schedule(client);
   }
 
-  #client(address: string): ClientState {
-    let client = this.#clients.get(address);
-    if (!client) {
-      const now = Date.now();
-      client = { address, sender: undefined, ready: undefined, handlers: new Map(), jobs: [], jobBytes: 0, queuedBytes: 0, lastActive: now, lastProgress: now, gone: false };
-      this.#clients.set(address, client);
+  #tooLarge(client: ClientState, id: number, size: number, what: 'request' | 'reply'): void {
+    this.stats.errors++;
+    const err = new FrameTooLargeError(size, this.#limit, what);
+    this.#errorReply(client, encodeError(id, err.code, err.message, { size, limit: this.#limit, what }));
+  }
+
+  /** An error reply the server makes up itself: dropped (and counted) rather than queued past the client's reply bound. */
+  #errorReply(client: ClientState, reply: Buffer): void {
+    if (client.queuedBytes + reply.length > this.#maxQueuedReply) {
+      this.stats.repliesDropped++;
+      this.#event({ kind: 'reply-dropped', client: client.address, reason: 'its replies are not being read; an error reply was dropped' });
+      return;
     }
-    return client;
+    this.#reply(client, reply);
+  }
+
+  /** Puts the client in the ready set if it has requests waiting, an open reply sender, and room for their replies. */
+  #schedule(client: ClientState): void {
+    let users = this.#ready.get(client.owner);
+    if (!client.gone && client.ready && client.jobs.length > 0 && client.queuedBytes < this.#maxQueuedReply) {
+      if (!users) this.#ready.set(client.owner, (users = new Set()));
+      users.add(client);
+    } else if (users) {
+      users.delete(client);
+      if (users.size === 0) this.#ready.delete(client.owner);
+    }
+  }
+
+  /**
+   * The client behind a reply address, or undefined (counted, reported) when the
+   * address fails the transport's check. Checked before anything is queued for it
+   * (issue 15 #1: an address was checked only once its handler had run): the path
+   * now (a FIFO in a reply folder, owned as it should be), then, once, by opening
+   * its reply sender: the client's requests start only once that succeeded.
+   */
+  #client(address: string): ClientState | undefined {
+    let client = this.#clients.get(address);
+    if (client) return client;
+    let owner = 0;
+    try {
+      owner = this.#transport.checkReplyAddress?.(address) ?? 0;
+    } catch (err) {
+      this.#refused(address, err);
+      return undefined;
+    }
+    const now = Date.now();
+    const state: ClientState = {
+      address,
+      owner,
+      sender: Promise.resolve(undefined),
+      ready: undefined,
+      handlers: new Map(),
+      jobs: [],
+      jobBytes: 0,
+      queuedBytes: 0,
+      lastActive: now,
+      lastProgress: now,
+      gone: false,
+    };
+    state.sender = this.#transport.openReply(address).then(
+      (sender) => {
+        if (state.gone) {
+          void sender.close({ signal: AbortSignal.abort() }).catch(() => {});
+          return undefined;
+        }
+        state.ready = sender;
+        this.#schedule(state);
+        this.#next();
+        return sender;
+      },
+      (err: unknown) => {
+        if (!state.gone) {
+          this.#refused(address, err);
+          void this.#dropClient(state);
+        }
+        return undefined;
+      },
+    );
+    this.#clients.set(address, state);
+    return (client = state);
+  }
+
+  #refused(address: string, err: unknown): void {
+    const code = err instanceof NpipeError ? err.code : '';
+    if (code === 'ERR_NPIPE_NO_READER' || code === 'ERR_NPIPE_NOT_FOUND') {
+      // A client that has gone (or never was): nobody to tell.
+      this.stats.repliesDropped++;
+      this.#event({ kind: 'reply-dropped', client: address, reason: (err as Error).message });
+      return;
+    }
+    this.stats.refused++;
+    this.#event({ kind: 'refused', client: address, reason: err instanceof Error ? err.message : String(err) });
   }
 
   #next(): void {
     const concurrency = this.#options.concurrency ?? 64;
     while (this.#running < concurrency && this.#ready.size > 0) {
-      const client: ClientState = this.#ready.values().next().value!;
-      this.#ready.delete(client);
+      const [owner, users] = this.#ready.entries().next().value!;
+      const client: ClientState = users.values().next().value!;
+      // Both to the back of their round.
+      this.#ready.delete(owner);
+      users.delete(client);
+      if (users.size > 0) this.#ready.set(owner, users);
       const job = client.jobs.shift()!;
-      client.jobBytes -= job.payload.length;
-      this.#schedule(client); // to the back of the round
+      const cost = job.payload.length + REQUEST_COST;
+      client.jobBytes -= cost;
+      this.#waitingBytes -= cost;
+      this.#schedule(client);
       this.#running++;
       void this.#run(client, job).finally(() => {
         this.#running--;
@@ -213,17 +385,28 @@ export class FifoServer extends Server {
     }
   }
 
-  async #run(client: ClientState, { id, payload }: Job): Promise<void> {
+  async #run(client: ClientState, { id, payload, maxReply }: Job): Promise<void> {
     const cancel = new Cancel();
     client.handlers.set(id, cancel);
     const outcome = await runHandler(this.#handler, this.#codec, payload, cancel, client.address);
     client.handlers.delete(id);
-    const failed = !outcome.ok;
-    const reply = outcome.ok ? encodeReply(REPLY, id, outcome.payload) : encodeError(id, outcome.code, outcome.message);
     // Cancelled by the client: it no longer waits for an answer.
     if (cancel.aborted && !this.#closeController.signal.aborted) return;
-    if (failed) this.stats.errors++;
-    else this.stats.replies++;
+    if (!outcome.ok) {
+      this.stats.errors++;
+      this.#reply(client, encodeError(id, outcome.code, outcome.message));
+      return;
+    }
+    const reply = encodeReply(REPLY, id, outcome.payload);
+    const limit = maxReply > 0 ? Math.min(maxReply, this.#limit) : this.#limit;
+    if (reply.length > limit) {
+      // Sent, the client's reader would drop it and the client wait for ever (issue 15 #2).
+      this.stats.errors++;
+      const err = new FrameTooLargeError(reply.length, limit, 'reply');
+      this.#reply(client, encodeError(id, err.code, err.message, { size: reply.length, limit, what: 'reply' }));
+      return;
+    }
+    this.stats.replies++;
     this.#reply(client, reply);
   }
 
@@ -237,47 +420,45 @@ export class FifoServer extends Server {
     client.queuedBytes += reply.length;
     client.lastActive = Date.now();
     this.#schedule(client);
-    let sending: Promise<void>;
-    if (client.ready) sending = client.ready.send(reply);
-    else {
-      client.sender ??= this.#transport.openReply(client.address).then((sender) => (client.ready = sender));
-      sending = client.sender.then((sender) => sender.send(reply));
-    }
+    const sending = client.ready ? client.ready.send(reply) : client.sender.then((sender) => {
+      if (!sender) throw new ClosedError('the client is gone');
+      return sender.send(reply);
+    });
     sending.then(
-        () => {
-          keepPolling(this.#busyPoll); // the client's next request is likely to follow at once
-          client.queuedBytes -= reply.length;
-          client.lastProgress = Date.now();
-          this.#schedule(client);
-          this.#next();
-        },
-        (err: unknown) => {
-          client.queuedBytes -= reply.length;
-          this.stats.repliesDropped++;
-          const code = err instanceof NpipeError ? err.code : '';
-          if (code === 'ERR_NPIPE_UNSAFE' || code === 'ERR_NPIPE_NOT_FIFO' || code === 'ERR_NPIPE_INVALID_ARG') {
-            this.stats.refused++;
-            this.#event({ kind: 'refused', client: client.address, reason: (err as Error).message });
-          } else {
-            this.#event({ kind: 'reply-dropped', client: client.address, reason: (err as Error).message });
-          }
-          void this.#dropClient(client);
-        },
-      );
+      () => {
+        keepPolling(this.#busyPoll); // the client's next request is likely to follow at once
+        client.queuedBytes -= reply.length;
+        client.lastProgress = Date.now();
+        this.#schedule(client);
+        this.#next();
+      },
+      (err: unknown) => {
+        client.queuedBytes -= reply.length;
+        this.stats.repliesDropped++;
+        if (!client.gone) this.#event({ kind: 'reply-dropped', client: client.address, reason: (err as Error).message });
+        if (err instanceof NpipeError && err.code === 'ERR_NPIPE_NO_READER') {
+          // Opening again finds no reader, and the transport then removes the FIFO if its client is dead.
+          void this.#transport.openReply(client.address).then((s) => s.close({ signal: AbortSignal.abort() }), () => {});
+        }
+        void this.#dropClient(client);
+      },
+    );
   }
 
   /** The client is gone (or refused): stop its handlers, close its sender, forget it. */
   async #dropClient(client: ClientState): Promise<void> {
     client.gone = true;
-    this.#ready.delete(client);
+    const users = this.#ready.get(client.owner);
+    if (users?.delete(client) && users.size === 0) this.#ready.delete(client.owner);
     if (client.jobs.length > 0) {
       this.stats.repliesDropped += client.jobs.length;
+      this.#waitingBytes -= client.jobBytes;
       client.jobs = [];
       client.jobBytes = 0;
     }
     if (this.#clients.get(client.address) === client) this.#clients.delete(client.address);
     for (const handler of client.handlers.values()) handler.abort(new ClosedError('the client went away'));
-    const sender = await client.sender?.catch(() => undefined);
+    const sender = await client.sender;
     await sender?.close({ signal: AbortSignal.abort() }).catch(() => {});
   }
 

@@ -6,6 +6,7 @@ import { closeSync, constants, openSync, unlinkSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { NoReaderError, NpipeError, ServerGoneError, isErrno } from '../errors.js';
 import {
+  checkReplyFifo,
   checkReplyPath,
   createReplyFifo,
   ensureReplyDirectory,
@@ -107,6 +108,10 @@ export class FifoTransport implements Transport {
           liveEndpoints.delete(path);
         })()),
     };
+  }
+
+  checkReplyAddress(address: string): number {
+    return checkReplyFifo(address);
   }
 
   async openReply(address: string): Promise<FrameSender> {

@@ -100,6 +100,13 @@ export interface Transport {
    * for a receiver (ERR_NPIPE_NO_READER at once when there is none).
    */
   openReply(address: string): Promise<FrameSender>;
+  /**
+   * Checks now, without waiting or opening anything, what openReply will check
+   * (FIFO: the path, its folder, the FIFO's type and owner), so that a server
+   * refuses a request before queueing it. Returns who owns the address (FIFO: a
+   * uid), for sharing a server fairly. Same errors as openReply.
+   */
+  checkReplyAddress?(address: string): number;
   /** Whether something receives at `address` right now. */
   isListening(address: string): boolean;
 }
