@@ -7,8 +7,11 @@
 /** Something the server refused or dropped, for logs. */
 export interface ServerEvent {
   kind: 'refused' | 'reply-dropped' | 'bad-message' | 'frame-dropped';
+  /** The reply address a peer named: peer data, escape it before printing. */
   client?: string;
   reason: string;
+  /** The error's code, when an error is behind the event (e.g. ERR_NPIPE_UNSAFE for a refused address). */
+  code?: string;
 }
 
 export interface ServerStats {

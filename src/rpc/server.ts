@@ -9,7 +9,7 @@ import { ClosedError, FrameTooLargeError, InvalidArgumentError, NpipeError } fro
 import { resolveCodec, type Codec, type CodecName } from '../codec.js';
 import { DEFAULT_RPC_MAX_MESSAGE, FifoTransport } from '../transport/fifo-transport.js';
 import type { FrameReceiver, FrameSender, Transport } from '../transport/types.js';
-import { CANCEL, REPLY, SIZE, SIZE_THRESHOLD, decodeRpc, encodeError, encodeReply, type RpcMessage } from './protocol.js';
+import { CANCEL, ERROR, REPLY, REQUEST, SIZE, SIZE_THRESHOLD, decodeRpc, encodeError, encodeReply, type RpcMessage } from './protocol.js';
 import { Cancel, runHandler, type Handler } from './handler.js';
 import { Server, newServerStats, type ServerEvent, type ServerStats } from './base.js';
 import { isNatsUrl } from '../transport/nats/url.js';
@@ -104,6 +104,15 @@ interface ClientState {
   gone: boolean;
 }
 
+/** The ERR_NPIPE_BUSY error bodies, made once: a flood of requests is answered without building JSON for each. */
+const BUSY_CLIENT = Buffer.from(JSON.stringify({ code: 'ERR_NPIPE_BUSY', message: 'too many requests from this client are waiting; retry later' }));
+const BUSY_ALL = Buffer.from(JSON.stringify({ code: 'ERR_NPIPE_BUSY', message: 'too many requests from all clients are waiting; retry later' }));
+/**
+ * Replies queued for a client past which the error replies the server makes up
+ * (ERR_NPIPE_BUSY, ERR_NPIPE_FRAME_TOO_LARGE) are dropped: a client flooding the
+ * server and not reading keeps little of the server's memory.
+ */
+const ERROR_REPLY_QUEUE = 256 * 1024;
 /** A client with nothing in progress for this long has its reply sender closed (reopened on its next request). */
 const IDLE_CLIENT_MS = 1000;
 /** Events of one kind passed on per second; a flood of refused addresses must not flood the log too. */
@@ -234,14 +243,13 @@ export class FifoServer extends Server {
     this.stats.requests++;
     if (frame.length > this.#limit) {
       // Whole in one packet, so the transport let it through. A client that sent a SIZE first has had its answer.
-      if (frame.length <= SIZE_THRESHOLD) this.#tooLarge(client, message.id, frame.length, 'request');
+      if (message.type === REQUEST || frame.length <= SIZE_THRESHOLD) this.#tooLarge(client, message.id, frame.length, 'request');
       return;
     }
     const cost = message.payload.length + REQUEST_COST;
     if (client.jobBytes + cost > this.#maxWaiting || this.#waitingBytes + cost > this.#maxTotalWaiting) {
       this.stats.errors++;
-      const whose = client.jobBytes + cost > this.#maxWaiting ? 'from this client' : 'from all clients';
-      this.#errorReply(client, encodeError(message.id, 'ERR_NPIPE_BUSY', `too many requests ${whose} are waiting; retry later`));
+      this.#errorReply(client, encodeReply(ERROR, message.id, client.jobBytes + cost > this.#maxWaiting ? BUSY_CLIENT : BUSY_ALL));
       return;
     }
     client.jobs.push({ id: message.id, payload: Buffer.from(message.payload), maxReply: message.maxReply });
@@ -275,9 +283,9 @@ export class FifoServer extends Server {
     this.#errorReply(client, encodeError(id, err.code, err.message, { size, limit: this.#limit, what }));
   }
 
-  /** An error reply the server makes up itself: dropped (and counted) rather than queued past the client's reply bound. */
+  /** An error reply the server makes up itself: dropped (and counted) rather than queued past ERROR_REPLY_QUEUE bytes for the client. */
   #errorReply(client: ClientState, reply: Buffer): void {
-    if (client.queuedBytes + reply.length > this.#maxQueuedReply) {
+    if (client.queuedBytes + reply.length > Math.min(this.#maxQueuedReply, ERROR_REPLY_QUEUE)) {
       this.stats.repliesDropped++;
       this.#event({ kind: 'reply-dropped', client: client.address, reason: 'its replies are not being read; an error reply was dropped' });
       return;
@@ -341,7 +349,11 @@ export class FifoServer extends Server {
       },
       (err: unknown) => {
         if (!state.gone) {
-          this.#refused(address, err);
+          // What waits for it is dropped, each request counted once: refused, or (client gone) a reply dropped.
+          this.#refused(address, err, state.jobs.length);
+          this.#waitingBytes -= state.jobBytes;
+          state.jobs = [];
+          state.jobBytes = 0;
           void this.#dropClient(state);
         }
         return undefined;
@@ -351,16 +363,17 @@ export class FifoServer extends Server {
     return (client = state);
   }
 
-  #refused(address: string, err: unknown): void {
+  /** `requests` requests dropped because their reply address failed a check (or, for no reader, their client is gone). */
+  #refused(address: string, err: unknown, requests = 1): void {
     const code = err instanceof NpipeError ? err.code : '';
     if (code === 'ERR_NPIPE_NO_READER' || code === 'ERR_NPIPE_NOT_FOUND') {
       // A client that has gone (or never was): nobody to tell.
-      this.stats.repliesDropped++;
+      this.stats.repliesDropped += requests;
       this.#event({ kind: 'reply-dropped', client: address, reason: (err as Error).message });
       return;
     }
-    this.stats.refused++;
-    this.#event({ kind: 'refused', client: address, reason: err instanceof Error ? err.message : String(err) });
+    this.stats.refused += requests;
+    this.#event({ kind: 'refused', client: address, reason: err instanceof Error ? err.message : String(err), ...(code ? { code } : {}) });
   }
 
   #next(): void {
