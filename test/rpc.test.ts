@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { lstatSync, mkdirSync, readFileSync, readdirSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readFileSync, readSync, readdirSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
@@ -9,6 +9,7 @@ import {
   ServerGoneError,
   TimeoutError,
   connect,
+  createFraming,
   mkfifo,
   openSender,
   replyDirectories,
@@ -30,6 +31,17 @@ function replyDir(): string {
       return false;
     }
   })!;
+}
+
+/** Pids of processes whose arguments are exactly `argv`. */
+function processesWith(argv: string): number[] {
+  return readdirSync('/proc').filter((n) => /^\d+$/.test(n)).filter((n) => {
+    try {
+      return readFileSync(`/proc/${n}/cmdline`, 'utf8').replace(/\0$/, '').split('\0').join(' ') === argv;
+    } catch {
+      return false;
+    }
+  }).map(Number);
 }
 
 function replyFifosOf(pid: number): string[] {
@@ -102,8 +114,13 @@ describe('request/reply, in one process', () => {
   test('no server: ERR_NPIPE_SERVER_GONE at once; with waitForServer, the request waits for one', async (t) => {
     const path = join(tempDir(t), 'srv');
     await assert.rejects(connect(path), ServerGoneError);
-    const waiting = connect(path, { waitForServer: true }).then((c) => c.request('hi').finally(() => c.close()));
-    await delay(200);
+    let settled = false;
+    const waiting = connect(path, { waitForServer: true })
+      .then((c) => c.request('hi').finally(() => c.close()))
+      .finally(() => (settled = true));
+    // The waiting client makes the FIFO and waits on it for a reader: the path under test.
+    await until(() => existsSync(path), 'the waiting client to make the FIFO');
+    assert.equal(settled, false, 'it waits for a server');
     const server = await serve(path, (req: string) => `${req}!`);
     t.after(() => server.close());
     assert.equal(await waiting, 'hi!');
@@ -202,13 +219,13 @@ describe('a server nothing can stall', () => {
   test('a client that never reads its replies does not stall the server or other clients', async (t) => {
     const path = join(tempDir(t), 'srv');
     const events: ServerEvent[] = [];
-    const server = await serve(path, () => 'x'.repeat(60_000), { maxQueuedReplyBytes: 256 * 1024, stuckAfter: 1000, onEvent: (e) => events.push(e) });
+    const server = await serve(path, () => 'x'.repeat(60_000), { maxQueuedReplyBytes: 256 * 1024, stuckAfter: 2000, onEvent: (e) => events.push(e) });
     t.after(() => server.close());
     // A "client" whose reply FIFO exists and is open, but is never read.
     const dir = replyDir();
     const stuck = join(dir, `c-${process.pid}-cccccccccccccccc.fifo`);
     const { openFifoReader } = await import('../src/index.js');
-    await mkfifo(stuck);
+    await mkfifo(stuck, { mode: 0o600 });
     const idle = await openFifoReader(stuck, { create: false });
     t.after(() => {
       idle.close();
@@ -217,14 +234,40 @@ describe('a server nothing can stall', () => {
     const sender = await openSender<Uint8Array>(path, { codec: 'bytes', timeout: 5000 });
     for (let i = 1; i <= 50; i++) await sender.send(encodeRequest(REQUEST, i, stuck, Buffer.from('q')));
     await sender.close();
+    await until(() => server.stats.requests === 50, 'the stuck client\'s 50 requests taken');
     const client = await connect(path);
     t.after(() => client.close());
-    const replies = await Promise.all(Array.from({ length: 20 }, () => client.request('q', { timeout: 10_000 })));
+    const replies = await Promise.all(Array.from({ length: 20 }, () => client.request('q', { timeout: 20_000 }))); // hang detection only
     assert.equal(replies.length, 20);
+    // Served while the stuck client still holds its replies: not thanks to its being dropped (a server that
+    // stalled until then, stuckAfter later, fails here).
+    assert.equal(server.stats.repliesDropped, 0, 'the stuck client was not dropped yet');
+    assert.equal(server.clients, 2);
     // The stuck client reads nothing: after stuckAfter it is dropped, with its queued replies and waiting requests.
-    for (let i = 0; i < 200 && server.stats.repliesDropped === 0; i++) await delay(20);
-    assert.ok(server.stats.repliesDropped > 0, 'the stuck client\'s replies are dropped and counted');
-    assert.ok(events.some((e) => e.kind === 'reply-dropped' && e.client === stuck));
+    await until(() => events.some((e) => e.kind === 'reply-dropped' && e.client === stuck), 'the stuck client dropped');
+    // Every one of its 50 requests is either a whole reply in its FIFO or counted as dropped, exactly.
+    const decoder = createFraming('frames', { maxMessageSize: 1 << 20 }).createDecoder();
+    let delivered = 0;
+    const chunk = Buffer.alloc(1 << 16);
+    for (;;) {
+      let n = 0;
+      try {
+        n = readSync(idle.fd, chunk);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'EAGAIN') break;
+        throw err;
+      }
+      if (n === 0) break;
+      decoder.push(chunk.subarray(0, n), () => delivered++);
+    }
+    assert.ok(delivered < 50, `delivered ${delivered}`);
+    // Its handlers stopped once 256 KiB of its replies were queued: the rest of its 50 requests waited.
+    const ran = server.stats.replies - 20;
+    assert.ok(ran >= 5 && ran < 50, `${ran} of its handlers ran`);
+    // Each reply that is not whole in the FIFO is counted as dropped. Not an exact count: a sender settles
+    // the sends queued together as one, so a reply whole in the pipe may share the failure of the next one.
+    await until(() => server.stats.repliesDropped >= 50 - delivered, `${50 - delivered} replies dropped (got ${server.stats.repliesDropped})`);
+    assert.ok(server.stats.repliesDropped <= 50);
     assert.equal(await client.request('after'), 'x'.repeat(60_000));
   });
 
@@ -337,12 +380,15 @@ describe('request/reply between processes', () => {
   test('the server killed: pending requests fail with ERR_NPIPE_SERVER_GONE; a restarted server serves new ones', async (t) => {
     const path = join(tempDir(t), 'srv');
     await mkfifo(path);
-    const first = npipe(['serve', path, '--exec', 'sleep 10']);
-    await delay(400);
+    const first = npipe(['serve', path, '--exec', 'sleep 10.347']);
+    await readerOn(path);
     const client = await connect(path, { waitForServer: true });
     t.after(() => client.close());
     const pending = client.request('never answered');
-    await delay(300);
+    // The request reached the server: its command runs (it outlives a server killed with SIGKILL: ended below).
+    let running: number[] = [];
+    await until(() => (running = processesWith('sleep 10.347')).length === 1, 'the server running the request');
+    t.after(() => running.forEach((pid) => process.kill(pid, 'SIGKILL')));
     first.child.kill('SIGKILL');
     await first.done;
     await assert.rejects(pending, ServerGoneError);
