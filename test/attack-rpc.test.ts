@@ -3,12 +3,13 @@
  * Real FIFOs, real `npipe` processes; exact counts where the bounds make them knowable.
  */
 import assert from 'node:assert/strict';
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { FifoTransport, FrameTooLargeError, connect, mkfifo, replyDirectories, serve, type ServerEvent } from '../src/index.js';
 import { REQUEST_COST } from '../src/rpc/server.js';
-import { ERROR, LIMITED_REQUEST, REQUEST, decodeError, decodeRpc, encodeRequest } from '../src/rpc/protocol.js';
+import { CANCEL, ERROR, LIMITED_REQUEST, REQUEST, decodeError, decodeRpc, encodeRequest } from '../src/rpc/protocol.js';
 import type { ReplyEndpoint } from '../src/transport/types.js';
 import { npipe, readerOn, run, tempDir, until } from './helpers.js';
 
@@ -482,3 +483,55 @@ describe('#15.20 - a failing --exec', () => {
   });
 });
 
+
+describe('hostile writers on the request FIFO', () => {
+  test('bytes that are not frames do not stop the server: it reports them, reads afresh, and serves on', async (t) => {
+    const path = join(tempDir(t), 'srv');
+    const events: ServerEvent[] = [];
+    const server = await serve(path, (r: string) => `re:${r}`, { onEvent: (e) => events.push(e) });
+    t.after(() => server.close());
+    const client = await connect(path);
+    t.after(() => client.close());
+    for (let i = 0; i < 20; i++) {
+      const garbage = randomBytes(100 + i * 50);
+      garbage[0] = 0x41; // never the frames magic: certainly out of format
+      writeFileSync(path, garbage);
+      await until(() => events.filter((e) => e.code === 'ERR_NPIPE_BAD_FRAME').length === i + 1, `garbage ${i + 1} seen`);
+      assert.equal(await client.request(`q${i}`, { timeout: 10_000 }), `re:q${i}`);
+    }
+    let ended = false;
+    void server.done.finally(() => (ended = true));
+    assert.equal(ended, false);
+  });
+
+  test('well-formed frames that are not requests, and requests with odd fields, are dropped and reported', async (t) => {
+    const path = join(tempDir(t), 'srv');
+    const events: ServerEvent[] = [];
+    let handled = 0;
+    const server = await serve(path, (r: string) => {
+      handled++;
+      return r;
+    }, { onEvent: (e) => events.push(e) });
+    t.after(() => server.close());
+    const transport = new FifoTransport();
+    const sender = await transport.connect(path);
+    t.after(() => sender.close());
+    const frames = [
+      Buffer.alloc(0), // empty
+      Buffer.from([1, 0, 0]), // too short
+      Buffer.from([9, 0, 0, 0, 1, 0, 0]), // unknown type
+      Buffer.from([3, 0, 0, 0, 1, 0, 0, 0, 1]), // a REPLY sent to the server
+      Buffer.from([1, 0, 0, 0, 1, 0xff, 0xff, 0x41]), // address length past the end
+      Buffer.from([5, 0, 0, 0, 1, 0, 1, 0x2f]), // REQUEST+ without its u32
+      encodeRequest(CANCEL, 1, '/nowhere/c-1-0123456789abcdef.fifo'), // cancel for an unknown client: ignored
+      encodeRequest(REQUEST, 1, 'x'.repeat(5000)), // a long relative address: refused
+    ];
+    for (const f of frames) await sender.send(f);
+    await until(() => events.filter((e) => e.kind === 'bad-message').length === 6 && server.stats.refused === 1, 'six bad messages and one refusal');
+    assert.equal(handled, 0);
+    assert.equal(server.clients, 0);
+    const client = await connect(path);
+    t.after(() => client.close());
+    assert.equal(await client.request('fine'), 'fine');
+  });
+});

@@ -123,7 +123,10 @@ export class FifoServer extends Server {
   readonly stats: ServerStats = newServerStats();
   /** Settles when the server has stopped (after close(), or its signal). */
   readonly done: Promise<void>;
-  readonly #receiver: FrameReceiver;
+  #receiver: FrameReceiver;
+  /** Opens the request endpoint afresh, after a writer broke the stream's format; undefined: that ends the server. */
+  readonly #reopen: (() => Promise<FrameReceiver>) | undefined;
+  #closing = false;
   readonly #transport: Transport;
   readonly #handler: Handler<unknown, unknown>;
   readonly #codec: Codec<unknown>;
@@ -150,9 +153,16 @@ export class FifoServer extends Server {
   #eventCounts = new Map<ServerEvent['kind'], { shown: number; held: number }>();
 
   /** @internal */
-  constructor(receiver: FrameReceiver, handler: Handler<unknown, unknown>, transport: Transport, options: ServeOptions<unknown, unknown>) {
+  constructor(
+    receiver: FrameReceiver,
+    handler: Handler<unknown, unknown>,
+    transport: Transport,
+    options: ServeOptions<unknown, unknown>,
+    reopen?: () => Promise<FrameReceiver>,
+  ) {
     super();
     this.#receiver = receiver;
+    this.#reopen = reopen;
     this.#handler = handler;
     this.#transport = transport;
     this.#options = options;
@@ -178,7 +188,21 @@ export class FifoServer extends Server {
   async #loop(): Promise<void> {
     try {
       for (;;) {
-        const frame = await this.#receiver.receive();
+        let frame: Buffer | undefined;
+        try {
+          frame = await this.#receiver.receive();
+        } catch (err) {
+          // Bytes that are not the transport's format (anyone who may write to the FIFO can send them): the
+          // stream is out of step and the receiver has stopped. Start reading afresh rather than stop serving.
+          if (!(err instanceof NpipeError && err.code === 'ERR_NPIPE_BAD_FRAME') || !this.#reopen || this.#closing) throw err;
+          this.#event({ kind: 'bad-message', reason: `${err.message}; reading the request FIFO afresh`, code: err.code });
+          this.#receiver = await this.#reopen();
+          if (this.#closing) {
+            await this.#receiver.close();
+            break;
+          }
+          continue;
+        }
         if (frame === undefined) break;
         keepPolling(this.#busyPoll);
         this.#dispatch(frame);
@@ -193,6 +217,11 @@ export class FifoServer extends Server {
         void this.#dropClient(client);
       }
     }
+  }
+
+  /** @internal The transport's drops, through the same rate limit as the server's own events. */
+  report(event: ServerEvent): void {
+    this.#event(event);
   }
 
   #event(event: ServerEvent): void {
@@ -494,6 +523,7 @@ export class FifoServer extends Server {
    * request endpoint (the FIFO stays on disk). Idempotent; resolves when done.
    */
   async close(): Promise<void> {
+    this.#closing = true;
     await this.#receiver.close();
     await this.done;
   }
@@ -520,9 +550,17 @@ export async function serve<Req = string, Res = Req>(
   checkBusyPoll(options.busyPoll);
   if (isNatsUrl(path)) return (await import('./nats.js')).serveNats(path, handler as Handler<unknown, unknown>, options as ServeOptions<unknown, unknown>);
   const transport = options.transport ?? new FifoTransport(options.maxMessageSize === undefined ? {} : { maxMessageSize: options.maxMessageSize });
-  const receiver = await transport.listen(path, {
-    // A request too large, or cut by a client killed mid-message: it never reaches a handler.
-    onDrop: (d) => options.onEvent?.({ kind: 'frame-dropped', reason: `${d.reason}, ${d.bytes} bytes (pid ${d.pid || 'unknown'})` }),
-  });
-  return new FifoServer(receiver, handler as Handler<unknown, unknown>, transport, options as ServeOptions<unknown, unknown>);
+  let server: FifoServer | undefined;
+  const listen = () =>
+    transport.listen(path, {
+      // A request too large, or cut by a client killed mid-message: it never reaches a handler.
+      onDrop: (d) => {
+        const event: ServerEvent = { kind: 'frame-dropped', reason: `${d.reason}, ${d.bytes} bytes (pid ${d.pid || 'unknown'})` };
+        if (server) server.report(event);
+        else options.onEvent?.(event);
+      },
+    });
+  const receiver = await listen();
+  server = new FifoServer(receiver, handler as Handler<unknown, unknown>, transport, options as ServeOptions<unknown, unknown>, listen);
+  return server;
 }
