@@ -410,7 +410,8 @@ describe('#15.8 - cancelling an --exec request ends its whole process group', ()
 
   test('#15.8 - npipe serve stopped with a command running: no child outlives it', async (t) => {
     const path = join(tempDir(t), 's3');
-    const marker = 'sleep 20.159';
+    // Longer than the hang check on `server` (30 s): a server that waits for its command to end fails.
+    const marker = 'sleep 120.159';
     // The command ignores SIGTERM in its children too: the SIGKILL after the grace must end them.
     const server = npipe(['serve', path, '-c', '2', '--exec', `trap '' TERM; ${marker}; echo done`]);
     await readerOn(path);
