@@ -1,4 +1,4 @@
-export { serve, FifoServer, type ServeOptions } from './server.js';
+export { serve, FifoServer, REQUEST_COST, type ServeOptions } from './server.js';
 export { connect, FifoClient, type ConnectOptions } from './client.js';
 export { Server, Client, type RequestOptions, type ServerEvent, type ServerStats } from './base.js';
 export type { Handler, HandlerContext } from './handler.js';
