@@ -16,6 +16,7 @@
  * request unread (the transport does), but answers the SIZE with that error.
  */
 import { BadFrameError } from '../errors.js';
+import { PIPE_BUF } from '../framing/index.js';
 
 export const REQUEST = 1;
 export const CANCEL = 2;
@@ -25,11 +26,13 @@ export const LIMITED_REQUEST = 5;
 export const SIZE = 6;
 
 /**
- * Requests larger than this are announced by a SIZE message. The smallest PIPE_BUF
- * (macOS, 512) less a frames packet header: anything larger may travel as several
- * packets, which a server over its limit drops before it could read the id.
+ * Requests larger than this are announced by a SIZE message: PIPE_BUF less a frames
+ * packet header. Anything larger travels as several packets, which a server over
+ * its limit drops before it could read the id; a request up to this size travels
+ * whole in one packet, which reaches the server whatever its size, so the server
+ * answers it from the request itself.
  */
-export const SIZE_THRESHOLD = 512 - 8;
+export const SIZE_THRESHOLD = PIPE_BUF - 8;
 
 export type ClientMessageType = typeof REQUEST | typeof CANCEL | typeof LIMITED_REQUEST | typeof SIZE;
 

@@ -9,7 +9,7 @@ import { ClosedError, FrameTooLargeError, InvalidArgumentError, NpipeError } fro
 import { resolveCodec, type Codec, type CodecName } from '../codec.js';
 import { DEFAULT_RPC_MAX_MESSAGE, FifoTransport } from '../transport/fifo-transport.js';
 import type { FrameReceiver, FrameSender, Transport } from '../transport/types.js';
-import { CANCEL, ERROR, REPLY, REQUEST, SIZE, SIZE_THRESHOLD, decodeRpc, encodeError, encodeReply, type RpcMessage } from './protocol.js';
+import { CANCEL, ERROR, REPLY, SIZE, decodeRpc, encodeError, encodeReply, type RpcMessage } from './protocol.js';
 import { Cancel, runHandler, type Handler } from './handler.js';
 import { Server, newServerStats, type ServerEvent, type ServerStats } from './base.js';
 import { isNatsUrl } from '../transport/nats/url.js';
@@ -271,8 +271,9 @@ export class FifoServer extends Server {
     }
     this.stats.requests++;
     if (frame.length > this.#limit) {
-      // Whole in one packet, so the transport let it through. A client that sent a SIZE first has had its answer.
-      if (message.type === REQUEST || frame.length <= SIZE_THRESHOLD) this.#tooLarge(client, message.id, frame.length, 'request');
+      // It arrived, so it came whole in one packet (the transport drops a larger message of several unread,
+      // and the client announced that one with a SIZE): answer it from here.
+      this.#tooLarge(client, message.id, frame.length, 'request');
       return;
     }
     const cost = message.payload.length + REQUEST_COST;
