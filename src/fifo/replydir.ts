@@ -4,8 +4,8 @@
  * mode 0700, owned by the user, never a symlink (checked before every use). When
  * such a path is taken by something that is not the user's (another user made
  * /tmp/npipe-<uid> first: issue 15 #7), a folder of the user's own,
- * <tmpdir>/npipe-<uid>-XXXXXX (mkdtemp), checked the same way, is used instead. Reply FIFOs are named
- * c-<pid>-<16 random hex digits>.fifo: the random part keeps a reused pid from
+ * <tmpdir>/npipe-<uid>-XXXXXX (mkdtemp), checked the same way, is used instead.
+ * Reply FIFOs are named c-<pid>-<16 random hex digits>.fifo: the random part keeps a reused pid from
  * colliding with a dead client's leftover; the pid lets the next client or server
  * that finds a leftover see that its owner is gone and remove it.
  */
@@ -194,7 +194,8 @@ export function checkReplyPath(path: string): number {
  * checkReplyPath, and the FIFO itself now (lstat: a FIFO, not a link, owned by
  * that uid, not writable by others): what a server checks before it queues a
  * request for the address. The open checks it again on the descriptor.
- * @throws ERR_NPIPE_UNSAFE, ERR_NPIPE_NOT_FIFO, ERR_NPIPE_NO_READER-free: a missing FIFO is ERR_NPIPE_NOT_FOUND.
+ * @throws ERR_NPIPE_UNSAFE, ERR_NPIPE_INVALID_ARG (see checkReplyPath), ERR_NPIPE_NOT_FIFO,
+ *   ERR_NPIPE_NOT_FOUND (no FIFO there: its client is gone, or never was).
  */
 export function checkReplyFifo(path: string): number {
   const uid = checkReplyPath(path);
