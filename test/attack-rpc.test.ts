@@ -4,14 +4,15 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
 import { FifoTransport, FrameTooLargeError, connect, mkfifo, replyDirectories, serve, type ServerEvent } from '../src/index.js';
 import { REQUEST_COST } from '../src/rpc/server.js';
 import { CANCEL, ERROR, LIMITED_REQUEST, REQUEST, decodeError, decodeRpc, encodeRequest } from '../src/rpc/protocol.js';
 import type { ReplyEndpoint } from '../src/transport/types.js';
-import { npipe, readerOn, run, tempDir, until } from './helpers.js';
+import { npipe, readerOn, run, start, tempDir, until } from './helpers.js';
 
 /** A handler that holds every request until the test lets it go (or the request is cancelled). */
 function gate() {
@@ -534,5 +535,54 @@ describe('hostile writers on the request FIFO', () => {
     const client = await connect(path);
     t.after(() => client.close());
     assert.equal(await client.request('fine'), 'fine');
+  });
+});
+
+describe('#15.1 - fairness across users', () => {
+  test('#15.1 - a root server shares its handlers across the users owning the reply folders first: one user\'s many addresses do not push another user back', async (t) => {
+    if (process.geteuid?.() !== 0) return t.skip('needs root, to run a client as another user');
+    const dir = tempDir(t);
+    chmodSync(dir, 0o1777); // uid 65534 makes its reply folder here (its <tmpdir>)
+    const saved = process.env.TMPDIR;
+    process.env.TMPDIR = dir; // this process's clients and the server's checks use <dir> too
+    t.after(() => {
+      if (saved === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = saved;
+    });
+    const path = join(dir, 'srv');
+    await mkfifo(path);
+    chmodSync(path, 0o622);
+    const g = gate();
+    const server = await serve(path, g.handler, { concurrency: 1, transport: new FifoTransport({ allowShared: true }) });
+    t.after(() => server.close());
+    // Root: 6 clients (reply addresses), 2 requests each.
+    const shared = new FifoTransport({ allowShared: true });
+    const clients = await Promise.all(Array.from({ length: 6 }, () => connect(path, { transport: shared })));
+    t.after(() => Promise.all(clients.map((c) => c.close())));
+    const rootReplies = clients.flatMap((c, i) => [c.request(`root${i}a`), c.request(`root${i}b`)]);
+    await until(() => server.stats.requests === 12 && g.handled.length === 1, 'root\'s 12 requests taken, one running');
+    // Another user: one request.
+    const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, TMPDIR: dir };
+    const fixture = fileURLToPath(new URL('./fixtures/rpc-request-shared.js', import.meta.url));
+    const other = start(process.execPath, [fixture, path, 'nobody'], { uid: 65534, gid: 65534, env });
+    await until(() => server.stats.requests === 13, 'the other user\'s request taken');
+    // Its reply sender open (so it may start): the server holds its reply FIFO open.
+    await until(() => readdirSync('/proc/self/fd').some((fd) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${fd}`).startsWith(join(dir, 'npipe-65534'));
+      } catch {
+        return false;
+      }
+    }), 'the other user\'s reply FIFO opened');
+    for (let i = 0; i < 13; i++) {
+      await until(() => g.held === 1, 'one handler holding');
+      g.release();
+    }
+    await Promise.all(rootReplies);
+    const r = await other.done;
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 're:nobody\n');
+    // root0a was running; root's next turn came, then the other user's: third, not behind root's 6 addresses.
+    assert.equal(g.handled.indexOf('nobody'), 2, g.handled.join(' '));
   });
 });
