@@ -59,8 +59,18 @@ function bytesOf(data: Uint8Array): Buffer {
   return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
 }
 
+/**
+ * What a waiting request counts against maxWaitingBytes beside its payload: its
+ * reply subject, its timer and bookkeeping. So that requests with empty payloads
+ * are bounded too (at the default 4 MiB, 8192 of them).
+ */
+export const WAITING_REQUEST_OVERHEAD = 512;
+
 interface Job {
-  msg: Msg;
+  /** The request's payload; a copy once it waits, so that it does not hold the connection's read buffer. */
+  payload: Buffer;
+  /** What it counts against maxWaitingBytes while it waits. */
+  cost: number;
   reply: string;
   cancel: Cancel;
   accept: NodeJS.Timeout | undefined;
@@ -135,13 +145,18 @@ export class NatsServer extends Server {
     }
     const maxWaiting = this.#options.maxWaitingBytes ?? 4 * 1024 * 1024;
     const concurrency = this.#options.concurrency ?? 64;
-    if (this.#running >= concurrency && this.#waitingBytes + msg.data.byteLength > maxWaiting) {
+    const cost = msg.data.byteLength + WAITING_REQUEST_OVERHEAD;
+    if (this.#running >= concurrency && this.#waitingBytes + cost > maxWaiting) {
       this.stats.refused++;
       this.#event({ kind: 'refused', client: msg.reply, reason: 'too many requests waiting' });
-      this.#respondError(msg.reply, new BusyError(`the server has ${this.#waitingBytes} bytes of requests waiting (maxWaitingBytes); try again later`));
+      this.#respondError(
+        msg.reply,
+        new BusyError(`the server has ${this.#waiting.length} requests (${this.#waitingBytes} bytes with overhead) waiting (maxWaitingBytes); try again later`),
+      );
       return;
     }
-    const job: Job = { msg, reply: msg.reply, cancel: new Cancel(), accept: undefined, started: false };
+    const waits = this.#running >= concurrency;
+    const job: Job = { payload: waits ? Buffer.from(msg.data) : bytesOf(msg.data), cost, reply: msg.reply, cancel: new Cancel(), accept: undefined, started: false };
     this.#jobs.set(job.reply, job);
     if (msg.headers?.get(H_CLIENT)) {
       job.accept = setTimeout(() => {
@@ -149,10 +164,10 @@ export class NatsServer extends Server {
         this.#publish(job.reply, Empty, this.#acceptHeaders());
       }, ACCEPT_AFTER_MS);
     }
-    if (this.#running < concurrency) void this.#run(job);
+    if (!waits) void this.#run(job);
     else {
       this.#waiting.push(job);
-      this.#waitingBytes += msg.data.byteLength;
+      this.#waitingBytes += cost;
     }
   }
 
@@ -166,7 +181,7 @@ export class NatsServer extends Server {
   async #run(job: Job): Promise<void> {
     job.started = true;
     this.#running++;
-    const outcome = await runHandler(this.#handler, this.#codec, bytesOf(job.msg.data), job.cancel, job.reply);
+    const outcome = await runHandler(this.#handler, this.#codec, job.payload, job.cancel, job.reply);
     this.#running--;
     this.#finish(job);
     if (!job.cancel.aborted || this.#closing) {
@@ -195,7 +210,7 @@ export class NatsServer extends Server {
     const concurrency = this.#options.concurrency ?? 64;
     while (this.#running < concurrency && this.#waiting.length > 0) {
       const job = this.#waiting.shift()!;
-      this.#waitingBytes -= job.msg.data.byteLength;
+      this.#waitingBytes -= job.cost;
       if (job.cancel.aborted) continue;
       void this.#run(job);
     }
@@ -218,7 +233,7 @@ export class NatsServer extends Server {
       const i = this.#waiting.indexOf(job);
       if (i >= 0) {
         this.#waiting.splice(i, 1);
-        this.#waitingBytes -= job.msg.data.byteLength;
+        this.#waitingBytes -= job.cost;
       }
     }
   }
@@ -370,6 +385,11 @@ export class NatsClient<Req = string, Res = Req> extends Client<Req, Res> {
     }
     this.#pending.delete(msg.subject);
     keepPolling(this.#busyPoll); // the caller's next request is likely to follow at once
+    if (msg.data.byteLength > this.#limit) {
+      // As over FIFOs: a reply larger than this client takes is an error, not a surprise for the caller's memory.
+      pending.reject(new FrameTooLargeError(msg.data.byteLength, this.#limit, `the reply from ${this.#url}`));
+      return;
+    }
     const code = h?.get(H_ERROR_CODE) || (h?.get(H_SERVICE_ERROR_CODE) ? 'ERR_NPIPE_REMOTE' : '');
     if (code) pending.reject(new RemoteError(code, msg.data.byteLength > 0 ? msg.string() : h!.get(H_SERVICE_ERROR)));
     else pending.resolve(msg);
