@@ -79,6 +79,12 @@ describe('#15.3 JetStream streams and consumers', () => {
     );
   });
 
+  test('#15.3 - docs/NATS.md\'s stream name example and its shell recipe for the hash are right', async () => {
+    assert.equal(streamNameFor('jobs'), 'NPIPE_jobs_5d9a17cb70b9733aadc073a4');
+    const recipe = await start('/bin/sh', ['-c', "printf %s 'coll.eu' | sha256sum | cut -c1-24"]).done;
+    assert.equal(streamNameFor('coll.eu'), `NPIPE_coll_eu_${recipe.stdout.trim()}`);
+  });
+
   test('#15.3 - two subjects alike for their first 64 characters each get their own messages', { timeout: 60_000 }, async (t) => {
     const s = await setup(t);
     if (!s) return;

@@ -25,6 +25,8 @@ server restarts (it reconnects). Delivery across a restart: with --jetstream
 nothing is lost (sends are stored and retried until the server confirms; a
 message is acknowledged only once it is in the FIFO); with core NATS, messages
 sent while no listener is subscribed, or lost with the connection, are gone.
+A message one side refuses (longer than the NATS server's max_payload, or
+one the FIFO's --format cannot carry) is reported on stderr and skipped.
 
 Options:
 ${FIFO_OPTIONS_HELP.replace('  -t, --timeout MS   give up after MS milliseconds (exit 3, ERR_NPIPE_TIMEOUT)\n', '')}
