@@ -140,6 +140,21 @@ describe('#15.3 JetStream streams and consumers', () => {
     await assert.rejects(openReceiver(other), { code: 'ERR_NPIPE_INVALID_ARG' });
   });
 
+  test('#15.3 - a stream whose subjects are changed while a sender runs: its sends fail with ERR_NPIPE_NOT_FOUND instead of being retried for ever', { timeout: 60_000 }, async (t) => {
+    const s = await setup(t);
+    if (!s) return;
+    const stream = uniqueName('MOVED');
+    const subject = `${parseNatsUrl(s.base).subject}.moved`;
+    const jsm = await jetstreamManager(s.nc);
+    await jsm.streams.add({ name: stream, subjects: [subject] });
+    t.after(() => jsm.streams.delete(stream).catch(() => {}));
+    const sender = await openSender(`${s.base}.moved?delivery=jetstream&stream=${stream}`);
+    await sender.send('stored');
+    await jsm.streams.update(stream, { subjects: [`${subject}.elsewhere`] });
+    await assert.rejects(sender.send('not stored'), { code: 'ERR_NPIPE_NOT_FOUND' });
+    await sender.close();
+  });
+
   test('#15.3 - a consumer the server will not create is one coded line, exit 2, not ERR_NPIPE_INTERNAL with a stack', { timeout: 60_000 }, async (t) => {
     const s = await setup(t);
     if (!s) return;
