@@ -104,7 +104,11 @@ reachable at start (ERR_NPIPE_UNREACHABLE), 4 not a FIFO or unsafe.`,
           inFlight.push(
             sent.catch((err: unknown) => {
               if (skippable(err)) skip(err as NpipeError, message.byteLength);
-              else failure ??= { err };
+              else if (!failure) {
+                // Reported now, not when the next message comes: the loop ends.
+                failure = { err };
+                void receiver.close();
+              }
             }),
           );
           if (failure) throw failure.err;
