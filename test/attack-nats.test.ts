@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 import fc from 'fast-check';
-import { connect as natsConnect, type Msg, type NatsConnection } from '@nats-io/transport-node';
+import { connect as natsConnect, headers, type Msg, type NatsConnection } from '@nats-io/transport-node';
 import { AckPolicy, jetstreamManager } from '@nats-io/jetstream';
 import { connect, openReceiver, openSender, parseNatsUrl, serve } from '../src/index.js';
 import { WAITING_REQUEST_OVERHEAD } from '../src/rpc/nats.js';
@@ -409,5 +409,35 @@ describe('#15.19 #15.1 request/reply over NATS', () => {
     await until(() => srv.stats.requests === 5, 'five requests taken');
     release();
     assert.deepEqual(await Promise.all(outcomes), ['ok', 'ok', 'ok', 'ok', 'ERR_NPIPE_BUSY']);
+  });
+});
+
+describe('hostile NATS peers', () => {
+  test('a responder naming a foreign subject as its control subject ($JS.API...) gets no cancel or liveness request sent there', { timeout: 30_000 }, async (t) => {
+    const s = await setup(t);
+    if (!s) return;
+    const subject = parseNatsUrl(s.base).subject;
+    const victim = `$JS.API.STREAM.DELETE.${uniqueName('VICTIM')}`;
+    // The rogue says it took the request, names the victim subject, and never answers.
+    s.nc.subscribe(subject, {
+      callback: (_err, msg) => {
+        const h = headers();
+        h.set('Npipe-Status', 'accepted');
+        h.set('Npipe-Server', victim);
+        msg.respond(new Uint8Array(0), { headers: h });
+      },
+    });
+    const landed: string[] = [];
+    const observer = await natsConnect({ servers: s.server });
+    t.after(() => observer.close());
+    observer.subscribe(victim, { callback: (_err, msg) => void landed.push(msg.subject) });
+    await Promise.all([s.nc.flush(), observer.flush()]);
+    const client = await connect(s.base);
+    t.after(() => client.close());
+    // 1.5 s: several of the 250 ms liveness checks, then a cancel at the timeout, would have gone out.
+    await assert.rejects(client.request('hi', { timeout: 1500 }), { code: 'ERR_NPIPE_TIMEOUT' });
+    await client.close();
+    await observer.flush();
+    assert.deepEqual(landed, []);
   });
 });

@@ -44,6 +44,14 @@ export const H_ERROR_CODE = 'Npipe-Error-Code';
 export const H_SERVICE_ERROR = 'Nats-Service-Error';
 export const H_SERVICE_ERROR_CODE = 'Nats-Service-Error-Code';
 
+/**
+ * What an npipe server's control subject looks like (createInbox('_NPIPE')). The
+ * client sends cancellations and liveness requests there, so a responder that
+ * names anything else (`$JS.API.STREAM.DELETE.X`) is not believed: the client
+ * would be publishing, with its own permissions, wherever a peer told it to.
+ */
+const CONTROL_SUBJECT = /^_NPIPE\.[A-Za-z0-9]{1,64}$/;
+
 /** A request not answered within this long is acknowledged with the server's address (cancel, liveness). */
 const ACCEPT_AFTER_MS = 20;
 /** How often a client with accepted requests in flight checks their servers are alive. */
@@ -364,6 +372,7 @@ export class NatsClient<Req = string, Res = Req> extends Client<Req, Res> {
     const h = msg.headers;
     if (h?.get(H_STATUS) === 'accepted') {
       const server = h.get(H_SERVER);
+      if (!CONTROL_SUBJECT.test(server)) return; // not an npipe server's: no cancel or liveness check goes there
       if (!pending) this.#cancelOn(server, msg.subject); // we gave up before it said it had it
       else {
         pending.server = server;
