@@ -441,3 +441,24 @@ describe('hostile NATS peers', () => {
     assert.deepEqual(landed, []);
   });
 });
+
+describe('hostile NATS requesters', () => {
+  test('a request whose reply subject is a system subject ($JS.API.STREAM.DELETE...) is not answered: the stream survives', { timeout: 30_000 }, async (t) => {
+    const s = await setup(t);
+    if (!s) return;
+    const stream = uniqueName('TARGET');
+    const jsm = await jetstreamManager(s.nc);
+    await jsm.streams.add({ name: stream, subjects: [`${parseNatsUrl(s.base).subject}.target`] });
+    t.after(() => jsm.streams.delete(stream).catch(() => {}));
+    const events: string[] = [];
+    const srv = await serve(s.base, (req: string) => req, { onEvent: (e) => events.push(e.kind) });
+    t.after(() => srv.close());
+    s.nc.publish(parseNatsUrl(s.base).subject, new Uint8Array(0), { reply: `$JS.API.STREAM.DELETE.${stream}` });
+    s.nc.publish(parseNatsUrl(s.base).subject, new TextEncoder().encode('{}'), { reply: `$JS.API.STREAM.DELETE.${stream}` });
+    await s.nc.flush();
+    await until(() => srv.stats.refused === 2, 'both refused');
+    assert.deepEqual(events, ['bad-message', 'bad-message']);
+    assert.equal(srv.stats.replies, 0);
+    assert.equal((await jsm.streams.info(stream)).config.name, stream);
+  });
+});

@@ -144,6 +144,12 @@ export class NatsServer extends Server {
       this.#event({ kind: 'bad-message', reason: `a message on ${this.#address.subject} without a reply subject (publish it as a request)` });
       return;
     }
+    if (msg.reply.startsWith('$')) {
+      // $JS.API..., $SYS...: the reply would be a system request made with this server's permissions.
+      this.stats.refused++;
+      this.#event({ kind: 'bad-message', reason: `a request on ${this.#address.subject} whose reply subject is a system subject ($...): not answered` });
+      return;
+    }
     this.stats.requests++;
     if (msg.data.byteLength > this.#limit) {
       this.stats.refused++;
