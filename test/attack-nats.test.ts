@@ -462,3 +462,27 @@ describe('hostile NATS requesters', () => {
     assert.equal((await jsm.streams.info(stream)).config.name, stream);
   });
 });
+
+describe('hostile NATS publishers', () => {
+  test('a message published on a JetStream receiver\'s deliver subject by a peer is not delivered, and not acknowledged to the reply it names', { timeout: 30_000 }, async (t) => {
+    const s = await setup(t);
+    if (!s) return;
+    const target = uniqueName('TARGET');
+    const jsm = await jetstreamManager(s.nc);
+    await jsm.streams.add({ name: target, subjects: [`${parseNatsUrl(s.base).subject}.target`] });
+    t.after(() => jsm.streams.delete(target).catch(() => {}));
+    const url = `${s.base}.jobs?delivery=jetstream`;
+    const address = parseNatsUrl(url);
+    const receiver = await openReceiver(url);
+    t.after(() => receiver.close());
+    const deliver = `_NPIPE.deliver.${address.stream}.${address.durable}`;
+    s.nc.publish(deliver, new TextEncoder().encode('forged'), { reply: `$JS.API.STREAM.DELETE.${target}` });
+    await s.nc.flush();
+    const sender = await openSender(url);
+    await sender.send('real');
+    await sender.close();
+    assert.equal(await receiver.receive({ signal: AbortSignal.timeout(10_000) }), 'real');
+    await receiver.receive({ signal: AbortSignal.timeout(1) }).catch(() => {}); // acknowledges 'real'
+    assert.equal((await jsm.streams.info(target)).config.name, target);
+  });
+});

@@ -602,7 +602,11 @@ class JetStreamFrameReceiver extends QueueReceiver {
           this.end(lost(address, err));
           return;
         }
-        if (!msg.reply) return; // not a stream message (a status)
+        // Not a stream message: a status (no reply subject), or something a peer published
+        // on the deliver subject itself. JetStream's messages carry a $JS.ACK.<stream>.<consumer>...
+        // reply; acknowledging to any other would publish where the peer chose (a forged
+        // message with reply $JS.API.STREAM.DELETE.X), and its body is not a stored message.
+        if (!msg.reply?.startsWith(`$JS.ACK.`)) return;
         if (this.#stopped) {
           this.#held.push(msg.reply);
           return;
