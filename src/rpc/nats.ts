@@ -306,8 +306,14 @@ export async function serveNats(url: string, handler: Handler<unknown, unknown>,
   const nc = await openConnection(address, options.signal ? { signal: options.signal } : {});
   const server = new NatsServer(nc, address, handler, options);
   // The subscription is on the server once this returns: a client's first request finds us.
-  await nc.flush();
+  await nc.flush().catch((err: unknown) => lostAtStart(nc, address, err));
   return server;
+}
+
+/** The connection failed between connecting and the first round trip. */
+async function lostAtStart(nc: NatsConnection, address: NatsAddress, err: unknown): Promise<never> {
+  await nc.close().catch(() => {});
+  throw new UnreachableError(`lost the connection to the NATS server at ${address.server} while starting (${(err as Error)?.message ?? String(err)})`, { cause: err });
 }
 
 interface Pending extends Settle<Msg> {
@@ -520,7 +526,7 @@ export async function connectNats<Req, Res>(url: string, options: ConnectOptions
   }
   const nc = await openConnection(address, { wait: options.waitForServer === true, ...(options.signal ? { signal: options.signal } : {}) });
   const client = new NatsClient<Req, Res>(nc, url, address, options);
-  await nc.flush(); // the inbox subscription is on the server before the first request
+  await nc.flush().catch((err: unknown) => lostAtStart(nc, address, err)); // the inbox subscription is on the server before the first request
   return client;
 }
 

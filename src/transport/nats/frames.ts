@@ -127,8 +127,8 @@ export async function openNatsFrameSender(address: NatsAddress, options: NatsSen
     }
     return new CoreFrameSender(nc, address, limitFor(nc, options.maxMessageSize));
   } catch (err) {
-    await nc.close();
-    throw err;
+    await nc.close().catch(() => {});
+    throw lost(address, err); // an NpipeError as it is; anything else from NATS: the connection failed
   }
 }
 
@@ -146,8 +146,8 @@ export async function openNatsFrameReceiver(address: NatsAddress, options: NatsR
     await nc.flush();
     return receiver;
   } catch (err) {
-    await nc.close();
-    throw err;
+    await nc.close().catch(() => {});
+    throw lost(address, err); // an NpipeError as it is; anything else from NATS: the connection failed
   }
 }
 
