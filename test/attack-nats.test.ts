@@ -217,6 +217,10 @@ describe('#15.11 NATS URLs', () => {
     'nats://h/x?ack-wait=1e3',
     'nats://h/x?ack-wait=99999999999999',
     `nats://h/${'s'.repeat(MAX_SUBJECT_BYTES + 1)}`,
+    'nats://%41/x',
+    'nats://h%00st/x',
+    'nats://h:99999/x',
+    'nats://caf\u00e9.example/x',
   ];
 
   test('#15.11 - malformed %-escapes, control characters, whitespace, empty tokens, wildcards and other mistakes are ERR_NPIPE_INVALID_ARG', () => {
@@ -228,6 +232,8 @@ describe('#15.11 NATS URLs', () => {
     assert.equal(parseNatsUrl(`nats://h/${'s'.repeat(MAX_SUBJECT_BYTES)}`).subject.length, MAX_SUBJECT_BYTES);
     assert.equal(parseNatsUrl('nats://m%40e:p%3Aw@h/s').user, 'm@e');
     assert.equal(parseNatsUrl('nats://m%40e:p%3Aw@h/s').pass, 'p:w');
+    assert.equal(parseNatsUrl('nats://[::1]:4333/s').server, '[::1]:4333');
+    assert.equal(parseNatsUrl('nats://nats-1.example.com/s').server, 'nats-1.example.com:4222');
   });
 
   test('#15.11 - any text after nats://h/ is a subject that follows NATS\'s rules, or ERR_NPIPE_INVALID_ARG; nothing else is thrown', () => {

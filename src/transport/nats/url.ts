@@ -86,6 +86,8 @@ export function parseNatsUrl(address: string): NatsAddress {
   }
   if (url.protocol !== 'nats:') throw invalid(address, `only nats:// URLs are supported (not ${url.protocol}//)`);
   if (url.hostname === '') throw invalid(address, 'no host');
+  // nats: is not a scheme the URL parser knows, so it checks little of the host: a name, an IPv4 or an [IPv6] address.
+  if (!/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)$/.test(url.hostname)) throw invalid(address, `${JSON.stringify(url.hostname)} is not a host name or address`);
   if (url.hash !== '' || address.includes('#')) throw invalid(address, 'a #fragment means nothing in a NATS address (write # as %23 in a subject)');
   const rawPath = /^nats:\/\/[^/?#]*(\/[^?#]*)?/i.exec(address)?.[1] ?? '';
   const subject = decode(address, rawPath.replace(/^\//, ''), 'subject');
