@@ -32,6 +32,13 @@ function oneErrorLine(stderr: string, command: string, code: string): void {
   assert.match(stderr, new RegExp(`^npipe ${command}: ${code}: [^\\n]*\\n$`), stderr);
 }
 
+/** until() for a condition that needs a round trip. */
+async function untilAsync(done: () => Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
+  for (const deadline = Date.now() + timeoutMs; !(await done()); await new Promise((r) => setTimeout(r, 20))) {
+    if (Date.now() > deadline) throw new Error(`still waiting for ${what} after ${timeoutMs} ms`);
+  }
+}
+
 let names = 0;
 const uniqueName = (prefix: string) => `${prefix}_${process.pid}_${++names}`;
 
@@ -490,5 +497,32 @@ describe('hostile NATS publishers', () => {
     assert.equal(await receiver.receive({ signal: AbortSignal.timeout(10_000) }), 'real');
     await receiver.receive({ signal: AbortSignal.timeout(1) }).catch(() => {}); // acknowledges 'real'
     assert.equal((await jsm.streams.info(target)).config.name, target);
+  });
+});
+
+describe('JetStream under a slow user', () => {
+  test('messages a receiver holds and has not handed out yet are not delivered twice when they wait longer than ack-wait', { timeout: 30_000 }, async (t) => {
+    const s = await setup(t);
+    if (!s) return;
+    const url = `${s.base}.slow?delivery=jetstream&ack-wait=500`;
+    const address = parseNatsUrl(url);
+    const sender = await openSender(url);
+    for (const m of ['a', 'b', 'c']) await sender.send(m);
+    await sender.close();
+    const receiver = await openReceiver(url);
+    t.after(() => receiver.close());
+    const jsm = await jetstreamManager(s.nc);
+    // All three pushed to the receiver, and four ack-waits pass while none is taken.
+    await untilAsync(async () => (await jsm.consumers.info(address.stream, address.durable)).delivered.stream_seq === 3, 'all three pushed');
+    const since = Date.now();
+    let redelivered = 0;
+    await untilAsync(async () => {
+      redelivered = (await jsm.consumers.info(address.stream, address.durable)).num_redelivered;
+      return redelivered > 0 || Date.now() - since > 2000;
+    }, 'four ack-waits');
+    assert.equal(redelivered, 0);
+    const got = [await receiver.receive(), await receiver.receive(), await receiver.receive()];
+    assert.deepEqual(got, ['a', 'b', 'c']);
+    await assert.rejects(receiver.receive({ signal: AbortSignal.timeout(700) }), { name: 'TimeoutError' });
   });
 });

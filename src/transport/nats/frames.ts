@@ -65,6 +65,8 @@ const JS_PUBLISH_TIMEOUT_MS = 5000;
 const ACK = Buffer.from('+ACK');
 const NAK = Buffer.from('-NAK');
 const TERM = Buffer.from('+TERM');
+/** "Still in progress": restarts a message's ack-wait. */
+const WPI = Buffer.from('+WPI');
 /** Messages the server pushes to a consumer's receivers before it waits for acknowledgements. */
 const MAX_ACK_PENDING = 256;
 
@@ -622,7 +624,15 @@ class JetStreamFrameReceiver extends QueueReceiver {
     });
     void nc.closed().then((err) => this.end(err ? lost(address, err) : undefined));
     void this.#afterReconnects(address);
+    // ack-wait runs from when the server pushed a message, not from when the user took it:
+    // messages still queued here (up to MAX_ACK_PENDING) are marked in progress before it
+    // ends, or a user slower than ack-wait per batch would get each of them twice.
+    this.#inProgress = setInterval(() => {
+      for (let i = this.#pendingHead; i < this.#pending.length; i++) this.#ack(this.#pending[i], WPI);
+    }, Math.max(address.ackWait / 2, 50)).unref();
   }
+
+  #inProgress: NodeJS.Timeout;
 
   /** A server that came back without its store (or a consumer someone deleted): make the consumer again. */
   async #afterReconnects(address: NatsAddress): Promise<void> {
@@ -660,6 +670,7 @@ class JetStreamFrameReceiver extends QueueReceiver {
   protected shutdown(): Promise<void> {
     return (this.#shutdown ??= (async () => {
       this.#stopped = true;
+      clearInterval(this.#inProgress);
       this.#ack(this.#unacked);
       this.#unacked = undefined;
       if (this.#nc.isClosed()) return;
