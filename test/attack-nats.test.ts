@@ -293,6 +293,12 @@ describe('#15.6 #15.5 the bridge', () => {
     });
   }
 
+  test('#15.6 - bridge unreachable NATS -> FIFO exits 3 with ERR_NPIPE_UNREACHABLE too', { timeout: 30_000 }, async (t) => {
+    const r = await run(['bridge', 'nats://127.0.0.1:1/x', join(tempDir(t), 'f')], { hangMs: 15_000 });
+    assert.equal(r.code, 3, r.stderr);
+    oneErrorLine(r.stderr, 'bridge', 'ERR_NPIPE_UNREACHABLE');
+  });
+
   test('#15.5 - bridge FIFO -> NATS: a line over the limit between two good lines is reported (one coded line) and skipped; both good lines and later ones arrive', { timeout: 60_000 }, async (t) => {
     const url = nats.url(t);
     if (!url) return;
