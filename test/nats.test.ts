@@ -15,6 +15,7 @@ import { describe, test, type TestContext } from 'node:test';
 import { connect as natsConnect, headers } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, openReceiver, openSender, parseNatsUrl, RemoteError, serve } from '../src/index.js';
+import { streamNameFor } from '../src/transport/nats/url.js';
 import { isBusyPolling } from '../src/util/busy-poll.js';
 import { BIN, delay, npipe, requireOrSkip, run, sharedNatsServer, start, tempDir, until } from './helpers.js';
 import { NATS_INSTALL_HINT, NatsServer } from './nats-server.js';
@@ -37,7 +38,7 @@ describe('nats:// URLs', () => {
       server: '10.0.0.5:4222',
       subject: 'jobs',
       delivery: 'core',
-      stream: 'NPIPE_jobs',
+      stream: streamNameFor('jobs'),
       durable: 'npipe',
       ackWait: 30_000,
       group: 'npipe',
@@ -50,7 +51,7 @@ describe('nats:// URLs', () => {
     assert.equal(full.durable, 'd-2');
     assert.equal(full.ackWait, 500);
     assert.equal(full.group, 'g');
-    assert.equal(parseNatsUrl('nats://h/a.b').stream, 'NPIPE_a_b');
+    assert.match(parseNatsUrl('nats://h/a.b').stream, /^NPIPE_a_b_[0-9a-f]{24}$/);
     for (const bad of ['nats://h/', 'nats://h/a b', 'nats://h/a.*', 'nats://h/a..b', 'nats://h/x?delivery=maybe', 'nats://h/x?ackwait=1', 'nats://h/x?ack-wait=-1', 'nats://h/x?stream=a.b']) {
       assert.throws(() => parseNatsUrl(bad), { code: 'ERR_NPIPE_INVALID_ARG' }, bad);
     }
@@ -131,10 +132,12 @@ describe('JetStream delivery', () => {
     const url = natsUrl(t, 'delivery=jetstream');
     if (!url) return;
     const sender = await openSender(url);
-    const sends = Array.from({ length: 500 }, (_, i) => sender.send(String(i)));
+    let stored = 0;
+    const sends = Array.from({ length: 500 }, (_, i) => sender.send(String(i)).then(() => void stored++));
     const signal = new AbortController().signal;
     await sender.close({ signal });
-    await Promise.all(sends); // all stored before close resolved
+    assert.equal(stored, 500, 'every send was stored before close() resolved');
+    await Promise.all(sends);
     assert.equal(getEventListeners(signal, 'abort').length, 0);
   });
 
@@ -427,4 +430,99 @@ describe('the test and bench nats-server', () => {
       assert.equal(existsSync(store), false);
     });
   }
+});
+
+describe('promises that had no test (issue 15, "A green run must mean the promises hold")', () => {
+  test('the NATS connection lost with a request in flight: the request fails with ERR_NPIPE_UNREACHABLE', { timeout: 60_000 }, async (t) => {
+    const own = await ownServer(t);
+    if (!own) return;
+    const url = own.url('lost.rpc');
+    const started = join(tempDir(t), 'started');
+    // The server in its own process, its handler busy until long after the request's own timeout.
+    const server = npipe(['serve', url, '--exec', `touch "${started}"; sleep 30`]);
+    t.after(() => server.child.kill('SIGKILL'));
+    const client = await connect(url, { waitForServer: true, timeout: 20_000 });
+    t.after(() => client.close());
+    const outcome = client.request('hello').then(
+      () => 'replied',
+      (err: { code?: string }) => err.code,
+    );
+    await until(() => existsSync(started), 'the handler to start');
+    await own.stop('SIGKILL');
+    assert.equal(await outcome, 'ERR_NPIPE_UNREACHABLE');
+  });
+
+  test('receiver.giveBack() over JetStream: the message is delivered again at once, not after ack-wait', { timeout: 60_000 }, async (t) => {
+    const url = natsUrl(t, 'delivery=jetstream&ack-wait=60000');
+    if (!url) return;
+    const sender = await openSender(url);
+    await sender.send('again');
+    await sender.send('after');
+    await sender.close();
+    const receiver = await openReceiver(url);
+    t.after(() => receiver.close());
+    assert.equal(await receiver.receive(), 'again');
+    receiver.giveBack();
+    // Not acknowledged (that would lose it) nor left to ack-wait (60 s): back well within 20 s.
+    const next = [await receiver.receive({ signal: AbortSignal.timeout(20_000) }), await receiver.receive({ signal: AbortSignal.timeout(20_000) })];
+    assert.deepEqual(next.sort(), ['after', 'again']);
+  });
+
+  test('FIFO-only CLI options with a nats:// URL are refused with ERR_NPIPE_INVALID_ARG (exit 2) before connecting', { timeout: 60_000 }, async () => {
+    const url = 'nats://127.0.0.1:1/jobs';
+    // Without them, each command tries to connect and finds nothing (exit 3): the option is what is refused.
+    assert.equal((await run(['send', url, 'x'])).code, 3);
+    assert.equal((await run(['listen', url])).code, 3);
+    assert.equal((await run(['serve', url, '--echo'])).code, 3);
+    const cases = [
+      ['send', url, 'x', '--mode', '600'],
+      ['send', url, 'x', '--pipe-size', '65536'],
+      ['send', url, 'x', '--allow-shared'],
+      ['send', url, 'x', '--no-create'],
+      ['listen', url, '--mode', '600'],
+      ['listen', url, '--pipe-size', '65536'],
+      ['listen', url, '--allow-shared'],
+      ['listen', url, '--no-create'],
+      ['listen', url, '--once'],
+      ['listen', url, '--max-partial', '1000'],
+      ['serve', url, '--echo', '--allow-shared'],
+    ];
+    for (const args of cases) {
+      const r = await run(args);
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, new RegExp(`^npipe ${args[0]}: ERR_NPIPE_INVALID_ARG: [^\\n]*\\n$`));
+    }
+  });
+
+  test('a message over the server\'s max_payload is refused with ERR_NPIPE_FRAME_TOO_LARGE before sending (core, JetStream, request); the sender carries on', { timeout: 60_000 }, async (t) => {
+    if (!requireOrSkip(t, nats.available, NATS_INSTALL_HINT)) return;
+    const conf = join(tempDir(t), 'small.conf');
+    writeFileSync(conf, 'max_payload: 4096\n');
+    const own = await NatsServer.start(['-c', conf]);
+    t.after(() => own.dispose());
+    const nc = await natsConnect({ servers: `127.0.0.1:${own.port}` });
+    t.after(() => nc.close());
+    const seen: number[] = [];
+    nc.subscribe('small.>', {
+      callback: (_err, msg) => {
+        seen.push(msg.data.byteLength);
+      },
+    });
+    await nc.flush();
+    const core = await openSender<Buffer>(own.url('small.core'), { codec: 'bytes' });
+    await assert.rejects(core.send(Buffer.alloc(4097)), { code: 'ERR_NPIPE_FRAME_TOO_LARGE' });
+    await core.send(Buffer.alloc(4096)); // max_payload itself fits
+    await core.close();
+    const js = await openSender<Buffer>(own.url('small.js', 'delivery=jetstream'), { codec: 'bytes' });
+    await assert.rejects(js.send(Buffer.alloc(4096)), { code: 'ERR_NPIPE_FRAME_TOO_LARGE' }); // room kept for JetStream's headers
+    await js.send(Buffer.alloc(100));
+    await js.close();
+    const client = await connect(own.url('small.rpc'), { timeout: 5000 });
+    await assert.rejects(client.request('x'.repeat(4097)), { code: 'ERR_NPIPE_FRAME_TOO_LARGE' });
+    await client.close(); // here, not after the server is gone
+    await nc.flush();
+    await until(() => seen.length >= 2, 'the two messages that fit');
+    await nc.flush();
+    assert.deepEqual(seen, [4096, 100]);
+  });
 });

@@ -1,4 +1,4 @@
-import { isNatsUrl, openReceiver, openSender, type Sender } from '../index.js';
+import { NpipeError, isNatsUrl, openReceiver, openSender, type Sender } from '../index.js';
 import { EXIT, FIFO_OPTIONS_HELP, UsageError, checkAddress, commonFifoOptions, fifoOptions, type Command } from './args.js';
 
 /** Sends not yet confirmed, at most, when the source has no acknowledgements to wait for. */
@@ -25,6 +25,8 @@ server restarts (it reconnects). Delivery across a restart: with --jetstream
 nothing is lost (sends are stored and retried until the server confirms; a
 message is acknowledged only once it is in the FIFO); with core NATS, messages
 sent while no listener is subscribed, or lost with the connection, are gone.
+A message one side refuses (longer than the NATS server's max_payload, or
+one the FIFO's --format cannot carry) is reported on stderr and skipped.
 
 Options:
 ${FIFO_OPTIONS_HELP.replace('  -t, --timeout MS   give up after MS milliseconds (exit 3, ERR_NPIPE_TIMEOUT)\n', '')}
@@ -58,20 +60,28 @@ reachable at start (ERR_NPIPE_UNREACHABLE), 4 not a FIFO or unsafe.`,
     };
     io.stop.addEventListener('abort', stop, { once: true });
     let sender: Sender<Buffer> | undefined;
+    /** A message one side refuses (too large for it, not encodable in the FIFO's format): reported and skipped. */
+    const skippable = (err: unknown) => err instanceof NpipeError && (err.code === 'ERR_NPIPE_FRAME_TOO_LARGE' || err.code === 'ERR_NPIPE_BAD_FRAME');
+    const skip = (err: NpipeError, size: number) =>
+      io.stderr.write(`npipe bridge: skipped a message of ${size} bytes from ${from}: ${err.code}: ${err.message.replace(/[\r\n]+/g, ' ')}\n`);
     try {
-      // Waits for a reader of the FIFO, or for the NATS server, for as long as it takes.
+      // A FIFO side waits for its reader for as long as it takes. A NATS server that is
+      // not there at start is an error at once (exit 3), in both directions; once
+      // connected, the bridge rides out restarts (it reconnects).
       sender = await openSender<Buffer>(to, {
         ...options,
         ...(isNatsUrl(to) ? nats : {}),
         codec: 'bytes',
-        waitForReader: true,
+        waitForReader: !isNatsUrl(to),
         signal: io.stop,
       });
       io.stderr.write(`npipe bridge: ${from} -> ${to}\n`);
       // From NATS: one message at a time, so that (JetStream) a message is acknowledged
       // only once it is in the FIFO. From a FIFO there is nothing to acknowledge: keep
-      // up to WINDOW sends going, in order.
+      // up to WINDOW sends going, in order; each settles into `failure` or a report,
+      // never into an unhandled rejection.
       const inFlight: Promise<void>[] = [];
+      let failure: { err: unknown } | undefined;
       const awaitEach = isNatsUrl(from);
       for await (const message of receiver) {
         const sent = sender.send(message);
@@ -80,18 +90,33 @@ reachable at start (ERR_NPIPE_UNREACHABLE), 4 not a FIFO or unsafe.`,
           try {
             await sent;
           } catch (err) {
-            // Not in the FIFO: JetStream delivers it again (to us when we restart).
-            receiver.giveBack();
-            throw err;
+            // Never fits the FIFO: reported and acknowledged (given back, it would come back for ever).
+            if (skippable(err)) skip(err as NpipeError, message.byteLength);
+            else {
+              // Not in the FIFO: JetStream delivers it again (to us when we restart).
+              receiver.giveBack();
+              throw err;
+            }
           } finally {
             sending = false;
           }
         } else {
-          inFlight.push(sent);
+          inFlight.push(
+            sent.catch((err: unknown) => {
+              if (skippable(err)) skip(err as NpipeError, message.byteLength);
+              else if (!failure) {
+                // Reported now, not when the next message comes: the loop ends.
+                failure = { err };
+                void receiver.close();
+              }
+            }),
+          );
+          if (failure) throw failure.err;
           if (inFlight.length >= WINDOW) await Promise.all(inFlight.splice(0, WINDOW / 2));
         }
       }
       await Promise.all(inFlight);
+      if (failure) throw failure.err;
     } catch (err) {
       if (!io.stop.aborted) throw err;
     } finally {

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { FrameTooLargeError, serve, type Handler } from '../index.js';
-import { EXIT, UsageError, intOption, type Command } from './args.js';
+import { EXIT, UsageError, checkAddress, intOption, type Command } from './args.js';
 import { escapeForLog } from './log-escape.js';
 
 /** ms between SIGTERM to a cancelled command's process group and SIGKILL. */
@@ -52,6 +52,7 @@ Examples:
   },
   async run(values, positionals, io) {
     if (positionals.length !== 1) throw new UsageError('npipe serve takes exactly one FIFO path (see npipe serve --help)');
+    checkAddress(positionals[0]!, values); // --allow-shared with a nats:// URL: refused, not ignored
     const exec = values.exec as string | undefined;
     if ((exec === undefined) === (values.echo !== true)) {
       throw new UsageError('npipe serve needs one of --exec CMD or --echo (see npipe serve --help)');

@@ -44,6 +44,14 @@ export const H_ERROR_CODE = 'Npipe-Error-Code';
 export const H_SERVICE_ERROR = 'Nats-Service-Error';
 export const H_SERVICE_ERROR_CODE = 'Nats-Service-Error-Code';
 
+/**
+ * What an npipe server's control subject looks like (createInbox('_NPIPE')). The
+ * client sends cancellations and liveness requests there, so a responder that
+ * names anything else (`$JS.API.STREAM.DELETE.X`) is not believed: the client
+ * would be publishing, with its own permissions, wherever a peer told it to.
+ */
+const CONTROL_SUBJECT = /^_NPIPE\.[A-Za-z0-9]{1,64}$/;
+
 /** A request not answered within this long is acknowledged with the server's address (cancel, liveness). */
 const ACCEPT_AFTER_MS = 20;
 /** How often a client with accepted requests in flight checks their servers are alive. */
@@ -59,8 +67,18 @@ function bytesOf(data: Uint8Array): Buffer {
   return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
 }
 
+/**
+ * What a waiting request counts against maxWaitingBytes beside its payload: its
+ * reply subject, its timer and bookkeeping. So that requests with empty payloads
+ * are bounded too (at the default 4 MiB, 8192 of them).
+ */
+export const WAITING_REQUEST_OVERHEAD = 512;
+
 interface Job {
-  msg: Msg;
+  /** The request's payload; a copy once it waits, so that it does not hold the connection's read buffer. */
+  payload: Buffer;
+  /** What it counts against maxWaitingBytes while it waits. */
+  cost: number;
   reply: string;
   cancel: Cancel;
   accept: NodeJS.Timeout | undefined;
@@ -126,6 +144,12 @@ export class NatsServer extends Server {
       this.#event({ kind: 'bad-message', reason: `a message on ${this.#address.subject} without a reply subject (publish it as a request)` });
       return;
     }
+    if (msg.reply.startsWith('$')) {
+      // $JS.API..., $SYS...: the reply would be a system request made with this server's permissions.
+      this.stats.refused++;
+      this.#event({ kind: 'bad-message', reason: `a request on ${this.#address.subject} whose reply subject is a system subject ($...): not answered` });
+      return;
+    }
     this.stats.requests++;
     if (msg.data.byteLength > this.#limit) {
       this.stats.refused++;
@@ -135,13 +159,18 @@ export class NatsServer extends Server {
     }
     const maxWaiting = this.#options.maxWaitingBytes ?? 4 * 1024 * 1024;
     const concurrency = this.#options.concurrency ?? 64;
-    if (this.#running >= concurrency && this.#waitingBytes + msg.data.byteLength > maxWaiting) {
+    const cost = msg.data.byteLength + WAITING_REQUEST_OVERHEAD;
+    if (this.#running >= concurrency && this.#waitingBytes + cost > maxWaiting) {
       this.stats.refused++;
       this.#event({ kind: 'refused', client: msg.reply, reason: 'too many requests waiting' });
-      this.#respondError(msg.reply, new BusyError(`the server has ${this.#waitingBytes} bytes of requests waiting (maxWaitingBytes); try again later`));
+      this.#respondError(
+        msg.reply,
+        new BusyError(`the server has ${this.#waiting.length} requests (${this.#waitingBytes} bytes with overhead) waiting (maxWaitingBytes); try again later`),
+      );
       return;
     }
-    const job: Job = { msg, reply: msg.reply, cancel: new Cancel(), accept: undefined, started: false };
+    const waits = this.#running >= concurrency;
+    const job: Job = { payload: waits ? Buffer.from(msg.data) : bytesOf(msg.data), cost, reply: msg.reply, cancel: new Cancel(), accept: undefined, started: false };
     this.#jobs.set(job.reply, job);
     if (msg.headers?.get(H_CLIENT)) {
       job.accept = setTimeout(() => {
@@ -149,10 +178,10 @@ export class NatsServer extends Server {
         this.#publish(job.reply, Empty, this.#acceptHeaders());
       }, ACCEPT_AFTER_MS);
     }
-    if (this.#running < concurrency) void this.#run(job);
+    if (!waits) void this.#run(job);
     else {
       this.#waiting.push(job);
-      this.#waitingBytes += msg.data.byteLength;
+      this.#waitingBytes += cost;
     }
   }
 
@@ -166,7 +195,7 @@ export class NatsServer extends Server {
   async #run(job: Job): Promise<void> {
     job.started = true;
     this.#running++;
-    const outcome = await runHandler(this.#handler, this.#codec, bytesOf(job.msg.data), job.cancel, job.reply);
+    const outcome = await runHandler(this.#handler, this.#codec, job.payload, job.cancel, job.reply);
     this.#running--;
     this.#finish(job);
     if (!job.cancel.aborted || this.#closing) {
@@ -195,7 +224,7 @@ export class NatsServer extends Server {
     const concurrency = this.#options.concurrency ?? 64;
     while (this.#running < concurrency && this.#waiting.length > 0) {
       const job = this.#waiting.shift()!;
-      this.#waitingBytes -= job.msg.data.byteLength;
+      this.#waitingBytes -= job.cost;
       if (job.cancel.aborted) continue;
       void this.#run(job);
     }
@@ -218,7 +247,7 @@ export class NatsServer extends Server {
       const i = this.#waiting.indexOf(job);
       if (i >= 0) {
         this.#waiting.splice(i, 1);
-        this.#waitingBytes -= job.msg.data.byteLength;
+        this.#waitingBytes -= job.cost;
       }
     }
   }
@@ -277,8 +306,14 @@ export async function serveNats(url: string, handler: Handler<unknown, unknown>,
   const nc = await openConnection(address, options.signal ? { signal: options.signal } : {});
   const server = new NatsServer(nc, address, handler, options);
   // The subscription is on the server once this returns: a client's first request finds us.
-  await nc.flush();
+  await nc.flush().catch((err: unknown) => lostAtStart(nc, address, err));
   return server;
+}
+
+/** The connection failed between connecting and the first round trip. */
+async function lostAtStart(nc: NatsConnection, address: NatsAddress, err: unknown): Promise<never> {
+  await nc.close().catch(() => {});
+  throw new UnreachableError(`lost the connection to the NATS server at ${address.server} while starting (${(err as Error)?.message ?? String(err)})`, { cause: err });
 }
 
 interface Pending extends Settle<Msg> {
@@ -349,6 +384,7 @@ export class NatsClient<Req = string, Res = Req> extends Client<Req, Res> {
     const h = msg.headers;
     if (h?.get(H_STATUS) === 'accepted') {
       const server = h.get(H_SERVER);
+      if (!CONTROL_SUBJECT.test(server)) return; // not an npipe server's: no cancel or liveness check goes there
       if (!pending) this.#cancelOn(server, msg.subject); // we gave up before it said it had it
       else {
         pending.server = server;
@@ -370,6 +406,11 @@ export class NatsClient<Req = string, Res = Req> extends Client<Req, Res> {
     }
     this.#pending.delete(msg.subject);
     keepPolling(this.#busyPoll); // the caller's next request is likely to follow at once
+    if (msg.data.byteLength > this.#limit) {
+      // As over FIFOs: a reply larger than this client takes is an error, not a surprise for the caller's memory.
+      pending.reject(new FrameTooLargeError(msg.data.byteLength, this.#limit, `the reply from ${this.#url}`));
+      return;
+    }
     const code = h?.get(H_ERROR_CODE) || (h?.get(H_SERVICE_ERROR_CODE) ? 'ERR_NPIPE_REMOTE' : '');
     if (code) pending.reject(new RemoteError(code, msg.data.byteLength > 0 ? msg.string() : h!.get(H_SERVICE_ERROR)));
     else pending.resolve(msg);
@@ -485,7 +526,7 @@ export async function connectNats<Req, Res>(url: string, options: ConnectOptions
   }
   const nc = await openConnection(address, { wait: options.waitForServer === true, ...(options.signal ? { signal: options.signal } : {}) });
   const client = new NatsClient<Req, Res>(nc, url, address, options);
-  await nc.flush(); // the inbox subscription is on the server before the first request
+  await nc.flush().catch((err: unknown) => lostAtStart(nc, address, err)); // the inbox subscription is on the server before the first request
   return client;
 }
 

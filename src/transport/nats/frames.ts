@@ -20,16 +20,19 @@ import {
   JetStreamApiError,
   RetentionPolicy,
   StorageType,
+  type ConsumerInfo,
   type JetStreamClient,
+  type JetStreamManager,
+  type StreamInfo,
 } from '@nats-io/jetstream';
 import { randomBytes } from 'node:crypto';
-import { BadFrameError, BusyError, ClosedError, FrameTooLargeError, NpipeError, UnreachableError } from '../../errors.js';
+import { BadFrameError, BusyError, ClosedError, FrameTooLargeError, InvalidArgumentError, NpipeError, UnreachableError } from '../../errors.js';
 import type { DropInfo } from '../../framing/index.js';
 import { sleep } from '../../util/abort.js';
 import { badTarget, copyInto } from '../into.js';
 import type { CallOptions, FrameReceiver, FrameSender } from '../types.js';
 import { connectNats, maxPayload, type NatsConnectOptions } from './connection.js';
-import type { NatsAddress } from './url.js';
+import { streamNameFor, type NatsAddress } from './url.js';
 
 export interface NatsSenderOptions extends NatsConnectOptions {
   /** Largest message, bytes; never more than the server's max_payload (1 MiB unless configured). */
@@ -62,6 +65,8 @@ const JS_PUBLISH_TIMEOUT_MS = 5000;
 const ACK = Buffer.from('+ACK');
 const NAK = Buffer.from('-NAK');
 const TERM = Buffer.from('+TERM');
+/** "Still in progress": restarts a message's ack-wait. */
+const WPI = Buffer.from('+WPI');
 /** Messages the server pushes to a consumer's receivers before it waits for acknowledgements. */
 const MAX_ACK_PENDING = 256;
 
@@ -119,13 +124,13 @@ export async function openNatsFrameSender(address: NatsAddress, options: NatsSen
   const nc = await connectNats(address, options);
   try {
     if (address.delivery === 'jetstream') {
-      await ensureStream(nc, address);
-      return new JetStreamFrameSender(nc, address, limitFor(nc, options.maxMessageSize, 'jetstream'));
+      const stream = await ensureStream(nc, address);
+      return new JetStreamFrameSender(nc, { ...address, stream }, limitFor(nc, options.maxMessageSize, 'jetstream'));
     }
     return new CoreFrameSender(nc, address, limitFor(nc, options.maxMessageSize));
   } catch (err) {
-    await nc.close();
-    throw err;
+    await nc.close().catch(() => {});
+    throw lost(address, err); // an NpipeError as it is; anything else from NATS: the connection failed
   }
 }
 
@@ -135,16 +140,16 @@ export async function openNatsFrameReceiver(address: NatsAddress, options: NatsR
     const limit = limitFor(nc, options.maxMessageSize);
     let receiver: FrameReceiver;
     if (address.delivery === 'jetstream') {
-      await ensureStream(nc, address);
-      await ensureConsumer(nc, address);
-      receiver = new JetStreamFrameReceiver(nc, address, limit, options.onDrop, options.splitInto ?? false);
+      const resolved = { ...address, stream: await ensureStream(nc, address) };
+      await ensureConsumer(nc, resolved);
+      receiver = new JetStreamFrameReceiver(nc, resolved, limit, options.onDrop, options.splitInto ?? false);
     } else receiver = new CoreFrameReceiver(nc, address, limit, options.onDrop, options.splitInto ?? false, options.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES);
     // The subscription is on the server when this returns: a message sent after it is ours.
     await nc.flush();
     return receiver;
   } catch (err) {
-    await nc.close();
-    throw err;
+    await nc.close().catch(() => {});
+    throw lost(address, err); // an NpipeError as it is; anything else from NATS: the connection failed
   }
 }
 
@@ -299,13 +304,9 @@ class JetStreamFrameSender implements FrameSender {
             item.reject(refused(this.#address, err));
             break;
           }
-          if (await this.#streamGone()) {
-            this.#failAll(
-              new NpipeError(
-                'ERR_NPIPE_NOT_FOUND',
-                `the JetStream stream ${this.#address.stream} no longer exists (it was deleted while this sender ran), so nothing sent to ${this.#address.subject} is stored; open a sender again to create it`,
-              ),
-            );
+          const gone = await this.#streamGone();
+          if (gone) {
+            this.#failAll(new NpipeError('ERR_NPIPE_NOT_FOUND', gone));
             this.#retrying = false;
             return;
           }
@@ -320,16 +321,21 @@ class JetStreamFrameSender implements FrameSender {
 
   /**
    * A publish with no answer looks the same whether the server is restarting or
-   * the stream was deleted (no one listens on the subject). JetStream itself
-   * tells them apart: it answers, and has no such stream (10059).
+   * the stream was deleted, or changed so that it no longer captures the subject
+   * (no one listens on the subject). JetStream itself tells them apart: it
+   * answers, and has no such stream (10059) or one with other subjects. Says
+   * why nothing sent is stored, or undefined (retry).
    */
-  async #streamGone(): Promise<boolean> {
+  async #streamGone(): Promise<string | undefined> {
+    const { stream, subject } = this.#address;
     try {
       const jsm = await jetstreamManager(this.#nc);
-      await jsm.streams.info(this.#address.stream);
-      return false;
+      const info = await jsm.streams.info(stream);
+      if (info.config.subjects?.some((f) => subjectMatches(f, subject))) return undefined;
+      return `the JetStream stream ${stream} no longer captures ${JSON.stringify(subject)} (its subjects were changed while this sender ran), so nothing sent there is stored; open a sender again`;
     } catch (err) {
-      return err instanceof JetStreamApiError && err.code === 10059;
+      if (!(err instanceof JetStreamApiError && err.code === 10059)) return undefined;
+      return `the JetStream stream ${stream} no longer exists (it was deleted while this sender ran), so nothing sent to ${subject} is stored; open a sender again to create it`;
     }
   }
 
@@ -598,7 +604,11 @@ class JetStreamFrameReceiver extends QueueReceiver {
           this.end(lost(address, err));
           return;
         }
-        if (!msg.reply) return; // not a stream message (a status)
+        // Not a stream message: a status (no reply subject), or something a peer published
+        // on the deliver subject itself. JetStream's messages carry a $JS.ACK.<stream>.<consumer>...
+        // reply; acknowledging to any other would publish where the peer chose (a forged
+        // message with reply $JS.API.STREAM.DELETE.X), and its body is not a stored message.
+        if (!msg.reply?.startsWith(`$JS.ACK.`)) return;
         if (this.#stopped) {
           this.#held.push(msg.reply);
           return;
@@ -614,7 +624,15 @@ class JetStreamFrameReceiver extends QueueReceiver {
     });
     void nc.closed().then((err) => this.end(err ? lost(address, err) : undefined));
     void this.#afterReconnects(address);
+    // ack-wait runs from when the server pushed a message, not from when the user took it:
+    // messages still queued here (up to MAX_ACK_PENDING) are marked in progress before it
+    // ends, or a user slower than ack-wait per batch would get each of them twice.
+    this.#inProgress = setInterval(() => {
+      for (let i = this.#pendingHead; i < this.#pending.length; i++) this.#ack(this.#pending[i], WPI);
+    }, Math.max(address.ackWait / 2, 50)).unref();
   }
+
+  #inProgress: NodeJS.Timeout;
 
   /** A server that came back without its store (or a consumer someone deleted): make the consumer again. */
   async #afterReconnects(address: NatsAddress): Promise<void> {
@@ -652,6 +670,7 @@ class JetStreamFrameReceiver extends QueueReceiver {
   protected shutdown(): Promise<void> {
     return (this.#shutdown ??= (async () => {
       this.#stopped = true;
+      clearInterval(this.#inProgress);
       this.#ack(this.#unacked);
       this.#unacked = undefined;
       if (this.#nc.isClosed()) return;
@@ -669,25 +688,110 @@ class JetStreamFrameReceiver extends QueueReceiver {
   }
 }
 
-export async function ensureStream(nc: NatsConnection, address: NatsAddress): Promise<void> {
-  const jsm = await jetstreamManager(nc).catch((err: unknown) => {
+/** Whether the NATS subject pattern `filter` (`*` one token, `>` one or more at the end) matches `subject`. */
+export function subjectMatches(filter: string, subject: string): boolean {
+  const f = filter.split('.');
+  const s = subject.split('.');
+  for (let i = 0; i < f.length; i++) {
+    if (f[i] === '>') return s.length > i;
+    if (i >= s.length || (f[i] !== '*' && f[i] !== s[i])) return false;
+  }
+  return f.length === s.length;
+}
+
+function apiCode(err: unknown): number | undefined {
+  return err instanceof JetStreamApiError ? err.code : undefined;
+}
+
+/**
+ * A JetStream call that failed, as an npipe error: the server refusing what was
+ * asked (a JetStream API error) is ERR_NPIPE_INVALID_ARG, with the server's
+ * description and what to change; no answer (timeout, connection) is ERR_NPIPE_UNREACHABLE.
+ */
+function jetStreamFailure(address: NatsAddress, doing: string, err: unknown): NpipeError {
+  if (err instanceof NpipeError) return err;
+  if (err instanceof JetStreamApiError) {
+    return new InvalidArgumentError(
+      `the NATS server at ${address.server} refused to ${doing}: ${err.message} (JetStream error ${err.code}); check the stream= and durable= of nats://${address.server}/${address.subject}`,
+    );
+  }
+  return new UnreachableError(`no answer from JetStream at ${address.server} when asked to ${doing} (${(err as Error)?.message ?? String(err)})`, { cause: err });
+}
+
+async function manager(nc: NatsConnection, address: NatsAddress): Promise<JetStreamManager> {
+  return jetstreamManager(nc).catch((err: unknown) => {
     throw new UnreachableError(`JetStream is not enabled on the NATS server at ${address.server}; start it with nats-server -js`, { cause: err });
   });
+}
+
+function notCaptured(address: NatsAddress, stream: string, subjects: string[] | undefined): InvalidArgumentError {
+  return new InvalidArgumentError(
+    `the JetStream stream ${stream} does not capture the subject ${JSON.stringify(address.subject)} (its subjects: ${JSON.stringify(subjects ?? [])}), so nothing sent there would be stored; name a stream that captures it (?stream=), or leave stream= out for npipe's own`,
+  );
+}
+
+/** What a stream is: undefined if it does not exist. */
+async function streamInfo(jsm: JetStreamManager, address: NatsAddress, stream: string): Promise<StreamInfo | undefined> {
   try {
-    await jsm.streams.info(address.stream);
+    return await jsm.streams.info(stream);
   } catch (err) {
-    if (!(err instanceof JetStreamApiError) || err.code !== 10059) throw lost(address, err);
+    if (apiCode(err) === 10059) return undefined;
+    throw jetStreamFailure(address, `describe the stream ${stream}`, err);
+  }
+}
+
+/**
+ * Makes sure a stream captures the address's subject, and returns its name:
+ * - the stream the URL names (stream=, or the default, streamNameFor()) if it
+ *   exists and captures the subject; one that exists and does not is refused
+ *   (ERR_NPIPE_INVALID_ARG), never used;
+ * - missing: created with `subjects: [subject]`;
+ * - with the default name only: if another stream already captures the subject
+ *   (made by hand, or by an npipe from before stream names had a hash), that one.
+ */
+export async function ensureStream(nc: NatsConnection, address: NatsAddress): Promise<string> {
+  const jsm = await manager(nc, address);
+  const existing = await streamInfo(jsm, address, address.stream);
+  if (existing) {
+    if (!existing.config.subjects?.some((f) => subjectMatches(f, address.subject))) throw notCaptured(address, address.stream, existing.config.subjects);
+    return address.stream;
+  }
+  try {
     await jsm.streams.add({
       name: address.stream,
       subjects: [address.subject],
       retention: RetentionPolicy.Workqueue,
       storage: StorageType.File,
     });
+    return address.stream;
+  } catch (err) {
+    // Made meanwhile by another sender or receiver: the same checks.
+    const made = await streamInfo(jsm, address, address.stream);
+    if (made) {
+      if (!made.config.subjects?.some((f) => subjectMatches(f, address.subject))) throw notCaptured(address, address.stream, made.config.subjects);
+      return address.stream;
+    }
+    if (apiCode(err) === 10065) {
+      // The subject belongs to another stream already.
+      const other = await jsm.streams.find(address.subject).catch(() => undefined);
+      if (other !== undefined && address.stream === streamNameFor(address.subject)) return other;
+      throw new InvalidArgumentError(
+        `the subject ${JSON.stringify(address.subject)} is already captured by the JetStream stream ${other ?? '(another stream)'}, so the stream ${address.stream} cannot be made for it; use stream=${other ?? '<that stream>'}`,
+      );
+    }
+    throw jetStreamFailure(address, `create the stream ${address.stream} for ${JSON.stringify(address.subject)}`, err);
   }
 }
 
+/**
+ * Makes sure the durable consumer exists and delivers exactly the address's
+ * subject to npipe's receivers. One that exists with another filter subject,
+ * deliver subject or group (another subject's receivers, a consumer made by hand,
+ * a pull consumer) is refused with ERR_NPIPE_INVALID_ARG, never reused: its
+ * messages are someone else's. Only ack-wait is changed to this address's.
+ */
 export async function ensureConsumer(nc: NatsConnection, address: NatsAddress): Promise<void> {
-  const jsm = await jetstreamManager(nc);
+  const jsm = await manager(nc, address);
   const config = {
     durable_name: address.durable,
     deliver_subject: deliverSubject(address),
@@ -697,11 +801,47 @@ export async function ensureConsumer(nc: NatsConnection, address: NatsAddress): 
     max_ack_pending: MAX_ACK_PENDING,
     filter_subject: address.subject,
   };
-  try {
-    await jsm.consumers.add(address.stream, config);
-  } catch (err) {
-    // It exists with another configuration (another ack-wait): take this one's.
-    if (!(err instanceof JetStreamApiError)) throw lost(address, err);
-    await jsm.consumers.update(address.stream, address.durable, { ack_wait: config.ack_wait });
+  const describe = async (): Promise<ConsumerInfo | undefined> => {
+    try {
+      return await jsm.consumers.info(address.stream, address.durable);
+    } catch (err) {
+      if (apiCode(err) === 10014) return undefined;
+      throw jetStreamFailure(address, `describe the consumer ${address.durable} of the stream ${address.stream}`, err);
+    }
+  };
+  let info = await describe();
+  if (!info) {
+    try {
+      await jsm.consumers.add(address.stream, config);
+      return;
+    } catch (err) {
+      // Made meanwhile by another receiver: checked below like any existing one.
+      info = await describe();
+      if (!info) throw jetStreamFailure(address, `create the consumer ${address.durable} on the stream ${address.stream} for ${JSON.stringify(address.subject)}`, err);
+    }
+  }
+  const have = info.config;
+  const filters = have.filter_subjects ?? (have.filter_subject ? [have.filter_subject] : []);
+  const problem =
+    filters.length !== 1 || filters[0] !== address.subject
+      ? `delivers ${filters.length === 0 ? 'every subject of the stream' : JSON.stringify(filters)}, not ${JSON.stringify(address.subject)}`
+      : have.deliver_subject !== config.deliver_subject || have.deliver_group !== config.deliver_group
+        ? have.deliver_subject
+          ? `delivers to ${have.deliver_subject} (group ${have.deliver_group ?? 'none'}), not to npipe's ${config.deliver_subject} (group ${config.deliver_group})`
+          : 'is a pull consumer (npipe receivers use a push consumer)'
+        : have.ack_policy !== AckPolicy.Explicit
+          ? `has ack policy ${have.ack_policy}, not explicit`
+          : undefined;
+  if (problem) {
+    throw new InvalidArgumentError(
+      `the durable consumer ${address.durable} on the JetStream stream ${address.stream} ${problem}; it is not npipe's for this subject, so it is not used: name another (durable=), or delete it`,
+    );
+  }
+  if (have.ack_wait !== config.ack_wait) {
+    try {
+      await jsm.consumers.update(address.stream, address.durable, { ack_wait: config.ack_wait });
+    } catch (err) {
+      throw jetStreamFailure(address, `change the ack-wait of the consumer ${address.durable} on the stream ${address.stream}`, err);
+    }
   }
 }

@@ -3,6 +3,7 @@
  * where a NATS address is written instead of a FIFO path. Options given in code
  * override the query; the URL alone is enough for the CLI and for configuration files.
  */
+import { createHash } from 'node:crypto';
 import { InvalidArgumentError } from '../../errors.js';
 
 export type Delivery = 'core' | 'jetstream';
@@ -28,52 +29,98 @@ export interface NatsAddress {
 export const NATS_DEFAULT_PORT = 4222;
 export const DEFAULT_ACK_WAIT_MS = 30_000;
 const QUERY_KEYS = new Set(['delivery', 'stream', 'durable', 'ack-wait', 'group']);
-/** A NATS subject token: printable, no spaces; `*` and `>` are wildcards, which a sender cannot use. */
-const SUBJECT = /^[^\s.*>]+(\.[^\s.*>]+)*$/;
+/**
+ * A subject's longest form, in UTF-8 bytes: well inside the server's control line
+ * (max_control_line, 4 KiB by default), which must also hold the reply subject.
+ */
+export const MAX_SUBJECT_BYTES = 1024;
 const NAME = /^[A-Za-z0-9_-]{1,64}$/;
+/** Control characters (C0, DEL, C1) and every Unicode space: never part of a subject, a user or a password. */
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+const SPACE = /[\s\u0085\u200b\u2028\u2029\ufeff]/u;
 
 export function isNatsUrl(address: string): boolean {
   return /^nats:\/\//i.test(address);
 }
 
+function invalid(address: string, what: string): InvalidArgumentError {
+  return new InvalidArgumentError(`${JSON.stringify(address)}: ${what}; write nats://[user:password@]host[:port]/subject[?option=value]`);
+}
+
+/** %-decoding of one URL part; a malformed escape (`%zz`, a cut UTF-8 sequence) is the user's mistake. */
+function decode(address: string, part: string, what: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    throw invalid(address, `the ${what} has a malformed %-escape (${JSON.stringify(part)}): write % as %25`);
+  }
+}
+
+/**
+ * Why `subject` is not one a sender, receiver or server can use, or undefined.
+ * NATS's rules: tokens separated by `.`, none empty; no whitespace or control
+ * characters; `*` and `>` are wildcards (refused anywhere, as npipe addresses one
+ * subject); at most MAX_SUBJECT_BYTES.
+ */
+export function subjectProblem(subject: string): string | undefined {
+  if (subject === '') return 'no subject';
+  if (Buffer.byteLength(subject) > MAX_SUBJECT_BYTES) return `the subject is longer than ${MAX_SUBJECT_BYTES} bytes`;
+  if (CONTROL.test(subject)) return `the subject ${JSON.stringify(subject)} has a control character`;
+  if (SPACE.test(subject)) return `the subject ${JSON.stringify(subject)} has whitespace`;
+  if (/[*>]/.test(subject)) return `the subject ${JSON.stringify(subject)} has a wildcard (* or >); npipe addresses one subject`;
+  if (subject.split('.').includes('')) return `the subject ${JSON.stringify(subject)} has an empty token (a leading, trailing or doubled .)`;
+  if (LONE_SURROGATE.test(subject)) return `the subject ${JSON.stringify(subject)} is not valid Unicode`;
+  return undefined;
+}
+
 export function parseNatsUrl(address: string): NatsAddress {
+  // The WHATWG parser silently removes tabs and newlines and resolves /./ and /../:
+  // what reaches NATS must be what the user wrote, so both are checked on the raw text.
+  if (CONTROL.test(address)) throw invalid(address, 'the URL has a control character (tab, newline, NUL...)');
   let url: URL;
   try {
     url = new URL(address);
   } catch {
-    throw new InvalidArgumentError(`${JSON.stringify(address)} is not a valid URL; write nats://host:port/subject`);
+    throw invalid(address, 'not a valid URL');
   }
-  if (url.protocol !== 'nats:') throw new InvalidArgumentError(`${address}: only nats:// URLs are supported (not ${url.protocol}//)`);
-  if (url.hostname === '') throw new InvalidArgumentError(`${address}: no host; write nats://host:port/subject`);
-  const subject = decodeURIComponent(url.pathname.replace(/^\//, ''));
-  if (!SUBJECT.test(subject)) {
-    throw new InvalidArgumentError(
-      `${address}: ${JSON.stringify(subject)} is not a NATS subject (dot-separated tokens, no spaces or wildcards); write nats://host:port/subject`,
-    );
-  }
-  for (const key of url.searchParams.keys()) {
-    if (!QUERY_KEYS.has(key)) throw new InvalidArgumentError(`${address}: unknown option ${JSON.stringify(key)} (known: ${[...QUERY_KEYS].join(', ')})`);
+  if (url.protocol !== 'nats:') throw invalid(address, `only nats:// URLs are supported (not ${url.protocol}//)`);
+  if (url.hostname === '') throw invalid(address, 'no host');
+  // nats: is not a scheme the URL parser knows, so it checks little of the host: a name, an IPv4 or an [IPv6] address.
+  if (!/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)$/.test(url.hostname)) throw invalid(address, `${JSON.stringify(url.hostname)} is not a host name or address`);
+  if (url.hash !== '' || address.includes('#')) throw invalid(address, 'a #fragment means nothing in a NATS address (write # as %23 in a subject)');
+  const rawPath = /^nats:\/\/[^/?#]*(\/[^?#]*)?/i.exec(address)?.[1] ?? '';
+  const subject = decode(address, rawPath.replace(/^\//, ''), 'subject');
+  const problem = subjectProblem(subject);
+  if (problem) throw invalid(address, `${problem} (a NATS subject is dot-separated tokens, no spaces, control characters or wildcards)`);
+  const user = url.username ? decode(address, url.username, 'user') : undefined;
+  const pass = url.password ? decode(address, url.password, 'password') : undefined;
+  for (const [what, value] of [['user', user], ['password', pass]] as const) {
+    if (value !== undefined && CONTROL.test(value)) throw invalid(address, `the ${what} has a control character`);
   }
   const q = url.searchParams;
-  const delivery = q.get('delivery') ?? 'core';
-  if (delivery !== 'core' && delivery !== 'jetstream') {
-    throw new InvalidArgumentError(`${address}: delivery is core or jetstream, got ${JSON.stringify(delivery)}`);
+  for (const key of new Set(q.keys())) {
+    if (!QUERY_KEYS.has(key)) throw invalid(address, `unknown option ${JSON.stringify(key)} (known: ${[...QUERY_KEYS].join(', ')})`);
+    if (q.getAll(key).length > 1) throw invalid(address, `the option ${key} is given more than once`);
   }
+  const delivery = q.get('delivery') ?? 'core';
+  if (delivery !== 'core' && delivery !== 'jetstream') throw invalid(address, `delivery is core or jetstream, got ${JSON.stringify(delivery)}`);
   const stream = q.get('stream') ?? streamNameFor(subject);
   const durable = q.get('durable') ?? 'npipe';
   const group = q.get('group') ?? 'npipe';
   for (const [what, value] of [['stream', stream], ['durable', durable], ['group', group]] as const) {
-    if (!NAME.test(value)) throw new InvalidArgumentError(`${address}: ${what} must be 1-64 of A-Z a-z 0-9 _ -, got ${JSON.stringify(value)}`);
+    if (!NAME.test(value)) throw invalid(address, `${what} must be 1-64 of A-Z a-z 0-9 _ -, got ${JSON.stringify(value)}`);
   }
   const ackWaitText = q.get('ack-wait');
-  const ackWait = ackWaitText === null ? DEFAULT_ACK_WAIT_MS : Number(ackWaitText);
-  if (!Number.isSafeInteger(ackWait) || ackWait < 1) {
-    throw new InvalidArgumentError(`${address}: ack-wait is a whole number of ms >= 1, got ${JSON.stringify(ackWaitText)}`);
+  const ackWait = ackWaitText === null ? DEFAULT_ACK_WAIT_MS : /^[0-9]+$/.test(ackWaitText) ? Number(ackWaitText) : NaN;
+  // The server keeps ack-wait in nanoseconds (an int64): 2^53 ns would already overflow a safe integer here.
+  if (!Number.isSafeInteger(ackWait * 1_000_000) || ackWait < 1) {
+    throw invalid(address, `ack-wait is a whole number of ms from 1 to ${Math.floor(Number.MAX_SAFE_INTEGER / 1_000_000)}, got ${JSON.stringify(ackWaitText)}`);
   }
   return {
     server: `${url.hostname}:${url.port === '' ? NATS_DEFAULT_PORT : url.port}`,
-    ...(url.username ? { user: decodeURIComponent(url.username) } : {}),
-    ...(url.password ? { pass: decodeURIComponent(url.password) } : {}),
+    ...(user === undefined ? {} : { user }),
+    ...(pass === undefined ? {} : { pass }),
     subject,
     delivery,
     stream,
@@ -83,7 +130,15 @@ export function parseNatsUrl(address: string): NatsAddress {
   };
 }
 
-/** `jobs.eu-1` -> `NPIPE_jobs_eu-1`: one stream per subject unless the URL names one. */
+/**
+ * The default stream of a subject: `NPIPE_<readable part>_<hash>`. The readable
+ * part is the subject with every character outside A-Z a-z 0-9 - as `_`, cut at
+ * 32; the hash is the first 24 hex digits (96 bits) of the SHA-256 of the exact
+ * subject (UTF-8), so two subjects never share a stream (`coll.eu` and `coll_eu`
+ * differ in their hash). At most 63 characters, within NATS's name rules.
+ */
 export function streamNameFor(subject: string): string {
-  return `NPIPE_${subject.replace(/[^A-Za-z0-9_-]/g, '_')}`.slice(0, 64);
+  const readable = subject.replace(/[^A-Za-z0-9-]/g, '_').slice(0, 32);
+  const hash = createHash('sha256').update(subject, 'utf8').digest('hex').slice(0, 24);
+  return `NPIPE_${readable}_${hash}`;
 }
