@@ -118,10 +118,9 @@ export class ExactFifoReader {
     if (peek) {
       const libc = loadLibc();
       const seen = libc.tee!(this.end.fd, peek.write, Math.min(limit, peek.buffer.length), SPLICE_F_NONBLOCK);
-      if (seen === 0) {
-        this.#eof = true;
-        return undefined;
-      }
+      // 0: no writer. Before the first writer came that is no end of file yet: the
+      // socket's wait tells (epoll reports a hang-up only after a writer left).
+      if (seen === 0) return null;
       if (seen < 0) {
         const errno = libc.errno();
         if (errno === EAGAIN || errno === EINTR || errno === ENOMEM) return null;
@@ -155,11 +154,14 @@ export class ExactFifoReader {
       if (n <= 0) break;
       if (out[got++] === LF && ++found === lines) break;
     }
-    if (got > 0) return out.subarray(0, got);
-    return n === 0 ? undefined : null;
+    return got > 0 ? out.subarray(0, got) : null;
   }
 
-  /** One non-blocking read: bytes read, 0 at end of file, -1 when it would wait. */
+  /**
+   * One non-blocking read: bytes read, 0 at end of file, -1 when it would wait.
+   * read(2) answers 0 whenever no writer has the FIFO open, also before the first
+   * one came: only the socket's wait says it is the end (see #wait).
+   */
   #readNow(target: Buffer, offset: number, length: number): number {
     if (this.#pending >= 0) {
       target[offset] = this.#pending;
@@ -170,8 +172,7 @@ export class ExactFifoReader {
     if (this.#eof) return 0;
     try {
       const n = readSync(this.end.fd, target, offset, length, null);
-      if (n === 0) this.#eof = true;
-      return n;
+      return n === 0 ? -1 : n;
     } catch (err) {
       if (isErrno(err, 'EAGAIN', 'EWOULDBLOCK', 'EINTR')) return -1;
       throw fromSystemError(err, this.end.path, 'reading');
@@ -180,6 +181,7 @@ export class ExactFifoReader {
 
   /** Waits until a byte (taken into #pending), end of file or an error: true; false when `signal` aborted first. */
   #wait(signal: AbortSignal | undefined): Promise<boolean> {
+    if (this.#eof || this.#error) return Promise.resolve(true);
     if (signal?.aborted) return Promise.resolve(false);
     return new Promise<boolean>((resolve) => {
       const onAbort = () => {
