@@ -19,10 +19,14 @@ passes the bytes through untouched; on Linux, without --count, they are spliced
 into a file, /dev/null or a pipe without passing through npipe). Creates the FIFO if it is missing. Keeps
 listening while writers come and go, until --count, --once, --timeout, or
 SIGINT/SIGTERM (which end it at once, exit 0, with everything already received
-written out).
+written out; a line received without its newline is printed as the last one).
+If stdout's reader goes away (| head -1) it exits 0 quietly; any other error
+writing stdout (a full disk) is ERR_NPIPE_SYSTEM, exit 1.
 
 Options:
-  -n, --count N      exit 0 after N messages
+  -n, --count N      exit 0 after N messages, taking exactly N out of the FIFO:
+                     the rest stays in the pipe for the next reader, as long as
+                     some process holds the FIFO open (raw: N reads)
       --once         end at the first end of file, when every writer has
                      closed the FIFO (the textbook reader's behaviour)
       --json         print each message as one JSON line: {"text":"..."}, or
