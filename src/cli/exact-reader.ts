@@ -13,6 +13,9 @@ import { createFraming, type DropInfo, type FrameDecoder } from '../framing/inde
 /** Bytes of a large message read (and handed to the decoder) at a time. */
 const PIECE = 64 * 1024;
 const RAW_READ = 64 * 1024;
+/** lines: bytes taken from the pipe at a time, at most (never past the last line wanted). */
+const LINES_READ = 64 * 1024;
+const LF = 0x0a;
 const FRAMES_MAGIC = 0xfe;
 const FRAMES_FIRST_ONLY = 0x01;
 
@@ -49,15 +52,17 @@ export class CountedReader {
 
   /**
    * The next message; undefined at the end of the stream or when `signal` aborts.
+   * `wanted`: how many messages the caller still wants (lines: one read may take
+   * that many, and never more).
    * Then `unfinished()` says what was read of a message not yet whole.
    * @throws ERR_NPIPE_BAD_FRAME, ERR_NPIPE_FRAME_TOO_LARGE, ERR_NPIPE_SYSTEM.
    */
-  async next(signal?: AbortSignal): Promise<Buffer | undefined> {
+  async next(signal?: AbortSignal, wanted = 1): Promise<Buffer | undefined> {
     for (;;) {
       const queued = this.#queue.shift();
       if (queued) return queued;
       if (this.#ended || signal?.aborted) return undefined;
-      if (this.#format === 'lines') return this.#nextLine(signal);
+      if (this.#format === 'lines') return this.#nextLine(signal, wanted);
       if (this.#format === 'raw') {
         const chunk = Buffer.allocUnsafe(RAW_READ);
         const n = await this.#reader.some(chunk, signal);
@@ -91,33 +96,42 @@ export class CountedReader {
     return this.#cut + (this.#decoder?.pendingBytes ?? 0);
   }
 
+  /** Awaited before the reader waits for the pipe: the caller writes out what it holds. */
+  set beforeWait(f: (() => Promise<void>) | undefined) {
+    this.#reader.beforeWait = f;
+  }
+
   close(): void {
     this.#reader.close();
   }
 
-  async #nextLine(signal: AbortSignal | undefined): Promise<Buffer | undefined> {
+  async #nextLine(signal: AbortSignal | undefined, wanted: number): Promise<Buffer | undefined> {
     for (;;) {
-      // One byte over the limit is enough to see a line is too long; the "\n" may be that byte.
-      const chunk = await this.#reader.takeLines(1, this.#max - this.#lineBytes + 1, signal);
+      // Never a byte past the wanted-th "\n": the lines after it stay in the pipe.
+      const chunk = await this.#reader.takeLines(wanted, LINES_READ, signal);
       if (chunk === undefined) {
         if (!this.#reader.eof) return undefined;
         this.#ended = true;
         // The end of the stream: a last line without "\n" is still a line (docs/FORMATS.md).
         return this.unfinishedLine();
       }
-      const complete = chunk[chunk.length - 1] === 0x0a;
-      const bytes = this.#lineBytes + chunk.length - (complete ? 1 : 0);
-      if (bytes > this.#max) throw new FrameTooLargeError(bytes, this.#max);
-      if (!complete) {
-        this.#line.push(chunk);
-        this.#lineBytes += chunk.length;
-        continue;
+      let at = 0;
+      for (let nl = chunk.indexOf(LF); nl !== -1; nl = chunk.indexOf(LF, at)) {
+        const bytes = this.#lineBytes + nl - at;
+        if (bytes > this.#max) throw new FrameTooLargeError(bytes, this.#max);
+        this.#line.push(chunk.subarray(at, nl));
+        this.#queue.push(Buffer.concat(this.#line, bytes));
+        this.#line = [];
+        this.#lineBytes = 0;
+        at = nl + 1;
       }
-      this.#line.push(chunk.subarray(0, chunk.length - 1));
-      const line = Buffer.concat(this.#line, bytes);
-      this.#line = [];
-      this.#lineBytes = 0;
-      return line;
+      if (at < chunk.length) {
+        this.#line.push(chunk.subarray(at));
+        this.#lineBytes += chunk.length - at;
+        if (this.#lineBytes > this.#max) throw new FrameTooLargeError(this.#lineBytes, this.#max);
+      }
+      const line = this.#queue.shift();
+      if (line) return line;
     }
   }
 

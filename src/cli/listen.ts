@@ -268,14 +268,16 @@ async function listenCounted(
       out.add(NEWLINE);
     }
   };
+  // Output goes out in pieces, and whenever the reader is about to wait for the pipe.
+  reader.beforeWait = () => out.flush();
   try {
     for (let received = 0; received < count; received++) {
-      await out.flush();
+      if (out.full) await out.flush();
       // --timeout: no whole message for that long.
       const wait = deadline({ timeout, signal: io.stop }, `no message arrived on ${path}; check that a writer is sending, or wait longer (--timeout)`);
       let message: Buffer | undefined;
       try {
-        message = await reader.next(wait.signal);
+        message = await reader.next(wait.signal, count - received);
       } finally {
         wait.dispose();
       }

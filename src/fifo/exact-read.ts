@@ -20,6 +20,8 @@ import type { FifoEnd } from './open.js';
 const LF = 0x0a;
 /** Bytes tee(2) looks at in one go: the default capacity of the pipe it copies into. */
 const PEEK_BYTES = 64 * 1024;
+/** Reads between two turns of the event loop (see #turn). */
+const TURN_EVERY = 256;
 // Linux values (tee and pipe2 exist there only).
 const SPLICE_F_NONBLOCK = 2;
 const O_NONBLOCK = 0o4000;
@@ -48,6 +50,10 @@ export class ExactFifoReader {
   #eof = false;
   #error: Error | undefined;
   #waiter: (() => void) | undefined;
+  /** Awaited before each wait for the pipe (the caller writes out what it has). */
+  beforeWait: (() => Promise<void>) | undefined;
+  /** Reads since the event loop last had a turn. */
+  #streak = 0;
   /** The pipe tee(2) copies into; null where tee cannot be used. */
   #peek: PeekPipe | null | undefined;
 
@@ -62,6 +68,7 @@ export class ExactFifoReader {
 
   /** Fills all of `target`; resolves with the bytes read, fewer only at end of file or when `signal` aborts. */
   async fill(target: Buffer, signal?: AbortSignal): Promise<number> {
+    await this.#turn();
     let at = 0;
     while (at < target.length) {
       const n = this.#readNow(target, at, target.length - at);
@@ -73,6 +80,7 @@ export class ExactFifoReader {
 
   /** Reads what there is, at least 1 byte and at most `target.length`; 0 at end of file or when `signal` aborts. */
   async some(target: Buffer, signal?: AbortSignal): Promise<number> {
+    await this.#turn();
     for (;;) {
       const n = this.#readNow(target, 0, target.length);
       if (n >= 0) return n;
@@ -87,11 +95,22 @@ export class ExactFifoReader {
    * undefined at end of file or when `signal` aborts.
    */
   async takeLines(lines: number, limit: number, signal?: AbortSignal): Promise<Buffer | undefined> {
+    await this.#turn();
     for (;;) {
       const taken = this.#takeLinesNow(lines, limit);
       if (taken !== null) return taken;
       if (!(await this.#wait(signal))) return undefined;
     }
+  }
+
+  /**
+   * While the pipe never runs dry no read waits, and the caller's loop would run on
+   * microtasks alone: signal handlers and timers get a turn every so many reads.
+   */
+  async #turn(): Promise<void> {
+    if (++this.#streak < TURN_EVERY) return;
+    this.#streak = 0;
+    await new Promise<void>((resolve) => setImmediate(resolve));
   }
 
   close(): void {
@@ -180,9 +199,11 @@ export class ExactFifoReader {
   }
 
   /** Waits until a byte (taken into #pending), end of file or an error: true; false when `signal` aborted first. */
-  #wait(signal: AbortSignal | undefined): Promise<boolean> {
-    if (this.#eof || this.#error) return Promise.resolve(true);
-    if (signal?.aborted) return Promise.resolve(false);
+  async #wait(signal: AbortSignal | undefined): Promise<boolean> {
+    if (this.#eof || this.#error) return true;
+    this.#streak = 0;
+    await this.beforeWait?.();
+    if (signal?.aborted) return false;
     return new Promise<boolean>((resolve) => {
       const onAbort = () => {
         this.#waiter = undefined;
