@@ -129,6 +129,7 @@ before that gets it again after ack-wait (30 s; ?ack-wait=MS in the URL).`,
     });
     const stop = () => void receiver.close();
     io.stop.addEventListener('abort', stop, { once: true });
+    let received = 0; // --count here: NATS only (a FIFO's --count is listenCounted)
     try {
       const out = new Output(io.stdout);
       try {
@@ -154,6 +155,7 @@ before that gets it again after ack-wait (30 s; ?ack-wait=MS in the URL).`,
             out.add(NEWLINE);
           }
           if (out.full) await out.flush();
+          if (++received === count) break;
         }
       } finally {
         await out.flush();
