@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { closeSync, constants, existsSync, lstatSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import { closeSync, constants, existsSync, lstatSync, mkdirSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { mkfifo } from '../src/index.js';
@@ -51,6 +51,27 @@ describe('#15.12 - a write error on stdout printed a stack', () => {
       const r = await listener.done;
       assert.equal(r.code, 1, r.stderr);
       assertOneLine(r.stderr, /^npipe listen: ERR_NPIPE_SYSTEM: /);
+    });
+  }
+});
+
+describe('#15.12 - stdout\'s reader goes away (| head -n 1): a quiet exit 0, as documented', () => {
+  for (const args of [[], ['--count', '100000'], ['--format', 'length'], ['--format', 'length', '--count', '100000']]) {
+    test(`listen ${args.join(' ') || '(lines)'} | head -n 1: exit 0, nothing on stderr`, async (t) => {
+      const dir = tempDir(t);
+      const path = join(dir, 'p');
+      const code = join(dir, 'code');
+      await mkfifo(path);
+      writeFileSync(join(dir, 'in'), Array.from({ length: 100_000 }, (_, i) => `line ${i}`).join('\n'));
+      const listener = start('sh', ['-c', `{ ${NPIPE} listen "$0" "$@"; echo $? > "${code}"; } | head -n 1`, path, ...args]);
+      const format = args.includes('length') ? 'length' : 'lines';
+      // The sender ends with ERR_NPIPE_NO_READER once the listener is gone.
+      const sender = start('sh', ['-c', `exec ${NPIPE} send "$0" --format ${format} --timeout 30000 < "$1"`, path, join(dir, 'in')]);
+      const r = await listener.done;
+      await sender.done;
+      assert.equal(r.stdout, 'line 0\n');
+      assert.equal(r.stderr, '');
+      assert.equal(readFileSync(code, 'utf8').trim(), '0');
     });
   }
 });
