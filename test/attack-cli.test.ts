@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { bytesInPipe } from '../src/fifo/index.js';
 import { mkfifo } from '../src/index.js';
-import { npipe, run, tempDir, until } from './helpers.js';
+import { npipe, run, start, tempDir, until } from './helpers.js';
 
 /** Opens `path` read-write: the test's own descriptor keeps the pipe and what is in it alive between readers. */
 function holdOpen(path: string): number {
@@ -127,4 +127,24 @@ describe('#15.16 - a signal to listen dropped a last line without "\\n"', () => 
       });
     }
   }
+});
+
+describe('listen --count with frames: a writer that died mid-message', () => {
+  test('its message is dropped and reported (writer-died), and the next message counts', async (t) => {
+    const path = join(tempDir(t), 'p');
+    await mkfifo(path);
+    const listener = npipe(['listen', path, '--format', 'frames', '--count', '1']);
+    const fd = await openWriter(path); // the listener is there
+    closeSync(fd);
+    const partial = start(process.execPath, [new URL('./fixtures/partial.js', import.meta.url).pathname, path, '7']);
+    await partial.waitForOutput('half');
+    partial.child.kill('SIGKILL');
+    await partial.done;
+    await listener.waitForError('writer-died');
+    assert.equal((await run(['send', path, '--format', 'frames', 'after', '--timeout', '10000'])).code, 0);
+    const r = await listener.done;
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'after\n');
+    assert.match(r.stderr, /^npipe listen: dropped a message from writer [0-9a-f]{8} \(pid \d+\): writer-died, \d+ bytes\n$/);
+  });
 });

@@ -38,6 +38,7 @@ export class CountedReader {
   #lineBytes = 0;
   /** Bytes of a message (other formats) cut by a stop: read, not deliverable. */
   #cut = 0;
+  #sweeper: NodeJS.Timeout | undefined;
 
   constructor(end: FifoEnd, { format, maxMessageSize, maxPartialBytes, onDrop }: CountedReaderOptions) {
     this.#reader = new ExactFifoReader(end);
@@ -46,7 +47,13 @@ export class CountedReader {
     if (format !== 'lines' && format !== 'raw') {
       const framing = createFraming(format, { maxMessageSize, ...(maxPartialBytes === undefined ? {} : { maxPartialBytes }) });
       this.#max = framing.maxMessageSize;
-      this.#decoder = framing.createDecoder(onDrop ? { onDrop } : {});
+      const decoder = framing.createDecoder(onDrop ? { onDrop } : {});
+      this.#decoder = decoder;
+      if (decoder.sweep) {
+        // frames: a writer that died mid-message has that message dropped (writer-died), as without --count.
+        this.#sweeper = setInterval(() => decoder.sweep!(alive, () => bytesInPipeOr0(end)), SWEEP_MS);
+        this.#sweeper.unref();
+      }
     }
   }
 
@@ -102,6 +109,7 @@ export class CountedReader {
   }
 
   close(): void {
+    clearInterval(this.#sweeper);
     this.#reader.close();
   }
 
@@ -193,5 +201,25 @@ export class CountedReader {
       left -= piece.length;
     }
     return true;
+  }
+}
+
+/** How often a frames reader looks for writers that died mid-message (as the library's receiver). */
+const SWEEP_MS = 500;
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
+}
+
+function bytesInPipeOr0(end: FifoEnd): number {
+  try {
+    return end.bytesInPipe();
+  } catch {
+    return 0;
   }
 }
