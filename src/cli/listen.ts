@@ -26,7 +26,9 @@ writing stdout (a full disk) is ERR_NPIPE_SYSTEM, exit 1.
 Options:
   -n, --count N      exit 0 after N messages, taking exactly N out of the FIFO:
                      the rest stays in the pipe for the next reader, as long as
-                     some process holds the FIFO open (raw: N reads)
+                     some process holds the FIFO open (raw: N reads; frames:
+                     another writer's message half read at that moment is
+                     lost, and the next reader reports its rest as orphan)
       --once         end at the first end of file, when every writer has
                      closed the FIFO (the textbook reader's behaviour)
       --json         print each message as one JSON line: {"text":"..."}, or
