@@ -6,6 +6,9 @@
  * An OS error that caused one of these is kept in `cause` (with its `errno`,
  * `syscall` and `path`).
  */
+import { existsSync } from 'node:fs';
+import { dirname } from 'node:path';
+
 export type NpipeErrorCode =
   | 'ERR_NPIPE_NOT_FIFO'
   | 'ERR_NPIPE_UNSAFE'
@@ -103,10 +106,12 @@ export class NoReaderError extends NpipeError {
 export class FrameTooLargeError extends NpipeError {
   readonly size: number;
   readonly limit: number;
-  constructor(size: number, limit: number, what = 'message') {
+  /** `hint`: a likelier cause, said before the advice to raise the limit. */
+  constructor(size: number, limit: number, what = 'message', hint?: string) {
     super(
       'ERR_NPIPE_FRAME_TOO_LARGE',
       `${what} of ${size} bytes is larger than the limit of ${limit} bytes; ` +
+        (hint ? `${hint} If not, ` : '') +
         'raise maxMessageSize (--max-size) on both ends if this size is expected',
     );
     this.size = size;
@@ -262,10 +267,20 @@ export function fromSystemError(err: unknown, path: string, doing: string): Npip
   if (err instanceof NpipeError) return err;
   const e = err as ErrnoLike;
   switch (e.code) {
-    case 'ENOENT':
+    case 'ENOENT': {
+      // A missing folder is not fixed by mkfifo (issue 15 #18): say which one.
+      const folder = dirname(path);
+      if (!existsSync(folder)) {
+        return new FifoNotFoundError(`the folder ${folder} does not exist (${doing} ${path}); create it (mkdir -p ${folder}) or choose another path`, {
+          cause: err,
+        });
+      }
       return new FifoNotFoundError(`${path} does not exist (${doing}); create it with mkfifo or allow creation`, {
         cause: err,
       });
+    }
+    case 'EISDIR':
+      return new NotFifoError(`${path} is a directory, not a FIFO; remove it or choose another path`, { cause: err });
     case 'EACCES':
     case 'EPERM':
       return new FifoPermissionError(

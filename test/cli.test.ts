@@ -91,7 +91,7 @@ describe('listen', () => {
     assert.ok(result.stdout === `${input}\n`, 'stdout holds exactly the lines written');
   });
 
-  test('--count stops after exactly N lines of one write and reports the rest as discarded', async (t) => {
+  test('--count stops after exactly N lines of one write (the rest is left in the pipe: attack-cli.test.ts)', async (t) => {
     const path = join(tempDir(t), 'p');
     await mkfifo(path);
     const listener = npipe(['listen', path, '--count', '3']);
@@ -100,7 +100,7 @@ describe('listen', () => {
     const result = await listener.done;
     assert.equal(result.code, 0, result.stderr);
     assert.equal(result.stdout, 'a\nb\nc\n');
-    assert.match(result.stderr, /2 message\(s\) read from the pipe after the 3th were discarded/);
+    assert.equal(result.stderr, '');
   });
 
   test('a line over --max-size: exit 1 with ERR_NPIPE_FRAME_TOO_LARGE after the lines before it, whole or cut across reads', async (t) => {

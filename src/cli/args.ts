@@ -39,11 +39,24 @@ export function parse(command: Command, argv: string[]) {
   }
 }
 
-export function intOption(value: unknown, name: string, { min = 0 }: { min?: number } = {}): number | undefined {
+/**
+ * The longest wait in milliseconds an option takes: 2^31-1 (about 24.8 days), the
+ * most a Node timer can wait. Above it a timer fires at once (with a
+ * TimeoutOverflowWarning), so a larger --timeout is a usage error, exit 2, rather
+ * than a wait that ends at once (issue 15 #10). No --timeout: no limit at all.
+ */
+export const MAX_WAIT_MS = 2 ** 31 - 1;
+
+/** Options that are milliseconds, whichever command takes them: at most MAX_WAIT_MS. */
+const MILLISECOND_OPTIONS = new Set(['timeout']);
+
+export function intOption(value: unknown, name: string, { min = 0, max }: { min?: number; max?: number } = {}): number | undefined {
   if (value === undefined) return undefined;
+  const most = max ?? (MILLISECOND_OPTIONS.has(name) ? MAX_WAIT_MS : Number.MAX_SAFE_INTEGER);
   const n = Number(value);
-  if (typeof value !== 'string' || !/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < min) {
-    throw new UsageError(`--${name} takes a whole number >= ${min}, got ${JSON.stringify(value)}`);
+  if (typeof value !== 'string' || !/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < min || n > most) {
+    const range = most === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `from ${min} to ${most}`;
+    throw new UsageError(`--${name} takes a whole number ${range}, got ${JSON.stringify(value)}`);
   }
   return n;
 }

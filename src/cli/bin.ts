@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { EXIT } from './args.js';
-import { main, type StopReason } from './main.js';
+import { main, stdoutFailure, type StopReason } from './main.js';
 
 const controller = new AbortController();
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
@@ -12,9 +12,13 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-  // Whoever read our stdout went away (npipe listen | head -1): stop quietly, as cat does.
+  // Whoever read our stdout went away (npipe listen | head -1): stop quietly, exit 0
+  // (README "Exit codes"), as a Unix filter whose reader left ends its job.
   if (err.code === 'EPIPE') process.exit(EXIT.ok);
-  throw err;
+  // Any other write error (a full disk, > /dev/full, an I/O error): the usual one
+  // line with a code, exit 1, never a stack (issue 15 #12).
+  process.stderr.write(`${stdoutFailure(process.argv[2], err)}\n`);
+  process.exit(EXIT.failure);
 });
 process.exitCode = await main(process.argv.slice(2), {
   stdin: process.stdin,

@@ -1,8 +1,10 @@
 import { fstatSync } from 'node:fs';
 import { isatty } from 'node:tty';
-import { DEFAULT_MAX_MESSAGE_SIZE, FrameTooLargeError, isErrno, isNatsUrl, openReceiver, type Receiver } from '../index.js';
+import { DEFAULT_MAX_MESSAGE_SIZE, FrameTooLargeError, isErrno, isNatsUrl, openFifoReader, openReceiver, type Receiver } from '../index.js';
+import type { DropInfo } from '../framing/index.js';
 import { canSplice, receiveRawInto } from '../transport/raw-stream.js';
 import { deadline } from '../util/abort.js';
+import { CountedReader } from './exact-reader.js';
 import { EXIT, FIFO_OPTIONS_HELP, UsageError, checkAddress, commonFifoOptions, fifoOptions, intOption, type CliIO, type Command } from './args.js';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -17,10 +19,16 @@ passes the bytes through untouched; on Linux, without --count, they are spliced
 into a file, /dev/null or a pipe without passing through npipe). Creates the FIFO if it is missing. Keeps
 listening while writers come and go, until --count, --once, --timeout, or
 SIGINT/SIGTERM (which end it at once, exit 0, with everything already received
-written out).
+written out; a line received without its newline is printed as the last one).
+If stdout's reader goes away (| head -1) it exits 0 quietly; any other error
+writing stdout (a full disk) is ERR_NPIPE_SYSTEM, exit 1.
 
 Options:
-  -n, --count N      exit 0 after N messages
+  -n, --count N      exit 0 after N messages, taking exactly N out of the FIFO:
+                     the rest stays in the pipe for the next reader, as long as
+                     some process holds the FIFO open (raw: N reads; frames:
+                     another writer's message half read at that moment is
+                     lost, and the next reader reports its rest as orphan)
       --once         end at the first end of file, when every writer has
                      closed the FIFO (the textbook reader's behaviour)
       --json         print each message as one JSON line: {"text":"..."}, or
@@ -67,6 +75,17 @@ before that gets it again after ack-wait (30 s; ?ack-wait=MS in the URL).`,
     if (json && raw) throw new UsageError('--json needs message boundaries; it does not go with --format raw');
 
     const maxPartialBytes = intOption(values['max-partial'], 'max-partial', { min: 1 });
+    if (count !== undefined && !isNatsUrl(path)) {
+      return listenCounted(path, io, {
+        ...options,
+        count,
+        timeout,
+        json,
+        once: values.once === true,
+        create: values.create !== false,
+        ...(maxPartialBytes === undefined ? {} : { maxPartialBytes }),
+      });
+    }
     if (raw && count === undefined && !isNatsUrl(path) && io.stdout === process.stdout && canSplice() && spliceableStdout()) {
       // The byte stream is spliced from the FIFO into stdout, never through this
       // process (Linux; docs/TUNING.md). --timeout: no byte for that long. A signal
@@ -87,9 +106,10 @@ before that gets it again after ack-wait (30 s; ?ack-wait=MS in the URL).`,
       return EXIT.ok;
     }
 
-    if (options.format === 'lines' && !json && !isNatsUrl(path)) {
+    if (options.format === 'lines' && !isNatsUrl(path)) {
       // The FIFO already holds the lines format, and so does our output: pass whole
-      // lines through as they are, without taking them apart into messages.
+      // lines through as they are, without taking them apart into messages (--json:
+      // one JSON line each). A line cut by a stop is still printed (issue 15 #16).
       const { maxMessageSize, ...fifo } = options;
       const receiver = await openReceiver<Buffer>(path, {
         ...fifo,
@@ -98,7 +118,7 @@ before that gets it again after ack-wait (30 s; ?ack-wait=MS in the URL).`,
         keepOpen: values.once !== true,
         create: values.create !== false,
       });
-      return passLinesThrough(receiver, { path, io, timeout, count, max: maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE });
+      return passLinesThrough(receiver, { path, io, timeout, json, max: maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE });
     }
 
     const receiver = await openReceiver<Buffer>(path, {
@@ -107,15 +127,11 @@ before that gets it again after ack-wait (30 s; ?ack-wait=MS in the URL).`,
       codec: 'bytes',
       keepOpen: values.once !== true,
       create: values.create !== false,
-      onDrop: (d) =>
-        io.stderr.write(
-          `npipe listen: dropped a message${d.writerId ? ` from writer ${d.writerId.toString(16).padStart(8, '0')}` : ''}` +
-            `${d.pid ? ` (pid ${d.pid})` : ''}: ${d.reason}, ${d.bytes} bytes\n`,
-        ),
+      onDrop: reportDrop(io),
     });
     const stop = () => void receiver.close();
     io.stop.addEventListener('abort', stop, { once: true });
-    let received = 0;
+    let received = 0; // --count here: NATS only (a FIFO's --count is listenCounted)
     try {
       const out = new Output(io.stdout);
       try {
@@ -134,7 +150,6 @@ before that gets it again after ack-wait (30 s; ?ack-wait=MS in the URL).`,
             }
             if (message === undefined) break;
           }
-          received++;
           if (raw) out.add(message);
           else if (json) out.add(Buffer.from(jsonLine(message)));
           else {
@@ -142,7 +157,7 @@ before that gets it again after ack-wait (30 s; ?ack-wait=MS in the URL).`,
             out.add(NEWLINE);
           }
           if (out.full) await out.flush();
-          if (count !== undefined && received >= count) break;
+          if (++received === count) break;
         }
       } finally {
         await out.flush();
@@ -150,9 +165,6 @@ before that gets it again after ack-wait (30 s; ?ack-wait=MS in the URL).`,
     } finally {
       io.stop.removeEventListener('abort', stop);
       await receiver.close();
-      let extra = 0;
-      while ((await receiver.receive()) !== undefined) extra++;
-      reportDiscarded(io, extra, count);
     }
     return EXIT.ok;
   },
@@ -200,9 +212,100 @@ class Output {
   }
 }
 
-/** Messages this process took out of the pipe past --count: said, not dropped silently. */
-function reportDiscarded(io: CliIO, extra: number, count: number | undefined): void {
-  if (extra > 0) io.stderr.write(`npipe listen: ${extra} message(s) read from the pipe after the ${count}th were discarded\n`);
+function reportDrop(io: CliIO): (d: DropInfo) => void {
+  return (d) =>
+    io.stderr.write(
+      `npipe listen: dropped a message${d.writerId ? ` from writer ${d.writerId.toString(16).padStart(8, '0')}` : ''}` +
+        `${d.pid ? ` (pid ${d.pid})` : ''}: ${d.reason}, ${d.bytes} bytes\n`,
+    );
+}
+
+/**
+ * `listen --count N` on a FIFO: exactly N messages are taken out of the pipe, and
+ * not a byte more (issue 15 #15): what follows stays in the pipe for the next
+ * reader, as long as some process still has the FIFO open (the kernel frees a
+ * FIFO's contents when its last descriptor closes). See exact-reader.ts.
+ */
+async function listenCounted(
+  path: string,
+  io: CliIO,
+  options: {
+    format: string;
+    count: number;
+    timeout: number | undefined;
+    json: boolean;
+    once: boolean;
+    create: boolean;
+    maxMessageSize?: number;
+    maxPartialBytes?: number;
+    mode?: number;
+    pipeSize?: number;
+    allowShared: boolean;
+  },
+): Promise<number> {
+  const { format, count, timeout, json } = options;
+  const end = await openFifoReader(path, {
+    create: options.create,
+    keepOpen: !options.once,
+    allowShared: options.allowShared,
+    ...(options.mode === undefined ? {} : { mode: options.mode }),
+  });
+  let reader: CountedReader;
+  try {
+    if (options.pipeSize !== undefined) end.setPipeSize(options.pipeSize);
+    reader = new CountedReader(end, {
+      format,
+      maxMessageSize: options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE,
+      ...(options.maxPartialBytes === undefined ? {} : { maxPartialBytes: options.maxPartialBytes }),
+      onDrop: reportDrop(io),
+    });
+  } catch (err) {
+    end.close();
+    throw err;
+  }
+  const out = new Output(io.stdout);
+  const print = (message: Buffer) => {
+    if (format === 'raw') out.add(message);
+    else if (json) out.add(Buffer.from(jsonLine(message)));
+    else {
+      out.add(message);
+      out.add(NEWLINE);
+    }
+  };
+  // Output goes out in pieces, and whenever the reader is about to wait for the pipe.
+  reader.beforeWait = () => out.flush();
+  try {
+    for (let received = 0; received < count; received++) {
+      if (out.full) await out.flush();
+      // --timeout: no whole message for that long.
+      const wait = deadline({ timeout, signal: io.stop }, `no message arrived on ${path}; check that a writer is sending, or wait longer (--timeout)`);
+      let message: Buffer | undefined;
+      try {
+        message = await reader.next(wait.signal, count - received);
+      } finally {
+        wait.dispose();
+      }
+      if (message !== undefined) {
+        print(message);
+        continue;
+      }
+      if (io.stop.aborted) {
+        // Everything received is written out: a line a stop cut is the last message.
+        const line = reader.unfinishedLine();
+        if (line) print(line);
+        else if (reader.cutBytes > 0) {
+          io.stderr.write(`npipe listen: ${reader.cutBytes} bytes of an unfinished message were read when it was stopped; not printed\n`);
+        }
+        break;
+      }
+      if (wait.signal?.aborted) throw wait.signal.reason;
+      break; // the end of the stream (--once)
+    }
+  } finally {
+    await out.flush();
+    reader.close();
+  }
+  return EXIT.ok;
 }
 
 function jsonLine(message: Buffer): string {
@@ -230,16 +333,17 @@ function drained(stream: NodeJS.WritableStream): Promise<void> {
 const LF = 0x0a;
 
 /**
- * `npipe listen` for lines: the FIFO's bytes, read as raw chunks, go to stdout as
- * they are, a run of whole lines at a time (what decoding each line and printing
- * it with "\n" would give, byte for byte). Lines are still counted (--count), each
- * checked against the size limit, and --timeout still means no whole line for that
- * long. As with the message path: a line cut by the end of the stream is printed
- * with its "\n" (--once), one cut by a stop or --count is not.
+ * `npipe listen` for lines (without --count): the FIFO's bytes, read as raw chunks,
+ * go to stdout as they are, a run of whole lines at a time (what decoding each line
+ * and printing it with "\n" would give, byte for byte); with --json, one JSON line
+ * per line. Each line is checked against the size limit, and --timeout still means
+ * no whole line for that long. A last line without "\n" is printed with one, whether
+ * the stream ended (--once) or a signal stopped the listener (README: everything
+ * already received is written out; issue 15 #16).
  */
 async function passLinesThrough(
   receiver: Receiver<Buffer>,
-  { path, io, timeout, count, max }: { path: string; io: CliIO; timeout: number | undefined; count: number | undefined; max: number },
+  { path, io, timeout, json, max }: { path: string; io: CliIO; timeout: number | undefined; json: boolean; max: number },
 ): Promise<number> {
   const stop = () => void receiver.close();
   io.stop.addEventListener('abort', stop, { once: true });
@@ -247,9 +351,26 @@ async function passLinesThrough(
   /** The start of a line still without its "\n" (it may span many chunks). */
   let partial: Buffer[] = [];
   let partialBytes = 0;
-  let received = 0;
-  let leftover: Buffer | undefined;
   let wait: ReturnType<typeof deadline> | undefined;
+  /** Lines from..to of `chunk` (to excludes the "\n"s) go out. */
+  const emitLines = (chunk: Buffer, from: number, to: number) => {
+    if (!json) {
+      out.add(chunk.subarray(from, to));
+      return;
+    }
+    for (let at = from; at < to; ) {
+      const nl = chunk.indexOf(LF, at);
+      out.add(Buffer.from(jsonLine(chunk.subarray(at, nl))));
+      at = nl + 1;
+    }
+  };
+  const takePartial = (tail: Buffer): Buffer => {
+    partial.push(tail);
+    const line = partial.length === 1 ? partial[0]! : Buffer.concat(partial, partialBytes + tail.length);
+    partial = [];
+    partialBytes = 0;
+    return line;
+  };
   try {
     try {
       reading: for (;;) {
@@ -265,39 +386,42 @@ async function passLinesThrough(
         while (at < chunk.length) {
           const nl = chunk.indexOf(LF, at);
           if (nl === -1) {
-            out.add(chunk.subarray(0, at));
+            emitLines(chunk, 0, at);
             partial.push(chunk.subarray(at));
             partialBytes += chunk.length - at;
             if (partialBytes > max) throw new FrameTooLargeError(partialBytes, max);
             continue reading;
           }
           if (partialBytes + nl - at > max) {
-            out.add(chunk.subarray(0, at));
+            emitLines(chunk, 0, at);
             throw new FrameTooLargeError(partialBytes + nl - at, max);
           }
           if (partialBytes > 0) {
-            for (const piece of partial) out.add(piece);
-            partial = [];
-            partialBytes = 0;
-          }
-          at = nl + 1;
-          received++;
+            // The line's start came in earlier chunks: it goes out before this chunk's lines.
+            if (json) out.add(Buffer.from(jsonLine(takePartial(chunk.subarray(at, nl)))));
+            else {
+              for (const piece of partial) out.add(piece);
+              partial = [];
+              partialBytes = 0;
+              out.add(chunk.subarray(at, nl + 1));
+            }
+            chunk = chunk.subarray(nl + 1);
+            at = 0;
+          } else at = nl + 1;
           wait?.dispose();
           wait = undefined;
-          if (received === count) {
-            out.add(chunk.subarray(0, at));
-            leftover = chunk.subarray(at);
-            break reading;
-          }
         }
-        out.add(chunk.subarray(0, at));
+        emitLines(chunk, 0, at);
         if (out.full) await out.flush();
       }
-      // The end of the stream (--once): a last line without "\n" is still a line.
-      if (partialBytes > 0 && !io.stop.aborted && leftover === undefined) {
-        for (const piece of partial) out.add(piece);
-        out.add(NEWLINE);
-        received++;
+      // The end of the stream (--once) or a stop: a last line without "\n" is still a line.
+      if (partialBytes > 0) {
+        const line = takePartial(Buffer.alloc(0));
+        if (json) out.add(Buffer.from(jsonLine(line)));
+        else {
+          out.add(line);
+          out.add(NEWLINE);
+        }
       }
     } finally {
       wait?.dispose();
@@ -306,15 +430,6 @@ async function passLinesThrough(
   } finally {
     io.stop.removeEventListener('abort', stop);
     await receiver.close();
-    let extra = leftover ? countLines(leftover) : 0;
-    for (let chunk = receiver.tryReceive(); chunk !== undefined; chunk = receiver.tryReceive()) extra += countLines(chunk);
-    reportDiscarded(io, extra, count);
   }
   return EXIT.ok;
-}
-
-function countLines(chunk: Buffer): number {
-  let n = 0;
-  for (let at = chunk.indexOf(LF); at !== -1; at = chunk.indexOf(LF, at + 1)) n++;
-  return n;
 }

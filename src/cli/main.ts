@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
-import { NpipeError } from '../errors.js';
+import { NpipeError, type ErrnoLike } from '../errors.js';
 import { EXIT, exitCodeFor, parse, type CliIO, type Command } from './args.js';
 import { bridgeCommand } from './bridge.js';
 import { demoCommand } from './demo.js';
@@ -63,6 +63,12 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
       io.stderr.write(`npipe ${command.name}: ${(err as Error).message}\n`);
       return 128 + (os.constants.signals[(err as StopReason).signal ?? 'SIGINT'] ?? 2);
     }
+    if (!(err instanceof NpipeError) && err instanceof Error && typeof (err as ErrnoLike).syscall === 'string') {
+      // An OS error that reached here unwrapped (writing our stdout: splice, write): one line, exit 1.
+      const e = err as ErrnoLike;
+      io.stderr.write(`npipe ${command.name}: ERR_NPIPE_SYSTEM: ${e.syscall} failed: ${e.code ?? ''} (${e.message})\n`);
+      return EXIT.failure;
+    }
     const code = err instanceof NpipeError ? err.code : 'ERR_NPIPE_INTERNAL';
     const detail = err instanceof NpipeError ? err.message : String((err as Error)?.stack ?? err);
     io.stderr.write(`npipe ${command.name}: ${code}: ${detail}\n`);
@@ -70,6 +76,12 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
   }
 }
 
+
+/** The one line said when writing to stdout failed (other than EPIPE). */
+export function stdoutFailure(command: string | undefined, err: NodeJS.ErrnoException): string {
+  const name = commands.some((c) => c.name === command) ? `npipe ${command}` : 'npipe';
+  return `${name}: ERR_NPIPE_SYSTEM: writing to stdout failed: ${err.message}; check where stdout goes (a full disk, /dev/full)`;
+}
 
 /** The reason `io.stop` aborts with: which signal stopped the command. */
 export interface StopReason extends Error {

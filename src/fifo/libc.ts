@@ -1,6 +1,6 @@
 /**
  * The few libc calls Node does not expose: mkfifo(3), fcntl(2) for the pipe
- * capacity, flock(2) for the writers' lock, dup(2), splice(2) (Linux). Called through koffi, so no compiler and no child process is
+ * capacity, flock(2) for the writers' lock, dup(2), splice(2), tee(2) and pipe2(2) (Linux). Called through koffi, so no compiler and no child process is
  * needed. Loaded on first use, so that importing npipe never fails on a
  * platform where koffi cannot load libc: only the calls that need it do.
  */
@@ -19,6 +19,10 @@ interface Libc {
   ioctlInt(fd: number, request: number, out: number[]): number;
   /** splice(fd_in, NULL, fd_out, NULL, len, flags); Linux only, undefined elsewhere. */
   splice: ((fdIn: number, offIn: null, fdOut: number, offOut: null, length: number, flags: number) => number) | undefined;
+  /** tee(fd_in, fd_out, len, flags): copies bytes between two pipes without consuming them; Linux only. */
+  tee: ((fdIn: number, fdOut: number, length: number, flags: number) => number) | undefined;
+  /** pipe2(fds, flags): an anonymous pipe, [read end, write end] written into `fds`; Linux only. */
+  pipe2: ((fds: number[], flags: number) => number) | undefined;
   /** The address of a buffer's first byte (memset(buffer, 0, 0) returns it). */
   addressOf(buffer: Uint8Array): number;
   errno(): number;
@@ -61,6 +65,11 @@ export function loadLibc(): Libc {
           process.platform === 'linux'
             ? (lib.func('intptr_t splice(int fd_in, void *off_in, int fd_out, void *off_out, size_t len, unsigned int flags)') as Libc['splice'])
             : undefined,
+        tee:
+          process.platform === 'linux'
+            ? (lib.func('intptr_t tee(int fd_in, int fd_out, size_t len, unsigned int flags)') as Libc['tee'])
+            : undefined,
+        pipe2: process.platform === 'linux' ? (lib.func('int pipe2(_Out_ int *fds, int flags)') as Libc['pipe2']) : undefined,
         addressOf: ((memset) => (buffer: Uint8Array) => Number(memset(buffer, 0, 0)))(
           lib.func('uintptr_t memset(void *s, int c, size_t n)') as (b: Uint8Array, c: number, n: number) => number | bigint,
         ),

@@ -5,7 +5,7 @@
  * fs call; #3628: the process cannot exit), and a pending open leaves no fd, timer
  * or listener behind when it is aborted (as containerd/fifo's cancellable open).
  */
-import { closeSync, constants, fstatSync, lstatSync, openSync, type Stats } from 'node:fs';
+import { closeSync, constants, fchmodSync, fstatSync, lstatSync, openSync, unlinkSync, type Stats } from 'node:fs';
 import { Socket, type SocketConstructorOpts } from 'node:net';
 import {
   InvalidArgumentError,
@@ -17,7 +17,7 @@ import {
 import { deadline, sleep, type WaitOptions } from '../util/abort.js';
 import { bytesInPipe, getPipeSize, setPipeSize } from './capacity.js';
 import { dup } from './lock.js';
-import { describeKind, mkfifoSync } from './mkfifo.js';
+import { checkMode, describeKind, mkfifoSync } from './mkfifo.js';
 
 const { O_RDONLY, O_WRONLY, O_NONBLOCK, O_NOFOLLOW } = constants;
 
@@ -137,7 +137,7 @@ function closeQuietly(fd: number): void {
  * by the caller or root, and not writable by others unless allowed. Closes `fd`
  * and throws otherwise, before a single byte is read or written.
  */
-function checkOpened(fd: number, path: string, allowShared: boolean, owner?: number): Stats {
+function checkOpened(fd: number, path: string, allowShared: boolean, owner?: number, created = false): Stats {
   let st: Stats;
   try {
     st = fstatSync(fd);
@@ -148,6 +148,7 @@ function checkOpened(fd: number, path: string, allowShared: boolean, owner?: num
   try {
     checkStats(st, path, allowShared, owner);
   } catch (err) {
+    if (created) removeCreated(path, fd);
     closeQuietly(fd);
     throw err;
   }
@@ -171,27 +172,73 @@ export function checkStats(st: Stats, path: string, allowShared: boolean, owner?
   }
   if (!allowShared && (st.mode & 0o022) !== 0) {
     throw new UnsafeFifoError(
-      `${path} can be written by ${st.mode & 0o020 ? 'its group' : 'others'} (mode ${(st.mode & 0o777)
+      `${path} can be written by ${writers(st.mode)} (mode ${(st.mode & 0o777)
         .toString(8)
         .padStart(3, '0')}); run chmod go-w ${path}, or pass allowShared (--allow-shared) if that is intended`,
     );
   }
 }
 
+function writers(mode: number): string {
+  if ((mode & 0o022) === 0o022) return 'its group and others';
+  return mode & 0o020 ? 'its group' : 'others';
+}
+
 function checkPath(path: unknown): asserts path is string {
   if (typeof path !== 'string' || path === '') throw new InvalidArgumentError('path must be a non-empty string');
 }
 
-/** open(2) with O_NONBLOCK|O_NOFOLLOW; creates the FIFO first if it is missing and allowed. */
-function openNow(path: string, flags: number, options: OpenFifoOptions): number {
+/**
+ * A mode that lets group or others write is asked for together with allowShared,
+ * before anything is created: npipe never creates a FIFO it would then refuse
+ * (issue 15 #19).
+ */
+function checkCreateMode(options: OpenFifoOptions): void {
+  if (options.mode === undefined) return;
+  checkMode(options.mode);
+  if ((options.mode & 0o022) !== 0 && options.allowShared !== true) {
+    throw new InvalidArgumentError(
+      `mode ${options.mode.toString(8).padStart(3, '0')} lets ${writers(options.mode)} write to the FIFO, ` +
+        'which npipe refuses unless told: pass allowShared (--allow-shared) too, or use a mode such as 600',
+    );
+  }
+}
+
+/**
+ * open(2) with O_NONBLOCK|O_NOFOLLOW; creates the FIFO first if it is missing and
+ * allowed, with exactly the mode asked for (set with fchmod, as mkfifo -m does: the
+ * umask neither widens nor narrows it). `created`: this call made the FIFO.
+ */
+function openNow(path: string, flags: number, options: OpenFifoOptions): { fd: number; created: boolean } {
   try {
-    return openSync(path, flags | O_NONBLOCK | O_NOFOLLOW);
+    return { fd: openSync(path, flags | O_NONBLOCK | O_NOFOLLOW), created: false };
   } catch (err) {
     if (isErrno(err, 'ENOENT') && options.create !== false) {
-      mkfifoSync(path, { mode: options.mode ?? 0o600 });
-      return openSync(path, flags | O_NONBLOCK | O_NOFOLLOW);
+      const mode = options.mode ?? 0o600;
+      const created = mkfifoSync(path, { mode });
+      if (created) {
+        // A read end opens at once (O_NONBLOCK), also when this call is a writer.
+        const own = openSync(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW);
+        try {
+          if (fstatSync(own).isFIFO()) fchmodSync(own, mode);
+        } finally {
+          closeQuietly(own);
+        }
+      }
+      return { fd: openSync(path, flags | O_NONBLOCK | O_NOFOLLOW), created };
     }
     throw err;
+  }
+}
+
+/** Removes a FIFO this process created and then refused to use (it is still ours: same inode). */
+function removeCreated(path: string, fd: number): void {
+  try {
+    const st = fstatSync(fd);
+    const now = lstatSync(path, { throwIfNoEntry: false });
+    if (now && now.ino === st.ino && now.dev === st.dev) unlinkSync(path);
+  } catch {
+    // Best effort: the refusal is what gets reported.
   }
 }
 
@@ -209,13 +256,15 @@ export async function openFifoReader(path: string, options: OpenReaderOptions = 
   checkPath(path);
   if (options.signal?.aborted) throw options.signal.reason;
   const allowShared = options.allowShared === true;
+  checkCreateMode(options);
   let fd: number;
+  let created: boolean;
   try {
-    fd = openNow(path, O_RDONLY, options);
+    ({ fd, created } = openNow(path, O_RDONLY, options));
   } catch (err) {
     throw fromSystemError(err, path, 'opening for reading');
   }
-  const st = checkOpened(fd, path, allowShared, options.owner);
+  const st = checkOpened(fd, path, allowShared, options.owner, created);
   if (options.keepOpen === false) return new FifoEnd(path, 'read', fd, st);
   // Our own writer keeps the pipe from reaching end of file when the last real writer
   // leaves. It must be the same FIFO: reopening a path can race with a rename.
@@ -253,6 +302,7 @@ export async function openFifoReader(path: string, options: OpenReaderOptions = 
  */
 export async function openFifoWriter(path: string, options: OpenFifoOptions = {}): Promise<FifoEnd> {
   checkPath(path);
+  checkCreateMode(options);
   const wait = deadline(
     options,
     `no process opened ${path} for reading; start the reader, or wait longer (timeout)`,
@@ -261,8 +311,9 @@ export async function openFifoWriter(path: string, options: OpenFifoOptions = {}
     for (let delay = 1; ; delay = Math.min(delay * 2, MAX_READER_POLL_MS)) {
       if (wait.signal?.aborted) throw wait.signal.reason;
       let fd: number;
+      let created: boolean;
       try {
-        fd = openNow(path, O_WRONLY, options);
+        ({ fd, created } = openNow(path, O_WRONLY, options));
       } catch (err) {
         if (!isErrno(err, 'ENXIO')) throw fromSystemError(err, path, 'opening for writing');
         // ENXIO also answers for a socket file: make sure we are waiting on a FIFO.
@@ -272,7 +323,7 @@ export async function openFifoWriter(path: string, options: OpenFifoOptions = {}
         await sleep(delay, wait.signal);
         continue;
       }
-      return new FifoEnd(path, 'write', fd, checkOpened(fd, path, options.allowShared === true, options.owner));
+      return new FifoEnd(path, 'write', fd, checkOpened(fd, path, options.allowShared === true, options.owner, created));
     }
   } finally {
     wait.dispose();

@@ -202,7 +202,7 @@ class LengthDecoder implements FrameDecoder {
   }
 
   #check(size: number): number {
-    if (size > this.#max) throw new FrameTooLargeError(size, this.#max, 'length header announcing a message');
+    if (size > this.#max) throw new FrameTooLargeError(size, this.#max, 'length header announcing a message', textHeaderHint(this.#header));
     return size;
   }
 
@@ -214,4 +214,13 @@ class LengthDecoder implements FrameDecoder {
       throw new BadFrameError(`the stream ended inside a message, after ${what}`);
     }
   }
+}
+
+/** Four header bytes that are printable text mean a text writer, not a length (issue 15 #18). */
+function textHeaderHint(header: Buffer): string | undefined {
+  for (let i = 0; i < 4; i++) {
+    const b = header[i]!;
+    if ((b < 0x20 || b > 0x7e) && b !== 0x09 && b !== 0x0a && b !== 0x0d) return undefined;
+  }
+  return `the header looks like text (${JSON.stringify(header.subarray(0, 4).toString('latin1'))}): the two ends' formats may differ; is the writer using --format lines?`;
 }

@@ -1,0 +1,182 @@
+/**
+ * Property tests for the CLI's argument parsing (src/cli/args.ts), issue 15:
+ * every valid value round-trips, every invalid one is ERR_NPIPE_INVALID_ARG
+ * (exit 2) and never another error, and no input crashes the parser.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import fc from 'fast-check';
+import {
+  EXIT,
+  MAX_WAIT_MS,
+  checkAddress,
+  commonFifoOptions,
+  exitCodeFor,
+  intOption,
+  modeOption,
+  parse,
+  type Command,
+} from '../src/cli/args.js';
+import { bridgeCommand } from '../src/cli/bridge.js';
+import { demoCommand } from '../src/cli/demo.js';
+import { listenCommand } from '../src/cli/listen.js';
+import { mkfifoCommand } from '../src/cli/mkfifo.js';
+import { requestCommand } from '../src/cli/request.js';
+import { sendCommand } from '../src/cli/send.js';
+import { serveCommand } from '../src/cli/serve.js';
+import { InvalidArgumentError } from '../src/errors.js';
+
+const COMMANDS: Command[] = [sendCommand, listenCommand, serveCommand, requestCommand, bridgeCommand, mkfifoCommand, demoCommand];
+const RUNS = { numRuns: 500 };
+
+/** Calls `f`; an exception must be the usage error (code and exit 2), never anything else. */
+function usageErrorOr<T>(f: () => T): { ok: true; value: T } | { ok: false } {
+  try {
+    return { ok: true, value: f() };
+  } catch (err) {
+    assert.ok(err instanceof InvalidArgumentError, `not a usage error: ${String((err as Error)?.stack ?? err)}`);
+    assert.equal(err.code, 'ERR_NPIPE_INVALID_ARG');
+    assert.equal(exitCodeFor(err), EXIT.usage);
+    return { ok: false };
+  }
+}
+
+/** Strings a user might type, and hostile ones. */
+const anyText = fc.oneof(
+  fc.string(),
+  fc.string({ unit: 'binary' }),
+  fc.stringMatching(/^[-+]?[0-9]{0,25}(\.[0-9]*)?(e[-+]?[0-9]+)?$/),
+  fc.constantFrom('', ' 1', '1 ', '0x10', '1e3', '-0', 'Infinity', 'NaN', '٣', '007', '9007199254740993', '2147483648', '0777', '8'),
+);
+
+describe('args.ts properties', () => {
+  test('intOption: every whole number from min up round-trips through its decimal text', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 1000 }), fc.maxSafeNat(), (min, n) => {
+        fc.pre(n >= min);
+        assert.equal(intOption(String(n), 'count', { min }), n);
+      }),
+      RUNS,
+    );
+  });
+
+  test('intOption: a millisecond option (--timeout) takes 0..2^31-1 and refuses any whole number above', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: MAX_WAIT_MS }), (n) => assert.equal(intOption(String(n), 'timeout'), n)),
+      RUNS,
+    );
+    fc.assert(
+      fc.property(fc.integer({ min: MAX_WAIT_MS + 1, max: Number.MAX_SAFE_INTEGER }), (n) =>
+        assert.equal(usageErrorOr(() => intOption(String(n), 'timeout')).ok, false),
+      ),
+      RUNS,
+    );
+  });
+
+  test('intOption: any text is a whole number in range or ERR_NPIPE_INVALID_ARG, never another error', () => {
+    fc.assert(
+      fc.property(anyText, fc.integer({ min: 0, max: 5 }), fc.constantFrom('count', 'timeout', 'max-size'), (text, min, name) => {
+        const r = usageErrorOr(() => intOption(text, name, { min }));
+        if (r.ok) {
+          assert.match(text, /^\d+$/);
+          assert.ok(Number.isSafeInteger(r.value) && r.value! >= min);
+          assert.equal(r.value, Number(text));
+        }
+      }),
+      RUNS,
+    );
+  });
+
+  test('intOption: a value that is not a string (a flag given as a boolean) is a usage error', () => {
+    fc.assert(
+      fc.property(fc.oneof(fc.boolean(), fc.integer(), fc.constant(null)), (v) => assert.equal(usageErrorOr(() => intOption(v, 'count')).ok, false)),
+    );
+  });
+
+  test('modeOption: every mode 000..777 round-trips through its octal text; any other text is a usage error', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 0o777 }), fc.boolean(), (mode, zero) => {
+        const text = (zero ? '0' : '') + mode.toString(8).padStart(3, '0');
+        assert.equal(modeOption(text), mode);
+      }),
+      RUNS,
+    );
+    fc.assert(
+      fc.property(anyText, (text) => {
+        const r = usageErrorOr(() => modeOption(text));
+        if (r.ok) assert.ok(r.value! >= 0 && r.value! <= 0o777);
+      }),
+      RUNS,
+    );
+  });
+
+  test('parse: any argv, for every command, parses or is a usage error; it never throws anything else', () => {
+    const token = fc.oneof(
+      anyText,
+      fc.constantFrom('--count', '-n', '--timeout', '-t', '--format', '-f', '--mode', '--no-create', '--json', '--once', '--', '-', '--help', '-h', '--no-json', '--=x', '---x'),
+      anyText.map((s) => `--${s}`),
+      anyText.map((s) => `-${s}`),
+    );
+    fc.assert(
+      fc.property(fc.constantFrom(...COMMANDS), fc.array(token, { maxLength: 8 }), (command, argv) => {
+        const r = usageErrorOr(() => parse(command, argv));
+        if (r.ok) {
+          // Whatever parsed must then be checked without surprises too.
+          const values = r.value.values as Record<string, string | boolean | undefined>;
+          for (const address of r.value.positionals.slice(0, 1)) usageErrorOr(() => checkAddress(address, values));
+          if ('max-size' in command.options) usageErrorOr(() => commonFifoOptions(values));
+        }
+      }),
+      RUNS,
+    );
+  });
+
+  test('parse: an option no command knows is always a usage error', () => {
+    const known = new Set(COMMANDS.flatMap((c) => Object.keys(c.options)).concat(['help']));
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...COMMANDS),
+        fc.stringMatching(/^[a-z][a-z0-9-]{0,15}$/).filter((s) => !known.has(s) && !known.has(s.replace(/^no-/, ''))),
+        (command, name) => assert.equal(usageErrorOr(() => parse(command, ['/tmp/x', `--${name}`])).ok, false),
+      ),
+      RUNS,
+    );
+  });
+
+  test('listen: valid options round-trip from argv to the values used', () => {
+    fc.assert(
+      fc.property(
+        fc.record(
+          {
+            count: fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }),
+            timeout: fc.integer({ min: 0, max: MAX_WAIT_MS }),
+            maxSize: fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }),
+            mode: fc.integer({ min: 0, max: 0o777 }),
+            format: fc.constantFrom('lines', 'length', 'frames', 'raw', 'fixed:1', 'fixed:22'),
+            short: fc.boolean(),
+          },
+          { requiredKeys: ['short'] },
+        ),
+        (o) => {
+          const argv = ['/tmp/p'];
+          if (o.count !== undefined) argv.push(o.short ? '-n' : '--count', String(o.count));
+          if (o.timeout !== undefined) argv.push(o.short ? '-t' : '--timeout', String(o.timeout));
+          if (o.maxSize !== undefined) argv.push('--max-size', String(o.maxSize));
+          if (o.mode !== undefined) argv.push('--mode', o.mode.toString(8).padStart(3, '0'));
+          if (o.format !== undefined) argv.push(o.short ? '-f' : '--format', o.format);
+          const { values, positionals } = parse(listenCommand, argv);
+          assert.deepEqual(positionals, ['/tmp/p']);
+          const v = values as Record<string, string | boolean | undefined>;
+          checkAddress('/tmp/p', v);
+          const fifo = commonFifoOptions(v);
+          assert.equal(intOption(v.count, 'count', { min: 1 }), o.count);
+          assert.equal(fifo.timeout, o.timeout);
+          assert.equal(fifo.maxMessageSize, o.maxSize);
+          assert.equal(fifo.mode, o.mode);
+          assert.equal(fifo.format, o.format ?? 'lines');
+        },
+      ),
+      RUNS,
+    );
+  });
+});
