@@ -6,7 +6,7 @@ import { describe, test, type TestContext } from 'node:test';
 import { unitsSender } from '../src/api.js';
 import * as npipeModule from '../src/index.js';
 import { PIPE_BUF, Sender, mkfifo, openSender } from '../src/index.js';
-import { BIN, EXAMPLES, npipe, run, start, tempDir } from './helpers.js';
+import { BIN, EXAMPLES, npipe, run, start, tempDir, until } from './helpers.js';
 
 describe('two processes exchange messages in every format', () => {
   const cases: Array<{ format: string; send: string[]; expect: string }> = [
@@ -123,13 +123,21 @@ describe('listen', () => {
   test('--timeout counts whole lines: bytes without a "\\n" do not keep it waiting', async (t) => {
     const path = join(tempDir(t), 'p');
     await mkfifo(path);
-    const listener = npipe(['listen', path, '--timeout', '400']);
-    await waitForOpen(listener.child.pid, path);
-    // A writer that sends half a line every 100 ms and keeps the FIFO open.
-    const writer = start('sh', ['-c', 'exec 3>"$0"; for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do printf x >&3; sleep 0.1; done', path]);
+    // A writer that sends a byte of an unfinished line every 50 ms and never stops: it
+    // waits in open() for the listener, so its bytes flow from the listener's first wait on.
+    // Each byte written is echoed on its stdout; SIGPIPE is ignored so that the listener
+    // leaving does not end it.
+    const writer = start('sh', ['-c', 'trap "" PIPE; exec 3>"$0"; while :; do printf x >&3 && printf .; sleep 0.05; done 2>/dev/null', path], { hangMs: 60_000 });
+    t.after(() => writer.child.kill('SIGKILL'));
+    const listener = npipe(['listen', path, '--timeout', '400'], { hangMs: 15_000 });
     const result = await listener.done;
+    // Had each byte restarted the timer, the listener would still be waiting (killed by hangMs).
+    assert.equal(writer.child.exitCode, null, 'the writer is still running when the listener gives up');
+    assert.equal(writer.child.signalCode, null);
+    await writer.waitForOutput('.');
     assert.equal(result.code, 3, result.stderr);
     assert.match(result.stderr, /ERR_NPIPE_TIMEOUT/);
+    assert.equal(result.stdout, '', 'no whole line, nothing printed');
     writer.child.kill();
     await writer.done.catch(() => {});
   });
@@ -159,16 +167,62 @@ describe('listen', () => {
   });
 
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    test(`${signal} ends it promptly with everything received already written`, async (t) => {
-      const path = join(tempDir(t), 'p');
-      const listener = npipe(['listen', path]);
-      assert.equal((await run(['send', path, 'x1', 'x2', 'x3', '--timeout', '10000'])).code, 0);
-      await listener.waitForOutput('x3\n');
-      listener.child.kill(signal);
-      const result = await listener.done;
-      assert.equal(result.code, 0, result.stderr);
-      assert.equal(result.stdout, 'x1\nx2\nx3\n');
-    });
+    for (const format of ['lines', 'frames'] as const) {
+      test(`${signal} mid-burst (${format}) ends it with every whole message received written: a whole-message prefix, the next reader gets exactly the rest`, async (t) => {
+        const dir = tempDir(t);
+        const path = join(dir, 'p');
+        const stop = join(dir, 'stop');
+        await mkfifo(path);
+        const first = npipe(['listen', path, '--format', format]);
+        await waitForOpen(first.child.pid, path);
+        // A writer that never pauses: lines "m<i> ppp..." until the file `stop` exists (then
+        // their number goes into stop.count), through npipe send --wait. Each message is
+        // one write of at most PIPE_BUF (and one packet): whole in the pipe or not in it.
+        const pad = 'p'.repeat(150);
+        const sender = start(
+          'sh',
+          ['-c', '{ i=0; while [ ! -e "$0" ]; do i=$((i+1)); echo "m$i $1"; done; echo $i > "$0.count"; } | "$2" "$3" send "$4" --format "$5" --wait --timeout 30000', stop, pad, process.execPath, BIN, path, format],
+          { hangMs: 60_000 },
+        );
+        t.after(() => {
+          if (sender.child.exitCode === null) sender.child.kill('SIGKILL');
+        });
+        await first.waitForOutput('m2000 ');
+        // Hold the listener's output back (its stdout pipe fills, its writes wait) until it
+        // has read 512 KiB more from the FIFO than it wrote: data in flight inside it.
+        const io = () => {
+          const text = readFileSync(`/proc/${first.child.pid}/io`, 'utf8');
+          return Number(/^rchar: (\d+)$/m.exec(text)![1]) - Number(/^wchar: (\d+)$/m.exec(text)![1]);
+        };
+        const held = io();
+        first.child.stdout!.pause();
+        await until(() => io() - held >= 512 * 1024, 'the listener to hold 512 KiB it has not written');
+        first.child.kill(signal);
+        first.child.stdout!.resume();
+        const r1 = await first.done;
+        assert.equal(r1.code, 0, r1.stderr);
+        assert.equal(sender.child.exitCode, null, 'the writer was still sending: the signal came mid-burst');
+        assert.equal(existsSync(`${stop}.count`), false, 'the writer was still sending: the signal came mid-burst');
+        // The next reader (--once: until the writer closes the FIFO); then stop the writer:
+        // what it still has goes to that reader (send --wait).
+        const second = npipe(['listen', path, '--format', format, '--once'], { hangMs: 60_000 });
+        await waitForOpen(second.child.pid, path);
+        writeFileSync(stop, '');
+        const s = await sender.done;
+        assert.equal(s.code, 0, s.stderr);
+        const total = Number(readFileSync(`${stop}.count`, 'utf8'));
+        const sent = Array.from({ length: total }, (_, i) => `m${i + 1} ${pad}\n`).join('');
+        assert.ok(r1.stdout.endsWith('\n'), 'the first listener printed whole messages only');
+        assert.ok(sent.startsWith(r1.stdout), 'the first listener printed a prefix of what was sent');
+        const got = r1.stdout.split('\n').length - 1;
+        assert.ok(got >= 2000 && got < total, `${got} of ${total}`);
+        const r2 = await second.done;
+        assert.equal(r2.code, 0, r2.stderr);
+        assert.equal(r2.stderr, '', 'nothing dropped or discarded');
+        // Nothing the first listener took out of the pipe was lost: together, exactly what was sent.
+        assert.ok(r1.stdout + r2.stdout === sent, `the two listeners together printed what was sent (${got} + ${r2.stdout.split('\n').length - 1} of ${total})`);
+      });
+    }
   }
 
   test('--timeout with no message exits 3 with ERR_NPIPE_TIMEOUT', async (t) => {

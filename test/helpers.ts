@@ -95,10 +95,19 @@ export function openFds(): number {
   return readdirSync('/proc/self/fd').length;
 }
 
+/**
+ * True under CI: any non-empty CI other than 'false' or '0' (CI=true, CI=1, CI=yes...).
+ * Checking only CI === 'true' let CI=1 turn every NATS, Python and root test into a green skip.
+ */
+export function isCI(env: NodeJS.ProcessEnv = process.env): boolean {
+  const ci = env.CI?.trim().toLowerCase();
+  return ci !== undefined && ci !== '' && ci !== 'false' && ci !== '0';
+}
+
 /** Skips when `what` is missing on a developer's machine; fails under CI, which must run every test. */
 export function requireOrSkip(t: TestContext, available: boolean, what: string): boolean {
   if (available) return true;
-  if (process.env.CI === 'true') throw new Error(`${what} is required in CI`);
+  if (isCI()) throw new Error(`${what} is required in CI`);
   t.skip(`${what}; install it to run this test`);
   return false;
 }
