@@ -8,8 +8,10 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test, type TestContext } from 'node:test';
-import { mkfifo } from '../src/index.js';
-import { npipe, requireOrSkip, start, tempDir, type Running } from './helpers.js';
+import { readFileSync } from 'node:fs';
+import { mkfifo, openFifoWriter } from '../src/index.js';
+import { HEADER, logSize, rng } from './fixtures/message.js';
+import { npipe, requireOrSkip, start, tempDir, until, type Running } from './helpers.js';
 
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}.js`, import.meta.url));
 const node = (name: string, args: string[], hangMs = 60_000): Running => start(process.execPath, [fixture(name), ...args], { hangMs });
@@ -78,7 +80,19 @@ test('16 writers (1 B to 1 MiB, and 8 MiB), two killed mid-message: every messag
   });
 });
 
+/** Bytes a message of `n` bytes takes in the pipe as `frames` packets (docs/PROTOCOL.md, PIPE_BUF 4096). */
+function framedSize(n: number): number {
+  if (n <= 4096 - 8) return n + 8;
+  return n + 16 + 8 * Math.ceil((n - (4096 - 16)) / (4096 - 8));
+}
+
+/** The bytes process `pid` has read (/proc/PID/io rchar: read(2) and the like, on any fd). */
+function bytesRead(pid: number): number {
+  return Number(/^rchar: (\d+)$/m.exec(readFileSync(`/proc/${pid}/io`, 'utf8'))![1]);
+}
+
 test('the reader killed and restarted mid-run: nothing torn or twice; only what the dead reader held is lost', async (t) => {
+  if (!requireOrSkip(t, process.platform === 'linux', 'counting what the dead reader read needs Linux /proc/PID/io')) return;
   const dir = tempDir(t);
   const path = join(dir, 'fifo');
   await mkfifo(path);
@@ -86,18 +100,28 @@ test('the reader killed and restarted mid-run: nothing torn or twice; only what 
   const perWriter = 200;
   const first = node('reader', [path]);
   await first.waitForOutput('ready');
+  const pid = first.child.pid!;
+  // From here on the reader reads only the FIFO (its modules are loaded).
+  const readBefore = bytesRead(pid);
   const runs = Array.from({ length: writers }, (_, w) => node('writer', [path, String(w), String(perWriter), String(2000 + w), '--wait']));
-  await first.waitForOutput(`msg `);
-  await new Promise((resolve) => setTimeout(resolve, 100));
+  await first.waitForOutput('msg 3 20 ');
+  // Freeze the reader, let the writers fill the pipe (each then waits in a write), and
+  // count what the reader took out of the FIFO; then kill it.
+  first.child.kill('SIGSTOP');
+  const probe = await openFifoWriter(path, { timeout: 10_000 });
+  t.after(() => probe.close());
+  // (A pipe is full once its page slots are used: then it holds over half its size.)
+  await until(() => probe.bytesInPipe() > probe.getPipeSize() / 2, 'the writers to fill the pipe');
+  const taken = bytesRead(pid) - readBefore;
+  assert.ok(runs.every((r) => r.child.exitCode === null), 'every writer is still sending: each is cut off by the reader\'s death');
   first.child.kill('SIGKILL');
   const a = parseReader((await first.done).stdout);
-  // Writers now see EPIPE and wait for the next reader.
-  await new Promise((resolve) => setTimeout(resolve, 300));
+  // Each writer saw EPIPE in its pending write; with --wait it waits for the next reader.
   const second = node('reader', [path]);
   const done = await Promise.all(runs.map((r) => r.done));
   for (const d of done) assert.equal(d.code, 0, d.stderr);
-  // Every writer has finished: its messages are in the pipe or read. Stop the reader once they are out.
-  await new Promise((resolve) => setTimeout(resolve, 1000));
+  // Every writer has finished: its messages are in the pipe or read. Stop the reader once the pipe is empty.
+  await until(() => probe.bytesInPipe() === 0, 'the second reader to empty the pipe', 30_000);
   second.child.kill('SIGTERM');
   const b = parseReader((await second.done).stdout);
 
@@ -105,6 +129,8 @@ test('the reader killed and restarted mid-run: nothing torn or twice; only what 
   const all = [...a.messages, ...b.messages];
   assert.equal(all.filter((m) => !m.ok).length, 0, 'no torn or mixed message');
   let lost = 0;
+  let lostBytes = 0;
+  let printedBytes = 0;
   for (let w = 0; w < writers; w++) {
     const seqA = a.messages.filter((m) => m.writer === w).map((m) => m.seq);
     const seqB = b.messages.filter((m) => m.writer === w).map((m) => m.seq);
@@ -115,15 +141,33 @@ test('the reader killed and restarted mid-run: nothing torn or twice; only what 
     assert.deepEqual(seqA, seqA.map((_, i) => i), `writer ${w}: the first reader got a prefix`);
     const from = seqB[0] ?? perWriter;
     assert.deepEqual(seqB, Array.from({ length: perWriter - from }, (_, i) => from + i), `writer ${w}: the second reader got the rest`);
+    // The writer's message sizes, as writer.js draws them.
+    const random = rng(2000 + w);
+    const sizes = Array.from({ length: perWriter }, () => HEADER + logSize(random, 1 << 20));
+    for (let seq = 0; seq < seqA.length; seq++) printedBytes += framedSize(sizes[seq]!);
+    for (let seq = seqA.length; seq < from; seq++) lostBytes += framedSize(sizes[seq]!);
     lost += from - seqA.length;
   }
   report(t, {
     firstReader: a.messages.length,
     secondReader: b.messages.length,
+    takenByTheDeadReader: taken,
     lostWithTheDeadReader: lost,
+    lostBytes,
+    printedBytes,
     dropsReported: b.drops.length,
     dropReasons: [...new Set(b.drops.map((d) => d.reason))].join('+') || 'none',
   });
+  // Lost: only messages the dead reader had taken out of the pipe and not printed (its
+  // buffer, its unflushed output). Nothing still in the pipe.
+  assert.ok(printedBytes + lostBytes <= taken, `printed ${printedBytes} + lost ${lostBytes} bytes, but the dead reader took only ${taken}`);
+  // The reader's bound on what it holds: 1 MiB of whole messages, its output batch of
+  // 64 messages (of at most 1 MiB each), one message in progress per writer.
+  assert.ok(lost <= 64 + writers + Math.ceil((1 << 20) / HEADER), `${lost} messages lost`);
+  // The second reader reports only the leftovers of messages cut by the first one's
+  // death (each sent again whole): at most one per writer.
+  assert.ok(b.drops.every((d) => d.reason === 'orphan' || d.reason === 'abandoned'), JSON.stringify(b.drops));
+  assert.ok(b.drops.length <= writers, `${b.drops.length} drops`);
 });
 
 test('a writer pushing 1 GiB into a slow reader keeps both under 100 MiB of RSS', async (t) => {
