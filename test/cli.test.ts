@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, lstatSync, readFileSync, readdirSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, constants, existsSync, lstatSync, openSync, readFileSync, readSync, readdirSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 import { unitsSender } from '../src/api.js';
@@ -244,7 +244,7 @@ describe('listen', () => {
     assert.match(result.stderr, /ERR_NPIPE_BAD_FRAME/);
   });
 
-  test('a length header over --max-size is refused without allocating it', async (t) => {
+  test('a length header over --max-size (2 GiB - 1) is refused: exit 1, ERR_NPIPE_FRAME_TOO_LARGE (that nothing is allocated first: framing.property.test.ts)', async (t) => {
     const path = join(tempDir(t), 'p');
     await mkfifo(path);
     const listener = npipe(['listen', path, '--format', 'length', '--once']);
@@ -353,18 +353,32 @@ describe('send', () => {
     assert.equal(lstatSync(join(dir, 'b')).mode & 0o777, 0o600);
   });
 
-  test('SIGINT while waiting for a reader ends it at once with 128 + 2, leaving nothing behind', async (t) => {
-    const path = join(tempDir(t), 'p');
-    const sender = npipe(['send', path, 'never read']);
-    // The FIFO exists once the sender created it, which it does after installing its
-    // signal handlers and before waiting for a reader (ENXIO): no fixed delay to outlast.
-    for (let i = 0; i < 1000 && !existsSync(path); i++) await new Promise((resolve) => setTimeout(resolve, 10));
-    assert.ok(lstatSync(path).isFIFO());
-    sender.child.kill('SIGINT');
-    const result = await sender.done;
-    assert.equal(result.code, 130);
-    assert.match(result.stderr, /stopped by SIGINT/);
-  });
+  for (const [signal, n] of [['SIGINT', 2], ['SIGTERM', 15]] as const) {
+    test(`${signal} while waiting for a reader ends it at once with 128 + ${n}, leaving nothing behind (only the FIFO it created, open by no one)`, async (t) => {
+      const dir = tempDir(t);
+      const path = join(dir, 'p');
+      const sender = npipe(['send', path, 'never read']);
+      // The FIFO exists once the sender created it, which it does after installing its
+      // signal handlers and before waiting for a reader (ENXIO): no fixed delay to outlast.
+      for (let i = 0; i < 1000 && !existsSync(path); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+      assert.ok(lstatSync(path).isFIFO());
+      assert.equal(sender.child.exitCode, null, 'still waiting for a reader');
+      sender.child.kill(signal);
+      const result = await sender.done;
+      assert.equal(result.code, 128 + n);
+      assert.match(result.stderr, new RegExp(`stopped by ${signal}`));
+      // Nothing behind: no file but the FIFO, and no process holds it (a writer's
+      // open without a reader fails with ENXIO; a reader's would succeed at once).
+      assert.deepEqual(readdirSync(dir), ['p']);
+      assert.throws(() => openSync(path, constants.O_WRONLY | constants.O_NONBLOCK), { code: 'ENXIO' });
+      const probe = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+      try {
+        assert.equal(readSync(probe, Buffer.alloc(16)), 0, 'nothing was written into it, and no writer holds it');
+      } finally {
+        closeSync(probe);
+      }
+    });
+  }
 
   test('a regular file or a symlink is refused with exit 4 and never written', async (t) => {
     const dir = tempDir(t);
@@ -448,7 +462,15 @@ describe("the textbook's programs", () => {
       const dir = tempDir(t);
       const exec = (name: string) => start(process.execPath, [join(EXAMPLES, `${name}.js`)], { cwd: dir });
       const first = exec(order === 'reader first' ? 'read_from_named_pipe' : 'write_to_named_pipe');
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      const fifo = join(dir, 'my_pipe');
+      // Start the second once the first is waiting: the reader with the FIFO open, the
+      // writer once it created the FIFO (it then waits for a reader: ENXIO).
+      if (order === 'reader first') await waitForOpen(first.child.pid, fifo);
+      else {
+        for (let i = 0; i < 1000 && !existsSync(fifo); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+        assert.ok(lstatSync(fifo).isFIFO(), 'the writer created the FIFO');
+      }
+      assert.equal(first.child.exitCode, null, 'the first one is waiting for the second');
       const second = exec(order === 'reader first' ? 'write_to_named_pipe' : 'read_from_named_pipe');
       const [a, b] = await Promise.all([first.done, second.done]);
       const reader = order === 'reader first' ? a : b;

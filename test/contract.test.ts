@@ -218,7 +218,9 @@ for (const medium of rpc) {
       assert.ok(err instanceof RemoteError, String(err));
       assert.equal(err.remoteCode, 'E_NOTHING');
       assert.equal(err.message, 'no such thing');
-      assert.ok(server.stats.replies >= 300);
+      // Exactly: 301 requests, 300 answered, one handler error (a RemoteError, not a reply).
+      assert.equal(server.stats.requests, 301);
+      assert.equal(server.stats.replies, 300);
       assert.equal(server.stats.errors, 1);
     });
 

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { closeSync, constants, mkdtempSync, openSync, readdirSync, rmSync } from 'node:fs';
+import { closeSync, constants, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -163,4 +163,41 @@ export function sharedNatsServer(prefix: string) {
     url: (t: TestContext, query = ''): string | undefined =>
       requireOrSkip(t, available, NATS_INSTALL_HINT) ? server!.url(`${prefix}.s${++subjects}`, query) : undefined,
   };
+}
+
+/**
+ * Resolves once process `pid` has `path` open (seen in /proc/PID/fd, Linux). Unlike
+ * readerOn, it opens nothing: a probe's close would be an end of file for a reader
+ * that does not keep the FIFO open (--once).
+ */
+export function waitForOpen(pid: number | undefined, path: string, timeoutMs = 10_000): Promise<void> {
+  const has = () => {
+    try {
+      return readdirSync(`/proc/${pid}/fd`).some((fd) => {
+        try {
+          return readlinkSync(`/proc/${pid}/fd/${fd}`) === path;
+        } catch {
+          return false;
+        }
+      });
+    } catch {
+      return false; // not started yet
+    }
+  };
+  return until(has, `process ${pid} to open ${path}`, timeoutMs);
+}
+
+/**
+ * Resolves once process `pid` waits in a blocking open() of a FIFO for the other end
+ * (Linux: its /proc/PID/wchan is the kernel's wait_for_partner).
+ */
+export function waitForBlockedOpen(pid: number | undefined, timeoutMs = 10_000): Promise<void> {
+  const blocked = () => {
+    try {
+      return readFileSync(`/proc/${pid}/wchan`, 'utf8') === 'wait_for_partner';
+    } catch {
+      return false;
+    }
+  };
+  return until(blocked, `process ${pid} to wait in open() for the FIFO's other end`, timeoutMs);
 }
