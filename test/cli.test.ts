@@ -629,3 +629,27 @@ describe('frames in the CLI', () => {
     });
   }
 });
+
+describe('FIFO-only options with a NATS URL', () => {
+  test('--mode, --pipe-size, --allow-shared, --no-create, --once and --max-partial are refused with a nats:// URL (exit 2, ERR_NPIPE_INVALID_ARG), not ignored', async () => {
+    // Port 1: nothing listens there; a refusal must come before any connection attempt.
+    const url = 'nats://127.0.0.1:1/jobs';
+    const cases: string[][] = [
+      ['listen', url, '--mode', '600'],
+      ['listen', url, '--pipe-size', '65536'],
+      ['listen', url, '--allow-shared'],
+      ['listen', url, '--no-create'],
+      ['listen', url, '--once'],
+      ['listen', url, '--max-partial', '1000000'],
+      ['send', url, 'x', '--mode', '600'],
+      ['send', url, 'x', '--pipe-size', '65536'],
+      ['send', url, 'x', '--allow-shared'],
+      ['send', url, 'x', '--no-create'],
+    ];
+    for (const args of cases) {
+      const result = await run(args);
+      assert.equal(result.code, 2, `${args.join(' ')}: ${result.stderr}`);
+      assert.match(result.stderr, new RegExp(`^npipe ${args[0]}: ERR_NPIPE_INVALID_ARG: `), args.join(' '));
+    }
+  });
+});
