@@ -15,7 +15,7 @@ describe('two processes exchange messages in every format', () => {
     { format: 'fixed:5', send: ['hello', 'world'], expect: 'hello\nworld\n' },
   ];
   for (const { format, send, expect } of cases) {
-    test(format, async (t) => {
+    test(`${format}: what one process sends, the other prints, message by message`, async (t) => {
       const path = join(tempDir(t), 'p');
       const listener = npipe(['listen', path, '--format', format, '--count', String(send.length)]);
       const sender = await run(['send', path, '--format', format, '--timeout', '10000', ...send]);

@@ -178,6 +178,24 @@ describe('pipe capacity', () => {
   });
 });
 
+describe('pipe capacity of a receiver', () => {
+  test('a receiver asks for a 256 KiB pipe by default; pipeSize asks for another (Linux)', async (t) => {
+    if (!requireOrSkip(t, process.platform === 'linux', 'F_GETPIPE_SZ is Linux-only')) return;
+    const dir = tempDir(t);
+    for (const [name, options, expected] of [['default', {}, 256 * 1024], ['asked', { pipeSize: 1 << 20 }, 1 << 20]] as const) {
+      const path = join(dir, name);
+      const receiver = await openReceiver(path, options);
+      const probe = await openFifoWriter(path, { timeout: 5000 });
+      try {
+        assert.equal(probe.getPipeSize(), expected, name);
+      } finally {
+        probe.close();
+        await receiver.close();
+      }
+    }
+  });
+});
+
 describe('readers and writers', () => {
   test('a listener stays open while writers come and go', async (t) => {
     const path = join(tempDir(t), 'p');
