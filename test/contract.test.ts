@@ -9,7 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 import {
@@ -24,7 +24,7 @@ import {
   openSender,
   serve,
 } from '../src/index.js';
-import { delay, npipe, sharedNatsServer, tempDir } from './helpers.js';
+import { delay, npipe, sharedNatsServer, tempDir, until } from './helpers.js';
 
 const nats = sharedNatsServer('contract');
 
@@ -262,14 +262,22 @@ for (const medium of rpc) {
       assert.ok(gone instanceof ServerGoneError, String(gone));
 
       // Over FIFOs connect() itself waits for the server; over NATS the request does.
+      let asked = false;
+      let settled = false;
       const answer = connect(address, { waitForServer: true }).then(async (client) => {
         try {
+          asked = true;
           return await client.request('hello', { timeout: 10_000 });
         } finally {
+          settled = true;
           await client.close();
         }
       });
-      await delay(300);
+      // Start the server once the client waits for one: over FIFOs connect() has created
+      // the server's FIFO and waits for its reader; over NATS the request went out (no
+      // responders: it is sent again until a server answers).
+      await until(() => asked || existsSync(address), 'the client to wait for a server');
+      assert.equal(settled, false, 'the request waits: it neither failed nor was answered without a server');
       const server = await serve(address, (req: string) => req.toUpperCase());
       t.after(() => server.close());
       assert.equal(await answer, 'HELLO');
