@@ -325,3 +325,12 @@ for (const medium of rpc) {
     });
   });
 }
+
+describe('request/reply over NATS: no JetStream', () => {
+  test('delivery=jetstream is refused for serve() and connect() with ERR_NPIPE_INVALID_ARG, before any connection', async () => {
+    // Port 1: nothing listens there; the refusal must come first.
+    const url = 'nats://127.0.0.1:1/x?delivery=jetstream';
+    await assert.rejects(serve(url, (req: string) => req), { code: 'ERR_NPIPE_INVALID_ARG' });
+    await assert.rejects(connect(url), { code: 'ERR_NPIPE_INVALID_ARG' });
+  });
+});
