@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, closeSync, constants, existsSync, lstatSync, openSync, readFileSync, readSync, readdirSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, constants, existsSync, lstatSync, openSync, readFileSync, readSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 import { unitsSender } from '../src/api.js';
 import * as npipeModule from '../src/index.js';
 import { PIPE_BUF, Sender, mkfifo, openSender } from '../src/index.js';
-import { BIN, EXAMPLES, npipe, run, start, tempDir, until } from './helpers.js';
+import { BIN, EXAMPLES, npipe, run, start, tempDir, until, waitForOpen } from './helpers.js';
 
 describe('two processes exchange messages in every format', () => {
   const cases: Array<{ format: string; send: string[]; expect: string }> = [
@@ -256,23 +256,6 @@ describe('listen', () => {
     assert.match(result.stderr, /ERR_NPIPE_FRAME_TOO_LARGE/);
   });
 });
-
-/**
- * Resolves once process `pid` has `path` open (seen in /proc/PID/fd). Opening a writer to
- * check would be wrong: its close is an end of file for a --once reader.
- */
-async function waitForOpen(pid: number | undefined, path: string): Promise<void> {
-  for (let i = 0; i < 1000; i++) {
-    try {
-      const fds = readdirSync(`/proc/${pid}/fd`);
-      if (fds.some((fd) => { try { return readlinkSync(`/proc/${pid}/fd/${fd}`) === path; } catch { return false; } })) return;
-    } catch {
-      // not started yet
-    }
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-  throw new Error(`process ${pid} never opened ${path}`);
-}
 
 describe('send', () => {
   test("whole lines go into the FIFO as they are (the lines fast path), through a function that is not in the package's API", async (t) => {
