@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, lstatSync, readFileSync, readdirSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, constants, existsSync, lstatSync, openSync, readFileSync, readSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 import { unitsSender } from '../src/api.js';
 import * as npipeModule from '../src/index.js';
 import { PIPE_BUF, Sender, mkfifo, openSender } from '../src/index.js';
-import { BIN, EXAMPLES, npipe, run, start, tempDir } from './helpers.js';
+import { BIN, EXAMPLES, npipe, run, start, tempDir, until, waitForOpen } from './helpers.js';
 
 describe('two processes exchange messages in every format', () => {
   const cases: Array<{ format: string; send: string[]; expect: string }> = [
@@ -15,7 +15,7 @@ describe('two processes exchange messages in every format', () => {
     { format: 'fixed:5', send: ['hello', 'world'], expect: 'hello\nworld\n' },
   ];
   for (const { format, send, expect } of cases) {
-    test(format, async (t) => {
+    test(`${format}: what one process sends, the other prints, message by message`, async (t) => {
       const path = join(tempDir(t), 'p');
       const listener = npipe(['listen', path, '--format', format, '--count', String(send.length)]);
       const sender = await run(['send', path, '--format', format, '--timeout', '10000', ...send]);
@@ -123,13 +123,21 @@ describe('listen', () => {
   test('--timeout counts whole lines: bytes without a "\\n" do not keep it waiting', async (t) => {
     const path = join(tempDir(t), 'p');
     await mkfifo(path);
-    const listener = npipe(['listen', path, '--timeout', '400']);
-    await waitForOpen(listener.child.pid, path);
-    // A writer that sends half a line every 100 ms and keeps the FIFO open.
-    const writer = start('sh', ['-c', 'exec 3>"$0"; for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do printf x >&3; sleep 0.1; done', path]);
+    // A writer that sends a byte of an unfinished line every 50 ms and never stops: it
+    // waits in open() for the listener, so its bytes flow from the listener's first wait on.
+    // Each byte written is echoed on its stdout; SIGPIPE is ignored so that the listener
+    // leaving does not end it.
+    const writer = start('sh', ['-c', 'trap "" PIPE; exec 3>"$0"; while :; do printf x >&3 && printf .; sleep 0.05; done 2>/dev/null', path], { hangMs: 60_000 });
+    t.after(() => writer.child.kill('SIGKILL'));
+    const listener = npipe(['listen', path, '--timeout', '400'], { hangMs: 15_000 });
     const result = await listener.done;
+    // Had each byte restarted the timer, the listener would still be waiting (killed by hangMs).
+    assert.equal(writer.child.exitCode, null, 'the writer is still running when the listener gives up');
+    assert.equal(writer.child.signalCode, null);
+    await writer.waitForOutput('.');
     assert.equal(result.code, 3, result.stderr);
     assert.match(result.stderr, /ERR_NPIPE_TIMEOUT/);
+    assert.equal(result.stdout, '', 'no whole line, nothing printed');
     writer.child.kill();
     await writer.done.catch(() => {});
   });
@@ -159,16 +167,62 @@ describe('listen', () => {
   });
 
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    test(`${signal} ends it promptly with everything received already written`, async (t) => {
-      const path = join(tempDir(t), 'p');
-      const listener = npipe(['listen', path]);
-      assert.equal((await run(['send', path, 'x1', 'x2', 'x3', '--timeout', '10000'])).code, 0);
-      await listener.waitForOutput('x3\n');
-      listener.child.kill(signal);
-      const result = await listener.done;
-      assert.equal(result.code, 0, result.stderr);
-      assert.equal(result.stdout, 'x1\nx2\nx3\n');
-    });
+    for (const format of ['lines', 'frames'] as const) {
+      test(`${signal} mid-burst (${format}) ends it with every whole message received written: a whole-message prefix, the next reader gets exactly the rest`, async (t) => {
+        const dir = tempDir(t);
+        const path = join(dir, 'p');
+        const stop = join(dir, 'stop');
+        await mkfifo(path);
+        const first = npipe(['listen', path, '--format', format]);
+        await waitForOpen(first.child.pid, path);
+        // A writer that never pauses: lines "m<i> ppp..." until the file `stop` exists (then
+        // their number goes into stop.count), through npipe send --wait. Each message is
+        // one write of at most PIPE_BUF (and one packet): whole in the pipe or not in it.
+        const pad = 'p'.repeat(150);
+        const sender = start(
+          'sh',
+          ['-c', '{ i=0; while [ ! -e "$0" ]; do i=$((i+1)); echo "m$i $1"; done; echo $i > "$0.count"; } | "$2" "$3" send "$4" --format "$5" --wait --timeout 30000', stop, pad, process.execPath, BIN, path, format],
+          { hangMs: 60_000 },
+        );
+        t.after(() => {
+          if (sender.child.exitCode === null) sender.child.kill('SIGKILL');
+        });
+        await first.waitForOutput('m2000 ');
+        // Hold the listener's output back (its stdout pipe fills, its writes wait) until it
+        // has read 512 KiB more from the FIFO than it wrote: data in flight inside it.
+        const io = () => {
+          const text = readFileSync(`/proc/${first.child.pid}/io`, 'utf8');
+          return Number(/^rchar: (\d+)$/m.exec(text)![1]) - Number(/^wchar: (\d+)$/m.exec(text)![1]);
+        };
+        const held = io();
+        first.child.stdout!.pause();
+        await until(() => io() - held >= 512 * 1024, 'the listener to hold 512 KiB it has not written');
+        first.child.kill(signal);
+        first.child.stdout!.resume();
+        const r1 = await first.done;
+        assert.equal(r1.code, 0, r1.stderr);
+        assert.equal(sender.child.exitCode, null, 'the writer was still sending: the signal came mid-burst');
+        assert.equal(existsSync(`${stop}.count`), false, 'the writer was still sending: the signal came mid-burst');
+        // The next reader (--once: until the writer closes the FIFO); then stop the writer:
+        // what it still has goes to that reader (send --wait).
+        const second = npipe(['listen', path, '--format', format, '--once'], { hangMs: 60_000 });
+        await waitForOpen(second.child.pid, path);
+        writeFileSync(stop, '');
+        const s = await sender.done;
+        assert.equal(s.code, 0, s.stderr);
+        const total = Number(readFileSync(`${stop}.count`, 'utf8'));
+        const sent = Array.from({ length: total }, (_, i) => `m${i + 1} ${pad}\n`).join('');
+        assert.ok(r1.stdout.endsWith('\n'), 'the first listener printed whole messages only');
+        assert.ok(sent.startsWith(r1.stdout), 'the first listener printed a prefix of what was sent');
+        const got = r1.stdout.split('\n').length - 1;
+        assert.ok(got >= 2000 && got < total, `${got} of ${total}`);
+        const r2 = await second.done;
+        assert.equal(r2.code, 0, r2.stderr);
+        assert.equal(r2.stderr, '', 'nothing dropped or discarded');
+        // Nothing the first listener took out of the pipe was lost: together, exactly what was sent.
+        assert.ok(r1.stdout + r2.stdout === sent, `the two listeners together printed what was sent (${got} + ${r2.stdout.split('\n').length - 1} of ${total})`);
+      });
+    }
   }
 
   test('--timeout with no message exits 3 with ERR_NPIPE_TIMEOUT', async (t) => {
@@ -190,7 +244,7 @@ describe('listen', () => {
     assert.match(result.stderr, /ERR_NPIPE_BAD_FRAME/);
   });
 
-  test('a length header over --max-size is refused without allocating it', async (t) => {
+  test('a length header over --max-size (2 GiB - 1) is refused: exit 1, ERR_NPIPE_FRAME_TOO_LARGE (that nothing is allocated first: framing.property.test.ts)', async (t) => {
     const path = join(tempDir(t), 'p');
     await mkfifo(path);
     const listener = npipe(['listen', path, '--format', 'length', '--once']);
@@ -202,23 +256,6 @@ describe('listen', () => {
     assert.match(result.stderr, /ERR_NPIPE_FRAME_TOO_LARGE/);
   });
 });
-
-/**
- * Resolves once process `pid` has `path` open (seen in /proc/PID/fd). Opening a writer to
- * check would be wrong: its close is an end of file for a --once reader.
- */
-async function waitForOpen(pid: number | undefined, path: string): Promise<void> {
-  for (let i = 0; i < 1000; i++) {
-    try {
-      const fds = readdirSync(`/proc/${pid}/fd`);
-      if (fds.some((fd) => { try { return readlinkSync(`/proc/${pid}/fd/${fd}`) === path; } catch { return false; } })) return;
-    } catch {
-      // not started yet
-    }
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-  throw new Error(`process ${pid} never opened ${path}`);
-}
 
 describe('send', () => {
   test("whole lines go into the FIFO as they are (the lines fast path), through a function that is not in the package's API", async (t) => {
@@ -299,18 +336,32 @@ describe('send', () => {
     assert.equal(lstatSync(join(dir, 'b')).mode & 0o777, 0o600);
   });
 
-  test('SIGINT while waiting for a reader ends it at once with 128 + 2, leaving nothing behind', async (t) => {
-    const path = join(tempDir(t), 'p');
-    const sender = npipe(['send', path, 'never read']);
-    // The FIFO exists once the sender created it, which it does after installing its
-    // signal handlers and before waiting for a reader (ENXIO): no fixed delay to outlast.
-    for (let i = 0; i < 1000 && !existsSync(path); i++) await new Promise((resolve) => setTimeout(resolve, 10));
-    assert.ok(lstatSync(path).isFIFO());
-    sender.child.kill('SIGINT');
-    const result = await sender.done;
-    assert.equal(result.code, 130);
-    assert.match(result.stderr, /stopped by SIGINT/);
-  });
+  for (const [signal, n] of [['SIGINT', 2], ['SIGTERM', 15]] as const) {
+    test(`${signal} while waiting for a reader ends it at once with 128 + ${n}, leaving nothing behind (only the FIFO it created, open by no one)`, async (t) => {
+      const dir = tempDir(t);
+      const path = join(dir, 'p');
+      const sender = npipe(['send', path, 'never read']);
+      // The FIFO exists once the sender created it, which it does after installing its
+      // signal handlers and before waiting for a reader (ENXIO): no fixed delay to outlast.
+      for (let i = 0; i < 1000 && !existsSync(path); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+      assert.ok(lstatSync(path).isFIFO());
+      assert.equal(sender.child.exitCode, null, 'still waiting for a reader');
+      sender.child.kill(signal);
+      const result = await sender.done;
+      assert.equal(result.code, 128 + n);
+      assert.match(result.stderr, new RegExp(`stopped by ${signal}`));
+      // Nothing behind: no file but the FIFO, and no process holds it (a writer's
+      // open without a reader fails with ENXIO; a reader's would succeed at once).
+      assert.deepEqual(readdirSync(dir), ['p']);
+      assert.throws(() => openSync(path, constants.O_WRONLY | constants.O_NONBLOCK), { code: 'ENXIO' });
+      const probe = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+      try {
+        assert.equal(readSync(probe, Buffer.alloc(16)), 0, 'nothing was written into it, and no writer holds it');
+      } finally {
+        closeSync(probe);
+      }
+    });
+  }
 
   test('a regular file or a symlink is refused with exit 4 and never written', async (t) => {
     const dir = tempDir(t);
@@ -394,7 +445,15 @@ describe("the textbook's programs", () => {
       const dir = tempDir(t);
       const exec = (name: string) => start(process.execPath, [join(EXAMPLES, `${name}.js`)], { cwd: dir });
       const first = exec(order === 'reader first' ? 'read_from_named_pipe' : 'write_to_named_pipe');
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      const fifo = join(dir, 'my_pipe');
+      // Start the second once the first is waiting: the reader with the FIFO open, the
+      // writer once it created the FIFO (it then waits for a reader: ENXIO).
+      if (order === 'reader first') await waitForOpen(first.child.pid, fifo);
+      else {
+        for (let i = 0; i < 1000 && !existsSync(fifo); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+        assert.ok(lstatSync(fifo).isFIFO(), 'the writer created the FIFO');
+      }
+      assert.equal(first.child.exitCode, null, 'the first one is waiting for the second');
       const second = exec(order === 'reader first' ? 'write_to_named_pipe' : 'read_from_named_pipe');
       const [a, b] = await Promise.all([first.done, second.done]);
       const reader = order === 'reader first' ? a : b;
@@ -496,9 +555,12 @@ describe('frames in the CLI', () => {
     assert.deepEqual(seen, [...seen].sort((x, y) => x - y), 'in order');
     assert.ok(seen.every((_, i) => i === 0 || seen[i]! > seen[i - 1]!));
     assert.equal(seen.at(-1), 1999);
-    // Whatever the first listener read past its 5th message is lost with it, and said so.
+    // Whatever the first listener read past its 5th message is lost with it, and said so:
+    // exactly that many (each message is one packet, written whole; what is still in the
+    // pipe reaches the second listener). None at all once --count leaves the rest in the pipe.
     const lost = 2000 - seen.length;
-    if (lost > 0) assert.match(a.stderr, /read from the pipe after the 5th were discarded/);
+    const discarded = /(\d+) message\(s\) read from the pipe after the 5th were discarded/.exec(a.stderr);
+    assert.equal(lost, discarded ? Number(discarded[1]) : 0, `lost ${lost}; the first listener said: ${a.stderr}`);
 
     const lone = npipe(['listen', path, '--format', 'frames', '--count', '1']);
     await waitForOpen(lone.child.pid, path);
@@ -549,4 +611,28 @@ describe('frames in the CLI', () => {
       await writersNeverTear(t, format, [3000, 3000, 40, 40], (w, i) => (w < 2 ? 10 + (i % 90) : large(i)), ['--pipe-size', '4096']);
     });
   }
+});
+
+describe('FIFO-only options with a NATS URL', () => {
+  test('--mode, --pipe-size, --allow-shared, --no-create, --once and --max-partial are refused with a nats:// URL (exit 2, ERR_NPIPE_INVALID_ARG), not ignored', async () => {
+    // Port 1: nothing listens there; a refusal must come before any connection attempt.
+    const url = 'nats://127.0.0.1:1/jobs';
+    const cases: string[][] = [
+      ['listen', url, '--mode', '600'],
+      ['listen', url, '--pipe-size', '65536'],
+      ['listen', url, '--allow-shared'],
+      ['listen', url, '--no-create'],
+      ['listen', url, '--once'],
+      ['listen', url, '--max-partial', '1000000'],
+      ['send', url, 'x', '--mode', '600'],
+      ['send', url, 'x', '--pipe-size', '65536'],
+      ['send', url, 'x', '--allow-shared'],
+      ['send', url, 'x', '--no-create'],
+    ];
+    for (const args of cases) {
+      const result = await run(args);
+      assert.equal(result.code, 2, `${args.join(' ')}: ${result.stderr}`);
+      assert.match(result.stderr, new RegExp(`^npipe ${args[0]}: ERR_NPIPE_INVALID_ARG: `), args.join(' '));
+    }
+  });
 });

@@ -9,7 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 import {
@@ -24,7 +24,7 @@ import {
   openSender,
   serve,
 } from '../src/index.js';
-import { delay, npipe, sharedNatsServer, tempDir } from './helpers.js';
+import { delay, npipe, sharedNatsServer, tempDir, until } from './helpers.js';
 
 const nats = sharedNatsServer('contract');
 
@@ -139,6 +139,18 @@ for (const medium of messaging) {
       t.after(() => receiver.close());
       const senders = await Promise.all(Array.from({ length: 4 }, () => openSender<{ s: number; i: number }>(address, { codec: 'json', timeout: 10_000 })));
       const perSender = 500;
+      // Received while the senders send: over JetStream a message is acknowledged when the
+      // next is asked for, and one held past ack-wait (2 s here) would come again.
+      const receiving = (async () => {
+        const next = [0, 0, 0, 0];
+        for (let n = 0; n < 4 * perSender; n++) {
+          const m = await receiver.receive();
+          assert.ok(m);
+          assert.equal(m.i, next[m.s], `sender ${m.s}'s messages in order`);
+          next[m.s]!++;
+        }
+        return next;
+      })();
       await Promise.all(
         senders.map(async (sender, s) => {
           const sends = [];
@@ -147,14 +159,7 @@ for (const medium of messaging) {
           await sender.close();
         }),
       );
-      const next = [0, 0, 0, 0];
-      for (let n = 0; n < 4 * perSender; n++) {
-        const m = await receiver.receive();
-        assert.ok(m);
-        assert.equal(m.i, next[m.s], `sender ${m.s}'s messages in order`);
-        next[m.s]!++;
-      }
-      assert.deepEqual(next, [perSender, perSender, perSender, perSender]);
+      assert.deepEqual(await receiving, [perSender, perSender, perSender, perSender]);
     });
 
     test('a message from another process (npipe send), read by the library', { timeout: 30_000 }, async (t) => {
@@ -218,7 +223,9 @@ for (const medium of rpc) {
       assert.ok(err instanceof RemoteError, String(err));
       assert.equal(err.remoteCode, 'E_NOTHING');
       assert.equal(err.message, 'no such thing');
-      assert.ok(server.stats.replies >= 300);
+      // Exactly: 301 requests, 300 answered, one handler error (a RemoteError, not a reply).
+      assert.equal(server.stats.requests, 301);
+      assert.equal(server.stats.replies, 300);
       assert.equal(server.stats.errors, 1);
     });
 
@@ -260,14 +267,22 @@ for (const medium of rpc) {
       assert.ok(gone instanceof ServerGoneError, String(gone));
 
       // Over FIFOs connect() itself waits for the server; over NATS the request does.
+      let asked = false;
+      let settled = false;
       const answer = connect(address, { waitForServer: true }).then(async (client) => {
         try {
+          asked = true;
           return await client.request('hello', { timeout: 10_000 });
         } finally {
+          settled = true;
           await client.close();
         }
       });
-      await delay(300);
+      // Start the server once the client waits for one: over FIFOs connect() has created
+      // the server's FIFO and waits for its reader; over NATS the request went out (no
+      // responders: it is sent again until a server answers).
+      await until(() => asked || existsSync(address), 'the client to wait for a server');
+      assert.equal(settled, false, 'the request waits: it neither failed nor was answered without a server');
       const server = await serve(address, (req: string) => req.toUpperCase());
       t.after(() => server.close());
       assert.equal(await answer, 'HELLO');
@@ -315,3 +330,12 @@ for (const medium of rpc) {
     });
   });
 }
+
+describe('request/reply over NATS: no JetStream', () => {
+  test('delivery=jetstream is refused for serve() and connect() with ERR_NPIPE_INVALID_ARG, before any connection', async () => {
+    // Port 1: nothing listens there; the refusal must come first.
+    const url = 'nats://127.0.0.1:1/x?delivery=jetstream';
+    await assert.rejects(serve(url, (req: string) => req), { code: 'ERR_NPIPE_INVALID_ARG' });
+    await assert.rejects(connect(url), { code: 'ERR_NPIPE_INVALID_ARG' });
+  });
+});

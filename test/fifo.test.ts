@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { chmodSync, chownSync, lstatSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, fstatSync, lstatSync, openSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { getEventListeners } from 'node:events';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -19,6 +19,11 @@ import {
 } from '../src/index.js';
 import { phaseOf } from '../src/util/aligned.js';
 import { delay, openFds, requireOrSkip, start, tempDir, until } from './helpers.js';
+
+/** Timers keeping this process alive or not (process.getActiveResourcesInfo counts each once). */
+function activeTimers(): number {
+  return process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+}
 
 describe('mkfifo', () => {
   test('creates a FIFO with the mode asked for (minus the umask)', async (t) => {
@@ -71,8 +76,12 @@ describe('opening', () => {
     const path = join(tempDir(t), 'p');
     await mkfifo(path);
     const fds = openFds();
-    await assert.rejects(openFifoWriter(path, { timeout: 100 }), TimeoutError);
-    assert.equal(openFds(), fds);
+    const timers = activeTimers();
+    const pending = openFifoWriter(path, { timeout: 100 });
+    assert.ok(activeTimers() > timers, 'the pending open waits with a timer (so the check below can see one left behind)');
+    await assert.rejects(pending, TimeoutError);
+    assert.equal(openFds(), fds, 'no fd left behind');
+    assert.equal(activeTimers(), timers, 'no timer left behind');
   });
 
   test('an abort rejects with the reason and removes its listener', async (t) => {
@@ -156,7 +165,9 @@ describe('safety', () => {
 });
 
 describe('pipe capacity', () => {
-  test('can be read and set (Linux)', { skip: process.platform !== 'linux' && 'F_GETPIPE_SZ is Linux-only' }, async (t) => {
+  test('can be read and set (Linux)', async (t) => {
+    // Off Linux a developer's run skips it; CI must run it, so there it fails.
+    if (!requireOrSkip(t, process.platform === 'linux', 'F_GETPIPE_SZ is Linux-only')) return;
     const path = join(tempDir(t), 'p');
     const reader = await openFifoReader(path);
     t.after(() => reader.close());
@@ -164,6 +175,24 @@ describe('pipe capacity', () => {
     assert.equal(reader.setPipeSize(1 << 20), 1 << 20);
     assert.equal(reader.getPipeSize(), 1 << 20);
     assert.equal(reader.setPipeSize(5000), 8192, 'the kernel rounds up to a power-of-two number of pages');
+  });
+});
+
+describe('pipe capacity of a receiver', () => {
+  test('a receiver asks for a 256 KiB pipe by default; pipeSize asks for another (Linux)', async (t) => {
+    if (!requireOrSkip(t, process.platform === 'linux', 'F_GETPIPE_SZ is Linux-only')) return;
+    const dir = tempDir(t);
+    for (const [name, options, expected] of [['default', {}, 256 * 1024], ['asked', { pipeSize: 1 << 20 }, 1 << 20]] as const) {
+      const path = join(dir, name);
+      const receiver = await openReceiver(path, options);
+      const probe = await openFifoWriter(path, { timeout: 5000 });
+      try {
+        assert.equal(probe.getPipeSize(), expected, name);
+      } finally {
+        probe.close();
+        await receiver.close();
+      }
+    }
   });
 });
 
@@ -200,7 +229,8 @@ describe('readers and writers', () => {
     await assert.rejects(receiver.receive(), { code: 'ERR_NPIPE_BUSY' });
     await Promise.all(['a', 'b', 'c'].map((m) => sender.send(m)));
     assert.equal(await waiting, 'a');
-    await delay(50); // let b and c be read out of the pipe
+    // Wait until b and c are read out of the pipe (and held by the receiver), then close.
+    await until(() => receiver.bufferedBytes === 2, 'b and c to be read out of the pipe');
     await receiver.close();
     assert.equal(await receiver.receive(), 'b');
     assert.equal(await receiver.receive(), 'c');
@@ -349,14 +379,24 @@ describe('cancellation and codecs', () => {
     await json.close();
   });
 
-  test('send after close is ERR_NPIPE_CLOSED; close is idempotent', async (t) => {
-    const path = join(tempDir(t), 'p');
+  test('send after close is ERR_NPIPE_CLOSED; close is idempotent (a second close resolves and closes no fd)', async (t) => {
+    const dir = tempDir(t);
+    const path = join(dir, 'p');
+    const fds = openFds();
     const receiver = await openReceiver(path);
     const sender = await openSender(path, { timeout: 5000 });
     await Promise.all([sender.close(), sender.close()]);
     await assert.rejects(sender.send('late'), { code: 'ERR_NPIPE_CLOSED' });
     await receiver.close();
+    assert.equal(openFds(), fds, 'the first closes closed everything');
+    // An fd opened now likely takes a number the FIFO had: a second close that closed
+    // its fd again would close this file.
+    const other = openSync(join(dir, 'other'), 'w');
+    await sender.close();
     await receiver.close();
+    assert.ok(fstatSync(other).isFile(), 'the second closes left other fds alone');
+    assert.equal(openFds(), fds + 1);
+    closeSync(other);
   });
 });
 

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { closeSync, constants, mkdtempSync, openSync, readdirSync, rmSync } from 'node:fs';
+import { closeSync, constants, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -95,10 +95,19 @@ export function openFds(): number {
   return readdirSync('/proc/self/fd').length;
 }
 
+/**
+ * True under CI: any non-empty CI other than 'false' or '0' (CI=true, CI=1, CI=yes...).
+ * Checking only CI === 'true' let CI=1 turn every NATS, Python and root test into a green skip.
+ */
+export function isCI(env: NodeJS.ProcessEnv = process.env): boolean {
+  const ci = env.CI?.trim().toLowerCase();
+  return ci !== undefined && ci !== '' && ci !== 'false' && ci !== '0';
+}
+
 /** Skips when `what` is missing on a developer's machine; fails under CI, which must run every test. */
 export function requireOrSkip(t: TestContext, available: boolean, what: string): boolean {
   if (available) return true;
-  if (process.env.CI === 'true') throw new Error(`${what} is required in CI`);
+  if (isCI()) throw new Error(`${what} is required in CI`);
   t.skip(`${what}; install it to run this test`);
   return false;
 }
@@ -154,4 +163,41 @@ export function sharedNatsServer(prefix: string) {
     url: (t: TestContext, query = ''): string | undefined =>
       requireOrSkip(t, available, NATS_INSTALL_HINT) ? server!.url(`${prefix}.s${++subjects}`, query) : undefined,
   };
+}
+
+/**
+ * Resolves once process `pid` has `path` open (seen in /proc/PID/fd, Linux). Unlike
+ * readerOn, it opens nothing: a probe's close would be an end of file for a reader
+ * that does not keep the FIFO open (--once).
+ */
+export function waitForOpen(pid: number | undefined, path: string, timeoutMs = 10_000): Promise<void> {
+  const has = () => {
+    try {
+      return readdirSync(`/proc/${pid}/fd`).some((fd) => {
+        try {
+          return readlinkSync(`/proc/${pid}/fd/${fd}`) === path;
+        } catch {
+          return false;
+        }
+      });
+    } catch {
+      return false; // not started yet
+    }
+  };
+  return until(has, `process ${pid} to open ${path}`, timeoutMs);
+}
+
+/**
+ * Resolves once process `pid` waits in a blocking open() of a FIFO for the other end
+ * (Linux: its /proc/PID/wchan is the kernel's wait_for_partner).
+ */
+export function waitForBlockedOpen(pid: number | undefined, timeoutMs = 10_000): Promise<void> {
+  const blocked = () => {
+    try {
+      return readFileSync(`/proc/${pid}/wchan`, 'utf8') === 'wait_for_partner';
+    } catch {
+      return false;
+    }
+  };
+  return until(blocked, `process ${pid} to wait in open() for the FIFO's other end`, timeoutMs);
 }

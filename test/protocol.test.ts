@@ -3,9 +3,11 @@
  * reader's rules (reassembly per writer, drops, bounds).
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { describe, test } from 'node:test';
-import { BadFrameError, createFraming, type DropInfo, type FrameDecoder } from '../src/index.js';
+import { closeSync, constants, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { describe, test, type TestContext } from 'node:test';
+import { BadFrameError, createFraming, openReceiver, type DropInfo, type FrameDecoder } from '../src/index.js';
 import { encodePackets, framesFraming } from '../src/framing/frames.js';
 
 const doc = readFileSync(new URL('../../docs/PROTOCOL.md', import.meta.url), 'utf8');
@@ -210,5 +212,91 @@ test('the sender\'s in-place packet writer makes the same bytes as encode()', ()
       }
       assert.deepEqual(Buffer.concat(parts), expected, `size ${size}, room ${room}`);
     }
+  }
+});
+
+/**
+ * Packets forged byte by byte from docs/PROTOCOL.md (not with npipe's encoder), written
+ * into a real FIFO, read by a real receiver: the drops the document promises, with
+ * their reasons, sizes and counts.
+ */
+describe('docs/PROTOCOL.md reader rules, over a real FIFO', () => {
+  const header = (flags: number, n: number, writer: number) => {
+    const h = Buffer.alloc(8);
+    h[0] = 0xfe;
+    h[1] = flags;
+    h.writeUInt16BE(n, 2);
+    h.writeUInt32BE(writer, 4);
+    return h;
+  };
+  const single = (writer: number, payload: string) => Buffer.concat([header(0x03, Buffer.byteLength(payload), writer), Buffer.from(payload)]);
+  const first = (writer: number, total: number, pid: number, payload: string) => {
+    const extra = Buffer.alloc(8);
+    extra.writeUInt32BE(total, 0);
+    extra.writeUInt32BE(pid, 4);
+    return Buffer.concat([header(0x01, Buffer.byteLength(payload), writer), extra, Buffer.from(payload)]);
+  };
+  const middle = (writer: number, payload: string) => Buffer.concat([header(0x00, Buffer.byteLength(payload), writer), Buffer.from(payload)]);
+  const last = (writer: number, payload: string) => Buffer.concat([header(0x02, Buffer.byteLength(payload), writer), Buffer.from(payload)]);
+
+  /** Opens a receiver (until end of file) on a fresh FIFO, writes `packets` (one write each), closes. */
+  async function readForged(t: TestContext, packets: Buffer[]) {
+    const path = join(mkdtempSync(join(tmpdir(), 'npipe-test-')), 'p');
+    t.after(() => rmSync(dirname(path), { recursive: true, force: true }));
+    const drops: DropInfo[] = [];
+    const receiver = await openReceiver<Buffer>(path, { format: 'frames', codec: 'bytes', keepOpen: false, onDrop: (d) => drops.push(d) });
+    const fd = openSync(path, constants.O_WRONLY);
+    for (const p of packets) writeSync(fd, p);
+    closeSync(fd);
+    const messages: string[] = [];
+    let error: unknown;
+    try {
+      for await (const m of receiver) messages.push(m.toString());
+    } catch (err) {
+      error = err;
+    }
+    await receiver.close();
+    return { messages, drops: drops.map((d) => [d.writerId, d.reason, d.bytes, d.pid]), dropped: receiver.dropped, error };
+  }
+
+  test('payloads past a message\'s total, a last packet short of it, or a first packet larger than its total: dropped as corrupt, the writer\'s next message delivered', async (t) => {
+    const got = await readForged(t, [
+      first(0x11, 10, 0, 'abcd'), last(0x11, '0123456789'), single(0x11, 'after-over'),
+      first(0x22, 10, 0, 'abcd'), middle(0x22, 'ef'), last(0x22, 'g'), single(0x22, 'after-short'),
+      first(0x33, 2, 0, 'abcd'), middle(0x33, 'skipped'), last(0x33, 'skipped'), single(0x33, 'after-first'),
+      single(0x55, 'ok'),
+    ]);
+    assert.equal(got.error, undefined);
+    assert.deepEqual(got.messages, ['after-over', 'after-short', 'after-first', 'ok']);
+    assert.deepEqual(got.drops, [
+      [0x11, 'corrupt', 4, 0],
+      [0x22, 'corrupt', 6, 0],
+      [0x33, 'corrupt', 2, 0],
+    ]);
+    assert.equal(got.dropped.messages, 3);
+  });
+
+  test('at end of file (every writer gone) every message in progress is dropped (writer-died) and counted', async (t) => {
+    const got = await readForged(t, [first(0x44, 100, 0, 'four'), single(0x55, 'whole'), first(0x66, 50, 0, 'six'), middle(0x66, 'more')]);
+    assert.equal(got.error, undefined);
+    assert.deepEqual(got.messages, ['whole']);
+    assert.deepEqual(got.drops.sort((a, b) => Number(a[0]) - Number(b[0])), [
+      [0x44, 'writer-died', 4, 0],
+      [0x66, 'writer-died', 7, 0],
+    ]);
+    assert.equal(got.dropped.messages, 2);
+  });
+
+  for (const [what, bad] of [
+    ['a reserved flag bit (bit 2) set', Buffer.concat([header(0x07, 2, 0x77), Buffer.from('no')])],
+    ['a reserved flag bit (bit 7) set', Buffer.concat([header(0x83, 2, 0x77), Buffer.from('no')])],
+    ['a magic that is not 0xFE', Buffer.from('hello from echo\n')],
+  ] as const) {
+    test(`a packet with ${what} stops the reader with ERR_NPIPE_BAD_FRAME, after the messages before it`, async (t) => {
+      const got = await readForged(t, [single(0x55, 'before'), bad, single(0x55, 'after')]);
+      assert.deepEqual(got.messages, ['before']);
+      assert.equal((got.error as { code?: string } | undefined)?.code, 'ERR_NPIPE_BAD_FRAME', String(got.error));
+      assert.ok(got.error instanceof BadFrameError);
+    });
   }
 });

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
-import { npipe, requireOrSkip, run, start, tempDir } from './helpers.js';
+import { npipe, requireOrSkip, run, start, tempDir, waitForBlockedOpen, waitForOpen } from './helpers.js';
 
 const hasPython = spawnSync('python3', ['--version']).status === 0;
 
@@ -76,8 +76,8 @@ describe('Python 3, plain os.mkfifo / os.open / os.write / os.read', () => {
     const path = join(tempDir(t), 'my_pipe');
     const writer = python(t, PY_WRITER, [path]);
     if (!writer) return;
-    // Python creates the FIFO (if it won the race) and blocks in open() until we read.
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    // Python creates the FIFO and blocks in open() until we read: wait for that.
+    await waitForBlockedOpen(writer.child.pid);
     const listened = await run(['listen', path, '--once']);
     const wrote = await writer.done;
     assert.equal(wrote.code, 0, wrote.stderr);
@@ -101,7 +101,9 @@ describe('Python 3, multiprocessing.connection.Connection around the FIFO fd (le
   test('Connection.send_bytes reaches npipe listen --format length', async (t) => {
     const path = join(tempDir(t), 'p');
     const listener = npipe(['listen', path, '--format', 'length', '--once', '--json']);
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    t.after(() => listener.child.kill());
+    // Python opens the FIFO without creating it: start it once the listener holds the FIFO.
+    await waitForOpen(listener.child.pid, path);
     const writer = python(t, PY_CONN_WRITER, [path]);
     if (!writer) {
       listener.child.kill();

@@ -12,12 +12,12 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, createReadStream, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, createReadStream, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { mkfifo } from '../src/index.js';
-import { BIN, start, type Result } from './helpers.js';
+import { BIN, isCI, start, until, type Result } from './helpers.js';
 
 const MiB = 1024 * 1024;
 const SIZE = 192 * MiB;
@@ -42,12 +42,14 @@ async function sha256(path: string): Promise<string> {
   return hash.digest('hex');
 }
 
-describe('raw streams, spliced (Linux)', { skip: process.platform !== 'linux' && 'splice(2) is Linux-only' }, () => {
+// Off Linux a developer's run skips these; under CI they run, and the before() fails them.
+describe('raw streams, spliced (Linux)', { skip: process.platform !== 'linux' && !isCI() && 'splice(2) is Linux-only' }, () => {
   let dir: string;
   let input: string;
   let inputHash: string;
 
   before(() => {
+    if (process.platform !== 'linux') throw new Error('splice(2) is Linux-only: CI must run these tests on Linux');
     dir = mkdtempSync(join(tmpdir(), 'npipe-test-'));
     input = join(dir, 'in');
     const fd = openSync(input, 'w');
@@ -78,11 +80,12 @@ describe('raw streams, spliced (Linux)', { skip: process.platform !== 'linux' &&
     assert.equal(s.code, 0, s.stderr);
     assert.equal(l.code, 0, l.stderr);
     assert.equal(await sha256(out), inputHash);
-    // The pieces that wait for the pipe go through write(2); the rest is spliced. The
-    // copying path writes every byte (>= SIZE); how many pieces wait depends on the
-    // machine's load, hence the wide margin.
-    assert.ok(written(s) < SIZE * 0.8, `send wrote ${written(s)} bytes itself`);
-    assert.ok(written(l) < SIZE * 0.8, `listen wrote ${written(l)} bytes itself`);
+    // The pieces that wait for the pipe (at most 64 KiB each, docs/TUNING.md) go through
+    // write(2); the rest is spliced. The copying path writes every byte (>= SIZE). How
+    // many pieces wait depends on the machine's load: measured 0.4% to 7% of the bytes
+    // on 2 loaded cores; a quarter is far from both that and a copy.
+    assert.ok(written(s) < SIZE / 4, `send wrote ${written(s)} bytes itself`);
+    assert.ok(written(l) < SIZE / 4, `listen wrote ${written(l)} bytes itself`);
   });
 
   test('listen into /dev/null (a character device): spliced, exit 0', async () => {
@@ -92,7 +95,7 @@ describe('raw streams, spliced (Linux)', { skip: process.platform !== 'linux' &&
     const [s, l] = await Promise.all([sender.done, listener.done]);
     assert.equal(s.code, 0, s.stderr);
     assert.equal(l.code, 0, l.stderr);
-    assert.ok(written(l) < SIZE * 0.8, `listen wrote ${written(l)} bytes itself`);
+    assert.ok(written(l) < SIZE / 4, `listen wrote ${written(l)} bytes itself`);
   });
 
   test('listen into a pipe: every byte, in order', async () => {
@@ -160,25 +163,30 @@ describe('raw streams, spliced (Linux)', { skip: process.platform !== 'linux' &&
   });
 
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    test(`${signal} ends a spliced listen at once, exit 0, with every byte received written`, async () => {
+    test(`${signal} mid-stream ends a spliced listen at once, exit 0, its output a prefix of what was sent`, async () => {
       const path = await fifo(`f-${signal}`);
       const out = join(dir, `out-f-${signal}`);
       const outFd = openSync(out, 'w');
       const listener = spawn(process.execPath, [BIN, 'listen', path, '--format', 'raw'], { stdio: ['ignore', outFd, 'pipe'] });
       closeSync(outFd);
       const exited = new Promise<number | null>((resolve) => listener.on('close', resolve));
-      const sender = await start('sh', ['-c', `${NPIPE} send ${q(path)} --format raw --timeout 30000 < ${q(input)}`], { hangMs: HANG_MS }).done;
-      assert.equal(sender.code, 0, sender.stderr);
-      // The listener keeps the FIFO open (no --once): everything sent is in the pipe or
-      // already written. Wait for the output to be whole, then stop it.
-      for (;;) {
-        const { size } = statSync(out);
-        if (size >= SIZE) break;
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
+      const sender = start('sh', ['-c', `${NPIPE} send ${q(path)} --format raw --timeout 30000 < ${q(input)}`], { hangMs: HANG_MS });
+      // Stop it mid-stream: once 32 MiB are out, with the sender still sending.
+      await until(() => statSync(out).size >= 32 * MiB, 'listen to write 32 MiB', HANG_MS);
+      assert.equal(sender.child.exitCode, null, 'the sender is still sending');
       listener.kill(signal);
       assert.equal(await exited, 0);
-      assert.equal(await sha256(out), inputHash);
+      const size = statSync(out).size;
+      assert.ok(size < SIZE, `stopped mid-stream (${size} of ${SIZE} bytes)`);
+      // Every byte written is the input's, in order: a prefix, nothing torn out of the middle.
+      const fd = openSync(input, 'r');
+      const head = Buffer.alloc(size);
+      readSync(fd, head, 0, size, 0);
+      closeSync(fd);
+      assert.ok(readFileSync(out).equals(head), 'the output is a prefix of the input');
+      // The reader went away mid-stream: the sender says so.
+      const s = await sender.done;
+      assert.equal(s.code, 3, s.stderr);
     });
   }
 
