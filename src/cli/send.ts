@@ -116,7 +116,8 @@ async function sendStdin(
 ) {
   const source = stdin === process.stdin && fstatSync(0).isFile() ? createReadStream('', { fd: 0, autoClose: false, highWaterMark: 1 << 20 }) : stdin;
   // A signal stops reading stdin too: an idle stdin must not keep the process.
-  const stopReading = () => (source as Partial<NodeJS.ReadStream>).destroy?.();
+  // With the signal's reason as the error: a plain destroy() can leave `for await` waiting for ever.
+  const stopReading = () => (source as Partial<NodeJS.ReadStream>).destroy?.(stop.reason as Error);
   if (stop.aborted) return;
   stop.addEventListener('abort', stopReading, { once: true });
   try {

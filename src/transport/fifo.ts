@@ -640,10 +640,9 @@ export class FifoFrameSender implements FrameSender {
       this.#fail(closed);
       return;
     }
-    for (let i = this.#head + 1; i < this.#queue.length; i++) {
-      const group = this.#queue[i]!.group;
-      if (group !== head.group) this.#settle(group, closed);
-    }
+    // Every group with a message dropped here rejects now, the head's too (its
+    // message still goes out whole): a group left waiting would never settle.
+    for (let i = this.#head + 1; i < this.#queue.length; i++) this.#settle(this.#queue[i]!.group, closed);
     this.#queue.length = this.#head + 1;
     this.#open = undefined;
   }
