@@ -101,7 +101,14 @@ export class Sender<T = string> {
     framesOf = (sender) => sender.#frames;
   }
 
-  /** Sends what is still queued, then closes this process's end of the FIFO. Idempotent. */
+  /**
+   * Sends what is still queued, then closes this process's end of the FIFO.
+   * Idempotent. With `signal` aborted: messages not started are dropped (their
+   * sends reject with ERR_NPIPE_CLOSED); a `lines`/`length`/`fixed:N` message
+   * already partly written is finished first, bounded by `timeout` (cut, it would
+   * put the reader out of step); `frames` (whose reader drops the cut message)
+   * and `raw` stop at once. Never throws a TypeError (issue 15 #4).
+   */
   close(options: CallOptions = {}): Promise<void> {
     return this.#frames.close(options);
   }

@@ -13,7 +13,13 @@ Sends each message argument as one message. With no message arguments, reads
 stdin: one message per line (for --format raw, the byte stream as it is; on
 Linux a regular file is spliced into the FIFO without passing through npipe).
 Creates the FIFO if it is missing, like the textbook writer, unless --no-create.
-Waits for a reader to open the FIFO (forever, or until --timeout).
+Waits for a reader to open the FIFO (forever, or until --timeout). --timeout
+also bounds each write: the pipe taking no byte for that long (a reader that
+stopped reading) is exit 3 (ERR_NPIPE_TIMEOUT).
+
+On SIGINT, SIGTERM or SIGHUP: messages not started are dropped, a lines, length
+or fixed:N message being written is finished whole (a frames reader drops a cut
+message; raw stops at once), then exit 128+n. A second signal stops at once.
 
 Options:
       --wait         if the reader goes away, wait for the next one (up to
@@ -23,8 +29,9 @@ Options:
       --no-create    fail (ERR_NPIPE_NOT_FOUND) instead of creating a missing FIFO
 ${FIFO_OPTIONS_HELP}
 
-Exit codes: 0 sent, 1 failure, 2 usage, 3 no reader (timeout, or it went away),
-4 not a FIFO or unsafe.
+Exit codes: 0 sent, 1 failure, 2 usage (also a message argument the format
+cannot carry: then none is sent), 3 no reader (timeout, or it went away), 4 not
+a FIFO or unsafe, 128+n stopped by signal n.
 
 Examples:
   npipe send /tmp/jobs "hello" "world"
