@@ -107,7 +107,7 @@ export class Sender<T = string> {
    * sends reject with ERR_NPIPE_CLOSED); a `lines`/`length`/`fixed:N` message
    * already partly written is finished first, bounded by `timeout` (cut, it would
    * put the reader out of step); `frames` (whose reader drops the cut message)
-   * and `raw` stop at once. Never throws a TypeError (issue 15 #4).
+   * and `raw` stop at once (issue 15 #4).
    */
   close(options: CallOptions = {}): Promise<void> {
     return this.#frames.close(options);
@@ -166,8 +166,8 @@ export class Receiver<T = string> implements AsyncIterable<T> {
   /**
    * The next message, or undefined when the stream ended (at end of file for a
    * reader opened with `keepOpen: false`, or after `close()`). With the receiver's
-   * `timeout`: ERR_NPIPE_TIMEOUT when no message came for that long (each call,
-   * each iterator step; the receiver stays usable).
+   * `timeout`: ERR_NPIPE_TIMEOUT when no message came for that long (each call;
+   * the receiver stays usable, but an iterator ends with the error).
    * @throws ERR_NPIPE_TIMEOUT, ERR_NPIPE_BAD_FRAME / ERR_NPIPE_FRAME_TOO_LARGE (then the stream ends),
    *   ERR_NPIPE_BAD_PAYLOAD (the codec could not decode one message; later ones still come),
    *   ERR_NPIPE_BUSY, `signal.reason`.

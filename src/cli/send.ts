@@ -99,7 +99,8 @@ function checkMessages(messages: string[], format: string, maxMessageSize: numbe
     try {
       framing.unitSize(Buffer.from(m, 'utf8'));
     } catch (err) {
-      throw new UsageError(`message ${i + 1} cannot be sent as ${format}, so none was sent: ${(err as Error).message}`);
+      const code = (err as { code?: string }).code ?? 'ERR_NPIPE_INTERNAL';
+      throw new UsageError(`message ${i + 1} cannot be sent as ${format}, so none was sent (${code}: ${(err as Error).message})`);
     }
   });
 }
