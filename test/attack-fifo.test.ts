@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createFraming, mkfifo, openReceiver, openSender, type DropInfo } from '../src/index.js';
+import { connect, createFraming, mkfifo, openReceiver, openSender, serve, type DropInfo } from '../src/index.js';
 import { BIN, delay, npipe, readerOn, start, tempDir, until } from './helpers.js';
 
 const FORGER = fileURLToPath(new URL('./fixtures/forge-frames.js', import.meta.url));
@@ -237,6 +237,18 @@ test('#15.10 - a wait with timeout 2**31 ms does not expire at once, and Node pr
     warnings.map((w) => w.name),
     [],
   );
+});
+
+test('#15.10 - a request with timeout 2**31 ms waits for its reply instead of timing out at once', async (t) => {
+  const path = join(tempDir(t), 's');
+  const server = await serve(path, async (request: string) => {
+    await delay(300); // the reply comes late enough for a timer that fired at once to show
+    return request.toUpperCase();
+  });
+  t.after(() => server.close());
+  const client = await connect(path);
+  t.after(() => client.close());
+  assert.equal(await client.request('hi', { timeout: 2 ** 31 }), 'HI');
 });
 
 test('#15.14 - send --timeout bounds a write the reader never takes: ERR_NPIPE_TIMEOUT, exit 3', async (t) => {
