@@ -143,7 +143,6 @@ export class Receiver<T = string> implements AsyncIterable<T> {
    * #14) joined with the call's signal, around one wait.
    */
   #bounded<R>(options: CallOptions, wait: (options: CallOptions) => Promise<R>): Promise<R> {
-    if (this.#timeout === undefined) return wait(options);
     let bound;
     try {
       bound = deadline({ timeout: this.#timeout, ...(options.signal ? { signal: options.signal } : {}) }, this.#what);
@@ -173,7 +172,8 @@ export class Receiver<T = string> implements AsyncIterable<T> {
    *   ERR_NPIPE_BUSY, `signal.reason`.
    */
   receive(options: CallOptions = {}): Promise<T | undefined> {
-    return this.#bounded(options, (o) => this.#frames.receive(o)).then((frame) => (frame === undefined ? undefined : this.#codec.decode(frame)));
+    const frame = this.#timeout === undefined ? this.#frames.receive(options) : this.#bounded(options, (o) => this.#frames.receive(o));
+    return frame.then((frame) => (frame === undefined ? undefined : this.#codec.decode(frame)));
   }
 
   /**
@@ -195,6 +195,7 @@ export class Receiver<T = string> implements AsyncIterable<T> {
    *   except ERR_NPIPE_BAD_PAYLOAD.
    */
   receiveInto(target: Uint8Array, options: CallOptions = {}): Promise<number | undefined> {
+    if (this.#timeout === undefined) return this.#frames.receiveInto(target, options);
     return this.#bounded(options, (o) => this.#frames.receiveInto(target, o));
   }
 
