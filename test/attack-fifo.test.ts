@@ -296,6 +296,33 @@ test('#15.14 - a library sender with timeout fails with ERR_NPIPE_TIMEOUT when t
   await sender.close();
 });
 
+test('#15.14 - a sender waiting for another writer\'s lock times out, and takes no lock afterwards', async (t) => {
+  const path = fifo(t);
+  const reader = new RawReader(path);
+  t.after(() => reader.close());
+  const a = await openSender<Uint8Array>(path, { format: 'length', codec: 'bytes' });
+  const first = Buffer.alloc(1 << 20, 0x61);
+  const sentA = a.send(first);
+  await until(() => reader.readNow(4096) > 0, 'the first bytes of a large message (under the exclusive lock)');
+  const b = await openSender<Uint8Array>(path, { format: 'length', codec: 'bytes', timeout: 300 });
+  await assert.rejects(within(b.send(Buffer.alloc(100_000, 0x62)), 5000, 'the waiting send'), { code: 'ERR_NPIPE_TIMEOUT' });
+  await reader.drainUntil(settled(sentA));
+  await sentA;
+  // b, failed but not closed, must not take the lock now that a has let it go.
+  // Observing a non-event: a waiting sender retries the lock every 20 ms at most.
+  await delay(200);
+  const c = await openSender<Uint8Array>(path, { format: 'length', codec: 'bytes' });
+  const third = Buffer.alloc(100_000, 0x63);
+  const sentC = c.send(third);
+  await reader.drainUntil(settled(sentC));
+  await within(sentC, 5000, 'a later large message');
+  await Promise.all([a.close(), b.close(), c.close()]);
+  assert.deepEqual(
+    reader.messages('length').map((m) => m[0]),
+    [0x61, 0x63],
+  );
+});
+
 test('#15.14 - timeout is no progress, not total time: a slow reader that keeps reading never times a sender out', async (t) => {
   const path = fifo(t);
   const reader = new RawReader(path);

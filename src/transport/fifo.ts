@@ -396,7 +396,12 @@ export class FifoFrameSender implements FrameSender {
           this.#watchWrites();
           lock(this.#end.fd, mode, this.#closeController.signal).then(
             () => {
-              if (this.#error) return; // failed (or closed) meanwhile
+              if (this.#error) {
+                // Failed (or closed) meanwhile: the lock is not ours to keep.
+                this.#lockHeld = mode;
+                this.#unlock();
+                return;
+              }
               this.#lockHeld = mode;
               this.#writing = false;
               this.#progressed = true;
@@ -619,6 +624,8 @@ export class FifoFrameSender implements FrameSender {
     this.#pending = undefined;
     clearTimeout(this.#watch);
     this.#watch = undefined;
+    // Failed for good: a wait for the writers' lock or for a new reader ends too.
+    this.#closeController.abort();
     this.#drained?.();
   }
 
