@@ -342,6 +342,7 @@ function natsOptions(options: SenderOptions<unknown> | ReceiverOptions<unknown>,
 export async function openReceiver<T = string>(path: string, options: ReceiverOptions<T> = {}): Promise<Receiver<T>> {
   const { framing, defaultCodec } = framingFor(options);
   const codec = resolveCodec<T>(options.codec, defaultCodec);
+  checkTimeout(options.timeout); // before anything is opened: a bad value leaves no fd behind
   if (options.signal?.aborted) throw options.signal.reason;
   const frames = isNatsUrl(path)
     ? await (await natsFrames()).openNatsFrameReceiver(natsAddress(path, options), { ...natsOptions(options as ReceiverOptions<unknown>, false), splitInto: options.format === 'raw' })

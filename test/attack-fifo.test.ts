@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, createFraming, mkfifo, openReceiver, openSender, serve, type DropInfo } from '../src/index.js';
-import { BIN, delay, npipe, readerOn, start, tempDir, until } from './helpers.js';
+import { BIN, delay, npipe, openFds, readerOn, start, tempDir, until } from './helpers.js';
 
 const FORGER = fileURLToPath(new URL('./fixtures/forge-frames.js', import.meta.url));
 
@@ -450,4 +450,13 @@ test('#15.9 - partialTimeout does not drop a large message whose packets keep co
   assert.equal((await running.done).code, 0);
   assert.equal(got!.length, message.length);
   assert.deepEqual(drops, []);
+});
+
+test('#15.14 - a bad timeout or partialTimeout is ERR_NPIPE_INVALID_ARG, and opens nothing', async (t) => {
+  const path = fifo(t);
+  const fds = openFds();
+  await assert.rejects(openReceiver(path, { timeout: -1 }), { code: 'ERR_NPIPE_INVALID_ARG' });
+  await assert.rejects(openReceiver(path, { format: 'frames', partialTimeout: Number.NaN }), { code: 'ERR_NPIPE_INVALID_ARG' });
+  await assert.rejects(openSender(path, { timeout: Infinity }), { code: 'ERR_NPIPE_INVALID_ARG' });
+  assert.equal(openFds(), fds);
 });

@@ -690,6 +690,7 @@ export async function openFifoFrameReceiver(
   framing: Framing,
   options: FifoReceiverOptions = {},
 ): Promise<FifoFrameReceiver> {
+  checkTimeout(options.partialTimeout, 'partialTimeout'); // before the FIFO is opened
   return new FifoFrameReceiver(await openReaderEnd(path, options), framing, options);
 }
 
