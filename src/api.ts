@@ -8,6 +8,7 @@ import { createFraming, type FormatName } from './framing/index.js';
 import { openFifoFrameReceiver, openFifoFrameSender, type FifoReceiverOptions, type FifoSenderOptions } from './transport/fifo.js';
 import type { CallOptions, FrameReceiver, FrameSender } from './transport/types.js';
 import { isNatsUrl, parseNatsUrl, type Delivery, type NatsAddress } from './transport/nats/url.js';
+import { checkTimeout, deadline } from './util/abort.js';
 
 /**
  * The library's default format: `frames` carries any bytes, and whole messages of
@@ -100,7 +101,14 @@ export class Sender<T = string> {
     framesOf = (sender) => sender.#frames;
   }
 
-  /** Sends what is still queued, then closes this process's end of the FIFO. Idempotent. */
+  /**
+   * Sends what is still queued, then closes this process's end of the FIFO.
+   * Idempotent. With `signal` aborted: messages not started are dropped (their
+   * sends reject with ERR_NPIPE_CLOSED); a `lines`/`length`/`fixed:N` message
+   * already partly written is finished first, bounded by `timeout` (cut, it would
+   * put the reader out of step); `frames` (whose reader drops the cut message)
+   * and `raw` stop at once (issue 15 #4).
+   */
   close(options: CallOptions = {}): Promise<void> {
     return this.#frames.close(options);
   }
@@ -119,11 +127,30 @@ export class Sender<T = string> {
 export class Receiver<T = string> implements AsyncIterable<T> {
   readonly #frames: FrameReceiver;
   readonly #codec: Codec<T>;
+  readonly #timeout: number | undefined;
+  readonly #what: string;
 
   /** @internal */
-  constructor(frames: FrameReceiver, codec: Codec<T>) {
+  constructor(frames: FrameReceiver, codec: Codec<T>, timeout?: number, address = 'this receiver') {
     this.#frames = frames;
     this.#codec = codec;
+    this.#timeout = checkTimeout(timeout);
+    this.#what = `no message arrived on ${address}; check that a writer is sending, or wait longer (timeout)`;
+  }
+
+  /**
+   * The receiver's `timeout` (no message for that long: ERR_NPIPE_TIMEOUT, issue 15
+   * #14) joined with the call's signal, around one wait.
+   */
+  #bounded<R>(options: CallOptions, wait: (options: CallOptions) => Promise<R>): Promise<R> {
+    let bound;
+    try {
+      bound = deadline({ timeout: this.#timeout, ...(options.signal ? { signal: options.signal } : {}) }, this.#what);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const { signal, dispose } = bound;
+    return wait({ ...options, ...(signal ? { signal } : {}) }).finally(dispose);
   }
 
   /**
@@ -137,13 +164,16 @@ export class Receiver<T = string> implements AsyncIterable<T> {
 
   /**
    * The next message, or undefined when the stream ended (at end of file for a
-   * reader opened with `keepOpen: false`, or after `close()`).
-   * @throws ERR_NPIPE_BAD_FRAME / ERR_NPIPE_FRAME_TOO_LARGE (then the stream ends),
+   * reader opened with `keepOpen: false`, or after `close()`). With the receiver's
+   * `timeout`: ERR_NPIPE_TIMEOUT when no message came for that long (each call;
+   * the receiver stays usable, but an iterator ends with the error).
+   * @throws ERR_NPIPE_TIMEOUT, ERR_NPIPE_BAD_FRAME / ERR_NPIPE_FRAME_TOO_LARGE (then the stream ends),
    *   ERR_NPIPE_BAD_PAYLOAD (the codec could not decode one message; later ones still come),
    *   ERR_NPIPE_BUSY, `signal.reason`.
    */
   receive(options: CallOptions = {}): Promise<T | undefined> {
-    return this.#frames.receive(options).then((frame) => (frame === undefined ? undefined : this.#codec.decode(frame)));
+    const frame = this.#timeout === undefined ? this.#frames.receive(options) : this.#bounded(options, (o) => this.#frames.receive(o));
+    return frame.then((frame) => (frame === undefined ? undefined : this.#codec.decode(frame)));
   }
 
   /**
@@ -165,7 +195,8 @@ export class Receiver<T = string> implements AsyncIterable<T> {
    *   except ERR_NPIPE_BAD_PAYLOAD.
    */
   receiveInto(target: Uint8Array, options: CallOptions = {}): Promise<number | undefined> {
-    return this.#frames.receiveInto(target, options);
+    if (this.#timeout === undefined) return this.#frames.receiveInto(target, options);
+    return this.#bounded(options, (o) => this.#frames.receiveInto(target, o));
   }
 
   /**
@@ -250,6 +281,10 @@ export class Receiver<T = string> implements AsyncIterable<T> {
 /**
  * Opens `path` for sending, creating the FIFO if it is missing (unless
  * `create: false`), and waits for a reader (up to `timeout`, or until `signal`).
+ * `timeout` means no progress for that long, for the sender's whole life: no
+ * reader came, or the pipe took no byte of a message being written (a reader
+ * that stopped reading): ERR_NPIPE_TIMEOUT. 0: fail at once when there is no
+ * reader (writes are then not bounded). Values past 2^31-1 ms are honoured.
  *
  * @throws ERR_NPIPE_TIMEOUT, ERR_NPIPE_NOT_FIFO, ERR_NPIPE_UNSAFE, ERR_NPIPE_NOT_FOUND,
  *   ERR_NPIPE_PERMISSION, ERR_NPIPE_INVALID_ARG.
@@ -296,6 +331,8 @@ function natsOptions(options: SenderOptions<unknown> | ReceiverOptions<unknown>,
  * Opens `path` for receiving, creating the FIFO if it is missing (unless
  * `create: false`). Never waits for a writer. By default it keeps listening while
  * writers come and go; `keepOpen: false` ends it at the first end of file.
+ * `timeout`: each `receive()`/`receiveInto()` (and iterator step) that gets no
+ * message for that long rejects with ERR_NPIPE_TIMEOUT.
  *
  * @throws ERR_NPIPE_NOT_FIFO, ERR_NPIPE_UNSAFE, ERR_NPIPE_NOT_FOUND, ERR_NPIPE_PERMISSION, ERR_NPIPE_INVALID_ARG.
  * @example
@@ -305,9 +342,10 @@ function natsOptions(options: SenderOptions<unknown> | ReceiverOptions<unknown>,
 export async function openReceiver<T = string>(path: string, options: ReceiverOptions<T> = {}): Promise<Receiver<T>> {
   const { framing, defaultCodec } = framingFor(options);
   const codec = resolveCodec<T>(options.codec, defaultCodec);
+  checkTimeout(options.timeout); // before anything is opened: a bad value leaves no fd behind
   if (options.signal?.aborted) throw options.signal.reason;
   const frames = isNatsUrl(path)
     ? await (await natsFrames()).openNatsFrameReceiver(natsAddress(path, options), { ...natsOptions(options as ReceiverOptions<unknown>, false), splitInto: options.format === 'raw' })
     : await openFifoFrameReceiver(path, framing, options);
-  return new Receiver(frames, codec);
+  return new Receiver(frames, codec, options.timeout, path);
 }

@@ -391,7 +391,7 @@ describe('send', () => {
     const path = join(tempDir(t), 'p');
     const listener = npipe(['listen', path, '--format', 'fixed:4', '--timeout', '3000']);
     const result = await run(['send', path, '--format', 'fixed:4', 'abc', '--timeout', '10000']);
-    assert.equal(result.code, 1);
+    assert.equal(result.code, 2); // a usage error since issue 15 #17: checked before anything is sent
     assert.match(result.stderr, /ERR_NPIPE_BAD_FRAME/);
     listener.child.kill('SIGTERM');
     await listener.done;

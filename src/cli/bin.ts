@@ -1,11 +1,13 @@
 #!/usr/bin/env node
+import os from 'node:os';
 import { EXIT } from './args.js';
 import { main, stdoutFailure, type StopReason } from './main.js';
 
 const controller = new AbortController();
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   process.on(signal, () => {
-    if (controller.signal.aborted) process.exit(EXIT.failure); // a second signal: stop now
+    // A second signal: stop now (send finishing a message for a reader that does not read).
+    if (controller.signal.aborted) process.exit(128 + (os.constants.signals[signal] ?? 1));
     const reason: StopReason = new Error(`stopped by ${signal}`);
     reason.signal = signal;
     controller.abort(reason);

@@ -13,7 +13,13 @@ Sends each message argument as one message. With no message arguments, reads
 stdin: one message per line (for --format raw, the byte stream as it is; on
 Linux a regular file is spliced into the FIFO without passing through npipe).
 Creates the FIFO if it is missing, like the textbook writer, unless --no-create.
-Waits for a reader to open the FIFO (forever, or until --timeout).
+Waits for a reader to open the FIFO (forever, or until --timeout). --timeout
+also bounds each write: the pipe taking no byte for that long (a reader that
+stopped reading) is exit 3 (ERR_NPIPE_TIMEOUT).
+
+On SIGINT, SIGTERM or SIGHUP: messages not started are dropped, a lines, length
+or fixed:N message being written is finished whole (a frames reader drops a cut
+message; raw stops at once), then exit 128+n. A second signal stops at once.
 
 Options:
       --wait         if the reader goes away, wait for the next one (up to
@@ -23,8 +29,9 @@ Options:
       --no-create    fail (ERR_NPIPE_NOT_FOUND) instead of creating a missing FIFO
 ${FIFO_OPTIONS_HELP}
 
-Exit codes: 0 sent, 1 failure, 2 usage, 3 no reader (timeout, or it went away),
-4 not a FIFO or unsafe.
+Exit codes: 0 sent, 1 failure, 2 usage (also a message argument the format
+cannot carry: then none is sent), 3 no reader (timeout, or it went away), 4 not
+a FIFO or unsafe, 128+n stopped by signal n.
 
 Examples:
   npipe send /tmp/jobs "hello" "world"
@@ -41,6 +48,7 @@ at that moment, JetStream stores the message until a listener takes it.`,
     if (!path) throw new UsageError('npipe send needs a FIFO path (see npipe send --help)');
     checkAddress(path, values);
     const options = commonFifoOptions(values);
+    if (messages.length > 0 && !isNatsUrl(path)) checkMessages(messages, options.format, options.maxMessageSize);
     if (messages.length === 0 && options.format === 'raw' && !isNatsUrl(path) && values.wait !== true && io.stdin === process.stdin && canSplice() && fstatSync(0).isFile()) {
       // A regular file as a raw stream: spliced into the FIFO, never through this
       // process (Linux; docs/TUNING.md). A signal stops it at once, as below.
@@ -58,14 +66,16 @@ at that moment, JetStream stores the message until a listener takes it.`,
       waitForReader: values.wait === true,
       signal: io.stop,
     });
-    // On SIGINT/SIGTERM: drop what is still queued (a message being written still goes out whole).
-    const stop = () => void sender.close({ signal: io.stop });
+    // On SIGINT/SIGTERM/SIGHUP: drop what is still queued; a lines/length/fixed
+    // message being written is finished first (cut, it would put the reader out of
+    // step), then the exit is 128+n. Errors of close() come out of the finally below.
+    const stop = () => void sender.close({ signal: io.stop }).catch(() => {});
     io.stop.addEventListener('abort', stop, { once: true });
     try {
       if (messages.length > 0) {
         await Promise.all(messages.map((m) => sender.send(Buffer.from(m, 'utf8'))));
       } else {
-        await sendStdin(sender, io.stdin, options.format, options.maxMessageSize, isNatsUrl(path) ? NATS_RAW_PIECE : undefined);
+        await sendStdin(sender, io.stdin, options.format, options.maxMessageSize, io.stop, isNatsUrl(path) ? NATS_RAW_PIECE : undefined);
       }
     } catch (err) {
       throw io.stop.aborted ? io.stop.reason : err;
@@ -77,6 +87,23 @@ at that moment, JetStream stores the message until a listener takes it.`,
     return EXIT.ok;
   },
 };
+
+/**
+ * Every message argument must be one the format can carry, checked before the
+ * first is sent: a bad one sends none (issue 15 #17: `--format fixed:5 abcde xy`
+ * sent `abcde`, then failed). Usage error, exit 2.
+ */
+function checkMessages(messages: string[], format: string, maxMessageSize: number | undefined): void {
+  const framing = createFraming(format, maxMessageSize === undefined ? {} : { maxMessageSize });
+  messages.forEach((m, i) => {
+    try {
+      framing.unitSize(Buffer.from(m, 'utf8'));
+    } catch (err) {
+      const code = (err as { code?: string }).code ?? 'ERR_NPIPE_INTERNAL';
+      throw new UsageError(`message ${i + 1} cannot be sent as ${format}, so none was sent (${code}: ${(err as Error).message})`);
+    }
+  });
+}
 
 /**
  * Stdin as messages: lines, or raw chunks. One chunk's sends are awaited before
@@ -92,20 +119,46 @@ async function sendStdin(
   stdin: NodeJS.ReadableStream,
   format: string,
   maxMessageSize: number | undefined,
+  stop: AbortSignal,
   pieceSize?: number,
 ) {
   const source = stdin === process.stdin && fstatSync(0).isFile() ? createReadStream('', { fd: 0, autoClose: false, highWaterMark: 1 << 20 }) : stdin;
+  // A signal stops reading stdin too: an idle stdin must not keep the process.
+  // With the signal's reason as the error: a plain destroy() can leave `for await` waiting for ever.
+  const stopReading = () => (source as Partial<NodeJS.ReadStream>).destroy?.(stop.reason as Error);
+  if (stop.aborted) return;
+  stop.addEventListener('abort', stopReading, { once: true });
+  try {
+    await sendSource(sender, source, format, maxMessageSize, pieceSize);
+  } finally {
+    stop.removeEventListener('abort', stopReading);
+  }
+}
+
+async function sendSource(
+  sender: Sender<Uint8Array>,
+  source: NodeJS.ReadableStream,
+  format: string,
+  maxMessageSize: number | undefined,
+  pieceSize?: number,
+) {
   if (format === 'raw') {
     // Up to four chunks in flight: reading the next one overlaps writing this one.
+    // Each is watched from the start: one failing while another is awaited is no
+    // unhandled rejection (issue 15 #5: NoReaderError crashed send, exit 1).
+    const { watch, settle, failed } = inOrder();
     const inFlight: Promise<void>[] = [];
     for await (const chunk of source) {
       const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
       for (let at = 0; at < bytes.length; at += pieceSize ?? bytes.length) {
-        inFlight.push(sender.send(pieceSize === undefined ? bytes : bytes.subarray(at, at + pieceSize)));
-        if (inFlight.length >= 4) await inFlight.shift();
+        const sent = sender.send(pieceSize === undefined ? bytes : bytes.subarray(at, at + pieceSize));
+        watch(sent);
+        inFlight.push(sent);
+        if (inFlight.length >= 4) await inFlight.shift()!.catch(() => {});
+        failed();
       }
     }
-    await Promise.all(inFlight);
+    await settle();
     return;
   }
   const sendUnits = unitsSender(sender);
@@ -192,10 +245,14 @@ async function sendLinesAsTheyAre(
  * them may fail (a line the format cannot carry): the first error wins. Messages
  * written together share one promise: each promise is watched once, not each message.
  */
-function inOrder(): { watch(sent: Promise<void>): void; settle(): Promise<void> } {
+function inOrder(): { watch(sent: Promise<void>): void; settle(): Promise<void>; failed(): void } {
   let last: Promise<void> | undefined;
   let failed: unknown;
   return {
+    /** Throws the first error seen so far, without waiting. */
+    failed() {
+      if (failed !== undefined) throw failed;
+    },
     watch(sent) {
       if (sent !== last) sent.catch((err: unknown) => (failed ??= err));
       last = sent;

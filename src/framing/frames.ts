@@ -92,7 +92,7 @@ export function framesFraming(options: FramesOptions): Framing {
       }
       return written;
     },
-    createDecoder: (decoderOptions = {}) => new FramesDecoder(maxMessageSize, maxPartialBytes, decoderOptions.onDrop),
+    createDecoder: (decoderOptions = {}) => new FramesDecoder(maxMessageSize, maxPartialBytes, decoderOptions.onDrop, decoderOptions.partialTimeout),
   };
 }
 
@@ -145,6 +145,8 @@ interface Partial {
    * still in the pipe: once the decoder has read that far, the rest can't come.
    */
   goneAt: number | undefined;
+  /** The reading clock (see sweep) when its last packet came. */
+  lastAt: number;
 }
 
 /** Drops keep a record of the writers whose packets are being skipped, bounded in number. */
@@ -171,11 +173,15 @@ class FramesDecoder implements FrameDecoder {
   #consumed = 0;
   /** Writers whose current message is being skipped (dropped), so its later packets are not reported again. */
   #skip = new Set<number>();
+  /** Milliseconds of reading, summed by sweep(): the clock partial messages stall against. */
+  #clock = 0;
+  #partialTimeout: number;
 
-  constructor(max: number, maxPartialBytes: number, onDrop?: (info: DropInfo) => void) {
+  constructor(max: number, maxPartialBytes: number, onDrop?: (info: DropInfo) => void, partialTimeout = Infinity) {
     this.#max = max;
     this.#maxPartialBytes = maxPartialBytes;
     this.#onDrop = onDrop;
+    this.#partialTimeout = partialTimeout;
   }
 
   get pendingBytes(): number {
@@ -272,7 +278,7 @@ class FramesDecoder implements FrameDecoder {
       if (total > this.#max) return this.#startSkipping(id, 'too-large', total);
       if (this.#partialBytes + total > this.#maxPartialBytes) return this.#startSkipping(id, 'memory', total);
       if (n > total) return this.#startSkipping(id, 'corrupt', total);
-      const partial: Partial = { body: Buffer.allocUnsafe(total), filled: 0, pid, goneAt: undefined };
+      const partial: Partial = { body: Buffer.allocUnsafe(total), filled: 0, pid, goneAt: undefined, lastAt: this.#clock };
       this.#partials.set(id, partial);
       this.#partialBytes += total;
       this.#target = partial;
@@ -287,6 +293,7 @@ class FramesDecoder implements FrameDecoder {
         this.#skip.add(id);
       } else {
         this.#target = partial;
+        partial.lastAt = this.#clock;
       }
     }
     if (this.#payloadLeft === 0) this.#endPacket(emit);
@@ -343,9 +350,17 @@ class FramesDecoder implements FrameDecoder {
    * bytes that were in the pipe when that was seen (`backlog`) have been read: a
    * writer may have written its last packets and exited before we read them.
    */
-  sweep(isAlive: (pid: number) => boolean, backlog: () => number = () => 0): void {
+  sweep(isAlive: (pid: number) => boolean, backlog: () => number = () => 0, elapsed = 0): void {
+    this.#clock += elapsed;
     for (const [id, partial] of this.#partials) {
-      if (partial === this.#target || partial.pid === 0) continue;
+      if (partial === this.#target) continue;
+      if (this.#clock - partial.lastAt >= this.#partialTimeout) {
+        // No packet for partialTimeout while reading: whatever the pid says (issue 15 #9).
+        this.#drop(id, partial, 'stalled');
+        this.#skip.add(id);
+        continue;
+      }
+      if (partial.pid === 0) continue;
       if (partial.goneAt === undefined) {
         if (isAlive(partial.pid)) continue;
         partial.goneAt = this.#consumed + backlog();

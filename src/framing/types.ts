@@ -18,10 +18,12 @@ export interface DropInfo {
    *   earlier reader);
    * - `too-large`: over maxMessageSize; `memory`: over the reader's bound for partial
    *   messages; `corrupt`: packet sizes that do not add up;
+   * - `stalled`: no packet of the message came for `partialTimeout` while the
+   *   reader was reading (a writer stopped mid-message, or a forged first packet);
    * - `slow-consumer`: core NATS only: the receiver already held `maxQueuedBytes`
    *   of messages nobody had taken (NATS has no flow control to slow the sender).
    */
-  reason: 'writer-died' | 'abandoned' | 'orphan' | 'too-large' | 'memory' | 'corrupt' | 'slow-consumer';
+  reason: 'writer-died' | 'abandoned' | 'orphan' | 'too-large' | 'memory' | 'corrupt' | 'stalled' | 'slow-consumer';
   /** Bytes of the message received and dropped (for too-large/memory: the announced size). */
   bytes: number;
   /** The writer's pid when known, else 0. */
@@ -37,6 +39,11 @@ export interface DecoderOptions {
    * `detach()` before the message is whole.
    */
   borrow?: (size: number) => Buffer | undefined;
+  /**
+   * frames: a message in progress with no new packet for this many milliseconds of
+   * reading (see `sweep`) is dropped as `stalled`. Default: never.
+   */
+  partialTimeout?: number;
 }
 
 export interface FrameDecoder {
@@ -60,8 +67,11 @@ export interface FrameDecoder {
    * Frames format: drops the partial messages of writers that are gone, once the
    * rest of what they wrote has been read: `backlog()` is how many bytes are still
    * in the pipe (a writer that wrote its last packets and exited is not cut short).
+   * `elapsed`: milliseconds the reader spent reading since the last sweep (not
+   * counting time it was paused because nobody took its messages): a message that
+   * got no packet for `partialTimeout` of that time is dropped as `stalled`.
    */
-  sweep?(isAlive: (pid: number) => boolean, backlog?: () => number): void;
+  sweep?(isAlive: (pid: number) => boolean, backlog?: () => number, elapsed?: number): void;
   /**
    * The unfilled rest of a large message in progress, for the reader to read the
    * pipe straight into (one copy fewer, and a read that ends where the message ends);

@@ -4,6 +4,8 @@
  * its signal.
  */
 
+import { longTimer, type Timer } from '../util/abort.js';
+
 /** How a waiting request is settled by whoever gets its reply (or learns it failed). */
 export interface Settle<T> {
   resolve(value: T): void;
@@ -29,9 +31,9 @@ export interface AwaitReplyOptions<T> {
 export function awaitReply<T>(options: AwaitReplyOptions<T>): Promise<T> {
   const { signal } = options;
   return new Promise<T>((resolve, reject) => {
-    let timer: NodeJS.Timeout | undefined;
+    let timer: Timer | undefined;
     const finish = () => {
-      clearTimeout(timer);
+      timer?.clear();
       signal?.removeEventListener('abort', onAbort);
       options.cleanup?.();
     };
@@ -43,7 +45,8 @@ export function awaitReply<T>(options: AwaitReplyOptions<T>): Promise<T> {
     };
     const onAbort = () => giveUp(signal!.reason);
     // Timer and listener first: start() may settle at once (a send that fails synchronously).
-    if (options.timeoutError) timer = setTimeout(() => giveUp(options.timeoutError), options.timeout);
+    // longTimer: a timeout past 2^31-1 ms is honoured, not fired at once (issue 15 #10).
+    if (options.timeoutError) timer = longTimer(options.timeout ?? 0, () => giveUp(options.timeoutError));
     signal?.addEventListener('abort', onAbort, { once: true });
     options.start({
       resolve: (value) => {

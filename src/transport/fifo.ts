@@ -2,8 +2,8 @@
  * The FIFO transport: framing over the non-blocking FIFO ends of ../fifo.
  */
 import type { Socket } from 'node:net';
-import { readdirSync, statSync } from 'node:fs';
-import { BusyError, ClosedError, InvalidArgumentError, NoReaderError, NpipeError, fromSystemError, isErrno } from '../errors.js';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { BusyError, ClosedError, InvalidArgumentError, NoReaderError, NpipeError, TimeoutError, fromSystemError, isErrno } from '../errors.js';
 import {
   FifoEnd,
   lock,
@@ -19,6 +19,7 @@ import {
 import { PIPE_BUF, type DropInfo, type FrameDecoder, type Framing } from '../framing/index.js';
 import type { CallOptions, FrameReceiver, FrameSender } from './types.js';
 import { allocAligned } from '../util/aligned.js';
+import { checkTimeout } from '../util/abort.js';
 import { badTarget, copyInto } from './into.js';
 
 /** The receiver stops reading from the pipe while it holds this many bytes of messages not yet received. */
@@ -43,6 +44,13 @@ export const READ_BUFFER_BYTES = 64 * 1024;
 /** How often a frames receiver checks whether writers with a message in progress are still alive. */
 export const SWEEP_INTERVAL_MS = 500;
 
+/**
+ * `timeout` for a sender means no progress for that long: no reader came (open,
+ * and each wait for the next reader), or the pipe took no byte of what is being
+ * written (a reader that opened the FIFO and stopped reading, or another writer
+ * holding the writers' lock). Then ERR_NPIPE_TIMEOUT. 0: do not wait for a reader;
+ * writes are not bounded then.
+ */
 export interface FifoSenderOptions extends OpenFifoOptions {
   /** Pipe capacity to ask for once open (Linux, F_SETPIPE_SZ). */
   pipeSize?: number;
@@ -62,7 +70,17 @@ export interface FifoReceiverOptions extends OpenReaderOptions {
   maxPartialBytes?: number;
   /** frames: called for each message dropped rather than delivered torn. */
   onDrop?: (info: DropInfo) => void;
+  /**
+   * frames: a message in progress that gets no new packet for this many
+   * milliseconds while the receiver is reading is dropped (`stalled`), so that a
+   * writer that stops mid-message (or forges a first packet) cannot hold the
+   * memory for partial messages for ever. Default 30 000.
+   */
+  partialTimeout?: number;
 }
+
+/** frames: the default `partialTimeout`. */
+export const DEFAULT_PARTIAL_TIMEOUT_MS = 30_000;
 
 /** Messages that settle together: those queued while a write was in flight, or one message with its own signal. */
 interface Group {
@@ -201,11 +219,21 @@ export class FifoFrameSender implements FrameSender {
   #drained: (() => void) | undefined;
   /** Times the sender waited for a new reader and carried on. */
   reconnects = 0;
+  /** `timeout`: a write that makes no progress for this long fails (undefined or 0: never). */
+  #writeTimeout: number | undefined;
+  /** The no-progress check while a write waits (see #watchWrites). */
+  #watch: NodeJS.Timeout | undefined;
+  #progressed = false;
+  #lastProgress = 0;
+  /** libuv's count of bytes waiting to be written at the last check: it falls as the pipe takes them. */
+  #lastQueued = -1;
 
   constructor(end: FifoEnd, framing: Framing, options: FifoSenderOptions = {}) {
     this.#end = end;
     this.framing = framing;
     this.#options = options;
+    const timeout = checkTimeout(options.timeout);
+    this.#writeTimeout = timeout === 0 ? undefined : timeout;
     this.#attach(end);
   }
 
@@ -365,10 +393,18 @@ export class FifoFrameSender implements FrameSender {
         if (!tryLock(this.#end.fd, mode)) {
           // Another npipe writer is in the middle of a large message: wait for it.
           this.#writing = true;
+          this.#watchWrites();
           lock(this.#end.fd, mode, this.#closeController.signal).then(
             () => {
+              if (this.#error) {
+                // Failed (or closed) meanwhile: the lock is not ours to keep.
+                this.#lockHeld = mode;
+                this.#unlock();
+                return;
+              }
               this.#lockHeld = mode;
               this.#writing = false;
+              this.#progressed = true;
               this.#pump();
             },
             (err) => {
@@ -387,7 +423,10 @@ export class FifoFrameSender implements FrameSender {
         this.#writeFailed(err);
         return;
       }
-      if (n > 0) w.written += n;
+      if (n > 0) {
+        w.written += n;
+        this.#progressed = true;
+      }
       budget -= n;
       if (w.written < w.data.length) {
         // The pipe is full: libuv writes the rest once epoll says there is room.
@@ -395,14 +434,19 @@ export class FifoFrameSender implements FrameSender {
         const current = w;
         this.#writing = true;
         this.#socket.write(rest, (err) => {
+          // Failed or stopped meanwhile (close with an aborted signal, timeout): the
+          // queue this write belonged to is gone (issue 15 #4: a TypeError here).
+          if (this.#pending !== current) return;
           this.#writing = false;
           if (err) {
             this.#writeFailed(err);
             return;
           }
+          this.#progressed = true;
           this.#finish(current);
           this.#pump();
         });
+        this.#watchWrites();
         return;
       }
       this.#finish(w);
@@ -483,6 +527,44 @@ export class FifoFrameSender implements FrameSender {
     }
   }
 
+  /**
+   * While a write waits (for room in the pipe, for the writers' lock), checks that
+   * it makes progress: with `timeout`, no byte taken by the pipe for that long
+   * fails the sender with ERR_NPIPE_TIMEOUT (issue 15 #14: a reader that opened the
+   * FIFO and never read held a sender for ever).
+   */
+  #watchWrites(): void {
+    const timeout = this.#writeTimeout;
+    if (timeout === undefined || this.#watch) return;
+    this.#progressed = false;
+    this.#lastProgress = Date.now();
+    this.#lastQueued = -1;
+    const every = Math.max(5, Math.min(1000, timeout / 4));
+    const tick = () => {
+      this.#watch = undefined;
+      if (this.#error || !this.#writing) return; // nothing waits now; the next wait starts a new watch
+      const queued = (this.#socket as unknown as { _handle?: { writeQueueSize?: number } })._handle?.writeQueueSize ?? -1;
+      const now = Date.now();
+      if (this.#progressed || queued !== this.#lastQueued || this.#reconnecting) {
+        this.#progressed = false;
+        this.#lastQueued = queued;
+        this.#lastProgress = now;
+      } else if (now - this.#lastProgress >= timeout) {
+        this.#fail(
+          new TimeoutError(
+            `${this.#end.path} took no byte for ${timeout} ms: its reader is not reading (or another writer holds the ` +
+              'writers\' lock); check the reader, or wait longer (timeout)',
+          ),
+        );
+        return;
+      }
+      this.#watch = setTimeout(tick, every);
+      this.#watch.unref();
+    };
+    this.#watch = setTimeout(tick, every);
+    this.#watch.unref();
+  }
+
   #writeFailed(err: unknown): void {
     this.#pending = undefined;
     this.#unlock();
@@ -539,13 +621,47 @@ export class FifoFrameSender implements FrameSender {
     this.#queue = [];
     this.#head = 0;
     this.#open = undefined;
+    this.#pending = undefined;
+    clearTimeout(this.#watch);
+    this.#watch = undefined;
+    // Failed for good: a wait for the writers' lock or for a new reader ends too.
+    this.#closeController.abort();
     this.#drained?.();
+  }
+
+  /**
+   * close() with its signal aborted while messages are queued: those not started
+   * are dropped (their sends reject with ERR_NPIPE_CLOSED). A message of `lines`,
+   * `length` or `fixed:N` already partly in the pipe is finished first: cut, it
+   * would put every reader of the FIFO out of step (issue 15 #4). A `frames`
+   * message is abandoned (its reader drops the partial message) and `raw` is a
+   * byte stream: both stop at once. Finishing is bounded by `timeout` (no
+   * progress) and by the reader leaving (EPIPE).
+   */
+  #stop(): void {
+    const closed = new ClosedError(`the sender for ${this.#end.path} was closed before this message was sent`);
+    const head = this.#queue[this.#head];
+    const finish = this.framing.writersLock && head?.started === true && head.units !== undefined && !this.#error;
+    if (!finish) {
+      this.#closeController.abort();
+      this.#fail(closed);
+      return;
+    }
+    // Every group with a message dropped here rejects now, the head's too (its
+    // message still goes out whole): a group left waiting would never settle.
+    for (let i = this.#head + 1; i < this.#queue.length; i++) this.#settle(this.#queue[i]!.group, closed);
+    this.#queue.length = this.#head + 1;
+    this.#open = undefined;
   }
 
   /**
    * Waits for every queued frame to be written, then closes the FIFO end (this
    * process's descriptors only; the FIFO stays on disk). With `signal` aborted, the
-   * queued frames are dropped (their sends reject) and the end closes at once.
+   * queued frames not yet started are dropped (their sends reject with
+   * ERR_NPIPE_CLOSED); a `lines`/`length`/`fixed:N` message already partly written
+   * is finished first (never cut: that would put the reader out of step), bounded
+   * by `timeout`; a `frames` or `raw` write stops at once (a frames reader drops
+   * the partial message).
    */
   close(options: CallOptions = {}): Promise<void> {
     this.#closing ??= this.#close(options.signal);
@@ -555,10 +671,7 @@ export class FifoFrameSender implements FrameSender {
   async #close(signal: AbortSignal | undefined): Promise<void> {
     if (this.#head < this.#queue.length && !this.#error) {
       await new Promise<void>((resolve) => {
-        const onAbort = () => {
-          this.#closeController.abort();
-          this.#fail(new ClosedError(`the sender for ${this.#end.path} was closed before this message was sent`));
-        };
+        const onAbort = () => this.#stop();
         this.#drained = () => {
           signal?.removeEventListener('abort', onAbort);
           resolve();
@@ -577,6 +690,7 @@ export async function openFifoFrameReceiver(
   framing: Framing,
   options: FifoReceiverOptions = {},
 ): Promise<FifoFrameReceiver> {
+  checkTimeout(options.partialTimeout, 'partialTimeout'); // before the FIFO is opened
   return new FifoFrameReceiver(await openReaderEnd(path, options), framing, options);
 }
 
@@ -605,11 +719,15 @@ export function orElse<T>(f: () => T, fallback: T): T {
 }
 
 /**
- * Whether process `pid` is alive and still has the FIFO `end` open. A pid can be
- * reused by an unrelated process; on Linux /proc tells whether it holds our FIFO.
- * Where that cannot be seen (another user's process), it counts as alive.
+ * Whether process `pid` is alive and still has the FIFO `end` open for writing.
+ * A pid can be reused by an unrelated process; on Linux /proc tells whether it
+ * holds our FIFO, and how. Descriptors opened read-only do not count, nor (for
+ * our own pid) the receiver's own keep-open writer: a first packet claiming the
+ * reader's pid, or a pid that only reads the FIFO, cannot be a writer's (issue 15
+ * #9: such a claim pinned the partial-message memory for ever). Where that cannot
+ * be seen (another user's process), it counts as alive; `partialTimeout` bounds it.
  */
-function writerAlive(pid: number, end: FifoEnd): boolean {
+function writerAlive(pid: number, end: FifoEnd, ownWriters: number): boolean {
   try {
     process.kill(pid, 0);
   } catch (err) {
@@ -622,11 +740,25 @@ function writerAlive(pid: number, end: FifoEnd): boolean {
   } catch (err) {
     return !isErrno(err, 'ENOENT');
   }
+  let writers = 0;
   for (const fd of fds) {
     const st = statSync(`/proc/${pid}/fd/${fd}`, { throwIfNoEntry: false });
-    if (st && st.ino === end.ino && st.dev === end.dev) return true;
+    if (st && st.ino === end.ino && st.dev === end.dev && openForWriting(pid, fd)) writers++;
   }
-  return false;
+  // Our own process: its keep-open descriptor (ownWriters counts it out) is no writer's.
+  return pid === process.pid ? writers > ownWriters : writers > 0;
+}
+
+/** Whether descriptor `fd` of `pid` was opened for writing (O_WRONLY or O_RDWR); true when that cannot be read. */
+function openForWriting(pid: number, fd: string): boolean {
+  let info: string;
+  try {
+    info = readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'latin1');
+  } catch {
+    return true;
+  }
+  const flags = /^flags:\s*([0-7]+)/m.exec(info);
+  return flags === null || (parseInt(flags[1]!, 8) & 3) !== 0;
 }
 
 interface Waiter {
@@ -669,7 +801,9 @@ export class FifoFrameReceiver implements FrameReceiver {
     this.end = end;
     this.framing = framing;
     const onDrop = options.onDrop;
+    const partialTimeout = checkTimeout(options.partialTimeout, 'partialTimeout') ?? DEFAULT_PARTIAL_TIMEOUT_MS;
     this.#decoder = framing.createDecoder({
+      partialTimeout,
       onDrop: (info) => {
         this.dropped.messages++;
         this.dropped.bytes += info.bytes;
@@ -686,7 +820,16 @@ export class FifoFrameReceiver implements FrameReceiver {
     if (this.#decoder.sweep) {
       const decoder = this.#decoder;
       const backlog = () => orElse(() => end.bytesInPipe(), 0);
-      this.#sweeper = setInterval(() => decoder.sweep!((pid) => writerAlive(pid, end), backlog), SWEEP_INTERVAL_MS);
+      // On Linux the receiver's keep-open descriptor is a writer of this FIFO in this process (see writerAlive).
+      const ownWriters = options.keepOpen === false || process.platform !== 'linux' ? 0 : 1;
+      let last = Date.now();
+      this.#sweeper = setInterval(() => {
+        const now = Date.now();
+        // Time spent paused (nobody taking messages) does not count against a writer's message.
+        const elapsed = this.#paused ? 0 : now - last;
+        last = now;
+        decoder.sweep!((pid) => writerAlive(pid, end, ownWriters), backlog, elapsed);
+      }, Math.min(SWEEP_INTERVAL_MS, Math.max(10, partialTimeout / 4)));
       this.#sweeper.unref();
     }
     // Every read lands in one reused buffer. For `frames` it is at least as large as

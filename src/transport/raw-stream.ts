@@ -9,9 +9,9 @@
  */
 import { readSync } from 'node:fs';
 import type { Socket } from 'node:net';
-import { NoReaderError, fromSystemError, isErrno } from '../errors.js';
+import { NoReaderError, TimeoutError, fromSystemError, isErrno } from '../errors.js';
 import { spliceAvailable, spliceNow } from '../fifo/index.js';
-import { deadline } from '../util/abort.js';
+import { checkTimeout, deadline } from '../util/abort.js';
 import { openReaderEnd, openWriterEnd, orElse, type FifoReceiverOptions, type FifoSenderOptions } from './fifo.js';
 
 /** Bytes moved through this process at a time while waiting, or when splice cannot be used. */
@@ -44,17 +44,48 @@ class TurnBudget {
   }
 }
 
-/** Writes `data` whole through `stream` and waits until it is handed to the kernel (not merely queued). */
-function writeThrough(stream: NodeJS.WritableStream, data: Uint8Array, signal?: AbortSignal): Promise<void> {
+/**
+ * Writes `data` whole through `stream` and waits until it is handed to the kernel
+ * (not merely queued). `stall`: rejects with ERR_NPIPE_TIMEOUT when the kernel
+ * takes no byte of it for `stall.timeout` ms (issue 15 #14).
+ */
+function writeThrough(stream: NodeJS.WritableStream, data: Uint8Array, signal?: AbortSignal, stall?: { timeout: number; path: string }): Promise<void> {
   if (signal?.aborted) return Promise.reject(signal.reason);
   return new Promise((resolve, reject) => {
-    const onAbort = () => reject(signal!.reason);
+    let watch: NodeJS.Timeout | undefined;
+    const done = () => {
+      signal?.removeEventListener('abort', onAbort);
+      clearTimeout(watch);
+    };
+    const onAbort = () => {
+      done();
+      reject(signal!.reason);
+    };
     signal?.addEventListener('abort', onAbort, { once: true });
     stream.write(data, (err?: Error | null) => {
-      signal?.removeEventListener('abort', onAbort);
+      done();
       if (err) reject(err);
       else resolve();
     });
+    if (stall) {
+      const every = Math.max(5, Math.min(1000, stall.timeout / 4));
+      let lastQueued = -1;
+      let lastProgress = Date.now();
+      const tick = () => {
+        const queued = (stream as unknown as { _handle?: { writeQueueSize?: number } })._handle?.writeQueueSize ?? -1;
+        const now = Date.now();
+        if (queued !== lastQueued) {
+          lastQueued = queued;
+          lastProgress = now;
+        } else if (now - lastProgress >= stall.timeout) {
+          done();
+          reject(new TimeoutError(`${stall.path} took no byte for ${stall.timeout} ms: its reader is not reading; check the reader, or wait longer (timeout)`));
+          return;
+        }
+        watch = setTimeout(tick, every).unref();
+      };
+      watch = setTimeout(tick, every).unref();
+    }
   });
 }
 
@@ -78,6 +109,8 @@ function noReader(path: string, cause: unknown): NoReaderError {
  */
 export async function sendFileRaw(fd: number, path: string, options: FifoSenderOptions): Promise<number> {
   const { signal } = options;
+  const timeout = checkTimeout(options.timeout);
+  const stall = timeout === undefined || timeout === 0 ? undefined : { timeout, path };
   const end = await openWriterEnd(path, options);
   let socket: Socket | undefined;
   try {
@@ -114,9 +147,10 @@ export async function sendFileRaw(fd: number, path: string, options: FifoSenderO
         socket.on('error', () => {});
       }
       try {
-        await writeThrough(socket, copy.subarray(0, got), signal);
+        await writeThrough(socket, copy.subarray(0, got), signal, stall);
       } catch (err) {
         if (signal?.aborted && err === signal.reason) throw err;
+        if (err instanceof TimeoutError) throw err;
         if (isErrno(err, 'EPIPE')) throw noReader(path, err);
         throw fromSystemError(err, path, 'writing to');
       }

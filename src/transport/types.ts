@@ -28,7 +28,12 @@ export interface FrameSender {
    * send` reading lines): no work per message. FIFO only, not for `frames`.
    */
   sendUnits?(units: Uint8Array): Promise<void>;
-  /** Sends what is queued, then releases the medium. Idempotent. */
+  /**
+   * Sends what is queued, then releases the medium. Idempotent. With `signal`
+   * aborted: what is not started is dropped (those sends reject); a FIFO sender of
+   * lines/length/fixed:N finishes a message already partly written (never cut),
+   * a frames or raw one stops at once.
+   */
   close(options?: CallOptions): Promise<void>;
   readonly closed: boolean;
 }

@@ -4,7 +4,11 @@ import { InvalidArgumentError, TimeoutError } from '../errors.js';
 export interface WaitOptions {
   /** Aborts the wait; the call rejects with `signal.reason`. */
   signal?: AbortSignal;
-  /** Milliseconds before the call rejects with `ERR_NPIPE_TIMEOUT`. */
+  /**
+   * Milliseconds without progress before the call rejects with `ERR_NPIPE_TIMEOUT`
+   * (waiting for a reader, for the pipe to take a byte, for a message). Any finite
+   * number >= 0, including values past setTimeout's 2^31-1 ms (about 24.8 days).
+   */
   timeout?: number;
 }
 
@@ -15,12 +19,40 @@ export interface Deadline {
   dispose(): void;
 }
 
+/** The longest delay setTimeout honours: longer ones fire at once, with a TimeoutOverflowWarning. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 export function checkTimeout(timeout: unknown, name = 'timeout'): number | undefined {
   if (timeout === undefined) return undefined;
   if (typeof timeout !== 'number' || !Number.isFinite(timeout) || timeout < 0) {
     throw new InvalidArgumentError(`${name} must be a finite number of milliseconds >= 0, got ${String(timeout)}`);
   }
   return timeout;
+}
+
+/** A timer that may be cleared. */
+export interface Timer {
+  clear(): void;
+}
+
+/**
+ * setTimeout for any finite delay: a delay past 2^31-1 ms is waited in a chain
+ * of timers, each within setTimeout's range (issue 15 #10: a longer delay fired
+ * at once). `unref`: the timer does not keep the process alive.
+ */
+export function longTimer(ms: number, fire: () => void, unref = false): Timer {
+  let timer: NodeJS.Timeout;
+  const due = Date.now() + ms;
+  const arm = (left: number) => {
+    timer = setTimeout(() => {
+      const rest = due - Date.now();
+      if (rest > 0) arm(rest);
+      else fire();
+    }, Math.min(left, MAX_TIMER_MS));
+    if (unref) timer.unref();
+  };
+  arm(ms);
+  return { clear: () => clearTimeout(timer) };
 }
 
 /**
@@ -34,14 +66,14 @@ export function deadline(opts: WaitOptions, whatTimedOut: string): Deadline {
   if (timeout === undefined) return { signal: parent, dispose() {} };
   const error = new TimeoutError(`${whatTimedOut} (timeout ${timeout} ms)`);
   const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(error), timeout);
+  const timer = longTimer(timeout, () => controller.abort(error));
   const onAbort = () => controller.abort(parent?.reason);
   if (parent?.aborted) controller.abort(parent.reason);
   else parent?.addEventListener('abort', onAbort, { once: true });
   return {
     signal: controller.signal,
     dispose() {
-      clearTimeout(timer);
+      timer.clear();
       parent?.removeEventListener('abort', onAbort);
     },
   };
@@ -52,13 +84,13 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   if (signal?.aborted) return Promise.reject(signal.reason);
   return new Promise((resolve, reject) => {
     const onAbort = () => {
-      clearTimeout(timer);
+      timer.clear();
       reject(signal!.reason);
     };
-    const timer = setTimeout(() => {
+    const timer = longTimer(ms, () => {
       signal?.removeEventListener('abort', onAbort);
       resolve();
-    }, ms);
+    });
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
