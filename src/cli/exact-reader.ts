@@ -89,6 +89,11 @@ export class CountedReader {
     }
   }
 
+  /** A message already read and waiting, if any: no wait, no timer (the hot path of a stream). */
+  tryNext(): Buffer | undefined {
+    return this.#queue.shift();
+  }
+
   /** lines: the start of a line a stop cut (delivered by the caller as the last message); else undefined. */
   unfinishedLine(): Buffer | undefined {
     if (this.#lineBytes === 0) return undefined;
@@ -127,8 +132,13 @@ export class CountedReader {
       for (let nl = chunk.indexOf(LF); nl !== -1; nl = chunk.indexOf(LF, at)) {
         const bytes = this.#lineBytes + nl - at;
         if (bytes > this.#max) throw new FrameTooLargeError(bytes, this.#max);
-        this.#line.push(chunk.subarray(at, nl));
-        this.#queue.push(Buffer.concat(this.#line, bytes));
+        if (this.#line.length === 0) {
+          // The whole line is in this chunk, a buffer of its own: a view, no copy.
+          this.#queue.push(chunk.subarray(at, nl));
+        } else {
+          this.#line.push(chunk.subarray(at, nl));
+          this.#queue.push(Buffer.concat(this.#line, bytes));
+        }
         this.#line = [];
         this.#lineBytes = 0;
         at = nl + 1;

@@ -277,6 +277,11 @@ async function listenCounted(
   try {
     for (let received = 0; received < count; received++) {
       if (out.full) await out.flush();
+      const ready = reader.tryNext();
+      if (ready !== undefined) {
+        print(ready);
+        continue;
+      }
       // --timeout: no whole message for that long.
       const wait = deadline({ timeout, signal: io.stop }, `no message arrived on ${path}; check that a writer is sending, or wait longer (--timeout)`);
       let message: Buffer | undefined;

@@ -20,6 +20,8 @@ import type { FifoEnd } from './open.js';
 const LF = 0x0a;
 /** Bytes tee(2) looks at in one go: the default capacity of the pipe it copies into. */
 const PEEK_BYTES = 64 * 1024;
+/** lines: from this many lines wanted on, a read of at most that many bytes is taken without tee(2). */
+const DIRECT_LINES = 4096;
 /** Reads between two turns of the event loop (see #turn). */
 const TURN_EVERY = 256;
 // Linux values (tee and pipe2 exist there only).
@@ -133,6 +135,12 @@ export class ExactFifoReader {
     }
     if (this.#error) throw this.#error;
     if (this.#eof) return undefined;
+    if (lines >= DIRECT_LINES) {
+      // A read of at most `lines` bytes holds at most `lines` "\n": no need to look first.
+      const out = Buffer.allocUnsafe(Math.min(limit, lines));
+      const n = this.#readNow(out, 0, out.length);
+      return n > 0 ? out.subarray(0, n) : null;
+    }
     const peek = this.#peekPipe();
     if (peek) {
       const libc = loadLibc();
@@ -148,8 +156,8 @@ export class ExactFifoReader {
       // The copy is all in the peek pipe already: read it out whole.
       for (let at = 0; at < seen; ) at += readSync(peek.read, peek.buffer, at, seen - at, null);
       let take = seen;
-      for (let at = 0, found = 0; at < seen; at++) {
-        if (peek.buffer[at] === LF && ++found === lines) {
+      for (let at = peek.buffer.indexOf(LF), found = 0; at !== -1 && at < seen; at = peek.buffer.indexOf(LF, at + 1)) {
+        if (++found === lines) {
           take = at + 1;
           break;
         }
