@@ -16,6 +16,7 @@ const RAW_READ = 64 * 1024;
 /** lines: bytes taken from the pipe at a time, at most (never past the last line wanted). */
 const LINES_READ = 64 * 1024;
 const LF = 0x0a;
+const NEWLINE = Buffer.of(LF);
 const FRAMES_MAGIC = 0xfe;
 const FRAMES_FIRST_ONLY = 0x01;
 
@@ -150,6 +151,48 @@ export class CountedReader {
       }
       const line = this.#queue.shift();
       if (line) return line;
+    }
+  }
+
+  /**
+   * lines, printed as they are (no --json): whole lines as one buffer, each with its
+   * "\n", and how many; never a byte past the `wanted`-th line. A last line without
+   * "\n" at the end of the stream comes with one added. Undefined at the end of the
+   * stream or when `signal` aborts (then `unfinishedLine()` has what was cut).
+   * Saves taking the lines apart and joining them again (docs/TUNING.md, "Lines in the CLI").
+   */
+  async nextLines(signal: AbortSignal | undefined, wanted: number): Promise<{ bytes: Buffer; lines: number } | undefined> {
+    for (;;) {
+      const chunk = await this.#reader.takeLines(wanted, LINES_READ, signal);
+      if (chunk === undefined) {
+        if (!this.#reader.eof) return undefined;
+        this.#ended = true;
+        const line = this.unfinishedLine();
+        return line ? { bytes: Buffer.concat([line, NEWLINE]), lines: 1 } : undefined;
+      }
+      let lines = 0;
+      let at = 0;
+      for (let nl = chunk.indexOf(LF); nl !== -1; nl = chunk.indexOf(LF, at)) {
+        const bytes = (lines === 0 ? this.#lineBytes : 0) + nl - at;
+        if (bytes > this.#max) throw new FrameTooLargeError(bytes, this.#max);
+        lines++;
+        at = nl + 1;
+      }
+      if (lines === 0) {
+        this.#line.push(chunk);
+        this.#lineBytes += chunk.length;
+        if (this.#lineBytes > this.#max) throw new FrameTooLargeError(this.#lineBytes, this.#max);
+        continue;
+      }
+      const whole = this.#line.length === 0 ? chunk.subarray(0, at) : Buffer.concat([...this.#line, chunk.subarray(0, at)]);
+      this.#line = [];
+      this.#lineBytes = 0;
+      if (at < chunk.length) {
+        this.#line.push(chunk.subarray(at));
+        this.#lineBytes = chunk.length - at;
+        if (this.#lineBytes > this.#max) throw new FrameTooLargeError(this.#lineBytes, this.#max);
+      }
+      return { bytes: whole, lines };
     }
   }
 

@@ -275,7 +275,31 @@ async function listenCounted(
   // Output goes out in pieces, and whenever the reader is about to wait for the pipe.
   reader.beforeWait = () => out.flush();
   try {
-    for (let received = 0; received < count; received++) {
+    for (let received = 0; received < count && format === 'lines' && !json; ) {
+      // Plain lines: printed as they came, whole lines at a time.
+      if (out.full) await out.flush();
+      const wait = deadline({ timeout, signal: io.stop }, `no message arrived on ${path}; check that a writer is sending, or wait longer (--timeout)`);
+      let got: { bytes: Buffer; lines: number } | undefined;
+      try {
+        got = await reader.nextLines(wait.signal, count - received);
+      } finally {
+        wait.dispose();
+      }
+      if (got !== undefined) {
+        out.add(got.bytes);
+        received += got.lines;
+        continue;
+      }
+      if (io.stop.aborted) {
+        // Everything received is written out: a line a stop cut is the last message.
+        const line = reader.unfinishedLine();
+        if (line) print(line);
+        break;
+      }
+      if (wait.signal?.aborted) throw wait.signal.reason;
+      break; // the end of the stream (--once)
+    }
+    for (let received = 0; received < count && !(format === 'lines' && !json); received++) {
       if (out.full) await out.flush();
       const ready = reader.tryNext();
       if (ready !== undefined) {
