@@ -1,0 +1,214 @@
+/**
+ * Promises the docs made that no test checked (docs/PROMISES.md, "Not yet tested",
+ * the lines with no owner): each one here, with real FIFOs, processes and
+ * nats-server.
+ */
+import assert from 'node:assert/strict';
+import { chownSync, readFileSync } from 'node:fs';
+import { createServer, connect as tcpConnect, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { connect as natsConnect } from '@nats-io/transport-node';
+import { jetstreamManager, RetentionPolicy, StorageType } from '@nats-io/jetstream';
+import { connect, mkfifo, openReceiver, openSender, parseNatsUrl } from '../src/index.js';
+import { streamNameFor } from '../src/transport/nats/url.js';
+import { BIN, npipe, readerOn, sharedNatsServer, start, tempDir, until } from './helpers.js';
+
+const INDEX = new URL('../src/index.js', import.meta.url).href;
+const NOBODY = 65534;
+
+/** Runs a module snippet as uid/gid 65534 (root is never refused by the kernel). */
+function asNobody(code: string, dir: string) {
+  return start(process.execPath, ['--input-type=module', '-e', code], { uid: NOBODY, gid: NOBODY, cwd: dir, env: { PATH: process.env.PATH, TMPDIR: dir }, hangMs: 20_000 });
+}
+
+describe('TUNING.md, "Pipe capacity"', () => {
+  test('an explicit pipeSize the kernel refuses (over pipe-max-size, asked by a user other than root) is ERR_NPIPE_PERMISSION, library and --pipe-size', async (t) => {
+    if (process.platform !== 'linux') return t.skip('F_SETPIPE_SZ is Linux-only');
+    if (process.geteuid?.() !== 0) return t.skip('needs root, to run the asker as another user');
+    const max = Number(readFileSync('/proc/sys/fs/pipe-max-size', 'utf8'));
+    const dir = tempDir(t);
+    chownSync(dir, NOBODY, NOBODY);
+    const path = join(dir, 'p');
+    const ask = (size: number) =>
+      asNobody(
+        `import { openReceiver } from ${JSON.stringify(INDEX)};
+         try { const r = await openReceiver(${JSON.stringify(path)}, { pipeSize: ${size} }); console.log('ok', r.pipeSize ?? ''); await r.close(); }
+         catch (err) { console.log(err.code); }`,
+        dir,
+      ).done;
+    // Within the limit the same user gets it: the refusal below is the kernel's, for the size.
+    const within = await ask(max);
+    assert.equal(within.code, 0, within.stderr);
+    assert.match(within.stdout, /^ok/, within.stderr);
+    const over = await ask(max * 2);
+    assert.equal(over.code, 0, over.stderr);
+    assert.equal(over.stdout.trim(), 'ERR_NPIPE_PERMISSION', over.stderr);
+    // The CLI: one coded line.
+    const cli = await start(process.execPath, [BIN, 'listen', path, '--pipe-size', String(max * 2), '--count', '1', '--timeout', '2000'], {
+      uid: NOBODY,
+      gid: NOBODY,
+      cwd: dir,
+      env: { PATH: process.env.PATH },
+    }).done;
+    assert.notEqual(cli.code, 0);
+    assert.match(cli.stderr, /^npipe listen: ERR_NPIPE_PERMISSION: [^\n]*\n$/, cli.stderr);
+  });
+});
+
+describe('RPC.md, "The server going away"', () => {
+  test('a server killed with a request in flight: the request fails with ERR_NPIPE_SERVER_GONE long before its own 60 s timeout', async (t) => {
+    const dir = tempDir(t);
+    const path = join(dir, 'srv');
+    const started = join(dir, 'started');
+    await mkfifo(path);
+    // The command records its process group, so that the test can end it (a server killed with SIGKILL cannot).
+    const server = npipe(['serve', path, '--exec', `echo $$ > ${started}.tmp; mv ${started}.tmp ${started}; exec sleep 30`]);
+    await readerOn(path);
+    const client = await connect(path);
+    t.after(() => client.close());
+    const pending = client.request('never answered', { timeout: 60_000 });
+    pending.catch(() => {});
+    let group = 0;
+    await until(() => {
+      try {
+        group = Number(readFileSync(started, 'utf8'));
+      } catch {
+        return false;
+      }
+      return group > 0;
+    }, 'the request running on the server');
+    t.after(() => {
+      try {
+        process.kill(-group, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    });
+    server.child.kill('SIGKILL');
+    await server.done;
+    // A hang limit, not a speed check: far below the request's timeout.
+    const hang = new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the request still pending 10 s after its server died')), 10_000).unref());
+    await assert.rejects(Promise.race([pending, hang]), { code: 'ERR_NPIPE_SERVER_GONE' });
+  });
+});
+
+const nats = sharedNatsServer('promises-gaps');
+
+describe('NATS.md, "JetStream" and "Core NATS"', () => {
+  test('a JetStream stream made by hand, with a config npipe would not choose, is used as it is: its config unchanged, messages stored and delivered', { timeout: 60_000 }, async (t) => {
+    const base = nats.url(t);
+    if (!base) return;
+    const { server, subject } = parseNatsUrl(base);
+    const nc = await natsConnect({ servers: server });
+    t.after(() => nc.close());
+    const jsm = await jetstreamManager(nc);
+    const name = `HANDMADE_${process.pid}`;
+    await jsm.streams.add({ name, subjects: [subject], retention: RetentionPolicy.Limits, storage: StorageType.Memory, max_msgs: 7, duplicate_window: 60_000_000_000 });
+    t.after(() => jsm.streams.delete(name).catch(() => {}));
+    const before = (await jsm.streams.info(name)).config;
+    const url = `${base}?delivery=jetstream&stream=${name}`;
+    const sender = await openSender(url);
+    for (const m of ['a', 'b', 'c']) await sender.send(m);
+    await sender.close();
+    const receiver = await openReceiver(url);
+    const got = [await receiver.receive(), await receiver.receive(), await receiver.receive()];
+    await receiver.close();
+    assert.deepEqual(got, ['a', 'b', 'c']);
+    const info = await jsm.streams.info(name);
+    assert.equal(info.state.messages, 3, 'stored in that stream (limits retention: kept after acknowledgement)');
+    assert.deepEqual(info.config, before, 'its config as it was made');
+    assert.equal(info.config.max_msgs, 7);
+    assert.equal(info.config.retention, RetentionPolicy.Limits);
+    assert.equal(info.config.storage, StorageType.Memory);
+    assert.equal((await jsm.streams.list().next()).filter((s) => s.config.subjects?.includes(subject)).length, 1, 'no stream of npipe\'s own beside it');
+  });
+
+  test('JetStream: messages a receiver holds but never handed out are given back when it closes: the next receiver gets them long before ack-wait (60 s)', { timeout: 60_000 }, async (t) => {
+    const base = nats.url(t);
+    if (!base) return;
+    const { server, subject } = parseNatsUrl(base);
+    const url = `${base}?delivery=jetstream&ack-wait=60000`;
+    const sender = await openSender(url);
+    for (const m of ['a', 'b', 'c']) await sender.send(m);
+    await sender.close();
+    const nc = await natsConnect({ servers: server });
+    t.after(() => nc.close());
+    const jsm = await jetstreamManager(nc);
+    const first = await openReceiver(url);
+    assert.equal(await first.receive(), 'a');
+    // The server pushed all three to this receiver: none is left for another one until they come back.
+    const stream = streamNameFor(subject);
+    for (const deadline = Date.now() + 10_000; (await jsm.consumers.info(stream, 'npipe')).num_ack_pending !== 3; await new Promise((r) => setTimeout(r, 20))) {
+      if (Date.now() > deadline) throw new Error('the server never pushed the three messages');
+    }
+    await first.close(); // 'a' acknowledged (handed out), 'b' and 'c' given back
+    const second = await openReceiver(url);
+    t.after(() => second.close());
+    const hang = (what: string) => new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what} not back within 20 s`)), 20_000).unref());
+    assert.equal(await Promise.race([second.receive(), hang('b')]), 'b');
+    assert.equal(await Promise.race([second.receive(), hang('c')]), 'c');
+    await second.close();
+    assert.equal((await jsm.streams.info(stream)).state.messages, 0, 'all three acknowledged once (work queue: deleted)');
+  });
+
+  test('core NATS: a send that brings what is not yet flushed to 1 MiB waits until the server has everything (PONG); the ones before resolve at once', { timeout: 60_000 }, async (t) => {
+    const base = nats.url(t);
+    if (!base) return;
+    const { server, subject } = parseNatsUrl(base);
+    const [host, port] = server.replace(/^nats:\/\//, '').split(':');
+    // A relay between the sender and nats-server whose server-to-client direction can be held:
+    // while held, the sender's PING gets no PONG.
+    let held = false;
+    const backlog: Buffer[] = [];
+    let toClient: Socket | undefined;
+    const sockets: Socket[] = [];
+    const relay = createServer((client) => {
+      const upstream = tcpConnect(Number(port), host);
+      sockets.push(client, upstream);
+      toClient = client;
+      client.on('data', (d) => upstream.write(d));
+      upstream.on('data', (d) => (held ? backlog.push(d) : client.write(d)));
+      client.on('error', () => {});
+      upstream.on('error', () => {});
+      client.on('close', () => upstream.destroy());
+      upstream.on('close', () => client.destroy());
+    });
+    await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
+    t.after(() => {
+      for (const s of sockets) s.destroy();
+      relay.close();
+    });
+    const relayPort = (relay.address() as { port: number }).port;
+    const nc = await natsConnect({ servers: server });
+    t.after(() => nc.close());
+    const sub = nc.subscribe(subject);
+    let received = 0;
+    void (async () => {
+      for await (const _ of sub) received++;
+    })();
+    await nc.flush();
+    const sender = await openSender<Buffer>(`nats://127.0.0.1:${relayPort}/${subject}`, { codec: 'bytes' });
+    t.after(() => sender.close());
+    held = true;
+    const message = Buffer.alloc(64 * 1024, 0x61);
+    const perMiB = (1 << 20) / message.length; // 16
+    const settled: boolean[] = [];
+    const sends = Array.from({ length: perMiB + 2 }, (_, i) => {
+      const p = sender.send(message);
+      settled[i] = false;
+      void p.then(() => (settled[i] = true), () => {});
+      return p;
+    });
+    // The first 15 resolve at once (under 1 MiB not yet flushed); the 16th makes 1 MiB and waits, as do the ones after it.
+    await Promise.all(sends.slice(0, perMiB - 1));
+    await until(() => received === perMiB + 2, 'nats-server to have every message (client to server is not held)');
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(settled.slice(perMiB - 1), [false, false, false], 'the sends from the 1 MiB mark wait for the PONG');
+    // The server's PONG let through: they resolve.
+    held = false;
+    for (const d of backlog.splice(0)) toClient!.write(d);
+    await Promise.all(sends);
+    assert.ok(settled.every(Boolean));
+  });
+});
