@@ -10,7 +10,9 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { connect as natsConnect } from '@nats-io/transport-node';
 import { jetstreamManager, RetentionPolicy, StorageType } from '@nats-io/jetstream';
-import { connect, mkfifo, openReceiver, openSender, parseNatsUrl } from '../src/index.js';
+import { FifoTransport, connect, mkfifo, openReceiver, openSender, parseNatsUrl, serve } from '../src/index.js';
+import { REQUEST_COST } from '../src/rpc/server.js';
+import { ERROR, REQUEST, decodeError, decodeRpc, encodeRequest } from '../src/rpc/protocol.js';
 import { streamNameFor } from '../src/transport/nats/url.js';
 import { BIN, npipe, readerOn, sharedNatsServer, start, tempDir, until } from './helpers.js';
 
@@ -93,6 +95,45 @@ describe('RPC.md, "The server going away"', () => {
   });
 });
 
+describe('RPC.md, "Nothing can stall the server"', () => {
+  test('error replies the server makes up (ERR_NPIPE_BUSY) for a client that takes none are dropped and counted once 256 KiB of them wait in the server: the rest arrive, none counted twice', async (t) => {
+    const path = join(tempDir(t), 'srv');
+    let release = () => {};
+    const server = await serve(path, () => new Promise<string>((resolve) => (release = () => resolve('done'))), { concurrency: 1, maxWaitingBytes: REQUEST_COST, stuckAfter: 60_000 });
+    t.after(() => server.close());
+    const transport = new FifoTransport();
+    const endpoint = await transport.createReplyEndpoint();
+    t.after(() => endpoint.close());
+    const sender = await transport.connect(path);
+    t.after(() => sender.close());
+    // One runs, one waits, every other one is ERR_NPIPE_BUSY: about 9 MB of error replies for a client that reads none of them yet.
+    const N = 60_000;
+    for (let id = 1; id <= N; id++) void sender.send(encodeRequest(REQUEST, id, endpoint.address));
+    await until(() => server.stats.requests === N, 'every request taken', 60_000);
+    assert.equal(server.stats.errors, N - 2);
+    const dropped = server.stats.repliesDropped;
+    assert.ok(dropped > 0, 'error replies past the bound are dropped and counted');
+    // What was not dropped arrives, in order; nothing is counted both ways.
+    const delivered = N - 2 - dropped;
+    let bytes = 0;
+    let last = 0;
+    for (let i = 0; i < delivered; i++) {
+      const frame = await endpoint.receiver.receive({ signal: AbortSignal.timeout(20_000) });
+      assert.ok(frame);
+      const m = decodeRpc(frame);
+      assert.equal(m.type, ERROR);
+      assert.equal(decodeError(m.payload).code, 'ERR_NPIPE_BUSY');
+      assert.ok(m.id > last);
+      last = m.id;
+      bytes += frame.length;
+    }
+    t.diagnostic(`${dropped} dropped, ${delivered} delivered (${bytes} bytes)`);
+    // Kept for it: what its receiver took (it stops reading at 1 MiB held), what its pipe holds (at most 1 MiB), and 256 KiB in the server.
+    assert.ok(bytes <= (1 << 20) + (1 << 20) + (256 << 10) + 64 * 1024, `${bytes} bytes of error replies kept for a client that took none`);
+    release();
+  });
+});
+
 const nats = sharedNatsServer('promises-gaps');
 
 describe('NATS.md, "JetStream" and "Core NATS"', () => {
@@ -150,6 +191,29 @@ describe('NATS.md, "JetStream" and "Core NATS"', () => {
     assert.equal(await Promise.race([second.receive(), hang('c')]), 'c');
     await second.close();
     assert.equal((await jsm.streams.info(stream)).state.messages, 0, 'all three acknowledged once (work queue: deleted)');
+  });
+
+  test('JetStream: an existing durable consumer is reused with only its ack-wait changed to the URL\'s', { timeout: 60_000 }, async (t) => {
+    const base = nats.url(t);
+    if (!base) return;
+    const { server, subject } = parseNatsUrl(base);
+    const nc = await natsConnect({ servers: server });
+    t.after(() => nc.close());
+    const jsm = await jetstreamManager(nc);
+    const stream = streamNameFor(subject);
+    const first = await openReceiver(`${base}?delivery=jetstream&ack-wait=1000`);
+    await first.close();
+    const before = (await jsm.consumers.info(stream, 'npipe')).config;
+    assert.equal(before.ack_wait, 1000 * 1e6);
+    const second = await openReceiver(`${base}?delivery=jetstream&ack-wait=5000`);
+    t.after(() => second.close());
+    const after = (await jsm.consumers.info(stream, 'npipe')).config;
+    assert.equal(after.ack_wait, 5000 * 1e6);
+    assert.deepEqual({ ...after, ack_wait: before.ack_wait }, before, 'nothing else changed');
+    const sender = await openSender(`${base}?delivery=jetstream`);
+    await sender.send('still delivered');
+    await sender.close();
+    assert.equal(await second.receive(), 'still delivered');
   });
 
   test('core NATS: a send that brings what is not yet flushed to 1 MiB waits until the server has everything (PONG); the ones before resolve at once', { timeout: 60_000 }, async (t) => {
