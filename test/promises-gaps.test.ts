@@ -6,16 +6,19 @@
 import assert from 'node:assert/strict';
 import { chownSync, readFileSync } from 'node:fs';
 import { createServer, connect as tcpConnect, type Socket } from 'node:net';
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
 import { connect as natsConnect } from '@nats-io/transport-node';
 import { jetstreamManager, RetentionPolicy, StorageType } from '@nats-io/jetstream';
-import { FifoTransport, connect, mkfifo, openReceiver, openSender, parseNatsUrl, serve } from '../src/index.js';
+import { FifoTransport, connect, type DropInfo, mkfifo, openReceiver, openSender, parseNatsUrl, serve } from '../src/index.js';
 import { REQUEST_COST } from '../src/rpc/server.js';
 import { ERROR, REQUEST, decodeError, decodeRpc, encodeRequest } from '../src/rpc/protocol.js';
 import { streamNameFor } from '../src/transport/nats/url.js';
 import { BIN, npipe, readerOn, sharedNatsServer, start, tempDir, until } from './helpers.js';
 
+const FORGER = fileURLToPath(new URL('./fixtures/forge-frames.js', import.meta.url));
 const INDEX = new URL('../src/index.js', import.meta.url).href;
 const NOBODY = 65534;
 
@@ -55,6 +58,35 @@ describe('TUNING.md, "Pipe capacity"', () => {
     }).done;
     assert.notEqual(cli.code, 0);
     assert.match(cli.stderr, /^npipe listen: ERR_NPIPE_PERMISSION: [^\n]*\n$/, cli.stderr);
+  });
+});
+
+describe('PROTOCOL.md, "Reader rules": partialTimeout', () => {
+  test('time a frames receiver spends paused (its program taking no messages) does not count toward partialTimeout; reading again, it does', async (t) => {
+    const path = join(tempDir(t), 'p');
+    const PARTIAL_TIMEOUT = 1500;
+    const drops: DropInfo[] = [];
+    const receiver = await openReceiver<Buffer>(path, { format: 'frames', codec: 'bytes', partialTimeout: PARTIAL_TIMEOUT, onDrop: (d) => drops.push(d) });
+    t.after(() => receiver.close());
+    // A live writer that starts a message and sends no more of it (docs/PROTOCOL.md alone: test/fixtures/forge-frames.ts).
+    const forger = spawn(process.execPath, [FORGER, path, 'self', String(1 << 20), '1'], { stdio: ['pipe', 'pipe', 'inherit'] });
+    t.after(() => forger.stdin.end());
+    await new Promise<void>((resolve) => forger.stdout.on('data', (d: Buffer) => String(d).startsWith('ready') && resolve()));
+    await until(() => receiver.bufferedBytes > 0, 'the partial message read');
+    // Then 1.5 MiB of whole messages nobody takes: the receiver stops reading at 1 MiB held (paused).
+    const sender = await openSender(path, { format: 'frames' });
+    t.after(() => sender.close({ signal: AbortSignal.abort() }).catch(() => {}));
+    const message = 'm'.repeat(1024);
+    const sends = Array.from({ length: 1536 }, () => sender.send(message));
+    await until(() => receiver.bufferedBytes >= 1 << 20, 'the receiver holding 1 MiB');
+    // Paused for three times partialTimeout (the duration under test, not a wait for an event).
+    await new Promise((r) => setTimeout(r, 3 * PARTIAL_TIMEOUT));
+    assert.equal(drops.length, 0, 'nothing dropped while paused');
+    // Taking the messages lets it read again: the stalled message is then dropped, as it should be.
+    for (let i = 0; i < 1536; i++) assert.equal(String(await receiver.receive()), message);
+    await Promise.all(sends);
+    await until(() => drops.some((d) => d.reason === 'stalled'), 'the stalled message dropped once reading resumed', 20_000);
+    assert.equal(drops.length, 1);
   });
 });
 
