@@ -4,7 +4,7 @@
  * nats-server.
  */
 import assert from 'node:assert/strict';
-import { chownSync, readFileSync } from 'node:fs';
+import { chownSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { createServer, connect as tcpConnect, type Socket } from 'node:net';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
@@ -163,6 +163,63 @@ describe('RPC.md, "Nothing can stall the server"', () => {
     // Kept for it: what its receiver took (it stops reading at 1 MiB held), what its pipe holds (at most 1 MiB), and 256 KiB in the server.
     assert.ok(bytes <= (1 << 20) + (1 << 20) + (256 << 10) + 64 * 1024, `${bytes} bytes of error replies kept for a client that took none`);
     release();
+  });
+});
+
+/** Whether process `pid` has `path` open for reading (/proc: an fd to it whose access mode is O_RDONLY). */
+function readsFifo(pid: number, path: string): boolean {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).some((fd) => {
+      try {
+        return readlinkSync(`/proc/${pid}/fd/${fd}`) === path && (parseInt(/flags:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'))![1]!, 8) & 3) === 0;
+      } catch {
+        return false;
+      }
+    });
+  } catch {
+    return false;
+  }
+}
+
+describe('RPC.md, "The server going away": replaced', () => {
+  test('a server that answered, killed while another server already reads the same FIFO: the request in flight to it fails with ERR_NPIPE_SERVER_GONE (its pid is gone), not at its 60 s timeout', async (t) => {
+    const dir = tempDir(t);
+    const path = join(dir, 'srv');
+    const started = join(dir, 'started');
+    await mkfifo(path);
+    const script = `read x; if [ "$x" = slow ]; then echo $$ > ${started}.tmp; mv ${started}.tmp ${started}; exec sleep 30; fi; echo "A $x"`;
+    const first = npipe(['serve', path, '--exec', script, '-c', '1']);
+    t.after(() => first.child.kill('SIGKILL'));
+    await readerOn(path);
+    const client = await connect(path);
+    t.after(() => client.close());
+    assert.equal(await client.request('fast', { timeout: 20_000 }), 'A fast\n'); // the client now knows this server's pid
+    const pending = client.request('slow', { timeout: 60_000 });
+    pending.catch(() => {});
+    let group = 0;
+    await until(() => {
+      try {
+        group = Number(readFileSync(started, 'utf8'));
+      } catch {
+        return false;
+      }
+      return group > 0;
+    }, 'the request running on the first server');
+    t.after(() => {
+      try {
+        process.kill(-group, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    });
+    // A second server on the same FIFO: the FIFO keeps a reader throughout.
+    const second = npipe(['serve', path, '--echo']);
+    t.after(() => second.child.kill('SIGTERM'));
+    await until(() => readsFifo(second.child.pid!, path), 'the second server reading the FIFO');
+    first.child.kill('SIGKILL');
+    await first.done.catch(() => {});
+    const hang = new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the request still pending 10 s after its server died')), 10_000).unref());
+    await assert.rejects(Promise.race([pending, hang]), { code: 'ERR_NPIPE_SERVER_GONE' });
   });
 });
 
