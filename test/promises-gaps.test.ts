@@ -4,7 +4,7 @@
  * nats-server.
  */
 import assert from 'node:assert/strict';
-import { chownSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { chownSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import { createServer, connect as tcpConnect, type Socket } from 'node:net';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
@@ -16,7 +16,8 @@ import { FifoTransport, connect, type DropInfo, mkfifo, openReceiver, openSender
 import { REQUEST_COST } from '../src/rpc/server.js';
 import { ERROR, REQUEST, decodeError, decodeRpc, encodeRequest } from '../src/rpc/protocol.js';
 import { streamNameFor } from '../src/transport/nats/url.js';
-import { BIN, npipe, readerOn, sharedNatsServer, start, tempDir, until } from './helpers.js';
+import { BIN, npipe, readerOn, requireOrSkip, run, sharedNatsServer, start, tempDir, until } from './helpers.js';
+import { NATS_INSTALL_HINT, NatsServer, natsServerAvailable } from './nats-server.js';
 
 const FORGER = fileURLToPath(new URL('./fixtures/forge-frames.js', import.meta.url));
 const INDEX = new URL('../src/index.js', import.meta.url).href;
@@ -363,5 +364,27 @@ describe('NATS.md, "JetStream" and "Core NATS"', () => {
     for (const d of backlog.splice(0)) toClient!.write(d);
     await Promise.all(sends);
     assert.ok(settled.every(Boolean));
+  });
+});
+
+describe('NATS.md, "JetStream": no answer', () => {
+  test('no answer from JetStream (an account without it on the server: nobody answers its API) is ERR_NPIPE_UNREACHABLE, exit 3, for send and listen', { timeout: 60_000 }, async (t) => {
+    if (!requireOrSkip(t, natsServerAvailable(), NATS_INSTALL_HINT)) return;
+    const dir = tempDir(t);
+    const conf = join(dir, 'accounts.conf');
+    writeFileSync(conf, 'accounts {\n  NOJS: { users: [{ user: nojs, password: nojs }] }\n  JS: { jetstream: enabled, users: [{ user: js, password: js }] }\n}\n');
+    const server = await NatsServer.start(['-c', conf]);
+    t.after(() => server.dispose());
+    const url = (user: string) => server.url('nojs.s').replace('nats://', `nats://${user}:${user}@`);
+    const sent = await run(['send', url('nojs'), 'x', '--jetstream'], { hangMs: 30_000 });
+    assert.equal(sent.code, 3, sent.stderr);
+    assert.match(sent.stderr, /^npipe send: ERR_NPIPE_UNREACHABLE: [^\n]*\n$/);
+    const listened = await run(['listen', url('nojs'), '--jetstream', '--count', '1'], { hangMs: 30_000 });
+    assert.equal(listened.code, 3, listened.stderr);
+    assert.match(listened.stderr, /^npipe listen: ERR_NPIPE_UNREACHABLE: [^\n]*\n$/);
+    await assert.rejects(openSender(`${url('nojs')}?delivery=jetstream`), { code: 'ERR_NPIPE_UNREACHABLE' });
+    // The same server answers for an account with JetStream: the refusal above is the missing answer.
+    const ok = await run(['send', url('js'), 'x', '--jetstream'], { hangMs: 30_000 });
+    assert.equal(ok.code, 0, ok.stderr);
   });
 });
