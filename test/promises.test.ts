@@ -160,9 +160,8 @@ describe('docs/PROMISES.md, the promises ledger', () => {
   test('every test file in test/ is referenced at least once (a file of tests that prove nothing is suspect)', () => {
     const files = readdirSync(new URL('test/', root)).filter((f) => f.endsWith('.test.ts') && f !== 'promises.test.ts');
     const referenced = new Set(ledger.references.map((r) => r.file));
-    // Files other helpers are adding land with their own ledger lines; only the files this ledger knows are required.
-    const known = ['cli', 'contract', 'fifo', 'framing', 'framing.property', 'nats', 'protocol', 'python', 'raw-stream', 'rpc', 'stress', 'threadpool'];
-    const unreferenced = files.filter((f) => known.includes(f.replace(/\.test\.ts$/, '')) && !referenced.has(`test/${f}`));
+    assert.ok(files.length > 12, 'test/ has its files');
+    const unreferenced = files.filter((f) => !referenced.has(`test/${f}`));
     assert.deepEqual(unreferenced, []);
   });
 });
