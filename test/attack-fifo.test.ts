@@ -3,13 +3,13 @@
  * hostile writers and odd timeouts. Real FIFOs, real processes.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, constants, openSync, readSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, openSync, readSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect, createFraming, mkfifo, openReceiver, openSender, serve, type DropInfo } from '../src/index.js';
-import { BIN, delay, npipe, openFds, readerOn, start, tempDir, until } from './helpers.js';
+import { connect, createFraming, isErrno, mkfifo, openReceiver, openSender, serve, type DropInfo } from '../src/index.js';
+import { BIN, delay, npipe, openFds, readerOn, requireOrSkip, start, tempDir, until } from './helpers.js';
 
 const FORGER = fileURLToPath(new URL('./fixtures/forge-frames.js', import.meta.url));
 
@@ -459,4 +459,30 @@ test('#15.14 - a bad timeout or partialTimeout is ERR_NPIPE_INVALID_ARG, and ope
   await assert.rejects(openReceiver(path, { format: 'frames', partialTimeout: Number.NaN }), { code: 'ERR_NPIPE_INVALID_ARG' });
   await assert.rejects(openSender(path, { timeout: Infinity }), { code: 'ERR_NPIPE_INVALID_ARG' });
   assert.equal(openFds(), fds);
+});
+
+test('#15.9 - a FIRST packet naming a process whose descriptors cannot be examined (here pid 1) does not crash the reader: the claim is dropped as stalled', async (t) => {
+  if (!requireOrSkip(t, process.platform === 'linux', 'the /proc check of writers is Linux-only')) return;
+  // In this container root may list /proc/1/fd but not stat its entries (EACCES): the
+  // check crashed the reader with a stack (attack pass on the merged tree, D1).
+  let unexaminable = false;
+  try {
+    for (const fd of readdirSync('/proc/1/fd')) statSync(`/proc/1/fd/${fd}`);
+  } catch (err) {
+    unexaminable = isErrno(err, 'EACCES', 'EPERM');
+  }
+  t.diagnostic(`pid 1's descriptors ${unexaminable ? 'cannot' : 'can'} be examined here`);
+  const path = fifo(t);
+  const drops: DropInfo[] = [];
+  const receiver = await openReceiver<Buffer>(path, { format: 'frames', codec: 'bytes', partialTimeout: 1500, onDrop: (d) => drops.push(d) });
+  t.after(() => receiver.close());
+  const forger = await forge(path, 1, 1 << 20, 1);
+  t.after(() => forger.release());
+  // The sweep (every 500 ms) examined pid 1 at least twice before the stall drop.
+  await until(() => drops.some((d) => d.writerId === forger.ids[0]), 'the forged message dropped', 10_000);
+  assert.ok(drops.every((d) => d.reason === 'stalled' || d.reason === 'writer-died'), JSON.stringify(drops));
+  const sender = await openSender(path, { format: 'frames' });
+  await sender.send('after');
+  await sender.close();
+  assert.equal(String(await receiver.receive()), 'after');
 });

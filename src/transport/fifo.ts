@@ -742,7 +742,15 @@ function writerAlive(pid: number, end: FifoEnd, ownWriters: number): boolean {
   }
   let writers = 0;
   for (const fd of fds) {
-    const st = statSync(`/proc/${pid}/fd/${fd}`, { throwIfNoEntry: false });
+    let st;
+    try {
+      st = statSync(`/proc/${pid}/fd/${fd}`, { throwIfNoEntry: false });
+    } catch {
+      // Listed but not examinable (EACCES: e.g. pid 1 in a container, for root): the
+      // claim can be neither proved nor refuted, as when the list is refused above;
+      // partialTimeout bounds what it can hold (issue 15 #9; it crashed the reader).
+      return true;
+    }
     if (st && st.ino === end.ino && st.dev === end.dev && openForWriting(pid, fd)) writers++;
   }
   // Our own process: its keep-open descriptor (ownWriters counts it out) is no writer's.
