@@ -3,7 +3,7 @@ import { closeSync, constants, existsSync, lstatSync, mkdirSync, openSync, readF
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { mkfifo } from '../src/index.js';
-import { BIN, npipe, run, start, tempDir, until } from './helpers.js';
+import { BIN, npipe, readerOn, run, start, tempDir, until } from './helpers.js';
 
 const NODE = JSON.stringify(process.execPath);
 const NPIPE = `${NODE} ${JSON.stringify(BIN)}`;
@@ -165,4 +165,18 @@ describe('#15.10 - a --timeout over 2^31-1 ms expired at once', () => {
     assert.equal(r.stdout, 'done\n');
     assert.equal(r.stderr, '');
   });
+});
+
+test('listen --json keeps a leading U+FEFF (byte order mark) in the text, as sent (attack pass on issue 15)', async (t) => {
+  const dir = tempDir(t);
+  const path = join(dir, 'f');
+  for (const format of ['lines', 'length']) {
+    const listener = npipe(['listen', path, '--json', '--count', '1', '--format', format]);
+    await readerOn(path);
+    const sent = await run(['send', path, '--format', format, '\ufeffbom']);
+    assert.equal(sent.code, 0, sent.stderr);
+    const r = await listener.done;
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout), { text: '\ufeffbom' }, format);
+  }
 });

@@ -7,7 +7,8 @@ import { deadline } from '../util/abort.js';
 import { CountedReader } from './exact-reader.js';
 import { EXIT, FIFO_OPTIONS_HELP, UsageError, checkAddress, commonFifoOptions, fifoOptions, intOption, type CliIO, type Command } from './args.js';
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM: a leading U+FEFF is part of the message, printed as sent (not dropped).
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 export const listenCommand: Command = {
   name: 'listen',
