@@ -486,3 +486,33 @@ test('#15.9 - a FIRST packet naming a process whose descriptors cannot be examin
   await sender.close();
   assert.equal(String(await receiver.receive()), 'after');
 });
+
+test('#15.4 - SIGTERM delivered twice within a moment (as timeout(1) does: to the command, then to its process group): the message being written still arrives whole', async (t) => {
+  const dir = tempDir(t);
+  const path = join(dir, 'f');
+  mkfifo(path);
+  const input = join(dir, 'big.txt');
+  const size = 3_000_000;
+  writeFileSync(input, `${'a'.repeat(size)}\n`);
+  const reader = new RawReader(path);
+  t.after(() => reader.close());
+  const first = fromFile(input, ['send', path, '--format', 'lines']);
+  await until(() => reader.readNow(64 * 1024) > 0, 'the first bytes');
+  first.child.kill('SIGTERM');
+  await delay(50); // apart enough not to merge into one pending signal
+  first.child.kill('SIGTERM');
+  let firstDone = false;
+  void first.done.then(() => (firstDone = true));
+  await reader.drainUntil(() => firstDone, 64 * 1024);
+  const second = npipe(['send', path, 'second', '--format', 'lines']);
+  let secondDone = false;
+  void second.done.then(() => (secondDone = true));
+  await reader.drainUntil(() => secondDone, 64 * 1024);
+  const [r1, r2] = [await first.done, await second.done];
+  assert.equal(r1.code, 143, r1.stderr);
+  assert.equal(r2.code, 0, r2.stderr);
+  assert.doesNotMatch(r1.stderr, /stopped at once/);
+  const got = reader.messages('lines');
+  assert.deepEqual(got.map((m) => m.length), [size, 6]);
+  assert.ok(got[0]!.equals(Buffer.alloc(size, 0x61)));
+});

@@ -3,11 +3,24 @@ import os from 'node:os';
 import { EXIT } from './args.js';
 import { main, stdoutFailure, type StopReason } from './main.js';
 
+/**
+ * One act can deliver a signal twice: timeout(1), and a shell's Ctrl-C, send it to
+ * the command and then to its whole process group. A repeat of the same signal this
+ * soon after the first is that one act, not a second request to stop at once (which
+ * would cut the message being written: attack pass on issue 15 #4).
+ */
+const SAME_ACT_MS = 1000;
 const controller = new AbortController();
+let first: { signal: NodeJS.Signals; at: number } | undefined;
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   process.on(signal, () => {
-    // A second signal: stop now (send finishing a message for a reader that does not read).
-    if (controller.signal.aborted) process.exit(128 + (os.constants.signals[signal] ?? 1));
+    if (first) {
+      if (signal === first.signal && Date.now() - first.at < SAME_ACT_MS) return;
+      // A second signal: stop now (send finishing a message for a reader that does not read).
+      process.stderr.write(`npipe ${process.argv[2] ?? ''}: stopped at once by a second signal (${signal}); a message being written may be cut\n`);
+      process.exit(128 + (os.constants.signals[signal] ?? 1));
+    }
+    first = { signal, at: Date.now() };
     const reason: StopReason = new Error(`stopped by ${signal}`);
     reason.signal = signal;
     controller.abort(reason);

@@ -19,7 +19,8 @@ stopped reading) is exit 3 (ERR_NPIPE_TIMEOUT).
 
 On SIGINT, SIGTERM or SIGHUP: messages not started are dropped, a lines, length
 or fixed:N message being written is finished whole (a frames reader drops a cut
-message; raw stops at once), then exit 128+n. A second signal stops at once.
+message; raw stops at once), then exit 128+n. A second signal (another one, or
+the same one a second or more later) stops at once.
 
 Options:
       --wait         if the reader goes away, wait for the next one (up to
