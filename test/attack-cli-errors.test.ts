@@ -180,3 +180,11 @@ test('listen --json keeps a leading U+FEFF (byte order mark) in the text, as sen
     assert.deepEqual(JSON.parse(r.stdout), { text: '\ufeffbom' }, format);
   }
 });
+
+test('--pipe-size no pipe can have (999999999999 bytes) is a usage error, exit 2, not ERR_NPIPE_SYSTEM (attack pass on issue 15)', async (t) => {
+  const dir = tempDir(t);
+  const r = await run(['listen', join(dir, 'f'), '--pipe-size', '999999999999', '--count', '1', '--timeout', '1000']);
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /^npipe listen: ERR_NPIPE_INVALID_ARG: /);
+  assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+});

@@ -1,4 +1,4 @@
-import { UnsupportedError, fromSystemError } from '../errors.js';
+import { InvalidArgumentError, UnsupportedError, fromSystemError } from '../errors.js';
 import { errnoError, loadLibc } from './libc.js';
 
 // <linux/fcntl.h>: F_LINUX_SPECIFIC_BASE (1024) + 7 and + 8.
@@ -27,15 +27,23 @@ export function getPipeSize(fd: number): number {
  * Sets the capacity of the pipe behind `fd`. The kernel rounds it up to a power
  * of two pages; the size it chose is returned. An unprivileged process may go up to
  * /proc/sys/fs/pipe-max-size (1 MiB by default); above it, ERR_NPIPE_PERMISSION.
- * Shrinking below the bytes already in the pipe fails with ERR_NPIPE_SYSTEM (EBUSY).
+ * Shrinking below the bytes already in the pipe fails with ERR_NPIPE_SYSTEM (EBUSY);
+ * a size no pipe can have (EINVAL) is ERR_NPIPE_INVALID_ARG.
  * Platform: Linux only; elsewhere ERR_NPIPE_UNSUPPORTED.
  */
+const EINVAL = 22;
+
 export function setPipeSize(fd: number, size: number): number {
   linuxOnly();
   const libc = loadLibc();
   const result = libc.fcntlSet(fd, F_SETPIPE_SZ, size);
   if (result < 0) {
-    throw fromSystemError(errnoError(libc.errno(), 'fcntl(F_SETPIPE_SZ)'), `fd ${fd}`, `setting the pipe size to ${size} on`);
+    const errno = libc.errno();
+    if (errno === EINVAL) {
+      // A size no pipe can have (over 2^31 bytes, or past what the kernel can round up): a bad argument, not an OS failure.
+      throw new InvalidArgumentError(`no pipe can hold ${size} bytes (fcntl(F_SETPIPE_SZ) answers EINVAL); ask for at most /proc/sys/fs/pipe-max-size`);
+    }
+    throw fromSystemError(errnoError(errno, 'fcntl(F_SETPIPE_SZ)'), `fd ${fd}`, `setting the pipe size to ${size} on`);
   }
   return result;
 }
