@@ -586,3 +586,23 @@ describe('#15.1 - fairness across users', () => {
     assert.equal(g.handled.indexOf('nobody'), 2, g.handled.join(' '));
   });
 });
+
+test('serve --allow-shared and request --allow-shared use a request FIFO group and others may write to; without the flag each is exit 4 (attack pass on issue 15)', async (t) => {
+  const dir = tempDir(t);
+  const path = join(dir, 'shared');
+  await mkfifo(path, { mode: 0o600 });
+  chmodSync(path, 0o622);
+  const refused = await run(['serve', path, '--echo']);
+  assert.equal(refused.code, 4, refused.stderr);
+  assert.match(refused.stderr, /ERR_NPIPE_UNSAFE/);
+  const server = npipe(['serve', path, '--echo', '--allow-shared']);
+  t.after(() => server.child.kill('SIGKILL'));
+  await readerOn(path);
+  const plain = await run(['request', path, 'hi', '--timeout', '5000']);
+  assert.equal(plain.code, 4, plain.stderr);
+  const shared = await run(['request', path, 'hi', '--timeout', '5000', '--allow-shared']);
+  assert.equal(shared.code, 0, shared.stderr);
+  assert.equal(shared.stdout, 'hi\n');
+  server.child.kill('SIGTERM');
+  assert.equal((await server.done).code, 0);
+});

@@ -1,5 +1,5 @@
-import { connect, RemoteError } from '../index.js';
-import { EXIT, UsageError, intOption, type Command } from './args.js';
+import { connect, FifoTransport, RemoteError } from '../index.js';
+import { EXIT, UsageError, checkAddress, intOption, type Command } from './args.js';
 import { escapeForLog } from './log-escape.js';
 
 export const requestCommand: Command = {
@@ -16,6 +16,8 @@ Options:
                      handler is told to stop
       --wait         wait for the server to appear instead of failing at once
       --max-size N   largest request or reply in bytes (default 1048576)
+      --allow-shared accept a server FIFO writable by group or others (a
+                     server shared by several users: npipe serve --allow-shared)
   -h, --help         show this help
 
 Exit codes: 0 reply printed, 1 the server answered with an error (printed as
@@ -27,11 +29,13 @@ failure, 2 usage, 3 timeout or no server (ERR_NPIPE_SERVER_GONE).`,
     timeout: { type: 'string', short: 't' },
     wait: { type: 'boolean' },
     'max-size': { type: 'string' },
+    'allow-shared': { type: 'boolean' },
   },
   async run(values, positionals, io) {
     if (positionals.length < 1 || positionals.length > 2) {
       throw new UsageError('npipe request takes a FIFO path and one message (see npipe request --help)');
     }
+    checkAddress(positionals[0]!, values); // --allow-shared with a nats:// URL: refused, not ignored
     const timeout = intOption(values.timeout, 'timeout');
     const maxMessageSize = intOption(values['max-size'], 'max-size', { min: 1 });
     let payload: Buffer;
@@ -46,6 +50,9 @@ failure, 2 usage, 3 timeout or no server (ERR_NPIPE_SERVER_GONE).`,
       waitForServer: values.wait === true,
       signal: io.stop,
       ...(maxMessageSize === undefined ? {} : { maxMessageSize }),
+      ...(values['allow-shared'] === true
+        ? { transport: new FifoTransport({ ...(maxMessageSize === undefined ? {} : { maxMessageSize }), allowShared: true }) }
+        : {}),
     });
     try {
       const reply = await client.request(payload, { signal: io.stop, ...(timeout === undefined ? {} : { timeout }) });

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { FrameTooLargeError, serve, type Handler } from '../index.js';
+import { FifoTransport, FrameTooLargeError, serve, type Handler } from '../index.js';
 import { EXIT, UsageError, checkAddress, intOption, type Command } from './args.js';
 import { escapeForLog } from './log-escape.js';
 
@@ -69,6 +69,8 @@ Examples:
     process.on('exit', killAll);
     const handler: Handler<Buffer, Buffer> = exec === undefined ? (request) => request : runCommand(exec, maxMessageSize, running, groups);
     const server = await serve<Buffer, Buffer>(positionals[0]!, handler, {
+      // --allow-shared: a request FIFO group or others may write to (a server for several users).
+      ...(values['allow-shared'] === true ? { transport: new FifoTransport({ maxMessageSize, allowShared: true }) } : {}),
       codec: 'bytes',
       concurrency,
       maxMessageSize,
