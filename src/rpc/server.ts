@@ -513,7 +513,12 @@ export class FifoServer extends Server {
         client.queuedBytes -= cost;
         this.#queuedTotal -= cost;
         this.stats.repliesDropped++;
-        if (!client.gone) this.#event({ kind: 'reply-dropped', client: client.address, reason: (err as Error).message });
+        // Once per client, not once per queued reply: thousands of replies may fail together.
+        if (client.gone) {
+          this.#next();
+          return;
+        }
+        this.#event({ kind: 'reply-dropped', client: client.address, reason: (err as Error).message });
         if (err instanceof NpipeError && err.code === 'ERR_NPIPE_NO_READER') {
           // Opening again finds no reader, and the transport then removes the FIFO if its client is dead.
           void this.#transport.openReply(client.address).then((s) => s.close({ signal: AbortSignal.abort() }), () => {});
