@@ -4,8 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { chmodSync, chownSync, closeSync, constants as fsConstants, existsSync, openSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
 import { FifoTransport, FrameTooLargeError, connect, mkfifo, replyDirectories, serve, type ServerEvent } from '../src/index.js';
@@ -605,4 +605,60 @@ test('serve --allow-shared and request --allow-shared use a request FIFO group a
   assert.equal(shared.stdout, 'hi\n');
   server.child.kill('SIGTERM');
   assert.equal((await server.done).code, 0);
+});
+
+describe('#15.1 - memory bounded across many reply addresses that read nothing', () => {
+  test('#15.1 - 200 real reply FIFOs whose readers never read, flooded with empty requests: server RSS grows < 128 MiB, an honest client gets an answer or ERR_NPIPE_BUSY', async (t) => {
+    const dir = tempDir(t);
+    const path = join(dir, 'srv');
+    const server = npipe(['serve', path, '--exec', 'cat', '-c', '1'], { hangMs: 120_000 });
+    t.after(() => server.child.kill('SIGTERM'));
+    await readerOn(path);
+    const before = rssKiB(server.child.pid!);
+    // Real reply FIFOs in the user's reply folder, each held open by a reader that never reads.
+    const transport = new FifoTransport();
+    const probe = await transport.createReplyEndpoint();
+    const folder = dirname(probe.address);
+    await probe.close();
+    const addresses: string[] = [];
+    const readers: number[] = [];
+    t.after(() => {
+      for (const fd of readers) closeSync(fd);
+      for (const a of addresses) rmSync(a, { force: true });
+    });
+    for (let i = 0; i < 200; i++) {
+      const address = join(folder, `c-${process.pid}-${randomBytes(8).toString('hex')}.fifo`);
+      await mkfifo(address, { mode: 0o600 });
+      addresses.push(address);
+      readers.push(openSync(address, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK));
+    }
+    const sender = await transport.connect(path);
+    let peak = before;
+    const started = Date.now();
+    let id = 0;
+    // Bounded flood (about 8 s), round-robin over the 200 addresses.
+    while (Date.now() - started < 8000) {
+      let sent: Promise<void> | undefined;
+      for (let k = 0; k < 10_000; k++) sent = sender.send(encodeRequest(REQUEST, ++id, addresses[id % addresses.length]!));
+      await sent;
+      peak = Math.max(peak, rssKiB(server.child.pid!));
+    }
+    await sender.close();
+    // An honest client, reading its own reply FIFO: an answer or ERR_NPIPE_BUSY, not a hang.
+    const client = await connect(path);
+    t.after(() => client.close());
+    let outcome = '';
+    const asked = client.request('honest', { timeout: 15_000 }).then(
+      (r) => (outcome = `reply:${r}`),
+      (err: { code?: string; remoteCode?: string }) => (outcome = err.remoteCode ?? err.code ?? 'no code'),
+    );
+    await until(() => {
+      peak = Math.max(peak, rssKiB(server.child.pid!));
+      return outcome !== '';
+    }, 'the honest request settles', 20_000);
+    await asked;
+    t.diagnostic(`${id} requests; server RSS before ${(before / 1024).toFixed(1)} MiB, peak ${(peak / 1024).toFixed(1)} MiB; honest client: ${outcome}`);
+    assert.ok(outcome === 'reply:honest' || outcome === 'ERR_NPIPE_BUSY', `honest client got ${outcome}`);
+    assert.ok(peak - before < 128 * 1024, `RSS grew by ${((peak - before) / 1024).toFixed(1)} MiB`);
+  });
 });

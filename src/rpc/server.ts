@@ -32,7 +32,8 @@ export interface ServeOptions<Req, Res> {
   maxMessageSize?: number;
   /**
    * FIFO only (over NATS the NATS server buffers replies). Reply bytes queued for
-   * one client before the server stops starting handlers for it (default 4 MiB);
+   * one client, each reply counted with {@link REPLY_COST} bytes beyond its frame,
+   * before the server stops starting handlers for it (default 4 MiB);
    * beyond it, error replies (ERR_NPIPE_BUSY) to that client are dropped and
    * counted. A client that reads none of its replies for `stuckAfter` ms is
    * dropped: its queued replies and waiting requests with it.
@@ -54,6 +55,16 @@ export interface ServeOptions<Req, Res> {
    * addresses its writers name. A request over it gets ERR_NPIPE_BUSY.
    */
   maxTotalWaitingBytes?: number;
+  /**
+   * FIFO only. Reply bytes queued for all clients together (default 32 MiB), each
+   * reply counted with {@link REPLY_COST} bytes beyond its frame: what bounds the
+   * server's memory when many clients (reply addresses) read none of their replies.
+   * At the bound no handler starts (requests wait, then get ERR_NPIPE_BUSY), and the
+   * error replies the server makes up are dropped and counted, except one for a
+   * client with nothing queued. Replies of handlers already running may pass it by
+   * at most `concurrency` replies.
+   */
+  maxTotalQueuedReplyBytes?: number;
   /**
    * Refused addresses, dropped replies and frames, for logs. Everything in an event
    * may come from a peer (`client` always does): escape it before printing.
@@ -78,6 +89,13 @@ export interface ServeOptions<Req, Res> {
  */
 export const REQUEST_COST = 512;
 
+/**
+ * What a reply queued for a client costs against `maxQueuedReplyBytes` and
+ * `maxTotalQueuedReplyBytes` beyond its frame (its frame header, its place in the
+ * sender's queue, the promise waiting on it): empty replies count too.
+ */
+export const REPLY_COST = 512;
+
 interface Job {
   id: number;
   payload: Buffer;
@@ -96,7 +114,7 @@ interface ClientState {
   /** Requests waiting for a handler, oldest first, and what they cost (payloads plus REQUEST_COST each). */
   jobs: Job[];
   jobBytes: number;
-  /** Reply bytes handed to the sender and not yet in the client's FIFO. */
+  /** Reply bytes (plus REPLY_COST each) handed to the sender and not yet in the client's FIFO. */
   queuedBytes: number;
   lastActive: number;
   /** Last time a reply reached the client's FIFO (or its queue was empty). */
@@ -135,6 +153,9 @@ export class FifoServer extends Server {
   readonly #maxWaiting: number;
   readonly #maxTotalWaiting: number;
   readonly #maxQueuedReply: number;
+  readonly #maxTotalQueuedReply: number;
+  /** Reply bytes (plus REPLY_COST each) queued for all clients. */
+  #queuedTotal = 0;
   readonly #clients = new Map<string, ClientState>();
   /**
    * Clients with requests waiting, an open reply sender and room for replies, by
@@ -172,6 +193,7 @@ export class FifoServer extends Server {
     this.#maxWaiting = options.maxWaitingBytes ?? 4 * 1024 * 1024;
     this.#maxTotalWaiting = options.maxTotalWaitingBytes ?? 32 * 1024 * 1024;
     this.#maxQueuedReply = options.maxQueuedReplyBytes ?? 4 * 1024 * 1024;
+    this.#maxTotalQueuedReply = options.maxTotalQueuedReplyBytes ?? 32 * 1024 * 1024;
     this.#sweeper = setInterval(() => {
       this.#closeIdleClients();
       this.#flushEvents();
@@ -313,9 +335,17 @@ export class FifoServer extends Server {
     this.#errorReply(client, encodeError(id, err.code, err.message, { size, limit: this.#limit, what }));
   }
 
-  /** An error reply the server makes up itself: dropped (and counted) rather than queued past ERROR_REPLY_QUEUE bytes for the client. */
+  /**
+   * An error reply the server makes up itself: dropped (and counted) rather than queued past ERROR_REPLY_QUEUE
+   * bytes for the client, or past maxTotalQueuedReplyBytes for all clients unless the client has nothing queued
+   * (so an honest client still hears ERR_NPIPE_BUSY; at most one such reply per client).
+   */
   #errorReply(client: ClientState, reply: Buffer): void {
-    if (client.queuedBytes + reply.length > Math.min(this.#maxQueuedReply, ERROR_REPLY_QUEUE)) {
+    const cost = reply.length + REPLY_COST;
+    if (
+      client.queuedBytes + cost > Math.min(this.#maxQueuedReply, ERROR_REPLY_QUEUE) ||
+      (client.queuedBytes > 0 && this.#queuedTotal + cost > this.#maxTotalQueuedReply)
+    ) {
       this.stats.repliesDropped++;
       this.#event({ kind: 'reply-dropped', client: client.address, reason: 'its replies are not being read; an error reply was dropped' });
       return;
@@ -408,7 +438,8 @@ export class FifoServer extends Server {
 
   #next(): void {
     const concurrency = this.#options.concurrency ?? 64;
-    while (this.#running < concurrency && this.#ready.size > 0) {
+    // Past the total reply bound no handler starts: its reply would have to be queued too (issue 15 #1).
+    while (this.#running < concurrency && this.#ready.size > 0 && this.#queuedTotal < this.#maxTotalQueuedReply) {
       const [owner, users] = this.#ready.entries().next().value!;
       const client: ClientState = users.values().next().value!;
       // Both to the back of their round.
@@ -460,7 +491,9 @@ export class FifoServer extends Server {
       return;
     }
     if (client.queuedBytes === 0) client.lastProgress = Date.now();
-    client.queuedBytes += reply.length;
+    const cost = reply.length + REPLY_COST;
+    client.queuedBytes += cost;
+    this.#queuedTotal += cost;
     client.lastActive = Date.now();
     this.#schedule(client);
     const sending = client.ready ? client.ready.send(reply) : client.sender.then((sender) => {
@@ -470,20 +503,28 @@ export class FifoServer extends Server {
     sending.then(
       () => {
         keepPolling(this.#busyPoll); // the client's next request is likely to follow at once
-        client.queuedBytes -= reply.length;
+        client.queuedBytes -= cost;
+        this.#queuedTotal -= cost;
         client.lastProgress = Date.now();
         this.#schedule(client);
         this.#next();
       },
       (err: unknown) => {
-        client.queuedBytes -= reply.length;
+        client.queuedBytes -= cost;
+        this.#queuedTotal -= cost;
         this.stats.repliesDropped++;
-        if (!client.gone) this.#event({ kind: 'reply-dropped', client: client.address, reason: (err as Error).message });
+        // Once per client, not once per queued reply: thousands of replies may fail together.
+        if (client.gone) {
+          this.#next();
+          return;
+        }
+        this.#event({ kind: 'reply-dropped', client: client.address, reason: (err as Error).message });
         if (err instanceof NpipeError && err.code === 'ERR_NPIPE_NO_READER') {
           // Opening again finds no reader, and the transport then removes the FIFO if its client is dead.
           void this.#transport.openReply(client.address).then((s) => s.close({ signal: AbortSignal.abort() }), () => {});
         }
         void this.#dropClient(client);
+        this.#next();
       },
     );
   }
