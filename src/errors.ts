@@ -106,6 +106,8 @@ export class NoReaderError extends NpipeError {
 export class FrameTooLargeError extends NpipeError {
   readonly size: number;
   readonly limit: number;
+  /** What was too large: 'message', 'request', 'reply'... */
+  readonly what: string;
   /** `hint`: a likelier cause, said before the advice to raise the limit. */
   constructor(size: number, limit: number, what = 'message', hint?: string) {
     super(
@@ -116,6 +118,7 @@ export class FrameTooLargeError extends NpipeError {
     );
     this.size = size;
     this.limit = limit;
+    this.what = what;
   }
   static {
     this.prototype.name = 'FrameTooLargeError';

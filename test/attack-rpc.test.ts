@@ -662,3 +662,18 @@ describe('#15.1 - memory bounded across many reply addresses that read nothing',
     assert.ok(peak - before < 128 * 1024, `RSS grew by ${((peak - before) / 1024).toFixed(1)} MiB`);
   });
 });
+
+test('#15.2 - a reply an --exec command makes over the server\'s --max-size is ERR_NPIPE_FRAME_TOO_LARGE on the client (FrameTooLargeError), not ERR_NPIPE_REMOTE (attack pass)', async (t) => {
+  const dir = tempDir(t);
+  const path = join(dir, 'srv');
+  const server = npipe(['serve', path, '--max-size', '100000', '--exec', 'head -c 200000 /dev/zero']);
+  t.after(() => server.child.kill('SIGKILL'));
+  await readerOn(path);
+  const client = await connect<Buffer, Buffer>(path, { codec: 'bytes' });
+  t.after(() => client.close());
+  const err = await client.request(Buffer.from('hi'), { timeout: 10_000 }).then(() => undefined, (e: unknown) => e);
+  assert.ok(err instanceof FrameTooLargeError, String(err));
+  const r = await run(['request', path, 'hi', '--timeout', '10000']);
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /^npipe request: ERR_NPIPE_FRAME_TOO_LARGE: /);
+});

@@ -2,7 +2,7 @@
  * What every server shares, whatever the medium: the handler's cancellation and
  * turning its result or error into a reply.
  */
-import { NpipeError } from '../errors.js';
+import { FrameTooLargeError, NpipeError } from '../errors.js';
 import type { Codec } from '../codec.js';
 
 export interface HandlerContext {
@@ -43,7 +43,9 @@ export class Cancel {
   }
 }
 
-export type Outcome = { ok: true; payload: Uint8Array } | { ok: false; code: string; message: string };
+export type Outcome =
+  | { ok: true; payload: Uint8Array }
+  | { ok: false; code: string; message: string; detail?: { size: number; limit: number; what: string } };
 
 /** Runs `handler` on an encoded request; never throws: a failure is an outcome with the error's code. */
 export async function runHandler(
@@ -65,6 +67,12 @@ export async function runHandler(
   } catch (err) {
     const own = (err as { code?: unknown } | undefined)?.code;
     const code = err instanceof NpipeError ? err.code : typeof own === 'string' ? own : 'ERR_NPIPE_REMOTE';
-    return { ok: false, code, message: err instanceof Error ? err.message : String(err) };
+    const message = err instanceof Error ? err.message : String(err);
+    // A reply the handler found too large (npipe serve --exec: the command's output):
+    // the size error of docs/RPC.md, which the client turns into FrameTooLargeError.
+    if (err instanceof FrameTooLargeError && err.what === 'reply') {
+      return { ok: false, code, message, detail: { size: err.size, limit: err.limit, what: 'reply' } };
+    }
+    return { ok: false, code, message };
   }
 }

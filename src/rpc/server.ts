@@ -468,7 +468,7 @@ export class FifoServer extends Server {
     if (cancel.aborted && !this.#closeController.signal.aborted) return;
     if (!outcome.ok) {
       this.stats.errors++;
-      this.#reply(client, encodeError(id, outcome.code, outcome.message));
+      this.#reply(client, encodeError(id, outcome.code, outcome.message, outcome.detail));
       return;
     }
     const reply = encodeReply(REPLY, id, outcome.payload);
