@@ -1,27 +1,12 @@
 import assert from 'node:assert/strict';
-import { closeSync, constants, existsSync, lstatSync, mkdirSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, lstatSync, mkdirSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { mkfifo } from '../src/index.js';
-import { BIN, npipe, readerOn, run, start, tempDir, until } from './helpers.js';
+import { BIN, npipe, readerOn, run, start, tempDir, openWriter } from './helpers.js';
 
 const NODE = JSON.stringify(process.execPath);
 const NPIPE = `${NODE} ${JSON.stringify(BIN)}`;
-
-/** Opens a write end once a reader (the listener under test) has the FIFO open. */
-async function openWriter(path: string): Promise<number> {
-  let fd = -1;
-  await until(() => {
-    try {
-      fd = openSync(path, constants.O_WRONLY | constants.O_NONBLOCK);
-      return true;
-    } catch (err) {
-      if (!['ENXIO', 'ENOENT'].includes((err as NodeJS.ErrnoException).code!)) throw err;
-      return false;
-    }
-  }, `a reader of ${path}`);
-  return fd;
-}
 
 /** One line, with a code, and no stack trace. */
 function assertOneLine(stderr: string, code: RegExp): void {

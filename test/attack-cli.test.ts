@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { bytesInPipe } from '../src/fifo/index.js';
 import { mkfifo } from '../src/index.js';
-import { npipe, run, start, tempDir, until } from './helpers.js';
+import { npipe, run, start, tempDir, until, openWriter } from './helpers.js';
 
 /** Opens `path` read-write: the test's own descriptor keeps the pipe and what is in it alive between readers. */
 function holdOpen(path: string): number {
@@ -85,21 +85,6 @@ describe('#15.15 - listen --count N consumed more than N messages', () => {
     assert.equal(r.stdout, 'ok\n');
   });
 });
-
-/** Opens a write end once a reader (the listener under test) has the FIFO open. */
-async function openWriter(path: string): Promise<number> {
-  let fd = -1;
-  await until(() => {
-    try {
-      fd = openSync(path, constants.O_WRONLY | constants.O_NONBLOCK);
-      return true;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENXIO' && (err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      return false;
-    }
-  }, `a reader of ${path}`);
-  return fd;
-}
 
 describe('#15.16 - a signal to listen dropped a last line without "\\n"', () => {
   const cases: Array<{ args: string[]; expect: string }> = [

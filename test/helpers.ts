@@ -201,3 +201,18 @@ export function waitForBlockedOpen(pid: number | undefined, timeoutMs = 10_000):
   };
   return until(blocked, `process ${pid} to wait in open() for the FIFO's other end`, timeoutMs);
 }
+
+/** Opens a write end (non-blocking) once a reader (the listener under test) has the FIFO open; its fd. */
+export async function openWriter(path: string): Promise<number> {
+  let fd = -1;
+  await until(() => {
+    try {
+      fd = openSync(path, constants.O_WRONLY | constants.O_NONBLOCK);
+      return true;
+    } catch (err) {
+      if (!['ENXIO', 'ENOENT'].includes((err as NodeJS.ErrnoException).code!)) throw err;
+      return false;
+    }
+  }, `a reader of ${path}`);
+  return fd;
+}

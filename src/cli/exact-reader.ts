@@ -213,6 +213,16 @@ export class CountedReader {
       }
       return bytes;
     };
+    /** A message body of `size` bytes, handed to the decoder in pieces of at most PIECE. */
+    const body = async (size: number): Promise<boolean> => {
+      for (let left = size; left > 0; ) {
+        const piece = await fill(Math.min(PIECE, left));
+        if (!piece) return false;
+        decoder.push(piece, emit);
+        left -= piece.length;
+      }
+      return true;
+    };
     if (this.#format === 'length') {
       const header = await fill(4);
       if (!header) return false;
@@ -224,13 +234,7 @@ export class CountedReader {
         decoder.push(long, emit);
         size = Number(long.readBigUInt64BE(0));
       }
-      for (let left = size; left > 0; ) {
-        const piece = await fill(Math.min(PIECE, left));
-        if (!piece) return false;
-        decoder.push(piece, emit);
-        left -= piece.length;
-      }
-      return true;
+      return body(size);
     }
     if (this.#format === 'frames') {
       const header = await fill(8);
@@ -246,14 +250,7 @@ export class CountedReader {
       return true;
     }
     // fixed:N
-    const size = Number(this.#format.slice('fixed:'.length));
-    for (let left = size; left > 0; ) {
-      const piece = await fill(Math.min(PIECE, left));
-      if (!piece) return false;
-      decoder.push(piece, emit);
-      left -= piece.length;
-    }
-    return true;
+    return body(Number(this.#format.slice('fixed:'.length)));
   }
 }
 
