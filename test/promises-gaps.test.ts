@@ -388,3 +388,25 @@ describe('NATS.md, "JetStream": no answer', () => {
     assert.equal(ok.code, 0, ok.stderr);
   });
 });
+
+describe('NATS.md, "JetStream": a silent answer', () => {
+  test('a JetStream API request taken by a peer that never answers (a timeout, not "no responders") is ERR_NPIPE_UNREACHABLE, exit 3', { timeout: 90_000 }, async (t) => {
+    if (!requireOrSkip(t, natsServerAvailable(), NATS_INSTALL_HINT)) return;
+    const dir = tempDir(t);
+    const conf = join(dir, 'accounts.conf');
+    writeFileSync(conf, 'accounts {\n  NOJS: { users: [{ user: nojs, password: nojs }] }\n}\n');
+    const server = await NatsServer.start(['-c', conf]);
+    t.after(() => server.dispose());
+    const url = server.url('silent.s').replace('nats://', 'nats://nojs:nojs@');
+    // A real peer in the account takes every JetStream API request and never answers.
+    const peer = await natsConnect({ servers: new URL(server.url('x')).host, user: 'nojs', pass: 'nojs' });
+    t.after(() => peer.close());
+    let taken = 0;
+    peer.subscribe('$JS.API.>', { callback: () => void taken++ });
+    await peer.flush();
+    const sent = await run(['send', url, 'x', '--jetstream'], { hangMs: 60_000 });
+    assert.equal(sent.code, 3, sent.stderr);
+    assert.match(sent.stderr, /^npipe send: ERR_NPIPE_UNREACHABLE: [^\n]*\n$/);
+    assert.ok(taken > 0, 'the silent peer took the request: it was a timeout, not "no responders"');
+  });
+});
