@@ -276,47 +276,32 @@ async function listenCounted(
   // Output goes out in pieces, and whenever the reader is about to wait for the pipe.
   reader.beforeWait = () => out.flush();
   try {
-    for (let received = 0; received < count && format === 'lines' && !json; ) {
-      // Plain lines: printed as they came, whole lines at a time.
+    // Plain lines go out as they came, whole lines at a time; other messages one by one.
+    const passLines = format === 'lines' && !json;
+    for (let received = 0; received < count; ) {
       if (out.full) await out.flush();
-      const wait = deadline({ timeout, signal: io.stop }, `no message arrived on ${path}; check that a writer is sending, or wait longer (--timeout)`);
-      let got: { bytes: Buffer; lines: number } | undefined;
-      try {
-        got = await reader.nextLines(wait.signal, count - received);
-      } finally {
-        wait.dispose();
-      }
-      if (got !== undefined) {
-        out.add(got.bytes);
-        received += got.lines;
-        continue;
-      }
-      if (io.stop.aborted) {
-        // Everything received is written out: a line a stop cut is the last message.
-        const line = reader.unfinishedLine();
-        if (line) print(line);
-        break;
-      }
-      if (wait.signal?.aborted) throw wait.signal.reason;
-      break; // the end of the stream (--once)
-    }
-    for (let received = 0; received < count && !(format === 'lines' && !json); received++) {
-      if (out.full) await out.flush();
-      const ready = reader.tryNext();
+      const ready = passLines ? undefined : reader.tryNext();
       if (ready !== undefined) {
         print(ready);
+        received++;
         continue;
       }
       // --timeout: no whole message for that long.
       const wait = deadline({ timeout, signal: io.stop }, `no message arrived on ${path}; check that a writer is sending, or wait longer (--timeout)`);
-      let message: Buffer | undefined;
+      let got: { bytes: Buffer; lines: number } | Buffer | undefined;
       try {
-        message = await reader.next(wait.signal, count - received);
+        got = passLines ? await reader.nextLines(wait.signal, count - received) : await reader.next(wait.signal, count - received);
       } finally {
         wait.dispose();
       }
-      if (message !== undefined) {
-        print(message);
+      if (Buffer.isBuffer(got)) {
+        print(got);
+        received++;
+        continue;
+      }
+      if (got !== undefined) {
+        out.add(got.bytes);
+        received += got.lines;
         continue;
       }
       if (io.stop.aborted) {

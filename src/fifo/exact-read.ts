@@ -13,8 +13,9 @@
  */
 import { closeSync, readSync } from 'node:fs';
 import type { Socket } from 'node:net';
+import { constants as osConstants } from 'node:os';
 import { fromSystemError, isErrno } from '../errors.js';
-import { errnoError, loadLibc } from './libc.js';
+import { SPLICE_F_NONBLOCK, errnoError, loadLibc } from './libc.js';
 import type { FifoEnd } from './open.js';
 
 const LF = 0x0a;
@@ -24,13 +25,10 @@ const PEEK_BYTES = 64 * 1024;
 const DIRECT_LINES = 4096;
 /** Reads between two turns of the event loop (see #turn). */
 const TURN_EVERY = 256;
-// Linux values (tee and pipe2 exist there only).
-const SPLICE_F_NONBLOCK = 2;
+// pipe2(2) flags, Linux values (tee and pipe2 exist there only).
 const O_NONBLOCK = 0o4000;
 const O_CLOEXEC = 0o2000000;
-const EAGAIN = 11;
-const EINTR = 4;
-const ENOMEM = 12;
+const { EAGAIN, EINTR, ENOMEM } = osConstants.errno;
 
 interface PeekPipe {
   read: number;

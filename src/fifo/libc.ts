@@ -30,6 +30,10 @@ interface Libc {
 
 let libc: Libc | undefined;
 
+/** splice(2) and tee(2) flags (Linux, where those calls exist). */
+export const SPLICE_F_MOVE = 1;
+export const SPLICE_F_NONBLOCK = 2;
+
 const LIBRARY_NAMES: Record<string, string[]> = {
   linux: ['libc.so.6', 'libc.so'],
   darwin: ['libSystem.B.dylib', '/usr/lib/libSystem.B.dylib'],

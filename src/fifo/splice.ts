@@ -4,14 +4,10 @@
  * file into a pipe the kernel hands over references to the file's page cache.
  * Linux only.
  */
-import { errnoError, loadLibc } from './libc.js';
+import { constants as osConstants } from 'node:os';
+import { SPLICE_F_MOVE, SPLICE_F_NONBLOCK, errnoError, loadLibc } from './libc.js';
 
-const SPLICE_F_MOVE = 1;
-const SPLICE_F_NONBLOCK = 2;
-/** EAGAIN (Linux: splice exists there only). */
-const EAGAIN = 11;
-const EINTR = 4;
-const ENOMEM = 12;
+const { EAGAIN, EINTR, ENOMEM } = osConstants.errno;
 
 let libcSplice: NonNullable<ReturnType<typeof loadLibc>['splice']> | undefined;
 let libcErrno: (() => number) | undefined;
