@@ -5,9 +5,9 @@
 import { ClosedError } from './errors.js';
 import { resolveCodec, type Codec, type CodecName } from './codec.js';
 import { createFraming, type FormatName } from './framing/index.js';
-import { openFifoFrameReceiver, openFifoFrameSender, type FifoReceiverOptions, type FifoSenderOptions } from './transport/fifo.js';
+import { openFifoFrameReceiver, openFifoFrameSender, type FifoReceiverOptions, type FifoSenderOptions } from './drivers/fifo/fifo-frames.js';
 import type { CallOptions, FrameReceiver, FrameSender } from './transport/types.js';
-import { isNatsUrl, parseNatsUrl, type Delivery, type NatsAddress } from './transport/nats/url.js';
+import { isNatsUrl, parseNatsUrl, type Delivery, type NatsAddress } from './drivers/nats/url.js';
 import { checkTimeout, deadline } from './util/abort.js';
 
 /**
@@ -307,7 +307,7 @@ export async function openSender<T = string>(path: string, options: SenderOption
  * loads the NATS client (about 12 MiB of RSS and 30 ms of start-up).
  */
 function natsFrames() {
-  return import('./transport/nats/frames.js');
+  return import('./drivers/nats/nats-frames.js');
 }
 
 function natsAddress(url: string, options: { delivery?: Delivery }): NatsAddress {

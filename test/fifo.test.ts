@@ -17,7 +17,7 @@ import {
   openReceiver,
   openSender,
 } from '../src/index.js';
-import { phaseOf } from '../src/util/aligned.js';
+import { phaseOf } from '../src/sys/aligned.js';
 import { delay, openFds, requireOrSkip, start, tempDir, until } from './helpers.js';
 
 /** Timers keeping this process alive or not (process.getActiveResourcesInfo counts each once). */

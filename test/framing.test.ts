@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { BadFrameError, FrameTooLargeError, createFraming, type FrameDecoder } from '../src/index.js';
-import { allocAligned, phaseOf } from '../src/util/aligned.js';
+import { allocAligned, phaseOf } from '../src/sys/aligned.js';
 
 function decodeAll(decoder: FrameDecoder, chunks: Buffer[]): string[] {
   const out: string[] = [];

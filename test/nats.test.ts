@@ -15,7 +15,7 @@ import { describe, test, type TestContext } from 'node:test';
 import { connect as natsConnect, headers } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, openReceiver, openSender, parseNatsUrl, RemoteError, serve } from '../src/index.js';
-import { streamNameFor } from '../src/transport/nats/url.js';
+import { streamNameFor } from '../src/drivers/nats/url.js';
 import { isBusyPolling } from '../src/util/busy-poll.js';
 import { BIN, delay, npipe, requireOrSkip, run, sharedNatsServer, start, tempDir, until } from './helpers.js';
 import { NATS_INSTALL_HINT, NatsServer } from './nats-server.js';

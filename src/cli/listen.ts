@@ -2,9 +2,9 @@ import { fstatSync } from 'node:fs';
 import { isatty } from 'node:tty';
 import { DEFAULT_MAX_MESSAGE_SIZE, FrameTooLargeError, isErrno, isNatsUrl, openFifoReader, openReceiver, type Receiver } from '../index.js';
 import type { DropInfo } from '../framing/index.js';
-import { canSplice, receiveRawInto } from '../transport/raw-stream.js';
+import { canSplice, receiveRawInto } from '../drivers/fifo/raw-stream.js';
 import { deadline } from '../util/abort.js';
-import { CountedReader } from './exact-reader.js';
+import { CountedReader } from '../drivers/fifo/counted-reader.js';
 import { EXIT, FIFO_OPTIONS_HELP, UsageError, checkAddress, commonFifoOptions, fifoOptions, intOption, type CliIO, type Command } from './args.js';
 
 // ignoreBOM: a leading U+FEFF is part of the message, printed as sent (not dropped).

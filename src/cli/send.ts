@@ -1,6 +1,6 @@
 import { createReadStream, fstatSync } from 'node:fs';
 import { DEFAULT_MAX_MESSAGE_SIZE, FrameTooLargeError, PIPE_BUF, createFraming, isNatsUrl, openSender, type Sender } from '../index.js';
-import { canSplice, sendFileRaw } from '../transport/raw-stream.js';
+import { canSplice, sendFileRaw } from '../drivers/fifo/raw-stream.js';
 import { unitsSender } from '../api.js';
 import { EXIT, FIFO_OPTIONS_HELP, UsageError, checkAddress, commonFifoOptions, fifoOptions, type Command } from './args.js';
 

@@ -1,5 +1,5 @@
 import { InvalidArgumentError, UnsupportedError, fromSystemError } from '../errors.js';
-import { errnoError, loadLibc } from './libc.js';
+import { errnoError, loadLibc } from '../sys/libc.js';
 
 // <linux/fcntl.h>: F_LINUX_SPECIFIC_BASE (1024) + 7 and + 8.
 const F_SETPIPE_SZ = 1031;

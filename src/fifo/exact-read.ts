@@ -15,7 +15,7 @@ import { closeSync, readSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { constants as osConstants } from 'node:os';
 import { fromSystemError, isErrno } from '../errors.js';
-import { SPLICE_F_NONBLOCK, errnoError, loadLibc } from './libc.js';
+import { SPLICE_F_NONBLOCK, errnoError, loadLibc } from '../sys/libc.js';
 import type { FifoEnd } from './open.js';
 
 const LF = 0x0a;

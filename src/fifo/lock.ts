@@ -11,7 +11,7 @@
  */
 import { fromSystemError } from '../errors.js';
 import { sleep } from '../util/abort.js';
-import { errnoError, loadLibc } from './libc.js';
+import { errnoError, loadLibc } from '../sys/libc.js';
 
 const LOCK_SH = 1;
 const LOCK_EX = 2;

@@ -1,6 +1,6 @@
 import { lstatSync } from 'node:fs';
 import { InvalidArgumentError, NotFifoError, fromSystemError } from '../errors.js';
-import { errnoError, loadLibc } from './libc.js';
+import { errnoError, loadLibc } from '../sys/libc.js';
 
 export interface MkfifoOptions {
   /** Permission bits, before the process umask is applied. Default 0o600: only the owner. */

@@ -5,7 +5,7 @@
  * Linux only.
  */
 import { constants as osConstants } from 'node:os';
-import { SPLICE_F_MOVE, SPLICE_F_NONBLOCK, errnoError, loadLibc } from './libc.js';
+import { SPLICE_F_MOVE, SPLICE_F_NONBLOCK, errnoError, loadLibc } from '../sys/libc.js';
 
 const { EAGAIN, EINTR, ENOMEM } = osConstants.errno;
 

@@ -1,7 +1,7 @@
 import { BadFrameError, FrameTooLargeError } from '../errors.js';
 import { copySmall } from './frames.js';
 import type { Emit, FrameDecoder, Framing } from './types.js';
-import { allocAligned, phaseOf } from '../util/aligned.js';
+import { allocAligned, phaseOf } from '../sys/aligned.js';
 import { viewOf } from './view.js';
 
 /** Messages up to this size are copied behind their header into one buffer; larger ones are not copied. */

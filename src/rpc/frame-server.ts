@@ -7,12 +7,12 @@
  */
 import { ClosedError, FrameTooLargeError, InvalidArgumentError, NpipeError } from '../errors.js';
 import { resolveCodec, type Codec, type CodecName } from '../codec.js';
-import { DEFAULT_RPC_MAX_MESSAGE, FifoTransport } from '../transport/fifo-transport.js';
+import { DEFAULT_RPC_MAX_MESSAGE, FifoTransport } from '../drivers/fifo/reply-transport.js';
 import type { FrameReceiver, FrameSender, Transport } from '../transport/types.js';
 import { CANCEL, ERROR, REPLY, SIZE, decodeRpc, encodeError, encodeReply, type RpcMessage } from './protocol.js';
 import { Cancel, runHandler, type Handler } from './handler.js';
-import { Server, newServerStats, type ServerEvent, type ServerStats } from './base.js';
-import { isNatsUrl } from '../transport/nats/url.js';
+import { Server, newServerStats, type ServerEvent, type ServerStats } from './types.js';
+import { isNatsUrl } from '../drivers/nats/url.js';
 import { checkBusyPoll, keepPolling } from '../util/busy-poll.js';
 
 export type { Handler, HandlerContext } from './handler.js';
@@ -590,7 +590,7 @@ export async function serve<Req = string, Res = Req>(
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new InvalidArgumentError(`concurrency must be a whole number >= 1, got ${concurrency}`);
   if (options.signal?.aborted) throw options.signal.reason;
   checkBusyPoll(options.busyPoll);
-  if (isNatsUrl(path)) return (await import('./nats.js')).serveNats(path, handler as Handler<unknown, unknown>, options as ServeOptions<unknown, unknown>);
+  if (isNatsUrl(path)) return (await import('../drivers/nats/rpc.js')).serveNats(path, handler as Handler<unknown, unknown>, options as ServeOptions<unknown, unknown>);
   const transport = options.transport ?? new FifoTransport(options.maxMessageSize === undefined ? {} : { maxMessageSize: options.maxMessageSize });
   let server: FifoServer | undefined;
   const listen = () =>

@@ -4,17 +4,17 @@
  */
 import { closeSync, constants, openSync, unlinkSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
-import { NoReaderError, NpipeError, ServerGoneError, isErrno } from '../errors.js';
+import { NoReaderError, NpipeError, ServerGoneError, isErrno } from '../../errors.js';
 import {
   checkReplyFifo,
   checkReplyPath,
   createReplyFifo,
   ensureReplyDirectory,
   removeStaleReplyFifos,
-} from '../fifo/index.js';
-import { createFraming, type Framing } from '../framing/index.js';
-import { openFifoFrameReceiver, openFifoFrameSender } from './fifo.js';
-import type { ConnectOptions, FrameSender, ListenOptions, ReplyEndpoint, Transport } from './types.js';
+} from '../../fifo/index.js';
+import { createFraming, type Framing } from '../../framing/index.js';
+import { openFifoFrameReceiver, openFifoFrameSender } from './fifo-frames.js';
+import type { ConnectOptions, FrameSender, ListenOptions, ReplyEndpoint, Transport } from '../../transport/types.js';
 
 /** Reply FIFOs this process created and has not removed yet: removed at exit, whatever the exit. */
 const liveEndpoints = new Set<string>();

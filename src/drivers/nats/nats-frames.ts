@@ -29,8 +29,8 @@ import { randomBytes } from 'node:crypto';
 import { BadFrameError, BusyError, ClosedError, FrameTooLargeError, InvalidArgumentError, NpipeError, UnreachableError } from '../../errors.js';
 import type { DropInfo } from '../../framing/index.js';
 import { sleep } from '../../util/abort.js';
-import { badTarget, copyInto } from '../into.js';
-import type { CallOptions, FrameReceiver, FrameSender } from '../types.js';
+import { badTarget, copyInto } from '../../transport/into.js';
+import type { CallOptions, FrameReceiver, FrameSender } from '../../transport/types.js';
 import { connectNats, maxPayload, type NatsConnectOptions } from './connection.js';
 import { streamNameFor, type NatsAddress } from './url.js';
 

@@ -9,10 +9,10 @@
  */
 import { readSync } from 'node:fs';
 import type { Socket } from 'node:net';
-import { NoReaderError, TimeoutError, fromSystemError, isErrno } from '../errors.js';
-import { spliceAvailable, spliceNow } from '../fifo/index.js';
-import { checkTimeout, deadline } from '../util/abort.js';
-import { openReaderEnd, openWriterEnd, orElse, type FifoReceiverOptions, type FifoSenderOptions } from './fifo.js';
+import { NoReaderError, TimeoutError, fromSystemError, isErrno } from '../../errors.js';
+import { spliceAvailable, spliceNow } from '../../fifo/index.js';
+import { checkTimeout, deadline } from '../../util/abort.js';
+import { openReaderEnd, openWriterEnd, orElse, type FifoReceiverOptions, type FifoSenderOptions } from './fifo-frames.js';
 
 /** Bytes moved through this process at a time while waiting, or when splice cannot be used. */
 const COPY_PIECE = 64 * 1024;

@@ -15,7 +15,7 @@
  *   means it is gone: ERR_NPIPE_SERVER_GONE).
  */
 import { createInbox, Empty, headers, NoRespondersError, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/transport-node';
-import { resolveCodec, type Codec } from '../codec.js';
+import { resolveCodec, type Codec } from '../../codec.js';
 import {
   BusyError,
   ClosedError,
@@ -25,16 +25,16 @@ import {
   ServerGoneError,
   TimeoutError,
   UnreachableError,
-} from '../errors.js';
-import { connectNats as openConnection, maxPayload } from '../transport/nats/connection.js';
-import { parseNatsUrl, type NatsAddress } from '../transport/nats/url.js';
-import { checkTimeout } from '../util/abort.js';
-import { checkBusyPoll, keepPolling } from '../util/busy-poll.js';
-import { Client, Server, newServerStats, type RequestOptions, type ServerEvent, type ServerStats } from './base.js';
-import { Cancel, runHandler, type Handler } from './handler.js';
-import { awaitReply, type Settle } from './pending.js';
-import type { ConnectOptions } from './client.js';
-import type { ServeOptions } from './server.js';
+} from '../../errors.js';
+import { connectNats as openConnection, maxPayload } from './connection.js';
+import { parseNatsUrl, type NatsAddress } from './url.js';
+import { checkTimeout } from '../../util/abort.js';
+import { checkBusyPoll, keepPolling } from '../../util/busy-poll.js';
+import { Client, Server, newServerStats, type RequestOptions, type ServerEvent, type ServerStats } from '../../rpc/types.js';
+import { Cancel, runHandler, type Handler } from '../../rpc/handler.js';
+import { awaitReply, type Settle } from '../../rpc/pending.js';
+import type { ConnectOptions } from '../../rpc/frame-client.js';
+import type { ServeOptions } from '../../rpc/frame-server.js';
 
 export const H_CLIENT = 'Npipe-Client';
 export const H_STATUS = 'Npipe-Status';

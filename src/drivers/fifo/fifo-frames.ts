@@ -3,7 +3,7 @@
  */
 import type { Socket } from 'node:net';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
-import { BusyError, ClosedError, InvalidArgumentError, NoReaderError, NpipeError, TimeoutError, fromSystemError, isErrno } from '../errors.js';
+import { BusyError, ClosedError, InvalidArgumentError, NoReaderError, NpipeError, TimeoutError, fromSystemError, isErrno } from '../../errors.js';
 import {
   FifoEnd,
   lock,
@@ -15,12 +15,12 @@ import {
   type LockMode,
   type OpenFifoOptions,
   type OpenReaderOptions,
-} from '../fifo/index.js';
-import { PIPE_BUF, type DropInfo, type FrameDecoder, type Framing } from '../framing/index.js';
-import type { CallOptions, FrameReceiver, FrameSender } from './types.js';
-import { allocAligned } from '../util/aligned.js';
-import { checkTimeout } from '../util/abort.js';
-import { badTarget, copyInto } from './into.js';
+} from '../../fifo/index.js';
+import { PIPE_BUF, type DropInfo, type FrameDecoder, type Framing } from '../../framing/index.js';
+import type { CallOptions, FrameReceiver, FrameSender } from '../../transport/types.js';
+import { allocAligned } from '../../sys/aligned.js';
+import { checkTimeout } from '../../util/abort.js';
+import { badTarget, copyInto } from '../../transport/into.js';
 
 /** The receiver stops reading from the pipe while it holds this many bytes of messages not yet received. */
 export const RECEIVE_HIGH_WATER_BYTES = 1024 * 1024;

@@ -1,4 +1,4 @@
-import { loadLibc } from '../fifo/libc.js';
+import { loadLibc } from './libc.js';
 
 /** Copies run at full speed when source and destination agree modulo this (a cache line). */
 export const ALIGNMENT = 64;

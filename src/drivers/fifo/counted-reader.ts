@@ -5,10 +5,10 @@
  * `fixed:N` N bytes, `frames` a packet header then the packet, `lines` up to the
  * next "\n" (looked for with tee(2) before taking), `raw` one read.
  */
-import { BadFrameError, FrameTooLargeError } from '../errors.js';
-import { ExactFifoReader } from '../fifo/exact-read.js';
-import type { FifoEnd } from '../fifo/open.js';
-import { createFraming, type DropInfo, type FrameDecoder } from '../framing/index.js';
+import { BadFrameError, FrameTooLargeError } from '../../errors.js';
+import { ExactFifoReader } from '../../fifo/exact-read.js';
+import type { FifoEnd } from '../../fifo/open.js';
+import { createFraming, type DropInfo, type FrameDecoder } from '../../framing/index.js';
 
 /** Bytes of a large message read (and handed to the decoder) at a time. */
 const PIECE = 64 * 1024;

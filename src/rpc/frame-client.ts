@@ -13,13 +13,13 @@ import {
   TimeoutError,
 } from '../errors.js';
 import { resolveCodec, type Codec, type CodecName } from '../codec.js';
-import { DEFAULT_RPC_MAX_MESSAGE, FifoTransport } from '../transport/fifo-transport.js';
+import { DEFAULT_RPC_MAX_MESSAGE, FifoTransport } from '../drivers/fifo/reply-transport.js';
 import type { FrameSender, ReplyEndpoint, Transport } from '../transport/types.js';
 import { checkTimeout } from '../util/abort.js';
 import { checkBusyPoll, keepPolling } from '../util/busy-poll.js';
-import { Client, type RequestOptions } from './base.js';
+import { Client, type RequestOptions } from './types.js';
 import { awaitReply, type Settle } from './pending.js';
-import { isNatsUrl } from '../transport/nats/url.js';
+import { isNatsUrl } from '../drivers/nats/url.js';
 import { CANCEL, ERROR, LIMITED_REQUEST, REPLY, SIZE, SIZE_THRESHOLD, decodeError, decodeRpc, encodeRequest } from './protocol.js';
 
 export interface ConnectOptions<Req, Res> {
@@ -240,7 +240,7 @@ export class FifoClient<Req = string, Res = Req> extends Client<Req, Res> {
 export async function connect<Req = string, Res = Req>(path: string, options: ConnectOptions<Req, Res> = {}): Promise<Client<Req, Res>> {
   if (typeof path !== 'string' || path === '') throw new InvalidArgumentError('path must be a non-empty string');
   checkBusyPoll(options.busyPoll);
-  if (isNatsUrl(path)) return (await import('./nats.js')).connectNats<Req, Res>(path, options); // loaded on first use, as in api.ts
+  if (isNatsUrl(path)) return (await import('../drivers/nats/rpc.js')).connectNats<Req, Res>(path, options); // loaded on first use, as in api.ts
   const transport = options.transport ?? new FifoTransport(options.maxMessageSize === undefined ? {} : { maxMessageSize: options.maxMessageSize });
   const endpoint = await transport.createReplyEndpoint();
   try {
