@@ -1,6 +1,7 @@
 import { fstatSync } from 'node:fs';
 import { isatty } from 'node:tty';
-import { DEFAULT_MAX_MESSAGE_SIZE, FrameTooLargeError, isErrno, isNatsUrl, openFifoReader, openReceiver, type Receiver } from '../index.js';
+import { DEFAULT_MAX_MESSAGE_SIZE, FrameTooLargeError, isNatsUrl, openFifoReader, openReceiver, type Receiver } from '../index.js';
+import { isErrno } from '../sys/errno.js';
 import type { DropInfo } from '../framing/index.js';
 import { canSplice, receiveRawInto } from '../drivers/fifo/raw-stream.js';
 import { deadline } from '../util/abort.js';

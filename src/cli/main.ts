@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
-import { NpipeError, type ErrnoLike } from '../errors.js';
+import { NpipeError } from '../errors.js';
+import { type ErrnoLike } from '../sys/errno.js';
 import { EXIT, exitCodeFor, parse, type CliIO, type Command } from './args.js';
 import { bridgeCommand } from './bridge.js';
 import { demoCommand } from './demo.js';

@@ -1,4 +1,5 @@
-import { InvalidArgumentError, UnsupportedError, fromSystemError } from '../errors.js';
+import { InvalidArgumentError, UnsupportedError } from '../errors.js';
+import { fromSystemError } from '../sys/errno.js';
 import { errnoError, loadLibc } from '../sys/libc.js';
 
 // <linux/fcntl.h>: F_LINUX_SPECIFIC_BASE (1024) + 7 and + 8.

@@ -14,7 +14,7 @@
 import { closeSync, readSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { constants as osConstants } from 'node:os';
-import { fromSystemError, isErrno } from '../errors.js';
+import { fromSystemError, isErrno } from '../sys/errno.js';
 import { SPLICE_F_NONBLOCK, errnoError, loadLibc } from '../sys/libc.js';
 import type { FifoEnd } from './open.js';
 

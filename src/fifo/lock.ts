@@ -9,7 +9,7 @@
  *
  * Writers that do not use npipe (echo, Python) do not take the lock: see docs.
  */
-import { fromSystemError } from '../errors.js';
+import { fromSystemError } from '../sys/errno.js';
 import { sleep } from '../util/abort.js';
 import { errnoError, loadLibc } from '../sys/libc.js';
 

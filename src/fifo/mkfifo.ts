@@ -1,5 +1,6 @@
 import { lstatSync } from 'node:fs';
-import { InvalidArgumentError, NotFifoError, fromSystemError } from '../errors.js';
+import { InvalidArgumentError, NotFifoError } from '../errors.js';
+import { fromSystemError } from '../sys/errno.js';
 import { errnoError, loadLibc } from '../sys/libc.js';
 
 export interface MkfifoOptions {

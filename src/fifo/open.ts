@@ -7,13 +7,8 @@
  */
 import { closeSync, constants, fchmodSync, fstatSync, lstatSync, openSync, unlinkSync, type Stats } from 'node:fs';
 import { Socket, type SocketConstructorOpts } from 'node:net';
-import {
-  InvalidArgumentError,
-  NotFifoError,
-  UnsafeFifoError,
-  fromSystemError,
-  isErrno,
-} from '../errors.js';
+import { InvalidArgumentError, NotFifoError, UnsafeFifoError } from '../errors.js';
+import { fromSystemError, isErrno } from '../sys/errno.js';
 import { deadline, sleep, type WaitOptions } from '../util/abort.js';
 import { bytesInPipe, getPipeSize, setPipeSize } from './capacity.js';
 import { dup } from './lock.js';

@@ -13,7 +13,8 @@ import { randomBytes } from 'node:crypto';
 import { lstatSync, mkdirSync, mkdtempSync, readdirSync, unlinkSync, type Stats } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, isAbsolute, join, normalize } from 'node:path';
-import { InvalidArgumentError, UnsafeFifoError, fromSystemError, isErrno } from '../errors.js';
+import { InvalidArgumentError, UnsafeFifoError } from '../errors.js';
+import { fromSystemError, isErrno } from '../sys/errno.js';
 import { mkfifoSync } from './mkfifo.js';
 import { checkStats } from './open.js';
 

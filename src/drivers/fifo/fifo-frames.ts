@@ -3,7 +3,8 @@
  */
 import type { Socket } from 'node:net';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
-import { BusyError, ClosedError, InvalidArgumentError, NoReaderError, NpipeError, TimeoutError, fromSystemError, isErrno } from '../../errors.js';
+import { BusyError, ClosedError, InvalidArgumentError, NoReaderError, NpipeError, TimeoutError } from '../../errors.js';
+import { fromSystemError, isErrno } from '../../sys/errno.js';
 import {
   FifoEnd,
   lock,

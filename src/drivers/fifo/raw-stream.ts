@@ -9,7 +9,8 @@
  */
 import { readSync } from 'node:fs';
 import type { Socket } from 'node:net';
-import { NoReaderError, TimeoutError, fromSystemError, isErrno } from '../../errors.js';
+import { NoReaderError, TimeoutError } from '../../errors.js';
+import { fromSystemError, isErrno } from '../../sys/errno.js';
 import { spliceAvailable, spliceNow } from '../../fifo/index.js';
 import { checkTimeout, deadline } from '../../util/abort.js';
 import { openReaderEnd, openWriterEnd, orElse, type FifoReceiverOptions, type FifoSenderOptions } from './fifo-frames.js';

@@ -4,7 +4,8 @@
  */
 import { closeSync, constants, openSync, unlinkSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
-import { NoReaderError, NpipeError, ServerGoneError, isErrno } from '../../errors.js';
+import { NoReaderError, NpipeError, ServerGoneError } from '../../errors.js';
+import { isErrno } from '../../sys/errno.js';
 import {
   checkReplyFifo,
   checkReplyPath,
