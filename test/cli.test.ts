@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, closeSync, constants, existsSync, lstatSync, openSync, readFileSync, readSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
-import { unitsSender } from '../src/api.js';
+import { unitsSender } from '../src/messaging.js';
 import * as npipeModule from '../src/index.js';
 import { PIPE_BUF, Sender, mkfifo, openSender } from '../src/index.js';
 import { BIN, EXAMPLES, npipe, run, start, tempDir, until, waitForOpen } from './helpers.js';

@@ -1,6 +1,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { InvalidArgumentError, NpipeError } from '../errors.js';
-import { isNatsUrl } from '../drivers/nats/url.js';
+import type { Driver } from '../drivers/types.js';
+import { driverFor } from '../registry.js';
 
 /** A mistake in how the command was called: exit code 2. */
 export class UsageError extends InvalidArgumentError {
@@ -120,18 +121,51 @@ export const FIFO_OPTIONS_HELP = `  -f, --format F     lines (default), frames, 
 matters on the FIFO side of a bridge; --mode, --pipe-size, --allow-shared and
 --no-create are FIFO options and are refused with a URL.`;
 
-/** Options that only mean something for a FIFO path: refused with a nats:// URL rather than ignored. */
-const FIFO_ONLY = ['mode', 'pipe-size', 'allow-shared', 'once', 'max-partial'] as const;
+/**
+ * Options that mean something for one medium only (a driver lists the ones it
+ * takes in `capabilities.cliOptions`): given with an address whose driver does not
+ * take them, they are refused rather than ignored.
+ */
+const MEDIUM_OPTIONS = ['mode', 'pipe-size', 'allow-shared', 'once', 'max-partial', 'no-create', 'jetstream'] as const;
 
-export function checkAddress(address: string, values: Record<string, string | boolean | undefined>): void {
-  if (!isNatsUrl(address)) {
-    if (values.jetstream === true) throw new UsageError(`--jetstream is for nats:// URLs; ${address} is a FIFO path`);
-    return;
+/** The medium options given on the command line. */
+function mediumOptionsGiven(values: Record<string, string | boolean | undefined>): string[] {
+  return MEDIUM_OPTIONS.filter((name) => {
+    if (name === 'no-create') return values.create === false;
+    if (name === 'jetstream') return values.jetstream === true;
+    return values[name] !== undefined;
+  });
+}
+
+/** Whether `driver` takes the medium option `name` (a long option name, e.g. 'jetstream'). */
+export function takes(driver: Driver, name: string): boolean {
+  return driver.capabilities.cliOptions.includes(name);
+}
+
+/**
+ * The driver of `address`, once every medium option given is one it takes.
+ * @throws UsageError (exit 2) for an option of another medium.
+ */
+export async function checkAddress(address: string, values: Record<string, string | boolean | undefined>): Promise<Driver> {
+  const driver = await driverFor(address);
+  for (const name of mediumOptionsGiven(values)) {
+    if (!takes(driver, name)) throw new UsageError(`--${name} does not apply to ${address} (${driver.noun})`);
   }
-  for (const name of FIFO_ONLY) {
-    if (values[name] !== undefined) throw new UsageError(`--${name} is a FIFO option; it does not apply to ${address}`);
+  return driver;
+}
+
+/**
+ * The drivers of a bridge's two addresses, once every medium option given is one
+ * that at least one side takes (it applies to that side).
+ */
+export async function checkBridgeAddresses(from: string, to: string, values: Record<string, string | boolean | undefined>): Promise<[Driver, Driver]> {
+  const sides: [Driver, Driver] = [await driverFor(from), await driverFor(to)];
+  for (const name of mediumOptionsGiven(values)) {
+    if (!sides.some((driver) => takes(driver, name))) {
+      throw new UsageError(`--${name} applies to neither ${from} (${sides[0].noun}) nor ${to} (${sides[1].noun})`);
+    }
   }
-  if (values.create === false) throw new UsageError(`--no-create is a FIFO option; it does not apply to ${address}`);
+  return sides;
 }
 
 export function commonFifoOptions(values: Record<string, string | boolean | undefined>) {

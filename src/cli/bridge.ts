@@ -1,5 +1,5 @@
-import { NpipeError, isNatsUrl, openReceiver, openSender, type Sender } from '../index.js';
-import { EXIT, FIFO_OPTIONS_HELP, UsageError, checkAddress, commonFifoOptions, fifoOptions, type Command } from './args.js';
+import { NpipeError, openReceiver, openSender, type Sender } from '../index.js';
+import { EXIT, FIFO_OPTIONS_HELP, UsageError, checkBridgeAddresses, commonFifoOptions, fifoOptions, takes, type Command } from './args.js';
 
 /** Sends not yet confirmed, at most, when the source has no acknowledgements to wait for. */
 const WINDOW = 1024;
@@ -37,17 +37,17 @@ reachable at start (ERR_NPIPE_UNREACHABLE), 4 not a FIFO or unsafe.`,
   async run(values, positionals, io) {
     if (positionals.length !== 2) throw new UsageError('npipe bridge takes <from> and <to> (see npipe bridge --help)');
     const [from, to] = positionals as [string, string];
-    if (isNatsUrl(from) === isNatsUrl(to)) {
-      throw new UsageError('npipe bridge needs one FIFO path and one nats:// URL (see npipe bridge --help)');
+    const [source, target] = await checkBridgeAddresses(from, to, values);
+    if (source.name === target.name) {
+      throw new UsageError(`npipe bridge carries messages between two transports, one FIFO path and one nats:// URL; both are ${source.noun}s (see npipe bridge --help)`);
     }
     if (values.timeout !== undefined) throw new UsageError('npipe bridge runs until stopped; it takes no --timeout');
-    const fifo = isNatsUrl(from) ? to : from;
-    checkAddress(fifo, { ...values, jetstream: undefined });
     const { timeout: _unused, delivery, ...options } = commonFifoOptions(values);
-    const nats = delivery ? { delivery } : {};
+    /** --jetstream for the side that takes it. */
+    const deliveryFor = (driver: typeof source) => (delivery && takes(driver, 'jetstream') ? { delivery } : {});
     const receiver = await openReceiver<Buffer>(from, {
       ...options,
-      ...(isNatsUrl(from) ? nats : {}),
+      ...deliveryFor(source),
       codec: 'bytes',
       keepOpen: true,
       onDrop: (d) => io.stderr.write(`npipe bridge: dropped a message from ${from}: ${d.reason}, ${d.bytes} bytes\n`),
@@ -70,9 +70,9 @@ reachable at start (ERR_NPIPE_UNREACHABLE), 4 not a FIFO or unsafe.`,
       // connected, the bridge rides out restarts (it reconnects).
       sender = await openSender<Buffer>(to, {
         ...options,
-        ...(isNatsUrl(to) ? nats : {}),
+        ...deliveryFor(target),
         codec: 'bytes',
-        waitForReader: !isNatsUrl(to),
+        waitForReader: target.capabilities.waitsForReader,
         signal: io.stop,
       });
       io.stderr.write(`npipe bridge: ${from} -> ${to}\n`);
@@ -82,7 +82,7 @@ reachable at start (ERR_NPIPE_UNREACHABLE), 4 not a FIFO or unsafe.`,
       // never into an unhandled rejection.
       const inFlight: Promise<void>[] = [];
       let failure: { err: unknown } | undefined;
-      const awaitEach = isNatsUrl(from);
+      const awaitEach = source.capabilities.acknowledges;
       for await (const message of receiver) {
         const sent = sender.send(message);
         if (awaitEach) {

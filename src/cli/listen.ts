@@ -1,11 +1,10 @@
 import { fstatSync } from 'node:fs';
 import { isatty } from 'node:tty';
-import { DEFAULT_MAX_MESSAGE_SIZE, FrameTooLargeError, isNatsUrl, openFifoReader, openReceiver, type Receiver } from '../index.js';
+import { DEFAULT_MAX_MESSAGE_SIZE, FrameTooLargeError, openReceiver, type Receiver } from '../index.js';
 import { isErrno } from '../sys/errno.js';
 import type { DropInfo } from '../framing/index.js';
-import { canSplice, receiveRawInto } from '../drivers/fifo/raw-stream.js';
 import { deadline } from '../util/abort.js';
-import { CountedReader } from '../drivers/fifo/counted-reader.js';
+import type { CountedReader, CountedReaderOptions } from '../drivers/types.js';
 import { EXIT, FIFO_OPTIONS_HELP, UsageError, checkAddress, commonFifoOptions, fifoOptions, intOption, type CliIO, type Command } from './args.js';
 
 // ignoreBOM: a leading U+FEFF is part of the message, printed as sent (not dropped).
@@ -69,7 +68,7 @@ before that gets it again after ack-wait (30 s; ?ack-wait=MS in the URL).`,
   async run(values, positionals, io) {
     if (positionals.length !== 1) throw new UsageError('npipe listen takes exactly one FIFO path (see npipe listen --help)');
     const path = positionals[0]!;
-    checkAddress(path, values);
+    const { capabilities } = await checkAddress(path, values);
     const { timeout, ...options } = commonFifoOptions(values);
     const count = intOption(values.count, 'count', { min: 1 });
     const json = values.json === true;
@@ -77,8 +76,8 @@ before that gets it again after ack-wait (30 s; ?ack-wait=MS in the URL).`,
     if (json && raw) throw new UsageError('--json needs message boundaries; it does not go with --format raw');
 
     const maxPartialBytes = intOption(values['max-partial'], 'max-partial', { min: 1 });
-    if (count !== undefined && !isNatsUrl(path)) {
-      return listenCounted(path, io, {
+    if (count !== undefined && capabilities.countedReader) {
+      return listenCounted(path, capabilities.countedReader, io, {
         ...options,
         count,
         timeout,
@@ -88,12 +87,13 @@ before that gets it again after ack-wait (30 s; ?ack-wait=MS in the URL).`,
         ...(maxPartialBytes === undefined ? {} : { maxPartialBytes }),
       });
     }
-    if (raw && count === undefined && !isNatsUrl(path) && io.stdout === process.stdout && canSplice() && spliceableStdout()) {
+    const splice = capabilities.splice;
+    if (raw && count === undefined && splice && io.stdout === process.stdout && splice.available() && spliceableStdout()) {
       // The byte stream is spliced from the FIFO into stdout, never through this
       // process (Linux; docs/TUNING.md). --timeout: no byte for that long. A signal
       // ends it at once, exit 0, with everything read from the pipe written out.
       try {
-        await receiveRawInto(path, 1, io.stdout, {
+        await splice.receiveInto(path, 1, io.stdout, {
           ...options,
           keepOpen: values.once !== true,
           create: values.create !== false,
@@ -108,7 +108,7 @@ before that gets it again after ack-wait (30 s; ?ack-wait=MS in the URL).`,
       return EXIT.ok;
     }
 
-    if (options.format === 'lines' && !isNatsUrl(path)) {
+    if (options.format === 'lines' && capabilities.wireFormat) {
       // The FIFO already holds the lines format, and so does our output: pass whole
       // lines through as they are, without taking them apart into messages (--json:
       // one JSON line each). A line cut by a stop is still printed (issue 15 #16).
@@ -133,7 +133,7 @@ before that gets it again after ack-wait (30 s; ?ack-wait=MS in the URL).`,
     });
     const stop = () => void receiver.close();
     io.stop.addEventListener('abort', stop, { once: true });
-    let received = 0; // --count here: NATS only (a FIFO's --count is listenCounted)
+    let received = 0; // --count here: a medium without a counted reader (NATS)
     try {
       const out = new Output(io.stdout);
       try {
@@ -230,6 +230,7 @@ function reportDrop(io: CliIO): (d: DropInfo) => void {
  */
 async function listenCounted(
   path: string,
+  open: (address: string, options: CountedReaderOptions) => Promise<CountedReader>,
   io: CliIO,
   options: {
     format: string;
@@ -246,25 +247,17 @@ async function listenCounted(
   },
 ): Promise<number> {
   const { format, count, timeout, json } = options;
-  const end = await openFifoReader(path, {
+  const reader = await open(path, {
+    format,
+    maxMessageSize: options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE,
     create: options.create,
     keepOpen: !options.once,
     allowShared: options.allowShared,
     ...(options.mode === undefined ? {} : { mode: options.mode }),
+    ...(options.pipeSize === undefined ? {} : { pipeSize: options.pipeSize }),
+    ...(options.maxPartialBytes === undefined ? {} : { maxPartialBytes: options.maxPartialBytes }),
+    onDrop: reportDrop(io),
   });
-  let reader: CountedReader;
-  try {
-    if (options.pipeSize !== undefined) end.setPipeSize(options.pipeSize);
-    reader = new CountedReader(end, {
-      format,
-      maxMessageSize: options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE,
-      ...(options.maxPartialBytes === undefined ? {} : { maxPartialBytes: options.maxPartialBytes }),
-      onDrop: reportDrop(io),
-    });
-  } catch (err) {
-    end.close();
-    throw err;
-  }
   const out = new Output(io.stdout);
   const print = (message: Buffer) => {
     if (format === 'raw') out.add(message);

@@ -1,4 +1,4 @@
-import { connect, FifoTransport, RemoteError } from '../index.js';
+import { connect, RemoteError } from '../index.js';
 import { EXIT, UsageError, checkAddress, intOption, type Command } from './args.js';
 import { escapeForLog } from './log-escape.js';
 
@@ -35,7 +35,7 @@ failure, 2 usage, 3 timeout or no server (ERR_NPIPE_SERVER_GONE).`,
     if (positionals.length < 1 || positionals.length > 2) {
       throw new UsageError('npipe request takes a FIFO path and one message (see npipe request --help)');
     }
-    checkAddress(positionals[0]!, values); // --allow-shared with a nats:// URL: refused, not ignored
+    await checkAddress(positionals[0]!, values); // --allow-shared with a nats:// URL: refused, not ignored
     const timeout = intOption(values.timeout, 'timeout');
     const maxMessageSize = intOption(values['max-size'], 'max-size', { min: 1 });
     let payload: Buffer;
@@ -50,9 +50,7 @@ failure, 2 usage, 3 timeout or no server (ERR_NPIPE_SERVER_GONE).`,
       waitForServer: values.wait === true,
       signal: io.stop,
       ...(maxMessageSize === undefined ? {} : { maxMessageSize }),
-      ...(values['allow-shared'] === true
-        ? { transport: new FifoTransport({ ...(maxMessageSize === undefined ? {} : { maxMessageSize }), allowShared: true }) }
-        : {}),
+      ...(values['allow-shared'] === true ? { allowShared: true } : {}),
     });
     try {
       const reply = await client.request(payload, { signal: io.stop, ...(timeout === undefined ? {} : { timeout }) });

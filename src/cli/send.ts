@@ -1,7 +1,6 @@
 import { createReadStream, fstatSync } from 'node:fs';
-import { DEFAULT_MAX_MESSAGE_SIZE, FrameTooLargeError, PIPE_BUF, createFraming, isNatsUrl, openSender, type Sender } from '../index.js';
-import { canSplice, sendFileRaw } from '../drivers/fifo/raw-stream.js';
-import { unitsSender } from '../api.js';
+import { DEFAULT_MAX_MESSAGE_SIZE, FrameTooLargeError, PIPE_BUF, createFraming, openSender, type Sender } from '../index.js';
+import { unitsSender } from '../messaging.js';
 import { EXIT, FIFO_OPTIONS_HELP, UsageError, checkAddress, commonFifoOptions, fifoOptions, type Command } from './args.js';
 
 export const sendCommand: Command = {
@@ -47,14 +46,16 @@ at that moment, JetStream stores the message until a listener takes it.`,
   async run(values, positionals, io) {
     const [path, ...messages] = positionals;
     if (!path) throw new UsageError('npipe send needs a FIFO path (see npipe send --help)');
-    checkAddress(path, values);
+    const { capabilities } = await checkAddress(path, values);
     const options = commonFifoOptions(values);
-    if (messages.length > 0 && !isNatsUrl(path)) checkMessages(messages, options.format, options.maxMessageSize);
-    if (messages.length === 0 && options.format === 'raw' && !isNatsUrl(path) && values.wait !== true && io.stdin === process.stdin && canSplice() && fstatSync(0).isFile()) {
+    // Where the format is on the wire, a message it cannot carry is refused before any is sent.
+    if (messages.length > 0 && capabilities.wireFormat) checkMessages(messages, options.format, options.maxMessageSize);
+    const splice = capabilities.splice;
+    if (messages.length === 0 && options.format === 'raw' && splice && values.wait !== true && io.stdin === process.stdin && splice.available() && fstatSync(0).isFile()) {
       // A regular file as a raw stream: spliced into the FIFO, never through this
       // process (Linux; docs/TUNING.md). A signal stops it at once, as below.
       try {
-        await sendFileRaw(0, path, { ...options, create: values.create !== false, signal: io.stop });
+        await splice.sendFile(0, path, { ...options, create: values.create !== false, signal: io.stop });
       } catch (err) {
         throw io.stop.aborted ? io.stop.reason : err;
       }
@@ -76,7 +77,7 @@ at that moment, JetStream stores the message until a listener takes it.`,
       if (messages.length > 0) {
         await Promise.all(messages.map((m) => sender.send(Buffer.from(m, 'utf8'))));
       } else {
-        await sendStdin(sender, io.stdin, options.format, options.maxMessageSize, io.stop, isNatsUrl(path) ? NATS_RAW_PIECE : undefined);
+        await sendStdin(sender, io.stdin, options.format, options.maxMessageSize, io.stop, capabilities.rawPiece);
       }
     } catch (err) {
       throw io.stop.aborted ? io.stop.reason : err;
@@ -112,9 +113,6 @@ function checkMessages(messages: string[], format: string, maxMessageSize: numbe
  * chunks; anything else (a pipe, a terminal) through process.stdin, so that no
  * threadpool thread ever waits on a pipe.
  */
-/** A raw stream over NATS goes as messages of this size: well under any server's max_payload. */
-const NATS_RAW_PIECE = 64 * 1024;
-
 async function sendStdin(
   sender: Sender<Uint8Array>,
   stdin: NodeJS.ReadableStream,

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { FifoTransport, FrameTooLargeError, serve, type Handler } from '../index.js';
+import { FrameTooLargeError, serve, type Handler } from '../index.js';
 import { EXIT, UsageError, checkAddress, intOption, type Command } from './args.js';
 import { escapeForLog } from './log-escape.js';
 
@@ -52,7 +52,7 @@ Examples:
   },
   async run(values, positionals, io) {
     if (positionals.length !== 1) throw new UsageError('npipe serve takes exactly one FIFO path (see npipe serve --help)');
-    checkAddress(positionals[0]!, values); // --allow-shared with a nats:// URL: refused, not ignored
+    await checkAddress(positionals[0]!, values); // --allow-shared with a nats:// URL: refused, not ignored
     const exec = values.exec as string | undefined;
     if ((exec === undefined) === (values.echo !== true)) {
       throw new UsageError('npipe serve needs one of --exec CMD or --echo (see npipe serve --help)');
@@ -70,7 +70,7 @@ Examples:
     const handler: Handler<Buffer, Buffer> = exec === undefined ? (request) => request : runCommand(exec, maxMessageSize, running, groups);
     const server = await serve<Buffer, Buffer>(positionals[0]!, handler, {
       // --allow-shared: a request FIFO group or others may write to (a server for several users).
-      ...(values['allow-shared'] === true ? { transport: new FifoTransport({ maxMessageSize, allowShared: true }) } : {}),
+      ...(values['allow-shared'] === true ? { allowShared: true } : {}),
       codec: 'bytes',
       concurrency,
       maxMessageSize,

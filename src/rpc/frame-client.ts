@@ -6,20 +6,18 @@
 import {
   ClosedError,
   FrameTooLargeError,
-  InvalidArgumentError,
   NpipeError,
   RemoteError,
   ServerGoneError,
   TimeoutError,
 } from '../errors.js';
 import { resolveCodec, type Codec, type CodecName } from '../codec.js';
-import { DEFAULT_RPC_MAX_MESSAGE, FifoTransport } from '../drivers/fifo/reply-transport.js';
+import { DEFAULT_RPC_MAX_MESSAGE } from './limits.js';
 import type { FrameSender, ReplyEndpoint, Transport } from '../transport/types.js';
 import { checkTimeout } from '../util/abort.js';
 import { checkBusyPoll, keepPolling } from '../util/busy-poll.js';
 import { Client, type RequestOptions } from './types.js';
 import { awaitReply, type Settle } from './pending.js';
-import { isNatsUrl } from '../drivers/nats/url.js';
 import { CANCEL, ERROR, LIMITED_REQUEST, REPLY, SIZE, SIZE_THRESHOLD, decodeError, decodeRpc, encodeRequest } from './protocol.js';
 
 export interface ConnectOptions<Req, Res> {
@@ -44,6 +42,11 @@ export interface ConnectOptions<Req, Res> {
    * time; see docs/TUNING.md. Like Linux's SO_BUSY_POLL.
    */
   busyPoll?: number;
+  /**
+   * FIFO only (other media ignore it): accept a request FIFO that group or others
+   * may write to (a server for several users; see docs/RPC.md).
+   */
+  allowShared?: boolean;
   transport?: Transport;
 }
 
@@ -232,16 +235,11 @@ export class FifoClient<Req = string, Res = Req> extends Client<Req, Res> {
 }
 
 /**
- * Connects to the server on `path`: creates this client's private reply endpoint
- * and opens the server's request endpoint.
- * @throws ERR_NPIPE_SERVER_GONE (no server, without waitForServer), ERR_NPIPE_UNSAFE
- *   (reply folder not private), ERR_NPIPE_NOT_FIFO.
+ * Connects to the server on `path` over `transport`: creates this client's
+ * private reply endpoint and opens the server's request endpoint. The arguments
+ * are checked by the caller (api.ts connect()).
  */
-export async function connect<Req = string, Res = Req>(path: string, options: ConnectOptions<Req, Res> = {}): Promise<Client<Req, Res>> {
-  if (typeof path !== 'string' || path === '') throw new InvalidArgumentError('path must be a non-empty string');
-  checkBusyPoll(options.busyPoll);
-  if (isNatsUrl(path)) return (await import('../drivers/nats/rpc.js')).connectNats<Req, Res>(path, options); // loaded on first use, as in api.ts
-  const transport = options.transport ?? new FifoTransport(options.maxMessageSize === undefined ? {} : { maxMessageSize: options.maxMessageSize });
+export async function connectFrames<Req, Res>(transport: Transport, path: string, options: ConnectOptions<Req, Res>): Promise<Client<Req, Res>> {
   const endpoint = await transport.createReplyEndpoint();
   try {
     const sender = await transport.connect(path, {

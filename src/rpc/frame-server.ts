@@ -5,14 +5,13 @@
  * queue, is dropped and counted; a reply address outside the transport's private
  * reply folders is refused and reported.
  */
-import { ClosedError, FrameTooLargeError, InvalidArgumentError, NpipeError } from '../errors.js';
+import { ClosedError, FrameTooLargeError, NpipeError } from '../errors.js';
 import { resolveCodec, type Codec, type CodecName } from '../codec.js';
-import { DEFAULT_RPC_MAX_MESSAGE, FifoTransport } from '../drivers/fifo/reply-transport.js';
+import { DEFAULT_RPC_MAX_MESSAGE } from './limits.js';
 import type { FrameReceiver, FrameSender, Transport } from '../transport/types.js';
 import { CANCEL, ERROR, REPLY, SIZE, decodeRpc, encodeError, encodeReply, type RpcMessage } from './protocol.js';
 import { Cancel, runHandler, type Handler } from './handler.js';
 import { Server, newServerStats, type ServerEvent, type ServerStats } from './types.js';
-import { isNatsUrl } from '../drivers/nats/url.js';
 import { checkBusyPoll, keepPolling } from '../util/busy-poll.js';
 
 export type { Handler, HandlerContext } from './handler.js';
@@ -79,6 +78,11 @@ export interface ServeOptions<Req, Res> {
    */
   busyPoll?: number;
   /** FIFO only: the medium for a path (default: FIFOs). A nats:// URL always uses NATS. */
+  /**
+   * FIFO only (other media ignore it): accept a request FIFO that group or others
+   * may write to (a server for several users; see docs/RPC.md).
+   */
+  allowShared?: boolean;
   transport?: Transport;
 }
 
@@ -572,26 +576,15 @@ export class FifoServer extends Server {
 }
 
 /**
- * Serves requests arriving on `path`: `handler(request, { signal })` returns the
- * reply or throws (the client gets a RemoteError with the error's code and message).
- *
- * Concurrency: up to `concurrency` handlers run at once, across all clients.
- * @throws ERR_NPIPE_NOT_FIFO, ERR_NPIPE_UNSAFE, ERR_NPIPE_PERMISSION (opening the request FIFO).
- * @example
- * const server = await serve('/tmp/calc', async (req) => String(eval(req)));
+ * Serves requests arriving on `path` over `transport` (docs/RPC.md). The arguments
+ * are checked by the caller (api.ts serve()).
  */
-export async function serve<Req = string, Res = Req>(
+export async function serveFrames(
+  transport: Transport,
   path: string,
-  handler: Handler<Req, Res>,
-  options: ServeOptions<Req, Res> = {},
+  handler: Handler<unknown, unknown>,
+  options: ServeOptions<unknown, unknown>,
 ): Promise<Server> {
-  if (typeof handler !== 'function') throw new InvalidArgumentError('serve() needs a handler function');
-  const concurrency = options.concurrency ?? 64;
-  if (!Number.isInteger(concurrency) || concurrency < 1) throw new InvalidArgumentError(`concurrency must be a whole number >= 1, got ${concurrency}`);
-  if (options.signal?.aborted) throw options.signal.reason;
-  checkBusyPoll(options.busyPoll);
-  if (isNatsUrl(path)) return (await import('../drivers/nats/rpc.js')).serveNats(path, handler as Handler<unknown, unknown>, options as ServeOptions<unknown, unknown>);
-  const transport = options.transport ?? new FifoTransport(options.maxMessageSize === undefined ? {} : { maxMessageSize: options.maxMessageSize });
   let server: FifoServer | undefined;
   const listen = () =>
     transport.listen(path, {
@@ -603,6 +596,6 @@ export async function serve<Req = string, Res = Req>(
       },
     });
   const receiver = await listen();
-  server = new FifoServer(receiver, handler as Handler<unknown, unknown>, transport, options as ServeOptions<unknown, unknown>, listen);
+  server = new FifoServer(receiver, handler, transport, options, listen);
   return server;
 }

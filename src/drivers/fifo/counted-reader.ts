@@ -7,7 +7,8 @@
  */
 import { BadFrameError, FrameTooLargeError } from '../../errors.js';
 import { ExactFifoReader } from '../../fifo/exact-read.js';
-import type { FifoEnd } from '../../fifo/open.js';
+import { openFifoReader, type FifoEnd } from '../../fifo/open.js';
+import type { CountedReaderOptions as OpenOptions } from '../types.js';
 import { createFraming, type DropInfo, type FrameDecoder } from '../../framing/index.js';
 
 /** Bytes of a large message read (and handed to the decoder) at a time. */
@@ -271,5 +272,30 @@ function bytesInPipeOr0(end: FifoEnd): number {
     return end.bytesInPipe();
   } catch {
     return 0;
+  }
+}
+
+/**
+ * Opens the FIFO at `path` for reading (creating it unless `create` is false) and
+ * a CountedReader on it: the FIFO driver's `countedReader` capability.
+ */
+export async function openCountedReader(path: string, options: OpenOptions): Promise<CountedReader> {
+  const end = await openFifoReader(path, {
+    create: options.create,
+    keepOpen: options.keepOpen,
+    allowShared: options.allowShared,
+    ...(options.mode === undefined ? {} : { mode: options.mode }),
+  });
+  try {
+    if (options.pipeSize !== undefined) end.setPipeSize(options.pipeSize);
+    return new CountedReader(end, {
+      format: options.format,
+      maxMessageSize: options.maxMessageSize,
+      ...(options.maxPartialBytes === undefined ? {} : { maxPartialBytes: options.maxPartialBytes }),
+      ...(options.onDrop ? { onDrop: options.onDrop } : {}),
+    });
+  } catch (err) {
+    end.close();
+    throw err;
   }
 }

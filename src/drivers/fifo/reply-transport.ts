@@ -15,6 +15,7 @@ import {
 } from '../../fifo/index.js';
 import { createFraming, type Framing } from '../../framing/index.js';
 import { openFifoFrameReceiver, openFifoFrameSender } from './fifo-frames.js';
+import { DEFAULT_RPC_MAX_MESSAGE } from '../../rpc/limits.js';
 import type { ConnectOptions, FrameSender, ListenOptions, ReplyEndpoint, Transport } from '../../transport/types.js';
 
 /** Reply FIFOs this process created and has not removed yet: removed at exit, whatever the exit. */
@@ -42,8 +43,6 @@ export interface FifoTransportOptions {
   /** Accept a server FIFO writable by group or others. */
   allowShared?: boolean;
 }
-
-export const DEFAULT_RPC_MAX_MESSAGE = 1024 * 1024;
 
 export class FifoTransport implements Transport {
   readonly #framing: Framing;

@@ -1,0 +1,131 @@
+/**
+ * The seam between npipe and its media. A driver serves one kind of address (a
+ * FIFO path, a nats:// URL, ...): it opens frame senders and receivers, serves and
+ * connects request/reply, and declares what it can do beyond that. Everything
+ * above (api.ts, the CLI) resolves an address to its driver once, through
+ * registry.ts, and then asks the driver's capabilities, never the address's scheme
+ * (nats.js: a transport registers itself; the protocol never asks which one it
+ * runs on).
+ *
+ * Adding a transport: a folder under drivers/ whose index.ts exports `driver`, one
+ * line in registry.ts, and the contract suite (test/contract.test.ts) run over it.
+ */
+import type { DropInfo, Framing } from '../framing/index.js';
+import type { FrameReceiver, FrameSender } from '../transport/types.js';
+import type { Handler } from '../rpc/handler.js';
+import type { Client, Server } from '../rpc/types.js';
+import type { ServeOptions } from '../rpc/frame-server.js';
+import type { ConnectOptions } from '../rpc/frame-client.js';
+import type { FifoReceiverOptions, FifoSenderOptions } from './fifo/fifo-frames.js';
+import type { Delivery } from './nats/url.js';
+
+/** What every driver is given to open a sender (each takes the options that mean something for its medium). */
+export interface DriverSenderOptions extends FifoSenderOptions {
+  maxMessageSize?: number;
+  /** nats:// only: `core` or `jetstream`; overrides the URL's `?delivery=`. */
+  delivery?: Delivery;
+}
+
+export interface DriverReceiverOptions extends FifoReceiverOptions {
+  maxMessageSize?: number;
+  delivery?: Delivery;
+  /** Core NATS only: bytes held for a receiver that is not keeping up before new messages are dropped. */
+  maxQueuedBytes?: number;
+  onDrop?: (info: DropInfo) => void;
+}
+
+export interface Driver {
+  /** Short name, for messages ('fifo', 'nats'). */
+  readonly name: string;
+  /** What the user calls such an address, for messages: 'a FIFO path', 'a NATS URL'. */
+  readonly noun: string;
+  readonly capabilities: Capabilities;
+  openSender(address: string, framing: Framing, options: DriverSenderOptions): Promise<FrameSender>;
+  openReceiver(address: string, framing: Framing, options: DriverReceiverOptions): Promise<FrameReceiver>;
+  /** Checked by api.ts first: `handler` is a function, `concurrency` and `busyPoll` are valid, `signal` is not aborted. */
+  serve(address: string, handler: Handler<unknown, unknown>, options: ServeOptions<unknown, unknown>): Promise<Server>;
+  connect(address: string, options: ConnectOptions<unknown, unknown>): Promise<Client<unknown, unknown>>;
+}
+
+/**
+ * What a driver can do beyond sending and receiving frames. The CLI's fast paths
+ * are capabilities: a command takes one only where the address's driver has it,
+ * so a new transport never runs another medium's code by default.
+ */
+export interface Capabilities {
+  /**
+   * The format is on the wire (FIFO): messages are framed with it, so a message
+   * the format cannot carry is refused before any is sent, and a lines stream can
+   * be passed through whole. false: each message is one message of the medium
+   * (NATS) and the format only says how the CLI splits its input.
+   */
+  readonly wireFormat: boolean;
+  /**
+   * `waitForReader` waits for a reader process to appear (FIFO). false: there is
+   * no reader to wait for; it waits for the medium itself (NATS: the server).
+   */
+  readonly waitsForReader: boolean;
+  /**
+   * Deliveries can be acknowledged or given back (JetStream): a bridge from such
+   * an address takes one message at a time, so that one is acknowledged only once
+   * it is delivered on the other side.
+   */
+  readonly acknowledges: boolean;
+  /**
+   * A raw byte stream is cut into messages of at most this many bytes (NATS: each
+   * piece is one NATS message). Undefined: the medium is a byte stream itself.
+   */
+  readonly rawPiece?: number;
+  /**
+   * The CLI options (long names) that mean something for this medium beyond the
+   * common ones; given with an address of another medium they are refused, not
+   * ignored.
+   */
+  readonly cliOptions: readonly string[];
+  /** Raw byte streams moved by splice(2), never through this process (Linux FIFOs). */
+  readonly splice?: SpliceLane;
+  /** Exactly N messages taken from the medium, the rest left for the next reader (`npipe listen --count`). */
+  readonly countedReader?: (address: string, options: CountedReaderOptions) => Promise<CountedReader>;
+}
+
+export interface SpliceLane {
+  /** Whether splicing works here now (Linux, koffi loaded, not turned off with NPIPE_SPLICE=0). */
+  available(): boolean;
+  /** The bytes of regular file `fd` into `address`; resolves with the bytes sent. */
+  sendFile(fd: number, address: string, options: DriverSenderOptions): Promise<number>;
+  /**
+   * The byte stream arriving on `address` into `outFd` (`output` is a stream over the
+   * same descriptor, for the pieces that pass through this process); resolves with
+   * the bytes received, at end of file or when `signal` aborts.
+   */
+  receiveInto(address: string, outFd: number, output: NodeJS.WritableStream, options: DriverReceiverOptions & { idleTimeout?: number }): Promise<number>;
+}
+
+export interface CountedReaderOptions {
+  format: string;
+  maxMessageSize: number;
+  maxPartialBytes?: number;
+  create: boolean;
+  keepOpen: boolean;
+  allowShared: boolean;
+  mode?: number;
+  pipeSize?: number;
+  onDrop?: (info: DropInfo) => void;
+}
+
+/** A reader that takes whole messages out of the medium one at a time, and not a byte more. */
+export interface CountedReader {
+  /** Called before the reader waits for the medium (the CLI flushes its output then). */
+  set beforeWait(f: (() => Promise<void>) | undefined);
+  /** A message already read, or undefined; never waits. */
+  tryNext(): Buffer | undefined;
+  /** The next message; undefined at the end of the stream or when `signal` aborts. At most `wanted` are read ahead. */
+  next(signal: AbortSignal | undefined, wanted: number): Promise<Buffer | undefined>;
+  /** lines: whole lines, as they are, at most `wanted`; undefined at the end or on abort. */
+  nextLines(signal: AbortSignal | undefined, wanted: number): Promise<{ bytes: Buffer; lines: number } | undefined>;
+  /** lines: the start of a line whose "\n" had not come when the reader stopped. */
+  unfinishedLine(): Buffer | undefined;
+  /** Bytes of a message cut by a stop: read, not deliverable. */
+  readonly cutBytes: number;
+  close(): void;
+}
