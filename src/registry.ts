@@ -36,3 +36,8 @@ export function driverFor(address: string): Promise<Driver> {
 export function driverName(address: string): string {
   return entryFor(address).name;
 }
+
+/** The names of every registered driver, in the order they are tried. */
+export function registeredDrivers(): string[] {
+  return entries.map((entry) => entry.name);
+}

@@ -24,27 +24,37 @@ import {
   openSender,
   serve,
 } from '../src/index.js';
+import { driverName, registeredDrivers } from '../src/registry.js';
 import { delay, npipe, sharedNatsServer, tempDir, until } from './helpers.js';
 
 const nats = sharedNatsServer('contract');
 
 interface Medium {
   name: string;
+  /** An address of this medium's form (opened by nothing): which driver serves it. */
+  example: string;
   /** A fresh address, or undefined (after skipping the test) when this medium cannot run here. */
   address(t: TestContext): string | undefined;
 }
 
-const fifo: Medium = { name: 'FIFO', address: (t) => join(tempDir(t), 'pipe') };
+const fifo: Medium = { name: 'FIFO', example: '/tmp/npipe-contract', address: (t) => join(tempDir(t), 'pipe') };
 
 function natsMedium(name: string, query: string): Medium {
   return {
     name,
+    example: `nats://127.0.0.1:4222/contract${query ? `?${query}` : ''}`,
     address: (t) => nats.url(t, query),
   };
 }
 
 const messaging = [fifo, natsMedium('core NATS', ''), natsMedium('JetStream', 'delivery=jetstream&ack-wait=2000')];
 const rpc = [fifo, natsMedium('NATS', '')];
+
+test('every registered driver runs both contracts (adding a transport means adding its medium here)', () => {
+  const drivers = registeredDrivers().sort();
+  assert.deepEqual([...new Set(messaging.map((m) => driverName(m.example)))].sort(), drivers);
+  assert.deepEqual([...new Set(rpc.map((m) => driverName(m.example)))].sort(), drivers);
+});
 
 /** Pids of a process's children (Linux /proc). */
 function childrenOf(pid: number): number[] {

@@ -1,0 +1,129 @@
+/**
+ * The layering of src/ (README "Code layout", issue 16), checked on the source:
+ * every import goes down the layers or stays in its own folder, no file imports
+ * itself back through others (no circle), no driver reaches into another, and the
+ * only code that looks at an address's form to pick a transport is the registry
+ * (with the NATS URL parser that defines the form).
+ */
+import assert from 'node:assert/strict';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { test } from 'node:test';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const SRC = join(ROOT, 'src');
+
+function sources(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name);
+    return statSync(path).isDirectory() ? sources(path) : name.endsWith('.ts') ? [path] : [];
+  });
+}
+
+interface Import {
+  /** src-relative path of the imported file. */
+  target: string;
+  /** `import type` / `export type`: erased at build, no run-time dependency. */
+  typeOnly: boolean;
+}
+
+/** Every src file this one imports (static, dynamic, re-exports, type-only). */
+function importsOf(file: string): Import[] {
+  const text = readFileSync(file, 'utf8');
+  const statements = [...text.matchAll(/\b(import|export)\s+(type\s+)?(?:[^;'()]*?\sfrom\s+)?'(\.{1,2}\/[^']+)\.js'/g)];
+  const dynamic = [...text.matchAll(/import\(\s*'(\.{1,2}\/[^']+)\.js'\s*\)/g)];
+  const target = (spec: string) => relative(SRC, resolve(dirname(file), `${spec}.ts`));
+  return [
+    ...statements.map((m) => ({ target: target(m[3]!), typeOnly: m[2] !== undefined })),
+    ...dynamic.map((m) => ({ target: target(m[1]!), typeOnly: false })),
+  ];
+}
+
+/**
+ * Layers from the bottom: a file may import from a lower layer, or from its own
+ * folder. Root files are layers of their own.
+ */
+const LAYERS: [string, number][] = [
+  ['errors.ts', 0],
+  ['sys/', 1],
+  ['util/', 1],
+  ['codec.ts', 1],
+  ['fifo/', 2],
+  ['framing/', 2],
+  ['transport/', 3],
+  ['rpc/', 4],
+  ['drivers/', 5],
+  ['registry.ts', 6],
+  ['messaging.ts', 6],
+  ['api.ts', 7],
+  ['index.ts', 8],
+  ['fifo-public.ts', 8],
+  ['cli/', 9],
+];
+
+function layerOf(path: string): { name: string; rank: number } {
+  const hit = LAYERS.find(([prefix]) => path === prefix || (prefix.endsWith('/') && path.startsWith(prefix)));
+  assert.ok(hit, `src/${path} is in no layer: add its folder to LAYERS here and to README "Code layout"`);
+  return { name: hit[0], rank: hit[1] };
+}
+
+/** drivers/fifo/x.ts -> 'fifo'; drivers/types.ts -> undefined. */
+function driverOf(path: string): string | undefined {
+  return /^drivers\/([^/]+)\//.exec(path)?.[1];
+}
+
+const files = sources(SRC).map((f) => relative(SRC, f));
+const graph = new Map(files.map((f) => [f, importsOf(join(SRC, f))]));
+
+test('every import in src goes down the layers or stays in its folder', () => {
+  const wrong: string[] = [];
+  for (const [file, imports] of graph) {
+    const from = layerOf(file);
+    for (const { target } of imports) {
+      const to = layerOf(target);
+      if (to.rank < from.rank || to.name === from.name) continue;
+      wrong.push(`src/${file} (${from.name}) imports src/${target} (${to.name})`);
+    }
+  }
+  assert.deepEqual(wrong, []);
+});
+
+test('no driver imports another, and above the drivers only the registry loads one (others take types)', () => {
+  const wrong: string[] = [];
+  for (const [file, imports] of graph) {
+    const mine = driverOf(file);
+    for (const { target, typeOnly } of imports) {
+      const driver = driverOf(target);
+      if (!driver || driver === mine) continue;
+      if (mine) wrong.push(`src/${file} imports src/${target}: a driver never uses another's code`);
+      else if (typeOnly) continue;
+      // The registry loads drivers/<m>/index.ts and reads the URL forms that claim addresses.
+      else if (file === 'registry.ts' && /^drivers\/[^/]+\/(index|url)\.ts$/.test(target)) continue;
+      else wrong.push(`src/${file} imports src/${target}: ask registry.ts for the driver and its capabilities instead`);
+    }
+  }
+  assert.deepEqual(wrong, []);
+});
+
+test('the import graph of src has no circle', () => {
+  const state = new Map<string, 'open' | 'done'>();
+  const circles: string[] = [];
+  const visit = (file: string, path: string[]) => {
+    if (state.get(file) === 'done') return;
+    if (state.get(file) === 'open') {
+      circles.push([...path.slice(path.indexOf(file)), file].join(' -> '));
+      return;
+    }
+    state.set(file, 'open');
+    for (const { target } of graph.get(file) ?? []) visit(target, [...path, file]);
+    state.set(file, 'done');
+  };
+  for (const file of graph.keys()) visit(file, []);
+  assert.deepEqual(circles, []);
+});
+
+test('only the registry and the NATS URL parser look at an address to pick a transport (no isNatsUrl elsewhere)', () => {
+  const users = files.filter((f) => /\bisNatsUrl\b/.test(readFileSync(join(SRC, f), 'utf8')));
+  assert.deepEqual(users.sort(), ['drivers/nats/url.ts', 'registry.ts']);
+});
