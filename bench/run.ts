@@ -1,10 +1,13 @@
 /**
  * npm run bench: npipe and its baselines measured side by side in one run,
  * medians over repeated runs, printed as a table of figures and ratios, and
- * written to bench/results/ as JSON and SVG. Absolute figures move from run to run
- * on a shared machine; the ratios are what the targets are about.
+ * written to bench/results/ as JSON, SVG and Markdown; a full run also puts the
+ * Markdown tables into docs/PERFORMANCE.md, between its bench:latest markers.
+ * Absolute figures move from run to run on a shared machine; the ratios are what
+ * the targets are about.
  *
  *   npm run bench [-- --repeat N] [--quick]
+ *   node dist/bench/run.js --list     the ids and labels of every row, target and ratio; measures nothing
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -21,9 +24,96 @@ const here = fileURLToPath(new URL('.', import.meta.url));
 const repoRoot = join(here, '..', '..');
 const WORKERS = join(here, 'workers.js');
 const BIN = join(repoRoot, 'dist', 'src', 'cli', 'bin.js');
-const { values } = parseArgs({ options: { repeat: { type: 'string' }, quick: { type: 'boolean' } } });
+const { values } = parseArgs({ options: { repeat: { type: 'string' }, quick: { type: 'boolean' }, list: { type: 'boolean' } } });
 const REPEAT = Number(values.repeat ?? 3);
 const Q = values.quick ? 0.1 : 1;
+
+/** The busyPoll the bench's busy-polling rows use, in microseconds (docs/TUNING.md). */
+const BUSY_POLL_US = 100;
+
+type Unit = 'msg/s' | 'B/s' | 'us';
+
+/**
+ * Every row the bench measures. The id is what the code looks rows up by, and what
+ * the targets, bench/results/*.json and docs/PROMISES.md (`bench: "<id>"`) name;
+ * the label is only printed, so rewording it breaks none of them.
+ */
+const ROWS = [
+  { id: 'c-oneway-68b', label: 'C: one write() per 68-byte message', unit: 'msg/s' },
+  { id: 'node-oneway-64b', label: 'plain Node: net.Socket, corked, 64 B, no framing', unit: 'msg/s' },
+  { id: 'zmq-oneway-64b', label: 'zeromq.js ipc:// PUSH/PULL, 64 B', unit: 'msg/s' },
+  { id: 'fifo-frames-64b-oneway', label: 'npipe frames, 64 B', unit: 'msg/s' },
+  { id: 'fifo-length-64b-oneway', label: 'npipe length, 64 B', unit: 'msg/s' },
+  { id: 'fifo-frames-1k-oneway', label: 'npipe frames, 1 KiB', unit: 'msg/s' },
+  { id: 'fifo-length-1k-oneway', label: 'npipe length, 1 KiB', unit: 'msg/s' },
+  { id: 'fifo-frames-64b-16writers', label: 'npipe frames, 16 writer processes into one reader, 64 B', unit: 'msg/s' },
+  { id: 'c-bulk', label: 'C: 64 KiB writes into a 1 MiB pipe', unit: 'B/s' },
+  { id: 'fifo-length-1m-bulk', label: 'npipe length, 1 MiB messages', unit: 'B/s' },
+  { id: 'fifo-length-1m-bulk-into', label: 'npipe length, 1 MiB messages, receiveInto one buffer', unit: 'B/s' },
+  { id: 'fifo-frames-1m-bulk', label: 'npipe frames, 1 MiB messages', unit: 'B/s' },
+  { id: 'fifo-raw-bulk', label: 'npipe raw byte stream (64 KiB writes)', unit: 'B/s' },
+  { id: 'rtt-c-p50', label: 'C: ping-pong over two FIFOs, p50', unit: 'us' },
+  { id: 'rtt-c-same-cpu-p50', label: 'C: ping-pong, both on one CPU, p50', unit: 'us' },
+  { id: 'rtt-busypoll-c-p50', label: `C: ping-pong, reads busy-poll ${BUSY_POLL_US} µs, p50`, unit: 'us' },
+  { id: 'rtt-node-p50', label: 'plain Node: ping-pong over two FIFOs, p50', unit: 'us' },
+  { id: 'rtt-zmq-p50', label: 'zeromq.js ipc:// REQ/REP, p50', unit: 'us' },
+  { id: 'rtt-zmq-p99', label: 'zeromq.js ipc:// REQ/REP, p99', unit: 'us' },
+  { id: 'rtt-fifo-p50', label: 'npipe request/reply, 1 client, p50', unit: 'us' },
+  { id: 'rtt-fifo-p99', label: 'npipe request/reply, 1 client, p99', unit: 'us' },
+  { id: 'rtt-busypoll-fifo-p50', label: `npipe request/reply, 1 client, busyPoll ${BUSY_POLL_US} µs, p50`, unit: 'us' },
+  { id: 'rtt-busypoll-fifo-p99', label: `npipe request/reply, 1 client, busyPoll ${BUSY_POLL_US} µs, p99`, unit: 'us' },
+  { id: 'rtt-fifo-8clients-p50', label: 'npipe request/reply, 8 clients, p50', unit: 'us' },
+  { id: 'rtt-fifo-8clients-p99', label: 'npipe request/reply, 8 clients, p99', unit: 'us' },
+  { id: 'cli-lines-64b', label: 'CLI: 64 B lines', unit: 'msg/s' },
+  { id: 'cli-raw', label: 'CLI: raw stream', unit: 'B/s' },
+  { id: 'nats-plain-64b-oneway', label: 'plain nats.js publish/subscribe, 64 B', unit: 'msg/s' },
+  { id: 'nats-core-64b-oneway', label: 'npipe over core NATS, 64 B', unit: 'msg/s' },
+  { id: 'nats-jetstream-64b-oneway', label: 'npipe over JetStream, 64 B (stored, acknowledged)', unit: 'msg/s' },
+  { id: 'rtt-nats-plain-p50', label: 'plain nats.js request/reply, p50', unit: 'us' },
+  { id: 'rtt-nats-p50', label: 'npipe request/reply over NATS, p50', unit: 'us' },
+  { id: 'rtt-nats-p99', label: 'npipe request/reply over NATS, p99', unit: 'us' },
+] as const satisfies ReadonlyArray<{ id: string; label: string; unit: Unit }>;
+type RowId = (typeof ROWS)[number]['id'];
+const rowSpec = (id: RowId) => ROWS.find((r) => r.id === id)!;
+
+/** A ratio of two measured rows; undefined when either was skipped. */
+const ratio = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined ? undefined : a / b);
+
+/** The targets of issue 5: each a ratio measured in one run, and the goal it is held to. */
+const TARGETS = [
+  { id: 'target-fifo-frames-64b-vs-c', name: '64 B one-way (frames) vs C one write per message', target: 2, higher: true, ratio: () => ratio(value('fifo-frames-64b-oneway'), value('c-oneway-68b')) },
+  { id: 'target-fifo-length-64b-vs-c', name: '64 B one-way (length) vs C one write per message', target: 2, higher: true, ratio: () => ratio(value('fifo-length-64b-oneway'), value('c-oneway-68b')) },
+  { id: 'target-fifo-frames-64b-vs-zmq', name: '64 B one-way (frames) vs zeromq.js PUSH/PULL', target: 10, higher: true, ratio: () => ratio(value('fifo-frames-64b-oneway'), value('zmq-oneway-64b')) },
+  { id: 'target-bulk-into-vs-c', name: '1 MiB messages (length, receiveInto) vs C bulk', target: 0.75, higher: true, ratio: () => ratio(value('fifo-length-1m-bulk-into'), value('c-bulk')) },
+  { id: 'target-rtt-busypoll-vs-c', name: `request/reply p50 (busyPoll ${BUSY_POLL_US} µs) vs C ping-pong p50`, target: 1.3, higher: false, ratio: () => ratio(value('rtt-busypoll-fifo-p50'), value('rtt-c-p50')) },
+  { id: 'target-rtt-busypoll-vs-zmq', name: `request/reply p50 (busyPoll ${BUSY_POLL_US} µs) vs zeromq.js REQ/REP p50`, target: 0.5, higher: false, ratio: () => ratio(value('rtt-busypoll-fifo-p50'), value('rtt-zmq-p50')) },
+  { id: 'target-16writers-vs-c', name: '16 writers, 64 B vs C single writer', target: 1, higher: true, ratio: () => ratio(value('fifo-frames-64b-16writers'), value('c-oneway-68b')) },
+  { id: 'target-cli-lines-vs-c', name: 'CLI 64 B lines vs C one write per message', target: 1, higher: true, ratio: () => ratio(value('cli-lines-64b'), value('c-oneway-68b')) },
+  { id: 'target-cli-raw-vs-c', name: 'CLI raw stream vs C bulk', target: 0.5, higher: true, ratio: () => ratio(value('cli-raw'), value('c-bulk')) },
+  { id: 'target-fifo-rss', name: 'peak RSS of npipe processes (FIFO rows), MiB (under 100)', target: 100, higher: false, ratio: () => Math.max(...rssSeen) / 2 ** 20 },
+] as const;
+
+/**
+ * Beside the targets, no goal of their own: 64 B with every message timed (warm-up
+ * included); 1 MiB messages each in a new Buffer (for-await); request/reply by
+ * default (no busy polling), and against C busy-polling too.
+ */
+const RATIOS = [
+  { id: 'ratio-fifo-frames-64b-vs-c-all', name: '64 B one-way (frames) vs C, every message timed (warm-up included)', ratio: () => ratio(allValue('fifo-frames-64b-oneway'), allValue('c-oneway-68b')) },
+  { id: 'ratio-fifo-length-64b-vs-c-all', name: '64 B one-way (length) vs C, every message timed (warm-up included)', ratio: () => ratio(allValue('fifo-length-64b-oneway'), allValue('c-oneway-68b')) },
+  { id: 'ratio-bulk-vs-c', name: '1 MiB messages (length, for-await, a new Buffer each) vs C bulk', ratio: () => ratio(value('fifo-length-1m-bulk'), value('c-bulk')) },
+  { id: 'ratio-rtt-vs-c', name: 'request/reply p50, default (no busy poll), vs C ping-pong p50', ratio: () => ratio(value('rtt-fifo-p50'), value('rtt-c-p50')) },
+  { id: 'ratio-rtt-vs-zmq', name: 'request/reply p50, default (no busy poll), vs zeromq.js REQ/REP', ratio: () => ratio(value('rtt-fifo-p50'), value('rtt-zmq-p50')) },
+  { id: 'ratio-rtt-busypoll-both-vs-c', name: `request/reply p50, both busy-polling ${BUSY_POLL_US} µs: npipe vs C`, ratio: () => ratio(value('rtt-busypoll-fifo-p50'), value('rtt-busypoll-c-p50')) },
+] as const;
+
+/** NATS: no targets; ratios to plain nats.js in the same run. */
+const NATS_RATIOS = [
+  { id: 'ratio-nats-core-vs-plain', name: 'npipe over core NATS vs plain nats.js, 64 B rate', ratio: () => ratio(value('nats-core-64b-oneway'), value('nats-plain-64b-oneway')) },
+  { id: 'ratio-rtt-nats-vs-plain', name: 'npipe request/reply over NATS vs plain nats.js, p50', ratio: () => ratio(value('rtt-nats-p50'), value('rtt-nats-plain-p50')) },
+  { id: 'ratio-rtt-nats-vs-fifo', name: 'npipe request/reply over NATS vs over FIFOs, p50', ratio: () => ratio(value('rtt-nats-p50'), value('rtt-fifo-p50')) },
+  { id: 'nats-rss', name: 'peak RSS of npipe NATS processes, MiB', ratio: () => (natsRss.length > 0 ? Math.max(...natsRss) / 2 ** 20 : undefined) },
+] as const;
 
 const work = mkdtempSync(join(tmpdir(), 'npipe-bench-'));
 process.on('exit', () => rmSync(work, { recursive: true, force: true }));
@@ -118,9 +208,9 @@ function rateOf(r: Record<string, unknown>, key: 'count' | 'bytes', per = 1): Ra
   return { steady: (total - warm) / (seconds - (r.warmSeconds as number)), all: total / seconds };
 }
 
+/** A row of ROWS (by its id) and how to measure it once. */
 interface Measured {
-  name: string;
-  unit: string;
+  row: RowId;
   /** Undefined: the row is skipped, for the reason in `note`. */
   measure: (() => Promise<Rate>) | undefined;
   note?: string;
@@ -137,10 +227,10 @@ async function interleaved(list: Measured[]): Promise<void> {
   for (let i = 0; i < REPEAT; i++) {
     for (const [j, row] of list.entries()) if (row.measure) runs[j]!.push(await row.measure());
   }
-  for (const [j, row] of list.entries()) {
+  for (const [j, { row, measure, note }] of list.entries()) {
     const steady = runs[j]!.map((r) => r.steady);
     const all = runs[j]!.map((r) => r.all);
-    record(row.name, row.unit, row.measure ? { median: median(steady), runs: steady } : undefined, row.note, row.measure ? all : undefined);
+    record(row, measure ? { median: median(steady), runs: steady } : undefined, note, measure ? all : undefined);
   }
 }
 
@@ -345,35 +435,29 @@ async function natsLatency(server: NatsServer, kind: 'plain' | 'npipe', iteratio
   return { p50: r.p50 as number, p99: r.p99 as number };
 }
 
+const NATS_ROWS = ['nats-plain-64b-oneway', 'nats-core-64b-oneway', 'nats-jetstream-64b-oneway', 'rtt-nats-plain-p50', 'rtt-nats-p50', 'rtt-nats-p99'] as const satisfies readonly RowId[];
+
 async function natsRows(Q: number, M64: number, RTT: number): Promise<void> {
   console.log('\nNATS (one local nats-server; npipe beside plain nats.js)');
-  const names = [
-    ['plain nats.js publish/subscribe, 64 B', 'msg/s'],
-    ['npipe over core NATS, 64 B', 'msg/s'],
-    ['npipe over JetStream, 64 B (stored, acknowledged)', 'msg/s'],
-    ['plain nats.js request/reply, p50', 'us'],
-    ['npipe request/reply over NATS, p50', 'us'],
-    ['npipe request/reply over NATS, p99', 'us'],
-  ] as const;
   if (!natsServerAvailable()) {
-    for (const [name, unit] of names) record(name, unit, undefined, 'nats-server is not installed (apt-get install -y nats-server)');
+    for (const id of NATS_ROWS) record(id, undefined, 'nats-server is not installed (apt-get install -y nats-server)');
     return;
   }
   const server = await NatsServer.start();
   try {
     const count = Math.round(M64 / 6);
-    record(names[0][0], 'msg/s', await repeat(() => natsOneWay(server, 'plain', 64, count)));
-    record(names[1][0], 'msg/s', await repeat(() => natsOneWay(server, 'core', 64, count)));
-    record(names[2][0], 'msg/s', await repeat(() => natsOneWay(server, 'jetstream', 64, Math.max(1000, Math.round(30_000 * Q)))));
+    record('nats-plain-64b-oneway', await repeat(() => natsOneWay(server, 'plain', 64, count)));
+    record('nats-core-64b-oneway', await repeat(() => natsOneWay(server, 'core', 64, count)));
+    record('nats-jetstream-64b-oneway', await repeat(() => natsOneWay(server, 'jetstream', 64, Math.max(1000, Math.round(30_000 * Q)))));
     const plain = [];
     const npipe = [];
     for (let i = 0; i < REPEAT; i++) {
       plain.push(await natsLatency(server, 'plain', Math.round(RTT / 4)));
       npipe.push(await natsLatency(server, 'npipe', Math.round(RTT / 4)));
     }
-    record(names[3][0], 'us', { median: median(plain.map((x) => x.p50)), runs: plain.map((x) => x.p50) });
-    record(names[4][0], 'us', { median: median(npipe.map((x) => x.p50)), runs: npipe.map((x) => x.p50) });
-    record(names[5][0], 'us', { median: median(npipe.map((x) => x.p99)), runs: npipe.map((x) => x.p99) });
+    record('rtt-nats-plain-p50', { median: median(plain.map((x) => x.p50)), runs: plain.map((x) => x.p50) });
+    record('rtt-nats-p50', { median: median(npipe.map((x) => x.p50)), runs: npipe.map((x) => x.p50) });
+    record('rtt-nats-p99', { median: median(npipe.map((x) => x.p99)), runs: npipe.map((x) => x.p99) });
   } finally {
     await server.dispose();
   }
@@ -390,9 +474,11 @@ function peak(...results: Array<Record<string, unknown>>) {
   }
 }
 
+/** A measured row as bench/results/*.json holds it: `name` is its label, as in files written before rows had ids. */
 interface Row {
+  id: RowId;
   name: string;
-  unit: string;
+  unit: Unit;
   value: number | undefined;
   runs?: number[];
   /** Throughput rows: the median, and the runs, with every message timed (warm-up included). */
@@ -401,9 +487,10 @@ interface Row {
   note?: string;
 }
 const rows: Row[] = [];
-function record(name: string, unit: string, result: { median: number; runs: number[] } | undefined, note?: string, all?: number[]) {
+function record(id: RowId, result: { median: number; runs: number[] } | undefined, note?: string, all?: number[]) {
+  const { label: name, unit } = rowSpec(id);
   const allValue = all ? median(all) : undefined;
-  rows.push({ name, unit, value: result?.median, ...(result ? { runs: result.runs } : {}), ...(all ? { allValue, allRuns: all } : {}), ...(note ? { note } : {}) });
+  rows.push({ id, name, unit, value: result?.median, ...(result ? { runs: result.runs } : {}), ...(all ? { allValue, allRuns: all } : {}), ...(note ? { note } : {}) });
   const runs = (xs: number[]) => xs.map((r) => format(r, unit)).join(', ');
   const shown =
     result === undefined
@@ -421,20 +508,25 @@ function targetRatio(t: { ratio: number | undefined; target: number }): string {
   return Number(two) === t.target && t.ratio !== t.target ? t.ratio!.toFixed(3) : two;
 }
 
-function format(v: number, unit: string): string {
+function format(v: number, unit: Unit): string {
   if (unit === 'msg/s') return v < 100_000 ? `${(v / 1e3).toFixed(1)} k msg/s` : `${(v / 1e6).toFixed(2)} M msg/s`;
   if (unit === 'B/s') return `${(v / 1e9).toFixed(2)} GB/s`;
   if (unit === 'us') return `${v.toFixed(1)} µs`;
   return `${v}`;
 }
 
-const value = (name: string) => rows.find((r) => r.name === name)?.value;
-const allValue = (name: string) => rows.find((r) => r.name === name)?.allValue;
+const value = (id: RowId) => rows.find((r) => r.id === id)?.value;
+const allValue = (id: RowId) => rows.find((r) => r.id === id)?.allValue;
 
-/** The busyPoll the bench's busy-polling rows use, in microseconds (docs/TUNING.md). */
-const BUSY_POLL_US = 100;
+/** --list: every id and what it is, so docs/PROMISES.md and readers of the JSON can name rows without running anything. */
+function list(): void {
+  for (const r of ROWS) console.log(`row     ${r.id.padEnd(32)} ${r.label} (${r.unit})`);
+  for (const t of TARGETS) console.log(`target  ${t.id.padEnd(32)} ${t.name} (${t.higher ? '>=' : '<='} ${t.target})`);
+  for (const r of [...RATIOS, ...NATS_RATIOS]) console.log(`ratio   ${r.id.padEnd(32)} ${r.name}`);
+}
 
 async function main() {
+  if (values.list) return list();
   console.log(`npm run bench: ${REPEAT} runs per row, medians${values.quick ? ' (quick sizes)' : ''}\n`);
   cBin = compileC();
   try {
@@ -459,36 +551,36 @@ async function main() {
   console.log('has compiled the hot path); the rate with every message timed is shown beside them and in the JSON.\n');
   console.log('One-way message rate (delivered to the reader as separate messages; rows measured in turns)');
   await interleaved([
-    { name: 'C: one write() per 68-byte message', unit: 'msg/s', measure: cBin ? () => cOneWay(68, ONE_WAY_64) : undefined, note: noC },
-    { name: 'plain Node: net.Socket, corked, 64 B, no framing', unit: 'msg/s', measure: () => nodeOneWay(64, ONE_WAY_64) },
-    { name: 'zeromq.js ipc:// PUSH/PULL, 64 B', unit: 'msg/s', measure: zmqAvailable ? () => zmqOneWay(64, Math.round(ONE_WAY_64 / 6)) : undefined, note: noZmq },
-    { name: 'npipe frames, 64 B', unit: 'msg/s', measure: () => npipeOneWay('frames', 64, ONE_WAY_64) },
-    { name: 'npipe length, 64 B', unit: 'msg/s', measure: () => npipeOneWay('length', 64, ONE_WAY_64) },
-    { name: 'npipe frames, 1 KiB', unit: 'msg/s', measure: () => npipeOneWay('frames', 1024, M1K) },
-    { name: 'npipe length, 1 KiB', unit: 'msg/s', measure: () => npipeOneWay('length', 1024, M1K) },
-    { name: 'npipe frames, 16 writer processes into one reader, 64 B', unit: 'msg/s', measure: () => manyWriters(16, 64, Math.round(M64 / 16)) },
+    { row: 'c-oneway-68b', measure: cBin ? () => cOneWay(68, ONE_WAY_64) : undefined, note: noC },
+    { row: 'node-oneway-64b', measure: () => nodeOneWay(64, ONE_WAY_64) },
+    { row: 'zmq-oneway-64b', measure: zmqAvailable ? () => zmqOneWay(64, Math.round(ONE_WAY_64 / 6)) : undefined, note: noZmq },
+    { row: 'fifo-frames-64b-oneway', measure: () => npipeOneWay('frames', 64, ONE_WAY_64) },
+    { row: 'fifo-length-64b-oneway', measure: () => npipeOneWay('length', 64, ONE_WAY_64) },
+    { row: 'fifo-frames-1k-oneway', measure: () => npipeOneWay('frames', 1024, M1K) },
+    { row: 'fifo-length-1k-oneway', measure: () => npipeOneWay('length', 1024, M1K) },
+    { row: 'fifo-frames-64b-16writers', measure: () => manyWriters(16, 64, Math.round(M64 / 16)) },
   ]);
 
   console.log('\nBulk (rows measured in turns)');
   await interleaved([
-    { name: 'C: 64 KiB writes into a 1 MiB pipe', unit: 'B/s', measure: cBin ? () => cBulk(RAW) : undefined, note: noC },
-    { name: 'npipe length, 1 MiB messages', unit: 'B/s', measure: () => npipeBulkBytes('length', 1 << 20, BULK) },
-    { name: 'npipe length, 1 MiB messages, receiveInto one buffer', unit: 'B/s', measure: () => npipeBulkBytes('length', 1 << 20, BULK, true) },
-    { name: 'npipe frames, 1 MiB messages', unit: 'B/s', measure: () => npipeBulkBytes('frames', 1 << 20, Math.round(BULK / 4)) },
-    { name: 'npipe raw byte stream (64 KiB writes)', unit: 'B/s', measure: () => npipeBulkBytes('raw', 65536, RAW / 65536) },
+    { row: 'c-bulk', measure: cBin ? () => cBulk(RAW) : undefined, note: noC },
+    { row: 'fifo-length-1m-bulk', measure: () => npipeBulkBytes('length', 1 << 20, BULK) },
+    { row: 'fifo-length-1m-bulk-into', measure: () => npipeBulkBytes('length', 1 << 20, BULK, true) },
+    { row: 'fifo-frames-1m-bulk', measure: () => npipeBulkBytes('frames', 1 << 20, Math.round(BULK / 4)) },
+    { row: 'fifo-raw-bulk', measure: () => npipeBulkBytes('raw', 65536, RAW / 65536) },
   ]);
 
   console.log(
     `\nRequest/reply round trip, 64 B (one client: client and server ${canPin ? `on CPUs ${CLIENT_CPU} and ${SERVER_CPU} (taskset)` : 'not pinned (no taskset, or one CPU)'})`,
   );
   const cP50 = cBin ? await repeat(async () => (await cPingPong(RTT)).p50) : undefined;
-  record('C: ping-pong over two FIFOs, p50', 'us', cP50, noC);
+  record('rtt-c-p50', cP50, noC);
   const cSame = cBin && canPin ? await repeat(async () => (await cPingPong(RTT, 0, true)).p50) : undefined;
-  record('C: ping-pong, both on one CPU, p50', 'us', cSame, cBin ? 'no taskset, or one CPU' : noC);
+  record('rtt-c-same-cpu-p50', cSame, cBin ? 'no taskset, or one CPU' : noC);
   const cSpin = cBin ? await repeat(async () => (await cPingPong(RTT, BUSY_POLL_US)).p50) : undefined;
-  record(`C: ping-pong, reads busy-poll ${BUSY_POLL_US} µs, p50`, 'us', cSpin, noC);
+  record('rtt-busypoll-c-p50', cSpin, noC);
   const nodeRtt = await repeat(async () => (await nodeLatency(RTT)).p50);
-  record('plain Node: ping-pong over two FIFOs, p50', 'us', nodeRtt);
+  record('rtt-node-p50', nodeRtt);
   let zmqP50: { median: number; runs: number[] } | undefined;
   let zmqP99: number[] = [];
   if (zmqAvailable) {
@@ -497,65 +589,36 @@ async function main() {
     zmqP50 = { median: median(z.map((x) => x.p50)), runs: z.map((x) => x.p50) };
     zmqP99 = z.map((x) => x.p99);
   }
-  record('zeromq.js ipc:// REQ/REP, p50', 'us', zmqP50, noZmq);
-  record('zeromq.js ipc:// REQ/REP, p99', 'us', zmqAvailable ? { median: median(zmqP99), runs: zmqP99 } : undefined, noZmq);
+  record('rtt-zmq-p50', zmqP50, noZmq);
+  record('rtt-zmq-p99', zmqAvailable ? { median: median(zmqP99), runs: zmqP99 } : undefined, noZmq);
   const one = [];
   for (let i = 0; i < REPEAT; i++) one.push(await rpcLatency(1, RTT));
-  record('npipe request/reply, 1 client, p50', 'us', { median: median(one.map((x) => x.p50)), runs: one.map((x) => x.p50) });
-  record('npipe request/reply, 1 client, p99', 'us', { median: median(one.map((x) => x.p99)), runs: one.map((x) => x.p99) });
+  record('rtt-fifo-p50', { median: median(one.map((x) => x.p50)), runs: one.map((x) => x.p50) });
+  record('rtt-fifo-p99', { median: median(one.map((x) => x.p99)), runs: one.map((x) => x.p99) });
   const polled = [];
   for (let i = 0; i < REPEAT; i++) polled.push(await rpcLatency(1, RTT, BUSY_POLL_US));
-  record(`npipe request/reply, 1 client, busyPoll ${BUSY_POLL_US} µs, p50`, 'us', { median: median(polled.map((x) => x.p50)), runs: polled.map((x) => x.p50) });
-  record(`npipe request/reply, 1 client, busyPoll ${BUSY_POLL_US} µs, p99`, 'us', { median: median(polled.map((x) => x.p99)), runs: polled.map((x) => x.p99) });
+  record('rtt-busypoll-fifo-p50', { median: median(polled.map((x) => x.p50)), runs: polled.map((x) => x.p50) });
+  record('rtt-busypoll-fifo-p99', { median: median(polled.map((x) => x.p99)), runs: polled.map((x) => x.p99) });
   const eight = [];
   for (let i = 0; i < REPEAT; i++) eight.push(await rpcLatency(8, Math.round(RTT / 4)));
-  record('npipe request/reply, 8 clients, p50', 'us', { median: median(eight.map((x) => x.p50)), runs: eight.map((x) => x.p50) });
-  record('npipe request/reply, 8 clients, p99', 'us', { median: median(eight.map((x) => x.p99)), runs: eight.map((x) => x.p99) });
+  record('rtt-fifo-8clients-p50', { median: median(eight.map((x) => x.p50)), runs: eight.map((x) => x.p50) });
+  record('rtt-fifo-8clients-p99', { median: median(eight.map((x) => x.p99)), runs: eight.map((x) => x.p99) });
 
   console.log('\nThe CLI end to end: npipe send < file  ->  npipe listen > /dev/null');
-  record('CLI: 64 B lines', 'msg/s', await repeat(() => cliLines(M64)));
-  record('CLI: raw stream', 'B/s', await repeat(() => cliRaw(Math.round(1024 * Q) * 2 ** 20)));
+  record('cli-lines-64b', await repeat(() => cliLines(M64)));
+  record('cli-raw', await repeat(() => cliRaw(Math.round(1024 * Q) * 2 ** 20)));
 
   await natsRows(Q, M64, RTT);
 
-  // Ratios against the targets of issue 5.
-  const ratio = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined ? undefined : a / b);
-  const cMsg = value('C: one write() per 68-byte message');
-  const targets = [
-    { name: '64 B one-way (frames) vs C one write per message', ratio: ratio(value('npipe frames, 64 B'), cMsg), target: 2, higher: true },
-    { name: '64 B one-way (length) vs C one write per message', ratio: ratio(value('npipe length, 64 B'), cMsg), target: 2, higher: true },
-    { name: '64 B one-way (frames) vs zeromq.js PUSH/PULL', ratio: ratio(value('npipe frames, 64 B'), value('zeromq.js ipc:// PUSH/PULL, 64 B')), target: 10, higher: true },
-    { name: '1 MiB messages (length, receiveInto) vs C bulk', ratio: ratio(value('npipe length, 1 MiB messages, receiveInto one buffer'), value('C: 64 KiB writes into a 1 MiB pipe')), target: 0.75, higher: true },
-    { name: `request/reply p50 (busyPoll ${BUSY_POLL_US} µs) vs C ping-pong p50`, ratio: ratio(value(`npipe request/reply, 1 client, busyPoll ${BUSY_POLL_US} µs, p50`), value('C: ping-pong over two FIFOs, p50')), target: 1.3, higher: false },
-    { name: `request/reply p50 (busyPoll ${BUSY_POLL_US} µs) vs zeromq.js REQ/REP p50`, ratio: ratio(value(`npipe request/reply, 1 client, busyPoll ${BUSY_POLL_US} µs, p50`), value('zeromq.js ipc:// REQ/REP, p50')), target: 0.5, higher: false },
-    { name: '16 writers, 64 B vs C single writer', ratio: ratio(value('npipe frames, 16 writer processes into one reader, 64 B'), cMsg), target: 1, higher: true },
-    { name: 'CLI 64 B lines vs C one write per message', ratio: ratio(value('CLI: 64 B lines'), cMsg), target: 1, higher: true },
-    { name: 'CLI raw stream vs C bulk', ratio: ratio(value('CLI: raw stream'), value('C: 64 KiB writes into a 1 MiB pipe')), target: 0.5, higher: true },
-    { name: 'peak RSS of npipe processes (FIFO rows), MiB (under 100)', ratio: Math.max(...rssSeen) / 2 ** 20, target: 100, higher: false },
-  ].map((t) => ({ ...t, met: t.ratio === undefined ? undefined : t.higher ? t.ratio >= t.target : t.ratio <= t.target }));
-
-  // Beside the targets, no goal of their own: 64 B with every message timed (warm-up
-  // included); 1 MiB messages each in a new Buffer (for-await); request/reply by
-  // default (no busy polling), and against C busy-polling too.
-  const cMsgAll = allValue('C: one write() per 68-byte message');
-  const latencyRatios = [
-    { name: '64 B one-way (frames) vs C, every message timed (warm-up included)', ratio: ratio(allValue('npipe frames, 64 B'), cMsgAll) },
-    { name: '64 B one-way (length) vs C, every message timed (warm-up included)', ratio: ratio(allValue('npipe length, 64 B'), cMsgAll) },
-    { name: '1 MiB messages (length, for-await, a new Buffer each) vs C bulk', ratio: ratio(value('npipe length, 1 MiB messages'), value('C: 64 KiB writes into a 1 MiB pipe')) },
-    { name: 'request/reply p50, default (no busy poll), vs C ping-pong p50', ratio: ratio(value('npipe request/reply, 1 client, p50'), value('C: ping-pong over two FIFOs, p50')) },
-    { name: 'request/reply p50, default (no busy poll), vs zeromq.js REQ/REP', ratio: ratio(value('npipe request/reply, 1 client, p50'), value('zeromq.js ipc:// REQ/REP, p50')) },
-    { name: `request/reply p50, both busy-polling ${BUSY_POLL_US} µs: npipe vs C`, ratio: ratio(value(`npipe request/reply, 1 client, busyPoll ${BUSY_POLL_US} µs, p50`), value(`C: ping-pong, reads busy-poll ${BUSY_POLL_US} µs, p50`)) },
-  ];
+  const targets = TARGETS.map((t) => {
+    const r = t.ratio();
+    return { id: t.id, name: t.name, ratio: r, target: t.target, higher: t.higher, met: r === undefined ? undefined : t.higher ? r >= t.target : r <= t.target };
+  });
+  const latencyRatios = RATIOS.map(({ ratio: measured, ...r }) => ({ ...r, ratio: measured() }));
   console.log('\nRatios without a target (this run)');
   for (const r of latencyRatios) console.log(`  ${r.name.padEnd(66)} ${r.ratio === undefined ? 'n/a (skipped)' : r.ratio.toFixed(2)}`);
 
-  // NATS: no targets; ratios to plain nats.js in the same run, for the README.
-  const natsRatios = [
-    { name: 'npipe over core NATS vs plain nats.js, 64 B rate', ratio: ratio(value('npipe over core NATS, 64 B'), value('plain nats.js publish/subscribe, 64 B')) },
-    { name: 'npipe request/reply over NATS vs plain nats.js, p50', ratio: ratio(value('npipe request/reply over NATS, p50'), value('plain nats.js request/reply, p50')) },
-    { name: 'npipe request/reply over NATS vs over FIFOs, p50', ratio: ratio(value('npipe request/reply over NATS, p50'), value('npipe request/reply, 1 client, p50')) },
-    { name: 'peak RSS of npipe NATS processes, MiB', ratio: natsRss.length > 0 ? Math.max(...natsRss) / 2 ** 20 : undefined },
-  ];
+  const natsRatios = NATS_RATIOS.map(({ ratio: measured, ...r }) => ({ ...r, ratio: measured() }));
   console.log('\nNATS ratios (this run; no targets)');
   for (const r of natsRatios) console.log(`  ${r.name.padEnd(52)} ${r.ratio === undefined ? 'n/a (skipped)' : r.ratio.toFixed(2)}`);
 
@@ -580,43 +643,68 @@ async function main() {
   const name = values.quick ? 'quick' : 'latest';
   writeFileSync(join(dir, `${name}.json`), `${JSON.stringify(results, null, 2)}\n`);
   writeFileSync(join(dir, `${name}.svg`), renderSvg(results));
-  writeFileSync(join(dir, `${name}.md`), markdown(results));
+  const table = markdown(results);
+  writeFileSync(join(dir, `${name}.md`), table);
   console.log(`\nmachine: ${machine.cpu}, ${machine.cores} cores, Linux ${machine.kernel}, Node ${machine.node}`);
   console.log(`written: bench/results/${name}.json, ${name}.svg, ${name}.md`);
+  if (!values.quick) intoPerformanceDoc(table);
 }
 
-/** The table README.md shows: the machine, the date, each target's ratio. */
+const PERFORMANCE_DOC = join(repoRoot, 'docs', 'PERFORMANCE.md');
+const BEGIN = '<!-- bench:latest:begin (written by npm run bench; edits between these markers are overwritten) -->';
+const END = '<!-- bench:latest:end -->';
+
+/**
+ * Puts a full run's tables into docs/PERFORMANCE.md between its markers, so the
+ * document shows the latest run without copying by hand. The prose around them
+ * (the history of runs, what the figures mean) stays as written. Markers missing or
+ * out of order: the document is left alone and the reason printed; the results in
+ * bench/results/ are written already.
+ */
+function intoPerformanceDoc(table: string): void {
+  const doc = existsSync(PERFORMANCE_DOC) ? fs.readFileSync(PERFORMANCE_DOC, 'utf8') : '';
+  const begin = doc.indexOf(BEGIN);
+  const end = doc.indexOf(END);
+  if (begin < 0 || end < begin) {
+    console.log(`docs/PERFORMANCE.md not updated: its markers are missing (${BEGIN} ... ${END})`);
+    return;
+  }
+  writeFileSync(PERFORMANCE_DOC, `${doc.slice(0, begin + BEGIN.length)}\n\n${table}\n${doc.slice(end)}`);
+  console.log('written: docs/PERFORMANCE.md (the tables between its bench:latest markers)');
+}
+
+/** The tables docs/PERFORMANCE.md shows: the machine, the date, each target's and ratio's value, every row; each with its id. */
 function markdown(results: {
   machine: { cpu: string; cores: number; kernel: string; node: string; date: string };
   repeat: number;
   rows: Row[];
-  targets: Array<{ name: string; ratio: number | undefined; target: number; higher: boolean; met: boolean | undefined }>;
-  latencyRatios: Array<{ name: string; ratio: number | undefined }>;
-  natsRatios: Array<{ name: string; ratio: number | undefined }>;
+  targets: Array<{ id: string; name: string; ratio: number | undefined; target: number; higher: boolean; met: boolean | undefined }>;
+  latencyRatios: Array<{ id: string; name: string; ratio: number | undefined }>;
+  natsRatios: Array<{ id: string; name: string; ratio: number | undefined }>;
 }): string {
   const m = results.machine;
   const lines = [
     `Measured ${m.date.slice(0, 10)} on ${m.cpu}, ${m.cores} cores, Linux ${m.kernel}, Node ${m.node}; medians of ${results.repeat} runs.`,
     '',
-    '| target | ratio in this run | goal | |',
-    '| --- | --- | --- | --- |',
+    '| target | ratio in this run | goal | | id |',
+    '| --- | --- | --- | --- | --- |',
     ...results.targets.map(
-      (t) => `| ${t.name} | ${t.ratio === undefined ? 'skipped' : targetRatio(t)} | ${t.higher ? '>=' : '<='} ${t.target} | ${t.met === undefined ? '' : t.met ? 'met' : 'not met'} |`,
+      (t) => `| ${t.name} | ${t.ratio === undefined ? 'skipped' : targetRatio(t)} | ${t.higher ? '>=' : '<='} ${t.target} | ${t.met === undefined ? '' : t.met ? 'met' : 'not met'} | \`${t.id}\` |`,
     ),
     '',
-    '| no target | ratio in this run |',
-    '| --- | --- |',
-    ...results.latencyRatios.map((r) => `| ${r.name} | ${r.ratio === undefined ? 'skipped' : r.ratio.toFixed(2)} |`),
-    '',
-    '| NATS (no targets) | ratio in this run |',
-    '| --- | --- |',
-    ...results.natsRatios.map((r) => `| ${r.name} | ${r.ratio === undefined ? 'skipped' : r.ratio.toFixed(2)} |`),
-    '',
-    '| row | median | every message timed (throughput rows) |',
+    '| no target | ratio in this run | id |',
     '| --- | --- | --- |',
+    ...results.latencyRatios.map((r) => `| ${r.name} | ${r.ratio === undefined ? 'skipped' : r.ratio.toFixed(2)} | \`${r.id}\` |`),
+    '',
+    '| NATS (no targets) | ratio in this run | id |',
+    '| --- | --- | --- |',
+    ...results.natsRatios.map((r) => `| ${r.name} | ${r.ratio === undefined ? 'skipped' : r.ratio.toFixed(2)} | \`${r.id}\` |`),
+    '',
+    '| row | median | every message timed (throughput rows) | id |',
+    '| --- | --- | --- | --- |',
     ...results.rows.map(
       (r) =>
-        `| ${r.name} | ${r.value === undefined ? `skipped${r.note ? ` (${r.note})` : ''}` : format(r.value, r.unit)} | ${r.allValue === undefined ? '' : format(r.allValue, r.unit)} |`,
+        `| ${r.name} | ${r.value === undefined ? `skipped${r.note ? ` (${r.note})` : ''}` : format(r.value, r.unit)} | ${r.allValue === undefined ? '' : format(r.allValue, r.unit)} | \`${r.id}\` |`,
     ),
   ];
   return `${lines.join('\n')}\n`;

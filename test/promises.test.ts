@@ -1,10 +1,10 @@
 /**
  * The promises ledger (docs/PROMISES.md) cannot rot: every test it names exists, with
- * that exact title, in that file; every bench row it names exists in bench/run.ts;
+ * that exact title, in that file; every bench row it names exists in bench/run.ts, by id;
  * every promise outside "Not yet tested" names at least one; and every line under
  * "Not yet tested" says what it waits for.
  *
- * A reference is `test/<file>.test.ts: "<title>"` or `bench: "<row name>"`, the title
+ * A reference is `test/<file>.test.ts: "<title>"` or `bench: "<row id>"`, the title
  * written as a JSON string. A title the source builds from a template literal in a
  * loop matches either the template as written or any title the template can make.
  */
@@ -21,7 +21,7 @@ interface Title {
   matches(title: string): boolean;
 }
 
-/** The string literals passed as the first argument of `call(` (test titles) or as `name:` values (bench rows). */
+/** The string literals passed as the first argument of `call(` (test titles) or as `id:` values (bench rows, targets and ratios). */
 function literals(text: string, before: RegExp): Title[] {
   const out: Title[] = [];
   const literal = /("(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|`(?:[^`\\]|\\.)*`)/y;
@@ -124,9 +124,11 @@ describe('docs/PROMISES.md, the promises ledger', () => {
     assert.deepEqual(missing, []);
   });
 
-  test('every referenced bench row exists in bench/run.ts', () => {
-    const rows = literals(read('bench/run.ts'), /\bname:\s*/g);
+  test('every referenced bench row exists in bench/run.ts, named by its id', () => {
+    const rows = literals(read('bench/run.ts'), /\bid:\s*/g);
     assert.ok(rows.length > 10, 'bench/run.ts has its rows');
+    const ids = rows.map((r) => r.source);
+    assert.deepEqual(ids.filter((id, i) => ids.indexOf(id) !== i), [], 'every bench id is used once');
     const missing = ledger.references
       .filter((r) => r.file === 'bench')
       .filter((r) => !rows.some((row) => row.matches(r.title)))
@@ -153,8 +155,10 @@ describe('docs/PROMISES.md, the promises ledger', () => {
     assert.ok(cli.some((t) => t.matches('stays up while writers come and go')));
     assert.ok(cli.some((t) => t.matches('SIGTERM mid-burst (frames) ends it with every whole message received written: a whole-message prefix, the next reader gets exactly the rest')), 'a title made by a template matches it');
     assert.equal(existsSync(new URL(fake.references[1]!.file, root)), false);
-    const rows = literals(read('bench/run.ts'), /\bname:\s*/g);
+    const rows = literals(read('bench/run.ts'), /\bid:\s*/g);
     assert.equal(rows.some((r) => r.matches('no such row')), false);
+    assert.equal(rows.some((r) => r.matches('npipe frames, 64 B')), false, 'a display label is not an id');
+    assert.ok(rows.some((r) => r.matches('fifo-frames-64b-oneway')));
   });
 
   test('every test file in test/ is referenced at least once (a file of tests that prove nothing is suspect)', () => {
