@@ -6,7 +6,7 @@
  * of start-up).
  */
 import type { Driver } from '../types.js';
-import { openNatsFrameReceiver, openNatsFrameSender } from './nats-frames.js';
+import { openNatsFrameReceiver, openNatsFrameSender } from './open.js';
 import { connectNats, serveNats } from './rpc.js';
 import { parseNatsUrl, type Delivery, type NatsAddress } from './url.js';
 
