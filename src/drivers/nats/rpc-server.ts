@@ -12,7 +12,7 @@ import { BusyError, ClosedError, FrameTooLargeError } from '../../errors.js';
 import { checkBusyPoll, keepPolling } from '../../util/busy-poll.js';
 import { Server, newServerStats, type ServerEvent, type ServerStats } from '../../rpc/types.js';
 import { Cancel, runHandler, type Handler } from '../../rpc/handler.js';
-import { DEFAULT_RPC_MAX_MESSAGE } from '../../rpc/limits.js';
+import { DEFAULT_CONCURRENCY, DEFAULT_MAX_WAITING_BYTES, DEFAULT_RPC_MAX_MESSAGE } from '../../rpc/limits.js';
 import type { ServeOptions } from '../../rpc/frame-server.js';
 import { asBuffer } from './bytes.js';
 import { connectNats, maxPayload } from './connection.js';
@@ -118,8 +118,8 @@ export class NatsServer extends Server {
       this.#respondError(msg.reply, new FrameTooLargeError(msg.data.byteLength, this.#limit, 'request'));
       return;
     }
-    const maxWaiting = this.#options.maxWaitingBytes ?? 4 * 1024 * 1024;
-    const concurrency = this.#options.concurrency ?? 64;
+    const maxWaiting = this.#options.maxWaitingBytes ?? DEFAULT_MAX_WAITING_BYTES;
+    const concurrency = this.#options.concurrency ?? DEFAULT_CONCURRENCY;
     const cost = msg.data.byteLength + WAITING_REQUEST_OVERHEAD;
     if (this.#running >= concurrency && this.#waitingBytes + cost > maxWaiting) {
       this.stats.refused++;
@@ -182,7 +182,7 @@ export class NatsServer extends Server {
   }
 
   #next(): void {
-    const concurrency = this.#options.concurrency ?? 64;
+    const concurrency = this.#options.concurrency ?? DEFAULT_CONCURRENCY;
     while (this.#running < concurrency && this.#waiting.length > 0) {
       const job = this.#waiting.shift()!;
       this.#waitingBytes -= job.cost;
