@@ -11,7 +11,7 @@ import fc from 'fast-check';
 import { connect as natsConnect, headers, type Msg, type NatsConnection } from '@nats-io/transport-node';
 import { AckPolicy, jetstreamManager } from '@nats-io/jetstream';
 import { connect, openReceiver, openSender, parseNatsUrl, serve } from '../src/index.js';
-import { WAITING_REQUEST_OVERHEAD } from '../src/drivers/nats/rpc.js';
+import { WAITING_REQUEST_OVERHEAD } from '../src/drivers/nats/rpc-server.js';
 import { MAX_SUBJECT_BYTES, streamNameFor, subjectProblem } from '../src/drivers/nats/url.js';
 import { npipe, run, sharedNatsServer, start, tempDir, until } from './helpers.js';
 

@@ -16,6 +16,10 @@ export interface NatsConnectOptions extends WaitOptions {
 const FIRST_RETRY_MS = 50;
 const MAX_RETRY_MS = 1000;
 
+/**
+ * A NATS connection to `address`'s server (not a request/reply client: that is rpc-client.ts's connectNatsClient).
+ * @throws ERR_NPIPE_UNREACHABLE (no server answered, without `wait`), ERR_NPIPE_TIMEOUT (with `wait`: none within `timeout`), `signal.reason` (aborted).
+ */
 export async function connectNats(address: NatsAddress, options: NatsConnectOptions = {}): Promise<NatsConnection> {
   const wait = deadline(options, `no NATS server answered at ${address.server}`);
   try {

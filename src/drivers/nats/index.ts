@@ -6,8 +6,9 @@
  * of start-up).
  */
 import type { Driver } from '../types.js';
-import { openNatsFrameReceiver, openNatsFrameSender } from './nats-frames.js';
-import { connectNats, serveNats } from './rpc.js';
+import { openNatsFrameReceiver, openNatsFrameSender } from './open.js';
+import { connectNatsClient } from './rpc-client.js';
+import { serveNats } from './rpc-server.js';
 import { parseNatsUrl, type Delivery, type NatsAddress } from './url.js';
 
 /** Bytes of a raw stream sent as one NATS message (well under the default max_payload of 1 MiB). */
@@ -47,5 +48,5 @@ export const driver: Driver = {
       splitInto: framing.name === 'raw',
     }),
   serve: (url, handler, options) => serveNats(url, handler, options),
-  connect: (url, options) => connectNats(url, options),
+  connect: (url, options) => connectNatsClient(url, options),
 };

@@ -131,6 +131,19 @@ export function parseNatsUrl(address: string): NatsAddress {
 }
 
 /**
+ * An address for request/reply, which is core NATS's own: `delivery=jetstream`
+ * applies to send/listen only.
+ * @throws ERR_NPIPE_INVALID_ARG (a bad URL, or a delivery other than core).
+ */
+export function parseRequestReplyUrl(url: string): NatsAddress {
+  const address = parseNatsUrl(url);
+  if (address.delivery !== 'core') {
+    throw new InvalidArgumentError(`${url}: request/reply uses core NATS (its own request/reply); delivery=${address.delivery} applies to send/listen`);
+  }
+  return address;
+}
+
+/**
  * The default stream of a subject: `NPIPE_<readable part>_<hash>`. The readable
  * part is the subject with every character outside A-Z a-z 0-9 - as `_`, cut at
  * 32; the hash is the first 24 hex digits (96 bits) of the SHA-256 of the exact
