@@ -11,53 +11,19 @@ import {
   ServerGoneError,
   TimeoutError,
 } from '../errors.js';
-import { resolveCodec, type Codec, type CodecName } from '../codec.js';
-import { DEFAULT_RPC_MAX_MESSAGE } from './limits.js';
+import { resolveCodec, type Codec } from '../codec.js';
+import { DEFAULT_RPC_MAX_MESSAGE, SERVER_CHECK_MS } from './limits.js';
 import type { FrameSender, ReplyEndpoint, Transport } from '../transport/types.js';
 import { checkTimeout } from '../util/abort.js';
 import { checkBusyPoll, keepPolling } from '../util/busy-poll.js';
-import { Client, type RequestOptions } from './types.js';
+import { Client, type ConnectOptions, type RequestOptions } from './types.js';
 import { awaitReply, type Settle } from './pending.js';
 import { CANCEL, ERROR, LIMITED_REQUEST, REPLY, SIZE, SIZE_THRESHOLD, decodeError, decodeRpc, encodeRequest } from './protocol.js';
-
-export interface ConnectOptions<Req, Res> {
-  /** Payload codec for requests and replies (default text). */
-  codec?: CodecName | Codec<Req & Res>;
-  /** Default timeout of each request, in ms (default: none). */
-  timeout?: number;
-  /**
-   * When the server is not there (at connect, or it goes away): false (default)
-   * fails with ERR_NPIPE_SERVER_GONE; true waits for a server to (re)appear. Either
-   * way, requests the departed server had taken fail with ERR_NPIPE_SERVER_GONE.
-   */
-  waitForServer?: boolean;
-  /** Aborts connecting (and waiting for a server). */
-  signal?: AbortSignal;
-  /** Largest request or reply in bytes (default 1 MiB). */
-  maxMessageSize?: number;
-  /**
-   * Microseconds to keep polling for the reply instead of sleeping, after each
-   * request sent and reply received (default 0: off). Cuts the round trip where
-   * waking an idle CPU is costly (virtual machines), at the price of that much CPU
-   * time; see docs/TUNING.md. Like Linux's SO_BUSY_POLL.
-   */
-  busyPoll?: number;
-  /**
-   * FIFO only (other media ignore it): accept a request FIFO that group or others
-   * may write to (a server for several users; see docs/RPC.md).
-   */
-  allowShared?: boolean;
-  transport?: Transport;
-}
-
 
 interface Pending extends Settle<Buffer> {
   /** In the server's pipe (not still waiting in our sender for a server to appear). */
   sent: boolean;
 }
-
-/** How often a client with requests in flight checks that its server is still there. */
-const SERVER_CHECK_MS = 250;
 
 /** The FIFO client (request/reply protocol in docs/RPC.md). */
 export class FifoClient<Req = string, Res = Req> extends Client<Req, Res> {

@@ -30,11 +30,9 @@ import { connectNats as openConnection, maxPayload } from './connection.js';
 import { parseNatsUrl, type NatsAddress } from './url.js';
 import { checkTimeout } from '../../util/abort.js';
 import { checkBusyPoll, keepPolling } from '../../util/busy-poll.js';
-import { Client, Server, newServerStats, type RequestOptions, type ServerEvent, type ServerStats } from '../../rpc/types.js';
+import { Client, Server, newServerStats, type ConnectOptions, type RequestOptions, type ServeOptions, type ServerEvent, type ServerStats } from '../../rpc/types.js';
 import { Cancel, runHandler, type Handler } from '../../rpc/handler.js';
 import { awaitReply, type Settle } from '../../rpc/pending.js';
-import type { ConnectOptions } from '../../rpc/frame-client.js';
-import type { ServeOptions } from '../../rpc/frame-server.js';
 
 export const H_CLIENT = 'Npipe-Client';
 export const H_STATUS = 'Npipe-Status';
