@@ -25,8 +25,11 @@ interface Pending extends Settle<Buffer> {
   sent: boolean;
 }
 
-/** The FIFO client (request/reply protocol in docs/RPC.md). */
-export class FifoClient<Req = string, Res = Req> extends Client<Req, Res> {
+/**
+ * A request/reply client over any frame Transport (request/reply protocol in
+ * docs/RPC.md); connect() to a FIFO path makes one over FifoTransport.
+ */
+export class FrameClient<Req = string, Res = Req> extends Client<Req, Res> {
   readonly #path: string;
   readonly #transport: Transport;
   readonly #sender: FrameSender;
@@ -212,7 +215,7 @@ export async function connectFrames<Req, Res>(transport: Transport, path: string
       wait: options.waitForServer === true,
       ...(options.signal ? { signal: options.signal } : {}),
     });
-    return new FifoClient(path, transport, sender, endpoint, options);
+    return new FrameClient(path, transport, sender, endpoint, options);
   } catch (err) {
     await endpoint.close();
     throw err;

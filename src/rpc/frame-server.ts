@@ -57,8 +57,11 @@ interface ClientState {
 const BUSY_CLIENT = Buffer.from(JSON.stringify({ code: 'ERR_NPIPE_BUSY', message: 'too many requests from this client are waiting; retry later' }));
 const BUSY_ALL = Buffer.from(JSON.stringify({ code: 'ERR_NPIPE_BUSY', message: 'too many requests from all clients are waiting; retry later' }));
 
-/** The FIFO server (request/reply protocol in docs/RPC.md). */
-export class FifoServer extends Server {
+/**
+ * A request/reply server over any frame Transport (request/reply protocol in
+ * docs/RPC.md); serve() on a FIFO path runs one over FifoTransport.
+ */
+export class FrameServer extends Server {
   readonly stats: ServerStats = newServerStats();
   /** Settles when the server has stopped (after close(), or its signal). */
   readonly done: Promise<void>;
@@ -502,7 +505,7 @@ export async function serveFrames(
   handler: Handler<unknown, unknown>,
   options: ServeOptions<unknown, unknown>,
 ): Promise<Server> {
-  let server: FifoServer | undefined;
+  let server: FrameServer | undefined;
   const listen = () =>
     transport.listen(path, {
       // A request too large, or cut by a client killed mid-message: it never reaches a handler.
@@ -513,6 +516,6 @@ export async function serveFrames(
       },
     });
   const receiver = await listen();
-  server = new FifoServer(receiver, handler, transport, options, listen);
+  server = new FrameServer(receiver, handler, transport, options, listen);
   return server;
 }
