@@ -41,6 +41,7 @@ export class FrameClient<Req = string, Res = Req> extends Client<Req, Res> {
   readonly #limit: number;
   readonly #pending = new Map<number, Pending>();
   #nextId = 1;
+  /** The process id in the server's last reply (0: none yet), for the transport's liveness check. */
   #serverPid = 0;
   #closed = false;
   #monitor: NodeJS.Timeout | undefined;
@@ -96,30 +97,24 @@ export class FrameClient<Req = string, Res = Req> extends Client<Req, Res> {
     }
   }
 
-  /** While requests are in flight, fail them as soon as the server is seen to be gone. */
+  /**
+   * While requests are in flight, fail them as soon as the transport says their
+   * server is gone. A transport that cannot tell (no isServerAlive) is not polled:
+   * its own signals (a send that fails, the request's timeout) do instead.
+   */
   #watchServer(): void {
-    if (this.#monitor || this.#closed) return;
+    if (this.#monitor || this.#closed || !this.#transport.isServerAlive) return;
     this.#monitor = setInterval(() => {
       if (this.#pending.size === 0) {
         clearInterval(this.#monitor);
         this.#monitor = undefined;
         return;
       }
-      if (!this.#serverAlive()) this.#failSent(new ServerGoneError(`the server on ${this.#path} went away before answering`));
+      if (this.#transport.isServerAlive?.(this.#path, this.#serverPid) === false) {
+        this.#failSent(new ServerGoneError(`the server on ${this.#path} went away before answering`));
+      }
     }, SERVER_CHECK_MS);
     this.#monitor.unref();
-  }
-
-  #serverAlive(): boolean {
-    if (!this.#transport.isListening(this.#path)) return false;
-    if (this.#serverPid !== 0) {
-      try {
-        process.kill(this.#serverPid, 0);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ESRCH') return false; // replaced by a new server
-      }
-    }
-    return true;
   }
 
   /**
