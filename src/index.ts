@@ -12,8 +12,9 @@ export { openSender, openReceiver, serve, connect, DEFAULT_FORMAT } from './api.
 export { Sender, Receiver } from './messaging.js';
 export type { SenderOptions, ReceiverOptions } from './api.js';
 export type { WaitOptions } from './util/abort.js';
-export { Server, Client, FifoServer, FifoClient } from './rpc/index.js';
-export type { NatsServer, NatsClient } from './rpc/index.js';
+export { Server, Client, FrameServer, FrameClient } from './rpc/index.js';
+export type { NatsServer } from './drivers/nats/rpc-server.js';
+export type { NatsClient } from './drivers/nats/rpc-client.js';
 export type { Handler, HandlerContext, ServeOptions, ServerEvent, ServerStats, ConnectOptions, RequestOptions } from './rpc/index.js';
 export { FifoTransport } from './drivers/fifo/reply-transport.js';
 export { replyDirectories } from './fifo/index.js';

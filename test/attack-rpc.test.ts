@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
 import { FifoTransport, FrameTooLargeError, connect, mkfifo, replyDirectories, serve, type ServerEvent } from '../src/index.js';
-import { REQUEST_COST } from '../src/rpc/frame-server.js';
+import { REQUEST_COST } from '../src/rpc/limits.js';
 import { CANCEL, ERROR, LIMITED_REQUEST, REQUEST, decodeError, decodeRpc, encodeRequest } from '../src/rpc/protocol.js';
 import type { ReplyEndpoint } from '../src/transport/types.js';
 import { npipe, readerOn, run, start, tempDir, until } from './helpers.js';

@@ -13,7 +13,7 @@ import { describe, test } from 'node:test';
 import { connect as natsConnect } from '@nats-io/transport-node';
 import { jetstreamManager, RetentionPolicy, StorageType } from '@nats-io/jetstream';
 import { FifoTransport, connect, type DropInfo, mkfifo, openReceiver, openSender, parseNatsUrl, serve } from '../src/index.js';
-import { REQUEST_COST } from '../src/rpc/frame-server.js';
+import { REQUEST_COST } from '../src/rpc/limits.js';
 import { ERROR, REQUEST, decodeError, decodeRpc, encodeRequest } from '../src/rpc/protocol.js';
 import { streamNameFor } from '../src/drivers/nats/url.js';
 import { BIN, npipe, readerOn, requireOrSkip, run, sharedNatsServer, start, tempDir, until } from './helpers.js';

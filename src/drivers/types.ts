@@ -13,9 +13,7 @@
 import type { DropInfo, Framing } from '../framing/index.js';
 import type { FrameReceiver, FrameSender } from '../transport/types.js';
 import type { Handler } from '../rpc/handler.js';
-import type { Client, Server } from '../rpc/types.js';
-import type { ServeOptions } from '../rpc/frame-server.js';
-import type { ConnectOptions } from '../rpc/frame-client.js';
+import type { Client, ConnectOptions, Server, ServeOptions } from '../rpc/types.js';
 import type { FifoReceiverOptions, FifoSenderOptions } from './fifo/fifo-frames.js';
 import type { Delivery } from './nats/url.js';
 

@@ -11,56 +11,25 @@ import {
   ServerGoneError,
   TimeoutError,
 } from '../errors.js';
-import { resolveCodec, type Codec, type CodecName } from '../codec.js';
-import { DEFAULT_RPC_MAX_MESSAGE } from './limits.js';
+import { resolveCodec, type Codec } from '../codec.js';
+import { DEFAULT_RPC_MAX_MESSAGE, SERVER_CHECK_MS } from './limits.js';
 import type { FrameSender, ReplyEndpoint, Transport } from '../transport/types.js';
 import { checkTimeout } from '../util/abort.js';
 import { checkBusyPoll, keepPolling } from '../util/busy-poll.js';
-import { Client, type RequestOptions } from './types.js';
+import { Client, type ConnectOptions, type RequestOptions } from './types.js';
 import { awaitReply, type Settle } from './pending.js';
 import { CANCEL, ERROR, LIMITED_REQUEST, REPLY, SIZE, SIZE_THRESHOLD, decodeError, decodeRpc, encodeRequest } from './protocol.js';
-
-export interface ConnectOptions<Req, Res> {
-  /** Payload codec for requests and replies (default text). */
-  codec?: CodecName | Codec<Req & Res>;
-  /** Default timeout of each request, in ms (default: none). */
-  timeout?: number;
-  /**
-   * When the server is not there (at connect, or it goes away): false (default)
-   * fails with ERR_NPIPE_SERVER_GONE; true waits for a server to (re)appear. Either
-   * way, requests the departed server had taken fail with ERR_NPIPE_SERVER_GONE.
-   */
-  waitForServer?: boolean;
-  /** Aborts connecting (and waiting for a server). */
-  signal?: AbortSignal;
-  /** Largest request or reply in bytes (default 1 MiB). */
-  maxMessageSize?: number;
-  /**
-   * Microseconds to keep polling for the reply instead of sleeping, after each
-   * request sent and reply received (default 0: off). Cuts the round trip where
-   * waking an idle CPU is costly (virtual machines), at the price of that much CPU
-   * time; see docs/TUNING.md. Like Linux's SO_BUSY_POLL.
-   */
-  busyPoll?: number;
-  /**
-   * FIFO only (other media ignore it): accept a request FIFO that group or others
-   * may write to (a server for several users; see docs/RPC.md).
-   */
-  allowShared?: boolean;
-  transport?: Transport;
-}
-
 
 interface Pending extends Settle<Buffer> {
   /** In the server's pipe (not still waiting in our sender for a server to appear). */
   sent: boolean;
 }
 
-/** How often a client with requests in flight checks that its server is still there. */
-const SERVER_CHECK_MS = 250;
-
-/** The FIFO client (request/reply protocol in docs/RPC.md). */
-export class FifoClient<Req = string, Res = Req> extends Client<Req, Res> {
+/**
+ * A request/reply client over any frame Transport (request/reply protocol in
+ * docs/RPC.md); connect() to a FIFO path makes one over FifoTransport.
+ */
+export class FrameClient<Req = string, Res = Req> extends Client<Req, Res> {
   readonly #path: string;
   readonly #transport: Transport;
   readonly #sender: FrameSender;
@@ -72,6 +41,7 @@ export class FifoClient<Req = string, Res = Req> extends Client<Req, Res> {
   readonly #limit: number;
   readonly #pending = new Map<number, Pending>();
   #nextId = 1;
+  /** The process id in the server's last reply (0: none yet), for the transport's liveness check. */
   #serverPid = 0;
   #closed = false;
   #monitor: NodeJS.Timeout | undefined;
@@ -127,30 +97,24 @@ export class FifoClient<Req = string, Res = Req> extends Client<Req, Res> {
     }
   }
 
-  /** While requests are in flight, fail them as soon as the server is seen to be gone. */
+  /**
+   * While requests are in flight, fail them as soon as the transport says their
+   * server is gone. A transport that cannot tell (no isServerAlive) is not polled:
+   * its own signals (a send that fails, the request's timeout) do instead.
+   */
   #watchServer(): void {
-    if (this.#monitor || this.#closed) return;
+    if (this.#monitor || this.#closed || !this.#transport.isServerAlive) return;
     this.#monitor = setInterval(() => {
       if (this.#pending.size === 0) {
         clearInterval(this.#monitor);
         this.#monitor = undefined;
         return;
       }
-      if (!this.#serverAlive()) this.#failSent(new ServerGoneError(`the server on ${this.#path} went away before answering`));
+      if (this.#transport.isServerAlive?.(this.#path, this.#serverPid) === false) {
+        this.#failSent(new ServerGoneError(`the server on ${this.#path} went away before answering`));
+      }
     }, SERVER_CHECK_MS);
     this.#monitor.unref();
-  }
-
-  #serverAlive(): boolean {
-    if (!this.#transport.isListening(this.#path)) return false;
-    if (this.#serverPid !== 0) {
-      try {
-        process.kill(this.#serverPid, 0);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ESRCH') return false; // replaced by a new server
-      }
-    }
-    return true;
   }
 
   /**
@@ -246,7 +210,7 @@ export async function connectFrames<Req, Res>(transport: Transport, path: string
       wait: options.waitForServer === true,
       ...(options.signal ? { signal: options.signal } : {}),
     });
-    return new FifoClient(path, transport, sender, endpoint, options);
+    return new FrameClient(path, transport, sender, endpoint, options);
   } catch (err) {
     await endpoint.close();
     throw err;

@@ -6,99 +6,26 @@
  * reply folders is refused and reported.
  */
 import { ClosedError, FrameTooLargeError, NpipeError } from '../errors.js';
-import { resolveCodec, type Codec, type CodecName } from '../codec.js';
-import { DEFAULT_RPC_MAX_MESSAGE } from './limits.js';
+import { resolveCodec, type Codec } from '../codec.js';
+import {
+  DEFAULT_CONCURRENCY,
+  DEFAULT_MAX_QUEUED_REPLY_BYTES,
+  DEFAULT_MAX_TOTAL_QUEUED_REPLY_BYTES,
+  DEFAULT_MAX_TOTAL_WAITING_BYTES,
+  DEFAULT_MAX_WAITING_BYTES,
+  DEFAULT_RPC_MAX_MESSAGE,
+  DEFAULT_STUCK_AFTER_MS,
+  ERROR_REPLY_QUEUE,
+  EVENTS_PER_SECOND,
+  IDLE_CLIENT_MS,
+  REPLY_COST,
+  REQUEST_COST,
+} from './limits.js';
 import type { FrameReceiver, FrameSender, Transport } from '../transport/types.js';
 import { CANCEL, ERROR, REPLY, SIZE, decodeRpc, encodeError, encodeReply, type RpcMessage } from './protocol.js';
 import { Cancel, runHandler, type Handler } from './handler.js';
-import { Server, newServerStats, type ServerEvent, type ServerStats } from './types.js';
+import { Server, newServerStats, type ServeOptions, type ServerEvent, type ServerStats } from './types.js';
 import { checkBusyPoll, keepPolling } from '../util/busy-poll.js';
-
-export type { Handler, HandlerContext } from './handler.js';
-
-export interface ServeOptions<Req, Res> {
-  /** Closes the server when it aborts. */
-  signal?: AbortSignal;
-  /** Handlers running at once (default 64); more requests wait their turn. */
-  concurrency?: number;
-  /** Payload codec for requests and replies (default text). */
-  codec?: CodecName | Codec<Req & Res>;
-  /**
-   * Largest request or reply in bytes (default 1 MiB). A larger request gets an
-   * ERR_NPIPE_FRAME_TOO_LARGE error reply (read or not: see docs/RPC.md), never a
-   * handler; so does a reply larger than this or than the client's own limit.
-   */
-  maxMessageSize?: number;
-  /**
-   * FIFO only (over NATS the NATS server buffers replies). Reply bytes queued for
-   * one client, each reply counted with {@link REPLY_COST} bytes beyond its frame,
-   * before the server stops starting handlers for it (default 4 MiB);
-   * beyond it, error replies (ERR_NPIPE_BUSY) to that client are dropped and
-   * counted. A client that reads none of its replies for `stuckAfter` ms is
-   * dropped: its queued replies and waiting requests with it.
-   */
-  maxQueuedReplyBytes?: number;
-  /** FIFO only. ms without a reply delivered to a client with replies queued, before it counts as stuck (default 10000). */
-  stuckAfter?: number;
-  /**
-   * Requests waiting for a handler, per client over FIFOs (in all over NATS), in
-   * bytes (default 4 MiB). Over FIFOs each waiting request costs its payload plus
-   * {@link REQUEST_COST} bytes (its record, its address, its place in the queue),
-   * so empty requests count too. Beyond, the request gets an ERR_NPIPE_BUSY error
-   * reply and is never queued.
-   */
-  maxWaitingBytes?: number;
-  /**
-   * FIFO only. The same bound for all clients together (default 32 MiB, at most
-   * 65536 empty requests): what bounds the server's memory however many reply
-   * addresses its writers name. A request over it gets ERR_NPIPE_BUSY.
-   */
-  maxTotalWaitingBytes?: number;
-  /**
-   * FIFO only. Reply bytes queued for all clients together (default 32 MiB), each
-   * reply counted with {@link REPLY_COST} bytes beyond its frame: what bounds the
-   * server's memory when many clients (reply addresses) read none of their replies.
-   * At the bound no handler starts (requests wait, then get ERR_NPIPE_BUSY), and the
-   * error replies the server makes up are dropped and counted, except one for a
-   * client with nothing queued. Replies of handlers already running may pass it by
-   * at most `concurrency` replies.
-   */
-  maxTotalQueuedReplyBytes?: number;
-  /**
-   * Refused addresses, dropped replies and frames, for logs. Everything in an event
-   * may come from a peer (`client` always does): escape it before printing.
-   * At most 20 events of a kind per second; the rest are counted in one event.
-   */
-  onEvent?: (event: ServerEvent) => void;
-  /**
-   * Microseconds to keep polling for the next request instead of sleeping, after
-   * each request taken and reply sent (default 0: off). Cuts the round trip where
-   * waking an idle CPU is costly (virtual machines), at the price of that much CPU
-   * time; see docs/TUNING.md. Like Linux's SO_BUSY_POLL.
-   */
-  busyPoll?: number;
-  /** FIFO only: the medium for a path (default: FIFOs). A nats:// URL always uses NATS. */
-  /**
-   * FIFO only (other media ignore it): accept a request FIFO that group or others
-   * may write to (a server for several users; see docs/RPC.md).
-   */
-  allowShared?: boolean;
-  transport?: Transport;
-}
-
-/**
- * What a waiting request costs against `maxWaitingBytes` and
- * `maxTotalWaitingBytes` beyond its payload (issue 15 #1: empty requests counted
- * nothing, and 2,000,000 of them took a server from 54 MB to 588 MB).
- */
-export const REQUEST_COST = 512;
-
-/**
- * What a reply queued for a client costs against `maxQueuedReplyBytes` and
- * `maxTotalQueuedReplyBytes` beyond its frame (its frame header, its place in the
- * sender's queue, the promise waiting on it): empty replies count too.
- */
-export const REPLY_COST = 512;
 
 interface Job {
   id: number;
@@ -129,19 +56,12 @@ interface ClientState {
 /** The ERR_NPIPE_BUSY error bodies, made once: a flood of requests is answered without building JSON for each. */
 const BUSY_CLIENT = Buffer.from(JSON.stringify({ code: 'ERR_NPIPE_BUSY', message: 'too many requests from this client are waiting; retry later' }));
 const BUSY_ALL = Buffer.from(JSON.stringify({ code: 'ERR_NPIPE_BUSY', message: 'too many requests from all clients are waiting; retry later' }));
-/**
- * Replies queued for a client past which the error replies the server makes up
- * (ERR_NPIPE_BUSY, ERR_NPIPE_FRAME_TOO_LARGE) are dropped: a client flooding the
- * server and not reading keeps little of the server's memory.
- */
-const ERROR_REPLY_QUEUE = 256 * 1024;
-/** A client with nothing in progress for this long has its reply sender closed (reopened on its next request). */
-const IDLE_CLIENT_MS = 1000;
-/** Events of one kind passed on per second; a flood of refused addresses must not flood the log too. */
-const EVENTS_PER_SECOND = 20;
 
-/** The FIFO server (request/reply protocol in docs/RPC.md). */
-export class FifoServer extends Server {
+/**
+ * A request/reply server over any frame Transport (request/reply protocol in
+ * docs/RPC.md); serve() on a FIFO path runs one over FifoTransport.
+ */
+export class FrameServer extends Server {
   readonly stats: ServerStats = newServerStats();
   /** Settles when the server has stopped (after close(), or its signal). */
   readonly done: Promise<void>;
@@ -194,10 +114,10 @@ export class FifoServer extends Server {
     this.#codec = resolveCodec(options.codec, 'text');
     this.#busyPoll = checkBusyPoll(options.busyPoll);
     this.#limit = options.maxMessageSize ?? DEFAULT_RPC_MAX_MESSAGE;
-    this.#maxWaiting = options.maxWaitingBytes ?? 4 * 1024 * 1024;
-    this.#maxTotalWaiting = options.maxTotalWaitingBytes ?? 32 * 1024 * 1024;
-    this.#maxQueuedReply = options.maxQueuedReplyBytes ?? 4 * 1024 * 1024;
-    this.#maxTotalQueuedReply = options.maxTotalQueuedReplyBytes ?? 32 * 1024 * 1024;
+    this.#maxWaiting = options.maxWaitingBytes ?? DEFAULT_MAX_WAITING_BYTES;
+    this.#maxTotalWaiting = options.maxTotalWaitingBytes ?? DEFAULT_MAX_TOTAL_WAITING_BYTES;
+    this.#maxQueuedReply = options.maxQueuedReplyBytes ?? DEFAULT_MAX_QUEUED_REPLY_BYTES;
+    this.#maxTotalQueuedReply = options.maxTotalQueuedReplyBytes ?? DEFAULT_MAX_TOTAL_QUEUED_REPLY_BYTES;
     this.#sweeper = setInterval(() => {
       this.#closeIdleClients();
       this.#flushEvents();
@@ -441,7 +361,7 @@ export class FifoServer extends Server {
   }
 
   #next(): void {
-    const concurrency = this.#options.concurrency ?? 64;
+    const concurrency = this.#options.concurrency ?? DEFAULT_CONCURRENCY;
     // Past the total reply bound no handler starts: its reply would have to be queued too (issue 15 #1).
     while (this.#running < concurrency && this.#ready.size > 0 && this.#queuedTotal < this.#maxTotalQueuedReply) {
       const [owner, users] = this.#ready.entries().next().value!;
@@ -553,7 +473,7 @@ export class FifoServer extends Server {
   /** Closes the reply senders of clients with nothing in progress: a new request reopens it. */
   #closeIdleClients(): void {
     const now = Date.now();
-    const stuckAfter = this.#options.stuckAfter ?? 10_000;
+    const stuckAfter = this.#options.stuckAfter ?? DEFAULT_STUCK_AFTER_MS;
     for (const client of this.#clients.values()) {
       if (client.queuedBytes > 0 && now - client.lastProgress > stuckAfter) {
         this.#event({ kind: 'reply-dropped', client: client.address, reason: `the client read none of its replies for ${stuckAfter} ms; dropped` });
@@ -566,7 +486,7 @@ export class FifoServer extends Server {
 
   /**
    * Stops taking requests, aborts running handlers (their signals), and closes the
-   * request endpoint (the FIFO stays on disk). Idempotent; resolves when done.
+   * request endpoint (a FIFO stays on disk). Idempotent; resolves when done.
    */
   async close(): Promise<void> {
     this.#closing = true;
@@ -585,7 +505,7 @@ export async function serveFrames(
   handler: Handler<unknown, unknown>,
   options: ServeOptions<unknown, unknown>,
 ): Promise<Server> {
-  let server: FifoServer | undefined;
+  let server: FrameServer | undefined;
   const listen = () =>
     transport.listen(path, {
       // A request too large, or cut by a client killed mid-message: it never reaches a handler.
@@ -596,6 +516,6 @@ export async function serveFrames(
       },
     });
   const receiver = await listen();
-  server = new FifoServer(receiver, handler, transport, options, listen);
+  server = new FrameServer(receiver, handler, transport, options, listen);
   return server;
 }

@@ -1,7 +1,5 @@
-export { FifoServer, REQUEST_COST, type ServeOptions } from './frame-server.js';
-export { FifoClient, type ConnectOptions } from './frame-client.js';
-export { Server, Client, type RequestOptions, type ServerEvent, type ServerStats } from './types.js';
+export { FrameServer } from './frame-server.js';
+export { FrameClient } from './frame-client.js';
+export { Server, Client, type ServeOptions, type ConnectOptions, type RequestOptions, type ServerEvent, type ServerStats } from './types.js';
+export { REQUEST_COST } from './limits.js';
 export type { Handler, HandlerContext } from './handler.js';
-// Types only: the NATS client is loaded when a nats:// URL is first used.
-export type { NatsServer } from '../drivers/nats/rpc-server.js';
-export type { NatsClient } from '../drivers/nats/rpc-client.js';

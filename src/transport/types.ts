@@ -1,7 +1,8 @@
 /**
  * A transport moves whole frames (messages as bytes) between processes. It knows
- * nothing of payloads (JSON, text): that is the API layer above. FIFOs implement
- * it here; NATS and an in-memory transport implement the same interface.
+ * nothing of payloads (JSON, text): that is the API layer above. Each driver
+ * implements FrameSender and FrameReceiver for its medium (drivers/fifo/fifo-frames.ts,
+ * drivers/nats/nats-frames.ts); test/contract.test.ts runs one suite over all of them.
  *
  * Concurrency: `send` may be called many times without waiting; frames go out in
  * call order. Only one `receive` may be pending at a time (a second one rejects
@@ -91,9 +92,11 @@ export interface ConnectOptions extends CallOptions {
 }
 
 /**
- * What request/reply needs from a medium: well-known addresses to listen on and
- * connect to, private reply addresses, and a check that an address a peer named
- * is one this transport may write to. FIFOs implement it; NATS will too.
+ * What request/reply over frames (rpc/frame-server.ts, rpc/frame-client.ts) needs
+ * from a medium: well-known addresses to listen on and connect to, private reply
+ * addresses, and a check that an address a peer named is one this transport may
+ * write to. FifoTransport (drivers/fifo/reply-transport.ts) implements it; NATS
+ * does not need it: its driver uses NATS's own request/reply (drivers/nats).
  */
 export interface Transport {
   listen(address: string, options?: ListenOptions): Promise<FrameReceiver>;
@@ -112,6 +115,15 @@ export interface Transport {
    * uid), for sharing a server fairly. Same errors as openReply.
    */
   checkReplyAddress?(address: string): number;
-  /** Whether something receives at `address` right now. */
-  isListening(address: string): boolean;
+  /**
+   * Whether the server that took a client's requests on `address` is still there,
+   * checked now without waiting: a client with requests in flight asks every
+   * SERVER_CHECK_MS (rpc/limits.ts) and fails them with ERR_NPIPE_SERVER_GONE when
+   * the answer is false. `serverPid` is the process id in the server's last reply
+   * (0: no reply yet); a medium whose peers share this host may check it (FIFO: a
+   * new server on the same path is not the one that took the requests). A
+   * transport without this check is not polled: its own signals (a send that
+   * fails, the request's timeout) fail the requests instead.
+   */
+  isServerAlive?(address: string, serverPid: number): boolean;
 }

@@ -128,13 +128,25 @@ export class FifoTransport implements Transport {
     }
   }
 
-  isListening(path: string): boolean {
+  /**
+   * The server is there while the FIFO at `path` has a reader (a non-blocking open
+   * for writing succeeds: ENXIO means no reader, ENOENT no FIFO; any other failure
+   * means we cannot reach it either) and, once a reply named it, while process
+   * `serverPid` lives: another server may have opened the path since (ESRCH).
+   */
+  isServerAlive(path: string, serverPid: number): boolean {
     try {
       closeSync(openSync(path, constants.O_WRONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW));
-      return true;
-    } catch (err) {
-      if (isErrno(err, 'ENXIO', 'ENOENT')) return false;
+    } catch {
       return false;
     }
+    if (serverPid !== 0) {
+      try {
+        process.kill(serverPid, 0);
+      } catch (err) {
+        if (isErrno(err, 'ESRCH')) return false;
+      }
+    }
+    return true;
   }
 }

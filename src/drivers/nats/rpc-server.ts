@@ -13,7 +13,7 @@ import { checkBusyPoll, keepPolling } from '../../util/busy-poll.js';
 import { Server, newServerStats, type ServerEvent, type ServerStats } from '../../rpc/types.js';
 import { Cancel, runHandler, type Handler } from '../../rpc/handler.js';
 import { DEFAULT_CONCURRENCY, DEFAULT_MAX_WAITING_BYTES, DEFAULT_RPC_MAX_MESSAGE } from '../../rpc/limits.js';
-import type { ServeOptions } from '../../rpc/frame-server.js';
+import type { ServeOptions } from '../../rpc/types.js';
 import { asBuffer } from './bytes.js';
 import { connectNats, maxPayload } from './connection.js';
 import { lostAtStart } from './failures.js';
