@@ -12,14 +12,13 @@ import { checkTimeout } from '../../util/abort.js';
 import { checkBusyPoll, keepPolling } from '../../util/busy-poll.js';
 import { Client, type RequestOptions } from '../../rpc/types.js';
 import { awaitReply, type Settle } from '../../rpc/pending.js';
-import { DEFAULT_RPC_MAX_MESSAGE } from '../../rpc/limits.js';
+import { DEFAULT_RPC_MAX_MESSAGE, SERVER_CHECK_MS } from '../../rpc/limits.js';
 import type { ConnectOptions } from '../../rpc/types.js';
 import { asBuffer } from './bytes.js';
 import { connectNats, maxPayload } from './connection.js';
 import { lostAtStart } from './failures.js';
 import { CONTROL_SUBJECT, H_CANCEL, H_CLIENT, H_ERROR_CODE, H_SERVER, H_SERVICE_ERROR, H_SERVICE_ERROR_CODE, H_STATUS } from './rpc-headers.js';
 import { parseRequestReplyUrl, type NatsAddress } from './url.js';
-import { SERVER_CHECK_MS } from '../../rpc/limits.js';
 
 interface Pending extends Settle<Msg> {
   /** The server's subject once it acknowledged taking the request. */
