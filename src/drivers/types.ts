@@ -16,7 +16,7 @@ import type { Handler } from '../rpc/handler.js';
 import type { Client, Server } from '../rpc/types.js';
 import type { ServeOptions } from '../rpc/frame-server.js';
 import type { ConnectOptions } from '../rpc/frame-client.js';
-import type { FifoReceiverOptions, FifoSenderOptions } from './fifo/fifo-frames.js';
+import type { FifoReceiverOptions, FifoSenderOptions } from './fifo/options.js';
 import type { Delivery } from './nats/url.js';
 
 /** What every driver is given to open a sender (each takes the options that mean something for its medium). */
