@@ -1,6 +1,6 @@
 export * from './errors.js';
 export { mkfifo, mkfifoSync, getPipeSize, setPipeSize, openFifoReader, openFifoWriter, FifoEnd, MAX_READER_POLL_MS } from './fifo/index.js';
-export type { FifoSenderOptions, FifoReceiverOptions } from './drivers/fifo/fifo-frames.js';
+export type { FifoSenderOptions, FifoReceiverOptions } from './drivers/fifo/options.js';
 export type { MkfifoOptions, OpenFifoOptions, OpenReaderOptions, FifoRole } from './fifo/index.js';
 export { createFraming, DEFAULT_MAX_MESSAGE_SIZE, PIPE_BUF } from './framing/index.js';
 export type { Framing, FramingOptions, FrameDecoder, FormatName, Emit, DropInfo, DecoderOptions } from './framing/index.js';

@@ -14,7 +14,7 @@ import type { DropInfo, Framing } from '../framing/index.js';
 import type { FrameReceiver, FrameSender } from '../transport/types.js';
 import type { Handler } from '../rpc/handler.js';
 import type { Client, ConnectOptions, Server, ServeOptions } from '../rpc/types.js';
-import type { FifoReceiverOptions, FifoSenderOptions } from './fifo/fifo-frames.js';
+import type { FifoReceiverOptions, FifoSenderOptions } from './fifo/options.js';
 import type { Delivery } from './nats/url.js';
 
 /** What every driver is given to open a sender (each takes the options that mean something for its medium). */

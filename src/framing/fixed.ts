@@ -16,6 +16,8 @@ export function fixedFraming(size: number, maxMessageSize: number): Framing {
     name: `fixed:${size}`,
     maxMessageSize,
     writersLock: true,
+    byteStream: false,
+    writerPackets: false,
     encode(message) {
       this.unitSize(message);
       return [Buffer.from(message.buffer, message.byteOffset, message.length)];

@@ -47,6 +47,8 @@ export function framesFraming(options: FramesOptions): Framing {
     name: 'frames',
     maxMessageSize,
     writersLock: false,
+    byteStream: false,
+    writerPackets: true,
     encode(message) {
       if (message.length > maxMessageSize) throw new FrameTooLargeError(message.length, maxMessageSize);
       return encodePackets(message, writerId, pid, packetSize);

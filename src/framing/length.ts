@@ -23,6 +23,8 @@ export function lengthFraming(maxMessageSize: number): Framing {
     name: 'length',
     maxMessageSize,
     writersLock: true,
+    byteStream: false,
+    writerPackets: false,
     encode(message) {
       const size = this.unitSize(message);
       if (message.length <= COPY_LIMIT) {

@@ -16,6 +16,8 @@ export function linesFraming(maxMessageSize: number): Framing {
     name: 'lines',
     maxMessageSize,
     writersLock: true,
+    byteStream: false,
+    writerPackets: false,
     encode(message) {
       const size = this.unitSize(message);
       if (message.length > 64 * 1024) return [Buffer.from(message.buffer, message.byteOffset, message.length), NEWLINE];

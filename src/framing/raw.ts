@@ -6,6 +6,8 @@ export function rawFraming(maxMessageSize: number): Framing {
     name: 'raw',
     maxMessageSize,
     writersLock: false,
+    byteStream: true,
+    writerPackets: false,
     encode: (message) => [Buffer.from(message.buffer, message.byteOffset, message.length)],
     unitSize: (message) => message.length,
     writeUnit: (message, target, offset) => target.set(message, offset),

@@ -104,6 +104,24 @@ export interface Framing {
    */
   readonly writersLock: boolean;
   /**
+   * The format is a byte stream with no message boundaries (`raw`): a "message" is
+   * whatever one read returned. A receiveInto() given fewer bytes than are waiting
+   * fills its buffer and keeps the rest for the next call, where any other format
+   * refuses a message longer than the buffer (ERR_NPIPE_BUFFER_TOO_SMALL), since a
+   * message is never cut.
+   */
+  readonly byteStream: boolean;
+  /**
+   * Messages travel as packets of at most PIPE_BUF bytes, each naming its writer
+   * (`frames`): the reader reassembles each writer's message apart from the others,
+   * so messages of any size from several writers interleave safely without the
+   * writers' lock. Two consequences for a FIFO. A receiver reads as much as the
+   * pipe holds at once: a read then ends where a write ended, and a reader that
+   * stops never leaves half a packet to the next one. And a sender refuses
+   * sendUnits(): units made elsewhere would not carry this sender's writer id.
+   */
+  readonly writerPackets: boolean;
+  /**
    * The write units that carry `message`, in order: header and body in one unit
    * (VS Code's ipc rule) for the formats without packets. Made lazily, so that a large
    * message is not copied whole before it is written.

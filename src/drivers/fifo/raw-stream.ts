@@ -13,7 +13,8 @@ import { NoReaderError, TimeoutError } from '../../errors.js';
 import { fromSystemError, isErrno } from '../../sys/errno.js';
 import { spliceAvailable, spliceNow } from '../../fifo/index.js';
 import { checkTimeout, deadline } from '../../util/abort.js';
-import { openReaderEnd, openWriterEnd, orElse, type FifoReceiverOptions, type FifoSenderOptions } from './fifo-frames.js';
+import { openReaderEnd, openWriterEnd, orElse } from './ends.js';
+import type { FifoReceiverOptions, FifoSenderOptions } from './options.js';
 
 /** Bytes moved through this process at a time while waiting, or when splice cannot be used. */
 const COPY_PIECE = 64 * 1024;

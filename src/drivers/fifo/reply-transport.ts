@@ -14,7 +14,8 @@ import {
   removeStaleReplyFifos,
 } from '../../fifo/index.js';
 import { createFraming, type Framing } from '../../framing/index.js';
-import { openFifoFrameReceiver, openFifoFrameSender } from './fifo-frames.js';
+import { openFifoFrameSender } from './sender.js';
+import { openFifoFrameReceiver } from './receiver.js';
 import { DEFAULT_RPC_MAX_MESSAGE } from '../../rpc/limits.js';
 import type { ConnectOptions, FrameSender, ListenOptions, ReplyEndpoint, Transport } from '../../transport/types.js';
 

@@ -45,7 +45,7 @@ export const driver: Driver = {
       ...natsOptions(options, false),
       ...(options.onDrop ? { onDrop: options.onDrop } : {}),
       ...(options.maxQueuedBytes === undefined ? {} : { maxQueuedBytes: options.maxQueuedBytes }),
-      splitInto: framing.name === 'raw',
+      splitInto: framing.byteStream,
     }),
   serve: (url, handler, options) => serveNats(url, handler, options),
   connect: (url, options) => connectNatsClient(url, options),

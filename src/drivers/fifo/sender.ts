@@ -1,87 +1,26 @@
 /**
- * The FIFO transport: framing over the non-blocking FIFO ends of ../fifo.
+ * The FIFO sender: messages in the framing's write units, batched into atomic
+ * writes of at most PIPE_BUF bytes, over the non-blocking write end of ../../fifo.
  */
 import type { Socket } from 'node:net';
-import { readFileSync, readdirSync, statSync } from 'node:fs';
-import { BusyError, ClosedError, InvalidArgumentError, NoReaderError, NpipeError, TimeoutError } from '../../errors.js';
+import { ClosedError, InvalidArgumentError, NoReaderError, NpipeError, TimeoutError } from '../../errors.js';
 import { fromSystemError, isErrno } from '../../sys/errno.js';
-import {
-  FifoEnd,
-  lock,
-  openFifoReader,
-  openFifoWriter,
-  tryLock,
-  unlock,
-  writeNow,
-  type LockMode,
-  type OpenFifoOptions,
-  type OpenReaderOptions,
-} from '../../fifo/index.js';
-import { PIPE_BUF, type DropInfo, type FrameDecoder, type Framing } from '../../framing/index.js';
-import type { CallOptions, FrameReceiver, FrameSender } from '../../transport/types.js';
-import { allocAligned } from '../../sys/aligned.js';
+import { lock, tryLock, unlock, writeNow, type FifoEnd, type LockMode } from '../../fifo/index.js';
+import { PIPE_BUF, type Framing } from '../../framing/index.js';
+import type { CallOptions, FrameSender } from '../../transport/types.js';
 import { checkTimeout } from '../../util/abort.js';
-import { badTarget, copyInto } from '../../transport/into.js';
+import { openWriterEnd } from './ends.js';
+import type { FifoSenderOptions } from './options.js';
+import { writeQueueSize } from './socket-handle.js';
 
-/** The receiver stops reading from the pipe while it holds this many bytes of messages not yet received. */
-export const RECEIVE_HIGH_WATER_BYTES = 1024 * 1024;
-/** The pipe capacity a receiver asks for unless told otherwise: fewer wake-ups than the kernel's 64 KiB, and reads small enough to keep the reader's memory low. */
-export const DEFAULT_RECEIVER_PIPE_SIZE = 256 * 1024;
-/** Reads are copied out in pieces of this size while messages come out as views. */
-const COPY_PIECE = 64 * 1024;
-/** Messages at least this large are not taken as a sign that reads should be copied whole. */
-const LARGE_MESSAGE = 64 * 1024;
 /**
- * Largest read for the formats that do not need whole-pipe reads, and largest
- * write. A read or a write holds the pipe's lock while it copies, so 1 MiB reads
- * against 1 MiB writes make reader and writer take turns over the whole pipe, the
- * slowest pattern: in C with epoll, 1.3-1.8 GB/s against 1.6-2.5 with either
- * side in 256 KiB pieces (docs/TUNING.md).
+ * Largest write (a unit over PIPE_BUF goes out in pieces of this size). A read or
+ * a write holds the pipe's lock while it copies, so 1 MiB writes against 1 MiB
+ * reads make reader and writer take turns over the whole pipe, the slowest
+ * pattern: in C with epoll, 1.3-1.8 GB/s against 1.6-2.5 with either side in
+ * 256 KiB pieces (docs/TUNING.md; the receiver's reads: read-strategy.ts).
  */
-const PIECE_READ_BYTES = 256 * 1024;
 const PIECE_WRITE_BYTES = 256 * 1024;
-/** The smallest read buffer; it is as large as the pipe when the pipe is larger. */
-export const READ_BUFFER_BYTES = 64 * 1024;
-/** How often a frames receiver checks whether writers with a message in progress are still alive. */
-export const SWEEP_INTERVAL_MS = 500;
-
-/**
- * `timeout` for a sender means no progress for that long: no reader came (open,
- * and each wait for the next reader), or the pipe took no byte of what is being
- * written (a reader that opened the FIFO and stopped reading, or another writer
- * holding the writers' lock). Then ERR_NPIPE_TIMEOUT. 0: do not wait for a reader;
- * writes are not bounded then.
- */
-export interface FifoSenderOptions extends OpenFifoOptions {
-  /** Pipe capacity to ask for once open (Linux, F_SETPIPE_SZ). */
-  pipeSize?: number;
-  /**
-   * What to do when the reader goes away. false (default): pending and later sends
-   * fail with ERR_NPIPE_NO_READER. true: wait for the next reader (each wait up to
-   * `timeout`, then ERR_NPIPE_TIMEOUT) and carry on; a message the departure cut is
-   * sent again whole (the reader drops the cut copy; frames format).
-   */
-  waitForReader?: boolean;
-}
-
-export interface FifoReceiverOptions extends OpenReaderOptions {
-  /** Pipe capacity to ask for (Linux). Default: 256 KiB if the kernel allows, else its default. */
-  pipeSize?: number;
-  /** frames: the most bytes kept for incomplete messages, all writers together. */
-  maxPartialBytes?: number;
-  /** frames: called for each message dropped rather than delivered torn. */
-  onDrop?: (info: DropInfo) => void;
-  /**
-   * frames: a message in progress that gets no new packet for this many
-   * milliseconds while the receiver is reading is dropped (`stalled`), so that a
-   * writer that stops mid-message (or forges a first packet) cannot hold the
-   * memory for partial messages for ever. Default 30 000.
-   */
-  partialTimeout?: number;
-}
-
-/** frames: the default `partialTimeout`. */
-export const DEFAULT_PARTIAL_TIMEOUT_MS = 30_000;
 
 /** Messages that settle together: those queued while a write was in flight, or one message with its own signal. */
 interface Group {
@@ -163,23 +102,6 @@ function newGroup(signal?: AbortSignal): Group {
 export async function openFifoFrameSender(path: string, framing: Framing, options: FifoSenderOptions = {}): Promise<FifoFrameSender> {
   const end = await openWriterEnd(path, options);
   return new FifoFrameSender(end, framing, options);
-}
-
-/** Opens the write end (waiting for a reader as `options` say) with the pipe capacity asked for. */
-export async function openWriterEnd(path: string, options: FifoSenderOptions): Promise<FifoEnd> {
-  return withPipeSize(await openFifoWriter(path, options), options.pipeSize);
-}
-
-/** Applies the capacity asked for, closing the end if the kernel refuses. */
-function withPipeSize(end: FifoEnd, pipeSize: number | undefined): FifoEnd {
-  if (pipeSize === undefined) return end;
-  try {
-    end.setPipeSize(pipeSize);
-  } catch (err) {
-    end.close();
-    throw err;
-  }
-  return end;
 }
 
 /**
@@ -308,7 +230,8 @@ export class FifoFrameSender implements FrameSender {
   sendUnits(units: Uint8Array): Promise<void> {
     const refused = this.#refusal();
     if (refused) return refused;
-    if (this.framing.fillUnits || units.length === 0 || units.length > PIPE_BUF) {
+    // Units made elsewhere would not carry this sender's writer id (see Framing.writerPackets).
+    if (this.framing.writerPackets || units.length === 0 || units.length > PIPE_BUF) {
       return Promise.reject(new InvalidArgumentError(`sendUnits takes 1 to ${PIPE_BUF} bytes of whole units, and not for the ${this.framing.name} format`));
     }
     const group = (this.#open ??= newGroup());
@@ -544,7 +467,7 @@ export class FifoFrameSender implements FrameSender {
     const tick = () => {
       this.#watch = undefined;
       if (this.#error || !this.#writing) return; // nothing waits now; the next wait starts a new watch
-      const queued = (this.#socket as unknown as { _handle?: { writeQueueSize?: number } })._handle?.writeQueueSize ?? -1;
+      const queued = writeQueueSize(this.#socket);
       const now = Date.now();
       if (this.#progressed || queued !== this.#lastQueued || this.#reconnecting) {
         this.#progressed = false;
@@ -683,423 +606,5 @@ export class FifoFrameSender implements FrameSender {
     }
     this.#closeController.abort();
     this.#end.close();
-  }
-}
-
-export async function openFifoFrameReceiver(
-  path: string,
-  framing: Framing,
-  options: FifoReceiverOptions = {},
-): Promise<FifoFrameReceiver> {
-  checkTimeout(options.partialTimeout, 'partialTimeout'); // before the FIFO is opened
-  return new FifoFrameReceiver(await openReaderEnd(path, options), framing, options);
-}
-
-/** Opens the read end with the pipe capacity asked for, or the receivers' default (best effort). */
-export async function openReaderEnd(path: string, options: FifoReceiverOptions): Promise<FifoEnd> {
-  const end = await openFifoReader(path, options);
-  if (options.pipeSize !== undefined) withPipeSize(end, options.pipeSize);
-  else {
-    // A larger pipe means fewer wake-ups on both sides. Best effort: the kernel may
-    // refuse (a user over its pipe-user-pages limit), and its default still works.
-    orElse(() => end.setPipeSize(DEFAULT_RECEIVER_PIPE_SIZE), 0);
-  }
-  return end;
-}
-
-/**
- * `f()`, or `fallback` if it throws: for the pipe-size and FIONREAD calls, which
- * are Linux-only or may be refused, and whose absence only costs speed.
- */
-export function orElse<T>(f: () => T, fallback: T): T {
-  try {
-    return f();
-  } catch {
-    return fallback;
-  }
-}
-
-/**
- * Whether process `pid` is alive and still has the FIFO `end` open for writing.
- * A pid can be reused by an unrelated process; on Linux /proc tells whether it
- * holds our FIFO, and how. Descriptors opened read-only do not count, nor (for
- * our own pid) the receiver's own keep-open writer: a first packet claiming the
- * reader's pid, or a pid that only reads the FIFO, cannot be a writer's (issue 15
- * #9: such a claim pinned the partial-message memory for ever). Where that cannot
- * be seen (another user's process), it counts as alive; `partialTimeout` bounds it.
- */
-function writerAlive(pid: number, end: FifoEnd, ownWriters: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    if (isErrno(err, 'ESRCH')) return false;
-  }
-  if (process.platform !== 'linux') return true;
-  let fds: string[];
-  try {
-    fds = readdirSync(`/proc/${pid}/fd`);
-  } catch (err) {
-    return !isErrno(err, 'ENOENT');
-  }
-  let writers = 0;
-  for (const fd of fds) {
-    let st;
-    try {
-      st = statSync(`/proc/${pid}/fd/${fd}`, { throwIfNoEntry: false });
-    } catch {
-      // Listed but not examinable (EACCES: e.g. pid 1 in a container, for root): the
-      // claim can be neither proved nor refuted, as when the list is refused above;
-      // partialTimeout bounds what it can hold (issue 15 #9; it crashed the reader).
-      return true;
-    }
-    if (st && st.ino === end.ino && st.dev === end.dev && openForWriting(pid, fd)) writers++;
-  }
-  // Our own process: its keep-open descriptor (ownWriters counts it out) is no writer's.
-  return pid === process.pid ? writers > ownWriters : writers > 0;
-}
-
-/** Whether descriptor `fd` of `pid` was opened for writing (O_WRONLY or O_RDWR); true when that cannot be read. */
-function openForWriting(pid: number, fd: string): boolean {
-  let info: string;
-  try {
-    info = readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'latin1');
-  } catch {
-    return true;
-  }
-  const flags = /^flags:\s*([0-7]+)/m.exec(info);
-  return flags === null || (parseInt(flags[1]!, 8) & 3) !== 0;
-}
-
-interface Waiter {
-  /** A frame (receive), or its length (receiveInto); undefined at the end. */
-  resolve(value: Buffer | number | undefined): void;
-  reject(err: unknown): void;
-  cleanup(): void;
-  /** receiveInto's buffer. */
-  into: Uint8Array | undefined;
-}
-
-/** The part of a net.Socket's handle that sets where the next read goes (see FifoFrameReceiver.#release). */
-interface UserBufferHandle {
-  useUserBuffer(buffer: Uint8Array): void;
-}
-
-export class FifoFrameReceiver implements FrameReceiver {
-  readonly end: FifoEnd;
-  readonly framing: Framing;
-  #socket: Socket;
-  #decoder: FrameDecoder;
-  #queue: Buffer[] = [];
-  #head = 0;
-  #queuedBytes = 0;
-  /** No more frames will come from the pipe (end of file, error, or close). */
-  #ended = false;
-  #error: unknown;
-  #waiter: Waiter | undefined;
-  /** Reading stopped for backpressure (our own flag: cheaper per message than socket.isPaused()). */
-  #paused = false;
-  #closed = false;
-  #sweeper: NodeJS.Timeout | undefined;
-  /** Messages dropped rather than delivered torn (frames format), and their bytes. */
-  readonly dropped = { messages: 0, bytes: 0 };
-  #emit: (frame: Buffer) => void;
-  /** Points the socket's next read away from a receiveInto() buffer; undefined where that cannot be done, and then none is read into. */
-  #retarget: (() => void) | undefined;
-
-  constructor(end: FifoEnd, framing: Framing, options: FifoReceiverOptions = {}) {
-    this.end = end;
-    this.framing = framing;
-    const onDrop = options.onDrop;
-    const partialTimeout = checkTimeout(options.partialTimeout, 'partialTimeout') ?? DEFAULT_PARTIAL_TIMEOUT_MS;
-    this.#decoder = framing.createDecoder({
-      partialTimeout,
-      onDrop: (info) => {
-        this.dropped.messages++;
-        this.dropped.bytes += info.bytes;
-        onDrop?.(info);
-      },
-      // A message bound for a waiting receiveInto() (the next one: nothing is
-      // queued) is assembled in that call's buffer, and read into it if large.
-      borrow: (size) => {
-        const into = this.#waiter?.into;
-        if (!into || !this.#retarget || this.#head < this.#queue.length || size > into.length) return undefined;
-        return Buffer.from(into.buffer, into.byteOffset, size);
-      },
-    });
-    if (this.#decoder.sweep) {
-      const decoder = this.#decoder;
-      const backlog = () => orElse(() => end.bytesInPipe(), 0);
-      // On Linux the receiver's keep-open descriptor is a writer of this FIFO in this process (see writerAlive).
-      const ownWriters = options.keepOpen === false || process.platform !== 'linux' ? 0 : 1;
-      let last = Date.now();
-      this.#sweeper = setInterval(() => {
-        const now = Date.now();
-        // Time spent paused (nobody taking messages) does not count against a writer's message.
-        const elapsed = this.#paused ? 0 : now - last;
-        last = now;
-        decoder.sweep!((pid) => writerAlive(pid, end, ownWriters), backlog, elapsed);
-      }, Math.min(SWEEP_INTERVAL_MS, Math.max(10, partialTimeout / 4)));
-      this.#sweeper.unref();
-    }
-    // Every read lands in one reused buffer. For `frames` it is at least as large as
-    // the pipe: a read then takes all there is, which ends where a write ended, so a
-    // reader that stops (or is killed) never leaves half a packet for the next reader.
-    // The other formats have no such guarantee to keep and read in pieces of at most
-    // 256 KiB, which lets a writer refill the pipe while the reader works (bulk).
-    const wholePipe = framing.name === 'frames';
-    // Off Linux the pipe size cannot be read: the default 64 KiB.
-    const pipeSize = Math.max(READ_BUFFER_BYTES, orElse(() => end.getPipeSize(), 0));
-    let readBuffer = allocAligned(wholePipe ? pipeSize : Math.min(pipeSize, PIECE_READ_BYTES));
-    // While messages come out as views (small messages), each read is first copied
-    // into a chunk of its own, exactly its size: one copy per read instead of one per
-    // message, and the views keep only that chunk alive. While they do not (large
-    // messages, assembled in buffers of their own), reads are decoded in place.
-    let copyReads = false;
-    /** The buffer the current read goes into when it is not readBuffer (see onread.buffer). */
-    let direct: Buffer | undefined;
-    let views = false;
-    /** Decoding readBuffer itself (not a copy of it): a view into it must be copied out. */
-    let inPlace = false;
-    this.#emit = (frame: Buffer) => {
-      let owned = frame;
-      if (inPlace) {
-        if (frame.buffer === readBuffer.buffer) {
-          owned = Buffer.from(frame);
-          views = true;
-        }
-      } else if (frame.length < LARGE_MESSAGE) views = true;
-      this.#queue.push(owned);
-      this.#queuedBytes += owned.length;
-    };
-    /** Where the next read goes: inside a large message, the rest of that message's own buffer, in pieces too. */
-    const nextBuffer = () => {
-      direct = this.#decoder.target?.();
-      if (direct && direct.length > PIECE_READ_BYTES) direct = direct.subarray(0, PIECE_READ_BYTES);
-      return direct ?? readBuffer;
-    };
-    this.#socket = end.socket({
-      onread: {
-        // Called after each read for the buffer of the next one.
-        buffer: nextBuffer,
-        callback: (bytes) => {
-          if (direct) this.#decode(undefined, bytes);
-          else {
-            const read = readBuffer.subarray(0, bytes);
-            views = false;
-            if (!copyReads) {
-              inPlace = true;
-              this.#decode(read);
-              inPlace = false;
-            } else {
-              // In pieces of at most 64 KiB: small enough for malloc's heap, not mmap,
-              // so the memory of pieces already collected is reused at once. Each
-              // piece starts on a 64-byte boundary, as readBuffer does (see allocAligned).
-              for (let at = 0; at < bytes; at += COPY_PIECE) {
-                const piece = allocAligned(Math.min(COPY_PIECE, bytes - at));
-                piece.set(read.subarray(at, at + piece.length));
-                this.#decode(piece);
-              }
-            }
-            copyReads = views;
-            if (wholePipe && bytes === readBuffer.length) {
-              // A full buffer: someone may have made the pipe larger. Keep up with it.
-              const size = orElse(() => end.getPipeSize(), 0);
-              if (size > readBuffer.length) readBuffer = allocAligned(size);
-            }
-          }
-          // A waiting receive() takes its message first: a large one then never stops reading.
-          this.#wake();
-          // Stop reading until receive() makes room (see #shift). pause() rather than
-          // returning false: only pause() is undone by resume() (net.Socket with onread).
-          if (this.#queuedBytes >= RECEIVE_HIGH_WATER_BYTES && !this.#ended) {
-            this.#paused = true;
-            this.#socket.pause();
-          }
-          return true;
-        },
-      },
-    });
-    // The next read's buffer is set after each read (onread.buffer above), and
-    // otherwise only through the handle. Without that, no receiveInto() buffer is lent.
-    const handle = (this.#socket as unknown as { _handle?: Partial<UserBufferHandle> })._handle;
-    if (typeof handle?.useUserBuffer === 'function') {
-      this.#retarget = () => handle.useUserBuffer!(nextBuffer());
-    }
-    this.#socket.on('end', () => {
-      this.#finish();
-      this.#wake();
-    });
-    this.#socket.on('error', (err) => {
-      this.#error ??= fromSystemError(err, end.path, 'reading from');
-      this.#finish();
-      this.#wake();
-    });
-  }
-
-  get closed(): boolean {
-    return this.#closed;
-  }
-
-  /** Bytes decoded but not yet received, and bytes of a message still incomplete. */
-  get bufferedBytes(): number {
-    return this.#queuedBytes + this.#decoder.pendingBytes;
-  }
-
-  /** Decodes `chunk`, or (no chunk) the `filled` bytes read into the decoder's own target(). */
-  #decode(chunk: Buffer | undefined, filled = 0): void {
-    if (this.#ended) return;
-    try {
-      if (chunk) this.#decoder.push(chunk, this.#emit);
-      else this.#decoder.filled!(filled, this.#emit);
-    } catch (err) {
-      // The stream no longer follows the format: stop, deliver what came before, then the error.
-      this.#error ??= err;
-      this.#finish();
-    }
-  }
-
-  #finish(): void {
-    if (this.#ended) return;
-    if (!this.#error) {
-      try {
-        this.#decoder.end(this.#emit);
-      } catch (err) {
-        this.#error = err;
-      }
-    }
-    this.#ended = true;
-    clearInterval(this.#sweeper);
-    this.end.close();
-  }
-
-  #wake(): void {
-    const waiter = this.#waiter;
-    if (!waiter) return;
-    if (this.#head < this.#queue.length) {
-      this.#waiter = undefined;
-      waiter.cleanup();
-      if (waiter.into) this.#settleInto(waiter, waiter.into);
-      else waiter.resolve(this.#shift());
-    } else if (this.#ended) {
-      this.#waiter = undefined;
-      waiter.cleanup();
-      this.#settleEnd(waiter);
-    }
-  }
-
-  #settleEnd(waiter: Pick<Waiter, 'resolve' | 'reject'>): void {
-    if (this.#error) {
-      const err = this.#error;
-      this.#error = undefined; // reported once; then the stream has ended
-      waiter.reject(err);
-    } else waiter.resolve(undefined);
-  }
-
-  #shift(): Buffer {
-    const frame = this.#queue[this.#head]!;
-    this.#queue[this.#head++] = undefined as unknown as Buffer;
-    if (this.#head === this.#queue.length) {
-      this.#queue = [];
-      this.#head = 0;
-    } else if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
-      this.#queue = this.#queue.slice(this.#head);
-      this.#head = 0;
-    }
-    this.#queuedBytes -= frame.length;
-    if (this.#paused && this.#queuedBytes < RECEIVE_HIGH_WATER_BYTES / 2 && !this.#ended) {
-      this.#paused = false;
-      this.#socket.resume();
-    }
-    return frame;
-  }
-
-  /**
-   * Settles a receiveInto() with the queue's first frame. `raw` has no messages to
-   * keep whole: what does not fit stays first in the queue.
-   */
-  #settleInto(waiter: Pick<Waiter, 'resolve' | 'reject'>, into: Uint8Array): void {
-    const frame = this.#queue[this.#head]!;
-    if (frame.length > into.length && this.framing.name === 'raw') {
-      into.set(frame.subarray(0, into.length));
-      this.#queue[this.#head] = frame.subarray(into.length);
-      this.#queuedBytes -= into.length;
-      waiter.resolve(into.length);
-      return;
-    }
-    this.#shift();
-    try {
-      waiter.resolve(copyInto(frame, into));
-    } catch (err) {
-      waiter.reject(err);
-    }
-  }
-
-  /**
-   * A receiveInto() ended before its message was whole: its buffer is the caller's
-   * again. The message goes on in the decoder's own memory, and the socket's next
-   * read, if it was bound for that buffer, goes there too.
-   */
-  #release(): void {
-    if (this.#decoder.detach?.()) this.#retarget!();
-  }
-
-  /** The next frame if one is already here, else undefined (never waits; see receive()). */
-  tryReceive(): Buffer | undefined {
-    return this.#head < this.#queue.length ? this.#shift() : undefined;
-  }
-
-  receive(options: CallOptions = {}): Promise<Buffer | undefined> {
-    return this.#wait(options.signal, undefined) as Promise<Buffer | undefined>;
-  }
-
-  receiveInto(target: Uint8Array, options: CallOptions = {}): Promise<number | undefined> {
-    const bad = badTarget(target);
-    if (bad) return Promise.reject(bad);
-    return this.#wait(options.signal, target) as Promise<number | undefined>;
-  }
-
-  #wait(signal: AbortSignal | undefined, into: Uint8Array | undefined): Promise<Buffer | number | undefined> {
-    if (this.#waiter) {
-      return Promise.reject(new BusyError('another receive() is already waiting on this receiver; only one may be pending'));
-    }
-    if (signal?.aborted) return Promise.reject(signal.reason);
-    if (this.#head < this.#queue.length) {
-      if (!into) return Promise.resolve(this.#shift());
-      return new Promise((resolve, reject) => this.#settleInto({ resolve, reject }, into));
-    }
-    if (this.#ended) {
-      return new Promise((resolve, reject) => this.#settleEnd({ resolve, reject }));
-    }
-    return new Promise<Buffer | number | undefined>((resolve, reject) => {
-      const onAbort = () => {
-        this.#waiter = undefined;
-        if (into) this.#release();
-        reject(signal!.reason);
-      };
-      this.#waiter = {
-        resolve,
-        reject,
-        cleanup: () => signal?.removeEventListener('abort', onAbort),
-        into,
-      };
-      signal?.addEventListener('abort', onAbort, { once: true });
-    });
-  }
-
-  /**
-   * Stops reading and closes this process's descriptors of the FIFO. What was
-   * already read from the pipe is still handed out by `receive`; bytes still in
-   * the pipe stay there for the next reader.
-   */
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    if (!this.#ended) {
-      // Reads are handed to the decoder as they happen (onread): nothing read is left behind in the socket.
-      this.#ended = true;
-      clearInterval(this.#sweeper);
-      this.end.close();
-    }
-    this.#wake();
   }
 }
