@@ -1,8 +1,9 @@
 /**
  * A transport moves whole frames (messages as bytes) between processes. It knows
  * nothing of payloads (JSON, text): that is the API layer above. Each driver
- * implements FrameSender and FrameReceiver for its medium (drivers/fifo/fifo-frames.ts,
- * drivers/nats/nats-frames.ts); test/contract.test.ts runs one suite over all of them.
+ * implements FrameSender and FrameReceiver for its medium (drivers/fifo/sender.ts
+ * and receiver.ts, drivers/nats/core.ts and jetstream.ts); test/contract.test.ts
+ * runs one suite over all of them.
  *
  * Concurrency: `send` may be called many times without waiting; frames go out in
  * call order. Only one `receive` may be pending at a time (a second one rejects
