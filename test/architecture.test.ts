@@ -6,10 +6,12 @@
  * (with the NATS URL parser that defines the form).
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
+import { tempDir } from './helpers.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const SRC = join(ROOT, 'src');
@@ -126,4 +128,28 @@ test('the import graph of src has no circle', () => {
 test('only the registry and the NATS URL parser look at an address to pick a transport (no isNatsUrl elsewhere)', () => {
   const users = files.filter((f) => /\bisNatsUrl\b/.test(readFileSync(join(SRC, f), 'utf8')));
   assert.deepEqual(users.sort(), ['drivers/nats/url.ts', 'registry.ts']);
+});
+
+/** The modules a process loaded while using `address` (test/fixtures/uses-one-medium.ts), and what it printed. */
+function loadsWhileUsing(address: string, record: string): { loaded: string[]; printed: string } {
+  const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}.js`, import.meta.url));
+  const printed = execFileSync(process.execPath, ['--import', fixture('record-loads'), fixture('uses-one-medium'), address], {
+    env: { ...process.env, NPIPE_RECORD_LOADS: record },
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  return { loaded: readFileSync(record, 'utf8').split('\n').filter(Boolean), printed };
+}
+
+test('a process that only uses FIFOs never loads the NATS driver or client; one that names a nats:// URL does', (t) => {
+  const dir = tempDir(t);
+  const fifo = loadsWhileUsing(join(dir, 'pipe'), join(dir, 'fifo-loads'));
+  assert.equal(fifo.printed, 'hello\nREPLY\n');
+  assert.ok(fifo.loaded.some((url) => url.includes('/drivers/fifo/')), 'the record sees the FIFO driver load');
+  assert.deepEqual(fifo.loaded.filter((url) => url.includes('@nats-io') || url.includes('/drivers/nats/') && !url.endsWith('/drivers/nats/url.js')), []);
+  // The same record, for a nats:// address: the NATS driver and client do load (so the check above can see them).
+  const nats = loadsWhileUsing('nats://127.0.0.1:1/npipe-architecture', join(dir, 'nats-loads'));
+  assert.equal(nats.printed, 'ERR_NPIPE_UNREACHABLE\n');
+  assert.ok(nats.loaded.some((url) => url.includes('@nats-io')));
+  assert.ok(nats.loaded.some((url) => url.includes('/drivers/nats/index.js')));
 });
