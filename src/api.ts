@@ -95,18 +95,18 @@ function framingFor(options: MessageOptions & { maxPartialBytes?: number }) {
 /**
  * Opens `path` (a FIFO path or a nats:// URL) for sending. A FIFO is created if
  * missing (unless `create: false`), and the call waits for a reader (up to
- * `timeout`, or until `signal`). `timeout` means no progress for that long, for
- * the sender's whole life: no reader came, or the pipe took no byte of a message
- * being written (a reader that stopped reading): ERR_NPIPE_TIMEOUT. 0: fail at
- * once when there is no reader (writes are then not bounded). Values past
- * 2^31-1 ms are honoured.
+ * `timeout`, or until `signal`); a nats:// URL connects to its server. Over a
+ * FIFO, `timeout` means no progress for that long, for the sender's whole life:
+ * no reader came, or the pipe took no byte of a message being written (a reader
+ * that stopped reading): ERR_NPIPE_TIMEOUT. 0: fail at once when there is no
+ * reader (writes are then not bounded). Values past 2^31-1 ms are honoured.
  *
  * The Sender's type is what `send` accepts under the codec: a string or a
  * Uint8Array (`text`, the default, and `bytes`), any value (`json`, or the type
  * argument given), a Codec object's `In`.
  *
  * @throws ERR_NPIPE_TIMEOUT, ERR_NPIPE_NOT_FIFO, ERR_NPIPE_UNSAFE, ERR_NPIPE_NOT_FOUND,
- *   ERR_NPIPE_PERMISSION, ERR_NPIPE_INVALID_ARG.
+ *   ERR_NPIPE_PERMISSION, ERR_NPIPE_INVALID_ARG, ERR_NPIPE_UNREACHABLE (no NATS server).
  * @example
  * const sender = await openSender('/tmp/jobs', { format: 'lines', timeout: 5000 });
  * await sender.send('hello');
@@ -127,17 +127,19 @@ export async function openSender(path: string, options: SenderOptions = {}): Pro
 }
 
 /**
- * Opens `path` (a FIFO path or a nats:// URL) for receiving. A FIFO is created if
- * missing (unless `create: false`); never waits for a writer. By default it keeps
- * listening while writers come and go; `keepOpen: false` ends it at the first end
- * of file. `timeout`: each `receive()`/`receiveInto()` (and iterator step) that
+ * Opens `path` (a FIFO path or a nats:// URL) for receiving; never waits for a
+ * writer. A FIFO is created if missing (unless `create: false`); by default the
+ * receiver keeps listening while writers come and go, and `keepOpen: false` ends
+ * it at the first end of file. A nats:// URL subscribes (core) or joins the
+ * stream's consumer (JetStream). `timeout`: each `receive()`/`receiveInto()` (and iterator step) that
  * gets no message for that long rejects with ERR_NPIPE_TIMEOUT.
  *
  * The Receiver's type is what a message decodes to: a string (`text`, the
  * default), a Buffer (`bytes`, the default with format `raw`), unknown (`json`,
  * or the type argument given), a Codec object's `T`.
  *
- * @throws ERR_NPIPE_NOT_FIFO, ERR_NPIPE_UNSAFE, ERR_NPIPE_NOT_FOUND, ERR_NPIPE_PERMISSION, ERR_NPIPE_INVALID_ARG.
+ * @throws ERR_NPIPE_NOT_FIFO, ERR_NPIPE_UNSAFE, ERR_NPIPE_NOT_FOUND, ERR_NPIPE_PERMISSION, ERR_NPIPE_INVALID_ARG,
+ *   ERR_NPIPE_UNREACHABLE (no NATS server).
  * @example
  * const receiver = await openReceiver('/tmp/jobs', { format: 'lines' });
  * for await (const message of receiver) console.log(message);

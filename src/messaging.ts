@@ -3,7 +3,7 @@
  * FrameReceiver. Payload codecs live here; the transport below only moves frames.
  */
 import { ClosedError } from './errors.js';
-import type { Codec } from './codec.js';
+import type { Codec, Sendable } from './codec.js';
 import type { CallOptions, FrameReceiver, FrameSender } from './transport/types.js';
 import { checkTimeout, deadline } from './util/abort.js';
 
@@ -27,7 +27,7 @@ export function unitsSender(sender: Sender<unknown>): ((units: Uint8Array) => Pr
  * Concurrency: `send` may be called again before earlier sends settle; messages go
  * out in call order, each in one piece.
  */
-export class Sender<T = string> {
+export class Sender<T = Sendable> {
   readonly #frames: FrameSender;
   readonly #codec: Codec<unknown, T>;
 

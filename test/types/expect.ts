@@ -101,6 +101,7 @@ export async function receivers(): Promise<void> {
 export async function senders(): Promise<void> {
   const text = await openSender(path, { format: 'lines' });
   is<Equal<typeof text, Sender<string | Uint8Array>>>();
+  is<Equal<typeof text, Sender>>();
   await text.send('hello');
   await text.send(new Uint8Array(3));
   // @ts-expect-error a text sender takes strings and bytes, not numbers
