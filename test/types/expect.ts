@@ -27,6 +27,10 @@ import { isNatsUrl } from 'npipe';
 import { MAX_READER_POLL_MS } from 'npipe/fifo';
 // @ts-expect-error internal: reply folders belong to the FIFO driver
 import { replyDirectories } from 'npipe/fifo';
+// @ts-expect-error internal: the interface drivers implement, not a user's type
+import type { FrameSender } from 'npipe';
+// @ts-expect-error internal: the FIFO driver's request/reply transport
+import { FifoTransport } from 'npipe';
 
 /** Exact equality (not mere assignability): Receiver<string> is not Receiver<unknown>. */
 type Equal<A, B> = (<G>() => G extends A ? 1 : 2) extends <G>() => G extends B ? 1 : 2 ? true : false;
