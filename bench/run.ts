@@ -16,7 +16,7 @@ import { cpus, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { mkfifo } from '../src/index.js';
+import { mkfifo } from '../src/fifo-public.js';
 import { renderSvg } from './svg.js';
 import { NatsServer, natsServerAvailable } from '../test/nats-server.js';
 

@@ -4,7 +4,7 @@
  */
 import { constants, openSync } from 'node:fs';
 import { Socket } from 'node:net';
-import { allocAligned, connect, openReceiver, openSender, serve } from '../src/index.js';
+import { allocAligned, connect, openReceiver, openSender, serve, type FormatName } from '../src/index.js';
 
 const [role, ...args] = process.argv.slice(2) as [string, ...string[]];
 const rss = () => process.resourceUsage().maxRSS * 1024;
@@ -30,7 +30,7 @@ function printReader(start: bigint, warmAt: bigint, count: number, bytes: number
  * `count` bytes. `into`: with receiveInto() into one reused buffer of that many
  * bytes, as C's reader reads into one buffer; else with for-await.
  */
-async function npipeRecv(path: string, count: number, format: string, pipeSize?: number, into?: number) {
+async function npipeRecv(path: string, count: number, format: FormatName, pipeSize?: number, into?: number) {
   // The library's default pipe, or (bulk rows) 1 MiB, as the C baseline uses.
   const receiver = await openReceiver<Buffer>(path, { format, codec: 'bytes', maxMessageSize: 64 << 20, ...(pipeSize ? { pipeSize } : {}) });
   console.log('ready');
@@ -66,7 +66,7 @@ async function npipeRecv(path: string, count: number, format: string, pipeSize?:
   printReader(start, warmAt, n, bytes, warmCount, warmBytes);
 }
 
-async function npipeSend(path: string, count: number, size: number, format: string, waitForGo: boolean) {
+async function npipeSend(path: string, count: number, size: number, format: FormatName, waitForGo: boolean) {
   const sender = await openSender<Uint8Array>(path, { format, codec: 'bytes', timeout: 30_000, maxMessageSize: 64 << 20 });
   if (waitForGo) {
     // Several writers start together, once all are up: process start-up is not measured.
@@ -279,10 +279,10 @@ async function zmqReq(endpoint: string, iterations: number, size: number) {
 const n = (i: number) => Number(args[i]);
 switch (role) {
   case 'npipe-recv':
-    await npipeRecv(args[0]!, n(1), args[2]!, args[3] ? n(3) : undefined, args[4] ? n(4) : undefined);
+    await npipeRecv(args[0]!, n(1), args[2] as FormatName, args[3] ? n(3) : undefined, args[4] ? n(4) : undefined);
     break;
   case 'npipe-send':
-    await npipeSend(args[0]!, n(1), n(2), args[3]!, args[4] === '--wait-go');
+    await npipeSend(args[0]!, n(1), n(2), args[3] as FormatName, args[4] === '--wait-go');
     break;
   case 'node-recv':
     await nodeRecv(args[0]!, n(1));

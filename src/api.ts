@@ -4,7 +4,7 @@
  * which transport it is.
  */
 import { InvalidArgumentError } from './errors.js';
-import { resolveCodec, type Codec, type CodecName } from './codec.js';
+import { resolveCodec, type Codec, type CodecName, type Sendable } from './codec.js';
 import { createFraming, type FormatName } from './framing/index.js';
 import type { DriverReceiverOptions, DriverSenderOptions } from './drivers/types.js';
 import { Receiver, Sender } from './messaging.js';
@@ -22,11 +22,9 @@ import { checkBusyPoll } from './util/busy-poll.js';
  */
 export const DEFAULT_FORMAT: FormatName = 'frames';
 
-interface MessageOptions<T> {
-  /** Wire format (default `frames`; the CLI's default is `lines`). */
-  format?: FormatName | string;
-  /** Payload codec (default `text`, or `bytes` for the `raw` format). */
-  codec?: CodecName | Codec<T>;
+interface MessageOptions {
+  /** Wire format (default `frames`; the CLI's default is `lines`). A name not in FormatName does not compile. */
+  format?: FormatName;
   /** Largest message accepted or sent, in bytes (default 64 MiB; over NATS, at most the server's max_payload). */
   maxMessageSize?: number;
   /**
@@ -36,8 +34,25 @@ interface MessageOptions<T> {
   delivery?: Delivery;
 }
 
-export interface SenderOptions<T = string> extends DriverSenderOptions, MessageOptions<T> {}
-export interface ReceiverOptions<T = string> extends DriverReceiverOptions, MessageOptions<T> {
+/** `T`: what `send` accepts when `codec` is a Codec object. */
+export interface SenderOptions<T = unknown> extends DriverSenderOptions, MessageOptions {
+  /**
+   * Payload codec (default `text`, or `bytes` for the `raw` format). `text` and
+   * `bytes` send a string or a Uint8Array, `json` any JSON value, a Codec object its
+   * `In` type: openSender's Sender accepts that.
+   */
+  codec?: CodecName | Codec<unknown, T>;
+}
+
+/** `T`: what a message decodes to when `codec` is a Codec object. */
+export interface ReceiverOptions<T = unknown> extends DriverReceiverOptions, MessageOptions {
+  /**
+   * Payload codec (default `text`, or `bytes` for the `raw` format). Messages are
+   * strings with `text`, Buffers with `bytes`, parsed JSON with `json` (unknown,
+   * or the type argument given), a Codec object's `T`: openReceiver's Receiver
+   * yields that.
+   */
+  codec?: CodecName | Codec<T, never>;
   /**
    * Core NATS only: bytes of messages received and not yet taken before new ones
    * are dropped (counted in `dropped`, reported to `onDrop` as `slow-consumer`):
@@ -46,7 +61,28 @@ export interface ReceiverOptions<T = string> extends DriverReceiverOptions, Mess
   maxQueuedBytes?: number;
 }
 
-function framingFor(options: MessageOptions<unknown> & { maxPartialBytes?: number }) {
+/*
+ * How the message types follow the options (issue 16 #5). Each function has one
+ * overload per codec: a Codec object gives its own types; `json` gives unknown, or
+ * the type arguments the caller names (JSON.parse's bargain: not checked); `bytes`,
+ * `text` and no codec give what the codec yields, and a type argument may only
+ * widen what a receiver yields (`Buffer extends T`) or narrow what a sender accepts
+ * (`T extends Sendable`): `openReceiver<string>(p, { codec: 'bytes' })` does not
+ * compile. Where the options may be left out, they are a rest tuple that is
+ * `[options: never]` for a bad type argument: an optional `never` would let
+ * `openReceiver<Buffer>(p)` compile. A last overload takes options whose codec or
+ * format is not a literal (a CodecName variable): what every codec could yield, or
+ * accept.
+ */
+
+/** Options where no codec is named and the format is not `raw`: the `text` codec. */
+type TextByDefault = { codec?: 'text' | undefined; format?: Exclude<FormatName, 'raw'> | undefined } | { codec: 'text' };
+/** The `bytes` codec, named or the `raw` format's default. */
+type BytesByDefault = { codec: 'bytes' } | { codec?: undefined; format: 'raw' };
+type ServeBase = Omit<ServeOptions<unknown, unknown>, 'codec'>;
+type ConnectBase = Omit<ConnectOptions<unknown, unknown>, 'codec'>;
+
+function framingFor(options: MessageOptions & { maxPartialBytes?: number }) {
   const format = options.format ?? DEFAULT_FORMAT;
   return {
     framing: createFraming(format, {
@@ -58,42 +94,69 @@ function framingFor(options: MessageOptions<unknown> & { maxPartialBytes?: numbe
 }
 
 /**
- * Opens `path` for sending, creating the FIFO if it is missing (unless
- * `create: false`), and waits for a reader (up to `timeout`, or until `signal`).
- * `timeout` means no progress for that long, for the sender's whole life: no
- * reader came, or the pipe took no byte of a message being written (a reader
+ * Opens `path` (a FIFO path or a nats:// URL) for sending. A FIFO is created if
+ * missing (unless `create: false`), and the call waits for a reader (up to
+ * `timeout`, or until `signal`); a nats:// URL connects to its server. Over a
+ * FIFO, `timeout` means no progress for that long, for the sender's whole life:
+ * no reader came, or the pipe took no byte of a message being written (a reader
  * that stopped reading): ERR_NPIPE_TIMEOUT. 0: fail at once when there is no
  * reader (writes are then not bounded). Values past 2^31-1 ms are honoured.
  *
+ * The Sender's type is what `send` accepts under the codec: a string or a
+ * Uint8Array (`text`, the default, and `bytes`), any value (`json`, or the type
+ * argument given), a Codec object's `In`.
+ *
  * @throws ERR_NPIPE_TIMEOUT, ERR_NPIPE_NOT_FIFO, ERR_NPIPE_UNSAFE, ERR_NPIPE_NOT_FOUND,
- *   ERR_NPIPE_PERMISSION, ERR_NPIPE_INVALID_ARG.
+ *   ERR_NPIPE_PERMISSION, ERR_NPIPE_INVALID_ARG, ERR_NPIPE_UNREACHABLE (no NATS server).
  * @example
  * const sender = await openSender('/tmp/jobs', { format: 'lines', timeout: 5000 });
  * await sender.send('hello');
  * await sender.close();
  */
-export async function openSender<T = string>(path: string, options: SenderOptions<T> = {}): Promise<Sender<T>> {
+export function openSender<T>(path: string, options: SenderOptions<T> & { codec: Codec<unknown, T> }): Promise<Sender<T>>;
+/** `json`: any value; a type argument names what this sender sends (not checked). */
+export function openSender<T = unknown>(path: string, options: SenderOptions & { codec: 'json' }): Promise<Sender<T>>;
+/** `text` (the default) or `bytes`: a string or a Uint8Array, or a narrower type argument. */
+export function openSender<T extends Sendable = Sendable>(path: string, options?: SenderOptions & { codec?: 'text' | 'bytes' | undefined }): Promise<Sender<T>>;
+/** A codec not known at compile time: what every codec accepts. */
+export function openSender(path: string, options?: SenderOptions<Sendable>): Promise<Sender<Sendable>>;
+export async function openSender(path: string, options: SenderOptions = {}): Promise<Sender<unknown>> {
   const { framing, defaultCodec } = framingFor(options);
-  const codec = resolveCodec<T>(options.codec, defaultCodec);
+  const codec = resolveCodec<unknown, unknown>(options.codec, defaultCodec);
   const frames = await (await driverFor(path)).openSender(path, framing, options);
   return new Sender(frames, codec);
 }
 
 /**
- * Opens `path` for receiving, creating the FIFO if it is missing (unless
- * `create: false`). Never waits for a writer. By default it keeps listening while
- * writers come and go; `keepOpen: false` ends it at the first end of file.
- * `timeout`: each `receive()`/`receiveInto()` (and iterator step) that gets no
- * message for that long rejects with ERR_NPIPE_TIMEOUT.
+ * Opens `path` (a FIFO path or a nats:// URL) for receiving; never waits for a
+ * writer. A FIFO is created if missing (unless `create: false`); by default the
+ * receiver keeps listening while writers come and go, and `keepOpen: false` ends
+ * it at the first end of file. A nats:// URL subscribes (core) or joins the
+ * stream's consumer (JetStream). `timeout`: each `receive()`/`receiveInto()` (and iterator step) that
+ * gets no message for that long rejects with ERR_NPIPE_TIMEOUT.
  *
- * @throws ERR_NPIPE_NOT_FIFO, ERR_NPIPE_UNSAFE, ERR_NPIPE_NOT_FOUND, ERR_NPIPE_PERMISSION, ERR_NPIPE_INVALID_ARG.
+ * The Receiver's type is what a message decodes to: a string (`text`, the
+ * default), a Buffer (`bytes`, the default with format `raw`), unknown (`json`,
+ * or the type argument given), a Codec object's `T`.
+ *
+ * @throws ERR_NPIPE_NOT_FIFO, ERR_NPIPE_UNSAFE, ERR_NPIPE_NOT_FOUND, ERR_NPIPE_PERMISSION, ERR_NPIPE_INVALID_ARG,
+ *   ERR_NPIPE_UNREACHABLE (no NATS server).
  * @example
  * const receiver = await openReceiver('/tmp/jobs', { format: 'lines' });
  * for await (const message of receiver) console.log(message);
  */
-export async function openReceiver<T = string>(path: string, options: ReceiverOptions<T> = {}): Promise<Receiver<T>> {
+export function openReceiver<T>(path: string, options: ReceiverOptions<T> & { codec: Codec<T, never> }): Promise<Receiver<T>>;
+/** `json`: parsed values, unknown; a type argument names what the sender sends (not checked). */
+export function openReceiver<T = unknown>(path: string, options: ReceiverOptions & { codec: 'json' }): Promise<Receiver<T>>;
+/** `bytes`, or format `raw` with no codec: Buffers (a type argument may only widen that). */
+export function openReceiver<T = Buffer>(path: string, options: Buffer extends T ? ReceiverOptions & BytesByDefault : never): Promise<Receiver<T>>;
+/** `text`, or no codec with any format but `raw`: strings (a type argument may only widen that). */
+export function openReceiver<T = string>(path: string, ...options: string extends T ? [options?: ReceiverOptions & TextByDefault] : [options: never]): Promise<Receiver<T>>;
+/** A codec or format not known at compile time: a message may be any codec's. */
+export function openReceiver(path: string, options?: ReceiverOptions): Promise<Receiver<unknown>>;
+export async function openReceiver(path: string, options: ReceiverOptions = {}): Promise<Receiver<unknown>> {
   const { framing, defaultCodec } = framingFor(options);
-  const codec = resolveCodec<T>(options.codec, defaultCodec);
+  const codec = resolveCodec<unknown, never>(options.codec, defaultCodec);
   checkTimeout(options.timeout); // before anything is opened: a bad value leaves no fd behind
   if (options.signal?.aborted) throw options.signal.reason;
   const frames = await (await driverFor(path)).openReceiver(path, framing, options);
@@ -105,28 +168,70 @@ export async function openReceiver<T = string>(path: string, options: ReceiverOp
  * `handler(request, { signal })` returns the reply or throws (the client gets a
  * RemoteError with the error's code and message).
  *
+ * Types follow the codec: requests are what it decodes to (string with `text`, the
+ * default; Buffer with `bytes`; unknown or the type argument with `json`), replies
+ * what it encodes (a string or a Uint8Array with `text` and `bytes`).
+ *
  * Concurrency: up to `concurrency` handlers run at once, across all clients.
  * @throws ERR_NPIPE_INVALID_ARG (no handler, a bad option), ERR_NPIPE_NOT_FIFO, ERR_NPIPE_UNSAFE,
  *   ERR_NPIPE_PERMISSION (opening the request FIFO), ERR_NPIPE_UNREACHABLE (no NATS server).
  * @example
  * const server = await serve('/tmp/calc', async (req) => String(eval(req)));
  */
-export async function serve<Req = string, Res = Req>(path: string, handler: Handler<Req, Res>, options: ServeOptions<Req, Res> = {}): Promise<Server> {
+export function serve<Req, Res>(path: string, handler: Handler<Req, Res>, options: ServeBase & { codec: Codec<Req, Res> }): Promise<Server>;
+/** `json`: requests unknown, or the type argument (not checked); replies any JSON value. */
+export function serve<Req = unknown, Res = unknown>(path: string, handler: Handler<Req, Res>, options: ServeBase & { codec: 'json' }): Promise<Server>;
+/** `bytes`: requests are Buffers, replies strings or Uint8Arrays. */
+export function serve<Req = Buffer, Res extends Sendable = Sendable>(
+  path: string,
+  handler: Handler<Req, Res>,
+  options: Buffer extends Req ? ServeBase & { codec: 'bytes' } : never,
+): Promise<Server>;
+/** `text` (the default): requests are strings, replies strings or Uint8Arrays. */
+export function serve<Req = string, Res extends Sendable = Sendable>(
+  path: string,
+  handler: Handler<Req, Res>,
+  ...options: string extends Req ? [options?: ServeBase & { codec?: 'text' | undefined }] : [options: never]
+): Promise<Server>;
+/** A codec not known at compile time: requests may be any codec's, replies what every codec encodes. */
+export function serve(path: string, handler: Handler<unknown, Sendable>, options?: ServeBase & { codec?: CodecName | Codec<unknown, Sendable> | undefined }): Promise<Server>;
+export async function serve(path: string, handler: Handler<never, unknown>, options: ServeOptions<unknown, unknown> = {}): Promise<Server> {
   if (typeof handler !== 'function') throw new InvalidArgumentError('serve() needs a handler function');
   const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new InvalidArgumentError(`concurrency must be a whole number >= 1, got ${concurrency}`);
   if (options.signal?.aborted) throw options.signal.reason;
   checkBusyPoll(options.busyPoll);
-  return (await driverFor(path)).serve(path, handler as Handler<unknown, unknown>, options as ServeOptions<unknown, unknown>);
+  return (await driverFor(path)).serve(path, handler as Handler<unknown, unknown>, options);
 }
 
 /**
  * Connects to the server on `path` (a FIFO path or a nats:// URL).
+ *
+ * Types follow the codec: `request()` takes what it encodes (a string or a
+ * Uint8Array with `text`, the default, and `bytes`; any value or the type
+ * argument with `json`) and resolves with what it decodes (string, Buffer,
+ * unknown or the type argument).
+ *
  * @throws ERR_NPIPE_SERVER_GONE (no server, without waitForServer), ERR_NPIPE_UNSAFE
  *   (reply folder not private), ERR_NPIPE_NOT_FIFO, ERR_NPIPE_UNREACHABLE (no NATS server).
  */
-export async function connect<Req = string, Res = Req>(path: string, options: ConnectOptions<Req, Res> = {}): Promise<Client<Req, Res>> {
+export function connect<Req, Res>(path: string, options: ConnectBase & { codec: Codec<Res, Req> }): Promise<Client<Req, Res>>;
+/** `json`: any request value, replies unknown, or the type arguments (not checked). */
+export function connect<Req = unknown, Res = unknown>(path: string, options: ConnectBase & { codec: 'json' }): Promise<Client<Req, Res>>;
+/** `bytes`: requests strings or Uint8Arrays, replies Buffers. */
+export function connect<Req extends Sendable = Sendable, Res = Buffer>(
+  path: string,
+  options: Buffer extends Res ? ConnectBase & { codec: 'bytes' } : never,
+): Promise<Client<Req, Res>>;
+/** `text` (the default): requests strings or Uint8Arrays, replies strings. */
+export function connect<Req extends Sendable = Sendable, Res = string>(
+  path: string,
+  ...options: string extends Res ? [options?: ConnectBase & { codec?: 'text' | undefined }] : [options: never]
+): Promise<Client<Req, Res>>;
+/** A codec not known at compile time: requests what every codec encodes, replies any codec's. */
+export function connect(path: string, options?: ConnectBase & { codec?: CodecName | Codec<unknown, Sendable> | undefined }): Promise<Client<Sendable, unknown>>;
+export async function connect(path: string, options: ConnectOptions<unknown, unknown> = {}): Promise<Client<unknown, unknown>> {
   if (typeof path !== 'string' || path === '') throw new InvalidArgumentError('path must be a non-empty string');
   checkBusyPoll(options.busyPoll);
-  return (await driverFor(path)).connect(path, options as ConnectOptions<unknown, unknown>) as Promise<Client<Req, Res>>;
+  return (await driverFor(path)).connect(path, options);
 }

@@ -5,14 +5,20 @@ import { BadPayloadError, InvalidArgumentError } from './errors.js';
  * `bytes`: Uint8Array in, Buffer out. `text`: string (UTF-8) in, string out;
  * invalid UTF-8 on receipt is ERR_NPIPE_BAD_PAYLOAD. `json`: any JSON value.
  * On send, `bytes` and `text` both accept a string or bytes.
+ *
+ * `T` is what `decode` gives, `In` what `encode` takes (the same unless said): the
+ * types of a Receiver's messages and of what a Sender's `send` accepts follow them.
  */
-export interface Codec<T> {
+export interface Codec<T, In = T> {
   readonly name: string;
-  encode(value: T): Uint8Array;
+  encode(value: In): Uint8Array;
   decode(bytes: Buffer): T;
 }
 
 export type CodecName = 'bytes' | 'text' | 'json';
+
+/** What `send` takes with the `bytes` or `text` codec (both encode either). */
+export type Sendable = string | Uint8Array;
 
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
@@ -22,13 +28,13 @@ function toBytes(value: string | Uint8Array, codec: string): Uint8Array {
   throw new InvalidArgumentError(`the ${codec} codec sends strings or Uint8Arrays, got ${typeof value}`);
 }
 
-export const bytesCodec: Codec<Uint8Array> = {
+export const bytesCodec: Codec<Buffer, Sendable> = {
   name: 'bytes',
   encode: (value) => toBytes(value, 'bytes'),
   decode: (bytes) => bytes,
 };
 
-export const textCodec: Codec<string> = {
+export const textCodec: Codec<string, Sendable> = {
   name: 'text',
   encode: (value) => toBytes(value, 'text'),
   decode(bytes) {
@@ -56,16 +62,17 @@ export const jsonCodec: Codec<unknown> = {
   },
 };
 
-export function resolveCodec<T>(codec: CodecName | Codec<T> | undefined, fallback: CodecName): Codec<T> {
+/** The codec an option names, or the option itself (not checked against `T`: the caller's types say it). */
+export function resolveCodec<T, In = T>(codec: CodecName | Codec<T, In> | undefined, fallback: CodecName): Codec<T, In> {
   const chosen = codec ?? fallback;
   if (typeof chosen === 'object' && chosen !== null) return chosen;
   switch (chosen) {
     case 'bytes':
-      return bytesCodec as unknown as Codec<T>;
+      return bytesCodec as unknown as Codec<T, In>;
     case 'text':
-      return textCodec as unknown as Codec<T>;
+      return textCodec as unknown as Codec<T, In>;
     case 'json':
-      return jsonCodec as Codec<T>;
+      return jsonCodec as Codec<T, In>;
   }
   throw new InvalidArgumentError(`unknown codec ${JSON.stringify(chosen)}; use bytes, text or json`);
 }

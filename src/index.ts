@@ -1,23 +1,55 @@
-export * from './errors.js';
-export { mkfifo, mkfifoSync, getPipeSize, setPipeSize, openFifoReader, openFifoWriter, FifoEnd, MAX_READER_POLL_MS } from './fifo/index.js';
-export type { FifoSenderOptions, FifoReceiverOptions } from './drivers/fifo/options.js';
-export type { MkfifoOptions, OpenFifoOptions, OpenReaderOptions, FifoRole } from './fifo/index.js';
+/**
+ * npipe's public surface, listed by hand (nats.js mod.ts): what users call, and
+ * the types of its options. The low-level FIFO layer (mkfifo, checked FIFO ends,
+ * pipe sizes) is the `npipe/fifo` subpath (fifo-public.ts); everything else is
+ * internal. test/public-api.test.ts pins the list: a new export is a deliberate
+ * change there too.
+ */
+
+// Messages: one address (a FIFO path or a nats:// URL), whole messages.
+export { openSender, openReceiver, DEFAULT_FORMAT } from './api.js';
+export type { SenderOptions, ReceiverOptions } from './api.js';
+export { Sender, Receiver } from './messaging.js';
+export type { CallOptions } from './transport/types.js';
+export type { WaitOptions } from './util/abort.js';
+export type { Delivery } from './drivers/nats/url.js';
+
+// Request/reply.
+export { serve, connect } from './api.js';
+export { Server, Client } from './rpc/index.js';
+export type { Handler, HandlerContext, ServeOptions, ConnectOptions, RequestOptions, ServerEvent, ServerStats } from './rpc/index.js';
+
+// Payload codecs.
+export { bytesCodec, textCodec, jsonCodec } from './codec.js';
+export type { Codec, CodecName, Sendable } from './codec.js';
+
+// Formats: the encoders and incremental decoders (docs/FORMATS.md) and their limits.
 export { createFraming, DEFAULT_MAX_MESSAGE_SIZE, PIPE_BUF } from './framing/index.js';
 export type { Framing, FramingOptions, FrameDecoder, FormatName, Emit, DropInfo, DecoderOptions } from './framing/index.js';
-export { bytesCodec, textCodec, jsonCodec } from './codec.js';
+
+// A buffer for receiveInto() at full copy speed (docs/TUNING.md).
 export { allocAligned } from './sys/aligned.js';
-export type { Codec, CodecName } from './codec.js';
-export type { FrameSender, FrameReceiver, CallOptions } from './transport/types.js';
-export { openSender, openReceiver, serve, connect, DEFAULT_FORMAT } from './api.js';
-export { Sender, Receiver } from './messaging.js';
-export type { SenderOptions, ReceiverOptions } from './api.js';
-export type { WaitOptions } from './util/abort.js';
-export { Server, Client, FrameServer, FrameClient } from './rpc/index.js';
-export type { NatsServer } from './drivers/nats/rpc-server.js';
-export type { NatsClient } from './drivers/nats/rpc-client.js';
-export type { Handler, HandlerContext, ServeOptions, ServerEvent, ServerStats, ConnectOptions, RequestOptions } from './rpc/index.js';
-export { FifoTransport } from './drivers/fifo/reply-transport.js';
-export { replyDirectories } from './fifo/index.js';
-export type { Transport, ReplyEndpoint } from './transport/types.js';
-export { isNatsUrl, parseNatsUrl } from './drivers/nats/url.js';
-export type { NatsAddress, Delivery } from './drivers/nats/url.js';
+
+// Errors: one class per code.
+export {
+  NpipeError,
+  NotFifoError,
+  UnsafeFifoError,
+  FifoNotFoundError,
+  FifoPermissionError,
+  TimeoutError,
+  NoReaderError,
+  FrameTooLargeError,
+  BadFrameError,
+  BadPayloadError,
+  ClosedError,
+  BusyError,
+  BufferTooSmallError,
+  InvalidArgumentError,
+  UnsupportedError,
+  ServerGoneError,
+  RemoteError,
+  UnreachableError,
+  SystemError,
+} from './errors.js';
+export type { NpipeErrorCode } from './errors.js';

@@ -3,7 +3,7 @@
  * FrameReceiver. Payload codecs live here; the transport below only moves frames.
  */
 import { ClosedError } from './errors.js';
-import type { Codec } from './codec.js';
+import type { Codec, Sendable } from './codec.js';
 import type { CallOptions, FrameReceiver, FrameSender } from './transport/types.js';
 import { checkTimeout, deadline } from './util/abort.js';
 
@@ -21,24 +21,27 @@ export function unitsSender(sender: Sender<unknown>): ((units: Uint8Array) => Pr
 }
 
 /**
- * Sends whole messages into a FIFO.
+ * Sends whole messages to an address: into a FIFO, or as NATS messages to a subject.
+ * `T` is what `send` accepts (openSender infers it from the codec).
  *
  * Concurrency: `send` may be called again before earlier sends settle; messages go
  * out in call order, each in one piece.
  */
-export class Sender<T = string> {
+export class Sender<T = Sendable> {
   readonly #frames: FrameSender;
-  readonly #codec: Codec<T>;
+  readonly #codec: Codec<unknown, T>;
 
   /** @internal */
-  constructor(frames: FrameSender, codec: Codec<T>) {
+  constructor(frames: FrameSender, codec: Codec<unknown, T>) {
     this.#frames = frames;
     this.#codec = codec;
   }
 
   /**
-   * Resolves when the message's bytes are in the pipe.
-   * @throws ERR_NPIPE_NO_READER when the reader went away; ERR_NPIPE_CLOSED after close();
+   * Resolves when the message is handed over: its bytes are in the pipe (FIFO),
+   * published on the client's connection (core NATS; with 1 MiB or more not yet
+   * flushed, a send waits for the server), or stored by the server (JetStream).
+   * @throws ERR_NPIPE_NO_READER when the FIFO's reader went away; ERR_NPIPE_CLOSED after close();
    *   ERR_NPIPE_FRAME_TOO_LARGE / ERR_NPIPE_BAD_FRAME when the format cannot carry the message;
    *   `signal.reason` on abort (a message aborted mid-write still arrives whole, never cut).
    */
@@ -58,9 +61,10 @@ export class Sender<T = string> {
   }
 
   /**
-   * Sends what is still queued, then closes this process's end of the FIFO.
-   * Idempotent. With `signal` aborted: messages not started are dropped (their
-   * sends reject with ERR_NPIPE_CLOSED); a `lines`/`length`/`fixed:N` message
+   * Sends what is still queued, then closes this process's end: its FIFO
+   * descriptor, or its NATS connection, drained first (the FIFO or the subject
+   * stays). Idempotent. With `signal` aborted: messages not started are dropped
+   * (their sends reject with ERR_NPIPE_CLOSED); a `lines`/`length`/`fixed:N` message
    * already partly written is finished first, bounded by `timeout` (cut, it would
    * put the reader out of step); `frames` (whose reader drops the cut message)
    * and `raw` stop at once (issue 15 #4).
@@ -75,19 +79,21 @@ export class Sender<T = string> {
 }
 
 /**
- * Receives whole messages from a FIFO, as an async iterator or with `receive()`.
+ * Receives whole messages from an address (a FIFO, or a NATS subject), as an async
+ * iterator or with `receive()`. `T` is what a message is once decoded (openReceiver
+ * infers it from the codec and format).
  *
  * Concurrency: one `receive()` (or one iterator step) at a time; an overlapping
  * call rejects with ERR_NPIPE_BUSY.
  */
 export class Receiver<T = string> implements AsyncIterable<T> {
   readonly #frames: FrameReceiver;
-  readonly #codec: Codec<T>;
+  readonly #codec: Codec<T, never>;
   readonly #timeout: number | undefined;
   readonly #what: string;
 
   /** @internal */
-  constructor(frames: FrameReceiver, codec: Codec<T>, timeout?: number, address = 'this receiver') {
+  constructor(frames: FrameReceiver, codec: Codec<T, never>, timeout?: number, address = 'this receiver') {
     this.#frames = frames;
     this.#codec = codec;
     this.#timeout = checkTimeout(timeout);
@@ -202,8 +208,9 @@ export class Receiver<T = string> implements AsyncIterable<T> {
   }
 
   /**
-   * Stops reading and closes this process's end of the FIFO (the FIFO stays on
-   * disk). Messages already read are still returned before the end. Idempotent.
+   * Stops reading and closes this process's end: its FIFO descriptor (the FIFO
+   * stays on disk), or its NATS subscription and connection. Messages already read
+   * are still returned before the end. Idempotent.
    * JetStream: the message received last is acknowledged (handled), the ones held
    * and not handed out are given back.
    */

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { closeSync, existsSync, lstatSync, mkdirSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { mkfifo } from '../src/index.js';
+import { mkfifo } from '../src/fifo-public.js';
 import { BIN, npipe, readerOn, run, start, tempDir, openWriter } from './helpers.js';
 
 const NODE = JSON.stringify(process.execPath);

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { mkfifo } from '../src/index.js';
+import { mkfifo } from '../src/fifo-public.js';
 import { BIN, npipe, start, tempDir } from './helpers.js';
 
 const RUNS = 3;

@@ -3,7 +3,7 @@ import { closeSync, constants, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { bytesInPipe } from '../src/fifo/index.js';
-import { mkfifo } from '../src/index.js';
+import { mkfifo } from '../src/fifo-public.js';
 import { npipe, run, start, tempDir, until, openWriter } from './helpers.js';
 
 /** Opens `path` read-write: the test's own descriptor keeps the pipe and what is in it alive between readers. */

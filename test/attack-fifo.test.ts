@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect, createFraming, mkfifo, openReceiver, openSender, serve, type DropInfo } from '../src/index.js';
+import { connect, createFraming, openReceiver, openSender, serve, type DropInfo } from '../src/index.js';
+import { mkfifo } from '../src/fifo-public.js';
 import { isErrno } from '../src/sys/errno.js';
 import { BIN, delay, npipe, openFds, readerOn, requireOrSkip, start, tempDir, until } from './helpers.js';
 

@@ -10,9 +10,9 @@ import { describe, test, type TestContext } from 'node:test';
 import fc from 'fast-check';
 import { connect as natsConnect, headers, type Msg, type NatsConnection } from '@nats-io/transport-node';
 import { AckPolicy, jetstreamManager } from '@nats-io/jetstream';
-import { connect, openReceiver, openSender, parseNatsUrl, serve } from '../src/index.js';
+import { connect, openReceiver, openSender, serve } from '../src/index.js';
 import { WAITING_REQUEST_OVERHEAD } from '../src/drivers/nats/rpc-server.js';
-import { MAX_SUBJECT_BYTES, streamNameFor, subjectProblem } from '../src/drivers/nats/url.js';
+import { MAX_SUBJECT_BYTES, parseNatsUrl, streamNameFor, subjectProblem } from '../src/drivers/nats/url.js';
 import { npipe, run, sharedNatsServer, start, tempDir, until } from './helpers.js';
 
 const nats = sharedNatsServer('attack-nats');

@@ -8,7 +8,10 @@ import { chmodSync, chownSync, closeSync, constants as fsConstants, existsSync, 
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
-import { FifoTransport, FrameTooLargeError, connect, mkfifo, replyDirectories, serve, type ServerEvent } from '../src/index.js';
+import { FrameTooLargeError, connect, serve, type ServerEvent } from '../src/index.js';
+import { mkfifo } from '../src/fifo-public.js';
+import { replyDirectories } from '../src/fifo/index.js';
+import { FifoTransport } from '../src/drivers/fifo/reply-transport.js';
 import { REQUEST_COST } from '../src/rpc/limits.js';
 import { CANCEL, ERROR, LIMITED_REQUEST, REQUEST, decodeError, decodeRpc, encodeRequest } from '../src/rpc/protocol.js';
 import type { ReplyEndpoint } from '../src/transport/types.js';
@@ -361,7 +364,7 @@ describe('#15.7 - a reply folder taken by another user', () => {
     const transport = new FifoTransport();
     const sender = await transport.connect(join(dir, 'srv'));
     t.after(() => sender.close());
-    const { openFifoReader } = await import('../src/index.js');
+    const { openFifoReader } = await import('../src/fifo-public.js');
     /** A reply FIFO with a reader, in `folder` (made 0700, then given `mode` and `owner`). */
     const replyFifo = async (folder: string, mode: number, owner: number) => {
       mkdirSync(folder, { mode: 0o700 });

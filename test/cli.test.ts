@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 import { unitsSender } from '../src/messaging.js';
 import * as npipeModule from '../src/index.js';
-import { PIPE_BUF, Sender, mkfifo, openSender } from '../src/index.js';
+import { PIPE_BUF, Sender, openSender } from '../src/index.js';
+import { mkfifo } from '../src/fifo-public.js';
 import { BIN, EXAMPLES, npipe, run, start, tempDir, until, waitForOpen } from './helpers.js';
 
 describe('two processes exchange messages in every format', () => {

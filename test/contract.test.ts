@@ -23,6 +23,10 @@ import {
   openReceiver,
   openSender,
   serve,
+  type Receiver,
+  type ReceiverOptions,
+  type Sender,
+  type SenderOptions,
 } from '../src/index.js';
 import { driverName, registeredDrivers } from '../src/registry.js';
 import { delay, npipe, sharedNatsServer, tempDir, until } from './helpers.js';
@@ -66,9 +70,9 @@ function childrenOf(pid: number): number[] {
 }
 
 /** Opens the receiver first: core NATS delivers only to receivers already subscribed. */
-async function pair<T = string>(address: string, options: Parameters<typeof openReceiver<T>>[1] = {}) {
-  const receiver = await openReceiver<T>(address, options);
-  const sender = await openSender<T>(address, { ...(options as object), timeout: 10_000 } as Parameters<typeof openSender<T>>[1]);
+async function pair<T = string>(address: string, options: ReceiverOptions & SenderOptions = {}) {
+  const receiver = (await openReceiver(address, options)) as Receiver<T>;
+  const sender = (await openSender(address, { ...options, timeout: 10_000 })) as Sender<T>;
   return { receiver, sender };
 }
 

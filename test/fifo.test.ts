@@ -11,12 +11,10 @@ import {
   TimeoutError,
   UnsafeFifoError,
   allocAligned,
-  mkfifo,
-  openFifoReader,
-  openFifoWriter,
   openReceiver,
   openSender,
 } from '../src/index.js';
+import { mkfifo, openFifoReader, openFifoWriter } from '../src/fifo-public.js';
 import { phaseOf } from '../src/sys/aligned.js';
 import { delay, openFds, requireOrSkip, start, tempDir, until } from './helpers.js';
 
@@ -102,7 +100,7 @@ describe('opening', () => {
     const path = join(tempDir(t), 'p');
     await mkfifo(path);
     const script = `
-      import { openFifoWriter } from ${JSON.stringify(new URL('../src/index.js', import.meta.url).href)};
+      import { openFifoWriter } from ${JSON.stringify(new URL('../src/fifo-public.js', import.meta.url).href)};
       const before = process.cpuUsage();
       await openFifoWriter(${JSON.stringify(path)}, { timeout: 1500 }).catch((e) => e);
       const used = process.cpuUsage(before);

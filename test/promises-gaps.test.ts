@@ -12,10 +12,12 @@ import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
 import { connect as natsConnect } from '@nats-io/transport-node';
 import { jetstreamManager, RetentionPolicy, StorageType } from '@nats-io/jetstream';
-import { FifoTransport, connect, type DropInfo, mkfifo, openReceiver, openSender, parseNatsUrl, serve } from '../src/index.js';
+import { connect, type DropInfo, openReceiver, openSender, serve } from '../src/index.js';
+import { mkfifo } from '../src/fifo-public.js';
+import { FifoTransport } from '../src/drivers/fifo/reply-transport.js';
 import { REQUEST_COST } from '../src/rpc/limits.js';
 import { ERROR, REQUEST, decodeError, decodeRpc, encodeRequest } from '../src/rpc/protocol.js';
-import { streamNameFor } from '../src/drivers/nats/url.js';
+import { parseNatsUrl, streamNameFor } from '../src/drivers/nats/url.js';
 import { BIN, npipe, readerOn, requireOrSkip, run, sharedNatsServer, start, tempDir, until } from './helpers.js';
 import { NATS_INSTALL_HINT, NatsServer, natsServerAvailable } from './nats-server.js';
 

@@ -16,7 +16,7 @@ import { closeSync, createReadStream, mkdtempSync, openSync, readFileSync, readS
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { mkfifo } from '../src/index.js';
+import { mkfifo } from '../src/fifo-public.js';
 import { BIN, isCI, start, until, type Result } from './helpers.js';
 
 const MiB = 1024 * 1024;

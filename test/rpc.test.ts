@@ -10,12 +10,12 @@ import {
   TimeoutError,
   connect,
   createFraming,
-  mkfifo,
   openSender,
-  replyDirectories,
   serve,
   type ServerEvent,
 } from '../src/index.js';
+import { mkfifo } from '../src/fifo-public.js';
+import { replyDirectories } from '../src/fifo/index.js';
 import { encodeRequest, REQUEST } from '../src/rpc/protocol.js';
 import { isBusyPolling } from '../src/util/busy-poll.js';
 import { delay, npipe, openFds, readerOn, run, start, tempDir, until } from './helpers.js';
@@ -224,7 +224,7 @@ describe('a server nothing can stall', () => {
     // A "client" whose reply FIFO exists and is open, but is never read.
     const dir = replyDir();
     const stuck = join(dir, `c-${process.pid}-cccccccccccccccc.fifo`);
-    const { openFifoReader } = await import('../src/index.js');
+    const { openFifoReader } = await import('../src/fifo-public.js');
     await mkfifo(stuck, { mode: 0o600 });
     const idle = await openFifoReader(stuck, { create: false });
     t.after(() => {

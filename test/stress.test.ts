@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test, type TestContext } from 'node:test';
 import { readFileSync } from 'node:fs';
-import { mkfifo, openFifoWriter } from '../src/index.js';
+import { mkfifo, openFifoWriter } from '../src/fifo-public.js';
 import { HEADER, logSize, rng } from './fixtures/message.js';
 import { npipe, requireOrSkip, start, tempDir, until, type Running } from './helpers.js';
 

@@ -1,6 +1,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { InvalidArgumentError, NpipeError } from '../errors.js';
 import type { Driver } from '../drivers/types.js';
+import type { FormatName } from '../framing/index.js';
 import { driverFor } from '../registry.js';
 
 /** A mistake in how the command was called: exit code 2. */
@@ -174,7 +175,9 @@ export function commonFifoOptions(values: Record<string, string | boolean | unde
   const pipeSize = intOption(values['pipe-size'], 'pipe-size', { min: 1 });
   const timeout = intOption(values.timeout, 'timeout');
   return {
-    format: (values.format as string | undefined) ?? 'lines',
+    // Checked where the command opens its address (createFraming's ERR_NPIPE_INVALID_ARG, as
+    // before); the type says what it must be.
+    format: ((values.format as string | undefined) ?? 'lines') as FormatName,
     ...(maxMessageSize === undefined ? {} : { maxMessageSize }),
     ...(mode === undefined ? {} : { mode }),
     ...(pipeSize === undefined ? {} : { pipeSize }),

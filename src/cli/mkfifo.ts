@@ -1,4 +1,4 @@
-import { mkfifo } from '../index.js';
+import { mkfifo } from '../fifo/index.js';
 import { EXIT, UsageError, modeOption, type Command } from './args.js';
 
 export const mkfifoCommand: Command = {
