@@ -3,13 +3,17 @@
  * fixed:N, raw. Whatever the messages and however the byte stream is cut into reads,
  * a decoder gives back exactly the messages encoded; whatever bytes it is fed, it
  * gives messages, drops (frames) or a coded NpipeError, never another exception; and
- * a size over the limit is refused before a buffer for it is allocated.
+ * a size over the limit is refused before a buffer for it is allocated. The lines
+ * splitter under the lines decoder and the CLI's lines paths (split-lines.ts) gives,
+ * however the stream is cut, what one split of the whole stream gives.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { NpipeError, createFraming, type DropInfo, type Framing } from '../src/index.js';
+import type { FrameTooLargeError } from '../src/errors.js';
 import { framesFraming } from '../src/framing/frames.js';
+import { LineSplitter } from '../src/framing/split-lines.js';
 
 /** Cases per property: the suite stays fast on 2 cores. */
 const RUNS = { numRuns: 150 };
@@ -311,5 +315,149 @@ describe('size limits are enforced before allocating', () => {
       }),
       RUNS,
     );
+  });
+});
+
+/** The stream as one split gives it (latin1: one char per byte): every "\n"-ended line, and the unended tail. */
+function oneSplit(stream: Buffer): { lines: string[]; tail: string } {
+  const parts = stream.toString('latin1').split('\n');
+  return { lines: parts.slice(0, -1), tail: parts.at(-1)! };
+}
+
+/** Bytes with many "\n"s (and "\r"s, empty lines), or any bytes (few "\n"s: long lines). */
+const lineStream: fc.Arbitrary<Buffer> = fc.oneof(
+  fc.array(fc.constantFrom(0x0a, 0x0a, 0x0d, 0x61, 0x00, 0xff), { maxLength: 3000 }).map((a) => Buffer.from(a)),
+  bytes(12_000),
+);
+
+type SplitMode = 'pushLines' | 'push' | 'push with runBytes';
+const splitModes: SplitMode[] = ['pushLines', 'push', 'push with runBytes'];
+
+/**
+ * Feeds `stream`, cut at `cuts`, to a LineSplitter in `mode`, and gathers what comes
+ * out as latin1 lines, checking the shape of each run on the way. With `copyTail`,
+ * every piece is read into one reused buffer scribbled over after push() (as the
+ * receiver does); without, pieces are views of `stream` (as the CLI's reads are).
+ * `error`: what was thrown, if anything (`lines` then holds what came out before).
+ */
+function splitAll(
+  stream: Buffer,
+  cuts: number[],
+  mode: SplitMode,
+  options: { max: number; runBytes: number; copyTail: boolean },
+): { lines: string[]; tail: string | undefined; error?: unknown } {
+  const lines: string[] = [];
+  const splitter = new LineSplitter(options.max, {
+    what: 'line',
+    copyTail: options.copyTail,
+    ...(mode === 'push with runBytes' ? { runBytes: options.runBytes } : {}),
+  });
+  const sink = {
+    run(bytes: Buffer, count: number) {
+      const text = bytes.toString('latin1');
+      assert.ok(text.endsWith('\n'), 'a run ends with "\n"');
+      const runLines = text.slice(0, -1).split('\n');
+      if (mode === 'push with runBytes') {
+        assert.ok(bytes.length <= options.runBytes, `a run of ${bytes.length} bytes, runBytes ${options.runBytes}`);
+        assert.equal(count, 0);
+      } else assert.equal(count, runLines.length, 'the count of lines in a run');
+      lines.push(...runLines);
+    },
+    line(line: Buffer) {
+      lines.push(line.toString('latin1'));
+    },
+  };
+  const reused = Buffer.alloc(stream.length + 1);
+  try {
+    for (const piece of split(stream, cuts)) {
+      let chunk = piece;
+      if (options.copyTail) {
+        piece.copy(reused);
+        chunk = reused.subarray(0, piece.length);
+      }
+      if (mode === 'pushLines') splitter.pushLines(chunk, (line) => lines.push(line.toString('latin1')));
+      else splitter.push(chunk, sink);
+      if (options.copyTail) chunk.fill(0xee);
+      assert.ok(splitter.pendingBytes <= options.max, `${splitter.pendingBytes} bytes held, limit ${options.max}`);
+    }
+  } catch (error) {
+    return { lines, tail: undefined, error };
+  }
+  const pending = splitter.pendingBytes;
+  const tail = splitter.end();
+  assert.equal(tail?.length ?? 0, pending);
+  assert.equal(splitter.pendingBytes, 0);
+  return { lines, tail: tail?.toString('latin1') ?? '' };
+}
+
+describe('the lines splitter (split-lines.ts): what one split of the whole stream gives, however it is cut', () => {
+  for (const mode of splitModes) {
+    test(`${mode}: any bytes cut anywhere give exactly the lines and the tail of one split`, () => {
+      fc.assert(
+        fc.property(lineStream, fc.array(fc.nat(), { maxLength: 40 }), fc.constantFrom(1, 2, 7, 64, 4096), fc.boolean(), (stream, cuts, runBytes, copyTail) => {
+          // A limit nothing reaches: every line comes out.
+          const max = stream.length + 1;
+          const got = splitAll(stream, cuts, mode, { max, runBytes: Math.min(runBytes, max + 1), copyTail });
+          assert.equal(got.error, undefined);
+          const want = oneSplit(stream);
+          assert.deepEqual(got.lines, want.lines);
+          assert.equal(got.tail, want.tail);
+        }),
+        RUNS,
+      );
+    });
+  }
+
+  for (const mode of ['pushLines', 'push'] as const) {
+    test(`${mode}: a line over the limit, whole or cut, throws ERR_NPIPE_FRAME_TOO_LARGE after exactly the lines before it`, () => {
+      fc.assert(
+        fc.property(lineStream, fc.array(fc.nat(), { maxLength: 40 }), fc.integer({ min: 1, max: 40 }), fc.boolean(), (stream, cuts, max, copyTail) => {
+          const got = splitAll(stream, cuts, mode, { max, runBytes: 0, copyTail });
+          const want = oneSplit(stream);
+          const over = [...want.lines, want.tail].findIndex((line) => line.length > max);
+          if (over === -1) {
+            assert.equal(got.error, undefined);
+            assert.deepEqual(got.lines, want.lines);
+            assert.equal(got.tail, want.tail);
+            return;
+          }
+          const error = got.error as FrameTooLargeError;
+          assert.ok(error instanceof NpipeError && error.code === 'ERR_NPIPE_FRAME_TOO_LARGE', `thrown: ${String(error)}`);
+          assert.equal(error.what, 'line');
+          assert.equal(error.limit, max);
+          // The size seen when refused: over the limit, and no more than the line (a line still being read is refused as soon as it passes the limit).
+          const line = [...want.lines, want.tail][over]!;
+          assert.ok(error.size > max && error.size <= line.length, `refused at ${error.size} bytes, a line of ${line.length}, limit ${max}`);
+          assert.deepEqual(got.lines, want.lines.slice(0, over));
+        }),
+        RUNS,
+      );
+    });
+  }
+
+  test('push with runBytes: only the line still being read is held to the limit; whole lines go out, long ones alone, for the sink to check', () => {
+    fc.assert(
+      fc.property(lineStream, fc.array(fc.nat(), { maxLength: 40 }), fc.integer({ min: 1, max: 40 }), fc.boolean(), (stream, cuts, max, copyTail) => {
+        const got = splitAll(stream, cuts, 'push with runBytes', { max, runBytes: max + 1, copyTail });
+        const want = oneSplit(stream);
+        if (got.error === undefined) {
+          assert.deepEqual(got.lines, want.lines);
+          assert.equal(got.tail, want.tail);
+          return;
+        }
+        const error = got.error as FrameTooLargeError;
+        assert.ok(error instanceof NpipeError && error.code === 'ERR_NPIPE_FRAME_TOO_LARGE', `thrown: ${String(error)}`);
+        // Refused: the line after those that went out, over the limit and cut by a read.
+        assert.deepEqual(got.lines, want.lines.slice(0, got.lines.length));
+        const refused = [...want.lines, want.tail][got.lines.length]!;
+        assert.ok(error.size > max && error.size <= refused.length, `refused at ${error.size} bytes, a line of ${refused.length}, limit ${max}`);
+      }),
+      RUNS,
+    );
+  });
+
+  test('runBytes over max + 1 is refused (a run could hold a line over the limit)', () => {
+    assert.throws(() => new LineSplitter(10, { runBytes: 12 }), RangeError);
+    assert.doesNotThrow(() => new LineSplitter(10, { runBytes: 11 }));
   });
 });

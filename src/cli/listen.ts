@@ -1,8 +1,9 @@
 import { fstatSync } from 'node:fs';
 import { isatty } from 'node:tty';
-import { DEFAULT_MAX_MESSAGE_SIZE, FrameTooLargeError, openReceiver, type Receiver } from '../index.js';
+import { DEFAULT_MAX_MESSAGE_SIZE, openReceiver, type Receiver } from '../index.js';
 import { isErrno } from '../sys/errno.js';
 import type { DropInfo } from '../framing/index.js';
+import { LineSplitter, eachLine, type LineSink } from '../framing/split-lines.js';
 import { deadline } from '../util/abort.js';
 import type { CountedReader, CountedReaderOptions } from '../drivers/types.js';
 import { EXIT, FIFO_OPTIONS_HELP, UsageError, checkAddress, commonFifoOptions, fifoOptions, intOption, type CliIO, type Command } from './args.js';
@@ -339,8 +340,6 @@ function drained(stream: NodeJS.WritableStream): Promise<void> {
   });
 }
 
-const LF = 0x0a;
-
 /**
  * `npipe listen` for lines (without --count): the FIFO's bytes, read as raw chunks,
  * go to stdout as they are, a run of whole lines at a time (what decoding each line
@@ -357,32 +356,36 @@ async function passLinesThrough(
   const stop = () => void receiver.close();
   io.stop.addEventListener('abort', stop, { once: true });
   const out = new Output(io.stdout);
-  /** The start of a line still without its "\n" (it may span many chunks). */
-  let partial: Buffer[] = [];
-  let partialBytes = 0;
+  const lines = new LineSplitter(max);
+  /** Whether a whole line came out of the last chunk. */
+  let whole = false;
+  const printJson = (line: Buffer) => out.add(Buffer.from(jsonLine(line)));
+  const sink: LineSink = json
+    ? {
+        run: (run) => {
+          eachLine(run, printJson);
+          whole = true;
+        },
+        line: (line) => {
+          printJson(line);
+          whole = true;
+        },
+      }
+    : {
+        run: (run) => {
+          out.add(run);
+          whole = true;
+        },
+        line: (line) => {
+          out.add(line);
+          out.add(NEWLINE);
+          whole = true;
+        },
+      };
   let wait: ReturnType<typeof deadline> | undefined;
-  /** Lines from..to of `chunk` (to excludes the "\n"s) go out. */
-  const emitLines = (chunk: Buffer, from: number, to: number) => {
-    if (!json) {
-      out.add(chunk.subarray(from, to));
-      return;
-    }
-    for (let at = from; at < to; ) {
-      const nl = chunk.indexOf(LF, at);
-      out.add(Buffer.from(jsonLine(chunk.subarray(at, nl))));
-      at = nl + 1;
-    }
-  };
-  const takePartial = (tail: Buffer): Buffer => {
-    partial.push(tail);
-    const line = partial.length === 1 ? partial[0]! : Buffer.concat(partial, partialBytes + tail.length);
-    partial = [];
-    partialBytes = 0;
-    return line;
-  };
   try {
     try {
-      reading: for (;;) {
+      for (;;) {
         let chunk = receiver.tryReceive();
         if (chunk === undefined) {
           await out.flush();
@@ -391,47 +394,17 @@ async function passLinesThrough(
           chunk = await receiver.receive({ signal: wait.signal });
           if (chunk === undefined) break;
         }
-        let at = 0; // the chunk's whole lines before `at` go out as one piece
-        while (at < chunk.length) {
-          const nl = chunk.indexOf(LF, at);
-          if (nl === -1) {
-            emitLines(chunk, 0, at);
-            partial.push(chunk.subarray(at));
-            partialBytes += chunk.length - at;
-            if (partialBytes > max) throw new FrameTooLargeError(partialBytes, max);
-            continue reading;
-          }
-          if (partialBytes + nl - at > max) {
-            emitLines(chunk, 0, at);
-            throw new FrameTooLargeError(partialBytes + nl - at, max);
-          }
-          if (partialBytes > 0) {
-            // The line's start came in earlier chunks: it goes out before this chunk's lines.
-            if (json) out.add(Buffer.from(jsonLine(takePartial(chunk.subarray(at, nl)))));
-            else {
-              for (const piece of partial) out.add(piece);
-              partial = [];
-              partialBytes = 0;
-              out.add(chunk.subarray(at, nl + 1));
-            }
-            chunk = chunk.subarray(nl + 1);
-            at = 0;
-          } else at = nl + 1;
+        lines.push(chunk, sink);
+        if (whole) {
+          whole = false;
           wait?.dispose();
           wait = undefined;
         }
-        emitLines(chunk, 0, at);
         if (out.full) await out.flush();
       }
       // The end of the stream (--once) or a stop: a last line without "\n" is still a line.
-      if (partialBytes > 0) {
-        const line = takePartial(Buffer.alloc(0));
-        if (json) out.add(Buffer.from(jsonLine(line)));
-        else {
-          out.add(line);
-          out.add(NEWLINE);
-        }
-      }
+      const last = lines.end();
+      if (last) sink.line(last);
     } finally {
       wait?.dispose();
       await out.flush();

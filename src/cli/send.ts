@@ -1,5 +1,6 @@
 import { createReadStream, fstatSync } from 'node:fs';
-import { DEFAULT_MAX_MESSAGE_SIZE, FrameTooLargeError, PIPE_BUF, createFraming, openSender, type Sender } from '../index.js';
+import { DEFAULT_MAX_MESSAGE_SIZE, PIPE_BUF, createFraming, openSender, type Sender } from '../index.js';
+import { LineSplitter, type LineSink } from '../framing/split-lines.js';
 import { unitsSender } from '../messaging.js';
 import { EXIT, FIFO_OPTIONS_HELP, UsageError, checkAddress, commonFifoOptions, fifoOptions, type Command } from './args.js';
 
@@ -108,10 +109,9 @@ function checkMessages(messages: string[], format: string, maxMessageSize: numbe
 }
 
 /**
- * Stdin as messages: lines, or raw chunks. One chunk's sends are awaited before
- * the next is read, so memory stays bounded. A regular file is read in 1 MiB
- * chunks; anything else (a pipe, a terminal) through process.stdin, so that no
- * threadpool thread ever waits on a pipe.
+ * Stdin as messages (see sendSource). A regular file is read in 1 MiB chunks;
+ * anything else (a pipe, a terminal) through process.stdin, so that no threadpool
+ * thread ever waits on a pipe. A stop ends the reading too.
  */
 async function sendStdin(
   sender: Sender<Uint8Array>,
@@ -134,6 +134,11 @@ async function sendStdin(
   }
 }
 
+/**
+ * `source` as messages: lines, or raw chunks (in pieces of `pieceSize` where the
+ * medium wants them smaller). One chunk's sends are awaited before the next is
+ * read, so memory stays bounded.
+ */
 async function sendSource(
   sender: Sender<Uint8Array>,
   source: NodeJS.ReadableStream,
@@ -177,8 +182,6 @@ async function sendSource(
   await settle();
 }
 
-const LF = 0x0a;
-
 /**
  * Lines from stdin into a FIFO without taking them apart: stdin already is the
  * lines format, so each run of whole lines of at most PIPE_BUF bytes is written as
@@ -195,47 +198,19 @@ async function sendLinesAsTheyAre(
   max: number,
 ): Promise<void> {
   const { watch, settle } = inOrder();
-  /** The start of a line still without its "\n", in pieces (a long line may span many chunks). */
-  let partial: Buffer[] = [];
-  let partialBytes = 0;
+  // Only the start of a line still without its "\n" is held to `max` here (memory);
+  // whole lines over it are refused by send(), in order with the lines around them.
+  const lines = new LineSplitter(max, { runBytes: PIPE_BUF });
+  const sink: LineSink = {
+    run: (units) => watch(sendUnits(units)),
+    line: (line) => watch(sender.send(line)),
+  };
   for await (const item of source) {
-    const chunk = typeof item === 'string' ? Buffer.from(item) : (item as Buffer);
-    let at = 0;
-    if (partialBytes > 0) {
-      const nl = chunk.indexOf(LF);
-      if (nl === -1) {
-        partial.push(chunk);
-        partialBytes += chunk.length;
-        if (partialBytes > max) throw new FrameTooLargeError(partialBytes, max);
-        continue;
-      }
-      partial.push(chunk.subarray(0, nl));
-      watch(sender.send(Buffer.concat(partial, partialBytes + nl)));
-      partial = [];
-      partialBytes = 0;
-      at = nl + 1;
-    }
-    while (at < chunk.length) {
-      const end = chunk.lastIndexOf(LF, Math.min(chunk.length, at + PIPE_BUF) - 1);
-      if (end >= at) {
-        watch(sendUnits(chunk.subarray(at, end + 1)));
-        at = end + 1;
-        continue;
-      }
-      // No "\n" within PIPE_BUF bytes: a long line, or the chunk ends inside a line.
-      const nl = chunk.indexOf(LF, at);
-      if (nl === -1) {
-        partial.push(chunk.subarray(at));
-        partialBytes = chunk.length - at;
-        if (partialBytes > max) throw new FrameTooLargeError(partialBytes, max);
-        break;
-      }
-      watch(sender.send(chunk.subarray(at, nl)));
-      at = nl + 1;
-    }
+    lines.push(typeof item === 'string' ? Buffer.from(item) : (item as Buffer), sink);
     await settle(); // bounded memory: this chunk is in the pipe before the next one is read
   }
-  if (partialBytes > 0) watch(sender.send(Buffer.concat(partial, partialBytes)));
+  const last = lines.end();
+  if (last) watch(sender.send(last));
   await settle();
 }
 

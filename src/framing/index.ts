@@ -21,8 +21,13 @@ export type FormatName = 'frames' | 'lines' | 'length' | 'raw' | `fixed:${number
 /** 64 MiB: the largest message accepted unless `maxMessageSize` says otherwise. */
 export const DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024;
 
+/** The format names as help and error messages list them. */
 export const FORMAT_NAMES = ['frames', 'lines', 'length', 'fixed:N', 'raw'] as const;
 
+/**
+ * `maxMessageSize` as given (undefined: DEFAULT_MAX_MESSAGE_SIZE), checked.
+ * @throws ERR_NPIPE_INVALID_ARG unless a whole number from 1 to buffer.constants.MAX_LENGTH.
+ */
 export function checkMaxMessageSize(max: unknown): number {
   if (max === undefined) return DEFAULT_MAX_MESSAGE_SIZE;
   if (typeof max !== 'number' || !Number.isSafeInteger(max) || max < 1 || max > bufferConstants.MAX_LENGTH) {
@@ -33,10 +38,7 @@ export function checkMaxMessageSize(max: unknown): number {
   return max;
 }
 
-/**
- * The framing for a format name.
- * @throws ERR_NPIPE_INVALID_ARG for an unknown name or a bad size.
- */
+/** Options of createFraming. */
 export interface FramingOptions {
   maxMessageSize?: number;
   /** frames: the most bytes a reader keeps for incomplete messages (default max(4 x maxMessageSize, 256 MiB)). */
@@ -45,6 +47,10 @@ export interface FramingOptions {
   writerId?: number;
 }
 
+/**
+ * The framing for a format name.
+ * @throws ERR_NPIPE_INVALID_ARG for an unknown name or a bad size.
+ */
 export function createFraming(format: string, options: FramingOptions = {}): Framing {
   const max = checkMaxMessageSize(options.maxMessageSize);
   switch (format) {

@@ -1,7 +1,7 @@
 import { BadFrameError, FrameTooLargeError } from '../errors.js';
 import { copySmall } from './frames.js';
 import type { Emit, FrameDecoder, Framing } from './types.js';
-import { view } from './view.js';
+import { LineSplitter } from './split-lines.js';
 
 const LF = 0x0a;
 const NEWLINE = Buffer.from([LF]);
@@ -40,58 +40,25 @@ export function linesFraming(maxMessageSize: number): Framing {
   };
 }
 
+/** The lines decoder: the stream's lines, one message each (the cutting is split-lines.ts's). */
 class LinesDecoder implements FrameDecoder {
-  #max: number;
-  #pending: Buffer[] = [];
-  #pendingBytes = 0;
+  // copyTail: the receiver reads every chunk into the same buffer.
+  readonly #lines: LineSplitter;
 
   constructor(max: number) {
-    this.#max = max;
+    this.#lines = new LineSplitter(max, { what: 'line', copyTail: true });
   }
 
   get pendingBytes(): number {
-    return this.#pendingBytes;
+    return this.#lines.pendingBytes;
   }
 
   push(chunk: Buffer, emit: Emit): void {
-    let start = 0;
-    for (;;) {
-      const nl = chunk.indexOf(LF, start);
-      if (nl === -1) {
-        const rest = chunk.length - start;
-        if (rest === 0) return;
-        this.#check(this.#pendingBytes + rest);
-        // A copy: the caller may reuse `chunk` once push() returns.
-        this.#pending.push(Buffer.from(chunk.subarray(start)));
-        this.#pendingBytes += rest;
-        return;
-      }
-      const line = view(chunk, start, nl);
-      start = nl + 1;
-      if (this.#pendingBytes === 0) {
-        this.#check(line.length);
-        emit(line);
-      } else {
-        this.#check(this.#pendingBytes + line.length);
-        this.#pending.push(line);
-        this.#pendingBytes += line.length;
-        emit(this.#take());
-      }
-    }
+    this.#lines.pushLines(chunk, emit);
   }
 
   end(emit: Emit): void {
-    if (this.#pendingBytes > 0) emit(this.#take());
-  }
-
-  #check(size: number): void {
-    if (size > this.#max) throw new FrameTooLargeError(size, this.#max, 'line');
-  }
-
-  #take(): Buffer {
-    const message = Buffer.concat(this.#pending, this.#pendingBytes);
-    this.#pending = [];
-    this.#pendingBytes = 0;
-    return message;
+    const last = this.#lines.end();
+    if (last) emit(last);
   }
 }

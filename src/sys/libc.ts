@@ -1,8 +1,12 @@
 /**
- * The few libc calls Node does not expose: mkfifo(3), fcntl(2) for the pipe
- * capacity, flock(2) for the writers' lock, dup(2), splice(2), tee(2) and pipe2(2) (Linux). Called through koffi, so no compiler and no child process is
- * needed. Loaded on first use, so that importing npipe never fails on a
- * platform where koffi cannot load libc: only the calls that need it do.
+ * The few libc calls Node does not expose: mkfifo(3); fcntl(2) for the pipe
+ * capacity and ioctl(2) FIONREAD for the bytes in a pipe; flock(2) and dup(2) for
+ * the writers' lock; write(2), for a full pipe reported as -1 rather than as the
+ * exception fs.writeSync throws; memset(3) with a length of 0, for a buffer's
+ * address (aligned buffers); and, on Linux only, splice(2), tee(2) and pipe2(2).
+ * Called through koffi, so no compiler and no child process is needed. Loaded on
+ * first use, so that importing npipe never fails on a platform where koffi cannot
+ * load libc: only the calls that need it do.
  */
 import { createRequire } from 'node:module';
 import { constants as osConstants } from 'node:os';

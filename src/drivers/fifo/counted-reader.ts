@@ -5,11 +5,12 @@
  * `fixed:N` N bytes, `frames` a packet header then the packet, `lines` up to the
  * next "\n" (looked for with tee(2) before taking), `raw` one read.
  */
-import { BadFrameError, FrameTooLargeError } from '../../errors.js';
+import { BadFrameError } from '../../errors.js';
 import { ExactFifoReader } from '../../fifo/exact-read.js';
 import { openFifoReader, type FifoEnd } from '../../fifo/open.js';
 import type { CountedReaderOptions as OpenOptions } from '../types.js';
 import { createFraming, type DropInfo, type FrameDecoder } from '../../framing/index.js';
+import { LineSplitter } from '../../framing/split-lines.js';
 
 /** Bytes of a large message read (and handed to the decoder) at a time. */
 const PIECE = 64 * 1024;
@@ -31,13 +32,12 @@ export interface CountedReaderOptions {
 export class CountedReader {
   readonly #reader: ExactFifoReader;
   readonly #format: string;
-  readonly #max: number;
   readonly #decoder: FrameDecoder | undefined;
   readonly #queue: Buffer[] = [];
   #ended = false;
-  /** lines: the start of a line whose "\n" has not come yet. */
-  #line: Buffer[] = [];
-  #lineBytes = 0;
+  /** lines: the stream cut into lines (keeps the start of a line whose "\n" has not come yet). */
+  readonly #lines: LineSplitter | undefined;
+  readonly #queueLine = (line: Buffer) => void this.#queue.push(line);
   /** Bytes of a message (other formats) cut by a stop: read, not deliverable. */
   #cut = 0;
   #sweeper: NodeJS.Timeout | undefined;
@@ -45,10 +45,10 @@ export class CountedReader {
   constructor(end: FifoEnd, { format, maxMessageSize, maxPartialBytes, onDrop }: CountedReaderOptions) {
     this.#reader = new ExactFifoReader(end);
     this.#format = format;
-    this.#max = maxMessageSize;
+    // takeLines() reads into a buffer of its own each time: the kept tail can be views.
+    if (format === 'lines') this.#lines = new LineSplitter(maxMessageSize);
     if (format !== 'lines' && format !== 'raw') {
       const framing = createFraming(format, { maxMessageSize, ...(maxPartialBytes === undefined ? {} : { maxPartialBytes }) });
-      this.#max = framing.maxMessageSize;
       const decoder = framing.createDecoder(onDrop ? { onDrop } : {});
       this.#decoder = decoder;
       if (decoder.sweep) {
@@ -98,11 +98,7 @@ export class CountedReader {
 
   /** lines: the start of a line a stop cut (delivered by the caller as the last message); else undefined. */
   unfinishedLine(): Buffer | undefined {
-    if (this.#lineBytes === 0) return undefined;
-    const line = Buffer.concat(this.#line, this.#lineBytes);
-    this.#line = [];
-    this.#lineBytes = 0;
-    return line;
+    return this.#lines?.end();
   }
 
   /** Other formats: bytes of a message read before a stop cut it (not deliverable whole). */
@@ -130,26 +126,7 @@ export class CountedReader {
         // The end of the stream: a last line without "\n" is still a line (docs/FORMATS.md).
         return this.unfinishedLine();
       }
-      let at = 0;
-      for (let nl = chunk.indexOf(LF); nl !== -1; nl = chunk.indexOf(LF, at)) {
-        const bytes = this.#lineBytes + nl - at;
-        if (bytes > this.#max) throw new FrameTooLargeError(bytes, this.#max);
-        if (this.#line.length === 0) {
-          // The whole line is in this chunk, a buffer of its own: a view, no copy.
-          this.#queue.push(chunk.subarray(at, nl));
-        } else {
-          this.#line.push(chunk.subarray(at, nl));
-          this.#queue.push(Buffer.concat(this.#line, bytes));
-        }
-        this.#line = [];
-        this.#lineBytes = 0;
-        at = nl + 1;
-      }
-      if (at < chunk.length) {
-        this.#line.push(chunk.subarray(at));
-        this.#lineBytes += chunk.length - at;
-        if (this.#lineBytes > this.#max) throw new FrameTooLargeError(this.#lineBytes, this.#max);
-      }
+      this.#lines!.pushLines(chunk, this.#queueLine);
       const line = this.#queue.shift();
       if (line) return line;
     }
@@ -171,29 +148,19 @@ export class CountedReader {
         const line = this.unfinishedLine();
         return line ? { bytes: Buffer.concat([line, NEWLINE]), lines: 1 } : undefined;
       }
+      // Nothing is returned unless every line of the chunk is within the limit.
+      let joined: Buffer | undefined;
+      let run: Buffer | undefined;
       let lines = 0;
-      let at = 0;
-      for (let nl = chunk.indexOf(LF); nl !== -1; nl = chunk.indexOf(LF, at)) {
-        const bytes = (lines === 0 ? this.#lineBytes : 0) + nl - at;
-        if (bytes > this.#max) throw new FrameTooLargeError(bytes, this.#max);
-        lines++;
-        at = nl + 1;
-      }
-      if (lines === 0) {
-        this.#line.push(chunk);
-        this.#lineBytes += chunk.length;
-        if (this.#lineBytes > this.#max) throw new FrameTooLargeError(this.#lineBytes, this.#max);
-        continue;
-      }
-      const whole = this.#line.length === 0 ? chunk.subarray(0, at) : Buffer.concat([...this.#line, chunk.subarray(0, at)]);
-      this.#line = [];
-      this.#lineBytes = 0;
-      if (at < chunk.length) {
-        this.#line.push(chunk.subarray(at));
-        this.#lineBytes = chunk.length - at;
-        if (this.#lineBytes > this.#max) throw new FrameTooLargeError(this.#lineBytes, this.#max);
-      }
-      return { bytes: whole, lines };
+      this.#lines!.push(chunk, {
+        line: (line) => void (joined = line),
+        run: (bytes, count) => {
+          run = bytes;
+          lines = count;
+        },
+      });
+      if (joined) return { bytes: Buffer.concat(run ? [joined, NEWLINE, run] : [joined, NEWLINE]), lines: lines + 1 };
+      if (run) return { bytes: run, lines };
     }
   }
 
