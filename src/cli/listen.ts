@@ -227,7 +227,7 @@ function reportDrop(io: CliIO): (d: DropInfo) => void {
  * `listen --count N` on a FIFO: exactly N messages are taken out of the pipe, and
  * not a byte more (issue 15 #15): what follows stays in the pipe for the next
  * reader, as long as some process still has the FIFO open (the kernel frees a
- * FIFO's contents when its last descriptor closes). See exact-reader.ts.
+ * FIFO's contents when its last descriptor closes). See drivers/fifo/counted-reader.ts.
  */
 async function listenCounted(
   path: string,
