@@ -556,11 +556,10 @@ describe('#15.1 - fairness across users', () => {
     await mkfifo(path);
     chmodSync(path, 0o622);
     const g = gate();
-    const server = await serve(path, g.handler, { concurrency: 1, transport: new FifoTransport({ allowShared: true }) });
+    const server = await serve(path, g.handler, { concurrency: 1, allowShared: true });
     t.after(() => server.close());
     // Root: 6 clients (reply addresses), 2 requests each.
-    const shared = new FifoTransport({ allowShared: true });
-    const clients = await Promise.all(Array.from({ length: 6 }, () => connect(path, { transport: shared })));
+    const clients = await Promise.all(Array.from({ length: 6 }, () => connect(path, { allowShared: true })));
     t.after(() => Promise.all(clients.map((c) => c.close())));
     const rootReplies = clients.flatMap((c, i) => [c.request(`root${i}a`), c.request(`root${i}b`)]);
     await until(() => server.stats.requests === 12 && g.handled.length === 1, 'root\'s 12 requests taken, one running');

@@ -1,7 +1,8 @@
 /**
  * The public API's types tell the truth (issue 16 #5): tsc checks
  * test/types/expect.ts, a file of expected types and expected compile errors,
- * against the built declarations. A type that loosens (an `@ts-expect-error` line
+ * through the package names npipe and npipe/fifo (tsc maps them to the sources
+ * the package is built from). A type that loosens (an `@ts-expect-error` line
  * that compiles again) or changes fails here.
  */
 import assert from 'node:assert/strict';

@@ -7,7 +7,6 @@
  * Defaults are in limits.ts.
  */
 import type { Codec, CodecName } from '../codec.js';
-import type { Transport } from '../transport/types.js';
 
 /** Something the server refused or dropped, for logs. */
 export interface ServerEvent {
@@ -133,11 +132,6 @@ export interface ServeOptions<Req, Res> {
    * may write to (a server for several users; see docs/RPC.md).
    */
   allowShared?: boolean;
-  /**
-   * FIFO paths only: the frame transport to serve over, instead of FIFOs made with
-   * `maxMessageSize` and `allowShared`. A nats:// URL always uses NATS.
-   */
-  transport?: Transport;
 }
 
 export interface ConnectOptions<Req, Res> {
@@ -167,9 +161,4 @@ export interface ConnectOptions<Req, Res> {
    * may write to (a server for several users; see docs/RPC.md).
    */
   allowShared?: boolean;
-  /**
-   * FIFO paths only: the frame transport to connect over, instead of FIFOs made
-   * with `maxMessageSize` and `allowShared`. A nats:// URL always uses NATS.
-   */
-  transport?: Transport;
 }

@@ -1,6 +1,6 @@
 /**
  * Expected types of the public API (issue 16 #5), checked by test/types.test.ts
- * with tsc against the built declarations. Each `Is<...>` must hold, and each line
+ * with tsc through the package names (tsc maps them to the sources). Each `Is<...>` must hold, and each line
  * under `@ts-expect-error` must fail to compile: an option that stops deciding a
  * type (a loosening) makes that directive unused, which is itself an error.
  */
@@ -13,6 +13,8 @@ import {
   serve,
   textCodec,
   type Client,
+  type ConnectOptions,
+  type ServeOptions,
   type Codec,
   type FormatName,
   type Receiver,
@@ -180,4 +182,9 @@ export async function requestReply(): Promise<void> {
   await text.request(42);
   // @ts-expect-error text replies are strings
   await connect<string, Buffer>(path);
+
+  // No option leads to internal types (#16 attack pass: `transport` reached Transport and FrameSender).
+  is<Equal<Extract<keyof ServeOptions<string, string> | keyof ConnectOptions<string, string>, 'transport'>, never>>();
+  // @ts-expect-error serve takes no frame transport: the FIFO driver makes its own
+  await serve(path, (r: string) => r, { transport: undefined });
 }

@@ -13,15 +13,12 @@ import { FifoTransport } from './reply-transport.js';
 import { canSplice, receiveRawInto, sendFileRaw } from './raw-stream.js';
 import { openCountedReader } from './counted-reader.js';
 
-/** A request/reply transport for `options`: the caller's own, or FIFOs with its size limit and `allowShared`. */
-function transportFor(options: { transport?: Transport; maxMessageSize?: number; allowShared?: boolean }): Transport {
-  return (
-    options.transport ??
-    new FifoTransport({
-      ...(options.maxMessageSize === undefined ? {} : { maxMessageSize: options.maxMessageSize }),
-      ...(options.allowShared === true ? { allowShared: true } : {}),
-    })
-  );
+/** Request/reply over FIFOs with the caller's size limit and `allowShared`. */
+function transportFor(options: { maxMessageSize?: number; allowShared?: boolean }): Transport {
+  return new FifoTransport({
+    ...(options.maxMessageSize === undefined ? {} : { maxMessageSize: options.maxMessageSize }),
+    ...(options.allowShared === true ? { allowShared: true } : {}),
+  });
 }
 
 export const driver: Driver = {
