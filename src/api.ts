@@ -158,6 +158,10 @@ export async function openReceiver(path: string, options: ReceiverOptions = {}):
   const { framing, defaultCodec } = framingFor(options);
   const codec = resolveCodec<unknown, never>(options.codec, defaultCodec);
   checkTimeout(options.timeout); // before anything is opened: a bad value leaves no fd behind
+  const { maxQueuedBytes } = options;
+  if (maxQueuedBytes !== undefined && !(Number.isSafeInteger(maxQueuedBytes) && maxQueuedBytes >= 1)) {
+    throw new InvalidArgumentError(`maxQueuedBytes must be a whole number of bytes >= 1, got ${String(maxQueuedBytes)}`);
+  }
   if (options.signal?.aborted) throw options.signal.reason;
   const frames = await (await driverFor(path)).openReceiver(path, framing, options);
   return new Receiver(frames, codec, options.timeout, path);
@@ -233,5 +237,6 @@ export function connect(path: string, options?: ConnectBase & { codec?: CodecNam
 export async function connect(path: string, options: ConnectOptions<unknown, unknown> = {}): Promise<Client<unknown, unknown>> {
   if (typeof path !== 'string' || path === '') throw new InvalidArgumentError('path must be a non-empty string');
   checkBusyPoll(options.busyPoll);
+  checkTimeout(options.timeout); // every medium alike, before anything is opened (a FIFO client once took -1 as no server)
   return (await driverFor(path)).connect(path, options);
 }

@@ -353,3 +353,19 @@ describe('request/reply over NATS: no JetStream', () => {
     await assert.rejects(connect(url), { code: 'ERR_NPIPE_INVALID_ARG' });
   });
 });
+
+describe('argument checks are the same on every medium', () => {
+  test('#16 - a bad timeout for connect() or a bad maxQueuedBytes is ERR_NPIPE_INVALID_ARG on every medium, before anything is opened', async (t) => {
+    // Port 1: nothing listens there, so a check that came after connecting would be ERR_NPIPE_UNREACHABLE.
+    const dir = tempDir(t);
+    for (const address of [join(dir, 'pipe'), 'nats://127.0.0.1:1/npipe-args']) {
+      for (const timeout of [-1, Number.NaN, Number.POSITIVE_INFINITY]) {
+        await assert.rejects(connect(address, { timeout }), { code: 'ERR_NPIPE_INVALID_ARG' }, `${address} timeout ${timeout}`);
+      }
+      for (const maxQueuedBytes of [-1, 0, 2.5]) {
+        await assert.rejects(openReceiver(address, { maxQueuedBytes }), { code: 'ERR_NPIPE_INVALID_ARG' }, `${address} maxQueuedBytes ${maxQueuedBytes}`);
+      }
+    }
+    assert.equal(existsSync(join(dir, 'pipe')), false, 'no FIFO was created');
+  });
+});
