@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { closeSync, constants, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
+import { closeSync, constants, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, type TestContext } from 'node:test';
 import { NATS_INSTALL_HINT, NatsServer, natsServerAvailable } from './nats-server.js';
@@ -215,4 +215,28 @@ export async function openWriter(path: string): Promise<number> {
     }
   }, `a reader of ${path}`);
   return fd;
+}
+
+/**
+ * For a test that runs a process as another user (uid 65534): that user must be
+ * able to load this checkout's code, so every folder above the checkout must be
+ * enterable by others and the built code readable. A clone inside a 0700 folder
+ * (root's home) is not: outside CI the test skips saying how to open it; under CI
+ * it fails (.ci/run opens the path before the tests).
+ */
+export function requireReachableByOthers(t: TestContext): boolean {
+  const root = fileURLToPath(new URL('../../', import.meta.url));
+  let closed: string | undefined;
+  for (let dir = root; ; dir = dirname(dir)) {
+    if ((statSync(dir).mode & 0o001) === 0) closed = dir;
+    if (dirname(dir) === dir) break;
+  }
+  for (const file of ['dist/src/index.js', 'node_modules']) {
+    if ((statSync(join(root, file)).mode & 0o004) === 0) closed ??= join(root, file);
+  }
+  if (closed === undefined) return true;
+  const what = `another user cannot load this checkout: ${closed} is closed to others (chmod o+rx it, or clone elsewhere; .ci/run opens the path)`;
+  if (isCI()) throw new Error(what);
+  t.skip(what);
+  return false;
 }
