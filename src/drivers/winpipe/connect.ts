@@ -6,7 +6,7 @@
  */
 import { connect, type Socket } from 'node:net';
 import { NoReaderError } from '../../errors.js';
-import { fromSystemError } from '../../sys/errno.js';
+import { pipeError } from './failures.js';
 import { deadline, sleep } from '../../util/abort.js';
 
 /** First wait between attempts; it doubles up to MAX_BACKOFF_MS. */
@@ -40,7 +40,7 @@ function attempt(name: string): Promise<Socket> {
 /**
  * A socket connected to the receiver listening on `name` (normalised).
  * @throws ERR_NPIPE_NO_READER with `timeout: 0` and no receiver; ERR_NPIPE_TIMEOUT
- * after `timeout` ms with none; `signal.reason` when aborted; other OS errors mapped by fromSystemError.
+ * after `timeout` ms with none; `signal.reason` when aborted; ERR_NPIPE_PERMISSION, ERR_NPIPE_SYSTEM for other OS errors.
  */
 export async function connectPipe(name: string, options: PipeConnectOptions): Promise<Socket> {
   if (options.signal?.aborted) throw options.signal.reason;
@@ -51,7 +51,7 @@ export async function connectPipe(name: string, options: PipeConnectOptions): Pr
         return await attempt(name);
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code ?? '';
-        if (!NOT_YET.has(code)) throw fromSystemError(err, name, 'connecting to');
+        if (!NOT_YET.has(code)) throw pipeError(err, name, 'connecting to');
         if (options.timeout === 0) {
           throw new NoReaderError(`no receiver listens on ${name}; start the receiver first, or wait for it (a timeout above 0, or --wait)`, { cause: err });
         }

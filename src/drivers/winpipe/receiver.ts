@@ -25,7 +25,7 @@ import { BusyError, NpipeError } from '../../errors.js';
 import type { DropInfo, Framing, FrameDecoder } from '../../framing/index.js';
 import { badTarget, copyInto } from '../../transport/into.js';
 import type { CallOptions, FrameReceiver } from '../../transport/types.js';
-import { fromSystemError } from '../../sys/errno.js';
+import { pipeError } from './failures.js';
 
 /** The receiver stops reading every connection while it holds this many bytes not yet received (as a FIFO receiver does). */
 export const RECEIVE_HIGH_WATER_BYTES = 1024 * 1024;
@@ -39,7 +39,7 @@ export interface WinPipeReceiverOptions {
 
 /**
  * Listens on `name` (already normalised, `\\.\pipe\<name>`).
- * @throws `signal.reason` when aborted; ERR_NPIPE_* from the OS error (fromSystemError) when listening fails.
+ * @throws `signal.reason` when aborted; ERR_NPIPE_PERMISSION or ERR_NPIPE_SYSTEM (another receiver on the name, on Windows) when listening fails.
  */
 export async function openWinPipeFrameReceiver(name: string, framing: Framing, options: WinPipeReceiverOptions = {}): Promise<WinPipeFrameReceiver> {
   const { signal } = options;
@@ -53,7 +53,7 @@ export async function openWinPipeFrameReceiver(name: string, framing: Framing, o
     signal?.addEventListener('abort', onAbort, { once: true });
     server.once('error', (err) => {
       signal?.removeEventListener('abort', onAbort);
-      reject(fromSystemError(err, name, 'listening on'));
+      reject(pipeError(err, name, 'listening on'));
     });
     server.listen({ path: name, readableAll: false, writableAll: false }, () => {
       signal?.removeEventListener('abort', onAbort);
