@@ -109,10 +109,12 @@ before that gets it again after ack-wait (30 s; ?ack-wait=MS in the URL).`,
       return EXIT.ok;
     }
 
-    if (options.format === 'lines' && capabilities.wireFormat) {
+    if (options.format === 'lines' && capabilities.wireFormat && count === undefined) {
       // The FIFO already holds the lines format, and so does our output: pass whole
       // lines through as they are, without taking them apart into messages (--json:
       // one JSON line each). A line cut by a stop is still printed (issue 15 #16).
+      // Not with --count on a medium without a counted reader (Windows pipes): raw
+      // chunks cannot be counted in lines, so the message loop below takes N.
       const { maxMessageSize, ...fifo } = options;
       const receiver = await openReceiver<Buffer>(path, {
         ...fifo,

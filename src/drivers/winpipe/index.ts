@@ -1,0 +1,58 @@
+/**
+ * The Windows named pipe driver: `\\.\pipe\<name>` (or `//./pipe/<name>`). The
+ * receiver is the pipe server, each sender one client connection; every format is
+ * on the wire, and safe with many writers, since each writer has its own
+ * connection (receiver.ts). Request/reply over Windows pipes is not done yet:
+ * serve() and connect() say so (ERR_NPIPE_UNSUPPORTED).
+ *
+ * Windows only: elsewhere Node would take the name for a Unix socket path and
+ * create a file called `\\.\pipe\<name>` in the current folder, so every entry
+ * point refuses first (the registry, which knows the platforms, refuses too).
+ */
+import { UnsupportedError } from '../../errors.js';
+import type { Driver } from '../types.js';
+import { normalizeWindowsPipe } from './address.js';
+import { openWinPipeFrameReceiver } from './receiver.js';
+import { openWinPipeFrameSender } from './sender.js';
+
+/** Why a pipe name cannot be used here, told before anything is opened. */
+export const NEEDS_WINDOWS = 'Windows named pipes need Windows; on this system use a FIFO path';
+
+/** The name, normalised, once it is known that this is Windows. @throws ERR_NPIPE_INVALID_ARG, ERR_NPIPE_UNSUPPORTED */
+function pipeName(address: string): string {
+  const name = normalizeWindowsPipe(address);
+  if (process.platform !== 'win32') throw new UnsupportedError(NEEDS_WINDOWS);
+  return name;
+}
+
+function noRequestReply(address: string): never {
+  pipeName(address);
+  throw new UnsupportedError(
+    `request/reply over Windows pipes is not done yet (issue 17); ${address} can carry messages (openSender/openReceiver, npipe send/listen) only`,
+  );
+}
+
+export const driver: Driver = {
+  name: 'winpipe',
+  noun: 'a Windows pipe name',
+  capabilities: {
+    wireFormat: true,
+    waitsForReader: true,
+    acknowledges: false,
+    cliOptions: [],
+  },
+  openSender: async (address, framing, options) =>
+    openWinPipeFrameSender(pipeName(address), framing, {
+      ...(options.timeout === undefined ? {} : { timeout: options.timeout }),
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.waitForReader === undefined ? {} : { waitForReader: options.waitForReader }),
+    }),
+  openReceiver: async (address, framing, options) =>
+    openWinPipeFrameReceiver(pipeName(address), framing, {
+      ...(options.keepOpen === undefined ? {} : { keepOpen: options.keepOpen }),
+      ...(options.onDrop ? { onDrop: options.onDrop } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
+    }),
+  serve: async (address) => noRequestReply(address),
+  connect: async (address) => noRequestReply(address),
+};
