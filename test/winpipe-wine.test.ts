@@ -1,0 +1,123 @@
+/**
+ * The Windows named-pipe driver on Windows (Wine, with the Windows Node; see
+ * test/windows-harness.ts): the CLI over `\\.\pipe\...` in every format, four
+ * writer processes at once into one listener, a sender with no receiver (exit 3),
+ * a sender that waits for a receiver started later and for a restarted one, and a
+ * bad pipe name (exit 2). Without Wine or node.exe these skip saying how to get
+ * them; under CI they fail (.ci/run installs both).
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { describe, test } from 'node:test';
+import { requireWindows, runWindows, startWindows, toWindowsPath } from './windows-harness.js';
+
+const BIN = toWindowsPath(fileURLToPath(new URL('../src/cli/bin.js', import.meta.url)));
+const pipeName = () => `\\\\.\\pipe\\npipe-wine-${randomUUID()}`;
+const npipe = (args: string[], timeoutMs = 60_000) => runWindows([BIN, ...args], { timeoutMs });
+
+describe('Windows named pipes under Wine (the winpipe driver)', () => {
+  test('send and listen carry messages whole over \\\\.\\pipe\\ in every format', { timeout: 240_000 }, async (t) => {
+    if (!requireWindows(t)) return;
+    const cases: [string, string[]][] = [
+      ['lines', ['one', '', 'three with spaces']],
+      ['frames', ['alpha', 'x'.repeat(20_000), '']],
+      ['length', ['a', 'bb', 'y'.repeat(9_000)]],
+      ['fixed:4', ['abcd', 'efgh', 'ijkl']],
+    ];
+    await Promise.all(
+      cases.map(async ([format, messages]) => {
+        const pipe = pipeName();
+        const listener = await startWindows(t, [BIN, 'listen', pipe, '--format', format, '--count', String(messages.length), '--json'], { hangMs: 120_000 });
+        // The sender waits (up to -t) for the listener to create the pipe. Arguments:
+        // a Windows command line holds at most 32767 characters.
+        const sent = await npipe(['send', pipe, '--format', format, '-t', '60000', ...messages]);
+        assert.equal(sent.code, 0, `${format}: ${sent.stderr}`);
+        const heard = await listener.done;
+        assert.equal(heard.code, 0, `${format}: ${heard.stderr}`);
+        const got = heard.stdout.trim().split('\n').map((line) => (JSON.parse(line) as { text: string }).text);
+        assert.deepEqual(got, messages, format);
+      }),
+    );
+    // raw is a byte stream: the bytes arrive, in order (the listener runs until stopped).
+    const pipe = pipeName();
+    const listener = await startWindows(t, [BIN, 'listen', pipe, '--format', 'raw'], { hangMs: 120_000 });
+    const sent = await npipe(['send', pipe, '--format', 'raw', '-t', '60000', 'raw-', 'bytes']);
+    assert.equal(sent.code, 0, sent.stderr);
+    await listener.waitForOutput('raw-bytes', 60_000);
+    const heard = await listener.stop();
+    assert.equal(heard.stdout, 'raw-bytes');
+  });
+
+  test('four writer processes at once into one listener: every message whole, each writer in its own order', { timeout: 240_000 }, async (t) => {
+    if (!requireWindows(t)) return;
+    const pipe = pipeName();
+    const per = 100; // a Windows command line holds at most 32767 characters: the messages are its arguments
+    const writers = ['a', 'b', 'c', 'd'];
+    const listener = await startWindows(t, [BIN, 'listen', pipe, '--format', 'frames', '--count', String(per * writers.length)], { hangMs: 180_000 });
+    const results = await Promise.all(
+      writers.map((w) => npipe(['send', pipe, '--format', 'frames', '-t', '60000', ...Array.from({ length: per }, (_, i) => `${w}${i}:${w.repeat(50 + i)}`)], 120_000)),
+    );
+    for (const r of results) assert.equal(r.code, 0, r.stderr);
+    const heard = await listener.done;
+    assert.equal(heard.code, 0, heard.stderr);
+    const lines = heard.stdout.trim().split('\n');
+    assert.equal(lines.length, per * writers.length);
+    for (const w of writers) {
+      const mine = lines.filter((line) => line.startsWith(w));
+      assert.deepEqual(
+        mine,
+        Array.from({ length: per }, (_, i) => `${w}${i}:${w.repeat(50 + i)}`),
+        `writer ${w}: all ${per} messages, whole and in order`,
+      );
+    }
+  });
+
+  test('a sender with no receiver gives up: exit 3 (ERR_NPIPE_TIMEOUT after -t, ERR_NPIPE_NO_READER with -t 0)', { timeout: 120_000 }, async (t) => {
+    if (!requireWindows(t)) return;
+    const waited = await npipe(['send', pipeName(), '-t', '500', 'hello']);
+    assert.equal(waited.code, 3, waited.stderr);
+    assert.match(waited.stderr, /ERR_NPIPE_TIMEOUT/);
+    const atOnce = await npipe(['send', pipeName(), '-t', '0', 'hello']);
+    assert.equal(atOnce.code, 3, atOnce.stderr);
+    assert.match(atOnce.stderr, /ERR_NPIPE_NO_READER/);
+  });
+
+  test('send --wait waits for a receiver started later, and for the next one after the first has gone', { timeout: 240_000 }, async (t) => {
+    if (!requireWindows(t)) return;
+    const pipe = pipeName();
+    const early = await startWindows(t, [BIN, 'send', pipe, '--wait', 'first'], { hangMs: 120_000 });
+    await new Promise((resolve) => setTimeout(resolve, 1500)); // the sender is waiting: no pipe yet
+    const first = await npipe(['listen', pipe, '--count', '1']);
+    assert.equal(first.code, 0, first.stderr);
+    assert.equal(first.stdout, 'first\n');
+    assert.equal((await early.done).code, 0);
+    // The first receiver is gone; a new sender waits for the restarted one.
+    const again = await startWindows(t, [BIN, 'send', pipe, '--wait', 'second'], { hangMs: 120_000 });
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const second = await npipe(['listen', pipe, '--count', '1']);
+    assert.equal(second.code, 0, second.stderr);
+    assert.equal(second.stdout, 'second\n');
+    assert.equal((await again.done).code, 0);
+  });
+
+  test('a bad pipe name is a usage error: exit 2, ERR_NPIPE_INVALID_ARG', { timeout: 120_000 }, async (t) => {
+    if (!requireWindows(t)) return;
+    const bad = await npipe(['send', '\\\\.\\pipe\\a\\b', 'hello']);
+    assert.equal(bad.code, 2, bad.stderr);
+    assert.match(bad.stderr, /ERR_NPIPE_INVALID_ARG/);
+  });
+
+  test('on Windows a FIFO path is ERR_NPIPE_UNSUPPORTED, and request/reply over a pipe is ERR_NPIPE_UNSUPPORTED (not done yet)', { timeout: 120_000 }, async (t) => {
+    if (!requireWindows(t)) return;
+    const fifo = await npipe(['send', '/tmp/npipe-not-on-windows', '-t', '0', 'hello']);
+    assert.equal(fifo.code, 1, fifo.stderr);
+    assert.match(fifo.stderr, /ERR_NPIPE_UNSUPPORTED/);
+    const served = await npipe(['serve', pipeName(), '--echo']);
+    assert.equal(served.code, 1, served.stderr);
+    assert.match(served.stderr, /ERR_NPIPE_UNSUPPORTED/);
+    const asked = await npipe(['request', pipeName(), 'hello']);
+    assert.equal(asked.code, 1, asked.stderr);
+    assert.match(asked.stderr, /ERR_NPIPE_UNSUPPORTED/);
+  });
+});
