@@ -59,11 +59,14 @@ const rpc = [fifo, natsMedium('NATS', '')];
  * an address of its kind and the test file that runs it where it does: listed
  * here by hand, so that none is skipped silently.
  */
-const runsElsewhere = [{ driver: 'winpipe', example: '\\\\.\\pipe\\npipe-example', coveredBy: 'test/windows.test.ts (under Wine)' }];
+const runsElsewhere = [{ driver: 'winpipe', example: '\\\\.\\pipe\\npipe-example', coveredBy: 'test/winpipe-wine.test.ts' }];
 
 test('every registered driver runs both contracts (adding a transport means adding its medium here)', () => {
   assert.deepEqual(runsElsewhere.map((e) => e.driver).sort(), driversElsewhere().sort(), 'runsElsewhere lists exactly the drivers that do not run here');
-  for (const e of runsElsewhere) assert.equal(driverName(e.example), e.driver, e.example);
+  for (const e of runsElsewhere) {
+    assert.equal(driverName(e.example), e.driver, e.example);
+    assert.ok(existsSync(new URL(`../../${e.coveredBy}`, import.meta.url)), `${e.coveredBy} covers ${e.driver} where it runs`);
+  }
   const drivers = registeredDrivers()
     .filter((d) => !runsElsewhere.some((e) => e.driver === d))
     .sort();

@@ -97,14 +97,16 @@ test('the reader killed and restarted mid-run: nothing torn or twice; only what 
   const path = join(dir, 'fifo');
   await mkfifo(path);
   const writers = 8;
-  const perWriter = 200;
+  const perWriter = 400;
   const first = node('reader', [path]);
   await first.waitForOutput('ready');
   const pid = first.child.pid!;
   // From here on the reader reads only the FIFO (its modules are loaded).
   const readBefore = bytesRead(pid);
   const runs = Array.from({ length: writers }, (_, w) => node('writer', [path, String(w), String(perWriter), String(2000 + w), '--wait']));
-  await first.waitForOutput('msg 3 20 ');
+  // Every writer has started (its first message read) before the freeze: a writer that
+  // started late would otherwise let the others finish first (seen once under load).
+  for (let w = 0; w < writers; w++) await first.waitForOutput(`msg ${w} 0 `);
   // Freeze the reader, let the writers fill the pipe (each then waits in a write), and
   // count what the reader took out of the FIFO; then kill it.
   first.child.kill('SIGSTOP');
