@@ -10,7 +10,10 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
-import { requireWindows, runWindows, startWindows, toWindowsPath } from './windows-harness.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { tempDir } from './helpers.js';
+import { requireWindows, runWindows, startWindows, toWindowsPath, windowsFixture } from './windows-harness.js';
 
 const BIN = toWindowsPath(fileURLToPath(new URL('../src/cli/bin.js', import.meta.url)));
 const pipeName = () => `\\\\.\\pipe\\npipe-wine-${randomUUID()}`;
@@ -119,5 +122,28 @@ describe('Windows named pipes under Wine (the winpipe driver)', () => {
     const asked = await npipe(['request', pipeName(), 'hello']);
     assert.equal(asked.code, 1, asked.stderr);
     assert.match(asked.stderr, /ERR_NPIPE_UNSUPPORTED/);
+  });
+
+  test('a Windows process using a pipe never loads koffi or the FIFO layer', { timeout: 120_000 }, async (t) => {
+    if (!requireWindows(t)) return;
+    const record = join(tempDir(t), 'loads');
+    const hook = `file:///${toWindowsPath(fileURLToPath(new URL('./fixtures/record-loads.js', import.meta.url))).replace(/\\/g, '/')}`;
+    // The loader hook (run by node.exe) appends to the file named here; Wine passes the environment on.
+    const saved = process.env.NPIPE_RECORD_LOADS;
+    process.env.NPIPE_RECORD_LOADS = toWindowsPath(record);
+    let result;
+    try {
+      result = await runWindows(['--import', hook, windowsFixture('uses-a-pipe.js'), pipeName()], { timeoutMs: 60_000 });
+    } finally {
+      if (saved === undefined) delete process.env.NPIPE_RECORD_LOADS;
+      else process.env.NPIPE_RECORD_LOADS = saved;
+    }
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.stdout, 'hello\nERR_NPIPE_UNSUPPORTED\n');
+    const loaded = readFileSync(record, 'utf8').split('\n').filter(Boolean);
+    assert.ok(loaded.some((url) => url.includes('/drivers/winpipe/')), 'the record sees the pipe driver load');
+    // sys/libc.js itself may load (sys/aligned.ts asks it for addresses): on win32 it
+    // refuses before it would require koffi, and aligned buffers fall back to plain ones.
+    assert.deepEqual(loaded.filter((url) => /koffi|\/src\/fifo\/|\/drivers\/fifo\//.test(url)), []);
   });
 });
