@@ -4,11 +4,14 @@
  * one whole line whatever its length (the textbook read exactly 22 bytes, which
  * broke with pids of other lengths), and prints it.
  *
- *   node dist/examples/read_from_named_pipe.js [path]
+ * On Windows the pipe is \\.\pipe\my_pipe.
+ *
+ *   node dist/examples/read_from_named_pipe.js [path or pipe name]
  */
 import { openReceiver } from '../src/index.js';
 
-const namedPipe = process.argv[2] ?? 'my_pipe';
+// On Windows a named pipe has a name, not a path: \\.\pipe\my_pipe (issue 17).
+const namedPipe = process.argv[2] ?? (process.platform === 'win32' ? '\\\\.\\pipe\\my_pipe' : 'my_pipe');
 
 // keepOpen: false ends the reader at the first end of file, as the textbook's does.
 const receiver = await openReceiver(namedPipe, { format: 'lines', keepOpen: false });

@@ -146,4 +146,21 @@ describe('Windows named pipes under Wine (the winpipe driver)', () => {
     // refuses before it would require koffi, and aligned buffers fall back to plain ones.
     assert.deepEqual(loaded.filter((url) => /koffi|\/src\/fifo\/|\/drivers\/fifo\//.test(url)), []);
   });
+
+  test("the seed's programs on Windows: npipe demo runs the writer and the reader over a named pipe, and the examples print the textbook's lines", { timeout: 120_000 }, async (t) => {
+    if (!requireWindows(t)) return;
+    const demo = await npipe(['demo']);
+    assert.equal(demo.code, 0, demo.stderr);
+    const sent = /\[writer\] I pid \[(\d+)\] sent a message => Hello from pid \[\1\]/.exec(demo.stdout);
+    assert.ok(sent, demo.stdout);
+    assert.match(demo.stdout, new RegExp(`\\[reader\\] I pid \\[\\d+\\] received a message => Hello from pid \\[${sent[1]}\\]`));
+    // The examples by themselves, with their default pipe \\.\pipe\my_pipe: the reader first, then the writer.
+    const examples = (name: string) => toWindowsPath(fileURLToPath(new URL(`../examples/${name}`, import.meta.url)));
+    const reader = await startWindows(t, [examples('read_from_named_pipe.js')], { hangMs: 60_000 });
+    const wrote = await runWindows([examples('write_to_named_pipe.js')], { timeoutMs: 60_000 });
+    assert.equal(wrote.code, 0, wrote.stderr);
+    const read = await reader.done;
+    assert.equal(read.code, 0, read.stderr);
+    assert.match(read.stdout, /^I pid \[\d+\] received a message => Hello from pid \[\d+\]\n$/);
+  });
 });

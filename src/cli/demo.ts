@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { EXIT, UsageError, type CliIO, type Command } from './args.js';
@@ -15,7 +16,8 @@ export const demoCommand: Command = {
 
 Runs examples/write_to_named_pipe and examples/read_from_named_pipe as two
 separate processes that share nothing but the FIFO my_pipe, in a fresh temporary
-folder. The writer starts first and waits for the reader; the reader prints
+folder (on Windows: the named pipe \\\\.\\pipe\\npipe-demo-<random>). The writer
+starts first and waits for the reader; the reader prints
 "I pid [M] received a message => Hello from pid [N]". Prints both programs'
 lines, prefixed with their names, and exits 0 when both succeed.
 
@@ -27,10 +29,12 @@ Options:
     const dir = mkdtempSync(join(tmpdir(), 'npipe-demo-'));
     try {
       io.stdout.write(`demo folder: ${dir}\n`);
-      const writer = runExample('write_to_named_pipe.js', 'writer', dir, io);
+      // On Windows the pipe is a name, not a file in the folder: one of its own, so demos never meet.
+      const pipe = process.platform === 'win32' ? [`\\\\.\\pipe\\npipe-demo-${randomUUID()}`] : [];
+      const writer = runExample('write_to_named_pipe.js', 'writer', dir, io, pipe);
       // The writer goes first and waits for a reader, as in the chapter's two terminals.
       await new Promise((resolve) => setTimeout(resolve, 200));
-      const reader = runExample('read_from_named_pipe.js', 'reader', dir, io);
+      const reader = runExample('read_from_named_pipe.js', 'reader', dir, io, pipe);
       const codes = await Promise.all([writer, reader]);
       return codes.every((code) => code === 0) ? EXIT.ok : EXIT.failure;
     } finally {
@@ -39,8 +43,8 @@ Options:
   },
 };
 
-function runExample(file: string, label: string, cwd: string, io: CliIO): Promise<number> {
-  const child = spawn(process.execPath, [join(examples, file)], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+function runExample(file: string, label: string, cwd: string, io: CliIO, args: string[]): Promise<number> {
+  const child = spawn(process.execPath, [join(examples, file), ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
   const onStop = () => child.kill('SIGTERM');
   io.stop.addEventListener('abort', onStop, { once: true });
