@@ -8,7 +8,7 @@ import type { DropInfo } from '../../framing/index.js';
 import type { CallOptions, FrameSender } from '../../transport/types.js';
 import { asBuffer } from './bytes.js';
 import { lost, refuseSend } from './failures.js';
-import { QueueReceiver } from './queue-receiver.js';
+import { QueueReceiver } from '../../transport/queue-receiver.js';
 import type { NatsAddress } from './url.js';
 
 /** Core NATS: what a receiver holds for a user who is not keeping up, like the Go client's pending limits. */

@@ -16,7 +16,7 @@ import type { CallOptions, FrameSender } from '../../transport/types.js';
 import { asBuffer } from './bytes.js';
 import { lost, refuseSend } from './failures.js';
 import { deliverSubject, ensureConsumer, subjectMatches } from './jetstream-setup.js';
-import { QueueReceiver } from './queue-receiver.js';
+import { QueueReceiver } from '../../transport/queue-receiver.js';
 import type { NatsAddress } from './url.js';
 
 /** JetStream publishes awaiting the server's acknowledgement at once. */

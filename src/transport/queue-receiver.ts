@@ -1,17 +1,19 @@
 /**
- * The receiving half core NATS and JetStream share: messages arrive on a NATS
- * subscription's callback, whenever the server sends them; the user takes them
- * one receive() at a time. In between they wait here, in order, with their byte
- * count (for core NATS's bound on a receiver that is not keeping up) and what was
- * dropped. Each delivery adds only what it does on arrival and on hand-out
- * (JetStream: acknowledging).
+ * The receiving half of a medium whose messages arrive whole, on a callback,
+ * whenever the peer sends them (a NATS subscription, a Windows pipe's connections);
+ * the user takes them one receive() at a time. In between they wait here, in
+ * order, with their byte count (for a bound on a receiver that is not keeping up)
+ * and what was dropped. Each medium adds only what it does on arrival and on
+ * hand-out (JetStream: acknowledging; a Windows pipe: pausing its writers). The
+ * FIFO receiver has its own queue: it reads into the user's buffer (receiveInto)
+ * and so must know a waiter's buffer before a message arrives.
  */
-import { BusyError } from '../../errors.js';
-import type { DropInfo } from '../../framing/index.js';
-import { badTarget, copyInto } from '../../transport/into.js';
-import type { CallOptions, FrameReceiver } from '../../transport/types.js';
+import { BusyError } from '../errors.js';
+import type { DropInfo } from '../framing/index.js';
+import { badTarget, copyInto } from './into.js';
+import type { CallOptions, FrameReceiver } from './types.js';
 
-/** The receiving half both deliveries share: a queue of arrived messages and one waiter. */
+/** A queue of arrived messages and one waiter. */
 export abstract class QueueReceiver implements FrameReceiver {
   protected readonly queue: Buffer[] = [];
   #head = 0;
@@ -55,9 +57,14 @@ export abstract class QueueReceiver implements FrameReceiver {
   }
 
   protected drop(bytes: number, reason: DropInfo['reason'] = 'too-large'): void {
+    this.report({ writerId: 0, reason, bytes, pid: 0 });
+  }
+
+  /** A message dropped rather than delivered torn: counted, and told to `onDrop`. */
+  protected report(info: DropInfo): void {
     this.#dropped.messages++;
-    this.#dropped.bytes += bytes;
-    this.#onDrop?.({ writerId: 0, reason, bytes, pid: 0 });
+    this.#dropped.bytes += info.bytes;
+    this.#onDrop?.(info);
   }
 
   /** A message arrived. */
