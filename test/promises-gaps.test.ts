@@ -9,7 +9,7 @@ import { createServer, connect as tcpConnect, type Socket } from 'node:net';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describe, test } from 'node:test';
+import { describe, test, type TestContext } from 'node:test';
 import { connect as natsConnect } from '@nats-io/transport-node';
 import { jetstreamManager, RetentionPolicy, StorageType } from '@nats-io/jetstream';
 import { connect, type DropInfo, openReceiver, openSender, serve } from '../src/index.js';
@@ -28,6 +28,30 @@ const NOBODY = 65534;
 /** Runs a module snippet as uid/gid 65534 (root is never refused by the kernel). */
 function asNobody(code: string, dir: string) {
   return start(process.execPath, ['--input-type=module', '-e', code], { uid: NOBODY, gid: NOBODY, cwd: dir, env: { PATH: process.env.PATH, TMPDIR: dir }, hangMs: 20_000 });
+}
+
+/**
+ * Waits until the command a server runs has written its process group to
+ * `started`, and ends that group when the test ends (a server killed with SIGKILL
+ * cannot end it itself).
+ */
+async function commandGroup(t: TestContext, started: string, what: string): Promise<void> {
+  let group = 0;
+  await until(() => {
+    try {
+      group = Number(readFileSync(started, 'utf8'));
+    } catch {
+      return false;
+    }
+    return group > 0;
+  }, what);
+  t.after(() => {
+    try {
+      process.kill(-group, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  });
 }
 
 describe('TUNING.md, "Pipe capacity"', () => {
@@ -107,22 +131,7 @@ describe('RPC.md, "The server going away"', () => {
     t.after(() => client.close());
     const pending = client.request('never answered', { timeout: 60_000 });
     pending.catch(() => {});
-    let group = 0;
-    await until(() => {
-      try {
-        group = Number(readFileSync(started, 'utf8'));
-      } catch {
-        return false;
-      }
-      return group > 0;
-    }, 'the request running on the server');
-    t.after(() => {
-      try {
-        process.kill(-group, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    });
+    await commandGroup(t, started, 'the request running on the server');
     server.child.kill('SIGKILL');
     await server.done;
     // A hang limit, not a speed check: far below the request's timeout.
@@ -200,22 +209,7 @@ describe('RPC.md, "The server going away": replaced', () => {
     assert.equal(await client.request('fast', { timeout: 20_000 }), 'A fast\n'); // the client now knows this server's pid
     const pending = client.request('slow', { timeout: 60_000 });
     pending.catch(() => {});
-    let group = 0;
-    await until(() => {
-      try {
-        group = Number(readFileSync(started, 'utf8'));
-      } catch {
-        return false;
-      }
-      return group > 0;
-    }, 'the request running on the first server');
-    t.after(() => {
-      try {
-        process.kill(-group, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    });
+    await commandGroup(t, started, 'the request running on the first server');
     // A second server on the same FIFO: the FIFO keeps a reader throughout.
     const second = npipe(['serve', path, '--echo']);
     t.after(() => second.child.kill('SIGTERM'));
