@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, constants, openSync, readSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, createFraming, openReceiver, openSender, serve, type DropInfo } from '../src/index.js';
 import { mkfifo } from '../src/fifo-public.js';
@@ -138,7 +138,12 @@ for (const [format, size, count] of [
   });
 }
 
-test('#15.4 - SIGTERM to send --format length mid-message: the message arrives whole, the next sender stays in step', async (t) => {
+/**
+ * `npipe send --format <format>` of one 3,000,000-byte message from a file into a
+ * fresh FIFO, under way: its first bytes have reached `reader`, and the rest is
+ * larger than the pipe.
+ */
+async function bigSendUnderway(t: TestContext, format: string) {
   const dir = tempDir(t);
   const path = join(dir, 'f');
   mkfifo(path);
@@ -147,9 +152,14 @@ test('#15.4 - SIGTERM to send --format length mid-message: the message arrives w
   writeFileSync(input, `${'a'.repeat(size)}\n`);
   const reader = new RawReader(path);
   t.after(() => reader.close());
-  const first = fromFile(input, ['send', path, '--format', 'length']);
-  // The message is being written: its first bytes are here and it is larger than the pipe.
+  const first = fromFile(input, ['send', path, '--format', format]);
   await until(() => reader.readNow(64 * 1024) > 0, 'the first bytes');
+  return { path, size, reader, first };
+}
+
+test('#15.4 - SIGTERM to send --format length mid-message: the message arrives whole, the next sender stays in step', async (t) => {
+  // The message is being written: its first bytes are here and it is larger than the pipe.
+  const { path, size, reader, first } = await bigSendUnderway(t, 'length');
   first.child.kill('SIGTERM');
   const second = npipe(['send', path, 'second', '--format', 'length']);
   let firstDone = false;
@@ -490,16 +500,7 @@ test('#15.9 - a FIRST packet naming a process whose descriptors cannot be examin
 });
 
 test('#15.4 - SIGTERM delivered twice within a moment (as timeout(1) does: to the command, then to its process group): the message being written still arrives whole', async (t) => {
-  const dir = tempDir(t);
-  const path = join(dir, 'f');
-  mkfifo(path);
-  const input = join(dir, 'big.txt');
-  const size = 3_000_000;
-  writeFileSync(input, `${'a'.repeat(size)}\n`);
-  const reader = new RawReader(path);
-  t.after(() => reader.close());
-  const first = fromFile(input, ['send', path, '--format', 'lines']);
-  await until(() => reader.readNow(64 * 1024) > 0, 'the first bytes');
+  const { path, size, reader, first } = await bigSendUnderway(t, 'lines');
   first.child.kill('SIGTERM');
   await delay(50); // apart enough not to merge into one pending signal
   first.child.kill('SIGTERM');
