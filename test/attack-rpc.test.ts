@@ -15,7 +15,7 @@ import { FifoTransport } from '../src/drivers/fifo/reply-transport.js';
 import { REQUEST_COST } from '../src/rpc/limits.js';
 import { CANCEL, ERROR, LIMITED_REQUEST, REQUEST, decodeError, decodeRpc, encodeRequest } from '../src/rpc/protocol.js';
 import type { ReplyEndpoint } from '../src/transport/types.js';
-import { npipe, readerOn, requireReachableByOthers, run, start, tempDir, until } from './helpers.js';
+import { npipe, rawRpcClient, readerOn, requireReachableByOthers, run, start, tempDir, until } from './helpers.js';
 
 /** A handler that holds every request until the test lets it go (or the request is cancelled). */
 function gate() {
@@ -74,11 +74,7 @@ describe('#15.1 - a bounded, fair server', () => {
     const g = gate();
     const server = await serve(path, g.handler, { concurrency: 1, maxWaitingBytes: 100 * REQUEST_COST });
     t.after(() => server.close());
-    const transport = new FifoTransport();
-    const endpoint = await transport.createReplyEndpoint();
-    t.after(() => endpoint.close());
-    const sender = await transport.connect(path);
-    t.after(() => sender.close());
+    const { endpoint, sender } = await rawRpcClient(t, path);
     for (let id = 1; id <= 1000; id++) void sender.send(encodeRequest(REQUEST, id, endpoint.address));
     // One runs, 100 wait (100 x REQUEST_COST), the other 899 are told ERR_NPIPE_BUSY, in order.
     const replies = await readReplies(endpoint, 899);
@@ -285,11 +281,7 @@ describe('#15.2 - size limits over FIFOs fail, never hang', () => {
       assert.ok(err instanceof FrameTooLargeError, `${size}: ${String(err)}`);
     }
     // A client that sends no SIZE (type 01): the frame arrived whole, so its id is known.
-    const transport = new FifoTransport();
-    const endpoint = await transport.createReplyEndpoint();
-    t.after(() => endpoint.close());
-    const sender = await transport.connect(path);
-    t.after(() => sender.close());
+    const { endpoint, sender } = await rawRpcClient(t, path);
     await sender.send(encodeRequest(REQUEST, 7, endpoint.address, Buffer.alloc(2000)));
     assert.deepEqual(await readReplies(endpoint, 1), [{ id: 7, code: 'ERR_NPIPE_FRAME_TOO_LARGE' }]);
     assert.equal(handled, 0);

@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, type TestContext } from 'node:test';
 import { NATS_INSTALL_HINT, NatsServer, natsServerAvailable } from './nats-server.js';
+import { FifoTransport } from '../src/drivers/fifo/reply-transport.js';
 
 export const BIN = fileURLToPath(new URL('../src/cli/bin.js', import.meta.url));
 export const EXAMPLES = fileURLToPath(new URL('../examples/', import.meta.url));
@@ -239,4 +240,18 @@ export function requireReachableByOthers(t: TestContext): boolean {
   if (isCI()) throw new Error(what);
   t.skip(what);
   return false;
+}
+
+/**
+ * A client of the FIFO server at `path` driven by hand, frame by frame (for tests
+ * that send raw protocol messages): its private reply endpoint and a sender to the
+ * server, both closed when the test ends.
+ */
+export async function rawRpcClient(t: TestContext, path: string) {
+  const transport = new FifoTransport();
+  const endpoint = await transport.createReplyEndpoint();
+  t.after(() => endpoint.close());
+  const sender = await transport.connect(path);
+  t.after(() => sender.close());
+  return { endpoint, sender };
 }

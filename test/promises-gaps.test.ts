@@ -14,11 +14,10 @@ import { connect as natsConnect } from '@nats-io/transport-node';
 import { jetstreamManager, RetentionPolicy, StorageType } from '@nats-io/jetstream';
 import { connect, type DropInfo, openReceiver, openSender, serve } from '../src/index.js';
 import { mkfifo } from '../src/fifo-public.js';
-import { FifoTransport } from '../src/drivers/fifo/reply-transport.js';
 import { REQUEST_COST } from '../src/rpc/limits.js';
 import { ERROR, REQUEST, decodeError, decodeRpc, encodeRequest } from '../src/rpc/protocol.js';
 import { parseNatsUrl, streamNameFor } from '../src/drivers/nats/url.js';
-import { BIN, npipe, readerOn, requireOrSkip, requireReachableByOthers, run, sharedNatsServer, start, tempDir, until } from './helpers.js';
+import { BIN, npipe, rawRpcClient, readerOn, requireOrSkip, requireReachableByOthers, run, sharedNatsServer, start, tempDir, until } from './helpers.js';
 import { NATS_INSTALL_HINT, NatsServer, natsServerAvailable } from './nats-server.js';
 
 const FORGER = fileURLToPath(new URL('./fixtures/forge-frames.js', import.meta.url));
@@ -146,11 +145,7 @@ describe('RPC.md, "Nothing can stall the server"', () => {
     let release = () => {};
     const server = await serve(path, () => new Promise<string>((resolve) => (release = () => resolve('done'))), { concurrency: 1, maxWaitingBytes: REQUEST_COST, stuckAfter: 60_000 });
     t.after(() => server.close());
-    const transport = new FifoTransport();
-    const endpoint = await transport.createReplyEndpoint();
-    t.after(() => endpoint.close());
-    const sender = await transport.connect(path);
-    t.after(() => sender.close());
+    const { endpoint, sender } = await rawRpcClient(t, path);
     // One runs, one waits, every other one is ERR_NPIPE_BUSY: about 9 MB of error replies for a client that reads none of them yet.
     const N = 60_000;
     for (let id = 1; id <= N; id++) void sender.send(encodeRequest(REQUEST, id, endpoint.address));
