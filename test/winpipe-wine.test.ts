@@ -111,17 +111,53 @@ describe('Windows named pipes under Wine (the winpipe driver)', () => {
     assert.match(bad.stderr, /ERR_NPIPE_INVALID_ARG/);
   });
 
-  test('on Windows a FIFO path is ERR_NPIPE_UNSUPPORTED, and request/reply over a pipe is ERR_NPIPE_UNSUPPORTED (not done yet)', { timeout: 120_000 }, async (t) => {
+  test('on Windows a FIFO path is ERR_NPIPE_UNSUPPORTED (exit 1)', { timeout: 120_000 }, async (t) => {
     if (!requireWindows(t)) return;
     const fifo = await npipe(['send', '/tmp/npipe-not-on-windows', '-t', '0', 'hello']);
     assert.equal(fifo.code, 1, fifo.stderr);
     assert.match(fifo.stderr, /ERR_NPIPE_UNSUPPORTED/);
-    const served = await npipe(['serve', pipeName(), '--echo']);
-    assert.equal(served.code, 1, served.stderr);
-    assert.match(served.stderr, /ERR_NPIPE_UNSUPPORTED/);
-    const asked = await npipe(['request', pipeName(), 'hello']);
-    assert.equal(asked.code, 1, asked.stderr);
-    assert.match(asked.stderr, /ERR_NPIPE_UNSUPPORTED/);
+  });
+
+  test('request/reply through the API: 8 clients at once, hostile connections dropped, a server gone or restarted, a timeout that cancels', { timeout: 180_000 }, async (t) => {
+    if (!requireWindows(t)) return;
+    const result = await runWindows([windowsFixture('rpc-on-a-pipe.js'), pipeName()], { timeoutMs: 150_000 });
+    assert.equal(result.code, 0, result.stderr);
+    const cases = new Map(
+      result.stdout
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line) as { name: string } & Record<string, unknown>)
+        .map((c) => [c.name, c]),
+    );
+    assert.deepEqual(cases.get('eight-clients'), { name: 'eight-clients', replies: 200, wrong: [], clientsSeen: 8, served: 200 });
+    assert.deepEqual(cases.get('hostile'), { name: 'hostile', reply: 'still served', events: ['frame-dropped:', 'frame-dropped:'] });
+    assert.equal(cases.get('server-gone')?.code, 'ERR_NPIPE_SERVER_GONE');
+    assert.equal(cases.get('after-gone')?.code, 'ERR_NPIPE_SERVER_GONE');
+    assert.deepEqual(cases.get('wait-for-server'), { name: 'wait-for-server', none: 'ERR_NPIPE_SERVER_GONE', reply: 'got:late' });
+    assert.deepEqual(cases.get('timeout-cancels'), { name: 'timeout-cancels', code: 'ERR_NPIPE_TIMEOUT', cancelled: true });
+    assert.deepEqual(cases.get('restart'), { name: 'restart', before: 'first:a', lost: 'ERR_NPIPE_SERVER_GONE', after: 'second:b' });
+  });
+
+  test('npipe serve and npipe request over a pipe: 8 request processes at once each get their own reply; --exec runs cmd.exe; no server is exit 3', { timeout: 240_000 }, async (t) => {
+    if (!requireWindows(t)) return;
+    const pipe = pipeName();
+    const server = await startWindows(t, [BIN, 'serve', pipe, '--echo'], { hangMs: 200_000 });
+    const replies = await Promise.all(Array.from({ length: 8 }, (_, i) => npipe(['request', pipe, `question ${i}`, '--wait', '-t', '60000'], 120_000)));
+    replies.forEach((r, i) => {
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, `question ${i}\n`);
+    });
+    const execPipe = pipeName();
+    const exec = await startWindows(t, [BIN, 'serve', execPipe, '--exec', 'more'], { hangMs: 200_000 });
+    const viaCmd = await npipe(['request', execPipe, 'through cmd', '--wait', '-t', '60000']);
+    assert.equal(viaCmd.code, 0, viaCmd.stderr);
+    assert.equal(viaCmd.stdout.replace(/\r/g, ''), 'through cmd\n');
+    const none = await npipe(['request', pipeName(), 'anyone?']);
+    assert.equal(none.code, 3, none.stderr);
+    assert.match(none.stderr, /ERR_NPIPE_SERVER_GONE/);
+    await exec.stop();
+    const stopped = await server.stop();
+    assert.equal(stopped.stderr, '', 'the server reported nothing');
   });
 
   test('a Windows process using a pipe never loads koffi or the FIFO layer', { timeout: 120_000 }, async (t) => {
@@ -139,7 +175,7 @@ describe('Windows named pipes under Wine (the winpipe driver)', () => {
       else process.env.NPIPE_RECORD_LOADS = saved;
     }
     assert.equal(result.code, 0, result.stderr);
-    assert.equal(result.stdout, 'hello\nERR_NPIPE_UNSUPPORTED\n');
+    assert.equal(result.stdout, 'hello\nasked, answered\n');
     const loaded = readFileSync(record, 'utf8').split('\n').filter(Boolean);
     assert.ok(loaded.some((url) => url.includes('/drivers/winpipe/')), 'the record sees the pipe driver load');
     // sys/libc.js itself may load (sys/aligned.ts asks it for addresses): on win32 it

@@ -109,7 +109,8 @@ export const FIFO_OPTIONS_HELP = `  -f, --format F     lines (default), frames, 
   -t, --timeout MS   give up after MS milliseconds (exit 3, ERR_NPIPE_TIMEOUT)
       --max-size N   largest message in bytes (default 67108864, 64 MiB)
       --mode OCTAL   mode of a FIFO this command creates (default 600)
-      --allow-shared accept a FIFO that group or others may write to
+      --allow-shared accept a FIFO that group or others may write to; on
+                     Windows, let other users connect to a listener's pipe
       --pipe-size N  ask the kernel for a pipe of N bytes (Linux; up to
                      /proc/sys/fs/pipe-max-size unless root)
       --jetstream    nats:// only: JetStream delivery (stored, acknowledged,
@@ -120,7 +121,9 @@ export const FIFO_OPTIONS_HELP = `  -f, --format F     lines (default), frames, 
 <path> may be a NATS URL instead, nats://host:port/subject[?delivery=jetstream]
 (README "Scaling out"): the same messages, between machines. --format then only
 matters on the FIFO side of a bridge; --mode, --pipe-size, --allow-shared and
---no-create are FIFO options and are refused with a URL.`;
+--no-create are FIFO options and are refused with a URL. On Windows <path> is a
+pipe name, \\\\.\\pipe\\<name> (README "Platform notes"); of the FIFO options
+it takes --allow-shared.`;
 
 /**
  * Options that mean something for one medium only (a driver lists the ones it

@@ -19,7 +19,8 @@ function mainHelp(): string {
 
 Named pipes (FIFOs) between unrelated processes: whole messages, no blocking,
 clear errors. Give a nats://host:port/subject URL instead of a path to reach
-other machines. Run "npipe <command> --help" for a command's options.
+other machines; on Windows a pipe name, \\\\.\\pipe\\<name>, takes the place of
+the path. Run "npipe <command> --help" for a command's options.
 
 Commands:
 ${commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`).join('\n')}

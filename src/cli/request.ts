@@ -5,9 +5,10 @@ import { escapeForLog } from './log-escape.js';
 export const requestCommand: Command = {
   name: 'request',
   summary: 'send one request to an npipe server and print its reply',
-  help: `Usage: npipe request <path> <message> [options]
+  help: `Usage: npipe request <address> <message> [options]
 
-Sends <message> to the server on <path> (npipe serve, or the library's serve())
+Sends <message> to the server on <address> (npipe serve, or the library's serve():
+a FIFO path, a Windows pipe name or a nats:// URL)
 and prints its reply (followed by a newline if it has none). With no message
 argument, the request is all of stdin.
 
@@ -17,7 +18,8 @@ Options:
       --wait         wait for the server to appear instead of failing at once
       --max-size N   largest request or reply in bytes (default 1048576)
       --allow-shared accept a server FIFO writable by group or others (a
-                     server shared by several users: npipe serve --allow-shared)
+                     server shared by several users: npipe serve --allow-shared);
+                     no effect on a Windows pipe (the server's option)
   -h, --help         show this help
 
 Exit codes: 0 reply printed, 1 the server answered with an error (printed as
@@ -33,7 +35,7 @@ failure, 2 usage, 3 timeout or no server (ERR_NPIPE_SERVER_GONE).`,
   },
   async run(values, positionals, io) {
     if (positionals.length < 1 || positionals.length > 2) {
-      throw new UsageError('npipe request takes a FIFO path and one message (see npipe request --help)');
+      throw new UsageError('npipe request takes an address (FIFO path, pipe name or nats:// URL) and one message (see npipe request --help)');
     }
     await checkAddress(positionals[0]!, values); // --allow-shared with a nats:// URL: refused, not ignored
     const timeout = intOption(values.timeout, 'timeout');

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { FrameTooLargeError, serve, type Handler } from '../index.js';
 import { EXIT, UsageError, checkAddress, intOption, type Command } from './args.js';
 import { escapeForLog } from './log-escape.js';
@@ -8,13 +8,15 @@ export const KILL_GRACE_MS = 2000;
 
 export const serveCommand: Command = {
   name: 'serve',
-  summary: 'answer requests arriving on a FIFO (with a shell command, or echo)',
-  help: `Usage: npipe serve <path> (--exec '<shell command>' | --echo) [options]
+  summary: 'answer requests arriving on a FIFO or pipe (with a shell command, or echo)',
+  help: `Usage: npipe serve <address> (--exec '<shell command>' | --echo) [options]
 
 Serves requests from any number of clients (npipe request, or the library's
-connect()) arriving on the FIFO <path>, created if missing. Replies go to each
-client's private reply FIFO; a dead, slow or malicious client never blocks the
-server or other clients. Runs until SIGINT/SIGTERM (exit 0).
+connect()) arriving on <address>: a FIFO path (created if missing), a Windows
+pipe name (\\\\.\\pipe\\<name>) or a nats:// URL. Over a FIFO replies go to
+each client's private reply FIFO, over a Windows pipe back on the client's
+connection; a dead, slow or malicious client never blocks the server or other
+clients. Runs until SIGINT/SIGTERM (exit 0).
 
   --exec CMD         run "sh -c CMD" once per request, with the request on stdin;
                      its stdout is the reply; a nonzero exit is an error reply
@@ -22,13 +24,16 @@ server or other clients. Runs until SIGINT/SIGTERM (exit 0).
                      status N: " and CMD's stderr). CMD runs in a process group
                      of its own: a cancelled request (the client's timeout) or
                      the server stopping ends the whole group (SIGTERM, then
-                     SIGKILL after ${KILL_GRACE_MS / 1000} s), so no child outlives it
+                     SIGKILL after ${KILL_GRACE_MS / 1000} s), so no child outlives it.
+                     On Windows CMD runs as cmd.exe /d /s /c "CMD", and its
+                     process tree is ended with taskkill /T /F
   --echo             answer each request with the request itself
 
 Options:
   -c, --concurrency N  requests handled at once (default 8)
       --max-size N     largest request or reply in bytes (default 1048576)
-      --allow-shared   accept a request FIFO writable by group or others
+      --allow-shared   accept a request FIFO writable by group or others; a
+                       Windows pipe: let other users connect
       --busy-poll US   after each request and reply, keep polling for the
                        next request for US microseconds instead of sleeping
                        (default 0: off); a faster round trip where waking an
@@ -51,7 +56,7 @@ Examples:
     'busy-poll': { type: 'string' },
   },
   async run(values, positionals, io) {
-    if (positionals.length !== 1) throw new UsageError('npipe serve takes exactly one FIFO path (see npipe serve --help)');
+    if (positionals.length !== 1) throw new UsageError('npipe serve takes exactly one address: a FIFO path, pipe name or nats:// URL (see npipe serve --help)');
     await checkAddress(positionals[0]!, values); // --allow-shared with a nats:// URL: refused, not ignored
     const exec = values.exec as string | undefined;
     if ((exec === undefined) === (values.echo !== true)) {
@@ -90,7 +95,28 @@ Examples:
   },
 };
 
+/**
+ * The shell running CMD: `sh -c CMD` leading a process group of its own; on
+ * Windows `cmd.exe /d /s /c "CMD"` (as Node's `shell: true` runs it), whose tree
+ * killGroup ends with taskkill.
+ */
+function spawnCommand(command: string) {
+  if (process.platform === 'win32') {
+    return spawn(process.env.ComSpec ?? 'cmd.exe', ['/d', '/s', '/c', `"${command}"`], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      windowsVerbatimArguments: true,
+      windowsHide: true,
+    });
+  }
+  return spawn('/bin/sh', ['-c', command], { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+}
+
 function killGroup(pgid: number, signal: NodeJS.Signals): void {
+  if (process.platform === 'win32') {
+    // No process groups or signals: end the command's whole tree at once (sync: this also runs at 'exit').
+    spawnSync('taskkill', ['/pid', String(pgid), '/T', '/F'], { stdio: 'ignore', windowsHide: true });
+    return;
+  }
   try {
     process.kill(-pgid, signal);
   } catch {
@@ -108,7 +134,7 @@ function killGroup(pgid: number, signal: NodeJS.Signals): void {
 function runCommand(command: string, maxReply: number, running: Set<Promise<unknown>>, groups: Set<number>): Handler<Buffer, Buffer> {
   return (request, { signal }) => {
     const done = new Promise<Buffer>((resolve, reject) => {
-      const child = spawn('/bin/sh', ['-c', command], { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+      const child = spawnCommand(command);
       const pgid = child.pid;
       if (pgid !== undefined) groups.add(pgid);
       const out: Buffer[] = [];

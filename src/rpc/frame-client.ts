@@ -45,6 +45,8 @@ export class FrameClient<Req = string, Res = Req> extends Client<Req, Res> {
   #serverPid = 0;
   #closed = false;
   #monitor: NodeJS.Timeout | undefined;
+  /** Stops listening for the transport's word that the server's connection is lost. */
+  readonly #unwatch: (() => void) | undefined;
 
   /** @internal */
   constructor(path: string, transport: Transport, sender: FrameSender, endpoint: ReplyEndpoint, options: ConnectOptions<Req, Res>) {
@@ -57,6 +59,7 @@ export class FrameClient<Req = string, Res = Req> extends Client<Req, Res> {
     this.#timeout = checkTimeout(options.timeout);
     this.#busyPoll = checkBusyPoll(options.busyPoll);
     this.#limit = options.maxMessageSize ?? DEFAULT_RPC_MAX_MESSAGE;
+    this.#unwatch = transport.onServerGone?.(() => this.#failSent(new ServerGoneError(`the server on ${this.#path} went away before answering`)));
     void this.#readReplies();
   }
 
@@ -192,6 +195,7 @@ export class FrameClient<Req = string, Res = Req> extends Client<Req, Res> {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#monitor);
+    this.#unwatch?.();
     this.#failAll(new ClosedError('the client was closed'));
     await this.#sender.close({ signal: AbortSignal.abort() }).catch(() => {});
     await this.#endpoint.close();

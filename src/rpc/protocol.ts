@@ -78,6 +78,18 @@ export function encodeError(id: number, code: string, message: string, detail?: 
   return encodeReply(ERROR, id, Buffer.from(JSON.stringify({ ...detail, code, message }), 'utf8'));
 }
 
+/**
+ * Whether `frame` is a client's message (REQUEST, CANCEL, REQUEST+, SIZE) that
+ * names exactly `address` as its reply address: a transport whose reply address
+ * is the connection itself (Windows pipes) refuses any other, so no client can
+ * have replies sent to, or cancel the requests of, a connection not its own.
+ */
+export function namesReplyAddress(frame: Buffer, address: Buffer): boolean {
+  const type = frame[0];
+  if (type !== REQUEST && type !== CANCEL && type !== LIMITED_REQUEST && type !== SIZE) return false;
+  return frame.length >= 7 + address.length && frame.readUInt16BE(5) === address.length && address.equals(frame.subarray(7, 7 + address.length));
+}
+
 export function decodeRpc(frame: Buffer): RpcMessage {
   if (frame.length < 5) throw new BadFrameError(`request/reply message of ${frame.length} bytes is too short`);
   const type = frame[0]!;

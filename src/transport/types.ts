@@ -127,4 +127,11 @@ export interface Transport {
    * fails, the request's timeout) fail the requests instead.
    */
   isServerAlive?(address: string, serverPid: number): boolean;
+  /**
+   * For a medium whose client holds a connection to its server (Windows pipes):
+   * `listener` is called as soon as that connection is lost, before the client
+   * connects again (waitForServer), so the requests it carried fail with
+   * ERR_NPIPE_SERVER_GONE at once. Returns what removes the listener.
+   */
+  onServerGone?(listener: () => void): () => void;
 }

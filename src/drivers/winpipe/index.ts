@@ -2,18 +2,21 @@
  * The Windows named pipe driver: `\\.\pipe\<name>` (or `//./pipe/<name>`). The
  * receiver is the pipe server, each sender one client connection; every format is
  * on the wire, and safe with many writers, since each writer has its own
- * connection (receiver.ts). Request/reply over Windows pipes is not done yet:
- * serve() and connect() say so (ERR_NPIPE_UNSUPPORTED).
+ * connection (receiver.ts). Request/reply runs over each client's connection, both
+ * ways (rpc-transport.ts). `allowShared` lets other users connect.
  *
  * Windows only: elsewhere Node would take the name for a Unix socket path and
  * create a file called `\\.\pipe\<name>` in the current folder, so every entry
  * point refuses first (the registry, which knows the platforms, refuses too).
  */
 import { UnsupportedError } from '../../errors.js';
+import { serveFrames } from '../../rpc/frame-server.js';
+import { connectFrames } from '../../rpc/frame-client.js';
 import type { Driver } from '../types.js';
 import { normalizeWindowsPipe } from './address.js';
 import { openWinPipeFrameReceiver } from './receiver.js';
 import { openWinPipeFrameSender } from './sender.js';
+import { WinPipeTransport } from './rpc-transport.js';
 
 /** Why a pipe name cannot be used here, told before anything is opened. */
 export const NEEDS_WINDOWS = 'Windows named pipes need Windows; on this system use a FIFO path';
@@ -25,11 +28,12 @@ function pipeName(address: string): string {
   return name;
 }
 
-function noRequestReply(address: string): never {
-  pipeName(address);
-  throw new UnsupportedError(
-    `request/reply over Windows pipes is not done yet (issue 17); ${address} can carry messages (openSender/openReceiver, npipe send/listen) only`,
-  );
+/** Request/reply over the connection's two directions, with the caller's size limit and `allowShared`. */
+function transportFor(options: { maxMessageSize?: number; allowShared?: boolean }): WinPipeTransport {
+  return new WinPipeTransport({
+    ...(options.maxMessageSize === undefined ? {} : { maxMessageSize: options.maxMessageSize }),
+    ...(options.allowShared === true ? { allowShared: true } : {}),
+  });
 }
 
 export const driver: Driver = {
@@ -39,7 +43,7 @@ export const driver: Driver = {
     wireFormat: true,
     waitsForReader: true,
     acknowledges: false,
-    cliOptions: [],
+    cliOptions: ['allow-shared'],
   },
   openSender: async (address, framing, options) =>
     openWinPipeFrameSender(pipeName(address), framing, {
@@ -52,7 +56,8 @@ export const driver: Driver = {
       ...(options.keepOpen === undefined ? {} : { keepOpen: options.keepOpen }),
       ...(options.onDrop ? { onDrop: options.onDrop } : {}),
       ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.allowShared === true ? { allowShared: true } : {}),
     }),
-  serve: async (address) => noRequestReply(address),
-  connect: async (address) => noRequestReply(address),
+  serve: async (address, handler, options) => serveFrames(transportFor(options), pipeName(address), handler, options),
+  connect: async (address, options) => connectFrames(transportFor(options), pipeName(address), options),
 };

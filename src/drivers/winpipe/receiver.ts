@@ -22,7 +22,7 @@
  *   anonymous user, but this has not been checked on a real network).
  */
 import { createServer, type Server, type Socket } from 'node:net';
-import { NpipeError } from '../../errors.js';
+import { BadFrameError, NpipeError } from '../../errors.js';
 import type { DropInfo, Framing, FrameDecoder } from '../../framing/index.js';
 import { QueueReceiver } from '../../transport/queue-receiver.js';
 import { pipeError } from './failures.js';
@@ -35,6 +35,19 @@ export interface WinPipeReceiverOptions {
   keepOpen?: boolean;
   onDrop?: (info: DropInfo) => void;
   signal?: AbortSignal;
+  /**
+   * Let other users connect and write (the pipe's DACL then grants Everyone read
+   * and write, libuv's uv_pipe_chmod). Default false: Windows' default DACL, which
+   * lets only the creator, SYSTEM and administrators write.
+   */
+  allowShared?: boolean;
+  /**
+   * Each connection's first message, taken instead of delivered (request/reply's
+   * hello, rpc-transport.ts). Returns what admits each later message of that
+   * connection, or undefined to drop the connection; a message not admitted drops
+   * it too. Either is reported as `corrupt`.
+   */
+  greet?: (first: Buffer, socket: Socket) => ((message: Buffer) => boolean) | undefined;
 }
 
 /**
@@ -55,7 +68,8 @@ export async function openWinPipeFrameReceiver(name: string, framing: Framing, o
       signal?.removeEventListener('abort', onAbort);
       reject(pipeError(err, name, 'listening on'));
     });
-    server.listen({ path: name, readableAll: false, writableAll: false }, () => {
+    const shared = options.allowShared === true;
+    server.listen({ path: name, readableAll: shared, writableAll: shared }, () => {
       signal?.removeEventListener('abort', onAbort);
       resolve();
     });
@@ -70,6 +84,7 @@ export class WinPipeFrameReceiver extends QueueReceiver {
   #connections = new Set<Socket>();
   #hadWriter = false;
   #keepOpen: boolean;
+  readonly #greet: WinPipeReceiverOptions['greet'];
   #paused = false;
   /** No more writers are taken: closed, or (keepOpen: false) the last one left. */
   #stopped = false;
@@ -80,6 +95,7 @@ export class WinPipeFrameReceiver extends QueueReceiver {
     this.name = name;
     this.framing = framing;
     this.#keepOpen = options.keepOpen !== false;
+    this.#greet = options.greet;
     server.on('connection', (socket) => this.#accept(socket));
     // After listening, a server error is not one a receive() can act on: the queue still drains, then ends.
     server.on('error', () => this.#stop());
@@ -102,7 +118,17 @@ export class WinPipeFrameReceiver extends QueueReceiver {
     const decoder = this.framing.createDecoder({ onDrop: (info) => this.report(info) });
     decoders.set(socket, decoder);
     if (this.#paused) socket.pause();
+    const greet = this.#greet;
+    let admit: ((message: Buffer) => boolean) | undefined;
     const emit = (view: Buffer) => {
+      if (greet) {
+        if (admit === undefined) {
+          admit = greet(view, socket);
+          if (admit) return;
+          throw new BadFrameError('the connection did not start with the hello this pipe expects');
+        }
+        if (!admit(view)) throw new BadFrameError('a message this connection may not send');
+      }
       // The decoder may hand out views into the chunk (a new Buffer per 'data', never reused). A small
       // message is copied out, so that a queue of them does not hold whole chunks (up to 64 KiB each).
       this.deliver(view.length * 4 < view.buffer.byteLength ? Buffer.from(view) : view);

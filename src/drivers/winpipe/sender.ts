@@ -23,6 +23,22 @@ export interface WinPipeSenderOptions {
   signal?: AbortSignal;
   /** Carry on with the next receiver when this one goes away, instead of failing. */
   waitForReader?: boolean;
+  /** Bytes written first on each connection, before any message (request/reply's hello: rpc-transport.ts). */
+  greeting?: Uint8Array;
+  /** Each new connection, once attached (request/reply reads its replies from it). */
+  onConnect?: (socket: Socket) => void;
+  /** The receiver went away; called before the sender fails its sends or looks for the next receiver. */
+  onLost?: () => void;
+}
+
+/**
+ * A sender over a connection someone else owns and reads (a server's reply
+ * direction on a client's connection, rpc-transport.ts): it never resumes the
+ * socket (its owner may have paused reading it) and close() stops using the
+ * socket without ending it.
+ */
+export function borrowWinPipeSocket(socket: Socket, name: string, framing: Framing): WinPipeFrameSender {
+  return new WinPipeFrameSender(socket, name, framing, {}, true);
 }
 
 /**
@@ -58,11 +74,16 @@ export class WinPipeFrameSender implements FrameSender {
   /** close() ended the connection: its 'close' is not the receiver going away. */
   #closedByUs = false;
   #idle: Array<() => void> = [];
+  /** The socket is someone else's: not resumed, not ended (borrowWinPipeSocket). */
+  readonly #borrowed: boolean;
+  /** Takes this sender's listeners off the current socket. */
+  #detach: () => void = () => {};
 
-  constructor(socket: Socket, name: string, framing: Framing, options: WinPipeSenderOptions) {
+  constructor(socket: Socket, name: string, framing: Framing, options: WinPipeSenderOptions, borrowed = false) {
     this.name = name;
     this.framing = framing;
     this.#options = options;
+    this.#borrowed = borrowed;
     this.#attach(socket);
   }
 
@@ -72,23 +93,36 @@ export class WinPipeFrameSender implements FrameSender {
 
   #attach(socket: Socket): void {
     this.#socket = socket;
-    this.#blocked = false;
-    socket.on('drain', () => {
+    this.#blocked = socket.writableNeedDrain;
+    const onDrain = () => {
       this.#blocked = false;
       this.#pump();
-    });
-    // 'end' (the receiver closed) is followed by 'close'; so is 'error' (EPIPE, ECONNRESET).
-    socket.on('error', () => {});
-    socket.on('close', () => {
+    };
+    const onError = () => {};
+    const onClose = () => {
       if (this.#socket === socket) this.#lost();
-    });
-    // A receiver never writes to us; reading lets us see its end.
+    };
+    socket.on('drain', onDrain);
+    // 'end' (the receiver closed) is followed by 'close'; so is 'error' (EPIPE, ECONNRESET).
+    socket.on('error', onError);
+    socket.on('close', onClose);
+    this.#detach = () => {
+      socket.off('drain', onDrain);
+      socket.off('error', onError);
+      socket.off('close', onClose);
+    };
+    if (this.#borrowed) return;
+    if (this.#options.greeting) socket.write(this.#options.greeting);
+    this.#options.onConnect?.(socket);
+    // Reading lets us see the receiver's end (a message receiver never writes to us).
     socket.resume();
   }
 
   /** The receiver went away. */
   #lost(): void {
     this.#socket = undefined;
+    this.#detach();
+    this.#options.onLost?.();
     const unconfirmed = this.#inflight;
     this.#inflight = [];
     if (this.#options.waitForReader === true && !this.#closedByUs) {
@@ -96,7 +130,11 @@ export class WinPipeFrameSender implements FrameSender {
       this.#reconnect();
       return;
     }
-    this.#failure ??= new NoReaderError(`the receiver on ${this.name} went away; start it again, or pass { waitForReader: true } (npipe send --wait)`);
+    this.#failure ??= new NoReaderError(
+      this.#borrowed
+        ? `the client behind ${this.name} is gone`
+        : `the receiver on ${this.name} went away; start it again, or pass { waitForReader: true } (npipe send --wait)`,
+    );
     for (const entry of [...unconfirmed, ...this.#waiting]) this.#settle(entry, this.#failure);
     this.#waiting = [];
     this.#checkIdle();
@@ -237,6 +275,11 @@ export class WinPipeFrameSender implements FrameSender {
     if (!first) return;
     this.#closedByUs = true;
     const socket = this.#socket;
+    if (this.#borrowed) {
+      this.#socket = undefined;
+      this.#detach();
+      return;
+    }
     if (!socket || socket.destroyed) return;
     await new Promise<void>((resolve) => {
       socket.once('close', () => resolve());
