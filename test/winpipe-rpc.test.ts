@@ -8,7 +8,9 @@
 import assert from 'node:assert/strict';
 import { connect as netConnect, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { describe, test, type TestContext } from 'node:test';
+import { after, describe, test, type TestContext } from 'node:test';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { serveFrames } from '../src/rpc/frame-server.js';
 import { connectFrames } from '../src/rpc/frame-client.js';
 import { CANCEL, LIMITED_REQUEST, encodeRequest } from '../src/rpc/protocol.js';
@@ -16,7 +18,14 @@ import type { Handler } from '../src/rpc/handler.js';
 import type { ServeOptions, ServerEvent } from '../src/rpc/types.js';
 import { createFraming } from '../src/framing/index.js';
 import { WinPipeTransport } from '../src/drivers/winpipe/rpc-transport.js';
+import { readKeys } from '../src/drivers/winpipe/pipe-key.js';
 import { delay, tempDir, until } from './helpers.js';
+
+// The pipe key files (drivers/winpipe/pipe-key.ts) go where Windows keeps them; here, into a folder of this run.
+const keys = mkdtempSync(join(tmpdir(), 'npipe-keys-'));
+process.env.LOCALAPPDATA = join(keys, 'user');
+process.env.ProgramData = join(keys, 'shared');
+after(() => rmSync(keys, { recursive: true, force: true }));
 
 const code = (code: string) => (err: unknown) => (err as { code?: string }).code === code;
 const frames = createFraming('frames');
@@ -37,9 +46,10 @@ async function client(t: TestContext, path: string, options: { waitForServer?: b
   return c;
 }
 
-/** A raw connection to the server: what it receives, and whether it was closed on us. */
-function raw(t: TestContext, path: string) {
+/** A raw connection to the server: what it receives, and whether it was closed on us. `key`: it first sends the pipe's key, as an npipe client does. */
+function raw(t: TestContext, path: string, options: { key?: boolean } = {}) {
   const socket: Socket = netConnect(path);
+  if (options.key) socket.write(readKeys(path)[0]!);
   const received: Buffer[] = [];
   let closed = false;
   socket.on('data', (chunk: Buffer) => received.push(chunk));
@@ -63,19 +73,23 @@ describe('request/reply over the Windows pipe transport (over a Unix socket)', (
     assert.equal(s.stats.replies, 400);
   });
 
-  test('a connection that does not start with a hello, or repeats a live token, is dropped; the client it imitates is not disturbed', async (t) => {
+  test("a connection without the pipe's key is refused; one with it that does not start with a hello, or repeats a live token, is dropped; the client it imitates is not disturbed", async (t) => {
     const { path, events } = await server(t, (request) => request);
     const honest = await client(t, path);
     assert.equal(await honest.request('first'), 'first');
-    const garbage = raw(t, path);
+    const stranger = raw(t, path);
+    stranger.socket.write(`GET / HTTP/1.1\r\nHost: ${'x'.repeat(64)}\r\n\r\n`);
+    const garbage = raw(t, path, { key: true });
     garbage.socket.write('GET / HTTP/1.1\r\n\r\n');
     // The honest client's token, which a hostile peer might have read in a server's log.
-    const copy = raw(t, path);
+    const copy = raw(t, path, { key: true });
     copy.socket.write(Buffer.concat([hello(honest.replyAddress), frame(encodeRequest(LIMITED_REQUEST, 1, honest.replyAddress, Buffer.from('stolen'), 1000))]));
-    await until(() => garbage.closed() && copy.closed(), 'both hostile connections dropped');
-    assert.deepEqual(copy.received, [], 'the copy received no reply');
+    await until(() => stranger.closed() && garbage.closed() && copy.closed(), 'the three hostile connections dropped');
+    assert.deepEqual(stranger.received, [], 'the stranger got not even the ACK');
+    assert.deepEqual(Buffer.concat(copy.received), Buffer.of(0x06), 'the copy received the ACK of its key, and no reply');
     assert.equal(await honest.request('second'), 'second');
-    assert.equal(events.filter((e) => e.kind === 'frame-dropped').length, 2, JSON.stringify(events));
+    const dropped = events.filter((e) => e.kind === 'frame-dropped').map((e) => e.reason.split(',')[0]);
+    assert.deepEqual(dropped.sort(), ['corrupt', 'corrupt', 'refused'], JSON.stringify(events));
   });
 
   test("a client naming another connection's token is dropped: it can neither take that client's replies nor cancel its requests", async (t) => {
@@ -90,7 +104,7 @@ describe('request/reply over the Windows pipe transport (over a Unix socket)', (
     const victim = await client(t, path);
     const pending = victim.request('slow');
     await until(() => s.stats.requests === 1, 'the victim request running');
-    const hostile = raw(t, path);
+    const hostile = raw(t, path, { key: true });
     const mine = 'c'.repeat(32);
     hostile.socket.write(Buffer.concat([hello(mine), frame(encodeRequest(CANCEL, 1, victim.replyAddress))]));
     await until(() => hostile.closed(), 'the hostile connection dropped');
@@ -145,7 +159,7 @@ describe('request/reply over the Windows pipe transport (over a Unix socket)', (
   test('a client that never reads its replies is dropped once stuck, its queued replies bounded; other clients are served meanwhile', async (t) => {
     const big = 'x'.repeat(64 * 1024);
     const { path, server: s, events } = await server(t, () => big, { maxQueuedReplyBytes: 256 * 1024, stuckAfter: 300 });
-    const reader = raw(t, path);
+    const reader = raw(t, path, { key: true });
     reader.socket.pause(); // reads nothing: the server's writes back up
     const token = 'd'.repeat(32);
     const requests = Array.from({ length: 400 }, (_, i) => frame(encodeRequest(LIMITED_REQUEST, i + 1, token, Buffer.from('q'), 1 << 20)));

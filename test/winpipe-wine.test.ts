@@ -130,7 +130,7 @@ describe('Windows named pipes under Wine (the winpipe driver)', () => {
         .map((c) => [c.name, c]),
     );
     assert.deepEqual(cases.get('eight-clients'), { name: 'eight-clients', replies: 200, wrong: [], clientsSeen: 8, served: 200 });
-    assert.deepEqual(cases.get('hostile'), { name: 'hostile', reply: 'still served', events: ['frame-dropped:', 'frame-dropped:'] });
+    assert.deepEqual(cases.get('hostile'), { name: 'hostile', reply: 'still served', events: ['frame-dropped:corrupt', 'frame-dropped:corrupt', 'frame-dropped:refused'] });
     assert.equal(cases.get('server-gone')?.code, 'ERR_NPIPE_SERVER_GONE');
     assert.equal(cases.get('after-gone')?.code, 'ERR_NPIPE_SERVER_GONE');
     assert.deepEqual(cases.get('wait-for-server'), { name: 'wait-for-server', none: 'ERR_NPIPE_SERVER_GONE', reply: 'got:late' });
@@ -158,6 +158,22 @@ describe('Windows named pipes under Wine (the winpipe driver)', () => {
     await exec.stop();
     const stopped = await server.stop();
     assert.equal(stopped.stderr, '', 'the server reported nothing');
+  });
+
+  test("the pipe key: the receiver writes it under %LOCALAPPDATA% (with allowShared under %ProgramData%), refuses a connection without it, and removes it when done", { timeout: 120_000 }, async (t) => {
+    if (!requireWindows(t)) return;
+    const result = await runWindows([windowsFixture('pipe-key.js'), pipeName()], { timeoutMs: 60_000 });
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(JSON.parse(result.stdout), {
+      inUserFolder: true,
+      strangerHeard: 0,
+      drops: ['refused'],
+      received: 'with the key',
+      removed: true,
+      inSharedFolder: true,
+      sharedReceived: 'shared',
+      sharedRemoved: true,
+    });
   });
 
   test('a Windows process using a pipe never loads koffi or the FIFO layer', { timeout: 120_000 }, async (t) => {

@@ -21,9 +21,12 @@ export interface DropInfo {
    * - `stalled`: no packet of the message came for `partialTimeout` while the
    *   reader was reading (a writer stopped mid-message, or a forged first packet);
    * - `slow-consumer`: core NATS only: the receiver already held `maxQueuedBytes`
-   *   of messages nobody had taken (NATS has no flow control to slow the sender).
+   *   of messages nobody had taken (NATS has no flow control to slow the sender);
+   * - `refused`: Windows pipes only: a connection that did not send the pipe's key
+   *   (drivers/winpipe/pipe-key.ts: a client on another machine, another user's
+   *   without allowShared, or not an npipe writer) was dropped before any message.
    */
-  reason: 'writer-died' | 'abandoned' | 'orphan' | 'too-large' | 'memory' | 'corrupt' | 'stalled' | 'slow-consumer';
+  reason: 'writer-died' | 'abandoned' | 'orphan' | 'too-large' | 'memory' | 'corrupt' | 'stalled' | 'slow-consumer' | 'refused';
   /** Bytes of the message received and dropped (for too-large/memory: the announced size). */
   bytes: number;
   /** The writer's pid when known, else 0. */

@@ -128,8 +128,9 @@ export interface ServeOptions<Req, Res> {
    */
   busyPoll?: number;
   /**
-   * FIFO only (other media ignore it): accept a request FIFO that group or others
-   * may write to (a server for several users; see docs/RPC.md).
+   * A server for several users (docs/RPC.md). FIFO: accept a request FIFO that
+   * group or others may write to. Windows pipe: let every local user connect
+   * (default: only this user). NATS ignores it.
    */
   allowShared?: boolean;
 }
@@ -158,7 +159,8 @@ export interface ConnectOptions<Req, Res> {
   busyPoll?: number;
   /**
    * FIFO only (other media ignore it): accept a request FIFO that group or others
-   * may write to (a server for several users; see docs/RPC.md).
+   * may write to (a server for several users; see docs/RPC.md). A Windows pipe
+   * client finds a shared server's key by itself.
    */
   allowShared?: boolean;
 }

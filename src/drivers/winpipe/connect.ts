@@ -8,31 +8,72 @@ import { connect, type Socket } from 'node:net';
 import { NoReaderError } from '../../errors.js';
 import { pipeError } from './failures.js';
 import { deadline, sleep } from '../../util/abort.js';
+import { ACK, PROOF_TIMEOUT_MS, readKeys } from './pipe-key.js';
 
 /** First wait between attempts; it doubles up to MAX_BACKOFF_MS. */
 export const FIRST_BACKOFF_MS = 10;
 export const MAX_BACKOFF_MS = 250;
 
-const NOT_YET = new Set(['ENOENT', 'EBUSY', 'EAGAIN']);
+/**
+ * Errors that mean "no receiver yet": no pipe, every instance taken, and (pipe
+ * key) no key file yet, or a key the receiver refused (it restarted with a new
+ * one since the file was read: read it again).
+ */
+const NOT_YET = new Set(['ENOENT', 'EBUSY', 'EAGAIN', 'NO_KEY', 'KEY_REFUSED']);
 
 export interface PipeConnectOptions {
   /** Milliseconds to wait for a receiver; 0: do not wait. Undefined: wait until `signal` aborts. */
   timeout?: number;
   signal?: AbortSignal;
+  /** Send the pipe's key first and wait for the receiver's ACK (pipe-key.ts). */
+  pipeKey?: boolean;
 }
 
-/** One attempt: the connected socket, or the OS error. */
-function attempt(name: string): Promise<Socket> {
+const failure = (code: string, message: string) => Object.assign(new Error(message), { code });
+
+/**
+ * One attempt: the connected socket (with `key`: sent, and acknowledged), or the
+ * error. The socket is handed over paused, nothing read past the ACK.
+ */
+function attempt(name: string, key: Buffer | undefined, signal: AbortSignal | undefined): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const socket = connect(name);
-    const onError = (err: Error) => {
+    let ackTimer: NodeJS.Timeout | undefined;
+    const fail = (err: unknown) => {
       socket.destroy();
+      clearTimeout(ackTimer);
+      signal?.removeEventListener('abort', onAbort);
       reject(err);
     };
+    const onAbort = () => fail(signal!.reason);
+    let keySent = false;
+    // Once the key is sent, the connection breaking is the receiver refusing it (EPIPE, ECONNRESET or a plain end).
+    const onError = (err: Error) => fail(keySent ? failure('KEY_REFUSED', `the receiver on ${name} refused this process's key`) : err);
+    const onClose = () => fail(failure('KEY_REFUSED', `the receiver on ${name} refused this process's key`));
+    const done = () => {
+      socket.off('error', onError);
+      socket.off('close', onClose);
+      clearTimeout(ackTimer);
+      signal?.removeEventListener('abort', onAbort);
+      resolve(socket);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
     socket.once('error', onError);
     socket.once('connect', () => {
-      socket.off('error', onError);
-      resolve(socket);
+      if (!key) return done();
+      socket.once('close', onClose);
+      // Whatever listens there and never answers (not an npipe receiver) does not hold us past this.
+      ackTimer = setTimeout(() => fail(failure('KEY_REFUSED', `the process listening on ${name} did not answer its key`)), PROOF_TIMEOUT_MS);
+      keySent = true;
+      socket.write(key);
+      const onData = (chunk: Buffer) => {
+        socket.off('data', onData);
+        socket.pause();
+        if (chunk[0] !== ACK) return fail(failure('KEY_REFUSED', `the process listening on ${name} is not an npipe receiver (no ACK)`));
+        if (chunk.length > 1) socket.unshift(chunk.subarray(1));
+        done();
+      };
+      socket.on('data', onData);
     });
   });
 }
@@ -48,8 +89,22 @@ export async function connectPipe(name: string, options: PipeConnectOptions): Pr
   try {
     for (let backoff = FIRST_BACKOFF_MS; ; backoff = Math.min(backoff * 2, MAX_BACKOFF_MS)) {
       try {
-        return await attempt(name);
+        // With timeout 0 the deadline has already passed: only the caller's signal stops the one attempt.
+        const signal = options.timeout === 0 ? options.signal : wait.signal;
+        if (options.pipeKey !== true) return await attempt(name, undefined, signal);
+        // The user's key file, then the shared one: a stale file left by a receiver that was killed is refused, the next tried.
+        const keys = readKeys(name);
+        if (keys.length === 0) throw failure('NO_KEY', `no key file for ${name}`);
+        for (let i = 0; ; i++) {
+          try {
+            return await attempt(name, keys[i], signal);
+          } catch (err) {
+            if ((err as { code?: string }).code !== 'KEY_REFUSED' || i === keys.length - 1) throw err;
+          }
+        }
       } catch (err) {
+        if (wait.signal?.aborted && options.timeout !== 0) throw wait.signal.reason;
+        if (options.signal?.aborted) throw options.signal.reason;
         const code = (err as NodeJS.ErrnoException).code ?? '';
         if (!NOT_YET.has(code)) throw pipeError(err, name, 'connecting to');
         if (options.timeout === 0) {

@@ -3,7 +3,9 @@
  * receiver is the pipe server, each sender one client connection; every format is
  * on the wire, and safe with many writers, since each writer has its own
  * connection (receiver.ts). Request/reply runs over each client's connection, both
- * ways (rpc-transport.ts). `allowShared` lets other users connect.
+ * ways (rpc-transport.ts). Every connection first proves, with the pipe's key,
+ * that it comes from this machine and (without `allowShared`) this user
+ * (pipe-key.ts).
  *
  * Windows only: elsewhere Node would take the name for a Unix socket path and
  * create a file called `\\.\pipe\<name>` in the current folder, so every entry
@@ -50,6 +52,7 @@ export const driver: Driver = {
       ...(options.timeout === undefined ? {} : { timeout: options.timeout }),
       ...(options.signal ? { signal: options.signal } : {}),
       ...(options.waitForReader === undefined ? {} : { waitForReader: options.waitForReader }),
+      pipeKey: true,
     }),
   openReceiver: async (address, framing, options) =>
     openWinPipeFrameReceiver(pipeName(address), framing, {
@@ -57,6 +60,7 @@ export const driver: Driver = {
       ...(options.onDrop ? { onDrop: options.onDrop } : {}),
       ...(options.signal ? { signal: options.signal } : {}),
       ...(options.allowShared === true ? { allowShared: true } : {}),
+      pipeKey: true,
     }),
   serve: async (address, handler, options) => serveFrames(transportFor(options), pipeName(address), handler, options),
   connect: async (address, options) => connectFrames(transportFor(options), pipeName(address), options),

@@ -22,10 +22,11 @@
  *   anonymous user, but this has not been checked on a real network).
  */
 import { createServer, type Server, type Socket } from 'node:net';
-import { BadFrameError, NpipeError } from '../../errors.js';
+import { BadFrameError, NpipeError, SystemError } from '../../errors.js';
 import type { DropInfo, Framing, FrameDecoder } from '../../framing/index.js';
 import { QueueReceiver } from '../../transport/queue-receiver.js';
 import { pipeError } from './failures.js';
+import { ACK, KEY_CHARS, PROOF_TIMEOUT_MS, createKey, keyMatches, keyPath } from './pipe-key.js';
 
 /** The receiver stops reading every connection while it holds this many bytes not yet received (as a FIFO receiver does). */
 export const RECEIVE_HIGH_WATER_BYTES = 1024 * 1024;
@@ -48,6 +49,13 @@ export interface WinPipeReceiverOptions {
    * it too. Either is reported as `corrupt`.
    */
   greet?: (first: Buffer, socket: Socket) => ((message: Buffer) => boolean) | undefined;
+  /**
+   * Write a key file for this pipe and take only connections that send its key
+   * first (pipe-key.ts): clients on other machines, and without `allowShared`
+   * other users, are refused. The driver always asks for it; off by default here
+   * for tests of the rest.
+   */
+  pipeKey?: boolean;
 }
 
 /**
@@ -58,6 +66,7 @@ export async function openWinPipeFrameReceiver(name: string, framing: Framing, o
   const { signal } = options;
   if (signal?.aborted) throw signal.reason;
   const server = createServer();
+  const shared = options.allowShared === true;
   await new Promise<void>((resolve, reject) => {
     const onAbort = () => {
       server.close();
@@ -68,13 +77,21 @@ export async function openWinPipeFrameReceiver(name: string, framing: Framing, o
       signal?.removeEventListener('abort', onAbort);
       reject(pipeError(err, name, 'listening on'));
     });
-    const shared = options.allowShared === true;
     server.listen({ path: name, readableAll: shared, writableAll: shared }, () => {
       signal?.removeEventListener('abort', onAbort);
       resolve();
     });
   });
-  return new WinPipeFrameReceiver(server, name, framing, options);
+  let key: ReturnType<typeof createKey> | undefined;
+  if (options.pipeKey === true) {
+    try {
+      key = createKey(name, shared);
+    } catch (err) {
+      server.close();
+      throw new SystemError(`could not write the key file of ${name} (${keyPath(name, shared)}): ${(err as Error).message}`, { cause: err });
+    }
+  }
+  return new WinPipeFrameReceiver(server, name, framing, options, key);
 }
 
 export class WinPipeFrameReceiver extends QueueReceiver {
@@ -82,6 +99,8 @@ export class WinPipeFrameReceiver extends QueueReceiver {
   readonly framing: Framing;
   #server: Server;
   #connections = new Set<Socket>();
+  /** Connections that have not sent the pipe's key yet. */
+  #proving = new Set<Socket>();
   #hadWriter = false;
   #keepOpen: boolean;
   readonly #greet: WinPipeReceiverOptions['greet'];
@@ -89,13 +108,17 @@ export class WinPipeFrameReceiver extends QueueReceiver {
   /** No more writers are taken: closed, or (keepOpen: false) the last one left. */
   #stopped = false;
 
-  constructor(server: Server, name: string, framing: Framing, options: WinPipeReceiverOptions) {
+  /** The pipe's key, when connections must prove they may write (pipe-key.ts). */
+  readonly #key: ReturnType<typeof createKey> | undefined;
+
+  constructor(server: Server, name: string, framing: Framing, options: WinPipeReceiverOptions, key?: ReturnType<typeof createKey>) {
     super(framing.maxMessageSize, options.onDrop, framing.byteStream);
     this.#server = server;
     this.name = name;
     this.framing = framing;
     this.#keepOpen = options.keepOpen !== false;
     this.#greet = options.greet;
+    this.#key = key;
     server.on('connection', (socket) => this.#accept(socket));
     // After listening, a server error is not one a receive() can act on: the queue still drains, then ends.
     server.on('error', () => this.#stop());
@@ -113,11 +136,21 @@ export class WinPipeFrameReceiver extends QueueReceiver {
       socket.destroy();
       return;
     }
-    this.#hadWriter = true;
     this.#connections.add(socket);
+    const key = this.#key?.key;
+    let proof: Buffer | undefined = key ? Buffer.alloc(0) : undefined;
+    const refuse = (bytes: number) => {
+      this.report({ writerId: 0, reason: 'refused', bytes, pid: 0 });
+      socket.destroy();
+    };
+    const proofTimer = key ? setTimeout(() => refuse(proof?.length ?? 0), PROOF_TIMEOUT_MS) : undefined;
+    // Only a connection that proved it may write is a writer (keepOpen: false ends after the last one).
+    if (!key) this.#hadWriter = true;
     const decoder = this.framing.createDecoder({ onDrop: (info) => this.report(info) });
     decoders.set(socket, decoder);
-    if (this.#paused) socket.pause();
+    // A connection still to send its key is read even while writers are paused: its key is small, and waiting would time it out.
+    if (key) this.#proving.add(socket);
+    else if (this.#paused) socket.pause();
     const greet = this.#greet;
     let admit: ((message: Buffer) => boolean) | undefined;
     const emit = (view: Buffer) => {
@@ -138,6 +171,7 @@ export class WinPipeFrameReceiver extends QueueReceiver {
     const finishWriter = (cut: boolean) => {
       if (done) return;
       done = true;
+      if (proof) return; // refused, or gone before its key: it sent no message
       const pending = decoder.pendingBytes;
       try {
         decoder.end(emit); // frames reports its own cut messages through onDrop; lines emits an unterminated last line
@@ -147,6 +181,24 @@ export class WinPipeFrameReceiver extends QueueReceiver {
     };
     socket.on('data', (chunk: Buffer) => {
       if (done) return;
+      if (proof) {
+        proof = Buffer.concat([proof, chunk]);
+        if (proof.length < KEY_CHARS) return;
+        if (!keyMatches(proof.subarray(0, KEY_CHARS), key!)) {
+          done = true;
+          clearTimeout(proofTimer);
+          refuse(proof.length);
+          return;
+        }
+        clearTimeout(proofTimer);
+        chunk = proof.subarray(KEY_CHARS);
+        proof = undefined;
+        this.#proving.delete(socket);
+        this.#hadWriter = true;
+        socket.write(Buffer.of(ACK));
+        if (this.#paused) socket.pause();
+        if (chunk.length === 0) return;
+      }
       try {
         decoder.push(chunk, emit);
       } catch (err) {
@@ -158,12 +210,14 @@ export class WinPipeFrameReceiver extends QueueReceiver {
       }
       if (super.bufferedBytes >= RECEIVE_HIGH_WATER_BYTES && !this.#paused) {
         this.#paused = true;
-        for (const s of this.#connections) s.pause();
+        for (const s of this.#connections) if (!this.#proving.has(s)) s.pause();
       }
     });
     socket.on('end', () => finishWriter(false));
     socket.on('error', () => finishWriter(true));
     socket.on('close', () => {
+      clearTimeout(proofTimer);
+      this.#proving.delete(socket);
       finishWriter(true);
       this.#connections.delete(socket);
       if (!this.#keepOpen && this.#hadWriter && this.#connections.size === 0) this.#stop();
@@ -174,6 +228,7 @@ export class WinPipeFrameReceiver extends QueueReceiver {
   #stop(): void {
     if (this.#stopped) return;
     this.#stopped = true;
+    this.#key?.remove();
     this.#server.close();
     for (const socket of this.#connections) socket.destroy();
     this.end();

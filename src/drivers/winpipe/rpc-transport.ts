@@ -54,6 +54,7 @@ export class WinPipeTransport implements Transport {
     return openWinPipeFrameReceiver(name, this.#framing, {
       ...(options.onDrop ? { onDrop: options.onDrop } : {}),
       allowShared: this.#options.allowShared === true,
+      pipeKey: true,
       greet: (first, socket) => this.#greet(first, socket),
     });
   }
@@ -112,6 +113,7 @@ export class WinPipeTransport implements Transport {
         // Without wait, a server that is not there is an error now, not a wait.
         timeout: options.wait ? options.timeout ?? 2 ** 31 - 1 : 0,
         ...(options.signal ? { signal: options.signal } : {}),
+        pipeKey: true,
         greeting: Buffer.concat([...this.#framing.encode(Buffer.from(HELLO + token, 'latin1'))]),
         onConnect: (socket) => endpoint.read(socket),
         onLost: () => {

@@ -23,6 +23,8 @@ export interface WinPipeSenderOptions {
   signal?: AbortSignal;
   /** Carry on with the next receiver when this one goes away, instead of failing. */
   waitForReader?: boolean;
+  /** Send the pipe's key on each connection and wait for its ACK (pipe-key.ts; the driver always does). */
+  pipeKey?: boolean;
   /** Bytes written first on each connection, before any message (request/reply's hello: rpc-transport.ts). */
   greeting?: Uint8Array;
   /** Each new connection, once attached (request/reply reads its replies from it). */
@@ -143,8 +145,8 @@ export class WinPipeFrameSender implements FrameSender {
   #reconnect(): void {
     if (this.#reconnecting) return;
     this.#reconnecting = true;
-    const { timeout, signal } = this.#options;
-    connectPipe(this.name, { ...(timeout === undefined ? {} : { timeout }), ...(signal ? { signal } : {}) }).then(
+    const { timeout, signal, pipeKey } = this.#options;
+    connectPipe(this.name, { ...(timeout === undefined ? {} : { timeout }), ...(signal ? { signal } : {}), ...(pipeKey ? { pipeKey } : {}) }).then(
       (socket) => {
         this.#reconnecting = false;
         this.#attach(socket);

@@ -1,0 +1,135 @@
+/**
+ * The Windows pipe key (drivers/winpipe/pipe-key.ts): a receiver takes only
+ * connections that first send the key it wrote to a file only this user (or,
+ * with allowShared, only local users) can read, which a client on another
+ * machine cannot. Run here over a Unix socket (what Node makes of a pipe name on
+ * Linux), with the key folders in a folder of this run; under Wine:
+ * test/winpipe-wine.test.ts.
+ */
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createConnection } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { after, describe, test, type TestContext } from 'node:test';
+import { createFraming } from '../src/framing/index.js';
+import type { DropInfo } from '../src/framing/index.js';
+import { openWinPipeFrameReceiver } from '../src/drivers/winpipe/receiver.js';
+import { openWinPipeFrameSender } from '../src/drivers/winpipe/sender.js';
+import { KEY_CHARS, keyPath, readKeys } from '../src/drivers/winpipe/pipe-key.js';
+import { tempDir, until } from './helpers.js';
+
+const keys = mkdtempSync(join(tmpdir(), 'npipe-keys-'));
+process.env.LOCALAPPDATA = join(keys, 'user');
+process.env.ProgramData = join(keys, 'shared');
+after(() => rmSync(keys, { recursive: true, force: true }));
+
+const code = (code: string) => (err: unknown) => (err as { code?: string }).code === code;
+
+async function keyed(t: TestContext, options: { allowShared?: boolean; keepOpen?: boolean } = {}) {
+  const path = join(tempDir(t), 'sock');
+  const drops: DropInfo[] = [];
+  const receiver = await openWinPipeFrameReceiver(path, createFraming('lines'), { pipeKey: true, onDrop: (d) => drops.push(d), ...options });
+  t.after(() => receiver.close());
+  return { path, receiver, drops };
+}
+
+const sender = (path: string, options: { timeout?: number; waitForReader?: boolean } = {}) =>
+  openWinPipeFrameSender(path, createFraming('lines'), { pipeKey: true, timeout: 5000, ...options });
+
+describe('the Windows pipe key (over a Unix socket)', () => {
+  test("the receiver writes its key to the user's folder (the shared one with allowShared) and removes it when it closes", async (t) => {
+    const own = await keyed(t);
+    const ownFile = keyPath(own.path, false);
+    assert.equal(dirname(ownFile), join(keys, 'user', 'npipe', 'pipe-keys'));
+    assert.match(readKeys(own.path)[0]!.toString('latin1'), new RegExp(`^[0-9a-f]{${KEY_CHARS}}$`));
+    const shared = await keyed(t, { allowShared: true });
+    assert.ok(existsSync(keyPath(shared.path, true)));
+    assert.ok(!existsSync(keyPath(shared.path, false)));
+    await own.receiver.close();
+    await shared.receiver.close();
+    assert.ok(!existsSync(ownFile) && !existsSync(keyPath(shared.path, true)), 'both key files removed');
+  });
+
+  test('allowShared lets every local user connect: the socket (on Windows, the DACL) is opened to others; without it, it is not', async (t) => {
+    const own = await keyed(t);
+    const shared = await keyed(t, { allowShared: true });
+    // Connecting to a Unix socket takes write permission.
+    assert.equal(statSync(own.path).mode & 0o002, 0, 'others may not connect');
+    assert.equal(statSync(shared.path).mode & 0o006, 0o006, 'others may connect');
+  });
+
+  test('a sender with the key is taken; a connection without it is refused before any message, gets nothing, and is reported as refused', async (t) => {
+    const { path, receiver, drops } = await keyed(t, { keepOpen: false });
+    const stranger = createConnection(path);
+    const heard: Buffer[] = [];
+    stranger.on('data', (c: Buffer) => heard.push(c));
+    stranger.on('error', () => {});
+    await once(stranger, 'connect');
+    stranger.write(`no key here, but a message that looks fine\n${'x'.repeat(KEY_CHARS)}\n`);
+    await once(stranger, 'close');
+    assert.deepEqual(heard, []);
+    assert.deepEqual(drops.map((d) => d.reason), ['refused']);
+    // The refused connection was no writer: keepOpen false still waits for the first one.
+    const s = await sender(path);
+    await s.send(Buffer.from('with the key'));
+    await s.close();
+    assert.equal((await receiver.receive())!.toString(), 'with the key');
+    assert.equal(await receiver.receive(), undefined, 'ended after the last writer, the refused one not counted');
+  });
+
+  test('no key file yet is no receiver yet: timeout 0 is ERR_NPIPE_NO_READER, otherwise the sender waits for it', async (t) => {
+    const path = join(tempDir(t), 'sock');
+    await assert.rejects(sender(path, { timeout: 0 }), code('ERR_NPIPE_NO_READER'));
+    await assert.rejects(sender(path, { timeout: 100 }), code('ERR_NPIPE_TIMEOUT'));
+    const early = sender(path);
+    const receiver = await openWinPipeFrameReceiver(path, createFraming('lines'), { pipeKey: true });
+    t.after(() => receiver.close());
+    const s = await early;
+    await s.send(Buffer.from('late receiver'));
+    assert.equal((await receiver.receive())!.toString(), 'late receiver');
+    await s.close();
+  });
+
+  test("a key file left by a receiver that was killed is refused, and the sender goes on to the live receiver's key", async (t) => {
+    const { path, receiver } = await keyed(t, { allowShared: true });
+    // A stale key in the user's folder (read first), as a receiver killed without cleaning up leaves it.
+    const stale = keyPath(path, false);
+    mkdirSync(dirname(stale), { recursive: true });
+    writeFileSync(stale, 'f'.repeat(KEY_CHARS));
+    t.after(() => rmSync(stale, { force: true }));
+    const s = await sender(path);
+    await s.send(Buffer.from('past the stale key'));
+    assert.equal((await receiver.receive())!.toString(), 'past the stale key');
+    await s.close();
+  });
+
+  test('a receiver restarted on the same name writes a new key: a waitForReader sender reads it and carries on', async (t) => {
+    const path = join(tempDir(t), 'sock');
+    const first = await openWinPipeFrameReceiver(path, createFraming('lines'), { pipeKey: true });
+    const s = await sender(path, { waitForReader: true, timeout: 10_000 });
+    t.after(() => s.close());
+    await s.send(Buffer.from('one'));
+    assert.equal((await first.receive())!.toString(), 'one');
+    const oldKey = readKeys(path)[0]!;
+    await first.close();
+    const second = await openWinPipeFrameReceiver(path, createFraming('lines'), { pipeKey: true });
+    t.after(() => second.close());
+    assert.notDeepEqual(readKeys(path)[0], oldKey);
+    await s.send(Buffer.from('two'));
+    assert.equal((await second.receive())!.toString(), 'two');
+  });
+
+  test('a connection that sends its key in pieces is taken once the key is whole, and what follows the key is the stream', async (t) => {
+    const { path, receiver } = await keyed(t);
+    const key = readKeys(path)[0]!;
+    const c = createConnection(path);
+    c.on('error', () => {});
+    await once(c, 'connect');
+    c.write(key.subarray(0, 10));
+    await until(() => receiver.bufferedBytes === 0, 'first piece read');
+    c.end(Buffer.concat([key.subarray(10), Buffer.from('after the key\n')]));
+    assert.equal((await receiver.receive())!.toString(), 'after the key');
+  });
+});
