@@ -12,12 +12,13 @@ import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { tempDir } from './helpers.js';
+import { run, sharedNatsServer, tempDir } from './helpers.js';
 import { requireWindows, runWindows, startWindows, toWindowsPath, windowsFixture } from './windows-harness.js';
 
 const BIN = toWindowsPath(fileURLToPath(new URL('../src/cli/bin.js', import.meta.url)));
 const pipeName = () => `\\\\.\\pipe\\npipe-wine-${randomUUID()}`;
 const npipe = (args: string[], timeoutMs = 60_000) => runWindows([BIN, ...args], { timeoutMs });
+const nats = sharedNatsServer('wine');
 
 describe('Windows named pipes under Wine (the winpipe driver)', () => {
   test('send and listen carry messages whole over \\\\.\\pipe\\ in every format', { timeout: 240_000 }, async (t) => {
@@ -174,6 +175,42 @@ describe('Windows named pipes under Wine (the winpipe driver)', () => {
       sharedReceived: 'shared',
       sharedRemoved: true,
     });
+    // npipe listen says so on stderr, and goes on with the writers that have the key.
+    const pipe = pipeName();
+    const listener = await startWindows(t, [BIN, 'listen', pipe, '--count', '1'], { hangMs: 100_000 });
+    const stranger = await runWindows([windowsFixture('pipe-key.js'), 'stranger', pipe], { timeoutMs: 60_000 });
+    assert.equal(stranger.code, 0, stranger.stderr);
+    const sent = await npipe(['send', pipe, '-t', '30000', 'welcome']);
+    assert.equal(sent.code, 0, sent.stderr);
+    const heard = await listener.done;
+    assert.equal(heard.code, 0, heard.stderr);
+    assert.equal(heard.stdout, 'welcome\n');
+    assert.match(heard.stderr, /^npipe listen: refused a connection that did not send the pipe's key \(\d+ bytes read/);
+  });
+
+  test('npipe bridge between a Windows pipe and NATS, both ways: a Windows writer reaches a Linux listener, a Linux sender a Windows listener', { timeout: 240_000 }, async (t) => {
+    if (!requireWindows(t)) return;
+    const out = nats.url(t, 'delivery=jetstream');
+    const back = nats.url(t, 'delivery=jetstream');
+    if (!out || !back) return;
+    // Windows pipe -> NATS -> Linux.
+    const outPipe = pipeName();
+    const outBridge = await startWindows(t, [BIN, 'bridge', outPipe, out], { hangMs: 200_000 });
+    const wrote = await npipe(['send', outPipe, '--wait', '-t', '60000', 'from', 'windows']);
+    assert.equal(wrote.code, 0, wrote.stderr);
+    const heard = await run(['listen', out, '--count', '2', '--timeout', '60000']);
+    assert.equal(heard.code, 0, heard.stderr);
+    assert.equal(heard.stdout, 'from\nwindows\n');
+    // Linux -> NATS -> Windows pipe.
+    const backPipe = pipeName();
+    const listener = await startWindows(t, [BIN, 'listen', backPipe, '--count', '2'], { hangMs: 200_000 });
+    const backBridge = await startWindows(t, [BIN, 'bridge', back, backPipe], { hangMs: 200_000 });
+    const sent = await run(['send', back, 'from', 'linux']);
+    assert.equal(sent.code, 0, sent.stderr);
+    const got = await listener.done;
+    assert.equal(got.code, 0, got.stderr);
+    assert.equal(got.stdout, 'from\nlinux\n');
+    await Promise.all([outBridge.stop(), backBridge.stop()]);
   });
 
   test('a Windows process using a pipe never loads koffi or the FIFO layer', { timeout: 120_000 }, async (t) => {

@@ -44,6 +44,8 @@ With --format frames, a message that cannot be delivered whole (its writer died
 mid-message, it was cut by an earlier reader's departure and sent again, it is
 over --max-size) is dropped and reported on stderr, one line each:
   npipe listen: dropped a message from writer 5f3a9c01 (pid 4242): writer-died, 1048576 bytes
+On Windows a connection that did not send the pipe's key (README, "Platform
+notes") is refused before any message, and reported the same way.
 
 Exit codes: 0 done, 1 failure (a malformed stream: ERR_NPIPE_BAD_FRAME), 2 usage,
 3 timeout, 4 not a FIFO or unsafe.
@@ -220,8 +222,10 @@ class Output {
 function reportDrop(io: CliIO): (d: DropInfo) => void {
   return (d) =>
     io.stderr.write(
-      `npipe listen: dropped a message${d.writerId ? ` from writer ${d.writerId.toString(16).padStart(8, '0')}` : ''}` +
-        `${d.pid ? ` (pid ${d.pid})` : ''}: ${d.reason}, ${d.bytes} bytes\n`,
+      d.reason === 'refused'
+        ? `npipe listen: refused a connection that did not send the pipe's key (${d.bytes} bytes read; a client on another machine, another user's, or not an npipe writer)\n`
+        : `npipe listen: dropped a message${d.writerId ? ` from writer ${d.writerId.toString(16).padStart(8, '0')}` : ''}` +
+          `${d.pid ? ` (pid ${d.pid})` : ''}: ${d.reason}, ${d.bytes} bytes\n`,
     );
 }
 
