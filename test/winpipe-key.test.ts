@@ -8,7 +8,8 @@
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -18,7 +19,7 @@ import type { DropInfo } from '../src/framing/index.js';
 import { openWinPipeFrameReceiver } from '../src/drivers/winpipe/receiver.js';
 import { openWinPipeFrameSender } from '../src/drivers/winpipe/sender.js';
 import { KEY_CHARS, keyPath, readKeys } from '../src/drivers/winpipe/pipe-key.js';
-import { tempDir, until } from './helpers.js';
+import { delay, tempDir, until } from './helpers.js';
 
 const keys = mkdtempSync(join(tmpdir(), 'npipe-keys-'));
 process.env.LOCALAPPDATA = join(keys, 'user');
@@ -121,15 +122,24 @@ describe('the Windows pipe key (over a Unix socket)', () => {
     assert.equal((await second.receive())!.toString(), 'two');
   });
 
-  test('a connection that sends its key in pieces is taken once the key is whole, and what follows the key is the stream', async (t) => {
+  test("a writer in another language, following docs/FORMATS.md: the key file's name and content, the ACK, then the format (the key may come in pieces)", async (t) => {
     const { path, receiver } = await keyed(t);
-    const key = readKeys(path)[0]!;
+    // The recipe: sha256 of the pipe name in lower case, its first 32 hex digits, ".key", in the user's folder.
+    const file = join(process.env.LOCALAPPDATA!, 'npipe', 'pipe-keys', `${createHash('sha256').update(path.toLowerCase()).digest('hex').slice(0, 32)}.key`);
+    const key = readFileSync(file);
+    assert.match(key.toString('latin1'), /^[0-9a-f]{64}$/);
     const c = createConnection(path);
     c.on('error', () => {});
+    const heard: Buffer[] = [];
+    c.on('data', (chunk: Buffer) => heard.push(chunk));
     await once(c, 'connect');
     c.write(key.subarray(0, 10));
-    await until(() => receiver.bufferedBytes === 0, 'first piece read');
-    c.end(Buffer.concat([key.subarray(10), Buffer.from('after the key\n')]));
+    await delay(50);
+    assert.deepEqual(heard, [], 'no ACK before the whole key');
+    c.write(key.subarray(10));
+    await until(() => heard.length > 0, 'the ACK');
+    assert.deepEqual(Buffer.concat(heard), Buffer.of(0x06));
+    c.end('after the key\n');
     assert.equal((await receiver.receive())!.toString(), 'after the key');
   });
 });
