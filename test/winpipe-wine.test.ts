@@ -213,27 +213,36 @@ describe('Windows named pipes under Wine (the winpipe driver)', () => {
     await Promise.all([outBridge.stop(), backBridge.stop()]);
   });
 
-  test('a Windows process using a pipe never loads koffi or the FIFO layer', { timeout: 120_000 }, async (t) => {
+  test('a Windows process using a pipe never loads koffi or the FIFO layer: the API, and every CLI command (npipe mkfifo says Windows has no FIFOs)', { timeout: 120_000 }, async (t) => {
     if (!requireWindows(t)) return;
-    const record = join(tempDir(t), 'loads');
     const hook = `file:///${toWindowsPath(fileURLToPath(new URL('./fixtures/record-loads.js', import.meta.url))).replace(/\\/g, '/')}`;
-    // The loader hook (run by node.exe) appends to the file named here; Wine passes the environment on.
-    const saved = process.env.NPIPE_RECORD_LOADS;
-    process.env.NPIPE_RECORD_LOADS = toWindowsPath(record);
-    let result;
-    try {
-      result = await runWindows(['--import', hook, windowsFixture('uses-a-pipe.js'), pipeName()], { timeoutMs: 60_000 });
-    } finally {
-      if (saved === undefined) delete process.env.NPIPE_RECORD_LOADS;
-      else process.env.NPIPE_RECORD_LOADS = saved;
-    }
-    assert.equal(result.code, 0, result.stderr);
-    assert.equal(result.stdout, 'hello\nasked, answered\n');
-    const loaded = readFileSync(record, 'utf8').split('\n').filter(Boolean);
-    assert.ok(loaded.some((url) => url.includes('/drivers/winpipe/')), 'the record sees the pipe driver load');
+    /** Runs node.exe with the loader hook, which appends each module it loads to a file (Wine passes the environment on). */
+    const recorded = async (args: string[]) => {
+      const record = join(tempDir(t), `loads-${randomUUID()}`);
+      const saved = process.env.NPIPE_RECORD_LOADS;
+      process.env.NPIPE_RECORD_LOADS = toWindowsPath(record);
+      try {
+        const result = await runWindows(['--import', hook, ...args], { timeoutMs: 60_000 });
+        return { result, loaded: readFileSync(record, 'utf8').split('\n').filter(Boolean) };
+      } finally {
+        if (saved === undefined) delete process.env.NPIPE_RECORD_LOADS;
+        else process.env.NPIPE_RECORD_LOADS = saved;
+      }
+    };
     // sys/libc.js itself may load (sys/aligned.ts asks it for addresses): on win32 it
     // refuses before it would require koffi, and aligned buffers fall back to plain ones.
-    assert.deepEqual(loaded.filter((url) => /koffi|\/src\/fifo\/|\/drivers\/fifo\//.test(url)), []);
+    const linuxOnly = (loaded: string[]) => loaded.filter((url) => /koffi|\/src\/fifo\/|\/drivers\/fifo\//.test(url));
+    const api = await recorded([windowsFixture('uses-a-pipe.js'), pipeName()]);
+    assert.equal(api.result.code, 0, api.result.stderr);
+    assert.equal(api.result.stdout, 'hello\nasked, answered\n');
+    assert.ok(api.loaded.some((url) => url.includes('/drivers/winpipe/')), 'the record sees the pipe driver load');
+    assert.deepEqual(linuxOnly(api.loaded), []);
+    // The CLI loads every command's module; mkfifo, the one about FIFOs, refuses before it would load the layer.
+    const cli = await recorded([BIN, 'mkfifo', pipeName()]);
+    assert.equal(cli.result.code, 1, cli.result.stderr);
+    assert.match(cli.result.stderr, /ERR_NPIPE_UNSUPPORTED: Windows has no FIFOs/);
+    assert.ok(cli.loaded.some((url) => url.includes('/cli/send.js')), 'the record sees the CLI load');
+    assert.deepEqual(linuxOnly(cli.loaded), []);
   });
 
   test("the seed's programs on Windows: npipe demo runs the writer and the reader over a named pipe, and the examples print the textbook's lines", { timeout: 120_000 }, async (t) => {
