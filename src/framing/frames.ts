@@ -94,7 +94,7 @@ export function framesFraming(options: FramesOptions): Framing {
       }
       return written;
     },
-    createDecoder: (decoderOptions = {}) => new FramesDecoder(maxMessageSize, maxPartialBytes, decoderOptions.onDrop, decoderOptions.partialTimeout),
+    createDecoder: (decoderOptions = {}) => new FramesDecoder(maxMessageSize, decoderOptions.maxPartialBytes ?? maxPartialBytes, decoderOptions.onDrop, decoderOptions.partialTimeout),
   };
 }
 

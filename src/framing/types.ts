@@ -47,6 +47,12 @@ export interface DecoderOptions {
    * reading (see `sweep`) is dropped as `stalled`. Default: never.
    */
   partialTimeout?: number;
+  /**
+   * frames: the most bytes this decoder keeps for incomplete messages, instead of
+   * the framing's `maxPartialBytes` (a Windows pipe connection carries one writer:
+   * one message in progress, at most maxMessageSize).
+   */
+  maxPartialBytes?: number;
 }
 
 export interface FrameDecoder {

@@ -31,6 +31,18 @@ import { ACK, KEY_CHARS, PROOF_TIMEOUT_MS, createKey, keyMatches, keyPath } from
 /** The receiver stops reading every connection while it holds this many bytes not yet received (as a FIFO receiver does). */
 export const RECEIVE_HIGH_WATER_BYTES = 1024 * 1024;
 
+/**
+ * The most bytes the writers' decoders hold of messages still incomplete, all
+ * connections together: the bound a FIFO's one frames decoder has
+ * (max(4 x maxMessageSize, 256 MiB)). Each connection holds at most one message in
+ * progress (it is one writer); a connection that would take the total past this is
+ * dropped (`memory`). Without it, every connection could hold 256 MiB (frames
+ * packets of many writer ids, each announcing a large message).
+ */
+export function partialBudget(maxMessageSize: number): number {
+  return Math.max(4 * maxMessageSize, 256 * 1024 * 1024);
+}
+
 export interface WinPipeReceiverOptions {
   /** false: the stream ends once the last writer disconnects (after at least one came). Default true: wait for writers for ever. */
   keepOpen?: boolean;
@@ -105,6 +117,9 @@ export class WinPipeFrameReceiver extends QueueReceiver {
   #keepOpen: boolean;
   readonly #greet: WinPipeReceiverOptions['greet'];
   #paused = false;
+  /** What the connections' decoders hold of incomplete messages, and its bound (partialBudget). */
+  #partialBytes = 0;
+  readonly #partialBudget: number;
   /** No more writers are taken: closed, or (keepOpen: false) the last one left. */
   #stopped = false;
 
@@ -119,6 +134,7 @@ export class WinPipeFrameReceiver extends QueueReceiver {
     this.#keepOpen = options.keepOpen !== false;
     this.#greet = options.greet;
     this.#key = key;
+    this.#partialBudget = partialBudget(framing.maxMessageSize);
     server.on('connection', (socket) => this.#accept(socket));
     // After listening, a server error is not one a receive() can act on: the queue still drains, then ends.
     server.on('error', () => this.#stop());
@@ -146,7 +162,15 @@ export class WinPipeFrameReceiver extends QueueReceiver {
     const proofTimer = key ? setTimeout(() => refuse(proof?.length ?? 0), PROOF_TIMEOUT_MS) : undefined;
     // Only a connection that proved it may write is a writer (keepOpen: false ends after the last one).
     if (!key) this.#hadWriter = true;
-    const decoder = this.framing.createDecoder({ onDrop: (info) => this.report(info) });
+    // One writer per connection: one message in progress at most (frames would otherwise take one per writer id, up to 256 MiB).
+    const decoder = this.framing.createDecoder({ onDrop: (info) => this.report(info), maxPartialBytes: this.framing.maxMessageSize });
+    /** What this connection's decoder holds, as counted in #partialBytes. */
+    let held = 0;
+    const recount = () => {
+      const now = decoder.pendingBytes;
+      this.#partialBytes += now - held;
+      held = now;
+    };
     decoders.set(socket, decoder);
     // A connection still to send its key is read even while writers are paused: its key is small, and waiting would time it out.
     if (key) this.#proving.add(socket);
@@ -201,6 +225,13 @@ export class WinPipeFrameReceiver extends QueueReceiver {
       }
       try {
         decoder.push(chunk, emit);
+        recount();
+        if (this.#partialBytes > this.#partialBudget) {
+          // The writers together hold too much of messages still incomplete: this one, which took it over, goes.
+          done = true;
+          this.report({ writerId: 0, reason: 'memory', bytes: decoder.pendingBytes, pid: 0 });
+          socket.destroy();
+        }
       } catch (err) {
         // This writer broke the format (or sent a message over the limit): drop it, keep the others.
         done = true;
@@ -219,6 +250,8 @@ export class WinPipeFrameReceiver extends QueueReceiver {
       clearTimeout(proofTimer);
       this.#proving.delete(socket);
       finishWriter(true);
+      this.#partialBytes -= held;
+      held = 0;
       this.#connections.delete(socket);
       if (!this.#keepOpen && this.#hadWriter && this.#connections.size === 0) this.#stop();
     });
