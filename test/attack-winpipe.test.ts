@@ -3,21 +3,23 @@
  * Unix socket (what Node makes of a pipe name on Linux: the same libuv stream
  * code), with the key folders in a folder of this run. Each test is an attack
  * that once broke a promise: a peer with the pipe's key (this user, or with
- * allowShared any local user) making the receiver hold memory without bound.
+ * allowShared any local user) making the receiver hold memory without bound, and
+ * a sender that went on connecting after it was closed.
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createConnection, type Socket } from 'node:net';
+import { createConnection, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { after, describe, test, type TestContext } from 'node:test';
 import { createFraming, type DropInfo } from '../src/framing/index.js';
 import { FLAG_FIRST, FLAG_LAST, FRAMES_MAGIC } from '../src/framing/frames.js';
 import { openWinPipeFrameReceiver, partialBudget } from '../src/drivers/winpipe/receiver.js';
 import { openWinPipeFrameSender } from '../src/drivers/winpipe/sender.js';
 import { readKeys } from '../src/drivers/winpipe/pipe-key.js';
-import { tempDir, until } from './helpers.js';
+import { delay, start, tempDir, until } from './helpers.js';
 
 const keys = mkdtempSync(join(tmpdir(), 'npipe-keys-'));
 process.env.LOCALAPPDATA = join(keys, 'user');
@@ -100,5 +102,63 @@ describe('attacks on the Windows pipe receiver (over a Unix socket)', () => {
     // The hostile connections leave: their memory is given back, and a new one may start a message again.
     for (const s of sockets) s.destroy();
     await until(() => (receiver.bufferedBytes ?? 0) === 0, 'the departed connections forgotten');
+  });
+});
+
+describe('attacks on the Windows pipe sender and client (over a Unix socket)', () => {
+  test('a sender closed while it waits for the next receiver (waitForReader) stops waiting: it never connects to a receiver started later', async (t) => {
+    const path = join(tempDir(t), 'sock');
+    const first = await openWinPipeFrameReceiver(path, createFraming('frames'));
+    const sender = await openWinPipeFrameSender(path, createFraming('frames'), { waitForReader: true, timeout: 60_000 });
+    await sender.send(Buffer.from('one'));
+    assert.equal((await first.receive())!.toString(), 'one');
+    await first.close();
+    await delay(100); // the sender has seen its receiver go and waits for the next
+    await sender.close();
+    let connections = 0;
+    const next = createServer((socket) => {
+      connections++;
+      socket.destroy();
+    });
+    next.listen(path);
+    await once(next, 'listening');
+    t.after(() => next.close());
+    // The sender retried every 250 ms at most: a second is plenty for it to have come, had it still been waiting.
+    await delay(1000);
+    assert.equal(connections, 0, 'the closed sender connected to the next receiver');
+  });
+
+  test('a sender or a request/reply client closed while it waits for its server to come back lets its process exit', async (t) => {
+    const dir = tempDir(t);
+    const src = fileURLToPath(new URL('../src/', import.meta.url));
+    const script = `
+      const src = ${JSON.stringify(src)};
+      const { createFraming } = await import(src + 'framing/index.js');
+      const { openWinPipeFrameReceiver } = await import(src + 'drivers/winpipe/receiver.js');
+      const { openWinPipeFrameSender } = await import(src + 'drivers/winpipe/sender.js');
+      const { serveFrames } = await import(src + 'rpc/frame-server.js');
+      const { connectFrames } = await import(src + 'rpc/frame-client.js');
+      const { WinPipeTransport } = await import(src + 'drivers/winpipe/rpc-transport.js');
+      const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+      const path = ${JSON.stringify(join(dir, 'sock'))};
+      const receiver = await openWinPipeFrameReceiver(path, createFraming('frames'), { pipeKey: true });
+      const sender = await openWinPipeFrameSender(path, createFraming('frames'), { pipeKey: true, waitForReader: true, timeout: 600000 });
+      await receiver.close();
+      await pause(100);
+      await sender.close();
+      const rpcPath = ${JSON.stringify(join(dir, 'rpc'))};
+      const server = await serveFrames(new WinPipeTransport(), rpcPath, (request) => request, {});
+      const client = await connectFrames(new WinPipeTransport(), rpcPath, { waitForServer: true });
+      await client.request('a');
+      await server.close();
+      await pause(100);
+      await client.close();
+      console.log('all closed');
+    `;
+    // Before, the closed sender and client went on waiting (600 s, and 2^31-1 ms for waitForServer): the process never ended.
+    const child = start(process.execPath, ['--input-type=module', '-e', script], { hangMs: 20_000 });
+    const result = await child.done;
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /all closed/);
   });
 });

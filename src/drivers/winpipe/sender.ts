@@ -71,6 +71,8 @@ export class WinPipeFrameSender implements FrameSender {
   /** The receiver went away (without waitForReader), or a reconnect failed: every later send rejects with this. */
   #failure: unknown;
   #reconnecting = false;
+  /** Stops the wait for the next receiver when close() is done: a closed sender connects to nothing. */
+  readonly #stopReconnect = new AbortController();
   #blocked = false;
   #closed = false;
   /** close() ended the connection: its 'close' is not the receiver going away. */
@@ -145,14 +147,26 @@ export class WinPipeFrameSender implements FrameSender {
   #reconnect(): void {
     if (this.#reconnecting) return;
     this.#reconnecting = true;
-    const { timeout, signal, pipeKey } = this.#options;
-    connectPipe(this.name, { ...(timeout === undefined ? {} : { timeout }), ...(signal ? { signal } : {}), ...(pipeKey ? { pipeKey } : {}) }).then(
+    const { timeout, pipeKey } = this.#options;
+    const stop = this.#stopReconnect.signal;
+    const parent = this.#options.signal;
+    const onParentAbort = () => this.#stopReconnect.abort(parent!.reason);
+    if (parent?.aborted) onParentAbort();
+    else parent?.addEventListener('abort', onParentAbort, { once: true });
+    connectPipe(this.name, { ...(timeout === undefined ? {} : { timeout }), signal: stop, ...(pipeKey ? { pipeKey } : {}) }).then(
       (socket) => {
+        parent?.removeEventListener('abort', onParentAbort);
         this.#reconnecting = false;
+        if (this.#closedByUs) {
+          // close() finished while the connection was being made (after its key was taken): not ours to keep.
+          socket.destroy();
+          return;
+        }
         this.#attach(socket);
         this.#pump();
       },
       (err) => {
+        parent?.removeEventListener('abort', onParentAbort);
         this.#reconnecting = false;
         this.#failure ??= err;
         for (const entry of this.#waiting) this.#settle(entry, err);
@@ -276,6 +290,7 @@ export class WinPipeFrameSender implements FrameSender {
     }
     if (!first) return;
     this.#closedByUs = true;
+    this.#stopReconnect.abort(new ClosedError(`the sender on ${this.name} is closed`));
     const socket = this.#socket;
     if (this.#borrowed) {
       this.#socket = undefined;
