@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { after, describe, test, type TestContext } from 'node:test';
 import { createFraming, type DropInfo } from '../src/framing/index.js';
 import { FLAG_FIRST, FLAG_LAST, FRAMES_MAGIC } from '../src/framing/frames.js';
-import { openWinPipeFrameReceiver, partialBudget } from '../src/drivers/winpipe/receiver.js';
+import { MAX_PROVING, openWinPipeFrameReceiver, partialBudget } from '../src/drivers/winpipe/receiver.js';
 import { openWinPipeFrameSender } from '../src/drivers/winpipe/sender.js';
 import { readKeys } from '../src/drivers/winpipe/pipe-key.js';
 import { delay, start, tempDir, until } from './helpers.js';
@@ -102,6 +102,37 @@ describe('attacks on the Windows pipe receiver (over a Unix socket)', () => {
     // The hostile connections leave: their memory is given back, and a new one may start a message again.
     for (const s of sockets) s.destroy();
     await until(() => (receiver.bufferedBytes ?? 0) === 0, 'the departed connections forgotten');
+  });
+});
+
+describe('attacks on the pipe key (over a Unix socket)', () => {
+  test('connections that never send the key are bounded: past the limit the oldest is refused at once, not after 10 s, and a sender with the key still gets in', async (t) => {
+    const path = join(tempDir(t), 'sock');
+    const drops: DropInfo[] = [];
+    // The limit is MAX_PROVING (1024) by default; 8 here, so that the test needs few file descriptors.
+    const receiver = await openWinPipeFrameReceiver(path, createFraming('lines'), { pipeKey: true, maxProving: 8, onDrop: (d) => drops.push(d) });
+    t.after(() => receiver.close());
+    assert.equal(MAX_PROVING, 1024);
+    const silent: Array<{ socket: Socket; closed: boolean }> = [];
+    for (let i = 0; i < 20; i++) {
+      const socket = createConnection(path);
+      socket.on('error', () => {});
+      t.after(() => socket.destroy());
+      await once(socket, 'connect');
+      const entry = { socket, closed: false };
+      socket.on('close', () => (entry.closed = true));
+      socket.resume();
+      silent.push(entry);
+      await until(() => drops.length >= i - 7, 'the oldest refused once more than 8 wait', 5000);
+    }
+    // Before, all 20 were held for PROOF_TIMEOUT_MS (10 s), and nothing bounded how many.
+    await until(() => silent.slice(0, 12).every((e) => e.closed), 'the 12 oldest closed', 5000);
+    assert.ok(silent.slice(12).every((e) => !e.closed), 'the 8 newest still wait for their key');
+    assert.deepEqual([...new Set(drops.map((d) => d.reason))], ['refused']);
+    const sender = await openWinPipeFrameSender(path, createFraming('lines'), { pipeKey: true, timeout: 5000 });
+    t.after(() => sender.close());
+    await sender.send(Buffer.from('with the key'));
+    assert.equal((await receiver.receive())!.toString(), 'with the key');
   });
 });
 

@@ -32,6 +32,16 @@ import { ACK, KEY_CHARS, PROOF_TIMEOUT_MS, createKey, keyMatches, keyPath } from
 export const RECEIVE_HIGH_WATER_BYTES = 1024 * 1024;
 
 /**
+ * Connections still to send the pipe's key, at most: past it the oldest is refused
+ * at once rather than after PROOF_TIMEOUT_MS. Those are the clients the key keeps
+ * out (other machines, other users), and each one held costs a handle and memory:
+ * without a bound, 5,000 silent connections were all held (4,790 open descriptors
+ * over a Unix socket, RSS up 35 MiB), and on Windows no descriptor limit stops more.
+ * An npipe client sends its key as soon as it connects, so it is rarely the oldest.
+ */
+export const MAX_PROVING = 1024;
+
+/**
  * The most bytes the writers' decoders hold of messages still incomplete, all
  * connections together: the bound a FIFO's one frames decoder has
  * (max(4 x maxMessageSize, 256 MiB)). Each connection holds at most one message in
@@ -68,6 +78,8 @@ export interface WinPipeReceiverOptions {
    * for tests of the rest.
    */
   pipeKey?: boolean;
+  /** Connections still to send the key, at most (default MAX_PROVING); past it the oldest is refused. */
+  maxProving?: number;
 }
 
 /**
@@ -111,8 +123,9 @@ export class WinPipeFrameReceiver extends QueueReceiver {
   readonly framing: Framing;
   #server: Server;
   #connections = new Set<Socket>();
-  /** Connections that have not sent the pipe's key yet. */
-  #proving = new Set<Socket>();
+  /** Connections that have not sent the pipe's key yet, oldest first, and how each is refused. */
+  #proving = new Map<Socket, () => void>();
+  readonly #maxProving: number;
   #hadWriter = false;
   #keepOpen: boolean;
   readonly #greet: WinPipeReceiverOptions['greet'];
@@ -135,6 +148,7 @@ export class WinPipeFrameReceiver extends QueueReceiver {
     this.#greet = options.greet;
     this.#key = key;
     this.#partialBudget = partialBudget(framing.maxMessageSize);
+    this.#maxProving = options.maxProving ?? MAX_PROVING;
     server.on('connection', (socket) => this.#accept(socket));
     // After listening, a server error is not one a receive() can act on: the queue still drains, then ends.
     server.on('error', () => this.#stop());
@@ -173,8 +187,14 @@ export class WinPipeFrameReceiver extends QueueReceiver {
     };
     decoders.set(socket, decoder);
     // A connection still to send its key is read even while writers are paused: its key is small, and waiting would time it out.
-    if (key) this.#proving.add(socket);
-    else if (this.#paused) socket.pause();
+    if (key) {
+      this.#proving.set(socket, () => refuse(proof?.length ?? 0));
+      if (this.#proving.size > this.#maxProving) {
+        const [oldest, refuseOldest] = this.#proving.entries().next().value!;
+        this.#proving.delete(oldest);
+        refuseOldest();
+      }
+    } else if (this.#paused) socket.pause();
     const greet = this.#greet;
     let admit: ((message: Buffer) => boolean) | undefined;
     const emit = (view: Buffer) => {
