@@ -19,6 +19,9 @@ import { FLAG_FIRST, FLAG_LAST, FRAMES_MAGIC } from '../src/framing/frames.js';
 import { MAX_PROVING, openWinPipeFrameReceiver, partialBudget } from '../src/drivers/winpipe/receiver.js';
 import { openWinPipeFrameSender } from '../src/drivers/winpipe/sender.js';
 import { readKeys } from '../src/drivers/winpipe/pipe-key.js';
+import { serveFrames } from '../src/rpc/frame-server.js';
+import { connectFrames } from '../src/rpc/frame-client.js';
+import { WinPipeTransport } from '../src/drivers/winpipe/rpc-transport.js';
 import { delay, start, tempDir, until } from './helpers.js';
 
 const keys = mkdtempSync(join(tmpdir(), 'npipe-keys-'));
@@ -191,5 +194,29 @@ describe('attacks on the Windows pipe sender and client (over a Unix socket)', (
     const result = await child.done;
     assert.equal(result.code, 0, result.stderr);
     assert.match(result.stdout, /all closed/);
+  });
+});
+
+describe('attacks on request/reply over the Windows pipe transport (over a Unix socket)', () => {
+  test('a client that leaves with 100 requests in flight is forgotten (server.clients back to 0), and each of its requests is counted as a reply dropped', async (t) => {
+    const path = join(tempDir(t), 'pipe');
+    let running = 0;
+    const server = await serveFrames(new WinPipeTransport(), path, async (request) => {
+      running++;
+      await delay(300);
+      running--;
+      return request;
+    }, {});
+    t.after(() => server.close());
+    const client = await connectFrames<string, string>(new WinPipeTransport(), path, {});
+    const requests = Array.from({ length: 100 }, (_, i) => client.request(`r${i}`).catch((err: { code?: string }) => err.code));
+    await until(() => running > 0, 'handlers running');
+    await client.close();
+    assert.deepEqual([...new Set(await Promise.all(requests))], ['ERR_NPIPE_CLOSED']);
+    await until(() => server.clients === 0 && running === 0, 'the client forgotten, its handlers done');
+    assert.equal(server.stats.requests, 100);
+    // No reply reached the client (every request failed ERR_NPIPE_CLOSED): each is a reply dropped. Before, the
+    // handlers stopped because their client had gone were counted nowhere: 37 dropped (one reply, 36 waiting).
+    assert.equal(server.stats.repliesDropped, 100, JSON.stringify(server.stats));
   });
 });

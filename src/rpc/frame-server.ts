@@ -465,7 +465,12 @@ export class FrameServer extends Server {
       client.jobBytes = 0;
     }
     if (this.#clients.get(client.address) === client) this.#clients.delete(client.address);
-    for (const handler of client.handlers.values()) handler.abort(new ClosedError('the client went away'));
+    for (const handler of client.handlers.values()) {
+      if (handler.aborted) continue; // cancelled by its client (counted then), or the server is closing (its reply is counted)
+      // Its reply will never be sent: counted here, as a reply to a client that is gone.
+      this.stats.repliesDropped++;
+      handler.abort(new ClosedError('the client went away'));
+    }
     const sender = await client.sender;
     await sender?.close({ signal: AbortSignal.abort() }).catch(() => {});
   }
