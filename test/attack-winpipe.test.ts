@@ -8,17 +8,17 @@
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, describe, test, type TestContext } from 'node:test';
 import { createFraming, type DropInfo } from '../src/framing/index.js';
 import { FLAG_FIRST, FLAG_LAST, FRAMES_MAGIC } from '../src/framing/frames.js';
 import { MAX_PROVING, openWinPipeFrameReceiver, partialBudget } from '../src/drivers/winpipe/receiver.js';
 import { openWinPipeFrameSender } from '../src/drivers/winpipe/sender.js';
-import { readKeys } from '../src/drivers/winpipe/pipe-key.js';
+import { keyPath, readKeys } from '../src/drivers/winpipe/pipe-key.js';
 import { serveFrames } from '../src/rpc/frame-server.js';
 import { connectFrames } from '../src/rpc/frame-client.js';
 import { WinPipeTransport } from '../src/drivers/winpipe/rpc-transport.js';
@@ -219,4 +219,34 @@ describe('attacks on request/reply over the Windows pipe transport (over a Unix 
     // handlers stopped because their client had gone were counted nowhere: 37 dropped (one reply, 36 waiting).
     assert.equal(server.stats.repliesDropped, 100, JSON.stringify(server.stats));
   });
+
+  test('a hostile process listening on the pipe name cannot make a client hold more than one reply in progress: 300 announced 1 MiB replies of distinct writer ids are not kept', async (t) => {
+    const path = join(tempDir(t), 'pipe');
+    // A squatter: it wrote the key file itself (as any process of this user, or with allowShared any local user, could on a free name).
+    const file = keyPath(path, false);
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(file, 'b'.repeat(64));
+    t.after(() => rmSync(file, { force: true }));
+    let attacked!: () => void;
+    const sent = new Promise<void>((resolve) => (attacked = resolve));
+    const squatter = createServer((socket) => {
+      socket.on('error', () => {});
+      socket.once('data', () => {
+        socket.write(Buffer.of(0x06));
+        socket.write(Buffer.concat(Array.from({ length: 300 }, (_, i) => firstPacket(i + 1, MiB))), () => attacked());
+      });
+    });
+    squatter.listen(path);
+    await once(squatter, 'listening');
+    t.after(() => squatter.close());
+    const before = process.memoryUsage().arrayBuffers;
+    const client = await connectFrames<string, string>(new WinPipeTransport(), path, {});
+    t.after(() => client.close());
+    await sent;
+    await delay(200);
+    const grown = process.memoryUsage().arrayBuffers - before;
+    // Before, the client's decoder reserved 1 MiB for each writer id: 256 MiB (the frames budget).
+    assert.ok(grown < 32 * MiB, `the client reserved ${Math.round(grown / MiB)} MiB for the squatter's replies`);
+  });
 });
+

@@ -146,7 +146,8 @@ class ReplyQueue extends QueueReceiver {
   }
 
   read(socket: Socket): void {
-    const decoder = this.#framing.createDecoder({ onDrop: (info) => this.report(info) });
+    // One reply in progress at a time (the server writes each whole): whoever listens on the name cannot make us reserve more.
+    const decoder = this.#framing.createDecoder({ onDrop: (info) => this.report(info), maxPartialBytes: this.#framing.maxMessageSize });
     const emit = (frame: Buffer) => this.deliver(Buffer.from(frame));
     socket.on('data', (chunk: Buffer) => {
       if (this.closed) return;
