@@ -3,8 +3,10 @@
  * Unix socket (what Node makes of a pipe name on Linux: the same libuv stream
  * code), with the key folders in a folder of this run. Each test is an attack
  * that once broke a promise: a peer with the pipe's key (this user, or with
- * allowShared any local user) making the receiver hold memory without bound, and
- * a sender that went on connecting after it was closed.
+ * allowShared any local user) making the receiver hold memory without bound;
+ * connections without the key held in any number; a sender or client that went on
+ * connecting after it was closed; a client's requests left uncounted when it left;
+ * a process squatting the pipe name making a client reserve 256 MiB.
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
