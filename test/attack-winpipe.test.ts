@@ -63,7 +63,7 @@ async function keyed(t: TestContext, path: string): Promise<Socket> {
   socket.on('error', () => {});
   t.after(() => socket.destroy());
   await once(socket, 'connect');
-  socket.write(readKeys(path)[0]!);
+  socket.write(readKeys(path, false)[0]!);
   return socket;
 }
 

@@ -36,7 +36,7 @@ async function keyed(t: TestContext, options: { allowShared?: boolean; keepOpen?
   return { path, receiver, drops };
 }
 
-const sender = (path: string, options: { timeout?: number; waitForReader?: boolean } = {}) =>
+const sender = (path: string, options: { timeout?: number; waitForReader?: boolean; allowShared?: boolean } = {}) =>
   openWinPipeFrameSender(path, createFraming('lines'), { pipeKey: true, timeout: 5000, ...options });
 
 describe('the Windows pipe key (over a Unix socket)', () => {
@@ -44,7 +44,7 @@ describe('the Windows pipe key (over a Unix socket)', () => {
     const own = await keyed(t);
     const ownFile = keyPath(own.path, false);
     assert.equal(dirname(ownFile), join(keys, 'user', 'npipe', 'pipe-keys'));
-    assert.match(readKeys(own.path)[0]!.toString('latin1'), new RegExp(`^[0-9a-f]{${KEY_CHARS}}$`));
+    assert.match(readKeys(own.path, false)[0]!.toString('latin1'), new RegExp(`^[0-9a-f]{${KEY_CHARS}}$`));
     const shared = await keyed(t, { allowShared: true });
     assert.ok(existsSync(keyPath(shared.path, true)));
     assert.ok(!existsSync(keyPath(shared.path, false)));
@@ -100,9 +100,19 @@ describe('the Windows pipe key (over a Unix socket)', () => {
     mkdirSync(dirname(stale), { recursive: true });
     writeFileSync(stale, 'f'.repeat(KEY_CHARS));
     t.after(() => rmSync(stale, { force: true }));
-    const s = await sender(path);
+    const s = await sender(path, { allowShared: true });
     await s.send(Buffer.from('past the stale key'));
     assert.equal((await receiver.receive())!.toString(), 'past the stale key');
+    await s.close();
+  });
+
+  test("without allowShared a sender takes only its own user's receiver: a shared receiver's key is not used (no receiver, as for a FIFO others may write); with it, it is", async (t) => {
+    const { path, receiver } = await keyed(t, { allowShared: true });
+    await assert.rejects(sender(path, { timeout: 0 }), code('ERR_NPIPE_NO_READER'));
+    await assert.rejects(sender(path, { timeout: 200 }), code('ERR_NPIPE_TIMEOUT'));
+    const s = await sender(path, { allowShared: true });
+    await s.send(Buffer.from('shared, and meant to be'));
+    assert.equal((await receiver.receive())!.toString(), 'shared, and meant to be');
     await s.close();
   });
 
@@ -113,11 +123,11 @@ describe('the Windows pipe key (over a Unix socket)', () => {
     t.after(() => s.close());
     await s.send(Buffer.from('one'));
     assert.equal((await first.receive())!.toString(), 'one');
-    const oldKey = readKeys(path)[0]!;
+    const oldKey = readKeys(path, false)[0]!;
     await first.close();
     const second = await openWinPipeFrameReceiver(path, createFraming('lines'), { pipeKey: true });
     t.after(() => second.close());
-    assert.notDeepEqual(readKeys(path)[0], oldKey);
+    assert.notDeepEqual(readKeys(path, false)[0], oldKey);
     await s.send(Buffer.from('two'));
     assert.equal((await second.receive())!.toString(), 'two');
   });

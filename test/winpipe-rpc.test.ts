@@ -49,7 +49,7 @@ async function client(t: TestContext, path: string, options: { waitForServer?: b
 /** A raw connection to the server: what it receives, and whether it was closed on us. `key`: it first sends the pipe's key, as an npipe client does. */
 function raw(t: TestContext, path: string, options: { key?: boolean } = {}) {
   const socket: Socket = netConnect(path);
-  if (options.key) socket.write(readKeys(path)[0]!);
+  if (options.key) socket.write(readKeys(path, false)[0]!);
   const received: Buffer[] = [];
   let closed = false;
   socket.on('data', (chunk: Buffer) => received.push(chunk));
@@ -142,6 +142,16 @@ describe('request/reply over the Windows pipe transport (over a Unix socket)', (
     const second = await serveFrames(new WinPipeTransport(), path, (r) => `second:${r as string}`, {});
     t.after(() => second.close());
     assert.equal(await next, 'second:b');
+  });
+
+  test('a server shared with allowShared is reached by a client only with allowShared too (else no server: ERR_NPIPE_SERVER_GONE)', async (t) => {
+    const path = join(tempDir(t), 'pipe');
+    const s = await serveFrames(new WinPipeTransport({ allowShared: true }), path, (r) => `shared:${r as string}`, {});
+    t.after(() => s.close());
+    await assert.rejects(connectFrames(new WinPipeTransport(), path, {}), code('ERR_NPIPE_SERVER_GONE'));
+    const c = await connectFrames<string, string>(new WinPipeTransport({ allowShared: true }), path, {});
+    t.after(() => c.close());
+    assert.equal(await c.request('x'), 'shared:x');
   });
 
   test("a timeout cancels the request on the server (the handler's signal aborts)", async (t) => {

@@ -172,6 +172,7 @@ describe('Windows named pipes under Wine (the winpipe driver)', () => {
       received: 'with the key',
       removed: true,
       inSharedFolder: true,
+      notShared: 'ERR_NPIPE_NO_READER',
       sharedReceived: 'shared',
       sharedRemoved: true,
     });

@@ -110,7 +110,8 @@ export const FIFO_OPTIONS_HELP = `  -f, --format F     lines (default), frames, 
       --max-size N   largest message in bytes (default 67108864, 64 MiB)
       --mode OCTAL   mode of a FIFO this command creates (default 600)
       --allow-shared accept a FIFO that group or others may write to; on
-                     Windows, let other users connect to a listener's pipe
+                     Windows, let other users connect to a listener's pipe, or
+                     send to a listener another user shared
       --pipe-size N  ask the kernel for a pipe of N bytes (Linux; up to
                      /proc/sys/fs/pipe-max-size unless root)
       --jetstream    nats:// only: JetStream delivery (stored, acknowledged,

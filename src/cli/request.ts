@@ -19,7 +19,7 @@ Options:
       --max-size N   largest request or reply in bytes (default 1048576)
       --allow-shared accept a server FIFO writable by group or others (a
                      server shared by several users: npipe serve --allow-shared);
-                     no effect on a Windows pipe (the server's option)
+                     on Windows, a server another user shared
   -h, --help         show this help
 
 Exit codes: 0 reply printed, 1 the server answered with an error (printed as

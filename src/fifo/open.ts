@@ -27,7 +27,8 @@ export interface OpenFifoOptions extends WaitOptions {
   /**
    * Accept a FIFO that group or others may write to (default false). Anyone who can
    * write to the FIFO can inject messages, so npipe refuses such a FIFO unless told.
-   * A Windows pipe receiver: let every local user connect (default: only this user).
+   * A Windows pipe receiver: let every local user connect (default: only this user);
+   * a sender: also send to a receiver another user shared.
    */
   allowShared?: boolean;
   /**

@@ -159,8 +159,8 @@ export interface ConnectOptions<Req, Res> {
   busyPoll?: number;
   /**
    * FIFO only (other media ignore it): accept a request FIFO that group or others
-   * may write to (a server for several users; see docs/RPC.md). A Windows pipe
-   * client finds a shared server's key by itself.
+   * may write to (a server for several users; see docs/RPC.md). Windows pipe:
+   * also talk to a server another user shared (its key in the shared folder).
    */
   allowShared?: boolean;
 }

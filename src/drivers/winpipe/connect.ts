@@ -27,6 +27,8 @@ export interface PipeConnectOptions {
   signal?: AbortSignal;
   /** Send the pipe's key first and wait for the receiver's ACK (pipe-key.ts). */
   pipeKey?: boolean;
+  /** With pipeKey: also a receiver shared by another user (its key in the shared folder). */
+  allowShared?: boolean;
 }
 
 const failure = (code: string, message: string) => Object.assign(new Error(message), { code });
@@ -93,7 +95,7 @@ export async function connectPipe(name: string, options: PipeConnectOptions): Pr
         const signal = options.timeout === 0 ? options.signal : wait.signal;
         if (options.pipeKey !== true) return await attempt(name, undefined, signal);
         // The user's key file, then the shared one: a stale file left by a receiver that was killed is refused, the next tried.
-        const keys = readKeys(name);
+        const keys = readKeys(name, options.allowShared === true);
         if (keys.length === 0) throw failure('NO_KEY', `no key file for ${name}`);
         for (let i = 0; ; i++) {
           try {

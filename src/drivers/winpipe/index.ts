@@ -52,6 +52,7 @@ export const driver: Driver = {
       ...(options.timeout === undefined ? {} : { timeout: options.timeout }),
       ...(options.signal ? { signal: options.signal } : {}),
       ...(options.waitForReader === undefined ? {} : { waitForReader: options.waitForReader }),
+      ...(options.allowShared === true ? { allowShared: true } : {}),
       pipeKey: true,
     }),
   openReceiver: async (address, framing, options) =>

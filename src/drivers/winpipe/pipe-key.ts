@@ -8,7 +8,8 @@
  * file named after the pipe: in the user's local application data
  * (%LOCALAPPDATA%\npipe\pipe-keys, which only this user, SYSTEM and
  * administrators can read), or with `allowShared` in %ProgramData%\npipe\pipe-keys
- * (readable by every local user). Each client reads the file, sends the 64
+ * (readable by every local user; a client reads that one only with allowShared
+ * too). Each client reads the file, sends the 64
  * characters first on its connection, and waits for one byte, ACK (0x06), before
  * its first message; a connection that sends anything else, or nothing for
  * PROOF_TIMEOUT_MS, is dropped. A client on another machine reaches the pipe over
@@ -73,12 +74,17 @@ export function createKey(name: string, shared: boolean): { key: Buffer; remove(
   };
 }
 
-/** The keys of pipe `name` as the client sends them, the user's first, then the shared one; none while no receiver has written one. */
-export function readKeys(name: string): Buffer[] {
+/**
+ * The keys of pipe `name` as the client sends them: the user's, then (`shared`) the
+ * one a receiver shared with every local user wrote; none while no receiver has
+ * written one. Without `shared` a client talks only to a receiver of its own user,
+ * as a FIFO sender without allowShared takes only a FIFO no one else may write.
+ */
+export function readKeys(name: string, shared: boolean): Buffer[] {
   const keys: Buffer[] = [];
-  for (const shared of [false, true]) {
+  for (const place of shared ? [false, true] : [false]) {
     try {
-      const key = readFileSync(keyPath(name, shared));
+      const key = readFileSync(keyPath(name, place));
       if (key.length === KEY_CHARS) keys.push(key);
     } catch {
       // not there (yet), or not ours to read: try the next place

@@ -31,7 +31,7 @@ const REMEMBER_GONE = 4096;
 export interface WinPipeTransportOptions {
   /** Largest request or reply, in bytes (default 1 MiB). */
   maxMessageSize?: number;
-  /** A server other users may connect to (the pipe's DACL grants Everyone read and write). */
+  /** Server: one other users may connect to (the pipe's DACL grants Everyone read and write). Client: may talk to such a server of another user. */
   allowShared?: boolean;
 }
 
@@ -114,6 +114,7 @@ export class WinPipeTransport implements Transport {
         timeout: options.wait ? options.timeout ?? 2 ** 31 - 1 : 0,
         ...(options.signal ? { signal: options.signal } : {}),
         pipeKey: true,
+        ...(this.#options.allowShared === true ? { allowShared: true } : {}),
         greeting: Buffer.concat([...this.#framing.encode(Buffer.from(HELLO + token, 'latin1'))]),
         onConnect: (socket) => endpoint.read(socket),
         onLost: () => {

@@ -25,6 +25,8 @@ export interface WinPipeSenderOptions {
   waitForReader?: boolean;
   /** Send the pipe's key on each connection and wait for its ACK (pipe-key.ts; the driver always does). */
   pipeKey?: boolean;
+  /** With pipeKey: also talk to a receiver shared by another user (allowShared). */
+  allowShared?: boolean;
   /** Bytes written first on each connection, before any message (request/reply's hello: rpc-transport.ts). */
   greeting?: Uint8Array;
   /** Each new connection, once attached (request/reply reads its replies from it). */
@@ -147,13 +149,13 @@ export class WinPipeFrameSender implements FrameSender {
   #reconnect(): void {
     if (this.#reconnecting) return;
     this.#reconnecting = true;
-    const { timeout, pipeKey } = this.#options;
+    const { timeout, pipeKey, allowShared } = this.#options;
     const stop = this.#stopReconnect.signal;
     const parent = this.#options.signal;
     const onParentAbort = () => this.#stopReconnect.abort(parent!.reason);
     if (parent?.aborted) onParentAbort();
     else parent?.addEventListener('abort', onParentAbort, { once: true });
-    connectPipe(this.name, { ...(timeout === undefined ? {} : { timeout }), signal: stop, ...(pipeKey ? { pipeKey } : {}) }).then(
+    connectPipe(this.name, { ...(timeout === undefined ? {} : { timeout }), signal: stop, ...(pipeKey ? { pipeKey } : {}), ...(allowShared ? { allowShared } : {}) }).then(
       (socket) => {
         parent?.removeEventListener('abort', onParentAbort);
         this.#reconnecting = false;
