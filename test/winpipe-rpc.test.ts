@@ -144,6 +144,26 @@ describe('request/reply over the Windows pipe transport (over a Unix socket)', (
     assert.equal(await next, 'second:b');
   });
 
+  test("a client's connection that ends stops its running handlers at once, and the same token may connect again (a client reconnecting to the same server) and be answered", async (t) => {
+    let abortedFor = '';
+    const { path, server: s } = await server(t, (request, { signal }) => {
+      if (request !== 'hang') return `ok:${request as string}`;
+      signal.addEventListener('abort', () => (abortedFor = 'hang'), { once: true });
+      return new Promise(() => {});
+    });
+    const token = 'e'.repeat(32);
+    const first = raw(t, path, { key: true });
+    first.socket.write(Buffer.concat([hello(token), frame(encodeRequest(LIMITED_REQUEST, 1, token, Buffer.from('hang'), 1 << 20))]));
+    await until(() => s.stats.requests === 1, 'the hanging request taken');
+    first.socket.destroy();
+    await until(() => abortedFor === 'hang', "the handler of the departed connection's request aborted");
+    await until(() => s.clients === 0, 'the departed client forgotten');
+    const again = raw(t, path, { key: true });
+    again.socket.write(Buffer.concat([hello(token), frame(encodeRequest(LIMITED_REQUEST, 2, token, Buffer.from('back'), 1 << 20))]));
+    await until(() => Buffer.concat(again.received).includes('ok:back'), 'the reply on the new connection');
+    assert.equal(again.closed(), false);
+  });
+
   test('a server shared with allowShared is reached by a client only with allowShared too (else no server: ERR_NPIPE_SERVER_GONE)', async (t) => {
     const path = join(tempDir(t), 'pipe');
     const s = await serveFrames(new WinPipeTransport({ allowShared: true }), path, (r) => `shared:${r as string}`, {});

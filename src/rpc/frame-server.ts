@@ -94,6 +94,8 @@ export class FrameServer extends Server {
   #waitingBytes = 0;
   #running = 0;
   #sweeper: NodeJS.Timeout;
+  /** Stops listening for the transport's word that a client's connection is gone. */
+  readonly #unwatch: (() => void) | undefined;
   /** Events passed on this second, by kind, and those held back. */
   #eventCounts = new Map<ServerEvent['kind'], { shown: number; held: number }>();
 
@@ -124,6 +126,10 @@ export class FrameServer extends Server {
     }, IDLE_CLIENT_MS);
     this.#sweeper.unref();
     options.signal?.addEventListener('abort', () => void this.close(), { once: true });
+    this.#unwatch = transport.onClientGone?.((address) => {
+      const client = this.#clients.get(address);
+      if (client) void this.#dropClient(client);
+    });
     this.done = this.#loop();
   }
 
@@ -155,6 +161,7 @@ export class FrameServer extends Server {
       }
     } finally {
       clearInterval(this.#sweeper);
+      this.#unwatch?.();
       this.#flushEvents();
       const closing = new ClosedError('the server is closing');
       this.#closeController.abort(closing);

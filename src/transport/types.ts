@@ -134,4 +134,11 @@ export interface Transport {
    * ERR_NPIPE_SERVER_GONE at once. Returns what removes the listener.
    */
   onServerGone?(listener: () => void): () => void;
+  /**
+   * The server's side of the same: `listener` is called with a client's reply
+   * address as soon as that client's connection is gone, so the server stops its
+   * handlers and forgets it at once (and the client may connect again under the
+   * same address). Returns what removes the listener.
+   */
+  onClientGone?(listener: (address: string) => void): () => void;
 }

@@ -44,6 +44,7 @@ export class WinPipeTransport implements Transport {
   /** Client: the endpoint connect() reads replies into. */
   #endpoint: ReplyQueue | undefined;
   readonly #serverGone = new Set<() => void>();
+  readonly #clientGone = new Set<(token: string) => void>();
 
   constructor(options: WinPipeTransportOptions = {}) {
     this.#options = options;
@@ -60,19 +61,23 @@ export class WinPipeTransport implements Transport {
   }
 
   /**
-   * A connection's hello: its token is taken unless malformed or already in use,
-   * and each later message of the connection must name it as its reply address.
+   * A connection's hello: its token is taken unless malformed or in use by a live
+   * connection, and each later message of the connection must name it as its
+   * reply address. When the connection ends the server is told (onClientGone).
    */
   #greet(first: Buffer, socket: Socket): ((message: Buffer) => boolean) | undefined {
     const text = first.toString('latin1');
     if (!text.startsWith(HELLO)) return undefined;
     const token = text.slice(HELLO.length);
-    if (!TOKEN.test(token) || this.#peers.has(token) || this.#gone.has(token)) return undefined;
+    if (!TOKEN.test(token) || this.#peers.has(token)) return undefined;
+    // A token whose connection has ended may come back (its client reconnecting): the server forgot it then.
+    this.#gone.delete(token);
     this.#peers.set(token, socket);
     socket.once('close', () => {
       this.#peers.delete(token);
       this.#gone.add(token);
       if (this.#gone.size > REMEMBER_GONE) this.#gone.delete(this.#gone.values().next().value!);
+      for (const f of this.#clientGone) f(token);
     });
     const mine = Buffer.from(token, 'latin1');
     return (message) => namesReplyAddress(message, mine);
@@ -127,6 +132,11 @@ export class WinPipeTransport implements Transport {
       }
       throw err;
     }
+  }
+
+  onClientGone(listener: (token: string) => void): () => void {
+    this.#clientGone.add(listener);
+    return () => this.#clientGone.delete(listener);
   }
 
   onServerGone(listener: () => void): () => void {
