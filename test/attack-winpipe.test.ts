@@ -227,7 +227,7 @@ describe('attacks on request/reply over the Windows pipe transport (over a Unix 
     // A squatter: it wrote the key file itself (as any process of this user, or with allowShared any local user, could on a free name).
     const file = keyPath(path, false);
     mkdirSync(dirname(file), { recursive: true });
-    writeFileSync(file, 'b'.repeat(64));
+    writeFileSync(file, `${'b'.repeat(64)}\n${process.pid}\n`);
     t.after(() => rmSync(file, { force: true }));
     let attacked!: () => void;
     const sent = new Promise<void>((resolve) => (attacked = resolve));

@@ -9,8 +9,9 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { createConnection } from 'node:net';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createConnection, createServer } from 'node:net';
+import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, describe, test, type TestContext } from 'node:test';
@@ -95,15 +96,55 @@ describe('the Windows pipe key (over a Unix socket)', () => {
 
   test("a key file left by a receiver that was killed is refused, and the sender goes on to the live receiver's key", async (t) => {
     const { path, receiver } = await keyed(t, { allowShared: true });
-    // A stale key in the user's folder (read first), as a receiver killed without cleaning up leaves it.
+    // A stale key in the user's folder (read first) whose process id lives (reused since): the receiver refuses it.
     const stale = keyPath(path, false);
     mkdirSync(dirname(stale), { recursive: true });
-    writeFileSync(stale, 'f'.repeat(KEY_CHARS));
+    writeFileSync(stale, `${'f'.repeat(KEY_CHARS)}\n${process.pid}\n`);
     t.after(() => rmSync(stale, { force: true }));
     const s = await sender(path, { allowShared: true });
     await s.send(Buffer.from('past the stale key'));
     assert.equal((await receiver.receive())!.toString(), 'past the stale key');
     await s.close();
+  });
+
+  test("a key file whose receiver process is gone is not used: the sender does not hand its messages to whoever holds the name now", async (t) => {
+    const path = join(tempDir(t), 'sock');
+    // A squatter on the name: it answers any key with the ACK and keeps what it is sent.
+    const stolen: Buffer[] = [];
+    const squatter = createServer((socket) => {
+      socket.on('error', () => {});
+      socket.once('data', () => socket.write(Buffer.of(0x06)));
+      socket.on('data', (chunk: Buffer) => stolen.push(chunk));
+    });
+    await new Promise<void>((resolve) => squatter.listen(path, resolve));
+    t.after(() => squatter.close());
+    // A receiver killed outright (no exit handler runs) leaves its key file behind.
+    const receiverModule = new URL('../src/drivers/winpipe/receiver.js', import.meta.url).href;
+    const framingModule = new URL('../src/framing/index.js', import.meta.url).href;
+    const child = spawn(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `const { openWinPipeFrameReceiver } = await import(${JSON.stringify(receiverModule)});
+         const { createFraming } = await import(${JSON.stringify(framingModule)});
+         await openWinPipeFrameReceiver(${JSON.stringify(`${path}.dead`)}, createFraming('lines'), { pipeKey: true });
+         console.log('ready');`,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    await once(child.stdout!, 'data');
+    child.kill('SIGKILL');
+    await once(child, 'exit');
+    const left = keyPath(`${path}.dead`, false);
+    assert.ok(existsSync(left), 'the killed receiver left its key file');
+    // Its name is then taken by the squatter (here: the key file moved to the squatter's name, as if it were the same name).
+    const file = keyPath(path, false);
+    renameSync(left, file);
+    t.after(() => rmSync(file, { force: true }));
+    assert.deepEqual(readKeys(path, false), []);
+    await assert.rejects(sender(path, { timeout: 0 }), code('ERR_NPIPE_NO_READER'));
+    assert.deepEqual(stolen, [], 'the squatter got nothing');
   });
 
   test("without allowShared a sender takes only its own user's receiver: a shared receiver's key is not used (no receiver, as for a FIFO others may write); with it, it is", async (t) => {
@@ -136,7 +177,9 @@ describe('the Windows pipe key (over a Unix socket)', () => {
     const { path, receiver } = await keyed(t);
     // The recipe: sha256 of the pipe name in lower case, its first 32 hex digits, ".key", in the user's folder.
     const file = join(process.env.LOCALAPPDATA!, 'npipe', 'pipe-keys', `${createHash('sha256').update(path.toLowerCase()).digest('hex').slice(0, 32)}.key`);
-    const key = readFileSync(file);
+    const content = readFileSync(file, 'latin1');
+    assert.equal(content, `${content.slice(0, 64)}\n${process.pid}\n`, 'the key, then the receiver process id');
+    const key = Buffer.from(content.slice(0, 64), 'latin1');
     assert.match(key.toString('latin1'), /^[0-9a-f]{64}$/);
     const c = createConnection(path);
     c.on('error', () => {});

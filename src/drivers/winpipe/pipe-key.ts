@@ -4,14 +4,15 @@
  * (libuv creates its pipes without PIPE_REJECT_REMOTE_CLIENTS and offers no
  * GetNamedPipeClientComputerName).
  *
- * A receiver, once listening, writes 32 random bytes (64 hex characters) to a key
- * file named after the pipe: in the user's local application data
+ * A receiver, once listening, writes 32 random bytes (64 hex characters), a
+ * newline, its process id and a newline to a key file named after the pipe: in the user's local application data
  * (%LOCALAPPDATA%\npipe\pipe-keys, which only this user, SYSTEM and
  * administrators can read), or with `allowShared` in %ProgramData%\npipe\pipe-keys
  * (readable by every local user; a client reads that one only with allowShared
  * too). Each client reads the file, sends the 64
  * characters first on its connection, and waits for one byte, ACK (0x06), before
- * its first message; a connection that sends anything else, or nothing for
+ * its first message (a file whose process is gone is skipped: the name may have
+ * been taken since); a connection that sends anything else, or nothing for
  * PROOF_TIMEOUT_MS, is dropped. A client on another machine reaches the pipe over
  * SMB but not the file. A receiver that restarts writes a new key, so a client
  * holding the old one is refused and, reading the file again, comes back.
@@ -22,7 +23,7 @@
 import { randomBytes, createHash, timingSafeEqual } from 'node:crypto';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
 /** The key's length on the wire: 64 lowercase hex characters. */
 export const KEY_CHARS = 64;
@@ -50,9 +51,9 @@ let exitHook = false;
 /** A new key for pipe `name`, written to its file (replacing a departed receiver's); `remove()` deletes the file. */
 export function createKey(name: string, shared: boolean): { key: Buffer; remove(): void } {
   const path = keyPath(name, shared);
-  mkdirSync(join(path, '..'), { recursive: true });
+  mkdirSync(dirname(path), { recursive: true });
   const key = Buffer.from(randomBytes(KEY_CHARS / 2).toString('hex'), 'latin1');
-  writeFileSync(path, key, { mode: 0o600 });
+  writeFileSync(path, `${key.toString('latin1')}\n${process.pid}\n`, { mode: 0o600 });
   live.add(path);
   if (!exitHook) {
     exitHook = true;
@@ -66,7 +67,7 @@ export function createKey(name: string, shared: boolean): { key: Buffer; remove(
       // Only our own: a receiver that replaced us on the same name keeps its file.
       if (!live.delete(path)) return;
       try {
-        if (readFileSync(path).equals(key)) rmSync(path, { force: true });
+        if (readFileSync(path).subarray(0, KEY_CHARS).equals(key)) rmSync(path, { force: true });
       } catch {
         // already gone
       }
@@ -83,14 +84,30 @@ export function createKey(name: string, shared: boolean): { key: Buffer; remove(
 export function readKeys(name: string, shared: boolean): Buffer[] {
   const keys: Buffer[] = [];
   for (const place of shared ? [false, true] : [false]) {
+    let text: string;
     try {
-      const key = readFileSync(keyPath(name, place));
-      if (key.length === KEY_CHARS) keys.push(key);
+      text = readFileSync(keyPath(name, place), 'latin1');
     } catch {
-      // not there (yet), or not ours to read: try the next place
+      continue; // not there (yet), or not ours to read: try the next place
     }
+    const file = KEY_FILE.exec(text);
+    // A key whose receiver has died (killed outright, its file left behind) is no receiver: whoever
+    // holds the name now is not the process that wrote it, and must not be sent the key or messages.
+    if (file && alive(Number(file[2]))) keys.push(Buffer.from(file[1]!, 'latin1'));
   }
   return keys;
+}
+
+/** A key file: the key, then the process id of the receiver that wrote it. */
+const KEY_FILE = /^([0-9a-f]{64})\n(\d+)\n$/;
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'; // there, and someone else's
+  }
 }
 
 /** Whether `sent` is `key` (in constant time). */
