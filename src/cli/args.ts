@@ -13,7 +13,6 @@ export class UsageError extends InvalidArgumentError {
 
 export interface Command {
   name: string;
-  summary: string;
   help: string;
   options: NonNullable<ParseArgsConfig['options']>;
   run(values: Record<string, string | boolean | undefined>, positionals: string[], io: CliIO): Promise<number>;

@@ -1,4 +1,6 @@
-import { NpipeError, openReceiver, openSender, type Sender } from '../index.js';
+import { NpipeError } from '../errors.js';
+import { openReceiver, openSender } from '../api.js';
+import type { Sender } from '../messaging.js';
 import { EXIT, FIFO_OPTIONS_HELP, UsageError, checkBridgeAddresses, commonFifoOptions, fifoOptions, takes, type Command } from './args.js';
 
 /** Sends not yet confirmed, at most, when the source has no acknowledgements to wait for. */
@@ -6,7 +8,6 @@ const WINDOW = 1024;
 
 export const bridgeCommand: Command = {
   name: 'bridge',
-  summary: 'carry messages from a FIFO to NATS, or from NATS to a FIFO',
   help: `Usage: npipe bridge <from> <to> [options]
 
 Carries every message arriving on <from> to <to>, where one of them is a FIFO

@@ -11,7 +11,6 @@ const examples = fileURLToPath(new URL('../../examples/', import.meta.url));
 
 export const demoCommand: Command = {
   name: 'demo',
-  summary: "run the textbook's writer and reader as two unrelated processes",
   help: `Usage: npipe demo
 
 Runs examples/write_to_named_pipe and examples/read_from_named_pipe as two

@@ -1,6 +1,8 @@
 import { fstatSync } from 'node:fs';
 import { isatty } from 'node:tty';
-import { DEFAULT_MAX_MESSAGE_SIZE, openReceiver, type Receiver } from '../index.js';
+import { DEFAULT_MAX_MESSAGE_SIZE } from '../framing/index.js';
+import { openReceiver } from '../api.js';
+import type { Receiver } from '../messaging.js';
 import { isErrno } from '../sys/errno.js';
 import type { DropInfo } from '../framing/index.js';
 import { LineSplitter, eachLine, type LineSink } from '../framing/split-lines.js';
@@ -13,7 +15,6 @@ const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 export const listenCommand: Command = {
   name: 'listen',
-  summary: 'print the messages arriving on a FIFO',
   help: `Usage: npipe listen <path> [options]
 
 Prints each message arriving on the FIFO to stdout, followed by a newline (raw

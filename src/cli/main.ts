@@ -2,16 +2,8 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { NpipeError } from '../errors.js';
 import { type ErrnoLike } from '../sys/errno.js';
-import { EXIT, exitCodeFor, parse, type CliIO, type Command } from './args.js';
-import { bridgeCommand } from './bridge.js';
-import { demoCommand } from './demo.js';
-import { listenCommand } from './listen.js';
-import { mkfifoCommand } from './mkfifo.js';
-import { requestCommand } from './request.js';
-import { sendCommand } from './send.js';
-import { serveCommand } from './serve.js';
-
-const commands: Command[] = [sendCommand, listenCommand, serveCommand, requestCommand, bridgeCommand, mkfifoCommand, demoCommand];
+import { EXIT, exitCodeFor, parse, type CliIO } from './args.js';
+import { COMMANDS as commands } from './commands.js';
 
 function mainHelp(): string {
   const width = Math.max(...commands.map((c) => c.name.length));
@@ -40,18 +32,19 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     const topic = name === 'help' ? commands.find((c) => c.name === rest[0]) : undefined;
-    io.stdout.write(`${topic ? topic.help : mainHelp()}\n`);
+    io.stdout.write(`${topic ? (await topic.load()).help : mainHelp()}\n`);
     return name === undefined ? EXIT.usage : EXIT.ok;
   }
   if (name === '--version' || name === '-v') {
     io.stdout.write(`${version()}\n`);
     return EXIT.ok;
   }
-  const command = commands.find((c) => c.name === name);
-  if (!command) {
+  const entry = commands.find((c) => c.name === name);
+  if (!entry) {
     io.stderr.write(`npipe: ERR_NPIPE_INVALID_ARG: unknown command ${JSON.stringify(name)}; run npipe --help\n`);
     return EXIT.usage;
   }
+  const command = await entry.load();
   try {
     const { values, positionals } = parse(command, rest);
     if (values.help) {

@@ -3,7 +3,6 @@ import { EXIT, UsageError, modeOption, type Command } from './args.js';
 
 export const mkfifoCommand: Command = {
   name: 'mkfifo',
-  summary: 'create a FIFO (an existing FIFO is left as it is)',
   help: `Usage: npipe mkfifo <path> [--mode 600]
 
 Creates a FIFO at <path> with mkfifo(3). A FIFO already there is accepted and

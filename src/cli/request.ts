@@ -1,10 +1,10 @@
-import { connect, RemoteError } from '../index.js';
+import { RemoteError } from '../errors.js';
+import { connect } from '../api.js';
 import { EXIT, UsageError, checkAddress, intOption, type Command } from './args.js';
 import { escapeForLog } from './log-escape.js';
 
 export const requestCommand: Command = {
   name: 'request',
-  summary: 'send one request to an npipe server and print its reply',
   help: `Usage: npipe request <address> <message> [options]
 
 Sends <message> to the server on <address> (npipe serve, or the library's serve():

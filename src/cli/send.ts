@@ -1,12 +1,13 @@
 import { createReadStream, fstatSync } from 'node:fs';
-import { DEFAULT_MAX_MESSAGE_SIZE, PIPE_BUF, createFraming, openSender, type Sender } from '../index.js';
+import { DEFAULT_MAX_MESSAGE_SIZE, PIPE_BUF, createFraming } from '../framing/index.js';
+import { openSender } from '../api.js';
+import type { Sender } from '../messaging.js';
 import { LineSplitter, type LineSink } from '../framing/split-lines.js';
 import { unitsSender } from '../messaging.js';
 import { EXIT, FIFO_OPTIONS_HELP, UsageError, checkAddress, commonFifoOptions, fifoOptions, type Command } from './args.js';
 
 export const sendCommand: Command = {
   name: 'send',
-  summary: 'send messages into a FIFO (from arguments, or stdin line by line)',
   help: `Usage: npipe send <path> [message...] [options]
 
 Sends each message argument as one message. With no message arguments, reads

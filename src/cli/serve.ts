@@ -1,5 +1,7 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { FrameTooLargeError, serve, type Handler } from '../index.js';
+import { FrameTooLargeError } from '../errors.js';
+import { serve } from '../api.js';
+import type { Handler } from '../rpc/handler.js';
 import { EXIT, UsageError, checkAddress, intOption, type Command } from './args.js';
 import { escapeForLog } from './log-escape.js';
 
@@ -8,7 +10,6 @@ export const KILL_GRACE_MS = 2000;
 
 export const serveCommand: Command = {
   name: 'serve',
-  summary: 'answer requests arriving on a FIFO or pipe (with a shell command, or echo)',
   help: `Usage: npipe serve <address> (--exec '<shell command>' | --echo) [options]
 
 Serves requests from any number of clients (npipe request, or the library's

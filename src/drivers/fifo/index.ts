@@ -2,23 +2,31 @@
  * The FIFO driver: POSIX named pipes at a file path. Every format is on the wire;
  * request/reply runs over frames with private reply FIFOs (docs/RPC.md); the CLI
  * gets splice(2) lanes and exact counted reads.
+ *
+ * Only the sender is loaded with the driver: the rest (receiver, request/reply,
+ * splice lanes, counted reads) on first use, so that a one-shot `npipe send`
+ * loads no more than it runs (issue 18 #6).
  */
-import type { Transport } from '../../transport/types.js';
 import type { Driver } from '../types.js';
-import { serveFrames } from '../../rpc/frame-server.js';
-import { connectFrames } from '../../rpc/frame-client.js';
+import { spliceAvailable } from '../../fifo/index.js';
 import { openFifoFrameSender } from './sender.js';
-import { openFifoFrameReceiver } from './receiver.js';
-import { FifoTransport } from './reply-transport.js';
-import { canSplice, receiveRawInto, sendFileRaw } from './raw-stream.js';
-import { openCountedReader } from './counted-reader.js';
+import type { FifoTransport } from './reply-transport.js';
 
 /** Request/reply over FIFOs with the caller's size limit and `allowShared`. */
-function transportFor(options: { maxMessageSize?: number; allowShared?: boolean }): Transport {
+async function transportFor(options: { maxMessageSize?: number; allowShared?: boolean }): Promise<FifoTransport> {
+  const { FifoTransport } = await import('./reply-transport.js');
   return new FifoTransport({
     ...(options.maxMessageSize === undefined ? {} : { maxMessageSize: options.maxMessageSize }),
     ...(options.allowShared === true ? { allowShared: true } : {}),
   });
+}
+
+/**
+ * Whether raw streams can be spliced here: Linux, koffi loaded, and not turned off
+ * with the environment variable NPIPE_SPLICE=0 (the copying path then runs).
+ */
+function canSplice(): boolean {
+  return process.env.NPIPE_SPLICE !== '0' && spliceAvailable();
 }
 
 export const driver: Driver = {
@@ -29,11 +37,15 @@ export const driver: Driver = {
     waitsForReader: true,
     acknowledges: false,
     cliOptions: ['mode', 'pipe-size', 'allow-shared', 'once', 'max-partial', 'no-create'],
-    splice: { available: canSplice, sendFile: sendFileRaw, receiveInto: receiveRawInto },
-    countedReader: openCountedReader,
+    splice: {
+      available: canSplice,
+      sendFile: async (fd, path, options) => (await import('./raw-stream.js')).sendFileRaw(fd, path, options),
+      receiveInto: async (path, outFd, output, options) => (await import('./raw-stream.js')).receiveRawInto(path, outFd, output, options),
+    },
+    countedReader: async (path, options) => (await import('./counted-reader.js')).openCountedReader(path, options),
   },
   openSender: (path, framing, options) => openFifoFrameSender(path, framing, options),
-  openReceiver: (path, framing, options) => openFifoFrameReceiver(path, framing, options),
-  serve: (path, handler, options) => serveFrames(transportFor(options), path, handler, options),
-  connect: (path, options) => connectFrames(transportFor(options), path, options),
+  openReceiver: async (path, framing, options) => (await import('./receiver.js')).openFifoFrameReceiver(path, framing, options),
+  serve: async (path, handler, options) => (await import('../../rpc/frame-server.js')).serveFrames(await transportFor(options), path, handler, options),
+  connect: async (path, options) => (await import('../../rpc/frame-client.js')).connectFrames(await transportFor(options), path, options),
 };

@@ -11,7 +11,7 @@ import { readSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { NoReaderError, TimeoutError } from '../../errors.js';
 import { fromSystemError, isErrno } from '../../sys/errno.js';
-import { spliceAvailable, spliceNow } from '../../fifo/index.js';
+import { spliceNow } from '../../fifo/index.js';
 import { checkTimeout, deadline } from '../../util/abort.js';
 import { openReaderEnd, openWriterEnd, orElse } from './ends.js';
 import type { FifoReceiverOptions, FifoSenderOptions } from './options.js';
@@ -22,14 +22,6 @@ const COPY_PIECE = 64 * 1024;
 const COPY_HIGH_WATER_BYTES = 1024 * 1024;
 /** The most bytes moved in one turn of the event loop before signals and timers get to run. */
 const TURN_BUDGET_BYTES = 16 * 1024 * 1024;
-
-/**
- * Whether the raw stream can be spliced here: Linux, koffi loaded, and not turned
- * off with the environment variable NPIPE_SPLICE=0 (the copying path then runs).
- */
-export function canSplice(): boolean {
-  return process.env.NPIPE_SPLICE !== '0' && spliceAvailable();
-}
 
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 

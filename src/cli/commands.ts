@@ -1,0 +1,26 @@
+/**
+ * The CLI's commands: name, one-line summary, and how to load it. A call loads
+ * only the command it runs (a one-shot `npipe send` is all start-up: issue 18 #6),
+ * and `npipe --help` loads none.
+ */
+import type { Command } from './args.js';
+
+export interface CommandEntry {
+  name: string;
+  summary: string;
+  load(): Promise<Command>;
+}
+
+export const COMMANDS: readonly CommandEntry[] = [
+  { name: 'send', summary: 'send messages into a FIFO (from arguments, or stdin line by line)', load: async () => (await import('./send.js')).sendCommand },
+  { name: 'listen', summary: 'print the messages arriving on a FIFO', load: async () => (await import('./listen.js')).listenCommand },
+  {
+    name: 'serve',
+    summary: 'answer requests arriving on a FIFO or pipe (with a shell command, or echo)',
+    load: async () => (await import('./serve.js')).serveCommand,
+  },
+  { name: 'request', summary: 'send one request to an npipe server and print its reply', load: async () => (await import('./request.js')).requestCommand },
+  { name: 'bridge', summary: 'carry messages from a FIFO to NATS, or from NATS to a FIFO', load: async () => (await import('./bridge.js')).bridgeCommand },
+  { name: 'mkfifo', summary: 'create a FIFO (an existing FIFO is left as it is)', load: async () => (await import('./mkfifo.js')).mkfifoCommand },
+  { name: 'demo', summary: "run the textbook's writer and reader as two unrelated processes", load: async () => (await import('./demo.js')).demoCommand },
+];
