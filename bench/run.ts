@@ -66,6 +66,8 @@ const ROWS = [
   { id: 'rtt-fifo-8clients-p99', label: 'npipe request/reply, 8 clients, p99', unit: 'us' },
   { id: 'cli-lines-64b', label: 'CLI: 64 B lines', unit: 'msg/s' },
   { id: 'cli-raw', label: 'CLI: raw stream', unit: 'B/s' },
+  { id: 'startup-node', label: 'plain Node: node -e 0, start to exit', unit: 'us' },
+  { id: 'startup-cli-send', label: 'CLI: one npipe send of one message to a waiting reader, start to exit', unit: 'us' },
   { id: 'nats-plain-64b-oneway', label: 'plain nats.js publish/subscribe, 64 B', unit: 'msg/s' },
   { id: 'nats-core-64b-oneway', label: 'npipe over core NATS, 64 B', unit: 'msg/s' },
   { id: 'nats-jetstream-64b-oneway', label: 'npipe over JetStream, 64 B (stored, acknowledged)', unit: 'msg/s' },
@@ -90,6 +92,7 @@ const TARGETS = [
   { id: 'target-16writers-vs-c', name: '16 writers, 64 B vs C single writer', target: 1, higher: true, ratio: () => ratio(value('fifo-frames-64b-16writers'), value('c-oneway-68b')) },
   { id: 'target-cli-lines-vs-c', name: 'CLI 64 B lines vs C one write per message', target: 1, higher: true, ratio: () => ratio(value('cli-lines-64b'), value('c-oneway-68b')) },
   { id: 'target-cli-raw-vs-c', name: 'CLI raw stream vs C bulk', target: 0.5, higher: true, ratio: () => ratio(value('cli-raw'), value('c-bulk')) },
+  { id: 'target-cli-send-startup', name: 'one-shot npipe send vs node -e 0, start to exit (issue 18 #6)', target: 1.25, higher: false, ratio: () => ratio(value('startup-cli-send'), value('startup-node')) },
   { id: 'target-fifo-rss', name: 'peak RSS of npipe processes (FIFO rows), MiB (under 100)', target: 100, higher: false, ratio: () => Math.max(...rssSeen) / 2 ** 20 },
 ] as const;
 
@@ -401,6 +404,39 @@ async function cliRaw(total: number): Promise<number> {
   return total / (Number(process.hrtime.bigint() - t) / 1e9);
 }
 
+/** Start to exit of one process, in µs. */
+async function oneShot(command: string, args: string[]): Promise<number> {
+  const t = process.hrtime.bigint();
+  await run(command, args).done;
+  return Number(process.hrtime.bigint() - t) / 1e3;
+}
+
+/**
+ * One-shot start-up, what a shell user pays per `npipe send`: `node -e 0` and one
+ * `npipe send` of one message to a listener already waiting, alternated, `n` of
+ * each; medians. The listener holds the FIFO open throughout, so no send waits.
+ */
+async function startup(n: number): Promise<{ node: { median: number; runs: number[] }; send: { median: number; runs: number[] } }> {
+  const path = await freshFifo();
+  const listener = run(process.execPath, [BIN, 'listen', path], { stdout: '/dev/null' });
+  for (;;) {
+    try {
+      fs.closeSync(fs.openSync(path, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK));
+      break;
+    } catch {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+  const nodeRuns: number[] = [];
+  const sendRuns: number[] = [];
+  for (let i = 0; i < n; i++) {
+    nodeRuns.push(await oneShot(process.execPath, ['-e', '0']));
+    sendRuns.push(await oneShot(process.execPath, [BIN, 'send', path, `event ${i}`]));
+  }
+  listener.kill('SIGTERM');
+  await listener.done;
+  return { node: { median: median(nodeRuns), runs: nodeRuns }, send: { median: median(sendRuns), runs: sendRuns } };
+}
 
 // ---------------------------------------------------------------------------
 // NATS, when nats-server is installed: npipe over NATS beside plain nats.js, on
@@ -607,6 +643,9 @@ async function main() {
   console.log('\nThe CLI end to end: npipe send < file  ->  npipe listen > /dev/null');
   record('cli-lines-64b', await repeat(() => cliLines(M64)));
   record('cli-raw', await repeat(() => cliRaw(Math.round(1024 * Q) * 2 ** 20)));
+  const { node: startNode, send: startSend } = await startup(15);
+  record('startup-node', startNode);
+  record('startup-cli-send', startSend);
 
   await natsRows(Q, M64, RTT);
 
