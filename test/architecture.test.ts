@@ -11,7 +11,7 @@ import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
-import { tempDir } from './helpers.js';
+import { BIN, readerOn, start, tempDir } from './helpers.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const SRC = join(ROOT, 'src');
@@ -152,4 +152,23 @@ test('a process that only uses FIFOs never loads the NATS driver or client; one 
   assert.equal(nats.printed, 'ERR_NPIPE_UNREACHABLE\n');
   assert.ok(nats.loaded.some((url) => url.includes('@nats-io')));
   assert.ok(nats.loaded.some((url) => url.includes('/drivers/nats/index.js')));
+});
+
+test('a one-shot npipe send loads only what it runs: its own command, the FIFO sender; not the other commands, the receiver, request/reply or the splice lanes', async (t) => {
+  const dir = tempDir(t);
+  const fifo = join(dir, 'pipe');
+  const record = join(dir, 'send-loads');
+  // A reader holding the FIFO open, so that the send does not wait.
+  const reader = start(process.execPath, [BIN, 'listen', fifo]);
+  t.after(() => reader.child.kill('SIGKILL'));
+  await readerOn(fifo);
+  const hook = fileURLToPath(new URL('./fixtures/record-loads.js', import.meta.url));
+  execFileSync(process.execPath, ['--import', hook, BIN, 'send', fifo, 'one event'], {
+    env: { ...process.env, NPIPE_RECORD_LOADS: record },
+    timeout: 60_000,
+  });
+  const loaded = readFileSync(record, 'utf8').split('\n').filter(Boolean);
+  assert.ok(loaded.some((url) => url.endsWith('/cli/send.js')) && loaded.some((url) => url.endsWith('/drivers/fifo/sender.js')), 'the record sees the send');
+  const notNeeded = /\/cli\/(listen|serve|request|bridge|mkfifo|demo)\.js$|\/rpc\/frame-(server|client)\.js$|\/drivers\/fifo\/(receiver|reply-transport|raw-stream|counted-reader)\.js$|\/drivers\/(nats|winpipe)\/index\.js$/;
+  assert.deepEqual(loaded.filter((url) => notNeeded.test(url)), []);
 });
