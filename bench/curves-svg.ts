@@ -24,8 +24,8 @@ export interface Curve {
   ratios: Array<{ name: string; of: string; to: string; atFirst?: boolean }>;
   /** The x is a message size: tables show the message rate beside the byte rate. */
   perMessage?: boolean;
-  /** A column of the table that is not charted. */
-  extra?: { name: string; unit: 'B/s' | 'msg/s' | 'us'; values: Array<number | undefined> };
+  /** Columns of the table that are not charted. */
+  extra?: Array<{ name: string; unit: 'B/s' | 'msg/s' | 'us' | '%'; values: Array<number | undefined> }>;
 }
 
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
@@ -34,7 +34,7 @@ const GREYS = ['#444', '#999'];
 
 function tickLabel(v: number, unit: Curve['unit']): string {
   const si = (n: number) => (n >= 1e9 ? `${+(n / 1e9).toPrecision(3)} G` : n >= 1e6 ? `${+(n / 1e6).toPrecision(3)} M` : n >= 1e3 ? `${+(n / 1e3).toPrecision(3)} k` : `${+n.toPrecision(3)} `);
-  if (unit === 'us') return v >= 1000 ? `${+(v / 1000).toPrecision(3)} ms` : `${+v.toPrecision(3)} µs`;
+  if (unit === 'us') return v >= 1e6 ? `${+(v / 1e6).toPrecision(3)} s` : v >= 1000 ? `${+(v / 1000).toPrecision(3)} ms` : `${+v.toPrecision(3)} µs`;
   return `${si(v)}${unit === 'B/s' ? 'B/s' : 'msg/s'}`;
 }
 

@@ -67,6 +67,23 @@ function steady(r: Record<string, unknown>, key: 'count' | 'bytes', per = 1): nu
   return (total - warm) / ((r.seconds as number) - (r.warmSeconds as number));
 }
 
+/** /proc/stat's CPU time counters, all CPUs together: idle (idle + iowait) and total. */
+function cpuTimes(): { idle: number; total: number } | undefined {
+  if (!existsSync('/proc/stat')) return undefined;
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  return { idle: f[3]! + f[4]!, total: f.reduce((a, b) => a + b, 0) };
+}
+
+/** The share of the machine's CPU time that was busy (any process) from `from` to `to` seconds from now, in %. */
+async function cpuBusyOver(from: number, to: number): Promise<number | undefined> {
+  await new Promise((resolve) => setTimeout(resolve, from * 1000));
+  const a = cpuTimes();
+  await new Promise((resolve) => setTimeout(resolve, (to - from) * 1000));
+  const b = cpuTimes();
+  if (!a || !b || b.total === a.total) return undefined;
+  return 100 * (1 - (b.idle - a.idle) / (b.total - a.total));
+}
+
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!;
 }
@@ -190,13 +207,16 @@ export async function runCurves(ctx: CurveContext): Promise<void> {
     const clients = Array.from({ length: n }, () => worker('rpc-client-timed', [path, seconds, 64], one ? { go: true, cpu: ctx.clientCpu } : { go: true }));
     await Promise.all(clients.map((c) => c.ready));
     for (const c of clients) c.go();
+    // How busy the machine's CPUs are while the clients' requests are recorded (after
+    // their first fifth): near 100 %, the point is bound by CPU time, not by waiting.
+    const busy = cpuBusyOver(seconds * 0.25, seconds * 0.95);
     const results = await Promise.all(clients.map((c) => c.done));
     server.kill();
     const s = await server.done;
     rss.push(s.rss as number, ...results.map((x) => x.rss as number));
     const all = results.flatMap((r) => r.latencies as number[]).sort((a, b) => a - b);
     const rate = results.reduce((sum, r) => sum + (r.count as number) / (r.seconds as number), 0);
-    return { p50: percentile(all, 0.5), p99: percentile(all, 0.99), rate };
+    return { p50: percentile(all, 0.5), p99: percentile(all, 0.99), rate, busy: await busy };
   };
   const cPing = async () => {
     const req = await ctx.freshFifo();
@@ -220,7 +240,11 @@ export async function runCurves(ctx: CurveContext): Promise<void> {
       { key: 'c-p99', name: 'C ping-pong p99 (1 client)', values: [], baseline: true, dashed: true },
     ],
     ratios: [{ name: 'p50 / C p50', of: 'npipe-p50', to: 'c-p50', atFirst: true }],
-    extra: { name: 'requests/s, all clients', unit: 'msg/s', values: [] },
+    extra: [
+      { name: 'requests/s, all clients', unit: 'msg/s', values: [] },
+      { name: 'CPUs busy (whole machine)', unit: '%', values: [] },
+      { name: 'CPU time per request', unit: 'us', values: [] },
+    ],
   };
   for (const [i, n] of CLIENTS.entries()) {
     const m = await clientsAt(n);
@@ -229,7 +253,9 @@ export async function runCurves(ctx: CurveContext): Promise<void> {
     clients.series[1]!.values.push(m.p99);
     clients.series[2]!.values.push(c?.p50);
     clients.series[3]!.values.push(c?.p99);
-    clients.extra!.values.push(m.rate);
+    clients.extra![0]!.values.push(m.rate);
+    clients.extra![1]!.values.push(m.busy);
+    clients.extra![2]!.values.push(m.busy === undefined ? undefined : ((m.busy / 100) * cpus().length * 1e6) / m.rate);
     printPoint(clients, i);
   }
   curves.push(clients);
@@ -239,8 +265,9 @@ export async function runCurves(ctx: CurveContext): Promise<void> {
   write(ctx, curves, took);
 }
 
-export function format(v: number | undefined, unit: Curve['unit']): string {
+export function format(v: number | undefined, unit: Curve['unit'] | '%'): string {
   if (v === undefined) return '-';
+  if (unit === '%') return `${v.toFixed(0)} %`;
   if (unit === 'msg/s') return v < 1e6 ? `${(v / 1e3).toFixed(1)} k/s` : `${(v / 1e6).toFixed(2)} M/s`;
   if (unit === 'B/s') return v < 1e9 ? `${(v / 1e6).toFixed(0)} MB/s` : `${(v / 1e9).toFixed(2)} GB/s`;
   return v < 1000 ? `${v.toFixed(1)} µs` : `${(v / 1000).toFixed(2)} ms`;
@@ -260,7 +287,7 @@ function columns(curve: Curve): { head: string[]; cells: (i: number) => string[]
   const head = [
     curve.x.name,
     ...curve.series.map((s) => s.name),
-    ...(curve.extra ? [curve.extra.name] : []),
+    ...(curve.extra ?? []).map((e) => e.name),
     ...curve.ratios.map((r) => r.name),
   ];
   const cells = (i: number) => {
@@ -271,7 +298,7 @@ function columns(curve: Curve): { head: string[]; cells: (i: number) => string[]
         const v = s.values[i];
         return curve.perMessage && v !== undefined ? `${format(v, curve.unit)} (${format(v / x, 'msg/s')})` : format(v, curve.unit);
       }),
-      ...(curve.extra ? [format(curve.extra.values[i], curve.extra.unit)] : []),
+      ...(curve.extra ?? []).map((e) => format(e.values[i], e.unit)),
       ...ratiosAt(curve, i).map((r) => (r === undefined ? '-' : r.toFixed(2))),
     ];
   };
