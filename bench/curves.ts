@@ -268,7 +268,7 @@ export async function runCurves(ctx: CurveContext): Promise<void> {
 export function format(v: number | undefined, unit: Curve['unit'] | '%'): string {
   if (v === undefined) return '-';
   if (unit === '%') return `${v.toFixed(0)} %`;
-  if (unit === 'msg/s') return v < 1e6 ? `${(v / 1e3).toFixed(1)} k/s` : `${(v / 1e6).toFixed(2)} M/s`;
+  if (unit === 'msg/s') return v < 1000 ? `${v.toFixed(1)}/s` : v < 1e6 ? `${(v / 1e3).toFixed(1)} k/s` : `${(v / 1e6).toFixed(2)} M/s`;
   if (unit === 'B/s') return v < 1e9 ? `${(v / 1e6).toFixed(0)} MB/s` : `${(v / 1e9).toFixed(2)} GB/s`;
   return v < 1000 ? `${v.toFixed(1)} µs` : `${(v / 1000).toFixed(2)} ms`;
 }
@@ -311,7 +311,7 @@ function printPoint(curve: Curve, i: number): void {
   console.log(`  ${cells(i).map((c) => c.padEnd(26)).join(' ')}`);
 }
 
-function markdown(curves: Curve[], machine: string, took: number): string {
+export function markdown(curves: Curve[], machine: string, took: number): string {
   const out = [`Measured ${machine}; one run per point; the curves took ${took.toFixed(0)} s.`, ''];
   for (const c of curves) {
     const { head, cells } = columns(c);
