@@ -6,8 +6,9 @@
  * Absolute figures move from run to run on a shared machine; the ratios are what
  * the targets are about.
  *
- *   npm run bench [-- --repeat N] [--quick]
- *   node dist/bench/run.js --list     the ids and labels of every row, target and ratio; measures nothing
+ *   npm run bench [-- --repeat N] [--quick] [--skip-curves]
+ *   npm run bench -- --curves [--quick]   the cost curves only (curves.ts)
+ *   node dist/bench/run.js --list     the ids and labels of every row, target, ratio and curve; measures nothing
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -18,13 +19,16 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { mkfifo } from '../src/fifo-public.js';
 import { renderSvg } from './svg.js';
+import { CURVES, runCurves } from './curves.js';
 import { NatsServer, natsServerAvailable } from '../test/nats-server.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const repoRoot = join(here, '..', '..');
 const WORKERS = join(here, 'workers.js');
 const BIN = join(repoRoot, 'dist', 'src', 'cli', 'bin.js');
-const { values } = parseArgs({ options: { repeat: { type: 'string' }, quick: { type: 'boolean' }, list: { type: 'boolean' } } });
+const { values } = parseArgs({
+  options: { repeat: { type: 'string' }, quick: { type: 'boolean' }, list: { type: 'boolean' }, curves: { type: 'boolean' }, 'skip-curves': { type: 'boolean' } },
+});
 const REPEAT = Number(values.repeat ?? 3);
 const Q = values.quick ? 0.1 : 1;
 
@@ -559,10 +563,31 @@ function list(): void {
   for (const r of ROWS) console.log(`row     ${r.id.padEnd(32)} ${r.label} (${r.unit})`);
   for (const t of TARGETS) console.log(`target  ${t.id.padEnd(32)} ${t.name} (${t.higher ? '>=' : '<='} ${t.target})`);
   for (const r of [...RATIOS, ...NATS_RATIOS]) console.log(`ratio   ${r.id.padEnd(32)} ${r.name}`);
+  for (const c of CURVES) console.log(`curve   ${c.id.padEnd(32)} ${c.title}`);
+}
+
+/** The cost curves (curves.ts), with this file's process starter, FIFOs and C program. */
+async function curves(): Promise<void> {
+  await runCurves({
+    run,
+    workers: WORKERS,
+    freshFifo,
+    cBin,
+    canPin,
+    clientCpu: CLIENT_CPU,
+    serverCpu: SERVER_CPU,
+    scale: Q,
+    repoRoot,
+  });
 }
 
 async function main() {
   if (values.list) return list();
+  if (values.curves) {
+    console.log(`npm run bench -- --curves: one run per point${values.quick ? ' (quick sizes)' : ''}`);
+    cBin = compileC();
+    return curves();
+  }
   console.log(`npm run bench: ${REPEAT} runs per row, medians${values.quick ? ' (quick sizes)' : ''}\n`);
   cBin = compileC();
   try {
@@ -687,6 +712,7 @@ async function main() {
   console.log(`\nmachine: ${machine.cpu}, ${machine.cores} cores, Linux ${machine.kernel}, Node ${machine.node}`);
   console.log(`written: bench/results/${name}.json, ${name}.svg, ${name}.md`);
   if (!values.quick) intoPerformanceDoc(table);
+  if (!values['skip-curves']) await curves();
 }
 
 const PERFORMANCE_DOC = join(repoRoot, 'docs', 'PERFORMANCE.md');

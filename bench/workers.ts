@@ -161,6 +161,34 @@ async function rpcClient(path: string, iterations: number, size: number, busyPol
   print({ p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), latencies: latencies.filter((_, i) => i % 50 === 0) });
 }
 
+/**
+ * A client of the cost curves (curves.ts): connects, prints "ready", waits for "go"
+ * on stdin (so that every client of a point runs at once, process start-up not
+ * measured), then sends requests back to back for `seconds`. Requests started in
+ * the first fifth are its warm-up, not recorded. Prints every latency recorded
+ * (microseconds, to 0.1), so that the bench can take percentiles over all clients.
+ */
+async function rpcClientTimed(path: string, seconds: number, size: number) {
+  const client = await connect<Buffer, Buffer>(path, { codec: 'bytes' });
+  console.log('ready');
+  await new Promise((resolve) => process.stdin.once('data', resolve));
+  process.stdin.pause();
+  const payload = Buffer.alloc(size, 112);
+  const latencies: number[] = [];
+  const start = process.hrtime.bigint();
+  const warmEnd = start + BigInt(Math.round(seconds * 0.2e9));
+  const end = start + BigInt(Math.round(seconds * 1e9));
+  for (;;) {
+    const t = process.hrtime.bigint();
+    if (t >= end) break;
+    await client.request(payload);
+    if (t >= warmEnd) latencies.push(Math.round(Number(process.hrtime.bigint() - t) / 100) / 10);
+  }
+  const measured = Number(process.hrtime.bigint() - warmEnd) / 1e9;
+  await client.close();
+  print({ count: latencies.length, seconds: measured, latencies });
+}
+
 /** Plain Node ping-pong over two FIFOs, no framing: the floor for a Node round trip. */
 async function nodePong(req: string, rep: string, size: number) {
   const input = new Socket({ fd: openSync(req, constants.O_RDONLY | constants.O_NONBLOCK), readable: true, writable: false });
@@ -295,6 +323,9 @@ switch (role) {
     break;
   case 'rpc-client':
     await rpcClient(args[0]!, n(1), n(2), args[3] ? n(3) : 0);
+    break;
+  case 'rpc-client-timed':
+    await rpcClientTimed(args[0]!, n(1), n(2));
     break;
   case 'node-pong':
     await nodePong(args[0]!, args[1]!, n(2));

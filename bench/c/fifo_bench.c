@@ -2,10 +2,14 @@
  * C baselines for `npm run bench`: the same work over a FIFO with plain
  * write()/read(), compiled at bench time with cc.
  *
- *   fifo_bench write  FIFO SIZE COUNT        one write() per SIZE-byte message
+ *   fifo_bench write  FIFO SIZE COUNT [PIPESZ]  one write() per SIZE-byte message (into a pipe of
+ *                                            PIPESZ bytes if given; several writers may share a FIFO:
+ *                                            writes of at most PIPE_BUF bytes stay whole)
  *   fifo_bench bulk   FIFO CHUNK TOTAL PIPESZ  CHUNK-byte writes into a pipe of PIPESZ
- *   fifo_bench read   FIFO BUFSIZE TOTAL     reads until TOTAL bytes; prints seconds, and the
- *                                            time and bytes at the first tenth (warm-up)
+ *   fifo_bench read   FIFO BUFSIZE TOTAL [hold]  reads until TOTAL bytes; prints seconds, and the
+ *                                            time and bytes at the first tenth (warm-up). hold: opens
+ *                                            the FIFO read-write, so that no end of file comes between
+ *                                            one writer closing and the next opening (several writers)
  *   fifo_bench pong   REQ REP SIZE [SPIN]    echo server for ping
  *   fifo_bench ping   REQ REP SIZE ITERS [SPIN]  round trips; prints p50 and p99 in microseconds
  *
@@ -67,10 +71,11 @@ static int cmp(const void *a, const void *b) {
 int main(int argc, char **argv) {
   if (argc < 3) { fprintf(stderr, "usage: see the comment at the top of fifo_bench.c\n"); return 2; }
   const char *mode = argv[1];
-  if (!strcmp(mode, "write") && argc == 5) {
+  if (!strcmp(mode, "write") && (argc == 5 || argc == 6)) {
     size_t size = strtoul(argv[3], 0, 10), count = strtoul(argv[4], 0, 10);
     int fd = open(argv[2], O_WRONLY);
     if (fd < 0) { perror("open"); return 1; }
+    if (argc == 6) fcntl(fd, F_SETPIPE_SZ, atoi(argv[5]));
     char *msg = malloc(size);
     memset(msg, 'x', size);
     for (size_t i = 0; i < count; i++) write_all(fd, msg, size);
@@ -86,9 +91,9 @@ int main(int argc, char **argv) {
     for (size_t done = 0; done < total; done += chunk) write_all(fd, buf, chunk);
     return 0;
   }
-  if (!strcmp(mode, "read") && argc == 5) {
+  if (!strcmp(mode, "read") && (argc == 5 || (argc == 6 && !strcmp(argv[5], "hold")))) {
     size_t bufsize = strtoul(argv[3], 0, 10), total = strtoull(argv[4], 0, 10), got = 0;
-    int fd = open(argv[2], O_RDONLY);
+    int fd = open(argv[2], argc == 6 ? O_RDWR : O_RDONLY);
     if (fd < 0) { perror("open"); return 1; }
     char *buf = aligned_alloc(4096, bufsize);
     double start = 0, warm_at = 0;
