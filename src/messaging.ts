@@ -41,6 +41,9 @@ export class Sender<T = Sendable> {
    * Resolves when the message is handed over: its bytes are in the pipe (FIFO),
    * published on the client's connection (core NATS; with 1 MiB or more not yet
    * flushed, a send waits for the server), or stored by the server (JetStream).
+   * A Buffer or Uint8Array given may be read until then (larger messages are not
+   * copied): do not change its bytes before the send resolves, as with a stream's
+   * write().
    * @throws ERR_NPIPE_NO_READER when the FIFO's reader went away; ERR_NPIPE_CLOSED after close();
    *   ERR_NPIPE_FRAME_TOO_LARGE / ERR_NPIPE_BAD_FRAME when the format cannot carry the message;
    *   `signal.reason` on abort (a message aborted mid-write still arrives whole, never cut).
