@@ -672,3 +672,28 @@ test('#15.2 - a reply an --exec command makes over the server\'s --max-size is E
   assert.equal(r.code, 1, r.stderr);
   assert.match(r.stderr, /^npipe request: ERR_NPIPE_FRAME_TOO_LARGE: /);
 });
+
+describe('a client whose reply FIFO gets bytes that are not frames', () => {
+  test("its requests fail with ERR_NPIPE_CLOSED (the reply endpoint is broken), never wait for ever, and later ones fail at once", async (t) => {
+    const path = join(tempDir(t), 'srv');
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const server = await serve(path, async (request: string) => {
+      if (request === 'slow') await released;
+      return request;
+    });
+    t.after(() => server.close());
+    const client = await connect(path);
+    t.after(() => client.close());
+    assert.equal(await client.request('first'), 'first');
+    const pending = client.request('slow', { timeout: 20_000 });
+    await until(() => server.stats.requests === 2, 'the slow request taken');
+    // Someone with the client's uid writes garbage into its private reply FIFO.
+    const fd = openSync((client as unknown as { replyAddress: string }).replyAddress, fsConstants.O_WRONLY | fsConstants.O_NONBLOCK);
+    writeFileSync(fd, Buffer.alloc(64, 0xff));
+    closeSync(fd);
+    await assert.rejects(pending, (err: { code?: string }) => err.code === 'ERR_NPIPE_CLOSED');
+    release();
+    await assert.rejects(client.request('after', { timeout: 20_000 }), (err: { code?: string }) => err.code === 'ERR_NPIPE_CLOSED');
+  });
+});

@@ -44,6 +44,8 @@ export class FrameClient<Req = string, Res = Req> extends Client<Req, Res> {
   /** The process id in the server's last reply (0: none yet), for the transport's liveness check. */
   #serverPid = 0;
   #closed = false;
+  /** The reply endpoint stopped without close(): every request fails with this. */
+  #broken: Error | undefined;
   #monitor: NodeJS.Timeout | undefined;
   /** Stops listening for the transport's word that the server's connection is lost. */
   readonly #unwatch: (() => void) | undefined;
@@ -69,14 +71,25 @@ export class FrameClient<Req = string, Res = Req> extends Client<Req, Res> {
   }
 
   async #readReplies(): Promise<void> {
+    let broken: unknown;
     for (;;) {
       let frame: Buffer | undefined;
       try {
         frame = await this.#endpoint.receiver.receive();
-      } catch {
-        continue; // a malformed frame on our own reply FIFO: drop it, keep reading
+      } catch (err) {
+        // Bytes on our own reply endpoint that are not frames: its reader has stopped, and no reply can come.
+        broken = err;
+        frame = undefined;
       }
-      if (frame === undefined) return;
+      if (frame === undefined) {
+        if (!this.#closed) {
+          // Not closed by us: fail what waits, and everything after, rather than let it wait for ever.
+          const why = broken instanceof Error ? `: ${broken.message}` : '';
+          this.#broken = new ClosedError(`this client can no longer read replies (its reply endpoint ${this.#endpoint.address} stopped${why}); connect again`);
+          this.#failAll(this.#broken);
+        }
+        return;
+      }
       let message;
       try {
         message = decodeRpc(frame);
@@ -149,6 +162,7 @@ export class FrameClient<Req = string, Res = Req> extends Client<Req, Res> {
    */
   async request(payload: Req, options: RequestOptions = {}): Promise<Res> {
     if (this.#closed) throw new ClosedError('this client is closed');
+    if (this.#broken) throw this.#broken;
     const timeout = checkTimeout(options.timeout ?? this.#timeout);
     const { signal } = options;
     if (signal?.aborted) throw signal.reason;
