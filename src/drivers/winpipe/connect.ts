@@ -49,9 +49,10 @@ function attempt(name: string, key: Buffer | undefined, signal: AbortSignal | un
     };
     const onAbort = () => fail(signal!.reason);
     let keySent = false;
+    const refused = () => failure('KEY_REFUSED', `the receiver on ${name} refused this process's key`);
     // Once the key is sent, the connection breaking is the receiver refusing it (EPIPE, ECONNRESET or a plain end).
-    const onError = (err: Error) => fail(keySent ? failure('KEY_REFUSED', `the receiver on ${name} refused this process's key`) : err);
-    const onClose = () => fail(failure('KEY_REFUSED', `the receiver on ${name} refused this process's key`));
+    const onError = (err: Error) => fail(keySent ? refused() : err);
+    const onClose = () => fail(refused());
     const done = () => {
       socket.off('error', onError);
       socket.off('close', onClose);

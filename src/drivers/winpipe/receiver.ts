@@ -23,7 +23,7 @@
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { BadFrameError, NpipeError, SystemError } from '../../errors.js';
-import type { DropInfo, Framing, FrameDecoder } from '../../framing/index.js';
+import type { DropInfo, Framing } from '../../framing/index.js';
 import { QueueReceiver } from '../../transport/queue-receiver.js';
 import { pipeError } from './failures.js';
 import { ACK, KEY_CHARS, PROOF_TIMEOUT_MS, createKey, keyMatches, keyPath } from './pipe-key.js';
@@ -130,7 +130,7 @@ export class WinPipeFrameReceiver extends QueueReceiver {
   #keepOpen: boolean;
   readonly #greet: WinPipeReceiverOptions['greet'];
   #paused = false;
-  /** What the connections' decoders hold of incomplete messages, and its bound (partialBudget). */
+  /** What the connections' decoders hold of incomplete messages (bufferedBytes counts it too), and its bound (partialBudget). */
   #partialBytes = 0;
   readonly #partialBudget: number;
   /** No more writers are taken: closed, or (keepOpen: false) the last one left. */
@@ -156,9 +156,7 @@ export class WinPipeFrameReceiver extends QueueReceiver {
 
   /** Messages queued and not yet taken, and what the writers' decoders hold of messages still incomplete. */
   override get bufferedBytes(): number {
-    let pending = 0;
-    for (const socket of this.#connections) pending += decoders.get(socket)?.pendingBytes ?? 0;
-    return super.bufferedBytes + pending;
+    return super.bufferedBytes + this.#partialBytes;
   }
 
   #accept(socket: Socket): void {
@@ -169,11 +167,12 @@ export class WinPipeFrameReceiver extends QueueReceiver {
     this.#connections.add(socket);
     const key = this.#key?.key;
     let proof: Buffer | undefined = key ? Buffer.alloc(0) : undefined;
-    const refuse = (bytes: number) => {
-      this.report({ writerId: 0, reason: 'refused', bytes, pid: 0 });
+    /** Drops the connection for want of the key (after PROOF_TIMEOUT_MS, a wrong key, or too many waiting). */
+    const refuse = () => {
+      this.report({ writerId: 0, reason: 'refused', bytes: proof?.length ?? 0, pid: 0 });
       socket.destroy();
     };
-    const proofTimer = key ? setTimeout(() => refuse(proof?.length ?? 0), PROOF_TIMEOUT_MS) : undefined;
+    const proofTimer = key ? setTimeout(refuse, PROOF_TIMEOUT_MS) : undefined;
     // Only a connection that proved it may write is a writer (keepOpen: false ends after the last one).
     if (!key) this.#hadWriter = true;
     // One writer per connection: one message in progress at most (frames would otherwise take one per writer id, up to 256 MiB).
@@ -185,10 +184,9 @@ export class WinPipeFrameReceiver extends QueueReceiver {
       this.#partialBytes += now - held;
       held = now;
     };
-    decoders.set(socket, decoder);
     // A connection still to send its key is read even while writers are paused: its key is small, and waiting would time it out.
     if (key) {
-      this.#proving.set(socket, () => refuse(proof?.length ?? 0));
+      this.#proving.set(socket, refuse);
       if (this.#proving.size > this.#maxProving) {
         const [oldest, refuseOldest] = this.#proving.entries().next().value!;
         this.#proving.delete(oldest);
@@ -231,7 +229,7 @@ export class WinPipeFrameReceiver extends QueueReceiver {
         if (!keyMatches(proof.subarray(0, KEY_CHARS), key!)) {
           done = true;
           clearTimeout(proofTimer);
-          refuse(proof.length);
+          refuse();
           return;
         }
         clearTimeout(proofTimer);
@@ -245,18 +243,18 @@ export class WinPipeFrameReceiver extends QueueReceiver {
       }
       try {
         decoder.push(chunk, emit);
-        recount();
-        if (this.#partialBytes > this.#partialBudget) {
-          // The writers together hold too much of messages still incomplete: this one, which took it over, goes.
-          done = true;
-          this.report({ writerId: 0, reason: 'memory', bytes: decoder.pendingBytes, pid: 0 });
-          socket.destroy();
-        }
       } catch (err) {
         // This writer broke the format (or sent a message over the limit): drop it, keep the others.
         done = true;
         const tooLarge = err instanceof NpipeError && err.code === 'ERR_NPIPE_FRAME_TOO_LARGE';
         this.report({ writerId: 0, reason: tooLarge ? 'too-large' : 'corrupt', bytes: decoder.pendingBytes, pid: 0 });
+        socket.destroy();
+      }
+      recount();
+      if (!done && this.#partialBytes > this.#partialBudget) {
+        // The writers together hold too much of messages still incomplete: this one, which took it over, goes.
+        done = true;
+        this.report({ writerId: 0, reason: 'memory', bytes: decoder.pendingBytes, pid: 0 });
         socket.destroy();
       }
       if (super.bufferedBytes >= RECEIVE_HIGH_WATER_BYTES && !this.#paused) {
@@ -321,5 +319,3 @@ export class WinPipeFrameReceiver extends QueueReceiver {
   }
 }
 
-/** Each connection's decoder (kept off the Socket object, which is Node's). */
-const decoders = new WeakMap<Socket, FrameDecoder>();
