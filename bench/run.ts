@@ -25,7 +25,7 @@ import { NatsServer, natsServerAvailable } from '../test/nats-server.js';
 const here = fileURLToPath(new URL('.', import.meta.url));
 const repoRoot = join(here, '..', '..');
 const WORKERS = join(here, 'workers.js');
-const BIN = join(repoRoot, 'dist', 'src', 'cli', 'bin.js');
+const BIN = join(repoRoot, 'dist', 'bundle', 'cli', 'npipe.cjs');
 const { values } = parseArgs({
   options: { repeat: { type: 'string' }, quick: { type: 'boolean' }, list: { type: 'boolean' }, curves: { type: 'boolean' }, 'skip-curves': { type: 'boolean' } },
 });

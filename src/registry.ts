@@ -10,7 +10,7 @@
  * loads the FIFO driver's koffi bindings.
  */
 import { UnsupportedError } from './errors.js';
-import { isNatsUrl } from './drivers/nats/url.js';
+import { isNatsUrl } from './drivers/nats/scheme.js';
 import { isWindowsPipe, normalizeWindowsPipe } from './drivers/winpipe/address.js';
 import type { Driver } from './drivers/types.js';
 

@@ -11,7 +11,7 @@ import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
-import { BIN, readerOn, start, tempDir } from './helpers.js';
+import { BIN, RECORD_REQUIRES, loadedModules, readerOn, start, tempDir } from './helpers.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const SRC = join(ROOT, 'src');
@@ -100,8 +100,8 @@ test('no driver imports another, and above the drivers only the registry loads o
       if (!driver || driver === mine) continue;
       if (mine) wrong.push(`src/${file} imports src/${target}: a driver never uses another's code`);
       else if (typeOnly) continue;
-      // The registry loads drivers/<m>/index.ts and reads the address forms (url.ts, address.ts) that claim addresses.
-      else if (file === 'registry.ts' && /^drivers\/[^/]+\/(index|url|address)\.ts$/.test(target)) continue;
+      // The registry loads drivers/<m>/index.ts and reads the address forms (scheme.ts, address.ts) that claim addresses.
+      else if (file === 'registry.ts' && /^drivers\/[^/]+\/(index|scheme|address)\.ts$/.test(target)) continue;
       else wrong.push(`src/${file} imports src/${target}: ask registry.ts for the driver and its capabilities instead`);
     }
   }
@@ -125,9 +125,9 @@ test('the import graph of src has no circle', () => {
   assert.deepEqual(circles, []);
 });
 
-test('only the registry and the NATS URL parser look at an address to pick a transport (no isNatsUrl elsewhere)', () => {
+test('only the registry and the NATS scheme check look at an address to pick a transport (no isNatsUrl elsewhere)', () => {
   const users = files.filter((f) => /\bisNatsUrl\b/.test(readFileSync(join(SRC, f), 'utf8')));
-  assert.deepEqual(users.sort(), ['drivers/nats/url.ts', 'registry.ts']);
+  assert.deepEqual(users.sort(), ['drivers/nats/scheme.ts', 'registry.ts']);
 });
 
 /** The modules a process loaded while using `address` (test/fixtures/uses-one-medium.ts), and what it printed. */
@@ -146,7 +146,7 @@ test('a process that only uses FIFOs never loads the NATS driver or client; one 
   const fifo = loadsWhileUsing(join(dir, 'pipe'), join(dir, 'fifo-loads'));
   assert.equal(fifo.printed, 'hello\nREPLY\n');
   assert.ok(fifo.loaded.some((url) => url.includes('/drivers/fifo/')), 'the record sees the FIFO driver load');
-  assert.deepEqual(fifo.loaded.filter((url) => url.includes('@nats-io') || url.includes('/drivers/nats/') && !url.endsWith('/drivers/nats/url.js')), []);
+  assert.deepEqual(fifo.loaded.filter((url) => url.includes('@nats-io') || url.includes('/drivers/nats/') && !url.endsWith('/drivers/nats/scheme.js')), []);
   // The same record, for a nats:// address: the NATS driver and client do load (so the check above can see them).
   const nats = loadsWhileUsing('nats://127.0.0.1:1/npipe-architecture', join(dir, 'nats-loads'));
   assert.equal(nats.printed, 'ERR_NPIPE_UNREACHABLE\n');
@@ -154,21 +154,28 @@ test('a process that only uses FIFOs never loads the NATS driver or client; one 
   assert.ok(nats.loaded.some((url) => url.includes('/drivers/nats/index.js')));
 });
 
-test('a one-shot npipe send loads only what it runs: its own command, the FIFO sender; not the other commands, the receiver, request/reply or the splice lanes', async (t) => {
+test('a one-shot npipe send loads only what it runs: its own command, the FIFO sender; not the other commands, the receiver, request/reply or the splice lanes; with --format frames not koffi or node:crypto either', async (t) => {
   const dir = tempDir(t);
   const fifo = join(dir, 'pipe');
-  const record = join(dir, 'send-loads');
   // A reader holding the FIFO open, so that the send does not wait.
   const reader = start(process.execPath, [BIN, 'listen', fifo]);
   t.after(() => reader.child.kill('SIGKILL'));
   await readerOn(fifo);
-  const hook = fileURLToPath(new URL('./fixtures/record-loads.js', import.meta.url));
-  execFileSync(process.execPath, ['--import', hook, BIN, 'send', fifo, 'one event'], {
-    env: { ...process.env, NPIPE_RECORD_LOADS: record },
-    timeout: 60_000,
-  });
-  const loaded = readFileSync(record, 'utf8').split('\n').filter(Boolean);
-  assert.ok(loaded.some((url) => url.endsWith('/cli/send.js')) && loaded.some((url) => url.endsWith('/drivers/fifo/sender.js')), 'the record sees the send');
+  const sendLoads = (name: string, ...args: string[]) => {
+    const record = join(dir, name);
+    execFileSync(process.execPath, ['-r', RECORD_REQUIRES, BIN, 'send', fifo, ...args], {
+      env: { ...process.env, NPIPE_RECORD_LOADS: record },
+      timeout: 60_000,
+    });
+    return loadedModules(record);
+  };
+  const loaded = sendLoads('lines-loads', 'one event');
+  assert.ok(loaded.some((url) => url.endsWith('/src/cli/send.js')) && loaded.some((url) => url.endsWith('/src/drivers/fifo/sender.js')), 'the record sees the send');
   const notNeeded = /\/cli\/(listen|serve|request|bridge|mkfifo|demo)\.js$|\/rpc\/frame-(server|client)\.js$|\/drivers\/fifo\/(receiver|reply-transport|raw-stream|counted-reader)\.js$|\/drivers\/(nats|winpipe)\/index\.js$/;
   assert.deepEqual(loaded.filter((url) => notNeeded.test(url)), []);
+  // frames needs no writers' lock, so nothing calls libc: koffi (~15-25 ms to load here) stays out, as does
+  // node:crypto (~7 ms). lines takes the lock (flock, through koffi) to stay whole beside a large message.
+  const frames = sendLoads('frames-loads', '--format', 'frames', 'one event');
+  assert.ok(frames.some((url) => url.endsWith('/src/drivers/fifo/sender.js')), 'the record sees the frames send');
+  assert.deepEqual(frames.filter((url) => notNeeded.test(url) || url.includes('koffi') || url === 'node:crypto'), []);
 });

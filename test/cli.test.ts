@@ -54,7 +54,7 @@ describe('two processes exchange messages in every format', () => {
 });
 
 function npipeBin(): string {
-  return new URL('../src/cli/bin.js', import.meta.url).pathname;
+  return new URL('../bundle/cli/npipe.cjs', import.meta.url).pathname;
 }
 
 describe('listen', () => {

@@ -2,12 +2,34 @@ import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process'
 import { closeSync, constants, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { after, before, type TestContext } from 'node:test';
 import { NATS_INSTALL_HINT, NatsServer, natsServerAvailable } from './nats-server.js';
 import { FifoTransport } from '../src/drivers/fifo/reply-transport.js';
 
-export const BIN = fileURLToPath(new URL('../src/cli/bin.js', import.meta.url));
+/** The CLI as shipped (package.json "bin"): the CommonJS bundle built from dist/src by rollup.config.mjs. */
+export const BIN = fileURLToPath(new URL('../bundle/cli/npipe.cjs', import.meta.url));
+/** A preload (node -r) recording what a process loaded into NPIPE_RECORD_LOADS: read it with loadedModules(). */
+export const RECORD_REQUIRES = fileURLToPath(new URL('./fixtures/record-requires.cjs', import.meta.url));
+
+/**
+ * What a process run with RECORD_REQUIRES loaded: the CLI bundle's chunks as the
+ * modules of dist/src they hold (file URLs ending in /src/<module>.js, from the
+ * bundle's modules.json), other files as recorded (koffi, node_modules), built-ins
+ * as node:<name>.
+ */
+export function loadedModules(record: string): string[] {
+  const manifest = JSON.parse(readFileSync(join(dirname(BIN), 'modules.json'), 'utf8')) as Record<string, string[]>;
+  const src = pathToFileURL(join(dirname(BIN), '..', '..', 'src')).href;
+  return readFileSync(record, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .flatMap((url) => {
+      const chunk = /\/bundle\/cli\/([^/]+\.cjs)$/.exec(url)?.[1];
+      const modules = chunk === undefined ? undefined : manifest[chunk];
+      return modules ? modules.map((module) => `${src}/${module}`) : [url];
+    });
+}
 export const EXAMPLES = fileURLToPath(new URL('../examples/', import.meta.url));
 
 /** A fresh folder removed when the test ends. */

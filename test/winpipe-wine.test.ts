@@ -10,12 +10,11 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { run, sharedNatsServer, tempDir } from './helpers.js';
+import { RECORD_REQUIRES, loadedModules, run, sharedNatsServer, tempDir } from './helpers.js';
 import { requireWindows, runWindows, startWindows, toWindowsPath, windowsFixture } from './windows-harness.js';
 
-const BIN = toWindowsPath(fileURLToPath(new URL('../src/cli/bin.js', import.meta.url)));
+const BIN = toWindowsPath(fileURLToPath(new URL('../bundle/cli/npipe.cjs', import.meta.url)));
 const pipeName = () => `\\\\.\\pipe\\npipe-wine-${randomUUID()}`;
 const npipe = (args: string[], timeoutMs = 60_000) => runWindows([BIN, ...args], { timeoutMs });
 const nats = sharedNatsServer('wine');
@@ -219,14 +218,18 @@ describe('Windows named pipes under Wine (the winpipe driver)', () => {
   test('a Windows process using a pipe never loads koffi or the FIFO layer: the API, and the CLI commands (npipe mkfifo says Windows has no FIFOs)', { timeout: 120_000 }, async (t) => {
     if (!requireWindows(t)) return;
     const hook = `file:///${toWindowsPath(fileURLToPath(new URL('./fixtures/record-loads.js', import.meta.url))).replace(/\\/g, '/')}`;
-    /** Runs node.exe with the loader hook, which appends each module it loads to a file (Wine passes the environment on). */
-    const recorded = async (args: string[]) => {
+    /**
+     * Runs node.exe with `preload` (the ES module hook for the API, the CommonJS one for
+     * the CLI bundle), which records each module it loads in a file (Wine passes the
+     * environment on); the record read as loadedModules() reads it.
+     */
+    const recorded = async (preload: string[], args: string[]) => {
       const record = join(tempDir(t), `loads-${randomUUID()}`);
       const saved = process.env.NPIPE_RECORD_LOADS;
       process.env.NPIPE_RECORD_LOADS = toWindowsPath(record);
       try {
-        const result = await runWindows(['--import', hook, ...args], { timeoutMs: 60_000 });
-        return { result, loaded: readFileSync(record, 'utf8').split('\n').filter(Boolean) };
+        const result = await runWindows([...preload, ...args], { timeoutMs: 60_000 });
+        return { result, loaded: loadedModules(record) };
       } finally {
         if (saved === undefined) delete process.env.NPIPE_RECORD_LOADS;
         else process.env.NPIPE_RECORD_LOADS = saved;
@@ -235,7 +238,7 @@ describe('Windows named pipes under Wine (the winpipe driver)', () => {
     // sys/libc.js itself may load (sys/aligned.ts asks it for addresses): on win32 it
     // refuses before it would require koffi, and aligned buffers fall back to plain ones.
     const linuxOnly = (loaded: string[]) => loaded.filter((url) => /koffi|\/src\/fifo\/|\/drivers\/fifo\//.test(url));
-    const api = await recorded([windowsFixture('uses-a-pipe.js'), pipeName()]);
+    const api = await recorded(['--import', hook], [windowsFixture('uses-a-pipe.js'), pipeName()]);
     assert.equal(api.result.code, 0, api.result.stderr);
     assert.equal(api.result.stdout, 'hello\nasked, answered\n');
     assert.ok(api.loaded.some((url) => url.includes('/drivers/winpipe/')), 'the record sees the pipe driver load');
@@ -250,7 +253,7 @@ describe('Windows named pipes under Wine (the winpipe driver)', () => {
     ];
     // One after another: the record's file is named in this process's environment, which each run passes on.
     for (const [args, exit, said] of commands) {
-      const cli = await recorded([BIN, ...args]);
+      const cli = await recorded(['-r', toWindowsPath(RECORD_REQUIRES)], [BIN, ...args]);
       assert.equal(cli.result.code, exit, `${args[0]}: ${cli.result.stderr}`);
       assert.match(cli.result.stderr, said);
       assert.ok(cli.loaded.some((url) => url.includes(`/cli/${args[0]}.js`)), `the record sees npipe ${args[0]} load`);

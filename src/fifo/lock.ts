@@ -9,7 +9,8 @@
  *
  * Writers that do not use npipe (echo, Python) do not take the lock: see docs.
  */
-import { fromSystemError } from '../sys/errno.js';
+import { writeSync } from 'node:fs';
+import { fromSystemError, isErrno } from '../sys/errno.js';
 import { sleep } from '../util/abort.js';
 import { errnoError, loadLibc } from '../sys/libc.js';
 
@@ -63,30 +64,26 @@ export function dup(fd: number): number {
   return copy;
 }
 
-let libcWrite: ((fd: number, buffer: Uint8Array, length: number) => number) | undefined;
-let libcErrno: (() => number) | undefined;
-
 /**
- * write(2) on a non-blocking fd, straight into libc: the bytes written, or -1 when
- * the pipe is full (EAGAIN), without the exception fs.writeSync would throw. A
- * write of at most PIPE_BUF bytes to a pipe is all or nothing.
+ * write(2) on a non-blocking fd: the bytes written, or -1 when the pipe is full
+ * (EAGAIN). A write of at most PIPE_BUF bytes to a pipe is all or nothing.
+ *
+ * Through fs.writeSync, not libc: a one-shot `npipe send` then never loads koffi
+ * (~15-25 ms of its start-up here, issue 18 #6). It costs ~0.5 us more per call
+ * than koffi's write (2.1 against 1.6 us to /dev/null on this VM), and an
+ * exception when the pipe is full, once per fill.
  * @throws the OS error (EPIPE when the reader is gone) as a Node-style errno error.
  */
 export function writeNow(fd: number, data: Uint8Array, offset = 0): number {
-  if (!libcWrite) {
-    const libc = loadLibc();
-    libcWrite = libc.write;
-    libcErrno = libc.errno;
-  }
-  const view = offset === 0 ? data : data.subarray(offset);
-  // As in tryLock: an errno other than EAGAIN is confirmed by a second try (a write
-  // that failed wrote nothing, so trying again is safe).
+  // As in tryLock: an errno other than "not now" is confirmed by a second try (a
+  // write that failed wrote nothing, so trying again is safe).
   for (let attempt = 0; ; attempt++) {
-    const n = libcWrite(fd, view, view.length);
-    if (n >= 0) return n;
-    const errno = libcErrno!();
-    // EINTR and ENOMEM (no page for the pipe) are passing: let libuv wait and retry.
-    if (errno === EAGAIN || errno === EINTR || errno === ENOMEM) return -1;
-    if (attempt === 1) throw errnoError(errno, 'write');
+    try {
+      return writeSync(fd, data, offset, data.length - offset);
+    } catch (err) {
+      // EINTR and ENOMEM (no page for the pipe) are passing: let libuv wait and retry.
+      if (isErrno(err, 'EAGAIN', 'EINTR', 'ENOMEM')) return -1;
+      if (attempt === 1) throw err;
+    }
   }
 }

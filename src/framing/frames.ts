@@ -5,7 +5,6 @@
  * reassembles each writer's message separately however the writers interleave.
  * Byte-by-byte description and test vectors: docs/PROTOCOL.md.
  */
-import { randomInt } from 'node:crypto';
 import { BadFrameError, FrameTooLargeError, InvalidArgumentError } from '../errors.js';
 import type { DropInfo, Emit, FrameDecoder, Framing } from './types.js';
 import { viewOf } from './view.js';
@@ -40,7 +39,9 @@ export function framesFraming(options: FramesOptions): Framing {
   if (!Number.isInteger(packetSize) || packetSize < PACKET_HEADER + FIRST_PACKET_EXTRA + 1 || packetSize > PACKET_HEADER + 0xffff) {
     throw new InvalidArgumentError(`packet size ${packetSize} is out of range`);
   }
-  const writerId = options.writerId ?? randomInt(1, 0x1_0000_0000);
+  // Distinct among the writers of one FIFO, not secret (any writer may claim any id):
+  // Math.random, seeded from the OS per process, spares a one-shot send node:crypto.
+  const writerId = options.writerId ?? 1 + Math.floor(Math.random() * 0xffff_ffff);
   const pid = options.pid ?? process.pid;
   const maxPartialBytes = options.maxPartialBytes ?? Math.max(4 * maxMessageSize, 256 * 1024 * 1024);
   return {

@@ -114,7 +114,8 @@ export async function openFifoFrameSender(path: string, framing: Framing, option
 export class FifoFrameSender implements FrameSender {
   readonly framing: Framing;
   #end: FifoEnd;
-  #socket!: Socket;
+  /** The end's socket, made the first time a write must wait for room (a one-shot send never needs it). */
+  #socket: Socket | undefined;
   #options: FifoSenderOptions;
   /** Messages in order: [#head, length) are waiting or being written. */
   #queue: Pending[] = [];
@@ -170,9 +171,17 @@ export class FifoFrameSender implements FrameSender {
 
   #attach(end: FifoEnd): void {
     this.#end = end;
-    this.#socket = end.socket();
-    // Errors also come through each write's callback, where they are handled.
-    this.#socket.on('error', () => {});
+    this.#socket = undefined;
+  }
+
+  /** The socket through which a write waits for room in the pipe (libuv writes it when epoll says so). */
+  #waitingSocket(): Socket {
+    if (!this.#socket) {
+      this.#socket = this.#end.socket();
+      // Errors also come through each write's callback, where they are handled.
+      this.#socket.on('error', () => {});
+    }
+    return this.#socket;
   }
 
   send(message: Uint8Array, options: CallOptions = {}): Promise<void> {
@@ -194,6 +203,10 @@ export class FifoFrameSender implements FrameSender {
     } catch (err) {
       return Promise.reject(err);
     }
+    // A message of several writes is likely to wait for room part-way: its socket is
+    // made now, so that no wait starts mid-message by loading koffi for dup()
+    // (15-150 ms under load: a reader's partialTimeout could take it for a stall).
+    if (units || cursor) this.#waitingSocket();
     const group = signal ? newGroup(signal) : (this.#open ??= newGroup());
     group.remaining++;
     if (!signal && !units && !cursor && size <= STAGED_UNIT_BYTES) {
@@ -357,7 +370,7 @@ export class FifoFrameSender implements FrameSender {
         const rest = w.written === 0 ? w.data : w.data.subarray(w.written);
         const current = w;
         this.#writing = true;
-        this.#socket.write(rest, (err) => {
+        this.#waitingSocket().write(rest, (err) => {
           // Failed or stopped meanwhile (close with an aborted signal, timeout): the
           // queue this write belonged to is gone (issue 15 #4: a TypeError here).
           if (this.#pending !== current) return;
@@ -467,7 +480,7 @@ export class FifoFrameSender implements FrameSender {
     const tick = () => {
       this.#watch = undefined;
       if (this.#error || !this.#writing) return; // nothing waits now; the next wait starts a new watch
-      const queued = writeQueueSize(this.#socket);
+      const queued = this.#socket ? writeQueueSize(this.#socket) : -1;
       const now = Date.now();
       if (this.#progressed || queued !== this.#lastQueued || this.#reconnecting) {
         this.#progressed = false;

@@ -40,10 +40,6 @@ const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 const SPACE = /[\s\u0085\u200b\u2028\u2029\ufeff]/u;
 
-export function isNatsUrl(address: string): boolean {
-  return /^nats:\/\//i.test(address);
-}
-
 function invalid(address: string, what: string): InvalidArgumentError {
   return new InvalidArgumentError(`${JSON.stringify(address)}: ${what}; write nats://[user:password@]host[:port]/subject[?option=value]`);
 }
