@@ -23,7 +23,7 @@ import {
 } from './limits.js';
 import type { FrameReceiver, FrameSender, Transport } from '../transport/types.js';
 import { CANCEL, ERROR, REPLY, SIZE, decodeRpc, encodeError, encodeReply, type RpcMessage } from './protocol.js';
-import { Cancel, runHandler, type Handler } from './handler.js';
+import { Cancel, runHandler, type Handler, type Outcome } from './handler.js';
 import { Server, newServerStats, type ServeOptions, type ServerEvent, type ServerStats } from './types.js';
 import { checkBusyPoll, keepPolling } from '../util/busy-poll.js';
 
@@ -383,17 +383,33 @@ export class FrameServer extends Server {
       this.#waitingBytes -= cost;
       this.#schedule(client);
       this.#running++;
-      void this.#run(client, job).finally(() => {
+      const running = this.#run(client, job);
+      if (!running) {
+        this.#running--; // answered at once: on to the next job
+        continue;
+      }
+      void running.finally(() => {
         this.#running--;
         this.#next();
       });
     }
   }
 
-  async #run(client: ClientState, { id, payload, maxReply }: Job): Promise<void> {
+  /**
+   * Runs the handler of one job and replies. Returns a promise only while the
+   * handler's answer is still to come; a handler that answers at once is replied
+   * to before this returns (issue 18 #3).
+   */
+  #run(client: ClientState, job: Job): Promise<void> | undefined {
     const cancel = new Cancel();
-    client.handlers.set(id, cancel);
-    const outcome = await runHandler(this.#handler, this.#codec, payload, cancel, client.address);
+    client.handlers.set(job.id, cancel);
+    const outcome = runHandler(this.#handler, this.#codec, job.payload, cancel, client.address);
+    if (outcome instanceof Promise) return outcome.then((settled) => this.#answer(client, job, cancel, settled));
+    this.#answer(client, job, cancel, outcome);
+    return undefined;
+  }
+
+  #answer(client: ClientState, { id, maxReply }: Job, cancel: Cancel, outcome: Outcome): void {
     client.handlers.delete(id);
     // Cancelled by the client: it no longer waits for an answer.
     if (cancel.aborted && !this.#closeController.signal.aborted) return;

@@ -22,6 +22,8 @@ export const READ_BUFFER_BYTES = 64 * 1024;
 const PIECE_READ_BYTES = 256 * 1024;
 /** Reads are copied out in pieces of this size while messages come out as views. */
 const COPY_PIECE = 64 * 1024;
+/** Reads up to this size are copied into Node's buffer pool, unaligned: alignment pays only for large copies. */
+const SMALL_COPY = 2048;
 /** Messages at least this large are not taken as a sign that reads should be copied whole. */
 const LARGE_MESSAGE = 64 * 1024;
 
@@ -114,7 +116,11 @@ export class ReadStrategy {
       // the memory of pieces already collected is reused at once. Each piece starts
       // on a 64-byte boundary, as the read buffer does (see allocAligned).
       for (let at = 0; at < bytes; at += COPY_PIECE) {
-        const piece = allocAligned(Math.min(COPY_PIECE, bytes - at));
+        const size = Math.min(COPY_PIECE, bytes - at);
+        // A small read (a request, a reply, a few lines) gets a slice of Node's pool:
+        // a fresh ArrayBuffer per read cost ~0.5-1 us and, as external memory, made
+        // the garbage collector run more often (issue 18 #3: a round trip's reads).
+        const piece = size <= SMALL_COPY ? Buffer.allocUnsafe(size) : allocAligned(size);
         piece.set(read.subarray(at, at + piece.length));
         this.#decode(piece, 0);
       }
