@@ -20,7 +20,7 @@ import { Client, type ConnectOptions, type RequestOptions } from './types.js';
 import { awaitReply, type Settle } from './pending.js';
 import { CANCEL, ERROR, LIMITED_REQUEST, REPLY, SIZE, SIZE_THRESHOLD, decodeError, decodeRpc, encodeRequest } from './protocol.js';
 
-interface Pending extends Settle<Buffer> {
+interface Pending extends Settle<unknown> {
   /** In the server's pipe (not still waiting in our sender for a server to appear). */
   sent: boolean;
 }
@@ -34,6 +34,8 @@ export class FrameClient<Req = string, Res = Req> extends Client<Req, Res> {
   readonly #transport: Transport;
   readonly #sender: FrameSender;
   readonly #endpoint: ReplyEndpoint;
+  /** The reply address as every request carries it (UTF-8), encoded once. */
+  readonly #address: Buffer;
   readonly #codec: Codec<Req & Res>;
   readonly #timeout: number | undefined;
   readonly #busyPoll: number;
@@ -57,6 +59,7 @@ export class FrameClient<Req = string, Res = Req> extends Client<Req, Res> {
     this.#transport = transport;
     this.#sender = sender;
     this.#endpoint = endpoint;
+    this.#address = Buffer.from(endpoint.address, 'utf8');
     this.#codec = resolveCodec(options.codec, 'text');
     this.#timeout = checkTimeout(options.timeout);
     this.#busyPoll = checkBusyPoll(options.busyPoll);
@@ -102,7 +105,16 @@ export class FrameClient<Req = string, Res = Req> extends Client<Req, Res> {
       if (!pending) continue; // late reply to a request that timed out or was cancelled
       this.#pending.delete(message.id);
       keepPolling(this.#busyPoll); // the caller's next request is likely to follow at once
-      if (message.type === REPLY) pending.resolve(Buffer.from(message.payload));
+      if (message.type === REPLY) {
+        let value: unknown;
+        try {
+          value = this.#codec.decode(Buffer.from(message.payload));
+        } catch (err) {
+          pending.reject(err);
+          continue;
+        }
+        pending.resolve(value);
+      }
       else {
         const error = decodeError(message.payload);
         if (error.code === 'ERR_NPIPE_FRAME_TOO_LARGE' && error.size !== undefined && error.limit !== undefined) {
@@ -160,7 +172,17 @@ export class FrameClient<Req = string, Res = Req> extends Client<Req, Res> {
    * const client = await connect('/tmp/calc');
    * console.log(await client.request('6*7', { timeout: 1000 }));
    */
-  async request(payload: Req, options: RequestOptions = {}): Promise<Res> {
+  request(payload: Req, options: RequestOptions = {}): Promise<Res> {
+    // Not an async function: the promise returned is the one the reply settles, with
+    // the reply already decoded (one microtask hop fewer per request, issue 18 #3).
+    try {
+      return this.#request(payload, options);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  #request(payload: Req, options: RequestOptions): Promise<Res> {
     if (this.#closed) throw new ClosedError('this client is closed');
     if (this.#broken) throw this.#broken;
     const timeout = checkTimeout(options.timeout ?? this.#timeout);
@@ -168,20 +190,21 @@ export class FrameClient<Req = string, Res = Req> extends Client<Req, Res> {
     if (signal?.aborted) throw signal.reason;
     const id = this.#nextId;
     this.#nextId = this.#nextId === 0xffffffff ? 1 : this.#nextId + 1;
-    const frame = encodeRequest(LIMITED_REQUEST, id, this.#endpoint.address, this.#codec.encode(payload as Req & Res), this.#limit);
+    const frame = encodeRequest(LIMITED_REQUEST, id, this.#address, this.#codec.encode(payload as Req & Res), this.#limit);
     if (frame.length > this.#limit) throw new FrameTooLargeError(frame.length, this.#limit, 'request');
     // A server whose limit this passes drops it unread; the SIZE before it gets us its ERR_NPIPE_FRAME_TOO_LARGE.
-    const size = frame.length > SIZE_THRESHOLD ? encodeRequest(SIZE, id, this.#endpoint.address, undefined, frame.length) : undefined;
+    const size = frame.length > SIZE_THRESHOLD ? encodeRequest(SIZE, id, this.#address, undefined, frame.length) : undefined;
     // Created here so that the stack points at the caller (nats.js does the same).
     const timeoutError = timeout === undefined ? undefined : new TimeoutError(`no reply from the server on ${this.#path} (timeout ${timeout} ms)`);
-    const reply = await awaitReply<Buffer>({
+    return awaitReply<Res>({
       timeout,
       timeoutError,
       signal,
       forget: () => this.#pending.delete(id),
-      cancel: () => void this.#sender.send(encodeRequest(CANCEL, id, this.#endpoint.address)).catch(() => {}),
+      cancel: () => void this.#sender.send(encodeRequest(CANCEL, id, this.#address)).catch(() => {}),
       start: (settle) => {
-        const entry: Pending = { ...settle, sent: false };
+        const entry = settle as unknown as Pending;
+        entry.sent = false;
         this.#pending.set(id, entry);
         this.#watchServer();
         keepPolling(this.#busyPoll);
@@ -201,7 +224,6 @@ export class FrameClient<Req = string, Res = Req> extends Client<Req, Res> {
         );
       },
     });
-    return this.#codec.decode(reply) as Res;
   }
 
   /** Fails requests in flight (ERR_NPIPE_CLOSED), closes the connection and removes the reply endpoint. Idempotent. */

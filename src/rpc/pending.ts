@@ -40,8 +40,11 @@ export function awaitReply<T>(options: AwaitReplyOptions<T>): Promise<T> {
     const giveUp = (err: unknown) => {
       if (!options.forget()) return;
       finish();
-      reject(err);
+      // The cancel is queued before the caller hears of the timeout: a caller that
+      // closes the client at once (npipe request) still has it written, since the
+      // sender writes its queue in a microtask queued ahead of the caller's.
       options.cancel();
+      reject(err);
     };
     const onAbort = () => giveUp(signal!.reason);
     // Timer and listener first: start() may settle at once (a send that fails synchronously).

@@ -50,8 +50,8 @@ export type RpcMessage =
   | { type: typeof REPLY | typeof ERROR; id: number; serverPid: number; payload: Buffer };
 
 /** REQUEST or CANCEL; for REQUEST+ and SIZE, `extra` is the u32 (max reply, request size) before the payload. */
-export function encodeRequest(type: ClientMessageType, id: number, replyTo: string, payload?: Uint8Array, extra?: number): Buffer {
-  const address = Buffer.from(replyTo, 'utf8');
+export function encodeRequest(type: ClientMessageType, id: number, replyTo: string | Buffer, payload?: Uint8Array, extra?: number): Buffer {
+  const address = typeof replyTo === 'string' ? Buffer.from(replyTo, 'utf8') : replyTo;
   const withExtra = type === LIMITED_REQUEST || type === SIZE;
   const head = 7 + address.length + (withExtra ? 4 : 0);
   const out = Buffer.allocUnsafe(head + (payload?.length ?? 0));
