@@ -72,6 +72,7 @@ const ROWS = [
   { id: 'cli-raw', label: 'CLI: raw stream', unit: 'B/s' },
   { id: 'startup-node', label: 'plain Node: node -e 0, start to exit', unit: 'us' },
   { id: 'startup-cli-send', label: 'CLI: one npipe send of one message to a waiting reader, start to exit', unit: 'us' },
+  { id: 'startup-cli-send-frames', label: 'CLI: the same with --format frames (no writers\' lock, no koffi), start to exit', unit: 'us' },
   { id: 'nats-plain-64b-oneway', label: 'plain nats.js publish/subscribe, 64 B', unit: 'msg/s' },
   { id: 'nats-core-64b-oneway', label: 'npipe over core NATS, 64 B', unit: 'msg/s' },
   { id: 'nats-jetstream-64b-oneway', label: 'npipe over JetStream, 64 B (stored, acknowledged)', unit: 'msg/s' },
@@ -96,6 +97,8 @@ const TARGETS = [
   { id: 'target-16writers-vs-c', name: '16 writers, 64 B vs C single writer', target: 1, higher: true, ratio: () => ratio(value('fifo-frames-64b-16writers'), value('c-oneway-68b')) },
   { id: 'target-cli-lines-vs-c', name: 'CLI 64 B lines vs C one write per message', target: 1, higher: true, ratio: () => ratio(value('cli-lines-64b'), value('c-oneway-68b')) },
   { id: 'target-cli-raw-vs-c', name: 'CLI raw stream vs C bulk', target: 0.5, higher: true, ratio: () => ratio(value('cli-raw'), value('c-bulk')) },
+  { id: 'target-rtt-default-vs-c', name: 'request/reply p50, default (no busy poll), vs C ping-pong p50 (issue 18 #3)', target: 1.6, higher: false, ratio: () => ratio(value('rtt-fifo-p50'), value('rtt-c-p50')) },
+  { id: 'target-rtt-busypoll-vs-c-1x', name: `request/reply p50 (busyPoll ${BUSY_POLL_US} µs) vs C ping-pong p50 (issue 18 #3)`, target: 1.0, higher: false, ratio: () => ratio(value('rtt-busypoll-fifo-p50'), value('rtt-c-p50')) },
   { id: 'target-cli-send-startup', name: 'one-shot npipe send vs node -e 0, start to exit (issue 18 #6)', target: 1.25, higher: false, ratio: () => ratio(value('startup-cli-send'), value('startup-node')) },
   { id: 'target-fifo-rss', name: 'peak RSS of npipe processes (FIFO rows), MiB (under 100)', target: 100, higher: false, ratio: () => Math.max(...rssSeen) / 2 ** 20 },
 ] as const;
@@ -108,8 +111,8 @@ const TARGETS = [
 const RATIOS = [
   { id: 'ratio-fifo-frames-64b-vs-c-all', name: '64 B one-way (frames) vs C, every message timed (warm-up included)', ratio: () => ratio(allValue('fifo-frames-64b-oneway'), allValue('c-oneway-68b')) },
   { id: 'ratio-fifo-length-64b-vs-c-all', name: '64 B one-way (length) vs C, every message timed (warm-up included)', ratio: () => ratio(allValue('fifo-length-64b-oneway'), allValue('c-oneway-68b')) },
+  { id: 'ratio-cli-send-frames-startup', name: 'one-shot npipe send --format frames vs node -e 0, start to exit', ratio: () => ratio(value('startup-cli-send-frames'), value('startup-node')) },
   { id: 'ratio-bulk-vs-c', name: '1 MiB messages (length, for-await, a new Buffer each) vs C bulk', ratio: () => ratio(value('fifo-length-1m-bulk'), value('c-bulk')) },
-  { id: 'ratio-rtt-vs-c', name: 'request/reply p50, default (no busy poll), vs C ping-pong p50', ratio: () => ratio(value('rtt-fifo-p50'), value('rtt-c-p50')) },
   { id: 'ratio-rtt-vs-zmq', name: 'request/reply p50, default (no busy poll), vs zeromq.js REQ/REP', ratio: () => ratio(value('rtt-fifo-p50'), value('rtt-zmq-p50')) },
   { id: 'ratio-rtt-busypoll-both-vs-c', name: `request/reply p50, both busy-polling ${BUSY_POLL_US} µs: npipe vs C`, ratio: () => ratio(value('rtt-busypoll-fifo-p50'), value('rtt-busypoll-c-p50')) },
 ] as const;
@@ -416,30 +419,44 @@ async function oneShot(command: string, args: string[]): Promise<number> {
 }
 
 /**
- * One-shot start-up, what a shell user pays per `npipe send`: `node -e 0` and one
- * `npipe send` of one message to a listener already waiting, alternated, `n` of
- * each; medians. The listener holds the FIFO open throughout, so no send waits.
+ * One-shot start-up, what a shell user pays per `npipe send`: `node -e 0`, one
+ * `npipe send` of one message (lines, the default) and one with `--format frames`
+ * (which loads no koffi: docs/TUNING.md), each to a listener already waiting,
+ * alternated, `n` of each; medians. The listeners hold their FIFOs open
+ * throughout, so no send waits.
  */
-async function startup(n: number): Promise<{ node: { median: number; runs: number[] }; send: { median: number; runs: number[] } }> {
-  const path = await freshFifo();
-  const listener = run(process.execPath, [BIN, 'listen', path], { stdout: '/dev/null' });
-  for (;;) {
-    try {
-      fs.closeSync(fs.openSync(path, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK));
-      break;
-    } catch {
-      await new Promise((resolve) => setTimeout(resolve, 20));
+async function startup(n: number): Promise<Record<'node' | 'send' | 'frames', { median: number; runs: number[] }>> {
+  const lines = await freshFifo();
+  const frames = await freshFifo();
+  const listeners = [
+    run(process.execPath, [BIN, 'listen', lines], { stdout: '/dev/null' }),
+    run(process.execPath, [BIN, 'listen', frames, '--format', 'frames'], { stdout: '/dev/null' }),
+  ];
+  for (const path of [lines, frames]) {
+    for (;;) {
+      try {
+        fs.closeSync(fs.openSync(path, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK));
+        break;
+      } catch {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
     }
   }
-  const nodeRuns: number[] = [];
-  const sendRuns: number[] = [];
+  const runs = { node: [] as number[], send: [] as number[], frames: [] as number[] };
   for (let i = 0; i < n; i++) {
-    nodeRuns.push(await oneShot(process.execPath, ['-e', '0']));
-    sendRuns.push(await oneShot(process.execPath, [BIN, 'send', path, `event ${i}`]));
+    runs.node.push(await oneShot(process.execPath, ['-e', '0']));
+    runs.send.push(await oneShot(process.execPath, [BIN, 'send', lines, `event ${i}`]));
+    runs.frames.push(await oneShot(process.execPath, [BIN, 'send', frames, '--format', 'frames', `event ${i}`]));
   }
-  listener.kill('SIGTERM');
-  await listener.done;
-  return { node: { median: median(nodeRuns), runs: nodeRuns }, send: { median: median(sendRuns), runs: sendRuns } };
+  for (const listener of listeners) {
+    listener.kill('SIGTERM');
+    await listener.done;
+  }
+  return {
+    node: { median: median(runs.node), runs: runs.node },
+    send: { median: median(runs.send), runs: runs.send },
+    frames: { median: median(runs.frames), runs: runs.frames },
+  };
 }
 
 // ---------------------------------------------------------------------------
@@ -668,9 +685,10 @@ async function main() {
   console.log('\nThe CLI end to end: npipe send < file  ->  npipe listen > /dev/null');
   record('cli-lines-64b', await repeat(() => cliLines(M64)));
   record('cli-raw', await repeat(() => cliRaw(Math.round(1024 * Q) * 2 ** 20)));
-  const { node: startNode, send: startSend } = await startup(15);
+  const { node: startNode, send: startSend, frames: startFrames } = await startup(15);
   record('startup-node', startNode);
   record('startup-cli-send', startSend);
+  record('startup-cli-send-frames', startFrames);
 
   await natsRows(Q, M64, RTT);
 
