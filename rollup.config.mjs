@@ -51,9 +51,8 @@ export default {
     dynamicImportInCjs: true,
     generatedCode: 'es2015',
   },
-  onwarn(warning, warn) {
+  onwarn(warning) {
     // A warning is a build failure: an unresolved import would be a missing module at run time.
     throw new Error(`rollup: ${warning.code}: ${warning.message}`);
-    warn(warning);
   },
 };

@@ -454,7 +454,7 @@ test('#15.9 - partialTimeout does not drop a large message whose packets keep co
   const receiver = await openReceiver<Buffer>(path, { format: 'frames', codec: 'bytes', partialTimeout: 200, onDrop: (d) => drops.push(d) });
   t.after(() => receiver.close());
   const message = Buffer.alloc(4 << 20, 0x63);
-  const running = start(process.execPath, [fileURLToPath(new URL('../bundle/cli/npipe.cjs', import.meta.url)), 'send', path, '--format', 'frames'], {
+  const running = start(process.execPath, [BIN, 'send', path, '--format', 'frames'], {
     input: message.toString() + '\n',
   });
   // The receiver reads slowly: one message's worth of time well past partialTimeout.

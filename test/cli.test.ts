@@ -33,8 +33,8 @@ describe('two processes exchange messages in every format', () => {
     const data = Buffer.from(Array.from({ length: 200_000 }, (_, i) => (i * 7) & 0xff));
     writeFileSync(join(dir, 'in'), data);
     await mkfifo(path);
-    const listener = start('sh', ['-c', `node ${JSON.stringify(npipeBin())} listen ${path} --format raw --once > ${dir}/out`]);
-    const sender = await start('sh', ['-c', `node ${JSON.stringify(npipeBin())} send ${path} --format raw --timeout 10000 < ${dir}/in`]).done;
+    const listener = start('sh', ['-c', `node ${JSON.stringify(BIN)} listen ${path} --format raw --once > ${dir}/out`]);
+    const sender = await start('sh', ['-c', `node ${JSON.stringify(BIN)} send ${path} --format raw --timeout 10000 < ${dir}/in`]).done;
     assert.equal(sender.code, 0, sender.stderr);
     assert.equal((await listener.done).code, 0);
     assert.ok(readFileSync(join(dir, 'out')).equals(data));
@@ -52,10 +52,6 @@ describe('two processes exchange messages in every format', () => {
     );
   });
 });
-
-function npipeBin(): string {
-  return new URL('../bundle/cli/npipe.cjs', import.meta.url).pathname;
-}
 
 describe('listen', () => {
   test('--once ends at the first end of file, like the textbook reader', async (t) => {

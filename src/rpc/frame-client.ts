@@ -114,8 +114,7 @@ export class FrameClient<Req = string, Res = Req> extends Client<Req, Res> {
           continue;
         }
         pending.resolve(value);
-      }
-      else {
+      } else {
         const error = decodeError(message.payload);
         if (error.code === 'ERR_NPIPE_FRAME_TOO_LARGE' && error.size !== undefined && error.limit !== undefined) {
           // Our request over the server's limit, or its reply over ours: the same error as a local check gives.

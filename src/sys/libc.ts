@@ -1,8 +1,7 @@
 /**
  * The few libc calls Node does not expose: mkfifo(3); fcntl(2) for the pipe
  * capacity and ioctl(2) FIONREAD for the bytes in a pipe; flock(2) and dup(2) for
- * the writers' lock; write(2), for a full pipe reported as -1 rather than as the
- * exception fs.writeSync throws; memset(3) with a length of 0, for a buffer's
+ * the writers' lock; memset(3) with a length of 0, for a buffer's
  * address (aligned buffers); and, on Linux only, splice(2), tee(2) and pipe2(2).
  * Called through koffi, so no compiler and no child process is needed. Loaded on
  * first use, so that importing npipe never fails on a platform where koffi cannot
@@ -18,7 +17,6 @@ interface Libc {
   fcntlSet(fd: number, cmd: number, arg: number): number;
   flock(fd: number, operation: number): number;
   dup(fd: number): number;
-  write(fd: number, buffer: Uint8Array, length: number): number;
   /** ioctl(fd, request, int *out). */
   ioctlInt(fd: number, request: number, out: number[]): number;
   /** splice(fd_in, NULL, fd_out, NULL, len, flags); Linux only, undefined elsewhere. */
@@ -67,7 +65,6 @@ export function loadLibc(): Libc {
         fcntlSet: (fd, cmd, arg) => fcntl(fd, cmd, 'int', arg) as number,
         flock: lib.func('int flock(int fd, int operation)') as (fd: number, op: number) => number,
         dup: lib.func('int dup(int fd)') as (fd: number) => number,
-        write: lib.func('intptr_t write(int fd, const void *buf, size_t count)') as (fd: number, b: Uint8Array, n: number) => number,
         ioctlInt: lib.func('int ioctl(int fd, unsigned long request, _Out_ int *out)') as (fd: number, r: number, o: number[]) => number,
         splice:
           process.platform === 'linux'
