@@ -2,6 +2,7 @@
 import os from 'node:os';
 import { EXIT } from './args.js';
 import { main, stdoutFailure, type StopReason } from './main.js';
+import { spareStdioTheExitSync } from '../sys/libc.js';
 
 /**
  * One act can deliver a signal twice: timeout(1), and a shell's Ctrl-C, send it to
@@ -60,4 +61,6 @@ void main(process.argv.slice(2), {
   stop: controller.signal,
 }).then((code) => {
   process.exitCode = code;
+  // The last listener of 'exit' (registered after every other): nothing is written after it.
+  process.once('exit', spareStdioTheExitSync);
 });

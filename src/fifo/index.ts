@@ -10,6 +10,7 @@ export {
 } from './open.js';
 export { bytesInPipe, getPipeSize, setPipeSize } from './capacity.js';
 export { spliceAvailable, spliceNow } from './splice.js';
+export { POLLIN, POLLOUT, pollOne, type PollResult } from './poll.js';
 export { lock, tryLock, unlock, dup, writeNow, type LockMode } from './lock.js';
 export {
   checkReplyFifo,

@@ -1,12 +1,14 @@
 /**
  * The few libc calls Node does not expose: mkfifo(3); fcntl(2) for the pipe
  * capacity and ioctl(2) FIONREAD for the bytes in a pipe; flock(2) and dup(2) for
- * the writers' lock; memset(3) with a length of 0, for a buffer's
- * address (aligned buffers); and, on Linux only, splice(2), tee(2) and pipe2(2).
+ * the writers' lock; poll(2), to wait for one descriptor without the event loop
+ * (the raw splice lane); memset(3) with a length of 0, for a buffer's address
+ * (aligned buffers); and, on Linux only, splice(2), tee(2) and pipe2(2).
  * Called through koffi, so no compiler and no child process is needed. Loaded on
  * first use, so that importing npipe never fails on a platform where koffi cannot
  * load libc: only the calls that need it do.
  */
+import { closeSync, fstatSync, openSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { constants as osConstants } from 'node:os';
 import { UnsupportedError } from '../errors.js';
@@ -17,6 +19,7 @@ interface Libc {
   fcntlSet(fd: number, cmd: number, arg: number): number;
   flock(fd: number, operation: number): number;
   dup(fd: number): number;
+  dup2(fd: number, to: number): number;
   /** ioctl(fd, request, int *out). */
   ioctlInt(fd: number, request: number, out: number[]): number;
   /** splice(fd_in, NULL, fd_out, NULL, len, flags); Linux only, undefined elsewhere. */
@@ -25,6 +28,8 @@ interface Libc {
   tee: ((fdIn: number, fdOut: number, length: number, flags: number) => number) | undefined;
   /** pipe2(fds, flags): an anonymous pipe, [read end, write end] written into `fds`; Linux only. */
   pipe2: ((fds: number[], flags: number) => number) | undefined;
+  /** poll(fds, nfds, timeout): `fds` holds nfds `struct pollfd` (int fd; short events; short revents), 8 bytes each. */
+  poll(fds: Uint8Array, nfds: number, timeout: number): number;
   /** The address of a buffer's first byte (memset(buffer, 0, 0) returns it). */
   addressOf(buffer: Uint8Array): number;
   errno(): number;
@@ -65,6 +70,7 @@ export function loadLibc(): Libc {
         fcntlSet: (fd, cmd, arg) => fcntl(fd, cmd, 'int', arg) as number,
         flock: lib.func('int flock(int fd, int operation)') as (fd: number, op: number) => number,
         dup: lib.func('int dup(int fd)') as (fd: number) => number,
+        dup2: lib.func('int dup2(int fd, int to)') as (fd: number, to: number) => number,
         ioctlInt: lib.func('int ioctl(int fd, unsigned long request, _Out_ int *out)') as (fd: number, r: number, o: number[]) => number,
         splice:
           process.platform === 'linux'
@@ -75,6 +81,7 @@ export function loadLibc(): Libc {
             ? (lib.func('intptr_t tee(int fd_in, int fd_out, size_t len, unsigned int flags)') as Libc['tee'])
             : undefined,
         pipe2: process.platform === 'linux' ? (lib.func('int pipe2(_Out_ int *fds, int flags)') as Libc['pipe2']) : undefined,
+        poll: lib.func('int poll(void *fds, unsigned long nfds, int timeout)') as Libc['poll'],
         addressOf: ((memset) => (buffer: Uint8Array) => Number(memset(buffer, 0, 0)))(
           lib.func('uintptr_t memset(void *s, int c, size_t n)') as (b: Uint8Array, c: number, n: number) => number | bigint,
         ),
@@ -86,6 +93,34 @@ export function loadLibc(): Libc {
     }
   }
   throw new UnsupportedError(`cannot load the C library (${names.join(', ')})`, { cause: lastError });
+}
+
+/**
+ * koffi (3.3.4, the newest) fsyncs descriptors 1 and 2 when the process exits: a
+ * static destructor in its base library flushes its own stdout and stderr writers,
+ * and flushing one ends in fsync(2). When stdout is a regular file, the exit then
+ * waits until everything written to it is on disk: 0.5 s after `npipe listen
+ * --format raw > file` of 1 GiB here, in a process that had finished its work.
+ *
+ * For the CLI's last act, once nothing more is written: a regular file on fd 1 or
+ * 2 is replaced by /dev/null (dup2), where that fsync returns at once. Nothing is
+ * lost: the data is in the page cache already, as after any exit without fsync.
+ * Does nothing unless koffi was loaded (libc), so it never loads it.
+ */
+export function spareStdioTheExitSync(): void {
+  if (!libc) return;
+  let devNull: number | undefined;
+  try {
+    for (const fd of [1, 2]) {
+      if (!fstatSync(fd).isFile()) continue;
+      devNull ??= openSync('/dev/null', 'w');
+      libc.dup2(devNull, fd);
+    }
+  } catch {
+    // Best effort: at worst the exit waits for the disk, as before.
+  } finally {
+    if (devNull !== undefined) closeSync(devNull);
+  }
 }
 
 const ERRNO_NAMES = new Map<number, string>(

@@ -7,11 +7,12 @@
  * waiting. Where splice refuses the descriptors (EINVAL: an O_APPEND file, a file
  * system without splice), everything goes through the socket instead.
  */
-import { readSync } from 'node:fs';
+import { fstatSync, readFileSync, readSync, writeSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
 import type { Socket } from 'node:net';
 import { NoReaderError, TimeoutError } from '../../errors.js';
 import { fromSystemError, isErrno } from '../../sys/errno.js';
-import { spliceNow } from '../../fifo/index.js';
+import { POLLIN, POLLOUT, pollOne, spliceNow, type FifoEnd } from '../../fifo/index.js';
 import { checkTimeout, deadline } from '../../util/abort.js';
 import { openReaderEnd, openWriterEnd, orElse } from './ends.js';
 import type { FifoReceiverOptions, FifoSenderOptions } from './options.js';
@@ -22,20 +23,61 @@ const COPY_PIECE = 64 * 1024;
 const COPY_HIGH_WATER_BYTES = 1024 * 1024;
 /** The most bytes moved in one turn of the event loop before signals and timers get to run. */
 const TURN_BUDGET_BYTES = 16 * 1024 * 1024;
+/** The longest this lane holds the thread (splicing and poll waits together) before the event loop gets a turn. */
+const TURN_BUDGET_MS = 20;
+/** One poll(2) wait for a full or empty pipe; a pipe that stays so longer is waited for on the event loop. */
+const POLL_WAIT_MS = 20;
 
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
-/** Bytes moved since the event loop last had a turn. */
+/** Bytes moved and time spent since the event loop last had a turn. */
 class TurnBudget {
   #left = TURN_BUDGET_BYTES;
+  #since = performance.now();
 
-  /** Counts `bytes`; true when TURN_BUDGET_BYTES have gone by and the loop should yield (it starts counting again). */
+  /** Counts `bytes`; true when TURN_BUDGET_BYTES or TURN_BUDGET_MS have gone by and the loop should yield (it starts counting again). */
   spend(bytes: number): boolean {
     this.#left -= bytes;
-    if (this.#left > 0) return false;
-    this.#left = TURN_BUDGET_BYTES;
+    if (this.#left > 0 && performance.now() - this.#since < TURN_BUDGET_MS) return false;
+    this.restart();
     return true;
   }
+
+  /** The event loop had a turn: count from now. */
+  restart(): void {
+    this.#left = TURN_BUDGET_BYTES;
+    this.#since = performance.now();
+  }
+}
+
+let pipeMaxSize: number | undefined;
+
+/**
+ * Grows the pipe behind `end` to /proc/sys/fs/pipe-max-size (1 MiB by default) when
+ * it is smaller and no size was asked for: a raw stream then fills and drains it a
+ * quarter as often as at 256 KiB. Best effort: the kernel may refuse (a user over
+ * its pipe-user-pages limit) and the pipe works as it is; never shrinks a pipe
+ * someone made larger.
+ */
+function growPipe(end: FifoEnd, asked: number | undefined): void {
+  if (asked !== undefined || process.platform !== 'linux') return;
+  pipeMaxSize ??= orElse(() => Number.parseInt(readFileSync('/proc/sys/fs/pipe-max-size', 'latin1'), 10) || 0, 0);
+  if (pipeMaxSize > orElse(() => end.getPipeSize(), pipeMaxSize)) orElse(() => end.setPipeSize(pipeMaxSize!), 0);
+}
+
+/**
+ * Waits in poll(2) (POLL_WAIT_MS at most) for `fd` to be ready for `events`.
+ * @returns true: ready, try again (after a turn of the event loop if a signal
+ *   came or the budget is spent); false: it stayed full or empty, wait on the event loop.
+ */
+async function pollBriefly(fd: number, events: number, turns: TurnBudget): Promise<boolean> {
+  const waited = pollOne(fd, events, POLL_WAIT_MS);
+  if (waited === 'timeout') return false;
+  if (waited === 'interrupted' || turns.spend(0)) {
+    await nextTurn();
+    turns.restart();
+  }
+  return true;
 }
 
 /**
@@ -108,6 +150,7 @@ export async function sendFileRaw(fd: number, path: string, options: FifoSenderO
   const end = await openWriterEnd(path, options);
   let socket: Socket | undefined;
   try {
+    growPipe(end, options.pipeSize);
     const piece = Math.max(orElse(() => end.getPipeSize(), 0), COPY_PIECE);
     let splicing = true;
     let copy: Buffer | undefined;
@@ -131,7 +174,9 @@ export async function sendFileRaw(fd: number, path: string, options: FifoSenderO
         if (turns.spend(n)) await nextTurn();
         continue;
       }
-      // The pipe is full (or splice cannot be used): one piece through the socket.
+      // The pipe is full: wait for room in poll(2), or, if the reader is slow, on the event loop.
+      if (splicing && (await pollBriefly(end.fd, POLLOUT, turns))) continue;
+      // The pipe stays full (or splice cannot be used): one piece through the socket.
       copy ??= Buffer.allocUnsafeSlow(splicing ? COPY_PIECE : piece);
       const got = readSync(fd, copy, 0, copy.length, null);
       if (got === 0) return total;
@@ -148,11 +193,33 @@ export async function sendFileRaw(fd: number, path: string, options: FifoSenderO
         if (isErrno(err, 'EPIPE')) throw noReader(path, err);
         throw fromSystemError(err, path, 'writing to');
       }
+      turns.restart();
       total += got;
     }
   } finally {
     end.close();
   }
+}
+
+/**
+ * One read(2) of up to a pipe-full from the FIFO, all of it written into the regular
+ * file `outFd` (a file takes every byte at once, or fails: ENOSPC, EIO).
+ * @returns the bytes moved; 0 at end of file; -1 when the FIFO is empty.
+ */
+function copyToFile(fifoFd: number, outFd: number, buffer: Buffer, path: string): number {
+  let got: number;
+  try {
+    got = readSync(fifoFd, buffer, 0, buffer.length, null);
+  } catch (err) {
+    if (isErrno(err, 'EAGAIN')) return -1;
+    throw fromSystemError(err, path, 'reading from');
+  }
+  try {
+    for (let done = 0; done < got; ) done += writeSync(outFd, buffer, done, got - done);
+  } catch (err) {
+    throw fromSystemError(err, `the output (fd ${outFd})`, 'writing what came from ' + path + ' to');
+  }
+  return got;
 }
 
 export interface ReceiveRawOptions extends FifoReceiverOptions {
@@ -178,8 +245,13 @@ export async function receiveRawInto(path: string, outFd: number, output: NodeJS
   const { signal, idleTimeout } = options;
   const end = await openReaderEnd(path, options);
   try {
+    growPipe(end, options.pipeSize);
     const piece = Math.max(orElse(() => end.getPipeSize(), 0), COPY_PIECE);
     let splicing = true;
+    // Into a regular file, read(2) and write(2) a pipe-full at a time instead of
+    // splicing: on ext4, splice into a file ran at a third of read/write's rate here
+    // (docs/TUNING.md). Still never through the event loop.
+    const fileBuffer = orElse(() => fstatSync(outFd).isFile(), false) ? Buffer.allocUnsafeSlow(piece) : undefined;
     let total = 0;
     const turns = new TurnBudget();
     // The socket reads only while this process waits for the pipe; what it reads
@@ -244,7 +316,8 @@ export async function receiveRawInto(path: string, outFd: number, output: NodeJS
     for (;;) {
       if (signal?.aborted) return total;
       let n = -1;
-      if (splicing) {
+      if (splicing && fileBuffer) n = copyToFile(end.fd, outFd, fileBuffer, path);
+      else if (splicing) {
         try {
           n = spliceNow(end.fd, outFd, piece);
         } catch (err) {
@@ -258,9 +331,12 @@ export async function receiveRawInto(path: string, outFd: number, output: NodeJS
         if (turns.spend(n)) await nextTurn();
         continue;
       }
-      if (n === -1 && splicing && orElse(() => end.bytesInPipe(), 0) > 0) {
-        // Bytes are waiting, so the output (a pipe) is full: one piece through `output`,
-        // which waits for room on the event loop.
+      const waiting = n === -1 && splicing && !fileBuffer && orElse(() => end.bytesInPipe(), 0) > 0;
+      // Bytes are waiting, so the output (a pipe) is full; or the FIFO is empty. Either
+      // way, wait in poll(2) first, and on the event loop if that takes longer.
+      if (n === -1 && splicing && (await pollBriefly(waiting ? outFd : end.fd, waiting ? POLLOUT : POLLIN, turns))) continue;
+      if (waiting) {
+        // The output stays full: one piece through `output`, which waits for room on the event loop.
         let got = 0;
         try {
           got = readSync(end.fd, readBuffer, 0, readBuffer.length, null);
@@ -268,6 +344,7 @@ export async function receiveRawInto(path: string, outFd: number, output: NodeJS
           if (!isErrno(err, 'EAGAIN')) throw fromSystemError(err, path, 'reading from');
         }
         if (got > 0) await writeOut(Buffer.from(readBuffer.subarray(0, got)));
+        turns.restart();
         continue;
       }
       // The pipe is empty (or no writer has it open, or splice cannot be used): wait
@@ -283,6 +360,7 @@ export async function receiveRawInto(path: string, outFd: number, output: NodeJS
         arrivedBytes -= data.length;
         await writeOut(data);
       }
+      turns.restart();
       if (!splicing && !ended && failed === undefined) socket?.resume();
       if (failed !== undefined) throw failed;
       if (ended) return total;
