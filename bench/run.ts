@@ -8,6 +8,8 @@
  *
  *   npm run bench [-- --repeat N] [--quick] [--skip-curves]
  *   npm run bench -- --curves [--quick]   the cost curves only (curves.ts)
+ *   npm run bench -- --only SECTION[,SECTION]  those sections only (oneway, bulk, rtt, cli, raw, startup,
+ *                                     nats), written to bench/results/only.*; no curves, docs untouched
  *   node dist/bench/run.js --list     the ids and labels of every row, target, ratio and curve; measures nothing
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
@@ -15,6 +17,7 @@ import * as fs from 'node:fs';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { mkfifo } from '../src/fifo-public.js';
@@ -27,9 +30,14 @@ const repoRoot = join(here, '..', '..');
 const WORKERS = join(here, 'workers.js');
 const BIN = join(repoRoot, 'dist', 'bundle', 'cli', 'npipe.cjs');
 const { values } = parseArgs({
-  options: { repeat: { type: 'string' }, quick: { type: 'boolean' }, list: { type: 'boolean' }, curves: { type: 'boolean' }, 'skip-curves': { type: 'boolean' } },
+  options: { repeat: { type: 'string' }, quick: { type: 'boolean' }, list: { type: 'boolean' }, curves: { type: 'boolean' }, 'skip-curves': { type: 'boolean' }, only: { type: 'string' } },
 });
 const REPEAT = Number(values.repeat ?? 3);
+const SECTIONS = ['oneway', 'bulk', 'rtt', 'cli', 'raw', 'startup', 'nats'] as const;
+const only = values.only?.split(',');
+for (const section of only ?? []) if (!(SECTIONS as readonly string[]).includes(section)) throw new Error(`--only: no section ${section} (${SECTIONS.join(', ')})`);
+/** Whether this run measures `section` (every one unless --only names some). */
+const want = (section: (typeof SECTIONS)[number]) => !only || only.includes(section);
 const Q = values.quick ? 0.1 : 1;
 
 /** The busyPoll the bench's busy-polling rows use, in microseconds (docs/TUNING.md). */
@@ -70,6 +78,13 @@ const ROWS = [
   { id: 'rtt-fifo-8clients-p99', label: 'npipe request/reply, 8 clients, p99', unit: 'us' },
   { id: 'cli-lines-64b', label: 'CLI: 64 B lines', unit: 'msg/s' },
   { id: 'cli-raw', label: 'CLI: raw stream', unit: 'B/s' },
+  { id: 'c-splice-max', label: 'C: splice(2) file -> FIFO -> /dev/null, pipe-max-size pipe, once running', unit: 'B/s' },
+  { id: 'cli-raw-running', label: 'CLI: raw stream file -> FIFO -> /dev/null, once running', unit: 'B/s' },
+  { id: 'c-rw-4g', label: 'C: read/write file -> FIFO -> /dev/null, 4 GiB, start to exit', unit: 'B/s' },
+  { id: 'cli-raw-4g', label: 'CLI: raw stream file -> FIFO -> /dev/null, 4 GiB, start to exit', unit: 'B/s' },
+  { id: 'c-splice-to-file', label: 'C: splice(2) file -> FIFO -> file, once running', unit: 'B/s' },
+  { id: 'c-rw-to-file', label: 'C: read/write file -> FIFO -> file, once running', unit: 'B/s' },
+  { id: 'cli-raw-to-file', label: 'CLI: raw stream file -> FIFO -> file, once running', unit: 'B/s' },
   { id: 'startup-node', label: 'plain Node: node -e 0, start to exit', unit: 'us' },
   { id: 'startup-cli-send', label: 'CLI: one npipe send of one message to a waiting reader, start to exit', unit: 'us' },
   { id: 'startup-cli-send-frames', label: 'CLI: the same with --format frames (no writers\' lock, no koffi), start to exit', unit: 'us' },
@@ -99,6 +114,11 @@ const TARGETS = [
   { id: 'target-cli-raw-vs-c', name: 'CLI raw stream vs C bulk', target: 0.5, higher: true, ratio: () => ratio(value('cli-raw'), value('c-bulk')) },
   { id: 'target-rtt-default-vs-c', name: 'request/reply p50, default (no busy poll), vs C ping-pong p50 (issue 18 #3)', target: 1.6, higher: false, ratio: () => ratio(value('rtt-fifo-p50'), value('rtt-c-p50')) },
   { id: 'target-rtt-busypoll-vs-c-1x', name: `request/reply p50 (busyPoll ${BUSY_POLL_US} µs) vs C ping-pong p50 (issue 18 #3)`, target: 1.0, higher: false, ratio: () => ratio(value('rtt-busypoll-fifo-p50'), value('rtt-c-p50')) },
+  { id: 'target-cli-raw-vs-c-splice', name: 'CLI raw stream once running vs C splice, largest pipe (issue 18 #1)', target: 0.5, higher: true, ratio: () => ratio(value('cli-raw-running'), value('c-splice-max')) },
+  { id: 'target-cli-raw-vs-c-bulk-1.5x', name: 'CLI raw stream once running vs C bulk read/write (issue 18 #1)', target: 1.5, higher: true, ratio: () => ratio(value('cli-raw-running'), value('c-bulk')) },
+  { id: 'target-cli-raw-4g-vs-c-rw', name: 'CLI raw stream, 4 GiB start to exit, vs C read/write (issue 18 #1)', target: 1.0, higher: true, ratio: () => ratio(value('cli-raw-4g'), value('c-rw-4g')) },
+  { id: 'target-cli-raw-to-file-vs-c-splice', name: 'CLI raw stream into a file vs C splice into it (issue 18 #1)', target: 0.5, higher: true, ratio: () => ratio(value('cli-raw-to-file'), value('c-splice-to-file')) },
+  { id: 'target-cli-raw-to-file-vs-c-rw-1.5x', name: 'CLI raw stream into a file vs C read/write into it (issue 18 #1)', target: 1.5, higher: true, ratio: () => ratio(value('cli-raw-to-file'), value('c-rw-to-file')) },
   { id: 'target-cli-send-startup', name: 'one-shot npipe send vs node -e 0, start to exit (issue 18 #6)', target: 1.25, higher: false, ratio: () => ratio(value('startup-cli-send'), value('startup-node')) },
   { id: 'target-fifo-rss', name: 'peak RSS of npipe processes (FIFO rows), MiB (under 100)', target: 100, higher: false, ratio: () => Math.max(...rssSeen) / 2 ** 20 },
 ] as const;
@@ -140,6 +160,8 @@ interface Proc {
   kill(signal?: NodeJS.Signals): void;
   /** Writes a line to its stdin (kept open with `go: true`). */
   go(): void;
+  /** Its process id (taskset execs the command, so the same process). */
+  pid: number;
 }
 
 /**
@@ -181,7 +203,7 @@ function run(command: string, args: string[], options: { stdin?: string; stdout?
       resolve(last ? (JSON.parse(last) as Record<string, unknown>) : {});
     });
   });
-  return { ready, done, kill: (signal = 'SIGTERM') => child.kill(signal), go: () => child.stdin?.end('go\n') };
+  return { ready, done, kill: (signal = 'SIGTERM') => child.kill(signal), go: () => child.stdin?.end('go\n'), pid: child.pid! };
 }
 
 
@@ -411,6 +433,134 @@ async function cliRaw(total: number): Promise<number> {
   return total / (Number(process.hrtime.bigint() - t) / 1e9);
 }
 
+/**
+ * Raw streams against C, file -> FIFO -> /dev/null and file -> FIFO -> file (issue
+ * 18 #1). npipe's CLI prints no timings, so every pipeline here, C's too, is timed
+ * from outside the same way: the bytes moved so far are sampled every millisecond
+ * (the sender's stdin position from /proc/PID/fdinfo/0, or the output file's size),
+ * and the rate "once running" is taken from the moment a tenth had gone by, as the
+ * readers of the other throughput rows time themselves. The rate "start to exit"
+ * is the total over the time from spawning both processes to both exiting.
+ */
+type RawPipeline = 'c-splice' | 'c-rw' | 'cli';
+
+const pipeMaxSize = () => {
+  try {
+    return Number.parseInt(fs.readFileSync('/proc/sys/fs/pipe-max-size', 'latin1'), 10) || 1 << 20;
+  } catch {
+    return 1 << 20;
+  }
+};
+
+/** A file of `bytes` bytes under the bench's folder (made once, then read from the page cache). */
+function rawInput(bytes: number): string {
+  const file = join(work, `raw-${bytes}.bin`);
+  if (existsSync(file)) return file;
+  const chunk = Buffer.alloc(1 << 20, 97);
+  const fd = fs.openSync(file, 'w');
+  for (let i = 0; i < bytes / chunk.length; i++) fs.writeSync(fd, chunk);
+  fs.closeSync(fd);
+  return file;
+}
+
+/** Whether the bench's folder has room for `bytes` more (and 1 GiB to spare). */
+function roomFor(bytes: number): boolean {
+  const st = fs.statfsSync(work);
+  return st.bavail * st.bsize > bytes + 2 ** 30;
+}
+
+/** The bytes a process's descriptor has read so far (its file position); undefined once it has exited. */
+function fdPosition(pid: number, fd: number): number | undefined {
+  try {
+    const m = /^pos:\s+(\d+)$/m.exec(fs.readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'latin1'));
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function rawPipeline(kind: RawPipeline, input: string, total: number, output: string): Promise<Rate> {
+  const path = await freshFifo();
+  const toFile = output !== '/dev/null';
+  if (toFile) {
+    rmSync(output, { force: true });
+    spawnSync('sync'); // each run starts with no dirty pages left by the last
+  }
+  const max = String(pipeMaxSize());
+  const t0 = performance.now();
+  const [receiver, sender] =
+    kind === 'c-splice'
+      ? [run(cBin!, ['splice-recv', path, max], { stdout: output }), run(cBin!, ['splice-send', path, max], { stdin: input })]
+      : kind === 'c-rw'
+        ? [run(cBin!, ['rw-recv', path, String(1 << 20)], { stdout: output }), run(cBin!, ['rw-send', path, '65536', String(1 << 20)], { stdin: input })]
+        : [
+            run(process.execPath, [BIN, 'listen', path, '--format', 'raw', '--once'], { stdout: output }),
+            run(process.execPath, [BIN, 'send', path, '--format', 'raw'], { stdin: input }),
+          ];
+  let exited = false;
+  const both = Promise.all([receiver.done, sender.done]).finally(() => (exited = true));
+  const moved = () => (toFile ? (existsSync(output) ? fs.statSync(output).size : 0) : (fdPosition(sender.pid, 0) ?? total));
+  let tenth: { t: number; bytes: number } | undefined;
+  let end: number | undefined;
+  while (!exited) {
+    const bytes = moved();
+    const t = performance.now();
+    if (!tenth && bytes >= total / 10) tenth = { t, bytes };
+    if (bytes >= total) {
+      end = t;
+      break;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+  await both;
+  const done = performance.now();
+  end ??= done;
+  if (toFile) {
+    const size = fs.statSync(output).size;
+    rmSync(output, { force: true });
+    if (size !== total) throw new Error(`${kind}: ${size} of ${total} bytes reached the file`);
+  }
+  tenth ??= { t: t0, bytes: 0 };
+  return { steady: (total - tenth.bytes) / ((end - tenth.t) / 1e3), all: total / ((done - t0) / 1e3) };
+}
+
+/** The raw rows: each pipeline once per turn, REPEAT turns, so that all sample the same stretches of time. */
+async function rawRows(Q: number): Promise<void> {
+  const BIG = Math.round(4096 * Q) * 2 ** 20;
+  const TO_FILE = Math.round(1024 * Q) * 2 ** 20;
+  const ids = ['c-splice-max', 'cli-raw-running', 'c-rw-4g', 'cli-raw-4g', 'c-splice-to-file', 'c-rw-to-file', 'cli-raw-to-file'] as const;
+  const skip = !cBin ? 'no C compiler (cc) found; install gcc' : process.platform !== 'linux' ? 'splice(2) is Linux-only' : !roomFor(BIG + 2 * TO_FILE) ? `not ${(BIG + 2 * TO_FILE) / 2 ** 30 + 1} GiB free under ${work}` : undefined;
+  if (skip) {
+    for (const id of ids) record(id, undefined, skip);
+    return;
+  }
+  const big = rawInput(BIG);
+  const small = rawInput(TO_FILE);
+  const out = join(work, 'raw-out.bin');
+  const runs = { cSplice: [] as Rate[], cRw: [] as Rate[], cli: [] as Rate[], cSpliceFile: [] as Rate[], cRwFile: [] as Rate[], cliFile: [] as Rate[] };
+  for (let i = 0; i < REPEAT; i++) {
+    runs.cSplice.push(await rawPipeline('c-splice', big, BIG, '/dev/null'));
+    runs.cRw.push(await rawPipeline('c-rw', big, BIG, '/dev/null'));
+    runs.cli.push(await rawPipeline('cli', big, BIG, '/dev/null'));
+  }
+  for (let i = 0; i < REPEAT; i++) {
+    runs.cSpliceFile.push(await rawPipeline('c-splice', small, TO_FILE, out));
+    runs.cRwFile.push(await rawPipeline('c-rw', small, TO_FILE, out));
+    runs.cliFile.push(await rawPipeline('cli', small, TO_FILE, out));
+  }
+  const steady = (rs: Rate[]) => ({ median: median(rs.map((r) => r.steady)), runs: rs.map((r) => r.steady) });
+  const all = (rs: Rate[]) => ({ median: median(rs.map((r) => r.all)), runs: rs.map((r) => r.all) });
+  record('c-splice-max', steady(runs.cSplice));
+  record('cli-raw-running', steady(runs.cli));
+  record('c-rw-4g', all(runs.cRw));
+  record('cli-raw-4g', all(runs.cli));
+  record('c-splice-to-file', steady(runs.cSpliceFile));
+  record('c-rw-to-file', steady(runs.cRwFile));
+  record('cli-raw-to-file', steady(runs.cliFile));
+  rmSync(big, { force: true });
+  rmSync(small, { force: true });
+}
+
 /** Start to exit of one process, in µs. */
 async function oneShot(command: string, args: string[]): Promise<number> {
   const t = process.hrtime.bigint();
@@ -627,70 +777,80 @@ async function main() {
 
   console.log('Throughput rows time each reader after its first tenth (its warm-up: in a Node process, before the JIT');
   console.log('has compiled the hot path); the rate with every message timed is shown beside them and in the JSON.\n');
-  console.log('One-way message rate (delivered to the reader as separate messages; rows measured in turns)');
-  await interleaved([
-    { row: 'c-oneway-68b', measure: cBin ? () => cOneWay(68, ONE_WAY_64) : undefined, note: noC },
-    { row: 'node-oneway-64b', measure: () => nodeOneWay(64, ONE_WAY_64) },
-    { row: 'zmq-oneway-64b', measure: zmqAvailable ? () => zmqOneWay(64, Math.round(ONE_WAY_64 / 6)) : undefined, note: noZmq },
-    { row: 'fifo-frames-64b-oneway', measure: () => npipeOneWay('frames', 64, ONE_WAY_64) },
-    { row: 'fifo-length-64b-oneway', measure: () => npipeOneWay('length', 64, ONE_WAY_64) },
-    { row: 'fifo-frames-1k-oneway', measure: () => npipeOneWay('frames', 1024, M1K) },
-    { row: 'fifo-length-1k-oneway', measure: () => npipeOneWay('length', 1024, M1K) },
-    { row: 'fifo-frames-64b-16writers', measure: () => manyWriters(16, 64, Math.round(M64 / 16)) },
-  ]);
-
-  console.log('\nBulk (rows measured in turns)');
-  await interleaved([
-    { row: 'c-bulk', measure: cBin ? () => cBulk(RAW) : undefined, note: noC },
-    { row: 'fifo-length-1m-bulk', measure: () => npipeBulkBytes('length', 1 << 20, BULK) },
-    { row: 'fifo-length-1m-bulk-into', measure: () => npipeBulkBytes('length', 1 << 20, BULK, true) },
-    { row: 'fifo-frames-1m-bulk', measure: () => npipeBulkBytes('frames', 1 << 20, Math.round(BULK / 4)) },
-    { row: 'fifo-raw-bulk', measure: () => npipeBulkBytes('raw', 65536, RAW / 65536) },
-  ]);
-
-  console.log(
-    `\nRequest/reply round trip, 64 B (one client: client and server ${canPin ? `on CPUs ${CLIENT_CPU} and ${SERVER_CPU} (taskset)` : 'not pinned (no taskset, or one CPU)'})`,
-  );
-  const cP50 = cBin ? await repeat(async () => (await cPingPong(RTT)).p50) : undefined;
-  record('rtt-c-p50', cP50, noC);
-  const cSame = cBin && canPin ? await repeat(async () => (await cPingPong(RTT, 0, true)).p50) : undefined;
-  record('rtt-c-same-cpu-p50', cSame, cBin ? 'no taskset, or one CPU' : noC);
-  const cSpin = cBin ? await repeat(async () => (await cPingPong(RTT, BUSY_POLL_US)).p50) : undefined;
-  record('rtt-busypoll-c-p50', cSpin, noC);
-  const nodeRtt = await repeat(async () => (await nodeLatency(RTT)).p50);
-  record('rtt-node-p50', nodeRtt);
-  let zmqP50: { median: number; runs: number[] } | undefined;
-  let zmqP99: number[] = [];
-  if (zmqAvailable) {
-    const z = [];
-    for (let i = 0; i < REPEAT; i++) z.push(await zmqLatency(RTT));
-    zmqP50 = { median: median(z.map((x) => x.p50)), runs: z.map((x) => x.p50) };
-    zmqP99 = z.map((x) => x.p99);
+  if (want('oneway')) {
+    console.log('One-way message rate (delivered to the reader as separate messages; rows measured in turns)');
+    await interleaved([
+      { row: 'c-oneway-68b', measure: cBin ? () => cOneWay(68, ONE_WAY_64) : undefined, note: noC },
+      { row: 'node-oneway-64b', measure: () => nodeOneWay(64, ONE_WAY_64) },
+      { row: 'zmq-oneway-64b', measure: zmqAvailable ? () => zmqOneWay(64, Math.round(ONE_WAY_64 / 6)) : undefined, note: noZmq },
+      { row: 'fifo-frames-64b-oneway', measure: () => npipeOneWay('frames', 64, ONE_WAY_64) },
+      { row: 'fifo-length-64b-oneway', measure: () => npipeOneWay('length', 64, ONE_WAY_64) },
+      { row: 'fifo-frames-1k-oneway', measure: () => npipeOneWay('frames', 1024, M1K) },
+      { row: 'fifo-length-1k-oneway', measure: () => npipeOneWay('length', 1024, M1K) },
+      { row: 'fifo-frames-64b-16writers', measure: () => manyWriters(16, 64, Math.round(M64 / 16)) },
+    ]);
   }
-  record('rtt-zmq-p50', zmqP50, noZmq);
-  record('rtt-zmq-p99', zmqAvailable ? { median: median(zmqP99), runs: zmqP99 } : undefined, noZmq);
-  const one = [];
-  for (let i = 0; i < REPEAT; i++) one.push(await rpcLatency(1, RTT));
-  record('rtt-fifo-p50', { median: median(one.map((x) => x.p50)), runs: one.map((x) => x.p50) });
-  record('rtt-fifo-p99', { median: median(one.map((x) => x.p99)), runs: one.map((x) => x.p99) });
-  const polled = [];
-  for (let i = 0; i < REPEAT; i++) polled.push(await rpcLatency(1, RTT, BUSY_POLL_US));
-  record('rtt-busypoll-fifo-p50', { median: median(polled.map((x) => x.p50)), runs: polled.map((x) => x.p50) });
-  record('rtt-busypoll-fifo-p99', { median: median(polled.map((x) => x.p99)), runs: polled.map((x) => x.p99) });
-  const eight = [];
-  for (let i = 0; i < REPEAT; i++) eight.push(await rpcLatency(8, Math.round(RTT / 4)));
-  record('rtt-fifo-8clients-p50', { median: median(eight.map((x) => x.p50)), runs: eight.map((x) => x.p50) });
-  record('rtt-fifo-8clients-p99', { median: median(eight.map((x) => x.p99)), runs: eight.map((x) => x.p99) });
-
-  console.log('\nThe CLI end to end: npipe send < file  ->  npipe listen > /dev/null');
-  record('cli-lines-64b', await repeat(() => cliLines(M64)));
-  record('cli-raw', await repeat(() => cliRaw(Math.round(1024 * Q) * 2 ** 20)));
-  const { node: startNode, send: startSend, frames: startFrames } = await startup(15);
-  record('startup-node', startNode);
-  record('startup-cli-send', startSend);
-  record('startup-cli-send-frames', startFrames);
-
-  await natsRows(Q, M64, RTT);
+  if (want('bulk')) {
+    console.log('\nBulk (rows measured in turns)');
+    await interleaved([
+      { row: 'c-bulk', measure: cBin ? () => cBulk(RAW) : undefined, note: noC },
+      { row: 'fifo-length-1m-bulk', measure: () => npipeBulkBytes('length', 1 << 20, BULK) },
+      { row: 'fifo-length-1m-bulk-into', measure: () => npipeBulkBytes('length', 1 << 20, BULK, true) },
+      { row: 'fifo-frames-1m-bulk', measure: () => npipeBulkBytes('frames', 1 << 20, Math.round(BULK / 4)) },
+      { row: 'fifo-raw-bulk', measure: () => npipeBulkBytes('raw', 65536, RAW / 65536) },
+    ]);
+  }
+  if (want('rtt')) {
+    console.log(
+      `\nRequest/reply round trip, 64 B (one client: client and server ${canPin ? `on CPUs ${CLIENT_CPU} and ${SERVER_CPU} (taskset)` : 'not pinned (no taskset, or one CPU)'})`,
+    );
+    const cP50 = cBin ? await repeat(async () => (await cPingPong(RTT)).p50) : undefined;
+    record('rtt-c-p50', cP50, noC);
+    const cSame = cBin && canPin ? await repeat(async () => (await cPingPong(RTT, 0, true)).p50) : undefined;
+    record('rtt-c-same-cpu-p50', cSame, cBin ? 'no taskset, or one CPU' : noC);
+    const cSpin = cBin ? await repeat(async () => (await cPingPong(RTT, BUSY_POLL_US)).p50) : undefined;
+    record('rtt-busypoll-c-p50', cSpin, noC);
+    const nodeRtt = await repeat(async () => (await nodeLatency(RTT)).p50);
+    record('rtt-node-p50', nodeRtt);
+    let zmqP50: { median: number; runs: number[] } | undefined;
+    let zmqP99: number[] = [];
+    if (zmqAvailable) {
+      const z = [];
+      for (let i = 0; i < REPEAT; i++) z.push(await zmqLatency(RTT));
+      zmqP50 = { median: median(z.map((x) => x.p50)), runs: z.map((x) => x.p50) };
+      zmqP99 = z.map((x) => x.p99);
+    }
+    record('rtt-zmq-p50', zmqP50, noZmq);
+    record('rtt-zmq-p99', zmqAvailable ? { median: median(zmqP99), runs: zmqP99 } : undefined, noZmq);
+    const one = [];
+    for (let i = 0; i < REPEAT; i++) one.push(await rpcLatency(1, RTT));
+    record('rtt-fifo-p50', { median: median(one.map((x) => x.p50)), runs: one.map((x) => x.p50) });
+    record('rtt-fifo-p99', { median: median(one.map((x) => x.p99)), runs: one.map((x) => x.p99) });
+    const polled = [];
+    for (let i = 0; i < REPEAT; i++) polled.push(await rpcLatency(1, RTT, BUSY_POLL_US));
+    record('rtt-busypoll-fifo-p50', { median: median(polled.map((x) => x.p50)), runs: polled.map((x) => x.p50) });
+    record('rtt-busypoll-fifo-p99', { median: median(polled.map((x) => x.p99)), runs: polled.map((x) => x.p99) });
+    const eight = [];
+    for (let i = 0; i < REPEAT; i++) eight.push(await rpcLatency(8, Math.round(RTT / 4)));
+    record('rtt-fifo-8clients-p50', { median: median(eight.map((x) => x.p50)), runs: eight.map((x) => x.p50) });
+    record('rtt-fifo-8clients-p99', { median: median(eight.map((x) => x.p99)), runs: eight.map((x) => x.p99) });
+  }
+  if (want('cli')) {
+    console.log('\nThe CLI end to end: npipe send < file  ->  npipe listen > /dev/null');
+    record('cli-lines-64b', await repeat(() => cliLines(M64)));
+    record('cli-raw', await repeat(() => cliRaw(Math.round(1024 * Q) * 2 ** 20)));
+  }
+  if (want('raw')) {
+    console.log('\nRaw streams beside C (file -> FIFO -> /dev/null, 4 GiB; file -> FIFO -> file, 1 GiB; timed from outside)');
+    await rawRows(Q);
+  }
+  if (want('startup')) {
+    const { node: startNode, send: startSend, frames: startFrames } = await startup(15);
+    record('startup-node', startNode);
+    record('startup-cli-send', startSend);
+    record('startup-cli-send-frames', startFrames);
+  }
+  if (want('nats')) await natsRows(Q, M64, RTT);
 
   const targets = TARGETS.map((t) => {
     const r = t.ratio();
@@ -722,15 +882,15 @@ async function main() {
   const dir = join(repoRoot, 'bench', 'results');
   mkdirSync(dir, { recursive: true });
   // --quick (a smoke test of the bench) writes beside the full results, never over them.
-  const name = values.quick ? 'quick' : 'latest';
+  const name = only ? 'only' : values.quick ? 'quick' : 'latest';
   writeFileSync(join(dir, `${name}.json`), `${JSON.stringify(results, null, 2)}\n`);
   writeFileSync(join(dir, `${name}.svg`), renderSvg(results));
   const table = markdown(results);
   writeFileSync(join(dir, `${name}.md`), table);
   console.log(`\nmachine: ${machine.cpu}, ${machine.cores} cores, Linux ${machine.kernel}, Node ${machine.node}`);
   console.log(`written: bench/results/${name}.json, ${name}.svg, ${name}.md`);
-  if (!values.quick) intoPerformanceDoc(table);
-  if (!values['skip-curves']) await curves();
+  if (!values.quick && !only) intoPerformanceDoc(table);
+  if (!values['skip-curves'] && !only) await curves();
 }
 
 const PERFORMANCE_DOC = join(repoRoot, 'docs', 'PERFORMANCE.md');

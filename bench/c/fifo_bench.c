@@ -10,6 +10,12 @@
  *                                            time and bytes at the first tenth (warm-up). hold: opens
  *                                            the FIFO read-write, so that no end of file comes between
  *                                            one writer closing and the next opening (several writers)
+ *   fifo_bench splice-send FIFO PIPESZ     stdin (a file) into the FIFO with splice(2), a pipe of PIPESZ
+ *   fifo_bench splice-recv FIFO PIPESZ     the FIFO into stdout (/dev/null, a file) with splice(2)
+ *   fifo_bench rw-send FIFO CHUNK PIPESZ   stdin into the FIFO with CHUNK-byte read()/write()
+ *   fifo_bench rw-recv FIFO BUFSIZE        the FIFO into stdout with BUFSIZE-byte read()/write()
+ *                                            (these four print nothing: the bench times them from
+ *                                            outside, as it times the CLI)
  *   fifo_bench pong   REQ REP SIZE [SPIN]    echo server for ping
  *   fifo_bench ping   REQ REP SIZE ITERS [SPIN]  round trips; prints p50 and p99 in microseconds
  *
@@ -107,6 +113,44 @@ int main(int argc, char **argv) {
     }
     printf("{\"seconds\":%.6f,\"bytes\":%zu,\"warmSeconds\":%.6f,\"warmBytes\":%zu}\n", now() - start, got, warm_at - start, warm_bytes);
     return 0;
+  }
+  if ((!strcmp(mode, "splice-send") || !strcmp(mode, "splice-recv")) && argc == 4) {
+    int sending = !strcmp(mode, "splice-send");
+    int fd = open(argv[2], sending ? O_WRONLY : O_RDONLY);
+    if (fd < 0) { perror("open"); return 1; }
+    int size = atoi(argv[3]);
+    if (fcntl(fd, F_SETPIPE_SZ, size) < 0) { perror("F_SETPIPE_SZ"); return 1; }
+    int in = sending ? 0 : fd, out = sending ? fd : 1;
+    for (;;) {
+      ssize_t n = splice(in, 0, out, 0, (size_t)size, SPLICE_F_MOVE);
+      if (n == 0) return 0;
+      if (n < 0) { perror("splice"); return 1; }
+    }
+  }
+  if (!strcmp(mode, "rw-send") && argc == 5) {
+    int fd = open(argv[2], O_WRONLY);
+    if (fd < 0) { perror("open"); return 1; }
+    size_t chunk = strtoul(argv[3], 0, 10);
+    fcntl(fd, F_SETPIPE_SZ, atoi(argv[4]));
+    char *buf = aligned_alloc(4096, chunk);
+    for (;;) {
+      ssize_t r = read(0, buf, chunk);
+      if (r == 0) return 0;
+      if (r < 0) { perror("read"); return 1; }
+      write_all(fd, buf, (size_t)r);
+    }
+  }
+  if (!strcmp(mode, "rw-recv") && argc == 4) {
+    int fd = open(argv[2], O_RDONLY);
+    if (fd < 0) { perror("open"); return 1; }
+    size_t bufsize = strtoul(argv[3], 0, 10);
+    char *buf = aligned_alloc(4096, bufsize);
+    for (;;) {
+      ssize_t r = read(fd, buf, bufsize);
+      if (r == 0) return 0;
+      if (r < 0) { perror("read"); return 1; }
+      write_all(1, buf, (size_t)r);
+    }
   }
   if (!strcmp(mode, "pong") && (argc == 5 || argc == 6)) {
     size_t size = strtoul(argv[4], 0, 10);
