@@ -1,4 +1,5 @@
 import { loadLibc } from './libc.js';
+import { LARGE_BUFFER_BYTES, keepLargeBuffersInHeap } from './malloc.js';
 
 /** Copies run at full speed when source and destination agree modulo this (a cache line). */
 export const ALIGNMENT = 64;
@@ -29,9 +30,11 @@ export function phaseOf(buffer: Uint8Array, offset = 0): number {
  * 15 times slower when the destination is 1 to 31 bytes ahead of the source
  * modulo 64; glibc puts a large allocation 16 bytes past a page boundary, so a
  * read() from a pipe into a fresh 1 MiB buffer is such a copy. Where addresses
- * cannot be learned (no koffi), this is Buffer.allocUnsafeSlow(size).
+ * cannot be learned (no koffi), this is Buffer.allocUnsafeSlow(size). The first
+ * large one sets malloc to keep such buffers in its heap (malloc.ts).
  */
 export function allocAligned(size: number, phase = 0): Buffer {
+  if (size >= LARGE_BUFFER_BYTES) keepLargeBuffersInHeap();
   if (!getAddressOf()) return Buffer.allocUnsafeSlow(size);
   const backing = Buffer.allocUnsafeSlow(size + ALIGNMENT - 1);
   const start = (phase - phaseOf(backing) + ALIGNMENT) % ALIGNMENT;

@@ -20,6 +20,8 @@ interface Libc {
   flock(fd: number, operation: number): number;
   dup(fd: number): number;
   dup2(fd: number, to: number): number;
+  /** mallopt(3) (glibc); undefined where the C library has none. */
+  mallopt: ((param: number, value: number) => number) | undefined;
   /** ioctl(fd, request, int *out). */
   ioctlInt(fd: number, request: number, out: number[]): number;
   /** splice(fd_in, NULL, fd_out, NULL, len, flags); Linux only, undefined elsewhere. */
@@ -71,6 +73,7 @@ export function loadLibc(): Libc {
         flock: lib.func('int flock(int fd, int operation)') as (fd: number, op: number) => number,
         dup: lib.func('int dup(int fd)') as (fd: number) => number,
         dup2: lib.func('int dup2(int fd, int to)') as (fd: number, to: number) => number,
+        mallopt: orUndefined(() => lib.func('int mallopt(int param, int value)') as (param: number, value: number) => number),
         ioctlInt: lib.func('int ioctl(int fd, unsigned long request, _Out_ int *out)') as (fd: number, r: number, o: number[]) => number,
         splice:
           process.platform === 'linux'
@@ -120,6 +123,14 @@ export function spareStdioTheExitSync(): void {
     // Best effort: at worst the exit waits for the disk, as before.
   } finally {
     if (devNull !== undefined) closeSync(devNull);
+  }
+}
+
+function orUndefined<T>(f: () => T): T | undefined {
+  try {
+    return f();
+  } catch {
+    return undefined;
   }
 }
 
