@@ -6,7 +6,8 @@
  * or listener behind when it is aborted (as containerd/fifo's cancellable open).
  */
 import { closeSync, constants, fchmodSync, fstatSync, lstatSync, openSync, unlinkSync, type Stats } from 'node:fs';
-import { Socket, type SocketConstructorOpts } from 'node:net';
+import { createRequire } from 'node:module';
+import type { Socket, SocketConstructorOpts } from 'node:net';
 import { InvalidArgumentError, NotFifoError, UnsafeFifoError } from '../errors.js';
 import { fromSystemError, isErrno } from '../sys/errno.js';
 import { deadline, sleep, type WaitOptions } from '../util/abort.js';
@@ -15,6 +16,14 @@ import { dup } from './lock.js';
 import { checkMode, describeKind, mkfifoSync } from './mkfifo.js';
 
 const { O_RDONLY, O_WRONLY, O_NONBLOCK, O_NOFOLLOW } = constants;
+
+/**
+ * node:net, loaded when the first end needs a socket: a one-shot send whose writes
+ * all go through at once never does, and loading it (with node:stream) cost ~5 ms
+ * of such a call's start-up here (issue 18 #6).
+ */
+let net: typeof import('node:net') | undefined;
+const loadNet = () => (net ??= createRequire(import.meta.url)('node:net') as typeof import('node:net'));
 
 /** A writer waiting for a reader retries its open at most this far apart. */
 export const MAX_READER_POLL_MS = 50;
@@ -91,8 +100,8 @@ export class FifoEnd {
     // the next reader.
     this.#socket =
       this.role === 'read'
-        ? new Socket({ fd: this.fd, readable: true, writable: false, allowHalfOpen: true, ...options } as SocketConstructorOpts)
-        : new Socket({ fd: dup(this.fd), readable: false, writable: true });
+        ? new (loadNet().Socket)({ fd: this.fd, readable: true, writable: false, allowHalfOpen: true, ...options } as SocketConstructorOpts)
+        : new (loadNet().Socket)({ fd: dup(this.fd), readable: false, writable: true });
     return this.#socket;
   }
 

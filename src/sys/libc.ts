@@ -48,14 +48,37 @@ const LIBRARY_NAMES: Record<string, string[]> = {
   darwin: ['libSystem.B.dylib', '/usr/lib/libSystem.B.dylib'],
 };
 
+type Koffi = typeof import('koffi');
+
+/**
+ * koffi, its native module loaded directly where its place is known: koffi's own
+ * loader (`require('koffi')`) took 16-17 ms here to find the native module, which
+ * itself loads in 4.5 (issue 18 #6: a one-shot `npipe send` of lines loads koffi for
+ * the writers' lock). koffi is pinned to one version, whose glibc build for Linux
+ * x64/arm64 lives in `@koromix/koffi-linux-<arch>/linux_<arch>/koffi.node`; npipe uses
+ * only the native module's own functions (load, func, errno). Anywhere else (musl,
+ * macOS, a layout that differs), koffi's loader as usual.
+ */
+function requireKoffi(): Koffi {
+  const require = createRequire(import.meta.url);
+  if (process.platform === 'linux' && (process.arch === 'x64' || process.arch === 'arm64')) {
+    try {
+      const native = require(`@koromix/koffi-linux-${process.arch}/linux_${process.arch}/koffi.node`) as Koffi;
+      if (typeof native.load === 'function' && typeof native.errno === 'function') return native;
+    } catch {
+      // Not there, or not loadable (musl): koffi's loader finds the right one.
+    }
+  }
+  return require('koffi') as Koffi;
+}
+
 export function loadLibc(): Libc {
   if (libc) return libc;
   const names = LIBRARY_NAMES[process.platform];
   if (!names) throw new UnsupportedError(`npipe needs a POSIX system (Linux or macOS); this is ${process.platform}`);
-  type Koffi = typeof import('koffi');
   let koffi: Koffi;
   try {
-    koffi = createRequire(import.meta.url)('koffi') as Koffi;
+    koffi = requireKoffi();
   } catch (cause) {
     throw new UnsupportedError('cannot load koffi, which npipe uses to call mkfifo and fcntl; run npm ci again', {
       cause,

@@ -16,7 +16,6 @@
  * processes have cores to themselves; with more busy pollers than cores they take
  * turns on the CPU and latency gets worse, not better.
  */
-import { performance } from 'node:perf_hooks';
 import { InvalidArgumentError } from '../errors.js';
 
 /** The largest busy poll accepted, in microseconds: beyond this the process would rather sleep. */

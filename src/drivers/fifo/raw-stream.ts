@@ -8,7 +8,6 @@
  * system without splice), everything goes through the socket instead.
  */
 import { fstatSync, readFileSync, readSync, writeSync } from 'node:fs';
-import { performance } from 'node:perf_hooks';
 import type { Socket } from 'node:net';
 import { NoReaderError, TimeoutError } from '../../errors.js';
 import { fromSystemError, isErrno } from '../../sys/errno.js';
