@@ -154,7 +154,7 @@ test('a process that only uses FIFOs never loads the NATS driver or client; one 
   assert.ok(nats.loaded.some((url) => url.includes('/drivers/nats/index.js')));
 });
 
-test('a one-shot npipe send loads only what it runs: its own command, the FIFO sender; not the other commands, the receiver, request/reply or the splice lanes; with --format frames not koffi or node:crypto either', async (t) => {
+test('a one-shot npipe send loads only what it runs: its own command, the FIFO sender; not the other commands, the receiver, request/reply or the splice lanes, nor node:net; koffi\'s native module without its loader; with --format frames not koffi or node:crypto either', async (t) => {
   const dir = tempDir(t);
   const fifo = join(dir, 'pipe');
   // A reader holding the FIFO open, so that the send does not wait.
@@ -173,6 +173,14 @@ test('a one-shot npipe send loads only what it runs: its own command, the FIFO s
   assert.ok(loaded.some((url) => url.endsWith('/src/cli/send.js')) && loaded.some((url) => url.endsWith('/src/drivers/fifo/sender.js')), 'the record sees the send');
   const notNeeded = /\/cli\/(listen|serve|request|bridge|mkfifo|demo)\.js$|\/rpc\/frame-(server|client)\.js$|\/drivers\/fifo\/(receiver|reply-transport|raw-stream|counted-reader)\.js$|\/drivers\/(nats|winpipe)\/index\.js$/;
   assert.deepEqual(loaded.filter((url) => notNeeded.test(url)), []);
+  // Its one write goes through at once: no socket, so node:net (~5 ms with node:stream) is never loaded.
+  assert.deepEqual(loaded.filter((url) => url === 'node:net' || url === 'node:stream'), []);
+  // lines takes the writers' lock through koffi: its native module, loaded where the pinned version
+  // puts it, without koffi's loader (16-17 ms here against 4.5: src/sys/libc.ts requireKoffi).
+  if (process.platform === 'linux' && (process.arch === 'x64' || process.arch === 'arm64')) {
+    assert.ok(loaded.some((url) => url.endsWith(`/@koromix/koffi-linux-${process.arch}/linux_${process.arch}/koffi.node`)), 'koffi.node loaded directly');
+    assert.deepEqual(loaded.filter((url) => /\/koffi\/(index|src\/koffi\/index)\.c?js$/.test(url)), [], "koffi's loader");
+  }
   // frames needs no writers' lock, so nothing calls libc: koffi (~15-25 ms to load here) stays out, as does
   // node:crypto (~7 ms). lines takes the lock (flock, through koffi) to stay whole beside a large message.
   const frames = sendLoads('frames-loads', '--format', 'frames', 'one event');
