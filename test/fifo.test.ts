@@ -14,7 +14,7 @@ import {
   openReceiver,
   openSender,
 } from '../src/index.js';
-import { mkfifo, openFifoReader, openFifoWriter } from '../src/fifo-public.js';
+import { getPipeSize, mkfifo, openFifoReader, openFifoWriter, setPipeSize } from '../src/fifo-public.js';
 import { phaseOf } from '../src/sys/aligned.js';
 import { delay, openFds, requireOrSkip, start, tempDir, until } from './helpers.js';
 
@@ -190,6 +190,30 @@ describe('pipe capacity of a receiver', () => {
         probe.close();
         await receiver.close();
       }
+    }
+  });
+
+  test('the default never shrinks a pipe someone made larger (Linux): a 1 MiB pipe stays 1 MiB', async (t) => {
+    if (!requireOrSkip(t, process.platform === 'linux', 'F_SETPIPE_SZ is Linux-only')) return;
+    const path = join(tempDir(t), 'p');
+    await mkfifo(path);
+    // Someone holds the FIFO (read and write, so the open does not wait) with a pipe
+    // made as large as an unprivileged user may (pipe-max-size, 1 MiB by default).
+    const held = openSync(path, 'r+');
+    try {
+      const large = setPipeSize(held, Number.parseInt(readFileSync('/proc/sys/fs/pipe-max-size', 'latin1'), 10));
+      if (large <= 256 * 1024) {
+        t.skip('pipe-max-size is not above the 256 KiB default');
+        return;
+      }
+      const receiver = await openReceiver(path, {});
+      try {
+        assert.equal(getPipeSize(held), large, 'the receiver left the larger pipe as it was');
+      } finally {
+        await receiver.close();
+      }
+    } finally {
+      closeSync(held);
     }
   });
 });

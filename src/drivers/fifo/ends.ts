@@ -30,7 +30,11 @@ export async function openReaderEnd(path: string, options: FifoReceiverOptions):
   else {
     // A larger pipe means fewer wake-ups on both sides. Best effort: the kernel may
     // refuse (a user over its pipe-user-pages limit), and its default still works.
-    orElse(() => end.setPipeSize(DEFAULT_RECEIVER_PIPE_SIZE), 0);
+    // Only ever grows: a pipe someone already made larger (a writer holding it with
+    // 1 MiB, root with more than pipe-max-size) is left as it is.
+    if (orElse(() => end.getPipeSize(), DEFAULT_RECEIVER_PIPE_SIZE) < DEFAULT_RECEIVER_PIPE_SIZE) {
+      orElse(() => end.setPipeSize(DEFAULT_RECEIVER_PIPE_SIZE), 0);
+    }
   }
   return end;
 }
