@@ -14,6 +14,8 @@ function assertOneLine(stderr: string, code: RegExp): void {
   assert.equal(lines.length, 1, stderr);
   assert.match(lines[0]!, code);
   assert.doesNotMatch(stderr, /\n\s+at /);
+  // The errno's code once, not twice ("failed: ENOSPC ENOSPC: no space left on device": attack pass on issue 18).
+  assert.doesNotMatch(lines[0]!, /\b(E[A-Z]{2,}):? \1\b/);
 }
 
 describe('#15.12 - a write error on stdout printed a stack', () => {
@@ -172,4 +174,17 @@ test('--pipe-size no pipe can have (999999999999 bytes) is a usage error, exit 2
   assert.equal(r.code, 2, r.stderr);
   assert.match(r.stderr, /^npipe listen: ERR_NPIPE_INVALID_ARG: /);
   assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+});
+
+test('send with a directory as stdin: a usage error (exit 2), nothing sent (Node reads a directory as an empty stream; attack pass on issue 18)', async (t) => {
+  const dir = tempDir(t);
+  const path = join(dir, 'p');
+  await mkfifo(path);
+  const reader = start('sh', ['-c', `exec ${NPIPE} listen "$0" --once --timeout 3000`, path]);
+  await readerOn(path);
+  const r = await start('sh', ['-c', `exec ${NPIPE} send "$0" < "$1"`, path, dir]).done;
+  assert.equal(r.code, 2, r.stderr);
+  assertOneLine(r.stderr, /stdin is a directory/);
+  const l = await reader.done;
+  assert.equal(l.stdout, '');
 });

@@ -16,8 +16,8 @@ const FIXTURE = fileURLToPath(new URL('./fixtures/malloc-probe.js', import.meta.
 const MiB = 1024 * 1024;
 
 /** How much [heap] grew in a probe process run with `env` (test/fixtures/malloc-probe.ts). */
-async function heapGrowth(env: NodeJS.ProcessEnv): Promise<number> {
-  const result = await start(process.execPath, [FIXTURE], { env }).done;
+async function heapGrowth(env: NodeJS.ProcessEnv, ...args: string[]): Promise<number> {
+  const result = await start(process.execPath, [FIXTURE, ...args], { env }).done;
   assert.equal(result.code, 0, result.stderr);
   const m = /^heap (-?\d+)$/m.exec(result.stdout);
   assert.ok(m, result.stdout);
@@ -25,7 +25,7 @@ async function heapGrowth(env: NodeJS.ProcessEnv): Promise<number> {
 }
 
 describe('large message buffers and malloc (glibc)', () => {
-  test("after npipe's first large buffer, 1 MiB buffers come from the heap; not when the user tuned malloc", async (t) => {
+  test("after the first large message a receiver decodes, 1 MiB buffers come from the heap; not after small messages only, nor when the user tuned malloc", async (t) => {
     if (process.platform !== 'linux') {
       if (isCI()) assert.fail('CI runs on Linux with glibc');
       t.skip('the malloc thresholds are set on Linux (glibc) only');
@@ -37,6 +37,9 @@ describe('large message buffers and malloc (glibc)', () => {
     // A harmless malloc tunable: the user tuned malloc, so npipe leaves it as it is.
     const untouched = await heapGrowth({ ...clean, GLIBC_TUNABLES: 'glibc.malloc.perturb=0' });
     assert.ok(untouched < 8 * MiB, `the heap grew by ${untouched} bytes with malloc left alone`);
+    // Small messages (and a receiver's own read buffers) leave malloc as glibc set it.
+    const small = await heapGrowth(clean, '--small');
+    assert.ok(small < 8 * MiB, `the heap grew by ${small} bytes after a small message`);
   });
 
   test('npipe leaves malloc alone when the user tuned it (GLIBC_TUNABLES, MALLOC_* variables)', () => {

@@ -52,6 +52,10 @@ at that moment, JetStream stores the message until a listener takes it.`,
     const options = commonFifoOptions(values);
     // Where the format is on the wire, a message it cannot carry is refused before any is sent.
     if (messages.length > 0 && capabilities.wireFormat) checkMessages(messages, options.format, options.maxMessageSize);
+    if (messages.length === 0 && io.stdin === process.stdin && stdinIsDirectory()) {
+      // Node reads a directory as an empty stream: it would send nothing and exit 0.
+      throw new UsageError('npipe send: stdin is a directory, not messages; redirect a file (npipe send FIFO < file) or give messages as arguments');
+    }
     const splice = capabilities.splice;
     if (messages.length === 0 && options.format === 'raw' && splice && values.wait !== true && io.stdin === process.stdin && splice.available() && fstatSync(0).isFile()) {
       // A regular file as a raw stream: spliced into the FIFO, never through this
@@ -91,6 +95,14 @@ at that moment, JetStream stores the message until a listener takes it.`,
     return EXIT.ok;
   },
 };
+
+function stdinIsDirectory(): boolean {
+  try {
+    return fstatSync(0).isDirectory();
+  } catch {
+    return false; // no stdin at all: reading it says so
+  }
+}
 
 /**
  * Every message argument must be one the format can carry, checked before the

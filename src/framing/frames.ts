@@ -8,6 +8,7 @@
 import { BadFrameError, FrameTooLargeError, InvalidArgumentError } from '../errors.js';
 import type { DropInfo, Emit, FrameDecoder, Framing } from './types.js';
 import { viewOf } from './view.js';
+import { LARGE_BUFFER_BYTES, keepLargeBuffersInHeap } from '../sys/malloc.js';
 
 export const FRAMES_MAGIC = 0xfe;
 export const FLAG_FIRST = 0x01;
@@ -281,6 +282,7 @@ class FramesDecoder implements FrameDecoder {
       if (total > this.#max) return this.#startSkipping(id, 'too-large', total);
       if (this.#partialBytes + total > this.#maxPartialBytes) return this.#startSkipping(id, 'memory', total);
       if (n > total) return this.#startSkipping(id, 'corrupt', total);
+      if (total >= LARGE_BUFFER_BYTES) keepLargeBuffersInHeap(); // a stream of large messages: see sys/malloc.ts
       const partial: Partial = { body: Buffer.allocUnsafe(total), filled: 0, pid, goneAt: undefined, lastAt: this.#clock };
       this.#partials.set(id, partial);
       this.#partialBytes += total;

@@ -1,7 +1,7 @@
 import { BadFrameError, FrameTooLargeError } from '../errors.js';
 import { copySmall } from './frames.js';
 import type { Emit, FrameDecoder, Framing } from './types.js';
-import { allocAligned, phaseOf } from '../sys/aligned.js';
+import { allocMessage, phaseOf } from '../sys/aligned.js';
 import { viewOf } from './view.js';
 
 /** The decoder: messages up to this size are read into a buffer of their own, larger ones into an aligned one. */
@@ -105,7 +105,7 @@ class LengthDecoder implements FrameDecoder {
    * after one. Writers (npipe's, and Python's send_bytes) write a large message's
    * header and body separately, so in the pipe the body starts on a page of its
    * own: read that way, every copy out of the pipe starts on a page and lands on a
-   * 64-byte boundary, and the message is not copied again (see allocAligned).
+   * 64-byte boundary, and the message is not copied again (see allocMessage).
    */
   target(): Buffer | undefined {
     const body = this.#body;
@@ -126,7 +126,7 @@ class LengthDecoder implements FrameDecoder {
   detach(): boolean {
     if (!this.#borrowed) return false;
     const body = this.#body!;
-    const own = allocAligned(body.length, phaseOf(body));
+    const own = allocMessage(body.length, phaseOf(body));
     body.copy(own, 0, 0, this.#bodyFilled);
     this.#body = own;
     this.#borrowed = false;
@@ -160,7 +160,7 @@ class LengthDecoder implements FrameDecoder {
       this.#borrowed = borrowed !== undefined;
       this.#body =
         borrowed ??
-        (size < COPY_LIMIT ? Buffer.allocUnsafe(size) : allocAligned(size, chunk && at < chunk.length ? phaseOf(chunk, at) : 0));
+        (size < COPY_LIMIT ? Buffer.allocUnsafe(size) : allocMessage(size, chunk && at < chunk.length ? phaseOf(chunk, at) : 0));
       this.#bodyFilled = 0;
     }
   }

@@ -30,13 +30,22 @@ export function phaseOf(buffer: Uint8Array, offset = 0): number {
  * 15 times slower when the destination is 1 to 31 bytes ahead of the source
  * modulo 64; glibc puts a large allocation 16 bytes past a page boundary, so a
  * read() from a pipe into a fresh 1 MiB buffer is such a copy. Where addresses
- * cannot be learned (no koffi), this is Buffer.allocUnsafeSlow(size). The first
- * large one sets malloc to keep such buffers in its heap (malloc.ts).
+ * cannot be learned (no koffi), this is Buffer.allocUnsafeSlow(size).
  */
 export function allocAligned(size: number, phase = 0): Buffer {
-  if (size >= LARGE_BUFFER_BYTES) keepLargeBuffersInHeap();
   if (!getAddressOf()) return Buffer.allocUnsafeSlow(size);
   const backing = Buffer.allocUnsafeSlow(size + ALIGNMENT - 1);
   const start = (phase - phaseOf(backing) + ALIGNMENT) % ALIGNMENT;
   return Buffer.from(backing.buffer, start, size);
+}
+
+/**
+ * A buffer for a message that its receiver hands over to the caller (who owns it
+ * from then on): allocAligned, and the first large one (LARGE_BUFFER_BYTES or more)
+ * sets malloc to keep such buffers in its heap (malloc.ts). Read buffers, reused
+ * for the receiver's life, do not: only a stream of large messages makes that worth it.
+ */
+export function allocMessage(size: number, phase = 0): Buffer {
+  if (size >= LARGE_BUFFER_BYTES) keepLargeBuffersInHeap();
+  return allocAligned(size, phase);
 }

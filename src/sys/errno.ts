@@ -50,6 +50,7 @@ export function fromSystemError(err: unknown, path: string, doing: string): Npip
     case 'ENOTDIR':
       return new NotFifoError(`a component of ${path} is not a directory`, { cause: err });
     default:
-      return new SystemError(`${doing} ${path} failed: ${e.code ?? ''} ${e.message}`.trim(), { cause: err });
+      // Node's own messages already begin with the code ("ENOSPC: no space left on device, write").
+      return new SystemError(`${doing} ${path} failed: ${e.code && !e.message?.startsWith(e.code) ? `${e.code} ` : ''}${e.message}`.trim(), { cause: err });
   }
 }

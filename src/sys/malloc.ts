@@ -10,7 +10,8 @@
  * 86,000 page faults per 2 GiB received here, and for-await at 1.3-1.9 GB/s against
  * 3.2 GB/s with the thresholds below (docs/TUNING.md, "Large messages").
  *
- * Process-wide, so set once, on the first large buffer, and never when the user has
+ * Process-wide, so set once, on the first large message a receiver decodes
+ * (allocMessage, and the frames decoder), and never when the user has
  * tuned malloc already (GLIBC_TUNABLES, MALLOC_* variables). The cost: up to
  * TRIM_THRESHOLD bytes of freed heap stay with the process instead of going back
  * to the system at once.
