@@ -180,7 +180,9 @@ export async function openReceiver(path: string, options: ReceiverOptions = {}):
  * @throws ERR_NPIPE_INVALID_ARG (no handler, a bad option), ERR_NPIPE_NOT_FIFO, ERR_NPIPE_UNSAFE,
  *   ERR_NPIPE_PERMISSION (opening the request FIFO), ERR_NPIPE_UNREACHABLE (no NATS server).
  * @example
- * const server = await serve('/tmp/calc', async (req) => String(eval(req)));
+ * // Each request is a line of text; the reply is it in capitals. A request is
+ * // input from another process: parse it, never run it (no eval).
+ * const server = await serve('/tmp/upper', (req) => req.toUpperCase());
  */
 export function serve<Req, Res>(path: string, handler: Handler<Req, Res>, options: ServeBase & { codec: Codec<Req, Res> }): Promise<Server>;
 /** `json`: requests unknown, or the type argument (not checked); replies any JSON value. */
