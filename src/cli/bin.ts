@@ -2,7 +2,7 @@
 import os from 'node:os';
 import { EXIT } from './args.js';
 import { main, stdoutFailure, type StopReason } from './main.js';
-import { spareStdioTheExitSync } from '../sys/libc.js';
+import { spareStdioTheExitSync } from '../sys/exit-sync.js';
 
 /**
  * One act can deliver a signal twice: timeout(1), and a shell's Ctrl-C, send it to

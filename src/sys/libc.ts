@@ -8,7 +8,6 @@
  * first use, so that importing npipe never fails on a platform where koffi cannot
  * load libc: only the calls that need it do.
  */
-import { closeSync, fstatSync, openSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { constants as osConstants } from 'node:os';
 import { UnsupportedError } from '../errors.js';
@@ -121,32 +120,9 @@ export function loadLibc(): Libc {
   throw new UnsupportedError(`cannot load the C library (${names.join(', ')})`, { cause: lastError });
 }
 
-/**
- * koffi (3.3.4, the newest) fsyncs descriptors 1 and 2 when the process exits: a
- * static destructor in its base library flushes its own stdout and stderr writers,
- * and flushing one ends in fsync(2). When stdout is a regular file, the exit then
- * waits until everything written to it is on disk: 0.5 s after `npipe listen
- * --format raw > file` of 1 GiB here, in a process that had finished its work.
- *
- * For the CLI's last act, once nothing more is written: a regular file on fd 1 or
- * 2 is replaced by /dev/null (dup2), where that fsync returns at once. Nothing is
- * lost: the data is in the page cache already, as after any exit without fsync.
- * Does nothing unless koffi was loaded (libc), so it never loads it.
- */
-export function spareStdioTheExitSync(): void {
-  if (!libc) return;
-  let devNull: number | undefined;
-  try {
-    for (const fd of [1, 2]) {
-      if (!fstatSync(fd).isFile()) continue;
-      devNull ??= openSync('/dev/null', 'w');
-      libc.dup2(devNull, fd);
-    }
-  } catch {
-    // Best effort: at worst the exit waits for the disk, as before.
-  } finally {
-    if (devNull !== undefined) closeSync(devNull);
-  }
+/** The C library if something has loaded it already (never loads it, nor koffi). */
+export function loadedLibc(): Libc | undefined {
+  return libc;
 }
 
 function orUndefined<T>(f: () => T): T | undefined {

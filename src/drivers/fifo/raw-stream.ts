@@ -1,11 +1,23 @@
 /**
- * The raw format as a byte stream between a descriptor and a FIFO, moved with
- * splice(2) inside the kernel (Linux): `npipe send --format raw < file` and
- * `npipe listen --format raw > file`. The bytes never pass through this process
- * while the pipe has room (sending) or data (receiving); only to wait does a piece
- * go through a socket, so that epoll, not a timer or a blocked thread, does the
- * waiting. Where splice refuses the descriptors (EINVAL: an O_APPEND file, a file
- * system without splice), everything goes through the socket instead.
+ * The raw format as a byte stream between a descriptor and a FIFO (Linux):
+ * `npipe send --format raw < file` and `npipe listen --format raw > out`. Moved
+ * with splice(2) inside the kernel (a file into the FIFO; the FIFO into a pipe or
+ * /dev/null), or, into a regular file, read(2) and write(2) of a pipe-full (splice
+ * into a file was the slower on ext4). Either way nothing goes through the event
+ * loop while the pipe keeps up.
+ *
+ * Waiting: when the pipe is full (sending) or empty (receiving), poll(2) waits for
+ * it for up to POLL_WAIT_MS, on this thread: a pipe-full costs one system call, not
+ * a turn of the event loop, an epoll wake-up and a copy through a socket (on a VM
+ * the wake-ups held the stream to a fraction of the kernel's rate; docs/TUNING.md).
+ * The event loop gets a turn at least every TURN_BUDGET_MS and whenever a signal
+ * interrupts the wait. Only a pipe that stays full or empty for longer (a slow or
+ * idle peer) makes the wait go to the event loop: one piece through a socket, with
+ * epoll, not a blocked thread, doing the waiting.
+ *
+ * The pipe is grown to the largest the system allows (/proc/sys/fs/pipe-max-size)
+ * unless a size was asked for. Where splice refuses the descriptors (EINVAL: a
+ * file system without splice), everything goes through the socket instead.
  */
 import { fstatSync, readFileSync, readSync, writeSync } from 'node:fs';
 import type { Socket } from 'node:net';
