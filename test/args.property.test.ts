@@ -11,6 +11,7 @@ import {
   MAX_WAIT_MS,
   checkAddress,
   commonFifoOptions,
+  durationOption,
   exitCodeFor,
   intOption,
   modeOption,
@@ -60,15 +61,34 @@ describe('args.ts properties', () => {
     );
   });
 
-  test('intOption: a millisecond option (--timeout) takes 0..2^31-1 and refuses any whole number above', () => {
+  test('durationOption: --timeout takes 0..2^31-1 ms, bare or with a unit (ms, s, m, h), and refuses anything above', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 0, max: MAX_WAIT_MS }), (n) => assert.equal(intOption(String(n), 'timeout'), n)),
+      fc.property(fc.integer({ min: 0, max: MAX_WAIT_MS }), (n) => {
+        assert.equal(durationOption(String(n), 'timeout'), n);
+        assert.equal(durationOption(`${n}ms`, 'timeout'), n);
+        if (n % 1000 === 0) assert.equal(durationOption(`${n / 1000}s`, 'timeout'), n);
+        if (n % 100 === 0) assert.equal(durationOption(`${(n / 1000).toFixed(1)}s`, 'timeout'), n);
+        if (n % 60_000 === 0) assert.equal(durationOption(`${n / 60_000}m`, 'timeout'), n);
+      }),
       RUNS,
     );
     fc.assert(
       fc.property(fc.integer({ min: MAX_WAIT_MS + 1, max: Number.MAX_SAFE_INTEGER }), (n) =>
-        assert.equal(usageErrorOr(() => intOption(String(n), 'timeout')).ok, false),
+        assert.equal(usageErrorOr(() => durationOption(String(n), 'timeout')).ok, false),
       ),
+      RUNS,
+    );
+  });
+
+  test('durationOption: any text is whole milliseconds in range or ERR_NPIPE_INVALID_ARG, never another error', () => {
+    fc.assert(
+      fc.property(fc.oneof(anyText, fc.stringMatching(/^\d{1,4}(\.\d{1,4})?(ms|s|m|h)?$/)), (text) => {
+        const r = usageErrorOr(() => durationOption(text, 'timeout'));
+        if (r.ok) {
+          assert.match(text, /^\d+(\.\d+)?(ms|s|m|h)?$/);
+          assert.ok(Number.isSafeInteger(r.value) && r.value! >= 0 && r.value! <= MAX_WAIT_MS);
+        }
+      }),
       RUNS,
     );
   });

@@ -154,6 +154,41 @@ describe('#15.10 - a --timeout over 2^31-1 ms expired at once', () => {
   });
 });
 
+describe('issue 19 #4 - --timeout takes durations (250ms, 5s, 2m), a bare number staying milliseconds', () => {
+  for (const command of [['listen', '--count', '1'], ['listen'], ['send', 'x'], ['request', 'x', '--wait']]) {
+    test(`${command.join(' ')} --timeout 300ms: gives up after it, exit 3 ERR_NPIPE_TIMEOUT`, async (t) => {
+      const path = join(tempDir(t), 'p');
+      if (command[0] !== 'listen') await mkfifo(path);
+      const r = await run([command[0]!, path, ...command.slice(1), '--timeout', '300ms']);
+      assert.equal(r.code, 3, r.stderr);
+      assertOneLine(r.stderr, /ERR_NPIPE_TIMEOUT/);
+    });
+  }
+
+  test('listen --timeout 1.5s keeps waiting past a second; a message inside it ends the listen', async (t) => {
+    const path = join(tempDir(t), 'p');
+    const listener = npipe(['listen', path, '--count', '1', '--timeout', '1.5s']);
+    const fd = await openWriter(path);
+    t.after(() => closeSync(fd));
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    assert.equal(listener.child.exitCode, null, 'still waiting after 1 s of a 1.5 s timeout');
+    writeSync(fd, 'in time\n');
+    const r = await listener.done;
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'in time\n');
+  });
+
+  for (const bad of ['5x', '1.5', '-1s', '1.0001s', '25d']) {
+    test(`--timeout ${bad}: a usage error (exit 2) naming the forms, nothing created`, async (t) => {
+      const path = join(tempDir(t), 'p');
+      const r = await run(['listen', path, `--timeout=${bad}`]);
+      assert.equal(r.code, 2, r.stderr);
+      assertOneLine(r.stderr, /ERR_NPIPE_INVALID_ARG.*250ms, 5s/);
+      assert.equal(existsSync(path), false);
+    });
+  }
+});
+
 test('listen --json keeps a leading U+FEFF (byte order mark) in the text, as sent (attack pass on issue 15)', async (t) => {
   const dir = tempDir(t);
   const path = join(dir, 'f');

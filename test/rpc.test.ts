@@ -126,6 +126,21 @@ describe('request/reply, in one process', () => {
     assert.equal(await waiting, 'hi!');
   });
 
+  test('waitForServer with a timeout: connect gives up with ERR_NPIPE_TIMEOUT when no server comes in time (it waited for ever: attack on issue 19 #4)', async (t) => {
+    const path = join(tempDir(t), 'srv');
+    const started = Date.now();
+    await assert.rejects(connect(path, { waitForServer: true, timeout: 300 }), (err: NodeJS.ErrnoException) => err.code === 'ERR_NPIPE_TIMEOUT');
+    assert.ok(Date.now() - started < 10_000, 'gave up, not waited for ever');
+    // A server that comes in time is found, and the timeout still bounds each request.
+    const waiting = connect(path, { waitForServer: true, timeout: 5000 });
+    await until(() => existsSync(path), 'the waiting client to make the FIFO');
+    const server = await serve(path, (req: string) => `${req}!`);
+    t.after(() => server.close());
+    const client = await waiting;
+    t.after(() => client.close());
+    assert.equal(await client.request('hi'), 'hi!');
+  });
+
   test('busyPoll keeps the event loop polling (never blocked) after a reply, on either side, then lets it sleep; bad values are refused', async (t) => {
     const path = join(tempDir(t), 'srv');
     const before = replyFifosOf(process.pid).length;

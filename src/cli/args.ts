@@ -48,18 +48,37 @@ export function parse(command: Command, argv: string[]) {
  */
 export const MAX_WAIT_MS = 2 ** 31 - 1;
 
-/** Options that are milliseconds, whichever command takes them: at most MAX_WAIT_MS. */
-const MILLISECOND_OPTIONS = new Set(['timeout']);
+/** Milliseconds per unit of a duration (durationOption). */
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
 export function intOption(value: unknown, name: string, { min = 0, max }: { min?: number; max?: number } = {}): number | undefined {
   if (value === undefined) return undefined;
-  const most = max ?? (MILLISECOND_OPTIONS.has(name) ? MAX_WAIT_MS : Number.MAX_SAFE_INTEGER);
+  const most = max ?? Number.MAX_SAFE_INTEGER;
   const n = Number(value);
   if (typeof value !== 'string' || !/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < min || n > most) {
     const range = most === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `from ${min} to ${most}`;
     throw new UsageError(`--${name} takes a whole number ${range}, got ${JSON.stringify(value)}`);
   }
   return n;
+}
+
+/**
+ * A time option (--timeout), as the `nats` CLI and Go take durations: `250ms`,
+ * `5s`, `1.5s`, `2m`, `1h`; a bare whole number stays milliseconds, as before
+ * (issue 19 #4). The result is whole milliseconds from 0 to MAX_WAIT_MS; anything
+ * else is a usage error (exit 2) naming the forms.
+ */
+export function durationOption(value: unknown, name: string): number | undefined {
+  if (value === undefined) return undefined;
+  const m = typeof value === 'string' ? /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value) : null;
+  const exact = m ? Number(m[1]) * DURATION_UNITS[m[2] ?? 'ms']! : Number.NaN;
+  const ms = Math.round(exact);
+  if (!m || (m[2] === undefined && m[1]!.includes('.')) || Math.abs(exact - ms) > 1e-6 * Math.max(1, ms) || ms > MAX_WAIT_MS) {
+    throw new UsageError(
+      `--${name} takes a duration such as 250ms, 5s, 1.5s or 2m (a bare number is milliseconds), in whole milliseconds up to ${MAX_WAIT_MS} (about 24.8 days), got ${JSON.stringify(value)}`,
+    );
+  }
+  return ms;
 }
 
 export function modeOption(value: unknown): number | undefined {
@@ -105,7 +124,8 @@ export const fifoOptions = {
 export const FIFO_OPTIONS_HELP = `  -f, --format F     lines (default), frames, length, fixed:N or raw; frames
                      keeps messages of any size whole among many writers
                      (docs/PROTOCOL.md); the others: docs/FORMATS.md
-  -t, --timeout MS   give up after MS milliseconds (exit 3, ERR_NPIPE_TIMEOUT)
+  -t, --timeout T    give up after T: 250ms, 5s, 2m (a bare number is
+                     milliseconds); exit 3, ERR_NPIPE_TIMEOUT
       --max-size N   largest message in bytes (default 67108864, 64 MiB)
       --mode OCTAL   mode of a FIFO this command creates (default 600)
       --allow-shared accept a FIFO that group or others may write to; on
@@ -176,7 +196,7 @@ export function commonFifoOptions(values: Record<string, string | boolean | unde
   const maxMessageSize = intOption(values['max-size'], 'max-size', { min: 1 });
   const mode = modeOption(values.mode);
   const pipeSize = intOption(values['pipe-size'], 'pipe-size', { min: 1 });
-  const timeout = intOption(values.timeout, 'timeout');
+  const timeout = durationOption(values.timeout, 'timeout');
   return {
     // Checked where the command opens its address (createFraming's ERR_NPIPE_INVALID_ARG, as
     // before); the type says what it must be.

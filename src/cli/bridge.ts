@@ -30,7 +30,7 @@ A message one side refuses (longer than the NATS server's max_payload, or
 one the FIFO's --format cannot carry) is reported on stderr and skipped.
 
 Options:
-${FIFO_OPTIONS_HELP.replace('  -t, --timeout MS   give up after MS milliseconds (exit 3, ERR_NPIPE_TIMEOUT)\n', '')}
+${FIFO_OPTIONS_HELP.replace('  -t, --timeout T    give up after T: 250ms, 5s, 2m (a bare number is\n                     milliseconds); exit 3, ERR_NPIPE_TIMEOUT\n', '')}
 
 Exit codes: 0 stopped by a signal, 1 failure, 2 usage, 3 NATS server not
 reachable at start (ERR_NPIPE_UNREACHABLE), 4 not a FIFO or unsafe.`,

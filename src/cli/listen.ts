@@ -39,7 +39,7 @@ Options:
       --no-create    fail (ERR_NPIPE_NOT_FOUND) instead of creating a missing FIFO
       --max-partial N  frames: bytes kept for unfinished messages, all writers
                      together (default max(4 x --max-size, 256 MiB))
-${FIFO_OPTIONS_HELP.replace('give up after MS milliseconds', 'exit if no message comes for MS milliseconds')}
+${FIFO_OPTIONS_HELP.replace('give up after T: 250ms, 5s, 2m', 'exit if no message comes for T: 250ms, 5s')}
 
 With --format frames, a message that cannot be delivered whole (its writer died
 mid-message, it was cut by an earlier reader's departure and sent again, it is
@@ -53,7 +53,7 @@ Exit codes: 0 done, 1 failure (a malformed stream: ERR_NPIPE_BAD_FRAME), 2 usage
 
 Examples:
   npipe listen /tmp/jobs
-  npipe listen /tmp/jobs --count 1 --timeout 5000
+  npipe listen /tmp/jobs --count 1 --timeout 5s
   npipe listen /tmp/jobs --format length --json
   npipe listen nats://127.0.0.1:4222/jobs --jetstream
 

@@ -1,6 +1,6 @@
 import { RemoteError } from '../errors.js';
 import { connect } from '../api.js';
-import { EXIT, UsageError, checkAddress, intOption, type Command } from './args.js';
+import { EXIT, UsageError, checkAddress, durationOption, intOption, type Command } from './args.js';
 import { escapeForLog } from './log-escape.js';
 
 export const requestCommand: Command = {
@@ -13,7 +13,8 @@ and prints its reply (followed by a newline if it has none). With no message
 argument, the request is all of stdin.
 
 Options:
-  -t, --timeout MS   give up after MS ms (exit 3, ERR_NPIPE_TIMEOUT); the server's
+  -t, --timeout T    give up after T: 250ms, 5s, 2m (a bare number is
+                     milliseconds); exit 3, ERR_NPIPE_TIMEOUT, and the server's
                      handler is told to stop
       --wait         wait for the server to appear instead of failing at once
       --max-size N   largest request or reply in bytes (default 1048576)
@@ -38,7 +39,7 @@ failure, 2 usage, 3 timeout or no server (ERR_NPIPE_SERVER_GONE).`,
       throw new UsageError('npipe request takes an address (FIFO path, pipe name or nats:// URL) and one message (see npipe request --help)');
     }
     await checkAddress(positionals[0]!, values); // --allow-shared with a nats:// URL: refused, not ignored
-    const timeout = intOption(values.timeout, 'timeout');
+    const timeout = durationOption(values.timeout, 'timeout');
     const maxMessageSize = intOption(values['max-size'], 'max-size', { min: 1 });
     let payload: Buffer;
     if (positionals.length === 2) payload = Buffer.from(positionals[1]!, 'utf8');
@@ -50,6 +51,8 @@ failure, 2 usage, 3 timeout or no server (ERR_NPIPE_SERVER_GONE).`,
     const client = await connect<Buffer, Buffer>(positionals[0]!, {
       codec: 'bytes',
       waitForServer: values.wait === true,
+      // --wait: --timeout bounds the wait for a server as well as the request.
+      ...(timeout === undefined ? {} : { timeout }),
       signal: io.stop,
       ...(maxMessageSize === undefined ? {} : { maxMessageSize }),
       ...(values['allow-shared'] === true ? { allowShared: true } : {}),

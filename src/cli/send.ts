@@ -37,7 +37,7 @@ a FIFO or unsafe, 128+n stopped by signal n.
 
 Examples:
   npipe send /tmp/jobs "hello" "world"
-  seq 1000 | npipe send /tmp/jobs --timeout 5000
+  seq 1000 | npipe send /tmp/jobs --timeout 5s
   npipe send /tmp/jobs --format length < messages.txt
   npipe send nats://127.0.0.1:4222/jobs hello --jetstream
 

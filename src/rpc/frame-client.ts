@@ -248,6 +248,8 @@ export async function connectFrames<Req, Res>(transport: Transport, path: string
     const sender = await transport.connect(path, {
       wait: options.waitForServer === true,
       ...(options.signal ? { signal: options.signal } : {}),
+      // waitForServer: `timeout` bounds the wait for a server too (ERR_NPIPE_TIMEOUT), not only each request.
+      ...(options.timeout === undefined ? {} : { timeout: checkTimeout(options.timeout) }),
     });
     return new FrameClient(path, transport, sender, endpoint, options);
   } catch (err) {

@@ -138,7 +138,7 @@ export interface ServeOptions<Req, Res> {
 export interface ConnectOptions<Req, Res> {
   /** Payload codec for requests and replies (default text). */
   codec?: CodecName | Codec<Req & Res>;
-  /** Default timeout of each request, in ms (default: none). */
+  /** Default timeout of each request, in ms (default: none); with waitForServer, also the longest connect() waits for a server. */
   timeout?: number;
   /**
    * When the server is not there (at connect, or it goes away): false (default)
