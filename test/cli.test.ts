@@ -425,6 +425,35 @@ describe('usage', () => {
     writeFileSync(`${path}.file`, '');
     assert.equal((await run(['mkfifo', `${path}.file`])).code, 4);
   });
+
+  test('mkfifo -m takes the mode exactly, as mkfifo -m does: umask 022 leaves 666 as 666 (issue 19 #7)', async (t) => {
+    const dir = tempDir(t);
+    for (const [flag, name] of [['-m', 'a'], ['--mode', 'b']] as const) {
+      const r = await start('sh', ['-c', `umask 022; exec ${JSON.stringify(process.execPath)} ${JSON.stringify(BIN)} mkfifo ${flag} 666 "$0"`, join(dir, name)]).done;
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(lstatSync(join(dir, name)).mode & 0o777, 0o666, `${flag} 666`);
+    }
+    // And the same under umask 077 for the default, 600.
+    const r = await start('sh', ['-c', `umask 077; exec ${JSON.stringify(process.execPath)} ${JSON.stringify(BIN)} mkfifo "$0"`, join(dir, 'c')]).done;
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(lstatSync(join(dir, 'c')).mode & 0o777, 0o600);
+  });
+
+  test('mkfifo takes several paths: each made; one that fails is said on its own line, the others still made, exit of the first error (issue 19 #7)', async (t) => {
+    const dir = tempDir(t);
+    writeFileSync(join(dir, 'file'), '');
+    const paths = ['one', 'file', 'two', 'missing/three'].map((n) => join(dir, n));
+    const r = await run(['mkfifo', '-m', '620', ...paths]);
+    assert.equal(r.code, 4, r.stderr);
+    const lines = r.stderr.split('\n').filter(Boolean);
+    assert.equal(lines.length, 2, r.stderr);
+    assert.match(lines[0]!, /^npipe mkfifo: ERR_NPIPE_NOT_FIFO: .*file/);
+    assert.match(lines[1]!, /^npipe mkfifo: ERR_NPIPE_NOT_FOUND: .*missing/);
+    for (const name of ['one', 'two']) {
+      const st = lstatSync(join(dir, name));
+      assert.ok(st.isFIFO() && (st.mode & 0o777) === 0o620, name);
+    }
+  });
 });
 
 describe("the textbook's programs", () => {

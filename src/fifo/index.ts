@@ -1,4 +1,4 @@
-export { mkfifo, mkfifoSync, type MkfifoOptions } from './mkfifo.js';
+export { mkfifo, mkfifoExactSync, mkfifoSync, type MkfifoOptions } from './mkfifo.js';
 export {
   FifoEnd,
   MAX_READER_POLL_MS,

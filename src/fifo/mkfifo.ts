@@ -1,4 +1,4 @@
-import { lstatSync } from 'node:fs';
+import { closeSync, constants, fchmodSync, fstatSync, lstatSync, openSync } from 'node:fs';
 import { InvalidArgumentError, NotFifoError } from '../errors.js';
 import { fromSystemError } from '../sys/errno.js';
 import { errnoError, loadLibc } from '../sys/libc.js';
@@ -49,6 +49,26 @@ export function mkfifoSync(path: string, { mode = 0o600 }: MkfifoOptions = {}): 
   throw new NotFifoError(`${path} exists and is ${describeKind(st)}, not a FIFO; remove it or choose another path`, {
     cause: err,
   });
+}
+
+/**
+ * mkfifoSync with exactly `mode` on a FIFO it creates, as `mkfifo -m` does: the
+ * umask neither widens nor narrows it (fchmod on a descriptor opened with
+ * O_NOFOLLOW, so a path swapped meanwhile is never chmodded). A FIFO already there
+ * is left as it is. @returns whether it created the FIFO.
+ */
+export function mkfifoExactSync(path: string, mode = 0o600): boolean {
+  const created = mkfifoSync(path, { mode });
+  if (created) {
+    // A read end opens at once (O_NONBLOCK), with no writer.
+    const own = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
+    try {
+      if (fstatSync(own).isFIFO()) fchmodSync(own, mode);
+    } finally {
+      closeSync(own);
+    }
+  }
+  return created;
 }
 
 export function describeKind(st: { isFile(): boolean; isDirectory(): boolean; isSymbolicLink(): boolean; isSocket(): boolean }): string {

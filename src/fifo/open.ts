@@ -5,7 +5,7 @@
  * fs call; #3628: the process cannot exit), and a pending open leaves no fd, timer
  * or listener behind when it is aborted (as containerd/fifo's cancellable open).
  */
-import { closeSync, constants, fchmodSync, fstatSync, lstatSync, openSync, unlinkSync, type Stats } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, openSync, unlinkSync, type Stats } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { Socket, SocketConstructorOpts } from 'node:net';
 import { InvalidArgumentError, NotFifoError, UnsafeFifoError } from '../errors.js';
@@ -13,7 +13,7 @@ import { fromSystemError, isErrno } from '../sys/errno.js';
 import { deadline, sleep, type WaitOptions } from '../util/abort.js';
 import { bytesInPipe, getPipeSize, setPipeSize } from './capacity.js';
 import { dup } from './lock.js';
-import { checkMode, describeKind, mkfifoSync } from './mkfifo.js';
+import { checkMode, describeKind, mkfifoExactSync } from './mkfifo.js';
 
 const { O_RDONLY, O_WRONLY, O_NONBLOCK, O_NOFOLLOW } = constants;
 
@@ -220,17 +220,7 @@ function openNow(path: string, flags: number, options: OpenFifoOptions): { fd: n
     return { fd: openSync(path, flags | O_NONBLOCK | O_NOFOLLOW), created: false };
   } catch (err) {
     if (isErrno(err, 'ENOENT') && options.create !== false) {
-      const mode = options.mode ?? 0o600;
-      const created = mkfifoSync(path, { mode });
-      if (created) {
-        // A read end opens at once (O_NONBLOCK), also when this call is a writer.
-        const own = openSync(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW);
-        try {
-          if (fstatSync(own).isFIFO()) fchmodSync(own, mode);
-        } finally {
-          closeQuietly(own);
-        }
-      }
+      const created = mkfifoExactSync(path, options.mode ?? 0o600);
       return { fd: openSync(path, flags | O_NONBLOCK | O_NOFOLLOW), created };
     }
     throw err;
