@@ -51,6 +51,36 @@ describe('two processes exchange messages in every format', () => {
       [{ text: 'a' }, { text: 'b b' }, { text: 'c' }],
     );
   });
+
+  test('--whole: all of stdin is one message (frames and length keep its newlines; lines drops one last newline) (issue 19 #6)', async (t) => {
+    for (const format of ['frames', 'length', 'lines']) {
+      const path = join(tempDir(t), `p-${format}`);
+      const listener = npipe(['listen', path, '--format', format, '--json', '--count', '1']);
+      const input = format === 'lines' ? 'one line, echo style\n' : 'a\nb b\n\nc';
+      const sender = await run(['send', path, '--format', format, '--whole', '--timeout', '10000'], { input });
+      assert.equal(sender.code, 0, sender.stderr);
+      const result = await listener.done;
+      assert.equal(result.code, 0, result.stderr);
+      assert.deepEqual(JSON.parse(result.stdout), { text: format === 'lines' ? 'one line, echo style' : input }, format);
+    }
+  });
+
+  test('--whole refuses what it cannot send as one message, before sending anything: a newline inside a lines message, message arguments, raw, over --max-size', async (t) => {
+    const path = join(tempDir(t), 'p');
+    await mkfifo(path);
+    const cases: Array<{ args: string[]; input: string; code: number; says: RegExp }> = [
+      { args: ['--whole'], input: 'a\nb\n', code: 2, says: /cannot be sent as one lines message/ },
+      { args: ['--whole', 'an argument'], input: '', code: 2, says: /message arguments are whole already/ },
+      { args: ['--whole', '--format', 'raw'], input: 'x', code: 2, says: /raw is a byte stream/ },
+      { args: ['--whole', '--format', 'frames', '--max-size', '10'], input: 'x'.repeat(100), code: 1, says: /ERR_NPIPE_FRAME_TOO_LARGE/ },
+    ];
+    for (const { args, input, code, says } of cases) {
+      // No reader: a send that got as far as opening the FIFO would wait; these never do.
+      const r = await run(['send', path, ...args, '--timeout', '200'], { input });
+      assert.equal(r.code, code, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, says);
+    }
+  });
 });
 
 describe('listen', () => {

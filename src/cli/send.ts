@@ -4,6 +4,7 @@ import { openSender } from '../api.js';
 import type { Sender } from '../messaging.js';
 import { LineSplitter, type LineSink } from '../framing/split-lines.js';
 import { unitsSender } from '../messaging.js';
+import { FrameTooLargeError } from '../errors.js';
 import { EXIT, FIFO_OPTIONS_HELP, UsageError, checkAddress, commonFifoOptions, fifoOptions, type Command } from './args.js';
 
 export const sendCommand: Command = {
@@ -11,8 +12,9 @@ export const sendCommand: Command = {
   help: `Usage: npipe send <path> [message...] [options]
 
 Sends each message argument as one message. With no message arguments, reads
-stdin: one message per line (for --format raw, the byte stream as it is; on
-Linux a regular file is spliced into the FIFO without passing through npipe).
+stdin: one message per line, or with --whole all of stdin as one message (for
+--format raw, the byte stream as it is; on Linux a regular file is spliced into
+the FIFO without passing through npipe).
 Creates the FIFO if it is missing, like the textbook writer, unless --no-create.
 Waits for a reader to open the FIFO (forever, or until --timeout). --timeout
 also bounds each write: the pipe taking no byte for that long (a reader that
@@ -28,6 +30,8 @@ Options:
                      --timeout each time) and carry on; a message the departure
                      cut is sent again whole (frames). Without it: exit 3
                      (ERR_NPIPE_NO_READER)
+      --whole        stdin is one message, not one per line (lines: without its
+                     last newline, and it may hold no other; up to --max-size)
       --no-create    fail (ERR_NPIPE_NOT_FOUND) instead of creating a missing FIFO
 ${FIFO_OPTIONS_HELP}
 
@@ -38,13 +42,14 @@ a FIFO or unsafe, 128+n stopped by signal n.
 Examples:
   npipe send /tmp/jobs "hello" "world"
   seq 1000 | npipe send /tmp/jobs --timeout 5s
+  npipe send /tmp/jobs --format frames --whole < report.json
   npipe send /tmp/jobs --format length < messages.txt
   npipe send nats://127.0.0.1:4222/jobs hello --jetstream
 
 Over NATS (a nats:// URL): --wait waits for the NATS server instead of failing
 (exit 3, ERR_NPIPE_UNREACHABLE); core NATS delivers to the listeners subscribed
 at that moment, JetStream stores the message until a listener takes it.`,
-  options: { ...fifoOptions, create: { type: 'boolean' }, wait: { type: 'boolean' } },
+  options: { ...fifoOptions, create: { type: 'boolean' }, wait: { type: 'boolean' }, whole: { type: 'boolean' } },
   async run(values, positionals, io) {
     const [path, ...messages] = positionals;
     if (!path) throw new UsageError('npipe send needs a FIFO path (see npipe send --help)');
@@ -52,6 +57,10 @@ at that moment, JetStream stores the message until a listener takes it.`,
     const options = commonFifoOptions(values);
     // Where the format is on the wire, a message it cannot carry is refused before any is sent.
     if (messages.length > 0 && capabilities.wireFormat) checkMessages(messages, options.format, options.maxMessageSize);
+    if (values.whole === true) {
+      if (messages.length > 0) throw new UsageError('--whole sends stdin as one message; message arguments are whole already (give one or the other)');
+      if (options.format === 'raw') throw new UsageError('--whole needs message boundaries; raw is a byte stream (send it without --whole)');
+    }
     if (messages.length === 0 && io.stdin === process.stdin && stdinIsDirectory()) {
       // Node reads a directory as an empty stream: it would send nothing and exit 0.
       throw new UsageError('npipe send: stdin is a directory, not messages; redirect a file (npipe send FIFO < file) or give messages as arguments');
@@ -67,6 +76,8 @@ at that moment, JetStream stores the message until a listener takes it.`,
       }
       return EXIT.ok;
     }
+    // --whole: stdin read and checked before the FIFO is opened: nothing is sent if it cannot go as one message.
+    const whole = values.whole === true ? await wholeStdin(io.stdin, options.format, options.maxMessageSize, capabilities.wireFormat === true) : undefined;
     const sender = await openSender<Uint8Array>(path, {
       ...options,
       codec: 'bytes',
@@ -82,6 +93,8 @@ at that moment, JetStream stores the message until a listener takes it.`,
     try {
       if (messages.length > 0) {
         await Promise.all(messages.map((m) => sender.send(Buffer.from(m, 'utf8'))));
+      } else if (whole) {
+        await sender.send(whole);
       } else {
         await sendStdin(sender, io.stdin, options.format, options.maxMessageSize, io.stop, capabilities.rawPiece);
       }
@@ -95,6 +108,35 @@ at that moment, JetStream stores the message until a listener takes it.`,
     return EXIT.ok;
   },
 };
+
+/**
+ * All of stdin as one message (--whole), read up to the size limit and checked
+ * against the format before anything is sent: `lines` drops one last newline (what
+ * `echo` adds) and refuses a newline inside, which would be two messages to its reader.
+ */
+async function wholeStdin(stdin: NodeJS.ReadableStream, format: string, maxMessageSize: number | undefined, wireFormat: boolean): Promise<Buffer> {
+  const limit = maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of stdin) {
+    const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
+    size += bytes.length;
+    if (size > limit + 1) throw new FrameTooLargeError(size, limit, 'stdin (--whole)');
+    chunks.push(bytes);
+  }
+  let message = Buffer.concat(chunks);
+  if (format === 'lines' && message.length > 0 && message[message.length - 1] === 0x0a) message = message.subarray(0, message.length - 1);
+  if (message.length > limit) throw new FrameTooLargeError(message.length, limit, 'stdin (--whole)');
+  if (wireFormat) {
+    try {
+      createFraming(format, maxMessageSize === undefined ? {} : { maxMessageSize }).unitSize(message);
+    } catch (err) {
+      const code = (err as { code?: string }).code ?? 'ERR_NPIPE_INTERNAL';
+      throw new UsageError(`stdin cannot be sent as one ${format} message, so nothing was sent (${code}: ${(err as Error).message})`);
+    }
+  }
+  return message;
+}
 
 function stdinIsDirectory(): boolean {
   try {
