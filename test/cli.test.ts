@@ -7,7 +7,7 @@ import { unitsSender } from '../src/messaging.js';
 import * as npipeModule from '../src/index.js';
 import { PIPE_BUF, Sender, openSender } from '../src/index.js';
 import { mkfifo } from '../src/fifo-public.js';
-import { BIN, EXAMPLES, npipe, run, start, tempDir, until, waitForOpen } from './helpers.js';
+import { BIN, EXAMPLES, npipe, readerOn, run, start, tempDir, until, waitForOpen } from './helpers.js';
 
 describe('two processes exchange messages in every format', () => {
   const cases: Array<{ format: string; send: string[]; expect: string }> = [
@@ -80,6 +80,39 @@ describe('two processes exchange messages in every format', () => {
       assert.equal(r.code, code, `${args.join(' ')}: ${r.stderr}`);
       assert.match(r.stderr, says);
     }
+  });
+});
+
+describe('the waiting hint (issue 19 #3)', () => {
+  // A terminal for the command's stdin, stdout and stderr: Python's pty module (python3 is needed by the suite anyway).
+  const onTerminal = (...args: string[]) =>
+    start('python3', ['-c', 'import os, pty, sys; sys.exit(os.waitstatus_to_exitcode(pty.spawn(sys.argv[1:])))', process.execPath, BIN, ...args], { hangMs: 30_000 }).done;
+
+  test('on a terminal, send waiting a second for a reader says so once, with what to start and how to stop; not when stderr is a pipe', async (t) => {
+    const path = join(tempDir(t), 'p');
+    await mkfifo(path);
+    const r = await onTerminal('send', path, 'hello', '--timeout', '2500');
+    assert.equal(r.code, 3, r.stdout);
+    const hints = r.stdout.split(/\r?\n/).filter((l) => l.includes('waiting for a reader'));
+    assert.equal(hints.length, 1, r.stdout);
+    assert.match(hints[0]!, new RegExp(`npipe send: waiting for a reader of ${path} \\(start one: npipe listen ${path}\\); Ctrl-C to stop`));
+    const piped = await run(['send', path, 'hello', '--timeout', '1500']);
+    assert.equal(piped.code, 3);
+    assert.doesNotMatch(piped.stderr, /waiting for/);
+  });
+
+  test('on a terminal, request waiting a second for the server says so; a send whose reader is there says nothing', async (t) => {
+    const dir = tempDir(t);
+    const r = await onTerminal('request', join(dir, 'srv'), 'x', '--wait', '--timeout', '2500');
+    assert.equal(r.code, 3, r.stdout);
+    assert.match(r.stdout, /npipe request: waiting for the server on .*srv to answer \(is npipe serve .*srv running\?\); Ctrl-C to stop/);
+    const path = join(dir, 'p');
+    const listener = npipe(['listen', path, '--count', '1']);
+    await readerOn(path);
+    const quick = await onTerminal('send', path, 'hello');
+    assert.equal(quick.code, 0, quick.stdout);
+    assert.doesNotMatch(quick.stdout, /waiting for/);
+    assert.equal((await listener.done).stdout, 'hello\n');
   });
 });
 

@@ -1,5 +1,6 @@
 import { RemoteError } from '../errors.js';
 import { connect } from '../api.js';
+import { waitingHint } from './waiting-hint.js';
 import { EXIT, UsageError, checkAddress, durationOption, intOption, type Command } from './args.js';
 import { escapeForLog } from './log-escape.js';
 
@@ -48,15 +49,26 @@ failure, 2 usage, 3 timeout or no server (ERR_NPIPE_SERVER_GONE).`,
       for await (const chunk of io.stdin) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer));
       payload = Buffer.concat(chunks);
     }
-    const client = await connect<Buffer, Buffer>(positionals[0]!, {
-      codec: 'bytes',
-      waitForServer: values.wait === true,
-      // --wait: --timeout bounds the wait for a server as well as the request.
-      ...(timeout === undefined ? {} : { timeout }),
-      signal: io.stop,
-      ...(maxMessageSize === undefined ? {} : { maxMessageSize }),
-      ...(values['allow-shared'] === true ? { allowShared: true } : {}),
-    });
+    // Waiting for the server, at connect (--wait) or for its answer: said after a second on a terminal.
+    const hinted = waitingHint(
+      io,
+      `npipe request: waiting for the server on ${positionals[0]!} to answer (is npipe serve ${positionals[0]!} running?); Ctrl-C to stop`,
+    );
+    let client: Awaited<ReturnType<typeof connect<Buffer, Buffer>>>;
+    try {
+      client = await connect<Buffer, Buffer>(positionals[0]!, {
+        codec: 'bytes',
+        waitForServer: values.wait === true,
+        // --wait: --timeout bounds the wait for a server as well as the request.
+        ...(timeout === undefined ? {} : { timeout }),
+        signal: io.stop,
+        ...(maxMessageSize === undefined ? {} : { maxMessageSize }),
+        ...(values['allow-shared'] === true ? { allowShared: true } : {}),
+      });
+    } catch (err) {
+      hinted();
+      throw err;
+    }
     try {
       const reply = await client.request(payload, { signal: io.stop, ...(timeout === undefined ? {} : { timeout }) });
       io.stdout.write(reply.length > 0 && reply[reply.length - 1] === 0x0a ? reply : Buffer.concat([reply, Buffer.from('\n')]));
@@ -70,6 +82,7 @@ failure, 2 usage, 3 timeout or no server (ERR_NPIPE_SERVER_GONE).`,
       }
       throw err;
     } finally {
+      hinted();
       await client.close();
     }
   },

@@ -5,6 +5,7 @@ import type { Sender } from '../messaging.js';
 import { LineSplitter, type LineSink } from '../framing/split-lines.js';
 import { unitsSender } from '../messaging.js';
 import { FrameTooLargeError } from '../errors.js';
+import { waitingHint } from './waiting-hint.js';
 import { EXIT, FIFO_OPTIONS_HELP, UsageError, checkAddress, commonFifoOptions, fifoOptions, type Command } from './args.js';
 
 export const sendCommand: Command = {
@@ -70,7 +71,12 @@ at that moment, JetStream stores the message until a listener takes it.`,
       // A regular file as a raw stream: spliced into the FIFO, never through this
       // process (Linux; docs/TUNING.md). A signal stops it at once, as below.
       try {
-        await splice.sendFile(0, path, { ...options, create: values.create !== false, signal: io.stop });
+        const hinted = waitingHint(io, readerHint(path));
+        try {
+          await splice.sendFile(0, path, { ...options, create: values.create !== false, signal: io.stop });
+        } finally {
+          hinted();
+        }
       } catch (err) {
         throw io.stop.aborted ? io.stop.reason : err;
       }
@@ -78,13 +84,19 @@ at that moment, JetStream stores the message until a listener takes it.`,
     }
     // --whole: stdin read and checked before the FIFO is opened: nothing is sent if it cannot go as one message.
     const whole = values.whole === true ? await wholeStdin(io.stdin, options.format, options.maxMessageSize, capabilities.wireFormat === true) : undefined;
-    const sender = await openSender<Uint8Array>(path, {
-      ...options,
-      codec: 'bytes',
-      create: values.create !== false,
-      waitForReader: values.wait === true,
-      signal: io.stop,
-    });
+    const hinted = waitingHint(io, readerHint(path));
+    let sender: Sender<Uint8Array>;
+    try {
+      sender = await openSender<Uint8Array>(path, {
+        ...options,
+        codec: 'bytes',
+        create: values.create !== false,
+        waitForReader: values.wait === true,
+        signal: io.stop,
+      });
+    } finally {
+      hinted();
+    }
     // On SIGINT/SIGTERM/SIGHUP: drop what is still queued; a lines/length/fixed
     // message being written is finished first (cut, it would put the reader out of
     // step), then the exit is 128+n. Errors of close() come out of the finally below.
@@ -136,6 +148,11 @@ async function wholeStdin(stdin: NodeJS.ReadableStream, format: string, maxMessa
     }
   }
   return message;
+}
+
+/** What send says when it has waited a second for a reader (stderr a terminal). */
+function readerHint(path: string): string {
+  return `npipe send: waiting for a reader of ${path} (start one: npipe listen ${path}); Ctrl-C to stop`;
 }
 
 function stdinIsDirectory(): boolean {
