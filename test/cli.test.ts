@@ -480,6 +480,37 @@ describe('usage', () => {
     }
   });
 
+  test('a mistyped command or option gets a "did you mean", in one line whose quotes pair up (issue 19 #5)', async () => {
+    const cases: Array<[string[], RegExp]> = [
+      [['sned', '/tmp/x'], /unknown command "sned"; did you mean send\?/],
+      [['lisen', '/tmp/x'], /unknown command "lisen"; did you mean listen\?/],
+      [['listen', '/tmp/x', '--cont', '1'], /unknown option --cont; did you mean --count\?/],
+      [['send', '/tmp/x', '--no-creat', 'm'], /unknown option --no-create?; did you mean --no-create\?/],
+      [['listen', '/tmp/x', '--count'], /--count needs a value/],
+      [['listen', '/tmp/x', '--json=yes'], /--json takes no value/],
+      [['listen', '/tmp/x', '--timeout', '-1s'], /the value of --timeout starts with "-": write it as --timeout=VALUE/],
+      [['listen', '/tmp/x', '--zzzzzz'], /unknown option --zzzzzz \(a message or path that starts with "-" goes after --\)/],
+      [['frobnicate'], /unknown command "frobnicate" \(npipe --help lists them\)/],
+    ];
+    for (const [args, says] of cases) {
+      const result = await run(args);
+      assert.equal(result.code, 2, args.join(' '));
+      const lines = result.stderr.split('\n').filter(Boolean);
+      assert.equal(lines.length, 1, result.stderr);
+      assert.match(lines[0]!, says);
+      assert.equal((lines[0]!.match(/'/g) ?? []).length % 2, 0, `quotes pair up: ${lines[0]}`);
+      assert.equal((lines[0]!.match(/"/g) ?? []).length % 2, 0, `quotes pair up: ${lines[0]}`);
+    }
+  });
+
+  test('npipe --help lists --version, and --version prints the version', async () => {
+    const help = await run(['--help']);
+    assert.match(help.stdout, /-v, --version +print npipe's version/);
+    const version = await run(['--version']);
+    assert.equal(version.code, 0);
+    assert.match(version.stdout, /^\d+\.\d+\.\d+\n$/);
+  });
+
   test('mkfifo creates a FIFO with the mode given and accepts an existing one', async (t) => {
     const path = join(tempDir(t), 'p');
     assert.equal((await run(['mkfifo', path, '--mode', '640'])).code, 0);

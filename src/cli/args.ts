@@ -1,3 +1,4 @@
+import { closest } from './suggest.js';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { InvalidArgumentError, NpipeError } from '../errors.js';
 import type { Driver } from '../drivers/types.js';
@@ -36,7 +37,34 @@ export function parse(command: Command, argv: string[]) {
       strict: true,
     });
   } catch (err) {
-    throw new UsageError(`${(err as Error).message} (see npipe ${command.name} --help)`);
+    throw new UsageError(`${parseProblem(err as NodeJS.ErrnoException, command)} (see npipe ${command.name} --help)`);
+  }
+}
+
+/**
+ * node:util parseArgs' complaint in npipe's words: the option named as it is typed,
+ * quotes that pair up, and a "did you mean" for an option mistyped (issue 19 #5).
+ * Anything else it says is passed on as it is.
+ */
+function parseProblem(err: NodeJS.ErrnoException, command: Command): string {
+  const named = /'(-[^']*?)(?: <value>)?'/.exec(err.message)?.[1];
+  const option = named?.split(', ').pop();
+  const flags = Object.entries({ ...command.options, help: { type: 'boolean', short: 'h' } }).flatMap(([name, o]) => [
+    `--${name}`,
+    ...((o as { type: string }).type === 'boolean' ? [`--no-${name}`] : []),
+  ]);
+  switch (err.code) {
+    case 'ERR_PARSE_ARGS_UNKNOWN_OPTION': {
+      const meant = option ? closest(option.split('=')[0]!, flags) : undefined;
+      return meant ? `unknown option ${option}; did you mean ${meant}?` : `unknown option ${option ?? '?'} (a message or path that starts with "-" goes after --)`;
+    }
+    case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
+      if (option && /argument missing/.test(err.message)) return `${option} needs a value`;
+      if (option && /does not take an argument/.test(err.message)) return `${option} takes no value`;
+      if (option && /ambiguous/.test(err.message)) return `the value of ${option} starts with "-": write it as ${option}=VALUE`;
+      return err.message;
+    default:
+      return err.message;
   }
 }
 

@@ -4,6 +4,7 @@ import { NpipeError } from '../errors.js';
 import { type ErrnoLike } from '../sys/errno.js';
 import { EXIT, exitCodeFor, parse, type CliIO } from './args.js';
 import { COMMANDS as commands } from './commands.js';
+import { closest } from './suggest.js';
 
 function mainHelp(): string {
   const width = Math.max(...commands.map((c) => c.name.length));
@@ -16,6 +17,10 @@ the path. Run "npipe <command> --help" for a command's options.
 
 Commands:
 ${commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`).join('\n')}
+
+Options:
+  -h, --help     this help; "npipe <command> --help" for a command's
+  -v, --version  print npipe's version
 
 Exit codes: 0 ok, 1 failure, 2 usage, 3 timeout, no peer or NATS server not
 reachable, 4 unsafe path or not a FIFO.
@@ -41,7 +46,8 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
   }
   const entry = commands.find((c) => c.name === name);
   if (!entry) {
-    io.stderr.write(`npipe: ERR_NPIPE_INVALID_ARG: unknown command ${JSON.stringify(name)}; run npipe --help\n`);
+    const meant = closest(name, commands.map((c) => c.name));
+    io.stderr.write(`npipe: ERR_NPIPE_INVALID_ARG: unknown command ${JSON.stringify(name)}${meant ? `; did you mean ${meant}?` : ''} (npipe --help lists them)\n`);
     return EXIT.usage;
   }
   const command = await entry.load();
