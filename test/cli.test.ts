@@ -503,6 +503,15 @@ describe('usage', () => {
     }
   });
 
+  test('every help fits 80 columns (issue 19 #5)', async () => {
+    for (const command of ['', 'send', 'listen', 'serve', 'request', 'bridge', 'mkfifo', 'demo']) {
+      const help = await run(command ? [command, '--help'] : ['--help']);
+      assert.equal(help.code, 0);
+      const wide = help.stdout.split('\n').filter((line) => line.length > 80);
+      assert.deepEqual(wide, [], `npipe ${command} --help`);
+    }
+  });
+
   test('npipe --help lists --version, and --version prints the version', async () => {
     const help = await run(['--help']);
     assert.match(help.stdout, /-v, --version +print npipe's version/);

@@ -13,8 +13,8 @@ export const bridgeCommand: Command = {
 Carries every message arriving on <from> to <to>, where one of them is a FIFO
 path and the other a NATS URL (nats://host:port/subject):
 
-  npipe bridge /tmp/jobs nats://10.0.0.5:4222/jobs    # on the machine that writes
-  npipe bridge nats://10.0.0.5:4222/jobs /tmp/jobs    # on the machine that reads
+  npipe bridge /tmp/jobs nats://10.0.0.5:4222/jobs   # where scripts write
+  npipe bridge nats://10.0.0.5:4222/jobs /tmp/jobs   # where a reader reads
 
 so that an unchanged script writing "echo hello > /tmp/jobs" on one machine
 reaches a reader of /tmp/jobs (or npipe listen nats://...) on another. The FIFO

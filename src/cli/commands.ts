@@ -16,7 +16,7 @@ export const COMMANDS: readonly CommandEntry[] = [
   { name: 'listen', summary: 'print the messages arriving on a FIFO', load: async () => (await import('./listen.js')).listenCommand },
   {
     name: 'serve',
-    summary: 'answer requests arriving on a FIFO or pipe (with a shell command, or echo)',
+    summary: 'answer requests on a FIFO, pipe or NATS subject (a command, or echo)',
     load: async () => (await import('./serve.js')).serveCommand,
   },
   { name: 'request', summary: 'send one request to an npipe server and print its reply', load: async () => (await import('./request.js')).requestCommand },

@@ -17,9 +17,10 @@ export const listenCommand: Command = {
   name: 'listen',
   help: `Usage: npipe listen <path> [options]
 
-Prints each message arriving on the FIFO to stdout, followed by a newline (raw
-passes the bytes through untouched; on Linux, without --count, they are spliced
-into a file, /dev/null or a pipe without passing through npipe). Creates the FIFO if it is missing. Keeps
+Prints each message arriving on <path> (a FIFO path, a Windows pipe name or a
+nats:// URL) to stdout, followed by a newline (raw passes the bytes through
+untouched; on Linux, without --count, into a file, /dev/null or a pipe without
+going through the event loop). Creates the FIFO if it is missing. Keeps
 listening while writers come and go, until --count, --once, --timeout, or
 SIGINT/SIGTERM (which end it at once, exit 0, with everything already received
 written out; a line received without its newline is printed as the last one).
@@ -36,7 +37,7 @@ Options:
                      closed the FIFO (the textbook reader's behaviour)
       --json         print each message as one JSON line: {"text":"..."}, or
                      {"base64":"..."} when it is not valid UTF-8
-      --no-create    fail (ERR_NPIPE_NOT_FOUND) instead of creating a missing FIFO
+      --no-create    fail (ERR_NPIPE_NOT_FOUND) rather than make a missing FIFO
       --max-partial N  frames: bytes kept for unfinished messages, all writers
                      together (default max(4 x --max-size, 256 MiB))
 ${FIFO_OPTIONS_HELP.replace('give up after T: 250ms, 5s, 2m', 'exit if no message comes for T: 250ms, 5s')}
@@ -44,12 +45,13 @@ ${FIFO_OPTIONS_HELP.replace('give up after T: 250ms, 5s, 2m', 'exit if no messag
 With --format frames, a message that cannot be delivered whole (its writer died
 mid-message, it was cut by an earlier reader's departure and sent again, it is
 over --max-size) is dropped and reported on stderr, one line each:
-  npipe listen: dropped a message from writer 5f3a9c01 (pid 4242): writer-died, 1048576 bytes
+  npipe listen: dropped a message from writer 5f3a9c01 (pid 4242):
+    writer-died, 1048576 bytes
 On Windows a connection that did not send the pipe's key (README, "Platform
 notes") is refused before any message, and reported the same way.
 
-Exit codes: 0 done, 1 failure (a malformed stream: ERR_NPIPE_BAD_FRAME), 2 usage,
-3 timeout, 4 not a FIFO or unsafe.
+Exit codes: 0 done, 1 failure (a malformed stream: ERR_NPIPE_BAD_FRAME),
+2 usage, 3 timeout, 4 not a FIFO or unsafe.
 
 Examples:
   npipe listen /tmp/jobs
@@ -57,10 +59,11 @@ Examples:
   npipe listen /tmp/jobs --format length --json
   npipe listen nats://127.0.0.1:4222/jobs --jetstream
 
-Over NATS (a nats:// URL): listeners on one subject share its messages (a queue
-group; ?group=NAME to choose it). With --jetstream a message is acknowledged once
-the next one is asked for, that is after it was written out: a listener killed
-before that gets it again after ack-wait (30 s; ?ack-wait=MS in the URL).`,
+Over NATS (a nats:// URL): listeners on one subject share its messages (a
+queue group; ?group=NAME to choose it). With --jetstream a message is
+acknowledged once the next one is asked for, that is after it was written
+out: a listener killed before that gets it again after ack-wait (30 s;
+?ack-wait=MS in the URL).`,
   options: {
     ...fifoOptions,
     count: { type: 'string', short: 'n' },

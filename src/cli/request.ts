@@ -8,10 +8,10 @@ export const requestCommand: Command = {
   name: 'request',
   help: `Usage: npipe request <address> <message> [options]
 
-Sends <message> to the server on <address> (npipe serve, or the library's serve():
-a FIFO path, a Windows pipe name or a nats:// URL)
-and prints its reply (followed by a newline if it has none). With no message
-argument, the request is all of stdin.
+Sends <message> to the server on <address> (npipe serve, or the library's
+serve(): a FIFO path, a Windows pipe name or a nats:// URL) and prints its
+reply (followed by a newline if it has none). With no message argument, the
+request is all of stdin.
 
 Options:
   -t, --timeout T    give up after T: 250ms, 5s, 2m (a bare number is
@@ -19,9 +19,9 @@ Options:
                      handler is told to stop
       --wait         wait for the server to appear instead of failing at once
       --max-size N   largest request or reply in bytes (default 1048576)
-      --allow-shared accept a server FIFO writable by group or others (a
-                     server shared by several users: npipe serve --allow-shared);
-                     on Windows, a server another user shared
+      --allow-shared accept a server FIFO writable by group or others (a server
+                     shared by several users: npipe serve --allow-shared); on
+                     Windows, a server another user shared
   -h, --help         show this help
 
 Exit codes: 0 reply printed, 1 the server answered with an error (printed as

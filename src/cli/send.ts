@@ -33,7 +33,7 @@ Options:
                      (ERR_NPIPE_NO_READER)
       --whole        stdin is one message, not one per line (lines: without its
                      last newline, and it may hold no other; up to --max-size)
-      --no-create    fail (ERR_NPIPE_NOT_FOUND) instead of creating a missing FIFO
+      --no-create    fail (ERR_NPIPE_NOT_FOUND) rather than make a missing FIFO
 ${FIFO_OPTIONS_HELP}
 
 Exit codes: 0 sent, 1 failure, 2 usage (also a message argument the format

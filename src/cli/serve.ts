@@ -19,7 +19,7 @@ each client's private reply FIFO, over a Windows pipe back on the client's
 connection; a dead, slow or malicious client never blocks the server or other
 clients. Runs until SIGINT/SIGTERM (exit 0).
 
-  --exec CMD         run "sh -c CMD" once per request, with the request on stdin;
+  --exec CMD         run "sh -c CMD" once per request, the request on stdin;
                      its stdout is the reply; a nonzero exit is an error reply
                      (the client gets ERR_NPIPE_REMOTE: "command exited with
                      status N: " and CMD's stderr). CMD runs in a process group
