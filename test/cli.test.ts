@@ -503,6 +503,24 @@ describe('usage', () => {
     }
   });
 
+  test("the CLI's errors name its flags, not the library's options (issue 19 #5)", async (t) => {
+    const dir = tempDir(t);
+    const path = join(dir, 'p');
+    await mkfifo(path);
+    const cases: Array<[string[], RegExp]> = [
+      [['request', join(dir, 'none'), 'x'], /wait for it \(--wait\)$/],
+      [['send', path, 'x', '--timeout', '200'], /wait longer than --timeout 200ms$/],
+      [['listen', path, '--timeout', '300'], /wait longer than --timeout 300ms$/],
+      [['send', join(dir, 'q'), '--format', 'frames', '--max-size', '10', '12345678901234'], /raise --max-size on both ends/],
+    ];
+    for (const [args, says] of cases) {
+      const r = await run(args);
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr.trim(), says, args.join(' '));
+      assert.doesNotMatch(r.stderr, /waitForServer|maxMessageSize|\(timeout/, args.join(' '));
+    }
+  });
+
   test('every help fits 80 columns (issue 19 #5)', async () => {
     for (const command of ['', 'send', 'listen', 'serve', 'request', 'bridge', 'mkfifo', 'demo']) {
       const help = await run(command ? [command, '--help'] : ['--help']);

@@ -5,6 +5,7 @@ import { type ErrnoLike } from '../sys/errno.js';
 import { EXIT, exitCodeFor, parse, type CliIO } from './args.js';
 import { COMMANDS as commands } from './commands.js';
 import { closest } from './suggest.js';
+import { inFlags } from './flag-words.js';
 
 function mainHelp(): string {
   const width = Math.max(...commands.map((c) => c.name.length));
@@ -71,7 +72,7 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
       return EXIT.failure;
     }
     const code = err instanceof NpipeError ? err.code : 'ERR_NPIPE_INTERNAL';
-    const detail = err instanceof NpipeError ? err.message : String((err as Error)?.stack ?? err);
+    const detail = err instanceof NpipeError ? inFlags(err.message) : String((err as Error)?.stack ?? err);
     io.stderr.write(`npipe ${command.name}: ${code}: ${detail}\n`);
     return exitCodeFor(err);
   }
