@@ -164,14 +164,14 @@ export const FIFO_OPTIONS_HELP = `  -f, --format F     lines (default), frames, 
       --jetstream    nats:// only: JetStream delivery (stored, acknowledged,
                      at least once) instead of core NATS (at most once); the
                      same as ?delivery=jetstream in the URL
-  -h, --help         show this help
+  -h, --help         show this help`;
 
-<path> may be a NATS URL instead, nats://host:port/subject[?delivery=jetstream]
-(README "Scaling out"): the same messages, between machines. --format then only
-matters on the FIFO side of a bridge; --mode, --pipe-size, --allow-shared and
---no-create are FIFO options and are refused with a URL. On Windows <path> is a
-pipe name, \\\\.\\pipe\\<name> (README "Platform notes"); of the FIFO options
-it takes --allow-shared.`;
+/** What send and listen say of their <path> beyond a FIFO (not bridge: its two ends are a FIFO and a URL). */
+export const ADDRESS_HELP = `<path> may be a NATS URL instead, nats://host:port/subject[?delivery=jetstream]
+(README "Scaling out"): the same messages, between machines. --mode,
+--pipe-size, --allow-shared and --no-create are FIFO options and are refused
+with a URL. On Windows <path> is a pipe name, \\\\.\\pipe\\<name> (README
+"Platform notes"); of the FIFO options it takes --allow-shared.`;
 
 /**
  * Options that mean something for one medium only (a driver lists the ones it

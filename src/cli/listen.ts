@@ -8,7 +8,7 @@ import type { DropInfo } from '../framing/index.js';
 import { LineSplitter, eachLine, type LineSink } from '../framing/split-lines.js';
 import { deadline } from '../util/abort.js';
 import type { CountedReader, CountedReaderOptions } from '../drivers/types.js';
-import { EXIT, FIFO_OPTIONS_HELP, UsageError, checkAddress, commonFifoOptions, fifoOptions, intOption, type CliIO, type Command } from './args.js';
+import { ADDRESS_HELP, EXIT, FIFO_OPTIONS_HELP, UsageError, checkAddress, commonFifoOptions, fifoOptions, intOption, type CliIO, type Command } from './args.js';
 
 // ignoreBOM: a leading U+FEFF is part of the message, printed as sent (not dropped).
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
@@ -41,6 +41,8 @@ Options:
       --max-partial N  frames: bytes kept for unfinished messages, all writers
                      together (default max(4 x --max-size, 256 MiB))
 ${FIFO_OPTIONS_HELP.replace('give up after T: 250ms, 5s, 2m', 'exit if no message comes for T: 250ms, 5s')}
+
+${ADDRESS_HELP}
 
 With --format frames, a message that cannot be delivered whole (its writer died
 mid-message, it was cut by an earlier reader's departure and sent again, it is

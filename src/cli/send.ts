@@ -6,7 +6,7 @@ import { LineSplitter, type LineSink } from '../framing/split-lines.js';
 import { unitsSender } from '../messaging.js';
 import { FrameTooLargeError } from '../errors.js';
 import { waitingHint } from './waiting-hint.js';
-import { EXIT, FIFO_OPTIONS_HELP, UsageError, checkAddress, commonFifoOptions, fifoOptions, type Command } from './args.js';
+import { ADDRESS_HELP, EXIT, FIFO_OPTIONS_HELP, UsageError, checkAddress, commonFifoOptions, fifoOptions, type Command } from './args.js';
 
 export const sendCommand: Command = {
   name: 'send',
@@ -35,6 +35,8 @@ Options:
                      last newline, and it may hold no other; up to --max-size)
       --no-create    fail (ERR_NPIPE_NOT_FOUND) rather than make a missing FIFO
 ${FIFO_OPTIONS_HELP}
+
+${ADDRESS_HELP}
 
 Exit codes: 0 sent, 1 failure, 2 usage (also a message argument the format
 cannot carry: then none is sent), 3 no reader (timeout, or it went away), 4 not
