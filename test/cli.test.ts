@@ -101,6 +101,25 @@ describe('the waiting hint (issue 19 #3)', () => {
     assert.doesNotMatch(piped.stderr, /waiting for/);
   });
 
+  test('on a terminal, a raw send that found its reader at once says nothing, however long the transfer takes', async (t) => {
+    const dir = tempDir(t);
+    const path = join(dir, 'p');
+    const file = join(dir, 'in');
+    writeFileSync(file, Buffer.alloc(8 * 1024 * 1024, 7));
+    await mkfifo(path);
+    // A reader there from the start that reads nothing for 3 s: the pipe fills and the send waits for room, not for a reader.
+    const reader = start('python3', ['-c', 'import sys, time; f = open(sys.argv[1], "rb"); time.sleep(3); n = len(f.read()); print(n)', path]);
+    await readerOn(path);
+    const r = await start(
+      'python3',
+      ['-c', 'import os, pty, sys; sys.exit(os.waitstatus_to_exitcode(pty.spawn(sys.argv[1:])))', 'sh', '-c', `exec "$0" "$1" send "$2" --format raw < "$3"`, process.execPath, BIN, path, file],
+      { hangMs: 30_000 },
+    ).done;
+    assert.equal(r.code, 0, r.stdout);
+    assert.doesNotMatch(r.stdout, /waiting for/);
+    assert.equal((await reader.done).stdout.trim(), String(8 * 1024 * 1024));
+  });
+
   test('on a terminal, request waiting a second for the server says so; a send whose reader is there says nothing', async (t) => {
     const dir = tempDir(t);
     const r = await onTerminal('request', join(dir, 'srv'), 'x', '--wait', '--timeout', '2500');

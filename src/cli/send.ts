@@ -73,9 +73,10 @@ at that moment, JetStream stores the message until a listener takes it.`,
       // A regular file as a raw stream: spliced into the FIFO, never through this
       // process (Linux; docs/TUNING.md). A signal stops it at once, as below.
       try {
+        // The hint is about waiting for a reader, not about a long transfer: cancelled once the FIFO is open.
         const hinted = waitingHint(io, readerHint(path));
         try {
-          await splice.sendFile(0, path, { ...options, create: values.create !== false, signal: io.stop });
+          await splice.sendFile(0, path, { ...options, create: values.create !== false, signal: io.stop, onOpen: hinted });
         } finally {
           hinted();
         }

@@ -89,8 +89,11 @@ export interface Capabilities {
 export interface SpliceLane {
   /** Whether splicing works here now (Linux, koffi loaded, not turned off with NPIPE_SPLICE=0). */
   available(): boolean;
-  /** The bytes of regular file `fd` into `address`; resolves with the bytes sent. */
-  sendFile(fd: number, address: string, options: DriverSenderOptions): Promise<number>;
+  /**
+   * The bytes of regular file `fd` into `address`; resolves with the bytes sent.
+   * `onOpen`: called once `address` is open (a reader is there), before any byte moves.
+   */
+  sendFile(fd: number, address: string, options: DriverSenderOptions & { onOpen?: () => void }): Promise<number>;
   /**
    * The byte stream arriving on `address` into `outFd` (`output` is a stream over the
    * same descriptor, for the pieces that pass through this process); resolves with

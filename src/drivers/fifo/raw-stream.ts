@@ -154,11 +154,12 @@ function noReader(path: string, cause: unknown): NoReaderError {
  * @throws ERR_NPIPE_NO_READER (the reader went away), ERR_NPIPE_TIMEOUT and the other
  *   errors of opening a sender; `signal.reason` when `signal` aborts.
  */
-export async function sendFileRaw(fd: number, path: string, options: FifoSenderOptions): Promise<number> {
+export async function sendFileRaw(fd: number, path: string, options: FifoSenderOptions & { onOpen?: () => void }): Promise<number> {
   const { signal } = options;
   const timeout = checkTimeout(options.timeout);
   const stall = timeout === undefined || timeout === 0 ? undefined : { timeout, path };
   const end = await openWriterEnd(path, options);
+  options.onOpen?.();
   let socket: Socket | undefined;
   try {
     growPipe(end, options.pipeSize);
