@@ -14,12 +14,13 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, createReadStream, existsSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, constants, createReadStream, existsSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { mkfifo } from '../src/fifo-public.js';
-import { BIN, isCI, start, until, type Result } from './helpers.js';
+import { BIN, isCI, readerOn, start, until, type Result } from './helpers.js';
+import { bytesInPipe } from '../src/fifo/index.js';
 
 const MiB = 1024 * 1024;
 const SIZE = 192 * MiB;
@@ -223,19 +224,32 @@ describe('raw streams, spliced (Linux)', { skip: process.platform !== 'linux' &&
 
   test('SIGTERM while a spliced send waits for room (the reader does not read): exit 143, the reader gets a prefix', async () => {
     const path = await fifo('r');
+    const out = join(dir, 'out-r');
     // A reader that holds the FIFO and reads nothing until told: the pipe fills.
-    const reader = spawn('sh', ['-c', `exec 3<${q(path)}; read x; cat <&3 > /dev/null`], { stdio: ['pipe', 'ignore', 'ignore'] });
+    const reader = spawn('sh', ['-c', `exec 3<${q(path)}; read x; exec cat <&3 > ${q(out)}`], { stdio: ['pipe', 'ignore', 'ignore'] });
+    const readerDone = new Promise<number | null>((resolve) => reader.on('close', resolve));
+    await readerOn(path);
     const sender = start('sh', ['-c', `exec ${NPIPE} send ${q(path)} --format raw < ${q(input)}`], { hangMs: HANG_MS });
+    // The pipe full: the sender is running (its signal handlers are in place) and waits for room.
+    const probe = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
     try {
-      await new Promise((resolve) => setTimeout(resolve, 500));
-      assert.equal(sender.child.exitCode, null, 'the sender waits for room');
+      await until(() => bytesInPipe(probe) >= 64 * 1024 && sender.child.exitCode === null, 'the sender to fill the pipe', HANG_MS);
+      await new Promise((resolve) => setTimeout(resolve, 100)); // in its wait, past poll's first 20 ms
       sender.child.kill('SIGTERM');
       const s = await sender.done;
       assert.equal(s.code, 143, s.stderr);
     } finally {
+      closeSync(probe);
       reader.stdin!.end('\n');
-      reader.kill('SIGKILL');
     }
+    assert.equal(await readerDone, 0);
+    const size = statSync(out).size;
+    assert.ok(size > 0 && size < SIZE, `a part of the input arrived (${size} bytes)`);
+    const fd = openSync(input, 'r');
+    const head = Buffer.alloc(size);
+    readSync(fd, head, 0, size, 0);
+    closeSync(fd);
+    assert.ok(readFileSync(out).equals(head), 'what arrived is a prefix of the input');
   });
 
   test('listen > file exits without fsync(2) of its stdout (koffi flushes fds 1 and 2 at exit; the CLI spares them)', async (t) => {
