@@ -540,12 +540,17 @@ describe('usage', () => {
     }
   });
 
-  test('every help fits 80 columns, and says only what applies to its command (issue 19 #5)', async () => {
+  test('every help fits 80 columns, names the kinds of address its command takes, and says only what applies to it (issue 19 #5)', async () => {
     for (const command of ['', 'send', 'listen', 'serve', 'request', 'bridge', 'mkfifo', 'demo']) {
       const help = await run(command ? [command, '--help'] : ['--help']);
       assert.equal(help.code, 0);
       const wide = help.stdout.split('\n').filter((line) => line.length > 80);
       assert.deepEqual(wide, [], `npipe ${command} --help`);
+    }
+    // Each names every kind of address it takes: a FIFO path, a nats:// URL, a Windows pipe name.
+    for (const command of ['send', 'listen', 'serve', 'request']) {
+      const help = (await run([command, '--help'])).stdout;
+      for (const kind of [/FIFO/, /nats:\/\//, /pipe name/]) assert.match(help, kind, `npipe ${command} --help names ${String(kind)}`);
     }
     // Specific to its command: bridge has two ends, not a <path> that may be a URL.
     const bridge = await run(['bridge', '--help']);
