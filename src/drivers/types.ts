@@ -16,6 +16,17 @@ import type { Handler } from '../rpc/handler.js';
 import type { Client, ConnectOptions, Server, ServeOptions } from '../rpc/types.js';
 import type { FifoReceiverOptions, FifoSenderOptions } from './fifo/options.js';
 import type { Delivery } from './nats/url.js';
+import type { NatsStatus } from './nats/stat.js';
+import type { FifoStatus } from '../fifo/inspect.js';
+
+/** What `npipe stat` shows of an address: one shape per kind, told apart by `type`. */
+export type AddressStatus = FifoStatus | NatsStatus;
+
+/** What a driver is given to look at an address (NATS: how long to try the server). */
+export interface InspectOptions {
+  timeout?: number;
+  signal?: AbortSignal;
+}
 
 /** What every driver is given to open a sender (each takes the options that mean something for its medium). */
 export interface DriverSenderOptions extends FifoSenderOptions {
@@ -82,6 +93,11 @@ export interface Capabilities {
   readonly cliOptions: readonly string[];
   /** Raw byte streams moved by splice(2), never through this process (Linux FIFOs). */
   readonly splice?: SpliceLane;
+  /**
+   * What the address is and what waits in it, looked at without changing it: no
+   * FIFO opened as a reader or writer, no stream or consumer made (`npipe stat`).
+   */
+  readonly inspect?: (address: string, options: InspectOptions) => Promise<AddressStatus>;
   /** Exactly N messages taken from the medium, the rest left for the next reader (`npipe listen --count`). */
   readonly countedReader?: (address: string, options: CountedReaderOptions) => Promise<CountedReader>;
 }

@@ -29,6 +29,12 @@ interface Libc {
   tee: ((fdIn: number, fdOut: number, length: number, flags: number) => number) | undefined;
   /** pipe2(fds, flags): an anonymous pipe, [read end, write end] written into `fds`; Linux only. */
   pipe2: ((fds: number[], flags: number) => number) | undefined;
+  /**
+   * pidfd_open(2) and pidfd_getfd(2) through syscall(2) (glibc before 2.36 has no
+   * wrappers): a copy of another process's descriptor, the same open file (Linux 5.6+).
+   */
+  pidfdOpen: ((pid: number) => number) | undefined;
+  pidfdGetfd: ((pidfd: number, fd: number) => number) | undefined;
   /** poll(fds, nfds, timeout): `fds` holds nfds `struct pollfd` (int fd; short events; short revents), 8 bytes each. */
   poll(fds: Uint8Array, nfds: number, timeout: number): number;
   /** The address of a buffer's first byte (memset(buffer, 0, 0) returns it). */
@@ -106,6 +112,7 @@ export function loadLibc(): Libc {
             ? (lib.func('intptr_t tee(int fd_in, int fd_out, size_t len, unsigned int flags)') as Libc['tee'])
             : undefined,
         pipe2: process.platform === 'linux' ? (lib.func('int pipe2(_Out_ int *fds, int flags)') as Libc['pipe2']) : undefined,
+        ...pidfdCalls(process.platform === 'linux' ? (lib.func('long syscall(long number, ...)') as Syscall) : undefined),
         poll: lib.func('int poll(void *fds, unsigned long nfds, int timeout)') as Libc['poll'],
         addressOf: ((memset) => (buffer: Uint8Array) => Number(memset(buffer, 0, 0)))(
           lib.func('uintptr_t memset(void *s, int c, size_t n)') as (b: Uint8Array, c: number, n: number) => number | bigint,
@@ -118,6 +125,19 @@ export function loadLibc(): Libc {
     }
   }
   throw new UnsupportedError(`cannot load the C library (${names.join(', ')})`, { cause: lastError });
+}
+
+type Syscall = (number: number, ...args: unknown[]) => number | bigint;
+/** <asm-generic/unistd.h>: the same numbers on every architecture since Linux 5.3. */
+const SYS_PIDFD_OPEN = 434;
+const SYS_PIDFD_GETFD = 438;
+
+function pidfdCalls(syscall: Syscall | undefined): Pick<Libc, 'pidfdOpen' | 'pidfdGetfd'> {
+  if (!syscall) return { pidfdOpen: undefined, pidfdGetfd: undefined };
+  return {
+    pidfdOpen: (pid) => Number(syscall(SYS_PIDFD_OPEN, 'int', pid, 'unsigned int', 0)),
+    pidfdGetfd: (pidfd, fd) => Number(syscall(SYS_PIDFD_GETFD, 'int', pidfd, 'int', fd, 'unsigned int', 0)),
+  };
 }
 
 /** The C library if something has loaded it already (never loads it, nor koffi). */

@@ -43,6 +43,7 @@ export const driver: Driver = {
       receiveInto: async (path, outFd, output, options) => (await import('./raw-stream.js')).receiveRawInto(path, outFd, output, options),
     },
     countedReader: async (path, options) => (await import('./counted-reader.js')).openCountedReader(path, options),
+    inspect: async (path) => (await import('../../fifo/inspect.js')).inspectFifo(path),
   },
   openSender: (path, framing, options) => openFifoFrameSender(path, framing, options),
   openReceiver: async (path, framing, options) => (await import('./receiver.js')).openFifoFrameReceiver(path, framing, options),

@@ -9,6 +9,7 @@ import type { Driver } from '../types.js';
 import { openNatsFrameReceiver, openNatsFrameSender } from './open.js';
 import { connectNatsClient } from './rpc-client.js';
 import { serveNats } from './rpc-server.js';
+import { statNats } from './stat.js';
 import { parseNatsUrl, type Delivery, type NatsAddress } from './url.js';
 
 /** Bytes of a raw stream sent as one NATS message (well under the default max_payload of 1 MiB). */
@@ -38,6 +39,7 @@ export const driver: Driver = {
     acknowledges: true,
     rawPiece: RAW_PIECE,
     cliOptions: ['jetstream'],
+    inspect: (url, options) => statNats(parseNatsUrl(url), natsOptions(options, false)),
   },
   openSender: (url, _framing, options) => openNatsFrameSender(addressOf(url, options), natsOptions(options, options.waitForReader === true)),
   openReceiver: (url, framing, options) =>
