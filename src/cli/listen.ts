@@ -8,6 +8,8 @@ import type { DropInfo } from '../framing/index.js';
 import { LineSplitter, eachLine, type LineSink } from '../framing/split-lines.js';
 import { deadline } from '../util/abort.js';
 import type { CountedReader, CountedReaderOptions } from '../drivers/types.js';
+import type { Capabilities } from '../drivers/types.js';
+import { ProgressReport } from './progress.js';
 import { ADDRESS_HELP, EXIT, FIFO_OPTIONS_HELP, UsageError, checkAddress, commonFifoOptions, fifoOptions, intOption, type CliIO, type Command } from './args.js';
 
 // ignoreBOM: a leading U+FEFF is part of the message, printed as sent (not dropped).
@@ -38,6 +40,9 @@ Options:
       --json         print each message as one JSON line: {"text":"..."}, or
                      {"base64":"..."} when it is not valid UTF-8
       --no-create    fail (ERR_NPIPE_NOT_FOUND) rather than make a missing FIFO
+      --progress     raw: bytes received and the rate on stderr, redrawn on a
+                     terminal, else a line a second; the total at the end.
+                     Splicing goes on as without it
       --max-partial N  frames: bytes kept for unfinished messages, all writers
                      together (default max(4 x --max-size, 256 MiB))
 ${FIFO_OPTIONS_HELP.replace('give up after T: 250ms, 5s, 2m', 'exit if no message comes for T: 250ms, 5s')}
@@ -73,6 +78,7 @@ out: a listener killed before that gets it again after ack-wait (30 s;
     json: { type: 'boolean' },
     create: { type: 'boolean' },
     'max-partial': { type: 'string' },
+    progress: { type: 'boolean' },
   },
   async run(values, positionals, io) {
     if (positionals.length !== 1) throw new UsageError('npipe listen takes exactly one FIFO path (see npipe listen --help)');
@@ -83,105 +89,131 @@ out: a listener killed before that gets it again after ack-wait (30 s;
     const json = values.json === true;
     const raw = options.format === 'raw';
     if (json && raw) throw new UsageError('--json needs message boundaries; it does not go with --format raw');
+    if (values.progress === true) {
+      if (!raw) throw new UsageError('--progress shows a raw byte stream: it goes with --format raw');
+      if (count !== undefined) throw new UsageError('--progress shows a stream; it does not go with --count (N reads)');
+    }
+    const progress = values.progress === true ? new ProgressReport(io.stderr, 'npipe listen', 'received') : undefined;
+    try {
+      return await listenWith(path, values, io, capabilities, count, progress);
+    } finally {
+      progress?.finish();
+    }
+  },
+};
 
-    const maxPartialBytes = intOption(values['max-partial'], 'max-partial', { min: 1 });
-    if (count !== undefined && capabilities.countedReader) {
-      return listenCounted(path, capabilities.countedReader, io, {
+async function listenWith(
+  path: string,
+  values: Record<string, string | boolean | undefined>,
+  io: CliIO,
+  capabilities: Capabilities,
+  count: number | undefined,
+  progress: ProgressReport | undefined,
+): Promise<number> {
+  const { timeout, ...options } = commonFifoOptions(values);
+  const json = values.json === true;
+  const raw = options.format === 'raw';
+
+  const maxPartialBytes = intOption(values['max-partial'], 'max-partial', { min: 1 });
+  if (count !== undefined && capabilities.countedReader) {
+    return listenCounted(path, capabilities.countedReader, io, {
+      ...options,
+      count,
+      timeout,
+      json,
+      once: values.once === true,
+      create: values.create !== false,
+      ...(maxPartialBytes === undefined ? {} : { maxPartialBytes }),
+    });
+  }
+  const splice = capabilities.splice;
+  if (raw && count === undefined && splice && io.stdout === process.stdout && splice.available() && spliceableStdout()) {
+    // The byte stream is spliced from the FIFO into stdout, never through this
+    // process (Linux; docs/TUNING.md). --timeout: no byte for that long. A signal
+    // ends it at once, exit 0, with everything read from the pipe written out.
+    try {
+      await splice.receiveInto(path, 1, io.stdout, {
         ...options,
-        count,
-        timeout,
-        json,
-        once: values.once === true,
-        create: values.create !== false,
-        ...(maxPartialBytes === undefined ? {} : { maxPartialBytes }),
-      });
-    }
-    const splice = capabilities.splice;
-    if (raw && count === undefined && splice && io.stdout === process.stdout && splice.available() && spliceableStdout()) {
-      // The byte stream is spliced from the FIFO into stdout, never through this
-      // process (Linux; docs/TUNING.md). --timeout: no byte for that long. A signal
-      // ends it at once, exit 0, with everything read from the pipe written out.
-      try {
-        await splice.receiveInto(path, 1, io.stdout, {
-          ...options,
-          keepOpen: values.once !== true,
-          create: values.create !== false,
-          signal: io.stop,
-          ...(timeout === undefined ? {} : { idleTimeout: timeout }),
-        });
-      } catch (err) {
-        // Whoever read our stdout went away (npipe listen | head -c 10): stop quietly, as cat does.
-        if (isErrno(err, 'EPIPE')) return EXIT.ok;
-        throw err;
-      }
-      return EXIT.ok;
-    }
-
-    if (options.format === 'lines' && capabilities.wireFormat && count === undefined) {
-      // The FIFO already holds the lines format, and so does our output: pass whole
-      // lines through as they are, without taking them apart into messages (--json:
-      // one JSON line each). A line cut by a stop is still printed (issue 15 #16).
-      // Not with --count on a medium without a counted reader (Windows pipes): raw
-      // chunks cannot be counted in lines, so the message loop below takes N.
-      const { maxMessageSize, ...fifo } = options;
-      const receiver = await openReceiver<Buffer>(path, {
-        ...fifo,
-        format: 'raw',
-        codec: 'bytes',
         keepOpen: values.once !== true,
         create: values.create !== false,
+        signal: io.stop,
+        ...(timeout === undefined ? {} : { idleTimeout: timeout }),
+        ...(progress ? { progress } : {}),
       });
-      return passLinesThrough(receiver, { path, io, timeout, json, max: maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE });
+    } catch (err) {
+      // Whoever read our stdout went away (npipe listen | head -c 10): stop quietly, as cat does.
+      if (isErrno(err, 'EPIPE')) return EXIT.ok;
+      throw err;
     }
+    return EXIT.ok;
+  }
 
+  if (options.format === 'lines' && capabilities.wireFormat && count === undefined) {
+    // The FIFO already holds the lines format, and so does our output: pass whole
+    // lines through as they are, without taking them apart into messages (--json:
+    // one JSON line each). A line cut by a stop is still printed (issue 15 #16).
+    // Not with --count on a medium without a counted reader (Windows pipes): raw
+    // chunks cannot be counted in lines, so the message loop below takes N.
+    const { maxMessageSize, ...fifo } = options;
     const receiver = await openReceiver<Buffer>(path, {
-      ...options,
-      ...(maxPartialBytes === undefined ? {} : { maxPartialBytes }),
+      ...fifo,
+      format: 'raw',
       codec: 'bytes',
       keepOpen: values.once !== true,
       create: values.create !== false,
-      onDrop: reportDrop(io),
     });
-    const stop = () => void receiver.close();
-    io.stop.addEventListener('abort', stop, { once: true });
-    let received = 0; // --count here: a medium without a counted reader (NATS)
+    return passLinesThrough(receiver, { path, io, timeout, json, max: maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE });
+  }
+
+  const receiver = await openReceiver<Buffer>(path, {
+    ...options,
+    ...(maxPartialBytes === undefined ? {} : { maxPartialBytes }),
+    codec: 'bytes',
+    keepOpen: values.once !== true,
+    create: values.create !== false,
+    onDrop: reportDrop(io),
+  });
+  const stop = () => void receiver.close();
+  io.stop.addEventListener('abort', stop, { once: true });
+  let received = 0; // --count here: a medium without a counted reader (NATS)
+  try {
+    const out = new Output(io.stdout);
     try {
-      const out = new Output(io.stdout);
-      try {
-        for (;;) {
-          let message = receiver.tryReceive();
-          if (message === undefined) {
-            await out.flush();
-            const wait = deadline(
-              { timeout },
-              `no message arrived on ${path}; check that a writer is sending, or wait longer (--timeout)`,
-            );
-            try {
-              message = await receiver.receive({ signal: wait.signal });
-            } finally {
-              wait.dispose();
-            }
-            if (message === undefined) break;
+      for (;;) {
+        let message = receiver.tryReceive();
+        if (message === undefined) {
+          await out.flush();
+          const wait = deadline(
+            { timeout },
+            `no message arrived on ${path}; check that a writer is sending, or wait longer (--timeout)`,
+          );
+          try {
+            message = await receiver.receive({ signal: wait.signal });
+          } finally {
+            wait.dispose();
           }
-          if (raw) out.add(message);
-          else if (json) out.add(Buffer.from(jsonLine(message)));
-          else {
-            out.add(message);
-            out.add(NEWLINE);
-          }
-          if (out.full) await out.flush();
-          if (++received === count) break;
+          if (message === undefined) break;
         }
-      } finally {
-        await out.flush();
+        if (raw) {
+          out.add(message);
+          if (progress) progress.bytes += message.length;
+        } else if (json) out.add(Buffer.from(jsonLine(message)));
+        else {
+          out.add(message);
+          out.add(NEWLINE);
+        }
+        if (out.full) await out.flush();
+        if (++received === count) break;
       }
     } finally {
-      io.stop.removeEventListener('abort', stop);
-      await receiver.close();
+      await out.flush();
     }
-    return EXIT.ok;
-  },
-};
+  } finally {
+    io.stop.removeEventListener('abort', stop);
+    await receiver.close();
+  }
+  return EXIT.ok;
+}
 
 /** stdout is something splice(2) writes to: a regular file, a pipe, or a device such as /dev/null that is not a terminal. */
 function spliceableStdout(): boolean {

@@ -1,4 +1,4 @@
-import { createReadStream, fstatSync } from 'node:fs';
+import { createReadStream, fstatSync, readFileSync } from 'node:fs';
 import { DEFAULT_MAX_MESSAGE_SIZE, PIPE_BUF, createFraming } from '../framing/index.js';
 import { openSender } from '../api.js';
 import type { Sender } from '../messaging.js';
@@ -6,6 +6,8 @@ import { LineSplitter, type LineSink } from '../framing/split-lines.js';
 import { unitsSender } from '../messaging.js';
 import { FrameTooLargeError } from '../errors.js';
 import { waitingHint } from './waiting-hint.js';
+import { ProgressReport } from './progress.js';
+import type { Progress } from '../drivers/types.js';
 import { ADDRESS_HELP, EXIT, FIFO_OPTIONS_HELP, UsageError, checkAddress, commonFifoOptions, fifoOptions, type Command } from './args.js';
 
 export const sendCommand: Command = {
@@ -34,6 +36,10 @@ Options:
       --whole        stdin is one message, not one per line (lines: without its
                      last newline, and it may hold no other; up to --max-size)
       --no-create    fail (ERR_NPIPE_NOT_FOUND) rather than make a missing FIFO
+      --progress     raw from stdin: bytes sent and the rate on stderr (with
+                     the size, the percentage and time left, when stdin is a
+                     file), redrawn on a terminal, else a line a second; the
+                     total at the end. Splicing goes on as without it
 ${FIFO_OPTIONS_HELP}
 
 ${ADDRESS_HELP}
@@ -47,12 +53,13 @@ Examples:
   seq 1000 | npipe send /tmp/jobs --timeout 5s
   npipe send /tmp/jobs --format frames --whole < report.json
   npipe send /tmp/jobs --format length < messages.txt
+  npipe send /tmp/jobs --format raw --progress < disk.img
   npipe send nats://127.0.0.1:4222/jobs hello --jetstream
 
 Over NATS (a nats:// URL): --wait waits for the NATS server instead of failing
 (exit 3, ERR_NPIPE_UNREACHABLE); core NATS delivers to the listeners subscribed
 at that moment, JetStream stores the message until a listener takes it.`,
-  options: { ...fifoOptions, create: { type: 'boolean' }, wait: { type: 'boolean' }, whole: { type: 'boolean' } },
+  options: { ...fifoOptions, create: { type: 'boolean' }, wait: { type: 'boolean' }, whole: { type: 'boolean' }, progress: { type: 'boolean' } },
   async run(values, positionals, io) {
     const [path, ...messages] = positionals;
     if (!path) throw new UsageError('npipe send needs a FIFO path (see npipe send --help)');
@@ -63,6 +70,10 @@ at that moment, JetStream stores the message until a listener takes it.`,
     if (values.whole === true) {
       if (messages.length > 0) throw new UsageError('--whole sends stdin as one message; message arguments are whole already (give one or the other)');
       if (options.format === 'raw') throw new UsageError('--whole needs message boundaries; raw is a byte stream (send it without --whole)');
+    }
+    if (values.progress === true) {
+      if (options.format !== 'raw') throw new UsageError('--progress shows a raw byte stream: it goes with --format raw');
+      if (messages.length > 0) throw new UsageError('--progress shows the stream read from stdin; give no message arguments');
     }
     if (messages.length === 0 && io.stdin === process.stdin && stdinIsDirectory()) {
       // Node reads a directory as an empty stream: it would send nothing and exit 0.
@@ -75,10 +86,12 @@ at that moment, JetStream stores the message until a listener takes it.`,
       try {
         // The hint is about waiting for a reader, not about a long transfer: cancelled once the FIFO is open.
         const hinted = waitingHint(io, readerHint(path));
+        const progress = values.progress === true ? new ProgressReport(io.stderr, 'npipe send', 'sent', stdinFileLeft()) : undefined;
         try {
-          await splice.sendFile(0, path, { ...options, create: values.create !== false, signal: io.stop, onOpen: hinted });
+          await splice.sendFile(0, path, { ...options, create: values.create !== false, signal: io.stop, onOpen: hinted, ...(progress ? { progress } : {}) });
         } finally {
           hinted();
+          progress?.finish();
         }
       } catch (err) {
         throw io.stop.aborted ? io.stop.reason : err;
@@ -100,6 +113,7 @@ at that moment, JetStream stores the message until a listener takes it.`,
     } finally {
       hinted();
     }
+    const progress = values.progress === true ? new ProgressReport(io.stderr, 'npipe send', 'sent', stdinFileLeft()) : undefined;
     // On SIGINT/SIGTERM/SIGHUP: drop what is still queued; a lines/length/fixed
     // message being written is finished first (cut, it would put the reader out of
     // step), then the exit is 128+n. Errors of close() come out of the finally below.
@@ -111,13 +125,17 @@ at that moment, JetStream stores the message until a listener takes it.`,
       } else if (whole) {
         await sender.send(whole);
       } else {
-        await sendStdin(sender, io.stdin, options.format, options.maxMessageSize, io.stop, capabilities.rawPiece);
+        await sendStdin(sender, io.stdin, options.format, options.maxMessageSize, io.stop, capabilities.rawPiece, progress);
       }
     } catch (err) {
       throw io.stop.aborted ? io.stop.reason : err;
     } finally {
       io.stop.removeEventListener('abort', stop);
-      await sender.close({ signal: io.stop });
+      try {
+        await sender.close({ signal: io.stop });
+      } finally {
+        progress?.finish();
+      }
     }
     if (io.stop.aborted) throw io.stop.reason;
     return EXIT.ok;
@@ -183,6 +201,23 @@ function checkMessages(messages: string[], format: string, maxMessageSize: numbe
   });
 }
 
+/** The bytes left to read on stdin when it is a regular file (its size less the offset it is read from), else undefined. */
+function stdinFileLeft(): number | undefined {
+  try {
+    const st = fstatSync(0);
+    if (!st.isFile()) return undefined;
+    let offset = 0;
+    try {
+      offset = Number(/^pos:\s*(\d+)/m.exec(readFileSync('/proc/self/fdinfo/0', 'utf8'))?.[1] ?? 0);
+    } catch {
+      // No /proc (macOS): from the start.
+    }
+    return Math.max(st.size - offset, 0);
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Stdin as messages (see sendSource). A regular file is read in 1 MiB chunks;
  * anything else (a pipe, a terminal) through process.stdin, so that no threadpool
@@ -195,6 +230,7 @@ async function sendStdin(
   maxMessageSize: number | undefined,
   stop: AbortSignal,
   pieceSize?: number,
+  progress?: Progress,
 ) {
   const source = stdin === process.stdin && fstatSync(0).isFile() ? createReadStream('', { fd: 0, autoClose: false, highWaterMark: 1 << 20 }) : stdin;
   // A signal stops reading stdin too: an idle stdin must not keep the process.
@@ -203,7 +239,7 @@ async function sendStdin(
   if (stop.aborted) return;
   stop.addEventListener('abort', stopReading, { once: true });
   try {
-    await sendSource(sender, source, format, maxMessageSize, pieceSize);
+    await sendSource(sender, source, format, maxMessageSize, pieceSize, progress);
   } finally {
     stop.removeEventListener('abort', stopReading);
   }
@@ -220,6 +256,7 @@ async function sendSource(
   format: string,
   maxMessageSize: number | undefined,
   pieceSize?: number,
+  progress?: Progress,
 ) {
   if (format === 'raw') {
     // Up to four chunks in flight: reading the next one overlaps writing this one.
@@ -230,8 +267,10 @@ async function sendSource(
     for await (const chunk of source) {
       const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
       for (let at = 0; at < bytes.length; at += pieceSize ?? bytes.length) {
-        const sent = sender.send(pieceSize === undefined ? bytes : bytes.subarray(at, at + pieceSize));
+        const piece = pieceSize === undefined ? bytes : bytes.subarray(at, at + pieceSize);
+        const sent = sender.send(piece);
         watch(sent);
+        if (progress) void sent.then(() => void (progress.bytes += piece.length), () => {});
         inFlight.push(sent);
         if (inFlight.length >= 4) await inFlight.shift()!.catch(() => {});
         failed();

@@ -109,13 +109,19 @@ export interface SpliceLane {
    * The bytes of regular file `fd` into `address`; resolves with the bytes sent.
    * `onOpen`: called once `address` is open (a reader is there), before any byte moves.
    */
-  sendFile(fd: number, address: string, options: DriverSenderOptions & { onOpen?: () => void }): Promise<number>;
+  sendFile(fd: number, address: string, options: DriverSenderOptions & { onOpen?: () => void; progress?: Progress }): Promise<number>;
   /**
    * The byte stream arriving on `address` into `outFd` (`output` is a stream over the
    * same descriptor, for the pieces that pass through this process); resolves with
    * the bytes received, at end of file or when `signal` aborts.
+   * `progress`, in both: kept at the bytes moved so far (the event loop gets a turn at least every 20 ms).
    */
-  receiveInto(address: string, outFd: number, output: NodeJS.WritableStream, options: DriverReceiverOptions & { idleTimeout?: number }): Promise<number>;
+  receiveInto(address: string, outFd: number, output: NodeJS.WritableStream, options: DriverReceiverOptions & { idleTimeout?: number; progress?: Progress }): Promise<number>;
+}
+
+/** A count the lanes keep at the bytes moved so far, as they move; read by whoever shows progress. */
+export interface Progress {
+  bytes: number;
 }
 
 export interface CountedReaderOptions {

@@ -154,8 +154,8 @@ function noReader(path: string, cause: unknown): NoReaderError {
  * @throws ERR_NPIPE_NO_READER (the reader went away), ERR_NPIPE_TIMEOUT and the other
  *   errors of opening a sender; `signal.reason` when `signal` aborts.
  */
-export async function sendFileRaw(fd: number, path: string, options: FifoSenderOptions & { onOpen?: () => void }): Promise<number> {
-  const { signal } = options;
+export async function sendFileRaw(fd: number, path: string, options: FifoSenderOptions & { onOpen?: () => void; progress?: { bytes: number } }): Promise<number> {
+  const { signal, progress } = options;
   const timeout = checkTimeout(options.timeout);
   const stall = timeout === undefined || timeout === 0 ? undefined : { timeout, path };
   const end = await openWriterEnd(path, options);
@@ -183,6 +183,7 @@ export async function sendFileRaw(fd: number, path: string, options: FifoSenderO
       if (n === 0) return total;
       if (n > 0) {
         total += n;
+        if (progress) progress.bytes = total;
         if (turns.spend(n)) await nextTurn();
         continue;
       }
@@ -207,6 +208,7 @@ export async function sendFileRaw(fd: number, path: string, options: FifoSenderO
       }
       turns.restart();
       total += got;
+      if (progress) progress.bytes = total;
     }
   } finally {
     end.close();
@@ -237,6 +239,8 @@ function copyToFile(fifoFd: number, outFd: number, buffer: Buffer, path: string)
 export interface ReceiveRawOptions extends FifoReceiverOptions {
   /** Reject with ERR_NPIPE_TIMEOUT when the pipe stays empty this many milliseconds. */
   idleTimeout?: number;
+  /** Kept at the bytes received so far, as they move (`--progress`). */
+  progress?: { bytes: number };
 }
 
 /**
@@ -254,7 +258,7 @@ export interface ReceiveRawOptions extends FifoReceiverOptions {
  *   errno error) when whoever reads `outFd` went away; the errors of opening a receiver.
  */
 export async function receiveRawInto(path: string, outFd: number, output: NodeJS.WritableStream, options: ReceiveRawOptions): Promise<number> {
-  const { signal, idleTimeout } = options;
+  const { signal, idleTimeout, progress } = options;
   const end = await openReaderEnd(path, options);
   try {
     growPipe(end, options.pipeSize);
@@ -324,6 +328,7 @@ export async function receiveRawInto(path: string, outFd: number, output: NodeJS
       // Not cut short by `signal`: what was read from the pipe is written out.
       await writeThrough(output, data);
       total += data.length;
+      if (progress) progress.bytes = total;
     };
     for (;;) {
       if (signal?.aborted) return total;
@@ -340,6 +345,7 @@ export async function receiveRawInto(path: string, outFd: number, output: NodeJS
       }
       if (n > 0) {
         total += n;
+        if (progress) progress.bytes = total;
         if (turns.spend(n)) await nextTurn();
         continue;
       }
