@@ -7,6 +7,7 @@ import { unitsSender } from '../src/messaging.js';
 import * as npipeModule from '../src/index.js';
 import { PIPE_BUF, Sender, openSender } from '../src/index.js';
 import { mkfifo } from '../src/fifo-public.js';
+import { COMMANDS } from '../src/cli/commands.js';
 import { BIN, EXAMPLES, npipe, readerOn, run, start, tempDir, until, waitForOpen } from './helpers.js';
 
 describe('two processes exchange messages in every format', () => {
@@ -541,7 +542,7 @@ describe('usage', () => {
   });
 
   test('every help fits 80 columns, names the kinds of address its command takes, and says only what applies to it (issue 19 #5)', async () => {
-    for (const command of ['', 'send', 'listen', 'serve', 'request', 'bridge', 'mkfifo', 'demo']) {
+    for (const command of ['', ...COMMANDS.map((c) => c.name)]) {
       const help = await run(command ? [command, '--help'] : ['--help']);
       assert.equal(help.code, 0);
       const wide = help.stdout.split('\n').filter((line) => line.length > 80);
@@ -556,6 +557,30 @@ describe('usage', () => {
     const bridge = await run(['bridge', '--help']);
     assert.doesNotMatch(bridge.stdout, /<path> may be a NATS URL/);
     assert.match((await run(['send', '--help'])).stdout, /<path> may be a NATS URL/);
+  });
+
+  test('in every help, the options of a block have their descriptions in one column, and what runs over lines starts there too (issue 19 #5)', async () => {
+    const option = /^( +(?:-\w, )?--?[\w-]+(?: [A-Z0-9]+)? +)\S/;
+    for (const command of ['', ...COMMANDS.map((c) => c.name)]) {
+      const lines = (await run(command ? [command, '--help'] : ['--help'])).stdout.split('\n');
+      let column: number | undefined;
+      for (const line of lines) {
+        if (line.trim() === '' || !line.startsWith(' ')) {
+          column = undefined; // a new block
+          continue;
+        }
+        // An option too long for the column stands alone; its description starts on the next line.
+        if (/^ +(?:-\w, )?--[\w-]+(?: [A-Z0-9]+)?$/.test(line)) continue;
+        const m = option.exec(line);
+        if (m && (column === undefined || !line.startsWith(' '.repeat(column)))) {
+          const at = m[1]!.length;
+          column ??= at;
+          assert.equal(at, column, `npipe ${command} --help: ${JSON.stringify(line)} is not aligned with the options above it`);
+        } else if (column !== undefined) {
+          assert.ok(line.startsWith(' '.repeat(column)) && line[column] !== ' ', `npipe ${command} --help: ${JSON.stringify(line)} does not start in the description column (${column})`);
+        }
+      }
+    }
   });
 
   test('npipe --help lists --version, and --version prints the version', async () => {

@@ -43,7 +43,8 @@ Options:
       --progress     raw: bytes received and the rate on stderr, redrawn on a
                      terminal, else a line a second; the total at the end.
                      Splicing goes on as without it
-      --max-partial N  frames: bytes kept for unfinished messages, all writers
+      --max-partial N
+                     frames: bytes kept for unfinished messages, all writers
                      together (default max(4 x --max-size, 256 MiB))
 ${FIFO_OPTIONS_HELP.replace('give up after T: 250ms, 5s, 2m', 'exit if no message comes for T: 250ms, 5s')}
 
