@@ -8,6 +8,9 @@ import { resolveCodec, type Codec, type CodecName, type Sendable } from './codec
 import { createFraming, type FormatName } from './framing/index.js';
 import type { DriverReceiverOptions, DriverSenderOptions } from './drivers/types.js';
 import { Receiver, Sender } from './messaging.js';
+import { Publisher } from './publisher.js';
+import { UnsupportedError } from './errors.js';
+import type { PubSub } from './drivers/types.js';
 import { driverFor } from './registry.js';
 import type { Client, ConnectOptions, Server, ServeOptions } from './rpc/types.js';
 import type { Handler } from './rpc/handler.js';
@@ -241,4 +244,75 @@ export async function connect(path: string, options: ConnectOptions<unknown, unk
   checkBusyPoll(options.busyPoll);
   checkTimeout(options.timeout); // every medium alike, before anything is opened (a FIFO client once took -1 as no server)
   return (await driverFor(path)).connect(path, options);
+}
+
+/** Options of openPublisher(). */
+export interface PublisherOptions<T = unknown> {
+  /** Payload codec (default `text`), as openSender's. */
+  codec?: CodecName | Codec<unknown, T>;
+  /** Largest message, in bytes (default 64 MiB). */
+  maxMessageSize?: number;
+}
+
+/** Options of subscribe(). */
+export interface SubscribeOptions<T = unknown> {
+  /** Payload codec (default `text`), as openReceiver's. */
+  codec?: CodecName | Codec<T, never>;
+  maxMessageSize?: number;
+  /** Each receive() (and iterator step) that gets no message for this long rejects with ERR_NPIPE_TIMEOUT. */
+  timeout?: number;
+  /** Messages that reached this subscriber torn (a publisher died mid-message) and were dropped. */
+  onDrop?: (info: import('./framing/index.js').DropInfo) => void;
+  /** Messages a publisher did not deliver to this subscriber, as they are noticed: how many, from which publisher. */
+  onMissed?: (info: { publisher: string; messages: number }) => void;
+}
+
+async function pubsubFor(topic: string): Promise<PubSub> {
+  const driver = await driverFor(topic);
+  if (!driver.capabilities.pubsub) throw new UnsupportedError(`publish/subscribe is not available for ${driver.noun} (${topic})`);
+  return driver.capabilities.pubsub;
+}
+
+/**
+ * Opens `topic` (a FIFO topic: a folder, made 0700 if missing) for publishing:
+ * every message goes to every subscriber present, whole and in call order. A
+ * subscriber that joins gets the messages published after its subscribe()
+ * resolved; one that closes or dies is let go, never waited for.
+ * @throws ERR_NPIPE_UNSAFE (the folder is a symlink, someone else's, open to others), ERR_NPIPE_UNSUPPORTED.
+ * @example
+ * const publisher = await openPublisher('/tmp/news');
+ * await publisher.publish('hello, every subscriber');
+ */
+export function openPublisher<T>(topic: string, options: PublisherOptions<T> & { codec: Codec<unknown, T> }): Promise<Publisher<T>>;
+export function openPublisher<T = unknown>(topic: string, options: PublisherOptions & { codec: 'json' }): Promise<Publisher<T>>;
+export function openPublisher<T extends Sendable = Sendable>(topic: string, options?: PublisherOptions & { codec?: 'text' | 'bytes' | undefined }): Promise<Publisher<T>>;
+export async function openPublisher(topic: string, options: PublisherOptions = {}): Promise<Publisher<unknown>> {
+  const codec = resolveCodec<unknown, unknown>(options.codec, 'text');
+  const framing = createFraming('frames', options.maxMessageSize === undefined ? {} : { maxMessageSize: options.maxMessageSize });
+  const frames = await (await pubsubFor(topic)).openPublisher(topic, framing, options.maxMessageSize === undefined ? {} : { maxMessageSize: options.maxMessageSize });
+  return new Publisher(frames, codec);
+}
+
+/**
+ * Subscribes to `topic`: a Receiver of every message published from now on
+ * (async iterator, receive(), receiveInto(), close()). Over FIFOs the subscriber
+ * has a FIFO of its own in the topic folder, removed when it closes.
+ * @throws ERR_NPIPE_UNSAFE, ERR_NPIPE_UNSUPPORTED.
+ * @example
+ * for await (const message of await subscribe('/tmp/news')) console.log(message);
+ */
+export function subscribe<T>(topic: string, options: SubscribeOptions<T> & { codec: Codec<T, never> }): Promise<Receiver<T>>;
+export function subscribe<T = unknown>(topic: string, options: SubscribeOptions & { codec: 'json' }): Promise<Receiver<T>>;
+export function subscribe<T = Buffer>(topic: string, options: Buffer extends T ? SubscribeOptions & { codec: 'bytes' } : never): Promise<Receiver<T>>;
+export function subscribe<T = string>(topic: string, ...options: string extends T ? [options?: SubscribeOptions & { codec?: 'text' | undefined }] : [options: never]): Promise<Receiver<T>>;
+export async function subscribe(topic: string, options: SubscribeOptions = {}): Promise<Receiver<unknown>> {
+  const codec = resolveCodec<unknown, never>(options.codec, 'text');
+  checkTimeout(options.timeout);
+  const framing = createFraming('frames', options.maxMessageSize === undefined ? {} : { maxMessageSize: options.maxMessageSize });
+  const frames = await (await pubsubFor(topic)).subscribe(topic, framing, {
+    ...(options.maxMessageSize === undefined ? {} : { maxMessageSize: options.maxMessageSize }),
+    ...(options.onDrop ? { onDrop: options.onDrop } : {}),
+    ...(options.onMissed ? { onMissed: options.onMissed } : {}),
+  });
+  return new Receiver(frames, codec, options.timeout, topic);
 }

@@ -10,6 +10,9 @@
 export { openSender, openReceiver, DEFAULT_FORMAT } from './api.js';
 export type { SenderOptions, ReceiverOptions } from './api.js';
 export { Sender, Receiver } from './messaging.js';
+export { openPublisher, subscribe } from './api.js';
+export type { PublisherOptions, SubscribeOptions } from './api.js';
+export { Publisher } from './publisher.js';
 export type { CallOptions } from './transport/types.js';
 export type { WaitOptions } from './util/abort.js';
 export type { Delivery } from './drivers/nats/url.js';

@@ -58,6 +58,7 @@ const LAYERS: [string, number][] = [
   ['drivers/', 5],
   ['registry.ts', 6],
   ['messaging.ts', 6],
+  ['publisher.ts', 6],
   ['api.ts', 7],
   ['index.ts', 8],
   ['fifo-public.ts', 8],

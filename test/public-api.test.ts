@@ -29,6 +29,7 @@ const ROOT_EXPORTS = [
   'NotFifoError',
   'NpipeError',
   'PIPE_BUF',
+  'Publisher',
   'Receiver',
   'RemoteError',
   'Sender',
@@ -44,9 +45,11 @@ const ROOT_EXPORTS = [
   'connect',
   'createFraming',
   'jsonCodec',
+  'openPublisher',
   'openReceiver',
   'openSender',
   'serve',
+  'subscribe',
   'textCodec',
 ];
 

@@ -10,10 +10,9 @@ import { deadline } from '../util/abort.js';
 import type { CountedReader, CountedReaderOptions } from '../drivers/types.js';
 import type { Capabilities } from '../drivers/types.js';
 import { ProgressReport } from './progress.js';
+import { NEWLINE, Output, jsonLine } from './output.js';
 import { ADDRESS_HELP, EXIT, FIFO_OPTIONS_HELP, UsageError, checkAddress, commonFifoOptions, fifoOptions, intOption, type CliIO, type Command } from './args.js';
 
-// ignoreBOM: a leading U+FEFF is part of the message, printed as sent (not dropped).
-const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 export const listenCommand: Command = {
   name: 'listen',
@@ -222,41 +221,6 @@ function spliceableStdout(): boolean {
   return st.isFile() || st.isFIFO() || (st.isCharacterDevice() && !isatty(1));
 }
 
-const NEWLINE = Buffer.from('\n');
-const OUTPUT_CHUNK = 256 * 1024;
-
-/**
- * What listen prints, gathered and written in pieces of about OUTPUT_CHUNK: one
- * write per message would cost more than everything else together.
- */
-class Output {
-  readonly #stream: NodeJS.WritableStream;
-  readonly #pieces: Buffer[] = [];
-  #bytes = 0;
-
-  constructor(stream: NodeJS.WritableStream) {
-    this.#stream = stream;
-  }
-
-  /** Enough gathered to be worth a write. */
-  get full(): boolean {
-    return this.#bytes >= OUTPUT_CHUNK;
-  }
-
-  add(bytes: Buffer): void {
-    if (bytes.length === 0) return;
-    this.#pieces.push(bytes);
-    this.#bytes += bytes.length;
-  }
-
-  async flush(): Promise<void> {
-    if (this.#bytes === 0) return;
-    const data = this.#pieces.length === 1 ? this.#pieces[0]! : Buffer.concat(this.#pieces, this.#bytes);
-    this.#pieces.length = 0;
-    this.#bytes = 0;
-    if (!this.#stream.write(data)) await drained(this.#stream);
-  }
-}
 
 function reportDrop(io: CliIO): (d: DropInfo) => void {
   return (d) =>
@@ -363,27 +327,7 @@ async function listenCounted(
   return EXIT.ok;
 }
 
-function jsonLine(message: Buffer): string {
-  let record: { text: string } | { base64: string };
-  try {
-    record = { text: utf8.decode(message) };
-  } catch {
-    record = { base64: message.toString('base64') };
-  }
-  return `${JSON.stringify(record)}\n`;
-}
 
-function drained(stream: NodeJS.WritableStream): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      stream.off('drain', done);
-      stream.off('close', done);
-      resolve();
-    };
-    stream.on('drain', done);
-    stream.on('close', done);
-  });
-}
 
 /**
  * `npipe listen` for lines (without --count): the FIFO's bytes, read as raw chunks,

@@ -11,7 +11,7 @@
  * line in registry.ts, and the contract suite (test/contract.test.ts) run over it.
  */
 import type { DropInfo, Framing } from '../framing/index.js';
-import type { FrameReceiver, FrameSender } from '../transport/types.js';
+import type { FramePublisher, FrameReceiver, FrameSender } from '../transport/types.js';
 import type { Handler } from '../rpc/handler.js';
 import type { Client, ConnectOptions, Server, ServeOptions } from '../rpc/types.js';
 import type { FifoReceiverOptions, FifoSenderOptions } from './fifo/options.js';
@@ -94,6 +94,11 @@ export interface Capabilities {
   /** Raw byte streams moved by splice(2), never through this process (Linux FIFOs). */
   readonly splice?: SpliceLane;
   /**
+   * Publish/subscribe on a topic (issue 20): every subscriber gets every message.
+   * FIFO: a topic is a folder of the subscribers' FIFOs.
+   */
+  readonly pubsub?: PubSub;
+  /**
    * What the address is and what waits in it, looked at without changing it: no
    * FIFO opened as a reader or writer, no stream or consumer made (`npipe stat`).
    */
@@ -117,6 +122,25 @@ export interface SpliceLane {
    * `progress`, in both: kept at the bytes moved so far (the event loop gets a turn at least every 20 ms).
    */
   receiveInto(address: string, outFd: number, output: NodeJS.WritableStream, options: DriverReceiverOptions & { idleTimeout?: number; progress?: Progress }): Promise<number>;
+}
+
+export interface PubSub {
+  openPublisher(topic: string, framing: Framing, options: DriverPublisherOptions): Promise<FramePublisher>;
+  subscribe(topic: string, framing: Framing, options: DriverSubscriberOptions): Promise<FrameReceiver>;
+}
+
+/** What a driver is given to open a publisher. */
+export interface DriverPublisherOptions {
+  maxMessageSize?: number;
+}
+
+/** What a driver is given to subscribe. */
+export interface DriverSubscriberOptions {
+  maxMessageSize?: number;
+  maxPartialBytes?: number;
+  onDrop?: (info: DropInfo) => void;
+  /** Messages a publisher did not deliver to this subscriber (it fell behind), as they are noticed. */
+  onMissed?: (info: { publisher: string; messages: number }) => void;
 }
 
 /** A count the lanes keep at the bytes moved so far, as they move; read by whoever shows progress. */

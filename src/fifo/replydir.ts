@@ -126,7 +126,8 @@ export function createReplyFifo(dir: string): string {
   return path;
 }
 
-function processGone(pid: number): boolean {
+/** Whether no process `pid` exists (kill(pid, 0) answers ESRCH); one of another user's counts as there. */
+export function processGone(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return false;

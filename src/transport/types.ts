@@ -71,6 +71,20 @@ export interface FrameReceiver {
   readonly bufferedBytes?: number;
 }
 
+/**
+ * Publish/subscribe (issue 20): every message to every subscriber of a topic.
+ * Subscribers receive through a FrameReceiver.
+ */
+export interface FramePublisher {
+  /** Resolves once the message is handed to every subscriber present (those that went away meanwhile excepted). */
+  publish(message: Uint8Array, options?: CallOptions): Promise<void>;
+  /** The subscribers it delivers to now. */
+  readonly subscribers: number;
+  /** Delivers what is queued, then lets the subscribers go. Idempotent. */
+  close(options?: CallOptions): Promise<void>;
+  readonly closed: boolean;
+}
+
 /** A private address only this process receives on (a client's replies). */
 export interface ReplyEndpoint {
   /** What peers send replies to. */

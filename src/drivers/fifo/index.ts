@@ -43,6 +43,10 @@ export const driver: Driver = {
       receiveInto: async (path, outFd, output, options) => (await import('./raw-stream.js')).receiveRawInto(path, outFd, output, options),
     },
     countedReader: async (path, options) => (await import('./counted-reader.js')).openCountedReader(path, options),
+    pubsub: {
+      openPublisher: async (topic, framing) => (await import('./topic-publisher.js')).openFifoPublisher(topic, framing),
+      subscribe: async (topic, framing, options) => (await import('./topic-subscriber.js')).subscribeFifo(topic, framing, options),
+    },
     inspect: async (path) => (await import('../../fifo/inspect.js')).inspectFifo(path),
   },
   openSender: (path, framing, options) => openFifoFrameSender(path, framing, options),

@@ -1,0 +1,61 @@
+import { createInterface } from 'node:readline';
+import { openPublisher } from '../api.js';
+import { EXIT, UsageError, intOption, type Command } from './args.js';
+
+/** Publishes of stdin's lines not yet settled, at most. */
+const IN_FLIGHT = 256;
+
+export const publishCommand: Command = {
+  name: 'publish',
+  help: `Usage: npipe publish <topic> [message...] [options]
+
+Publishes each message argument to every subscriber of <topic> (npipe
+subscribe), or, with no message arguments, each line of stdin. A topic is a
+folder (made mode 0700 if missing) in which each subscriber keeps a FIFO of its
+own; a message goes into every one of them, whole, in order. A subscriber that
+joins gets what is published after it joined; one that is gone (closed, or
+killed) is let go and its FIFO removed, never waited for. With no subscriber
+the message goes nowhere, as on a radio: publish does not wait for one.
+
+Options:
+      --max-size N   largest message in bytes (default 67108864, 64 MiB)
+  -h, --help         show this help
+
+Exit codes: 0 published, 1 failure, 2 usage, 4 the topic folder is unsafe (a
+symlink, another user's, open to others).
+
+Examples:
+  npipe publish /tmp/news "hello, everyone"
+  tail -f app.log | npipe publish /tmp/log`,
+  options: { 'max-size': { type: 'string' } },
+  async run(values, positionals, io) {
+    const [topic, ...messages] = positionals;
+    if (!topic) throw new UsageError('npipe publish needs a topic folder (see npipe publish --help)');
+    const maxMessageSize = intOption(values['max-size'], 'max-size', { min: 1 });
+    const publisher = await openPublisher(topic, { codec: 'bytes', ...(maxMessageSize === undefined ? {} : { maxMessageSize }) });
+    try {
+      if (messages.length > 0) {
+        await Promise.all(messages.map((m) => publisher.publish(Buffer.from(m, 'utf8'))));
+      } else {
+        const lines = createInterface({ input: io.stdin, crlfDelay: Infinity });
+        const stop = () => lines.close();
+        io.stop.addEventListener('abort', stop, { once: true });
+        try {
+          // Up to IN_FLIGHT publishes at once: the subscribers' senders batch what is queued into fewer writes.
+          const inFlight: Promise<void>[] = [];
+          for await (const line of lines) {
+            inFlight.push(publisher.publish(Buffer.from(line, 'utf8')));
+            if (inFlight.length >= IN_FLIGHT) await inFlight.shift();
+          }
+          await Promise.all(inFlight);
+        } finally {
+          io.stop.removeEventListener('abort', stop);
+        }
+      }
+    } finally {
+      await publisher.close();
+    }
+    if (io.stop.aborted) throw io.stop.reason;
+    return EXIT.ok;
+  },
+};

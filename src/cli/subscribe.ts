@@ -1,0 +1,86 @@
+import { subscribe } from '../api.js';
+import { deadline } from '../util/abort.js';
+import { EXIT, UsageError, durationOption, intOption, type Command } from './args.js';
+import { NEWLINE, Output, jsonLine } from './output.js';
+
+export const subscribeCommand: Command = {
+  name: 'subscribe',
+  help: `Usage: npipe subscribe <topic> [options]
+
+Prints every message published to <topic> (npipe publish) from now on, each
+followed by a newline, as listen does. Any number of subscribers each get every
+message. The subscriber keeps a FIFO of its own in the topic folder (made mode
+0700 if missing), removed when it ends. Runs until --count, --timeout, or
+SIGINT/SIGTERM (exit 0, with everything received written out).
+Messages a publisher could not deliver to it are reported on stderr:
+  npipe subscribe: missed 12 messages from publisher 5f3a9c0112ab34cd
+
+Options:
+  -n, --count N      exit 0 after N messages
+  -t, --timeout T    exit 3 if no message comes for T: 250ms, 5s, 2m (a bare
+                     number is milliseconds)
+      --json         print each message as one JSON line: {"text":"..."}, or
+                     {"base64":"..."} when it is not valid UTF-8
+      --max-size N   largest message in bytes (default 67108864, 64 MiB)
+  -h, --help         show this help
+
+Exit codes: 0 done, 1 failure, 2 usage, 3 timeout, 4 the topic folder is unsafe.
+
+Examples:
+  npipe subscribe /tmp/news
+  npipe subscribe /tmp/news --count 1 --timeout 5s`,
+  options: {
+    count: { type: 'string', short: 'n' },
+    timeout: { type: 'string', short: 't' },
+    json: { type: 'boolean' },
+    'max-size': { type: 'string' },
+  },
+  async run(values, positionals, io) {
+    if (positionals.length !== 1) throw new UsageError('npipe subscribe takes exactly one topic folder (see npipe subscribe --help)');
+    const topic = positionals[0]!;
+    const count = intOption(values.count, 'count', { min: 1 });
+    const timeout = durationOption(values.timeout, 'timeout');
+    const maxMessageSize = intOption(values['max-size'], 'max-size', { min: 1 });
+    const json = values.json === true;
+    const receiver = await subscribe(topic, {
+      codec: 'bytes',
+      ...(maxMessageSize === undefined ? {} : { maxMessageSize }),
+      onMissed: ({ publisher, messages }) => io.stderr.write(`npipe subscribe: missed ${messages} message${messages === 1 ? '' : 's'} from publisher ${publisher}\n`),
+      onDrop: (d) => io.stderr.write(`npipe subscribe: dropped a message${d.pid ? ` (pid ${d.pid})` : ''}: ${d.reason}, ${d.bytes} bytes\n`),
+    });
+    const stop = () => void receiver.close();
+    io.stop.addEventListener('abort', stop, { once: true });
+    const out = new Output(io.stdout);
+    let received = 0;
+    try {
+      for (;;) {
+        let message = receiver.tryReceive();
+        if (message === undefined) {
+          await out.flush();
+          const wait = deadline({ timeout }, `no message was published to ${topic}; check that a publisher is running, or wait longer (--timeout)`);
+          try {
+            message = await receiver.receive({ ...(wait.signal ? { signal: wait.signal } : {}) });
+          } finally {
+            wait.dispose();
+          }
+          if (message === undefined) break;
+        }
+        if (json) out.add(Buffer.from(jsonLine(message)));
+        else {
+          out.add(message);
+          out.add(NEWLINE);
+        }
+        if (out.full) await out.flush();
+        if (++received === count) break;
+      }
+    } finally {
+      io.stop.removeEventListener('abort', stop);
+      try {
+        await out.flush();
+      } finally {
+        await receiver.close();
+      }
+    }
+    return EXIT.ok;
+  },
+};

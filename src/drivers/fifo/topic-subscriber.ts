@@ -1,0 +1,145 @@
+/**
+ * A subscriber to a topic over FIFOs (issue 20): a FIFO of its own in the topic
+ * folder, which every publisher writes each message into. It joins under a
+ * joining name, opens its FIFO for reading, then takes its subscriber name, so
+ * that a publisher that sees it can write to it; closing removes the name first
+ * (publishers stop opening it), then the FIFO's read end (publishers that hold it
+ * get EPIPE and let it go). A subscriber SIGKILLed leaves its FIFO behind, with no
+ * reader: the next publisher to write to it, or the next subscriber to join,
+ * removes it.
+ */
+import { renameSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { mkfifoExactSync } from '../../fifo/index.js';
+import { ensureTopic, removeGoneSubscribers, subscriberNames } from '../../fifo/topic.js';
+import type { Framing } from '../../framing/index.js';
+import type { CallOptions, FrameReceiver } from '../../transport/types.js';
+import { copyInto } from '../../transport/into.js';
+import type { FifoReceiverOptions } from './options.js';
+import { openFifoFrameReceiver } from './receiver.js';
+import { KIND_LAST, KIND_MESSAGE, unwrap } from './topic-envelope.js';
+
+export interface TopicSubscriberOptions extends Omit<FifoReceiverOptions, 'create' | 'keepOpen' | 'mode'> {
+  /** Called when messages of a publisher were not delivered to this subscriber (it fell behind): how many. */
+  onMissed?: (info: { publisher: string; messages: number }) => void;
+}
+
+export async function subscribeFifo(topic: string, framing: Framing, options: TopicSubscriberOptions = {}): Promise<TopicReceiver> {
+  ensureTopic(topic);
+  removeGoneSubscribers(topic);
+  const { joining, name } = subscriberNames();
+  const joiningPath = join(topic, joining);
+  mkfifoExactSync(joiningPath, 0o600);
+  let inner: FrameReceiver;
+  try {
+    // keepOpen: the receiver holds a write end of its own, so publishers coming and going is never an end of file.
+    inner = await openFifoFrameReceiver(joiningPath, framing, { ...options, create: false, keepOpen: true });
+  } catch (err) {
+    unlinkQuietly(joiningPath);
+    throw err;
+  }
+  const path = join(topic, name);
+  try {
+    renameSync(joiningPath, path);
+  } catch (err) {
+    await inner.close();
+    unlinkQuietly(joiningPath);
+    throw err;
+  }
+  return new TopicReceiver(inner, path, options.onMissed);
+}
+
+function unlinkQuietly(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    // Gone already.
+  }
+}
+
+/** The subscriber's frames with the publishers' envelopes taken off, counting what it missed. */
+export class TopicReceiver implements FrameReceiver {
+  readonly #inner: FrameReceiver;
+  readonly #path: string;
+  readonly #onMissed: TopicSubscriberOptions['onMissed'];
+  /** Each publisher's last number seen. */
+  readonly #last = new Map<string, number>();
+  #missed = 0;
+  #malformed = { messages: 0, bytes: 0 };
+
+  constructor(inner: FrameReceiver, path: string, onMissed: TopicSubscriberOptions['onMissed']) {
+    this.#inner = inner;
+    this.#path = path;
+    this.#onMissed = onMissed;
+  }
+
+  /** The FIFO publishers write to. */
+  get path(): string {
+    return this.#path;
+  }
+
+  /** Messages publishers did not deliver to this subscriber, all publishers together. */
+  get missed(): number {
+    return this.#missed;
+  }
+
+  /** The message in `frame`, or undefined for a frame that carries none (a publisher's last number, or not an envelope). */
+  #open(frame: Buffer): Buffer | undefined {
+    const envelope = unwrap(frame);
+    if (!envelope) {
+      this.#malformed = { messages: this.#malformed.messages + 1, bytes: this.#malformed.bytes + frame.length };
+      return undefined;
+    }
+    const last = this.#last.get(envelope.publisher);
+    // The first message seen from a publisher starts its count: a subscriber gets what is published from its joining on.
+    const skipped = last === undefined ? 0 : envelope.seq - last - (envelope.kind === KIND_MESSAGE ? 1 : 0);
+    if (skipped > 0) {
+      this.#missed += skipped;
+      this.#onMissed?.({ publisher: envelope.publisher, messages: skipped });
+    }
+    if (envelope.kind === KIND_LAST) {
+      this.#last.delete(envelope.publisher);
+      return undefined;
+    }
+    this.#last.set(envelope.publisher, envelope.seq);
+    return envelope.body;
+  }
+
+  async receive(options?: CallOptions): Promise<Buffer | undefined> {
+    for (;;) {
+      const frame = this.#inner.tryReceive?.() ?? (await this.#inner.receive(options));
+      if (frame === undefined) return undefined;
+      const body = this.#open(frame);
+      if (body !== undefined) return body;
+    }
+  }
+
+  tryReceive(): Buffer | undefined {
+    for (;;) {
+      const frame = this.#inner.tryReceive?.();
+      if (frame === undefined) return undefined;
+      const body = this.#open(frame);
+      if (body !== undefined) return body;
+    }
+  }
+
+  async receiveInto(target: Uint8Array, options?: CallOptions): Promise<number | undefined> {
+    const body = await this.receive(options);
+    return body === undefined ? undefined : copyInto(body, target);
+  }
+
+  async close(): Promise<void> {
+    // The name first: no publisher opens it from here on; then the read end, which those holding it notice (EPIPE).
+    unlinkQuietly(this.#path);
+    await this.#inner.close();
+  }
+
+  get closed(): boolean {
+    return this.#inner.closed;
+  }
+
+  get dropped(): { messages: number; bytes: number } {
+    const inner = this.#inner.dropped;
+    return { messages: inner.messages + this.#malformed.messages, bytes: inner.bytes + this.#malformed.bytes };
+  }
+}
