@@ -11,6 +11,7 @@ import { Receiver, Sender } from './messaging.js';
 import { Publisher } from './publisher.js';
 import { UnsupportedError } from './errors.js';
 import type { PubSub } from './drivers/types.js';
+import type { SlowPolicy } from './transport/types.js';
 import { driverFor } from './registry.js';
 import type { Client, ConnectOptions, Server, ServeOptions } from './rpc/types.js';
 import type { Handler } from './rpc/handler.js';
@@ -252,6 +253,15 @@ export interface PublisherOptions<T = unknown> {
   codec?: CodecName | Codec<unknown, T>;
   /** Largest message, in bytes (default 64 MiB). */
   maxMessageSize?: number;
+  /**
+   * What to do with a subscriber that does not keep up, unless it named its own
+   * policy: `block` (default: publish() waits for its pipe), `drop` (it misses
+   * messages while it is more than `maxQueuedBytes` behind, and counts them) or
+   * `disconnect` (it is let go and told, ERR_NPIPE_SLOW_CONSUMER).
+   */
+  slow?: SlowPolicy;
+  /** Bytes queued for one `drop` or `disconnect` subscriber before it is skipped or let go (default 8 MiB). */
+  maxQueuedBytes?: number;
 }
 
 /** Options of subscribe(). */
@@ -259,12 +269,22 @@ export interface SubscribeOptions<T = unknown> {
   /** Payload codec (default `text`), as openReceiver's. */
   codec?: CodecName | Codec<T, never>;
   maxMessageSize?: number;
+  /** What publishers do when this subscriber does not keep up (see PublisherOptions.slow); default: each publisher's. */
+  slow?: SlowPolicy;
   /** Each receive() (and iterator step) that gets no message for this long rejects with ERR_NPIPE_TIMEOUT. */
   timeout?: number;
   /** Messages that reached this subscriber torn (a publisher died mid-message) and were dropped. */
   onDrop?: (info: import('./framing/index.js').DropInfo) => void;
   /** Messages a publisher did not deliver to this subscriber, as they are noticed: how many, from which publisher. */
   onMissed?: (info: { publisher: string; messages: number }) => void;
+}
+
+const SLOW_POLICIES: readonly SlowPolicy[] = ['block', 'drop', 'disconnect'];
+
+function checkSlow(slow: unknown): void {
+  if (slow !== undefined && !SLOW_POLICIES.includes(slow as SlowPolicy)) {
+    throw new InvalidArgumentError(`slow is one of ${SLOW_POLICIES.join(', ')}, got ${JSON.stringify(slow)}`);
+  }
 }
 
 async function pubsubFor(topic: string): Promise<PubSub> {
@@ -289,7 +309,16 @@ export function openPublisher<T extends Sendable = Sendable>(topic: string, opti
 export async function openPublisher(topic: string, options: PublisherOptions = {}): Promise<Publisher<unknown>> {
   const codec = resolveCodec<unknown, unknown>(options.codec, 'text');
   const framing = createFraming('frames', options.maxMessageSize === undefined ? {} : { maxMessageSize: options.maxMessageSize });
-  const frames = await (await pubsubFor(topic)).openPublisher(topic, framing, options.maxMessageSize === undefined ? {} : { maxMessageSize: options.maxMessageSize });
+  checkSlow(options.slow);
+  const { maxQueuedBytes } = options;
+  if (maxQueuedBytes !== undefined && !(Number.isSafeInteger(maxQueuedBytes) && maxQueuedBytes >= 1)) {
+    throw new InvalidArgumentError(`maxQueuedBytes must be a whole number of bytes >= 1, got ${String(maxQueuedBytes)}`);
+  }
+  const frames = await (await pubsubFor(topic)).openPublisher(topic, framing, {
+    ...(options.maxMessageSize === undefined ? {} : { maxMessageSize: options.maxMessageSize }),
+    ...(options.slow === undefined ? {} : { slow: options.slow }),
+    ...(maxQueuedBytes === undefined ? {} : { maxQueuedBytes }),
+  });
   return new Publisher(frames, codec);
 }
 
@@ -308,11 +337,13 @@ export function subscribe<T = string>(topic: string, ...options: string extends 
 export async function subscribe(topic: string, options: SubscribeOptions = {}): Promise<Receiver<unknown>> {
   const codec = resolveCodec<unknown, never>(options.codec, 'text');
   checkTimeout(options.timeout);
+  checkSlow(options.slow);
   const framing = createFraming('frames', options.maxMessageSize === undefined ? {} : { maxMessageSize: options.maxMessageSize });
   const frames = await (await pubsubFor(topic)).subscribe(topic, framing, {
     ...(options.maxMessageSize === undefined ? {} : { maxMessageSize: options.maxMessageSize }),
     ...(options.onDrop ? { onDrop: options.onDrop } : {}),
     ...(options.onMissed ? { onMissed: options.onMissed } : {}),
+    ...(options.slow === undefined ? {} : { slow: options.slow }),
   });
   return new Receiver(frames, codec, options.timeout, topic);
 }

@@ -25,6 +25,7 @@ export type NpipeErrorCode =
   | 'ERR_NPIPE_SERVER_GONE'
   | 'ERR_NPIPE_REMOTE'
   | 'ERR_NPIPE_UNREACHABLE'
+  | 'ERR_NPIPE_SLOW_CONSUMER'
   | 'ERR_NPIPE_SYSTEM';
 
 export class NpipeError extends Error {
@@ -183,6 +184,20 @@ export class BufferTooSmallError extends NpipeError {
   }
   static {
     this.prototype.name = 'BufferTooSmallError';
+  }
+}
+
+/**
+ * A subscriber that fell too far behind was disconnected by a publisher (the
+ * `disconnect` policy for slow subscribers): what it had received is delivered,
+ * then this error ends its stream.
+ */
+export class SlowConsumerError extends NpipeError {
+  constructor(message: string) {
+    super('ERR_NPIPE_SLOW_CONSUMER', message);
+  }
+  static {
+    this.prototype.name = 'SlowConsumerError';
   }
 }
 

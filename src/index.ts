@@ -13,7 +13,7 @@ export { Sender, Receiver } from './messaging.js';
 export { openPublisher, subscribe } from './api.js';
 export type { PublisherOptions, SubscribeOptions } from './api.js';
 export { Publisher } from './publisher.js';
-export type { CallOptions } from './transport/types.js';
+export type { CallOptions, SlowPolicy } from './transport/types.js';
 export type { WaitOptions } from './util/abort.js';
 export type { Delivery } from './drivers/nats/url.js';
 
@@ -53,6 +53,7 @@ export {
   ServerGoneError,
   RemoteError,
   UnreachableError,
+  SlowConsumerError,
   SystemError,
 } from './errors.js';
 export type { NpipeErrorCode } from './errors.js';

@@ -35,6 +35,7 @@ const ROOT_EXPORTS = [
   'Sender',
   'Server',
   'ServerGoneError',
+  'SlowConsumerError',
   'SystemError',
   'TimeoutError',
   'UnreachableError',

@@ -8,8 +8,11 @@ import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync,
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { openPublisher, subscribe, type Receiver } from '../src/index.js';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { BIN, npipe, run, start, tempDir, until } from './helpers.js';
 
+const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}.js`, import.meta.url));
 const q = (s: string) => `'${s.replaceAll("'", "'\\''")}'`;
 const NPIPE = `${q(process.execPath)} ${q(BIN)}`;
 
@@ -145,5 +148,133 @@ describe('publish/subscribe over FIFOs', { skip: process.platform === 'win32' &&
     for (const args of [['publish'], ['subscribe'], ['subscribe', topic, topic], ['subscribe', topic, '--count', '0']]) {
       assert.equal((await run(args)).code, 2, args.join(' '));
     }
+  });
+});
+
+describe('slow subscribers: block, drop, disconnect (issue 20 #4)', { skip: process.platform === 'win32' && 'FIFO topics are POSIX' }, () => {
+  const N = 3000;
+  const message = (i: number) => Buffer.concat([Buffer.from(`${i} `), Buffer.alloc(4096, 0x61)]);
+  const numberOf = (m: Buffer) => Number(m.toString('latin1', 0, m.indexOf(0x20)));
+
+  test('drop: a subscriber that reads nothing does not hold the publisher back; the others get everything, and it counts exactly what it missed', async (t) => {
+    const topic = join(tempDir(t), 'topic');
+    const fast = await subscribe(topic, { codec: 'bytes' });
+    const missed: number[] = [];
+    const slow = await subscribe(topic, { codec: 'bytes', slow: 'drop', onMissed: ({ messages }) => missed.push(messages) });
+    const publisher = await openPublisher(topic, { codec: 'bytes', maxQueuedBytes: 64 * 1024 });
+    const fastGot: number[] = [];
+    const fastDone = (async () => {
+      for await (const m of fast) if (fastGot.push(numberOf(m)) === N) break;
+    })();
+    // The slow subscriber reads nothing while all N are published: if publish() waited for it, this would never end.
+    for (let i = 1; i <= N; i++) await publisher.publish(message(i));
+    await fastDone;
+    assert.deepEqual(fastGot, Array.from({ length: N }, (_, i) => i + 1));
+    // Now it reads: what was queued for it, then the publisher's last number, sent when it closes.
+    const slowGot: number[] = [];
+    const closing = publisher.close();
+    for (;;) {
+      const m = await slow.receive({ signal: AbortSignal.timeout(3000) }).catch(() => undefined);
+      if (m === undefined) break;
+      slowGot.push(numberOf(m));
+    }
+    await closing;
+    assert.ok(slowGot.length > 0 && slowGot.length < N, `it got ${slowGot.length}`);
+    assert.ok(
+      slowGot.every((n, i) => i === 0 || n > slowGot[i - 1]!),
+      'what it got is in order',
+    );
+    // Every message it did not get is counted, once: as the next message came, or by the publisher's last number.
+    assert.equal(slowGot.length + missed.reduce((a, b) => a + b, 0), N, `got ${slowGot.length}, missed ${missed.join('+')}`);
+    await fast.close();
+    await slow.close();
+  });
+
+  test('drop: a gap in mid-stream is reported when the next message arrives, with its exact size', async (t) => {
+    const topic = join(tempDir(t), 'topic');
+    const missed: number[] = [];
+    const slow = await subscribe(topic, { codec: 'bytes', slow: 'drop', onMissed: ({ messages }) => missed.push(messages) });
+    const publisher = await openPublisher(topic, { codec: 'bytes', maxQueuedBytes: 64 * 1024 });
+    for (let i = 1; i <= N; i++) await publisher.publish(message(i));
+    // It catches up: what was queued and in its pipe.
+    const got: number[] = [];
+    for (;;) {
+      const m = await slow.receive({ signal: AbortSignal.timeout(500) }).catch(() => undefined);
+      if (m === undefined) break;
+      got.push(numberOf(m));
+    }
+    assert.deepEqual(missed, [], 'nothing told yet: no later message has come');
+    await publisher.publish(message(N + 1));
+    const next = await slow.receive();
+    assert.equal(numberOf(next!), N + 1);
+    assert.deepEqual(missed, [N - got.length]);
+    await publisher.close();
+    await slow.close();
+  });
+
+  test('disconnect: a subscriber that falls behind is let go (its FIFO removed), gets what came before in order, then ERR_NPIPE_SLOW_CONSUMER; the publisher goes on', async (t) => {
+    const topic = join(tempDir(t), 'topic');
+    const slow = await subscribe(topic, { codec: 'bytes', slow: 'disconnect' });
+    const other = await subscribe(topic, { codec: 'bytes' });
+    const publisher = await openPublisher(topic, { codec: 'bytes', maxQueuedBytes: 64 * 1024 });
+    const otherGot: number[] = [];
+    const otherDone = (async () => {
+      for await (const m of other) if (otherGot.push(numberOf(m)) === N) break;
+    })();
+    for (let i = 1; i <= N; i++) await publisher.publish(message(i));
+    await otherDone;
+    assert.equal(otherGot.length, N);
+    assert.equal(publisher.subscribers, 1, 'the slow one was let go');
+    assert.deepEqual(
+      subscriberFifos(topic).filter((n) => n.endsWith('-disconnect.fifo')),
+      [],
+      'its FIFO was removed',
+    );
+    const got: number[] = [];
+    await assert.rejects(
+      (async () => {
+        for (;;) got.push(numberOf((await slow.receive())!));
+      })(),
+      { code: 'ERR_NPIPE_SLOW_CONSUMER' },
+    );
+    assert.ok(got.length > 0 && got.length < N, `it got ${got.length}`);
+    assert.deepEqual(got, Array.from({ length: got.length }, (_, i) => i + 1), 'a disconnect subscriber never skips: it gets a prefix');
+    await publisher.close();
+    await other.close();
+    await slow.close();
+  });
+
+  test('memory stays bounded with a subscriber that never reads: 400 MiB published past a drop and a disconnect subscriber', async () => {
+    for (const policy of ['drop', 'disconnect']) {
+      const r = await start(process.execPath, [fixture('topic-flood'), policy], { hangMs: 120_000 }).done;
+      assert.equal(r.code, 0, r.stderr);
+      const { published, peakRss, missed, ended } = JSON.parse(r.stdout) as { published: number; peakRss: number; missed: number; ended: string };
+      assert.equal(published, 400 * 1024 * 1024);
+      if (policy === 'drop') assert.ok(missed > 0, 'the subscriber that never read counts what it missed');
+      else assert.equal(ended, 'ERR_NPIPE_SLOW_CONSUMER', 'the subscriber that never read was let go and told');
+      assert.ok(peakRss < 250 * 1024 * 1024, `${policy}: peak RSS ${(peakRss / 2 ** 20).toFixed(0)} MiB`);
+    }
+  });
+
+  test('the CLI: subscribe --slow disconnect exits 1 with ERR_NPIPE_SLOW_CONSUMER once it reads up to where it was let go; --slow takes only its three words', async (t) => {
+    const dir = tempDir(t);
+    const topic = join(dir, 'topic');
+    const sub = spawn(process.execPath, [BIN, 'subscribe', topic, '--slow', 'disconnect'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    sub.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    sub.stdout.pause(); // its stdout fills, so it stops reading its FIFO
+    await until(() => existsSync(topic) && subscriberFifos(topic).length === 1, 'the subscriber');
+    const lines = Array.from({ length: 20_000 }, (_, i) => `${i + 1} ${'x'.repeat(1000)}`).join('\n');
+    const pub = await run(['publish', topic, '--max-queued', '65536'], { input: `${lines}\n` });
+    assert.equal(pub.code, 0, pub.stderr);
+    assert.deepEqual(subscriberFifos(topic), [], 'let go: its FIFO is removed');
+    sub.stdout.resume();
+    sub.stdout.on('data', () => {});
+    const code = await new Promise<number | null>((resolve) => sub.on('exit', resolve));
+    assert.equal(code, 1, stderr);
+    assert.match(stderr, /^npipe subscribe: ERR_NPIPE_SLOW_CONSUMER: /m);
+    const bad = await run(['subscribe', topic, '--slow', 'fast']);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--slow is block, drop or disconnect/);
   });
 });

@@ -2,6 +2,7 @@ import { closest } from './suggest.js';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { InvalidArgumentError, NpipeError } from '../errors.js';
 import type { Driver } from '../drivers/types.js';
+import type { SlowPolicy } from '../transport/types.js';
 import type { FormatName } from '../framing/index.js';
 import { driverFor } from '../registry.js';
 
@@ -236,4 +237,11 @@ export function commonFifoOptions(values: Record<string, string | boolean | unde
     allowShared: values['allow-shared'] === true,
     ...(values.jetstream === true ? { delivery: 'jetstream' as const } : {}),
   };
+}
+
+/** `--slow`: a subscriber policy (block, drop, disconnect), or undefined. @throws UsageError */
+export function slowOption(value: string | boolean | undefined): SlowPolicy | undefined {
+  if (value === undefined) return undefined;
+  if (value === 'block' || value === 'drop' || value === 'disconnect') return value;
+  throw new UsageError(`--slow is block, drop or disconnect, got ${JSON.stringify(value)}`);
 }

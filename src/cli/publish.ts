@@ -1,6 +1,6 @@
 import { createInterface } from 'node:readline';
 import { openPublisher } from '../api.js';
-import { EXIT, UsageError, intOption, type Command } from './args.js';
+import { EXIT, UsageError, intOption, slowOption, type Command } from './args.js';
 
 /** Publishes of stdin's lines not yet settled, at most. */
 const IN_FLIGHT = 256;
@@ -18,6 +18,12 @@ killed) is let go and its FIFO removed, never waited for. With no subscriber
 the message goes nowhere, as on a radio: publish does not wait for one.
 
 Options:
+      --slow P       for subscribers that chose no --slow of their own: block
+                     (default: wait for the slowest), drop (skip one that is
+                     over --max-queued behind; it counts what it missed) or
+                     disconnect (let it go and tell it)
+      --max-queued N bytes queued for one drop or disconnect subscriber
+                     (default 8388608, 8 MiB); memory stays bounded
       --max-size N   largest message in bytes (default 67108864, 64 MiB)
   -h, --help         show this help
 
@@ -27,12 +33,19 @@ symlink, another user's, open to others).
 Examples:
   npipe publish /tmp/news "hello, everyone"
   tail -f app.log | npipe publish /tmp/log`,
-  options: { 'max-size': { type: 'string' } },
+  options: { 'max-size': { type: 'string' }, slow: { type: 'string' }, 'max-queued': { type: 'string' } },
   async run(values, positionals, io) {
     const [topic, ...messages] = positionals;
     if (!topic) throw new UsageError('npipe publish needs a topic folder (see npipe publish --help)');
     const maxMessageSize = intOption(values['max-size'], 'max-size', { min: 1 });
-    const publisher = await openPublisher(topic, { codec: 'bytes', ...(maxMessageSize === undefined ? {} : { maxMessageSize }) });
+    const slow = slowOption(values.slow);
+    const maxQueuedBytes = intOption(values['max-queued'], 'max-queued', { min: 1 });
+    const publisher = await openPublisher(topic, {
+      codec: 'bytes',
+      ...(maxMessageSize === undefined ? {} : { maxMessageSize }),
+      ...(slow === undefined ? {} : { slow }),
+      ...(maxQueuedBytes === undefined ? {} : { maxQueuedBytes }),
+    });
     try {
       if (messages.length > 0) {
         await Promise.all(messages.map((m) => publisher.publish(Buffer.from(m, 'utf8'))));

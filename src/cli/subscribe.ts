@@ -1,6 +1,6 @@
 import { subscribe } from '../api.js';
 import { deadline } from '../util/abort.js';
-import { EXIT, UsageError, durationOption, intOption, type Command } from './args.js';
+import { EXIT, UsageError, durationOption, intOption, slowOption, type Command } from './args.js';
 import { NEWLINE, Output, jsonLine } from './output.js';
 
 export const subscribeCommand: Command = {
@@ -21,10 +21,16 @@ Options:
                      number is milliseconds)
       --json         print each message as one JSON line: {"text":"..."}, or
                      {"base64":"..."} when it is not valid UTF-8
+      --slow P       when this subscriber does not keep up, publishers:
+                     block (wait for it), drop (skip it while it is over
+                     their queue behind; it says how many it missed) or
+                     disconnect (let it go: exit 1, ERR_NPIPE_SLOW_CONSUMER);
+                     default: each publisher's --slow, block unless set
       --max-size N   largest message in bytes (default 67108864, 64 MiB)
   -h, --help         show this help
 
-Exit codes: 0 done, 1 failure, 2 usage, 3 timeout, 4 the topic folder is unsafe.
+Exit codes: 0 done, 1 failure (also disconnected as too slow), 2 usage,
+3 timeout, 4 the topic folder is unsafe.
 
 Examples:
   npipe subscribe /tmp/news
@@ -34,6 +40,7 @@ Examples:
     timeout: { type: 'string', short: 't' },
     json: { type: 'boolean' },
     'max-size': { type: 'string' },
+    slow: { type: 'string' },
   },
   async run(values, positionals, io) {
     if (positionals.length !== 1) throw new UsageError('npipe subscribe takes exactly one topic folder (see npipe subscribe --help)');
@@ -42,7 +49,9 @@ Examples:
     const timeout = durationOption(values.timeout, 'timeout');
     const maxMessageSize = intOption(values['max-size'], 'max-size', { min: 1 });
     const json = values.json === true;
+    const slow = slowOption(values.slow);
     const receiver = await subscribe(topic, {
+      ...(slow === undefined ? {} : { slow }),
       codec: 'bytes',
       ...(maxMessageSize === undefined ? {} : { maxMessageSize }),
       onMissed: ({ publisher, messages }) => io.stderr.write(`npipe subscribe: missed ${messages} message${messages === 1 ? '' : 's'} from publisher ${publisher}\n`),

@@ -11,7 +11,7 @@
  * line in registry.ts, and the contract suite (test/contract.test.ts) run over it.
  */
 import type { DropInfo, Framing } from '../framing/index.js';
-import type { FramePublisher, FrameReceiver, FrameSender } from '../transport/types.js';
+import type { FramePublisher, FrameReceiver, FrameSender, SlowPolicy } from '../transport/types.js';
 import type { Handler } from '../rpc/handler.js';
 import type { Client, ConnectOptions, Server, ServeOptions } from '../rpc/types.js';
 import type { FifoReceiverOptions, FifoSenderOptions } from './fifo/options.js';
@@ -132,11 +132,17 @@ export interface PubSub {
 /** What a driver is given to open a publisher. */
 export interface DriverPublisherOptions {
   maxMessageSize?: number;
+  /** For subscribers that name no policy: block (default), drop or disconnect. */
+  slow?: SlowPolicy;
+  /** Bytes queued for one drop or disconnect subscriber before it is skipped or let go. */
+  maxQueuedBytes?: number;
 }
 
 /** What a driver is given to subscribe. */
 export interface DriverSubscriberOptions {
   maxMessageSize?: number;
+  /** What publishers do when this subscriber does not keep up. */
+  slow?: SlowPolicy;
   maxPartialBytes?: number;
   onDrop?: (info: DropInfo) => void;
   /** Messages a publisher did not deliver to this subscriber (it fell behind), as they are noticed. */

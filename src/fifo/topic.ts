@@ -16,8 +16,15 @@ import { InvalidArgumentError, UnsafeFifoError } from '../errors.js';
 import { fromSystemError, isErrno } from '../sys/errno.js';
 import { processGone } from './replydir.js';
 
-const SUBSCRIBER = /^s-(\d+)-[0-9a-f]{16}\.fifo$/;
-const JOINING = /^j-(\d+)-[0-9a-f]{16}\.fifo$/;
+const SUBSCRIBER = /^s-(\d+)-[0-9a-f]{16}(?:-(block|drop|disconnect))?\.fifo$/;
+const JOINING = /^j-(\d+)-[0-9a-f]{16}(?:-(block|drop|disconnect))?\.fifo$/;
+
+/**
+ * A subscriber's policy for when it does not keep up (transport/types.ts,
+ * NamedPolicy), as its FIFO's name says it: `-block`, `-drop`, `-disconnect`, or
+ * nothing (the publisher's default).
+ */
+export type NamedPolicy = 'block' | 'drop' | 'disconnect';
 
 function euid(): number {
   return process.geteuid?.() ?? 0;
@@ -57,17 +64,17 @@ export function checkTopic(dir: string): void {
 }
 
 /** A new subscriber's two names: the one it joins under, and the one publishers see once it reads. */
-export function subscriberNames(): { joining: string; name: string } {
-  const tail = `${process.pid}-${randomBytes(8).toString('hex')}.fifo`;
+export function subscriberNames(policy?: NamedPolicy): { joining: string; name: string } {
+  const tail = `${process.pid}-${randomBytes(8).toString('hex')}${policy === undefined ? '' : `-${policy}`}.fifo`;
   return { joining: `j-${tail}`, name: `s-${tail}` };
 }
 
-/** The subscribers' FIFO names in `dir` now, with their pids. */
-export function listSubscribers(dir: string): Array<{ name: string; pid: number }> {
-  const found: Array<{ name: string; pid: number }> = [];
+/** The subscribers' FIFO names in `dir` now, with their pids and the policy each asked for (if any). */
+export function listSubscribers(dir: string): Array<{ name: string; pid: number; policy: NamedPolicy | undefined }> {
+  const found: Array<{ name: string; pid: number; policy: NamedPolicy | undefined }> = [];
   for (const name of readdirSync(dir)) {
     const m = SUBSCRIBER.exec(name);
-    if (m) found.push({ name, pid: Number(m[1]) });
+    if (m) found.push({ name, pid: Number(m[1]), policy: m[2] as NamedPolicy | undefined });
   }
   return found;
 }

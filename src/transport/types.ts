@@ -72,6 +72,14 @@ export interface FrameReceiver {
 }
 
 /**
+ * What a publisher does with a subscriber that does not keep up: `block` waits for
+ * it (the pipe's backpressure), `drop` skips it while it is more than a queue's
+ * worth behind (it counts what it missed), `disconnect` lets it go and tells it
+ * (ERR_NPIPE_SLOW_CONSUMER).
+ */
+export type SlowPolicy = 'block' | 'drop' | 'disconnect';
+
+/**
  * Publish/subscribe (issue 20): every message to every subscriber of a topic.
  * Subscribers receive through a FrameReceiver.
  */

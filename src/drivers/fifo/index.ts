@@ -44,7 +44,7 @@ export const driver: Driver = {
     },
     countedReader: async (path, options) => (await import('./counted-reader.js')).openCountedReader(path, options),
     pubsub: {
-      openPublisher: async (topic, framing) => (await import('./topic-publisher.js')).openFifoPublisher(topic, framing),
+      openPublisher: async (topic, framing, options) => (await import('./topic-publisher.js')).openFifoPublisher(topic, framing, options),
       subscribe: async (topic, framing, options) => (await import('./topic-subscriber.js')).subscribeFifo(topic, framing, options),
     },
     inspect: async (path) => (await import('../../fifo/inspect.js')).inspectFifo(path),

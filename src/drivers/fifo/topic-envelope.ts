@@ -4,7 +4,8 @@
  * sequence. A subscriber counts the numbers it did not get from each publisher:
  * the messages it missed (a `drop` subscriber that fell behind), exactly.
  *
- *   kind (1 byte: 1 a message, 2 the publisher's last number, sent when it closes)
+ *   kind (1 byte: 1 a message, 2 the publisher's last number, sent when it closes,
+ *         3 the publisher disconnected this subscriber, too slow)
  *   publisher id (8 bytes)
  *   number (8 bytes, little-endian, from 1)
  *   the message
@@ -12,6 +13,8 @@
 export const ENVELOPE_BYTES = 17;
 export const KIND_MESSAGE = 1;
 export const KIND_LAST = 2;
+/** The publisher let this subscriber go (the `disconnect` policy); the number is its last one. */
+export const KIND_DISCONNECT = 3;
 
 export interface Envelope {
   kind: number;
@@ -32,7 +35,7 @@ export function wrap(kind: number, publisher: Buffer, seq: number, body: Uint8Ar
 
 /** The envelope of `frame`, or undefined when it is not one (too short, an unknown kind). */
 export function unwrap(frame: Buffer): Envelope | undefined {
-  if (frame.length < ENVELOPE_BYTES || (frame[0] !== KIND_MESSAGE && frame[0] !== KIND_LAST)) return undefined;
+  if (frame.length < ENVELOPE_BYTES || (frame[0] !== KIND_MESSAGE && frame[0] !== KIND_LAST && frame[0] !== KIND_DISCONNECT)) return undefined;
   return {
     kind: frame[0]!,
     publisher: frame.toString('hex', 1, 9),

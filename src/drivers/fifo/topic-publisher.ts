@@ -10,28 +10,51 @@
  * message. A subscriber that has gone (its FIFO has no reader: it closed, or was
  * killed) is let go at once and, if its process is gone, its FIFO removed: a
  * publisher never waits for a dead subscriber.
+ *
+ * A live subscriber that does not keep up meets its policy (SlowPolicy): `block`
+ * makes publish() wait for its pipe; `drop` and `disconnect` never make publish()
+ * wait: each has a queue of at most `maxQueuedBytes` in this process, and a message
+ * that does not fit is skipped for it (`drop`: it counts the gap from the numbers)
+ * or ends it (`disconnect`: its FIFO is removed, so every publisher lets it go,
+ * and it is told when it reads up to there). Memory stays bounded either way.
  */
 import { randomBytes } from 'node:crypto';
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { ClosedError, NpipeError } from '../../errors.js';
+import { unlinkSync } from 'node:fs';
 import { checkTopic, ensureTopic, listSubscribers, removeIfGone } from '../../fifo/topic.js';
 import type { Framing } from '../../framing/index.js';
-import type { CallOptions, FramePublisher, FrameSender } from '../../transport/types.js';
+import type { CallOptions, FramePublisher, FrameSender, SlowPolicy } from '../../transport/types.js';
+import { deadline } from '../../util/abort.js';
 import { openFifoFrameSender } from './sender.js';
-import { KIND_LAST, KIND_MESSAGE, wrap } from './topic-envelope.js';
+import { KIND_DISCONNECT, KIND_LAST, KIND_MESSAGE, wrap } from './topic-envelope.js';
 
 /** How recent (ms) the folder's modification time must be for the folder to be read again on every message. */
 const RECENT_MS = 50;
+/** A `drop` or `disconnect` subscriber's queue in the publisher, by default. */
+export const DEFAULT_TOPIC_QUEUE_BYTES = 8 * 1024 * 1024;
+/** How long close() lets a `drop` or `disconnect` subscriber take what is queued for it. */
+const CLOSE_GRACE_MS = 1000;
+
+export interface FifoPublisherOptions {
+  /** The policy for subscribers that name none (default `block`). */
+  slow?: SlowPolicy;
+  /** Bytes queued for one `drop` or `disconnect` subscriber before it is skipped or let go (default 8 MiB). */
+  maxQueuedBytes?: number;
+}
 
 interface Subscriber {
   name: string;
   sender: FrameSender;
+  policy: SlowPolicy;
+  /** Bytes handed to its sender and not yet in its pipe. */
+  queued: number;
 }
 
-export async function openFifoPublisher(topic: string, framing: Framing): Promise<FramePublisher> {
+export async function openFifoPublisher(topic: string, framing: Framing, options: FifoPublisherOptions = {}): Promise<FramePublisher> {
   ensureTopic(topic);
-  const publisher = new FifoPublisher(topic, framing);
+  const publisher = new FifoPublisher(topic, framing, options.slow ?? 'block', options.maxQueuedBytes ?? DEFAULT_TOPIC_QUEUE_BYTES);
   await publisher.refresh(true);
   return publisher;
 }
@@ -47,10 +70,14 @@ class FifoPublisher implements FramePublisher {
   #mtime = -1;
   #refreshing: Promise<void> | undefined;
   #closed = false;
+  readonly #slow: SlowPolicy;
+  readonly #maxQueued: number;
 
-  constructor(topic: string, framing: Framing) {
+  constructor(topic: string, framing: Framing, slow: SlowPolicy, maxQueued: number) {
     this.#topic = topic;
     this.#framing = framing;
+    this.#slow = slow;
+    this.#maxQueued = maxQueued;
   }
 
   get subscribers(): number {
@@ -89,12 +116,12 @@ class FifoPublisher implements FramePublisher {
     await Promise.all(
       present
         .filter(({ name }) => !this.#subscribers.has(name) && !this.#refused.has(name))
-        .map(async ({ name }) => {
+        .map(async ({ name, policy }) => {
           try {
             // timeout 0: a FIFO with no reader is a subscriber gone, not one to wait for.
             const sender = await openFifoFrameSender(join(this.#topic, name), this.#framing, { create: false, timeout: 0 });
             if (this.#closed) await sender.close();
-            else this.#subscribers.set(name, { name, sender });
+            else this.#subscribers.set(name, { name, sender, policy: policy ?? this.#slow, queued: 0 });
           } catch (err) {
             if (!(err instanceof NpipeError)) throw err;
             if (!removeIfGone(this.#topic, name)) this.#refused.add(name);
@@ -118,6 +145,32 @@ class FifoPublisher implements FramePublisher {
     });
   }
 
+  /** Lets a `disconnect` subscriber go: its FIFO removed (every publisher lets it go), and a last word queued for it. */
+  #disconnect(subscriber: Subscriber): void {
+    this.#subscribers.delete(subscriber.name);
+    this.#refused.add(subscriber.name);
+    try {
+      unlinkSync(join(this.#topic, subscriber.name));
+    } catch {
+      // It left already.
+    }
+    const word = wrap(KIND_DISCONNECT, this.#id, this.#seq, new Uint8Array(0));
+    void subscriber.sender.send(word).catch(() => {});
+    void this.#closeWithin(subscriber.sender, CLOSE_GRACE_MS);
+  }
+
+  /** Closes `sender`, giving up what it has not written after `ms` (a subscriber that never reads again must not keep this process). */
+  async #closeWithin(sender: FrameSender, ms: number, options?: CallOptions): Promise<void> {
+    const bound = deadline({ timeout: ms, ...(options?.signal ? { signal: options.signal } : {}) }, 'a subscriber did not take what was queued for it');
+    try {
+      await sender.close(bound.signal ? { signal: bound.signal } : {});
+    } catch {
+      // What it did not take is dropped: its policy.
+    } finally {
+      bound.dispose();
+    }
+  }
+
   async publish(message: Uint8Array, options?: CallOptions): Promise<void> {
     if (this.#closed) throw new ClosedError('publish() after close()');
     options?.signal?.throwIfAborted();
@@ -125,7 +178,21 @@ class FifoPublisher implements FramePublisher {
     if (this.#closed) throw new ClosedError('publish() after close()');
     const envelope = wrap(KIND_MESSAGE, this.#id, ++this.#seq, message);
     const sends: Promise<void>[] = [];
-    for (const subscriber of this.#subscribers.values()) sends.push(this.#deliver(subscriber, envelope, options));
+    for (const subscriber of this.#subscribers.values()) {
+      if (subscriber.policy === 'block') {
+        sends.push(this.#deliver(subscriber, envelope, options));
+        continue;
+      }
+      // drop and disconnect: queued here up to maxQueuedBytes, never waited for.
+      if (subscriber.queued > 0 && subscriber.queued + envelope.length > this.#maxQueued) {
+        if (subscriber.policy === 'disconnect') this.#disconnect(subscriber);
+        continue; // drop: skipped; its next message's number tells it how many it missed
+      }
+      subscriber.queued += envelope.length;
+      void this.#deliver(subscriber, envelope).finally(() => {
+        subscriber.queued -= envelope.length;
+      });
+    }
     await Promise.all(sends);
   }
 
@@ -136,8 +203,10 @@ class FifoPublisher implements FramePublisher {
     const last = wrap(KIND_LAST, this.#id, this.#seq, new Uint8Array(0));
     await Promise.all(
       [...this.#subscribers.values()].map(async (subscriber) => {
-        await subscriber.sender.send(last, options).catch(() => {});
-        await subscriber.sender.close(options).catch(() => {});
+        void subscriber.sender.send(last, options).catch(() => {});
+        // A block subscriber gets everything; a drop or disconnect one what its pipe takes within CLOSE_GRACE_MS.
+        if (subscriber.policy === 'block') await subscriber.sender.close(options).catch(() => {});
+        else await this.#closeWithin(subscriber.sender, CLOSE_GRACE_MS, options);
       }),
     );
     this.#subscribers.clear();

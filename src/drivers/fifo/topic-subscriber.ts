@@ -8,18 +8,24 @@
  * reader: the next publisher to write to it, or the next subscriber to join,
  * removes it.
  */
-import { renameSync, unlinkSync } from 'node:fs';
+import { existsSync, renameSync, unlinkSync } from 'node:fs';
+import { SlowConsumerError } from '../../errors.js';
 import { join } from 'node:path';
 import { mkfifoExactSync } from '../../fifo/index.js';
 import { ensureTopic, removeGoneSubscribers, subscriberNames } from '../../fifo/topic.js';
 import type { Framing } from '../../framing/index.js';
-import type { CallOptions, FrameReceiver } from '../../transport/types.js';
+import type { CallOptions, FrameReceiver, SlowPolicy } from '../../transport/types.js';
 import { copyInto } from '../../transport/into.js';
 import type { FifoReceiverOptions } from './options.js';
 import { openFifoFrameReceiver } from './receiver.js';
-import { KIND_LAST, KIND_MESSAGE, unwrap } from './topic-envelope.js';
+import { KIND_DISCONNECT, KIND_LAST, KIND_MESSAGE, unwrap } from './topic-envelope.js';
+
+/** How often a waiting `disconnect` subscriber checks that its FIFO is still there. */
+const GONE_CHECK_MS = 250;
 
 export interface TopicSubscriberOptions extends Omit<FifoReceiverOptions, 'create' | 'keepOpen' | 'mode'> {
+  /** What publishers do when this subscriber does not keep up (default: each publisher's own default, `block`). */
+  slow?: SlowPolicy;
   /** Called when messages of a publisher were not delivered to this subscriber (it fell behind): how many. */
   onMissed?: (info: { publisher: string; messages: number }) => void;
 }
@@ -27,7 +33,7 @@ export interface TopicSubscriberOptions extends Omit<FifoReceiverOptions, 'creat
 export async function subscribeFifo(topic: string, framing: Framing, options: TopicSubscriberOptions = {}): Promise<TopicReceiver> {
   ensureTopic(topic);
   removeGoneSubscribers(topic);
-  const { joining, name } = subscriberNames();
+  const { joining, name } = subscriberNames(options.slow);
   const joiningPath = join(topic, joining);
   mkfifoExactSync(joiningPath, 0o600);
   let inner: FrameReceiver;
@@ -46,7 +52,7 @@ export async function subscribeFifo(topic: string, framing: Framing, options: To
     unlinkQuietly(joiningPath);
     throw err;
   }
-  return new TopicReceiver(inner, path, options.onMissed);
+  return new TopicReceiver(inner, path, options.onMissed, options.slow === 'disconnect');
 }
 
 function unlinkQuietly(path: string): void {
@@ -66,11 +72,16 @@ export class TopicReceiver implements FrameReceiver {
   readonly #last = new Map<string, number>();
   #missed = 0;
   #malformed = { messages: 0, bytes: 0 };
+  /** Its FIFO may be removed by a publisher (the `disconnect` policy): watched while waiting. */
+  readonly #watch: boolean;
+  #disconnected: SlowConsumerError | undefined;
+  #closing = false;
 
-  constructor(inner: FrameReceiver, path: string, onMissed: TopicSubscriberOptions['onMissed']) {
+  constructor(inner: FrameReceiver, path: string, onMissed: TopicSubscriberOptions['onMissed'], watch = false) {
     this.#inner = inner;
     this.#path = path;
     this.#onMissed = onMissed;
+    this.#watch = watch;
   }
 
   /** The FIFO publishers write to. */
@@ -101,21 +112,53 @@ export class TopicReceiver implements FrameReceiver {
       this.#last.delete(envelope.publisher);
       return undefined;
     }
+    if (envelope.kind === KIND_DISCONNECT) {
+      this.#disconnected = new SlowConsumerError(`publisher ${envelope.publisher} disconnected this subscriber of ${this.#path}: it fell too far behind (the disconnect policy); what it sent before is delivered`);
+      throw this.#disconnected;
+    }
     this.#last.set(envelope.publisher, envelope.seq);
     return envelope.body;
   }
 
   async receive(options?: CallOptions): Promise<Buffer | undefined> {
     for (;;) {
-      const frame = this.#inner.tryReceive?.() ?? (await this.#inner.receive(options));
+      if (this.#disconnected) throw this.#disconnected;
+      const frame = this.#inner.tryReceive?.() ?? (await this.#wait(options));
       if (frame === undefined) return undefined;
       const body = this.#open(frame);
       if (body !== undefined) return body;
     }
   }
 
+  /**
+   * The next frame from the pipe. A `disconnect` subscriber also watches its FIFO:
+   * removed by a publisher whose last word could not be written (the pipe stayed
+   * full), it ends with ERR_NPIPE_SLOW_CONSUMER once what is in the pipe is read.
+   */
+  async #wait(options?: CallOptions): Promise<Buffer | undefined> {
+    if (!this.#watch) return this.#inner.receive(options);
+    options?.signal?.throwIfAborted();
+    const controller = new AbortController();
+    const gone = new SlowConsumerError(`the FIFO of this subscriber, ${this.#path}, was removed: a publisher disconnected it (it fell too far behind), or the topic was removed`);
+    const onAbort = () => controller.abort(options?.signal?.reason);
+    options?.signal?.addEventListener('abort', onAbort, { once: true });
+    const timer = setInterval(() => {
+      if (!this.#closing && !existsSync(this.#path)) controller.abort(gone);
+    }, GONE_CHECK_MS);
+    try {
+      return await this.#inner.receive({ signal: controller.signal });
+    } catch (err) {
+      if (err === gone) this.#disconnected = gone;
+      throw err;
+    } finally {
+      clearInterval(timer);
+      options?.signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
   tryReceive(): Buffer | undefined {
     for (;;) {
+      if (this.#disconnected) throw this.#disconnected;
       const frame = this.#inner.tryReceive?.();
       if (frame === undefined) return undefined;
       const body = this.#open(frame);
@@ -129,6 +172,7 @@ export class TopicReceiver implements FrameReceiver {
   }
 
   async close(): Promise<void> {
+    this.#closing = true;
     // The name first: no publisher opens it from here on; then the read end, which those holding it notice (EPIPE).
     unlinkQuietly(this.#path);
     await this.#inner.close();
