@@ -5,11 +5,12 @@
  * the end; and the splice lane kept (the bytes never pass through npipe).
  */
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { appendFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { mkfifo } from '../src/fifo-public.js';
 import { BIN, run, start, tempDir, type Result } from './helpers.js';
+import { formatSeconds } from '../src/cli/progress.js';
 
 const MiB = 1024 * 1024;
 const SIZE = 8 * MiB;
@@ -127,6 +128,58 @@ const t = setInterval(() => { fs.writeSync(fd, b); if (++n === 16) { clearInterv
     assert.ok(lines.length >= 2, sender.stderr);
     for (const line of lines.slice(0, -1)) assert.match(line, /^npipe send: [\d.]+ (B|KiB|MiB) sent, [\d.]+ (B|KiB|MiB|GiB)\/s$/);
     assert.match(lines.at(-1)!, new RegExp(`^npipe send: ${SIZE} bytes \\(8\\.0 MiB\\) sent in `));
+  });
+
+  test('stderr to /dev/full or a closed pipe: the transfer goes on to the end, exit 0, no stack (attack on issue 19 #2)', async (t) => {
+    const dir = tempDir(t);
+    const input = join(dir, 'in');
+    writeFileSync(input, Buffer.alloc(SIZE, 1));
+    // fd 3: the test's stdout, for the exit code of a send whose stderr is a pipe nobody reads.
+    for (const [name, redirect] of [['full', '2>/dev/full'], ['pipe', '2>&1 >/dev/null']]) {
+      const path = join(dir, `p-${name}`);
+      await mkfifo(path);
+      // Slow: the progress lines fail in the middle of the transfer, not only at its end.
+      const reader = slowReader(path);
+      const send = `${NPIPE} send ${q(path)} --format raw --progress --timeout 30s < ${q(input)} ${redirect}; echo "exit $?" >&3`;
+      const r = await start('sh', ['-c', `exec 3>&1; { ${send}; } ${name === 'pipe' ? '| true' : ''}`], { hangMs: 60_000 }).done;
+      const stderr = redirect;
+      assert.match(r.stdout, /^exit 0$/m, `${stderr}: ${r.stdout}${r.stderr}`);
+      assert.equal((await reader.done).stdout.trim(), String(SIZE), stderr);
+    }
+  });
+
+  test('a file that grows while it is sent: never over 100%, never a negative time left (attack on issue 19 #2)', async (t) => {
+    const dir = tempDir(t);
+    const path = join(dir, 'p');
+    const input = join(dir, 'in');
+    writeFileSync(input, Buffer.alloc(4 * MiB, 1));
+    await mkfifo(path);
+    const reader = slowReader(path);
+    const sender = counted(`${NPIPE} send ${q(path)} --format raw --progress --timeout 30s < ${q(input)}`);
+    // 4 MiB more while the first 4 are sent (the slow reader takes 5 MiB a second).
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    appendFileSync(input, Buffer.alloc(4 * MiB, 2));
+    const s = await sender.done;
+    assert.equal(s.code, 0, s.stderr);
+    assert.equal((await reader.done).stdout.trim(), String(SIZE));
+    const lines = progressLines(s.stderr, 'npipe send').slice(0, -1);
+    assert.ok(lines.length >= 1, s.stderr);
+    for (const line of lines) {
+      const m = /\((\d+)%\).* (-?\d+s|\?) left$/.exec(line);
+      assert.ok(m, line);
+      assert.ok(Number(m[1]) <= 100, line);
+      assert.doesNotMatch(m[2]!, /^-/, line);
+    }
+    assert.match(s.stderr, /of 8\.0 MiB/, 'the size is read again as the file grows');
+  });
+
+  test('time left: rounded once, so never "1m60s"', () => {
+    assert.equal(formatSeconds(119.5), '2m00s');
+    assert.equal(formatSeconds(59.2), '1m00s');
+    assert.equal(formatSeconds(61), '1m01s');
+    assert.equal(formatSeconds(3599.5), '1h00m');
+    assert.equal(formatSeconds(-3), '0s');
+    assert.equal(formatSeconds(Infinity), '?');
   });
 
   test('--progress without --format raw, with message arguments, or with --count: exit 2, nothing sent', async (t) => {

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 import { mkfifo } from '../src/fifo-public.js';
@@ -101,7 +101,61 @@ describe('npipe stat on a FIFO', { skip: process.platform !== 'linux' && 'npipe 
     assert.equal(done.stdout, 'late\n');
   });
 
-  test('holders for reading and for writing, with pid, command and fd; the bytes waiting and the capacity', async (t) => {
+  test('a writer blocked in open() in a thread other than the first (Node fs.promises.open) is shown waiting, and stays blocked (attack on issue 19 #1)', async (t) => {
+    const path = join(tempDir(t), 'p');
+    await mkfifo(path);
+    // fs.promises.open waits in a libuv threadpool thread; the main thread sits in epoll.
+    const writer = start(process.execPath, ['-e', `require('fs').promises.open(process.argv[1], 'w').then(() => console.log('opened'))`, path], { hangMs: 120_000 });
+    t.after(() => void writer.child.kill('SIGKILL'));
+    const pid = writer.child.pid;
+    const blockedThread = () => {
+      try {
+        return readdirSync(`/proc/${pid}/task`).some((tid) => readFileSync(`/proc/${pid}/task/${tid}/wchan`, 'utf8') === 'wait_for_partner');
+      } catch {
+        return false;
+      }
+    };
+    await until(blockedThread, 'a thread of the writer to wait in open()');
+    const s = await statJson(path);
+    assert.deepEqual(s.waiting.writers.map((h) => h.pid), [pid]);
+    const human = await run(['stat', path]);
+    assert.match(human.stdout, /A writer is blocked: no process has the FIFO open for reading/);
+    assert.ok(blockedThread(), 'still blocked after the looks');
+  });
+
+  test('a writer blocked in open() inside a chroot, by its path there, is shown waiting (attack on issue 19 #1)', async (t) => {
+    if (!requireOrSkip(t, process.getuid?.() === 0, 'chroot needs root')) return;
+    if (!requireOrSkip(t, spawnSync('python3', ['--version']).status === 0, 'python3')) return;
+    const root = join(tempDir(t), 'jail');
+    mkdirSync(root);
+    const path = join(root, 'p');
+    await mkfifo(path);
+    const writer = start('python3', ['-c', 'import os, sys; os.chroot(sys.argv[1]); os.open("/p", os.O_WRONLY)', root], { hangMs: 120_000 });
+    t.after(() => void writer.child.kill('SIGKILL'));
+    await waitForBlockedOpen(writer.child.pid);
+    const s = await statJson(path);
+    assert.deepEqual(s.waiting.writers.map((h) => h.pid), [writer.child.pid], 'found by "/p" inside its root, not by a "/p" here');
+    assert.equal(wchan(writer.child.pid), 'wait_for_partner');
+  });
+
+  test('a command line with a newline and escape sequences cannot forge lines of the text output (attack on issue 19 #1)', async (t) => {
+    const path = join(tempDir(t), 'p');
+    await mkfifo(path);
+    // An argument, so in its command line: a "\n", a forged line and a clear-screen.
+    const forged = 'x\nwriters:   1 forged (fd 9)\x1b[2J';
+    const reader = start(process.execPath, ['-e', `require('fs').openSync(process.argv[1], 'r+'); setInterval(() => {}, 1000)`, path, forged], { hangMs: 120_000 });
+    t.after(() => void reader.child.kill('SIGKILL'));
+    await waitForOpen(reader.child.pid, path);
+    const s = await statJson(path);
+    assert.ok(s.readers.some((h) => h.command.includes(forged)), 'the JSON keeps the command as it is');
+    const human = await run(['stat', path]);
+    assert.equal(human.code, 0, human.stderr);
+    assert.doesNotMatch(human.stdout, /\x1b/);
+    assert.doesNotMatch(human.stdout, /^writers: +1 forged/m);
+    assert.match(human.stdout, /x\\x0awriters: {3}1 forged \(fd 9\)\\x1b\[2J \(fd \d+\)/);
+  });
+
+    test('holders for reading and for writing, with pid, command and fd; the bytes waiting and the capacity', async (t) => {
     const path = join(tempDir(t), 'p');
     await mkfifo(path);
     const reader = shell(t, `exec 3<${path}; exec sleep 600`);
@@ -181,6 +235,7 @@ describe('npipe stat on a FIFO', { skip: process.platform !== 'linux' && 'npipe 
       [['stat', join(dir, 'p'), '--jetstream'], 2, /--jetstream does not apply to/],
       [['stat', join(dir, 'p'), '--timeout', '1s'], 2, /--timeout does not apply to/],
       [['stat'], 2, /npipe stat takes one address/],
+      [['stat', ''], 2, /not an empty string/],
       [['stat', join(dir, 'p'), join(dir, 'p')], 2, /npipe stat takes one address/],
       [['stat', '--jsn', join(dir, 'p')], 2, /unknown option --jsn; did you mean --json\?/],
     ];

@@ -18,7 +18,7 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     if (first) {
       if (signal === first.signal && Date.now() - first.at < SAME_ACT_MS) return;
       // A second signal: stop now (send finishing a message for a reader that does not read).
-      process.stderr.write(`npipe ${process.argv[2] ?? ''}: stopped at once by a second signal (${signal}); a message being written may be cut\n`);
+      stderrStream().write(`npipe ${process.argv[2] ?? ''}: stopped at once by a second signal (${signal}); a message being written may be cut\n`);
       process.exit(128 + (os.constants.signals[signal] ?? 1));
     }
     first = { signal, at: Date.now() };
@@ -41,10 +41,24 @@ function stdoutStream(): NodeJS.WriteStream {
     if (err.code === 'EPIPE') process.exit(EXIT.ok);
     // Any other write error (a full disk, > /dev/full, an I/O error): the usual one
     // line with a code, exit 1, never a stack (issue 15 #12).
-    process.stderr.write(`${stdoutFailure(process.argv[2], err)}\n`);
+    stderrStream().write(`${stdoutFailure(process.argv[2], err)}\n`);
     process.exit(EXIT.failure);
   });
   return stdout;
+}
+/**
+ * process.stderr, made on first use too, with an error handler: stderr to /dev/full,
+ * or a pipe whose reader went away, has nowhere to say so. Without the handler
+ * the first failed write (a --progress line in the middle of a transfer) was an
+ * uncaught 'error': a stack, exit 1 and the transfer cut. Now the lines are lost
+ * and the command goes on, its exit code its own.
+ */
+let stderr: NodeJS.WriteStream | undefined;
+function stderrStream(): NodeJS.WriteStream {
+  if (stderr) return stderr;
+  stderr = process.stderr;
+  stderr.on('error', () => {});
+  return stderr;
 }
 void main(process.argv.slice(2), {
   // Made on first use: a send whose messages are its arguments never touches stdin
@@ -56,7 +70,7 @@ void main(process.argv.slice(2), {
     return stdoutStream();
   },
   get stderr() {
-    return process.stderr;
+    return stderrStream();
   },
   stop: controller.signal,
 }).then((code) => {

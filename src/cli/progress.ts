@@ -23,11 +23,13 @@ export function formatBytes(n: number): string {
   return unit === 0 ? `${n} B` : `${value.toFixed(1)} ${units[unit]}`;
 }
 
-function formatSeconds(s: number): string {
-  if (!Number.isFinite(s)) return '?';
-  if (s < 60) return `${Math.ceil(s)}s`;
+export function formatSeconds(seconds: number): string {
+  if (!Number.isFinite(seconds)) return '?';
+  // Rounded up once, then split: 119.5 s is 2m00s, not 1m60s.
+  const s = Math.max(Math.ceil(seconds), 0);
+  if (s < 60) return `${s}s`;
   const m = Math.floor(s / 60);
-  if (m < 60) return `${m}m${String(Math.ceil(s % 60)).padStart(2, '0')}s`;
+  if (m < 60) return `${m}m${String(s % 60).padStart(2, '0')}s`;
   return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}m`;
 }
 
@@ -36,7 +38,7 @@ export class ProgressReport implements Progress {
   readonly #stderr: NodeJS.WritableStream;
   readonly #prefix: string;
   readonly #verb: string;
-  readonly #total: number | undefined;
+  readonly #total: number | (() => number | undefined) | undefined;
   readonly #terminal: boolean;
   readonly #started = performance.now();
   readonly #samples: Array<[number, number]> = [[this.#started, 0]];
@@ -45,9 +47,10 @@ export class ProgressReport implements Progress {
 
   /**
    * `verb`: what happens to the bytes ('sent', 'received'); `total`: the bytes to
-   * move, when known (a regular file on stdin).
+   * move, when known (a regular file on stdin), or a function that says it now
+   * (a file that grows while it is sent).
    */
-  constructor(stderr: NodeJS.WritableStream, prefix: string, verb: string, total?: number) {
+  constructor(stderr: NodeJS.WritableStream, prefix: string, verb: string, total?: number | (() => number | undefined)) {
     this.#stderr = stderr;
     this.#prefix = prefix;
     this.#verb = verb;
@@ -68,8 +71,12 @@ export class ProgressReport implements Progress {
 
   #line(now: number): string {
     const rate = this.#rate(now);
-    const parts = [`${formatBytes(this.bytes)}${this.#total === undefined ? '' : ` of ${formatBytes(this.#total)} (${Math.floor((this.bytes * 100) / Math.max(this.#total, 1))}%)`} ${this.#verb}`, `${formatBytes(rate)}/s`];
-    if (this.#total !== undefined) parts.push(`${formatSeconds(rate > 0 ? (this.#total - this.bytes) / rate : Infinity)} left`);
+    const known = typeof this.#total === 'function' ? this.#total() : this.#total;
+    // Never more than all of it, nor negative time left: a file that grew (or was
+    // replaced) since the size was read has at least the bytes already moved.
+    const total = known === undefined ? undefined : Math.max(known, this.bytes);
+    const parts = [`${formatBytes(this.bytes)}${total === undefined ? '' : ` of ${formatBytes(total)} (${Math.floor((this.bytes * 100) / Math.max(total, 1))}%)`} ${this.#verb}`, `${formatBytes(rate)}/s`];
+    if (total !== undefined) parts.push(`${formatSeconds(rate > 0 ? (total - this.bytes) / rate : Infinity)} left`);
     return `${this.#prefix}: ${parts.join(', ')}`;
   }
 

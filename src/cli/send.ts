@@ -201,8 +201,8 @@ function checkMessages(messages: string[], format: string, maxMessageSize: numbe
   });
 }
 
-/** The bytes left to read on stdin when it is a regular file (its size less the offset it is read from), else undefined. */
-function stdinFileLeft(): number | undefined {
+/** When stdin is a regular file, a function giving the bytes to read from it (its size now less the offset it was read from at the start); else undefined. */
+function stdinFileLeft(): (() => number | undefined) | undefined {
   try {
     const st = fstatSync(0);
     if (!st.isFile()) return undefined;
@@ -212,7 +212,14 @@ function stdinFileLeft(): number | undefined {
     } catch {
       // No /proc (macOS): from the start.
     }
-    return Math.max(st.size - offset, 0);
+    // Asked again at each line: a file still being written (a log, a download) grows meanwhile.
+    return () => {
+      try {
+        return Math.max(fstatSync(0).size - offset, 0);
+      } catch {
+        return undefined;
+      }
+    };
   } catch {
     return undefined;
   }

@@ -3,6 +3,7 @@ import type { AddressStatus } from '../drivers/types.js';
 import type { FifoStatus } from '../fifo/inspect.js';
 import type { NatsStatus } from '../drivers/nats/stat.js';
 import { EXIT, UsageError, checkAddress, durationOption, type Command } from './args.js';
+import { escapeForLog } from './log-escape.js';
 
 export const statCommand: Command = {
   name: 'stat',
@@ -45,6 +46,8 @@ Examples:
   async run(values, positionals, io) {
     if (positionals.length !== 1) throw new UsageError('npipe stat takes one address (see npipe stat --help)');
     const address = positionals[0]!;
+    // "" is no path (resolved, it would be the working directory: "is a directory", exit 4).
+    if (address === '') throw new UsageError('npipe stat needs a FIFO path or nats:// URL, not an empty string (see npipe stat --help)');
     const driver = await checkAddress(address, values);
     if (values.timeout !== undefined && driver.name !== 'nats') throw new UsageError(`--timeout does not apply to ${address} (${driver.noun}): looking at it never waits`);
     const inspect = driver.capabilities.inspect;
@@ -75,12 +78,14 @@ function bytes(n: number | null): string {
 
 function processes(list: { pid: number; command: string; fd?: number }[]): string {
   if (list.length === 0) return 'none';
-  return list.map((p) => `${p.pid} ${p.command}${p.fd === undefined ? '' : ` (fd ${p.fd})`}`).join('\n           ');
+  // A command line is whatever its process chose (another user's too, seen by root): a
+  // "\n" or an escape sequence in it must not forge lines or drive the terminal.
+  return list.map((p) => `${p.pid} ${escapeForLog(p.command)}${p.fd === undefined ? '' : ` (fd ${p.fd})`}`).join('\n           ');
 }
 
 function describeFifo(s: FifoStatus): string {
   const lines = [
-    `${s.path}: FIFO, ${s.permissions} (${s.mode}), owner ${s.owner.user ?? s.owner.uid} (uid ${s.owner.uid}), group ${s.group.name ?? s.group.gid} (gid ${s.group.gid})`,
+    `${escapeForLog(s.path)}: FIFO, ${s.permissions} (${s.mode}), owner ${s.owner.user ?? s.owner.uid} (uid ${s.owner.uid}), group ${s.group.name ?? s.group.gid} (gid ${s.group.gid})`,
     `capacity:  ${s.capacity === null ? (s.seen === 'unopened' ? 'none yet (no process holds it open; the next one to open it makes its pipe, 64 KiB by default)' : 'unknown (held by processes this one may not look into; try as root)') : bytes(s.capacity)}`,
     `buffered:  ${s.buffered === null ? 'unknown' : `${bytes(s.buffered)} waiting to be read`}`,
     `readers:   ${processes(s.readers)}`,

@@ -96,23 +96,48 @@ function readString(pid: number, address: number): string | undefined {
 }
 
 /**
- * If `pid` is blocked opening a FIFO (wchan wait_for_partner), the file it opens
- * and for which side: `write` for O_WRONLY, `read` for O_RDONLY. Undefined if it
- * is not, or if this process may not see which file.
+ * The threads of `pid` blocked opening a FIFO: each one's file and side (see
+ * blockedOpen). Every thread is looked at, not only the first: a Node program's
+ * fs.open() or createWriteStream() waits in a threadpool thread, a Go program's
+ * open in whichever thread runs it.
  */
-function blockedOpen(pid: number): { path: string; side: 'read' | 'write' } | undefined {
+function blockedOpens(pid: number): { path: string; side: 'read' | 'write' }[] {
+  let tids: string[];
   try {
-    if (readFileSync(`/proc/${pid}/wchan`, 'utf8').trim() !== 'wait_for_partner') return undefined;
-    const [nr, ...args] = readFileSync(`/proc/${pid}/syscall`, 'utf8').trim().split(' ');
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return [];
+  }
+  const found = [];
+  for (const tid of tids) {
+    const blocked = blockedOpen(pid, `/proc/${pid}/task/${tid}`);
+    if (blocked) found.push(blocked);
+  }
+  return found;
+}
+
+/**
+ * If the thread at `task` (/proc/PID/task/TID) of `pid` is blocked opening a FIFO
+ * (wchan wait_for_partner), the file it opens and for which side: `write` for
+ * O_WRONLY, `read` for O_RDONLY. Undefined if it is not, or if this process may
+ * not see which file. A relative name is resolved from the thread's working
+ * directory (or the directory descriptor it names), an absolute one from its root
+ * (a chroot, another mount namespace): the file it meant, not the one at that
+ * path here.
+ */
+function blockedOpen(pid: number, task: string): { path: string; side: 'read' | 'write' } | undefined {
+  try {
+    if (readFileSync(`${task}/wchan`, 'utf8').trim() !== 'wait_for_partner') return undefined;
+    const [nr, ...args] = readFileSync(`${task}/syscall`, 'utf8').trim().split(' ');
     const call = OPEN_CALLS[process.arch]?.[Number(nr)];
     if (!call) return undefined;
     const arg = (i: number) => BigInt.asIntN(64, BigInt(args[i]!));
     const name = readString(pid, Number(arg(call.path)));
     if (name === undefined) return undefined;
-    let base = `/proc/${pid}/cwd`;
+    let base = `${task}/cwd`;
     if (call.dir !== undefined && !isAbsolute(name)) {
       const dir = Number(BigInt.asIntN(32, arg(call.dir)));
-      if (dir !== AT_FDCWD) base = `/proc/${pid}/fd/${dir}`;
+      if (dir !== AT_FDCWD) base = `${task}/fd/${dir}`;
     }
     // openat2 has its flags in a struct open_how, whose first field they are (a u64).
     const how = call.how === undefined ? undefined : readMemory(pid, Number(arg(call.how)), 8);
@@ -120,7 +145,7 @@ function blockedOpen(pid: number): { path: string; side: 'read' | 'write' } | un
     // O_RDWR never waits for a partner, so a blocked open is for reading or for writing.
     if (flags === undefined) return undefined;
     const side = flags === O_WRONLY ? 'write' : 'read';
-    return { path: isAbsolute(name) ? name : join(base, name), side };
+    return { path: join(isAbsolute(name) ? `${task}/root` : base, name), side };
   } catch {
     return undefined;
   }
@@ -159,10 +184,11 @@ export function fifoHolders(dev: number, ino: number): FifoHolders {
       if (mode !== O_WRONLY) result.readers.push({ pid, command, fd });
       if (mode === O_WRONLY || mode === O_RDWR) result.writers.push({ pid, command, fd });
     }
-    const blocked = blockedOpen(pid);
-    if (blocked && sameFile(blocked.path, dev, ino)) {
-      const holder = { pid, command: command ?? commandOf(pid) };
-      (blocked.side === 'write' ? result.waiting.writers : result.waiting.readers).push(holder);
+    // A process with several threads waiting on it is listed once for each side.
+    const sides = new Set(blockedOpens(pid).filter((b) => sameFile(b.path, dev, ino)).map((b) => b.side));
+    for (const side of sides) {
+      const holder = { pid, command: (command ??= commandOf(pid)) };
+      (side === 'write' ? result.waiting.writers : result.waiting.readers).push(holder);
     }
   }
   return result;
