@@ -16,15 +16,25 @@ import type { Handler } from '../rpc/handler.js';
 import type { Client, ConnectOptions, Server, ServeOptions } from '../rpc/types.js';
 import type { FifoReceiverOptions, FifoSenderOptions } from './fifo/options.js';
 import type { Delivery } from './nats/url.js';
+import type { NatsOptions } from './nats/options.js';
+
+/**
+ * Options of one medium, given to every driver with every call: each uses its own
+ * and ignores the others' (one options object may serve FIFO paths and URLs alike).
+ */
+export interface MediumOptions {
+  /** nats:// only: the server for an address that names none, credentials and TLS (drivers/nats/options.ts). */
+  nats?: NatsOptions;
+}
 
 /** What every driver is given to open a sender (each takes the options that mean something for its medium). */
-export interface DriverSenderOptions extends FifoSenderOptions {
+export interface DriverSenderOptions extends FifoSenderOptions, MediumOptions {
   maxMessageSize?: number;
   /** nats:// only: `core` or `jetstream`; overrides the URL's `?delivery=`. */
   delivery?: Delivery;
 }
 
-export interface DriverReceiverOptions extends FifoReceiverOptions {
+export interface DriverReceiverOptions extends FifoReceiverOptions, MediumOptions {
   maxMessageSize?: number;
   delivery?: Delivery;
   /** Core NATS only: bytes held for a receiver that is not keeping up before new messages are dropped. */
@@ -41,8 +51,8 @@ export interface Driver {
   openSender(address: string, framing: Framing, options: DriverSenderOptions): Promise<FrameSender>;
   openReceiver(address: string, framing: Framing, options: DriverReceiverOptions): Promise<FrameReceiver>;
   /** Checked by api.ts first: `handler` is a function, `concurrency` and `busyPoll` are valid, `signal` is not aborted. */
-  serve(address: string, handler: Handler<unknown, unknown>, options: ServeOptions<unknown, unknown>): Promise<Server>;
-  connect(address: string, options: ConnectOptions<unknown, unknown>): Promise<Client<unknown, unknown>>;
+  serve(address: string, handler: Handler<unknown, unknown>, options: ServeOptions<unknown, unknown> & MediumOptions): Promise<Server>;
+  connect(address: string, options: ConnectOptions<unknown, unknown> & MediumOptions): Promise<Client<unknown, unknown>>;
 }
 
 /**

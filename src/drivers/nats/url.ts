@@ -2,6 +2,7 @@
  * `nats://host:port/subject[?delivery=jetstream&stream=S&durable=D&ack-wait=MS&group=G]`:
  * where a NATS address is written instead of a FIFO path. Options given in code
  * override the query; the URL alone is enough for the CLI and for configuration files.
+ * `nats:///subject` names no server: the connection options supply it (servers.ts).
  */
 import { createHash } from 'node:crypto';
 import { InvalidArgumentError } from '../../errors.js';
@@ -9,11 +10,19 @@ import { InvalidArgumentError } from '../../errors.js';
 export type Delivery = 'core' | 'jetstream';
 
 export interface NatsAddress {
-  /** `host:port`. */
+  /**
+   * `host:port`; '' when the URL names none (`nats:///subject`) until servers.ts
+   * fills it in from the connection options (then the servers, comma-separated).
+   */
   server: string;
-  /** From `nats://user:password@host`, when given. */
+  /** From `nats://user:password@host`, when given (a user alone is a token, as NATS's clients take it). */
   user?: string;
   pass?: string;
+  /** Set by servers.ts: credentials in the servers option's URLs, used when no other is given. */
+  serverUser?: string;
+  serverPass?: string;
+  /** Set by servers.ts: a `tls://` server URL asks for TLS. */
+  serverTls?: boolean;
   subject: string;
   delivery: Delivery;
   /** JetStream stream name (default derived from the subject). */
@@ -41,7 +50,7 @@ const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[
 const SPACE = /[\s\u0085\u200b\u2028\u2029\ufeff]/u;
 
 function invalid(address: string, what: string): InvalidArgumentError {
-  return new InvalidArgumentError(`${JSON.stringify(address)}: ${what}; write nats://[user:password@]host[:port]/subject[?option=value]`);
+  return new InvalidArgumentError(`${JSON.stringify(address)}: ${what}; write nats://[user:password@]host[:port]/subject[?option=value] (or nats:///subject for the server given apart)`);
 }
 
 /** %-decoding of one URL part; a malformed escape (`%zz`, a cut UTF-8 sequence) is the user's mistake. */
@@ -81,9 +90,12 @@ export function parseNatsUrl(address: string): NatsAddress {
     throw invalid(address, 'not a valid URL');
   }
   if (url.protocol !== 'nats:') throw invalid(address, `only nats:// URLs are supported (not ${url.protocol}//)`);
-  if (url.hostname === '') throw invalid(address, 'no host');
+  // No host (nats:///subject): the server comes from the connection options. A user, password or port needs a host.
+  if (url.hostname === '' && (url.username !== '' || url.password !== '' || url.port !== '' || /^nats:\/\/[^/?#]/i.test(address))) {
+    throw invalid(address, 'a user, password or port without a host');
+  }
   // nats: is not a scheme the URL parser knows, so it checks little of the host: a name, an IPv4 or an [IPv6] address.
-  if (!/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)$/.test(url.hostname)) throw invalid(address, `${JSON.stringify(url.hostname)} is not a host name or address`);
+  if (url.hostname !== '' && !/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)$/.test(url.hostname)) throw invalid(address, `${JSON.stringify(url.hostname)} is not a host name or address`);
   if (url.hash !== '' || address.includes('#')) throw invalid(address, 'a #fragment means nothing in a NATS address (write # as %23 in a subject)');
   const rawPath = /^nats:\/\/[^/?#]*(\/[^?#]*)?/i.exec(address)?.[1] ?? '';
   const subject = decode(address, rawPath.replace(/^\//, ''), 'subject');
@@ -114,7 +126,7 @@ export function parseNatsUrl(address: string): NatsAddress {
     throw invalid(address, `ack-wait is a whole number of ms from 1 to ${Math.floor(Number.MAX_SAFE_INTEGER / 1_000_000)}, got ${JSON.stringify(ackWaitText)}`);
   }
   return {
-    server: `${url.hostname}:${url.port === '' ? NATS_DEFAULT_PORT : url.port}`,
+    server: url.hostname === '' ? '' : `${url.hostname}:${url.port === '' ? NATS_DEFAULT_PORT : url.port}`,
     ...(user === undefined ? {} : { user }),
     ...(pass === undefined ? {} : { pass }),
     subject,
