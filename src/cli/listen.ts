@@ -8,6 +8,7 @@ import type { DropInfo } from '../framing/index.js';
 import { LineSplitter, eachLine, type LineSink } from '../framing/split-lines.js';
 import { deadline } from '../util/abort.js';
 import type { CountedReader, CountedReaderOptions } from '../drivers/types.js';
+import { NATS_FLAGS_HELP, natsFlags } from './nats-options.js';
 import { ADDRESS_HELP, EXIT, FIFO_OPTIONS_HELP, UsageError, checkAddress, commonFifoOptions, fifoOptions, intOption, type CliIO, type Command } from './args.js';
 
 // ignoreBOM: a leading U+FEFF is part of the message, printed as sent (not dropped).
@@ -42,6 +43,8 @@ Options:
                      together (default max(4 x --max-size, 256 MiB))
 ${FIFO_OPTIONS_HELP.replace('give up after T: 250ms, 5s, 2m', 'exit if no message comes for T: 250ms, 5s')}
 
+${NATS_FLAGS_HELP}
+
 ${ADDRESS_HELP}
 
 With --format frames, a message that cannot be delivered whole (its writer died
@@ -68,6 +71,7 @@ out: a listener killed before that gets it again after ack-wait (30 s;
 ?ack-wait=MS in the URL).`,
   options: {
     ...fifoOptions,
+    ...natsFlags,
     count: { type: 'string', short: 'n' },
     once: { type: 'boolean' },
     json: { type: 'boolean' },

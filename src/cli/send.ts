@@ -6,6 +6,7 @@ import { LineSplitter, type LineSink } from '../framing/split-lines.js';
 import { unitsSender } from '../messaging.js';
 import { FrameTooLargeError } from '../errors.js';
 import { waitingHint } from './waiting-hint.js';
+import { NATS_FLAGS_HELP, natsFlags } from './nats-options.js';
 import { ADDRESS_HELP, EXIT, FIFO_OPTIONS_HELP, UsageError, checkAddress, commonFifoOptions, fifoOptions, type Command } from './args.js';
 
 export const sendCommand: Command = {
@@ -36,6 +37,8 @@ Options:
       --no-create    fail (ERR_NPIPE_NOT_FOUND) rather than make a missing FIFO
 ${FIFO_OPTIONS_HELP}
 
+${NATS_FLAGS_HELP}
+
 ${ADDRESS_HELP}
 
 Exit codes: 0 sent, 1 failure, 2 usage (also a message argument the format
@@ -52,7 +55,7 @@ Examples:
 Over NATS (a nats:// URL): --wait waits for the NATS server instead of failing
 (exit 3, ERR_NPIPE_UNREACHABLE); core NATS delivers to the listeners subscribed
 at that moment, JetStream stores the message until a listener takes it.`,
-  options: { ...fifoOptions, create: { type: 'boolean' }, wait: { type: 'boolean' }, whole: { type: 'boolean' } },
+  options: { ...fifoOptions, ...natsFlags, create: { type: 'boolean' }, wait: { type: 'boolean' }, whole: { type: 'boolean' } },
   async run(values, positionals, io) {
     const [path, ...messages] = positionals;
     if (!path) throw new UsageError('npipe send needs a FIFO path (see npipe send --help)');
