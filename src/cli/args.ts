@@ -179,7 +179,7 @@ with a URL. On Windows <path> is a pipe name, \\\\.\\pipe\\<name> (README
  * takes in `capabilities.cliOptions`): given with an address whose driver does not
  * take them, they are refused rather than ignored.
  */
-const MEDIUM_OPTIONS: readonly string[] = ['mode', 'pipe-size', 'allow-shared', 'once', 'max-partial', 'no-create', 'jetstream', ...NATS_FLAG_NAMES];
+const MEDIUM_OPTIONS: readonly string[] = ['mode', 'pipe-size', 'allow-shared', 'once', 'max-partial', 'no-create', 'jetstream', 'queue', 'fan-out', ...NATS_FLAG_NAMES];
 
 /** The medium options given on the command line. */
 function mediumOptionsGiven(values: Record<string, string | boolean | undefined>): string[] {

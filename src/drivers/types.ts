@@ -37,6 +37,17 @@ export interface DriverSenderOptions extends FifoSenderOptions, MediumOptions {
 export interface DriverReceiverOptions extends FifoReceiverOptions, MediumOptions {
   maxMessageSize?: number;
   delivery?: Delivery;
+  /**
+   * Core NATS only: the queue group this receiver joins (receivers in one group share
+   * the messages; `nats sub --queue NAME`); overrides the URL's `?group=` (default `npipe`).
+   */
+  group?: string;
+  /**
+   * Core NATS only: true joins no group, so this receiver gets every message, as
+   * `nats sub` does (`?fan-out=true`); false: the URL's group. Over JetStream both
+   * are refused (ERR_NPIPE_INVALID_ARG): listeners share the stream's one consumer.
+   */
+  fanOut?: boolean;
   /** Core NATS only: bytes held for a receiver that is not keeping up before new messages are dropped. */
   maxQueuedBytes?: number;
   onDrop?: (info: DropInfo) => void;

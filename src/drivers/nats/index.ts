@@ -11,7 +11,7 @@ import { connectNatsClient } from './rpc-client.js';
 import { serveNats } from './rpc-server.js';
 import type { NatsOptions } from './options.js';
 import { withServer } from './servers.js';
-import { parseNatsUrl, type Delivery, type NatsAddress } from './url.js';
+import { parseNatsUrl, withGroupChoice, type Delivery, type NatsAddress } from './url.js';
 
 /** Bytes of a raw stream sent as one NATS message (well under the default max_payload of 1 MiB). */
 const RAW_PIECE = 64 * 1024;
@@ -40,12 +40,12 @@ export const driver: Driver = {
     waitsForReader: false,
     acknowledges: true,
     rawPiece: RAW_PIECE,
-    // jetstream, and cli/nats-options.ts's connection flags (kept in step by test/nats-auth.test.ts).
-    cliOptions: ['jetstream', 'server', 'user', 'password', 'token', 'nkey', 'creds', 'tlsca', 'tlscert', 'tlskey'],
+    // jetstream, listen's queue-group choice, and cli/nats-options.ts's connection flags (kept in step by test/nats-auth.test.ts).
+    cliOptions: ['jetstream', 'queue', 'fan-out', 'server', 'user', 'password', 'token', 'nkey', 'creds', 'tlsca', 'tlscert', 'tlskey'],
   },
   openSender: async (url, _framing, options) => openNatsFrameSender(addressOf(url, options), natsOptions(options, options.waitForReader === true)),
   openReceiver: async (url, framing, options) =>
-    openNatsFrameReceiver(addressOf(url, options), {
+    openNatsFrameReceiver(withGroupChoice(addressOf(url, options), options), {
       ...natsOptions(options, false),
       ...(options.onDrop ? { onDrop: options.onDrop } : {}),
       ...(options.maxQueuedBytes === undefined ? {} : { maxQueuedBytes: options.maxQueuedBytes }),

@@ -33,11 +33,16 @@ export interface NatsAddress {
   ackWait: number;
   /** Core NATS queue group: receivers in the same group share the messages (default `npipe`). */
   group: string;
+  /**
+   * Core NATS receivers: no queue group, each receiver gets every message (`nats sub`
+   * without --queue); `?fan-out=true` or the fanOut option. Absent: the queue group.
+   */
+  fanOut?: true;
 }
 
 export const NATS_DEFAULT_PORT = 4222;
 export const DEFAULT_ACK_WAIT_MS = 30_000;
-const QUERY_KEYS = new Set(['delivery', 'stream', 'durable', 'ack-wait', 'group']);
+const QUERY_KEYS = new Set(['delivery', 'stream', 'durable', 'ack-wait', 'group', 'fan-out']);
 /**
  * A subject's longest form, in UTF-8 bytes: well inside the server's control line
  * (max_control_line, 4 KiB by default), which must also hold the reply subject.
@@ -119,6 +124,10 @@ export function parseNatsUrl(address: string): NatsAddress {
   for (const [what, value] of [['stream', stream], ['durable', durable], ['group', group]] as const) {
     if (!NAME.test(value)) throw invalid(address, `${what} must be 1-64 of A-Z a-z 0-9 _ -, got ${JSON.stringify(value)}`);
   }
+  const fanOutText = q.get('fan-out');
+  if (fanOutText !== null && !['', 'true', 'false'].includes(fanOutText)) throw invalid(address, `fan-out is true or false, got ${JSON.stringify(fanOutText)}`);
+  const fanOut = fanOutText === '' || fanOutText === 'true';
+  if (fanOut && q.has('group')) throw invalid(address, 'group (listeners share messages) and fan-out (each gets every one) do not go together: give one');
   const ackWaitText = q.get('ack-wait');
   const ackWait = ackWaitText === null ? DEFAULT_ACK_WAIT_MS : /^[0-9]+$/.test(ackWaitText) ? Number(ackWaitText) : NaN;
   // The server keeps ack-wait in nanoseconds (an int64): 2^53 ns would already overflow a safe integer here.
@@ -135,7 +144,36 @@ export function parseNatsUrl(address: string): NatsAddress {
     durable,
     ackWait,
     group,
+    ...(fanOut ? { fanOut: true as const } : {}),
   };
+}
+
+/**
+ * `address` with the queue-group choice of a receiver's options (`group`, `fanOut`),
+ * which override the URL's; the choice is core NATS's (over JetStream receivers
+ * share the stream's one consumer, a work queue).
+ * @throws ERR_NPIPE_INVALID_ARG (both given, a bad group name, either with JetStream).
+ */
+export function withGroupChoice(address: NatsAddress, options: { group?: string; fanOut?: boolean }): NatsAddress {
+  const { group, fanOut } = options;
+  if (group !== undefined && (typeof group !== 'string' || !NAME.test(group))) {
+    throw new InvalidArgumentError(`group must be 1-64 of A-Z a-z 0-9 _ -, got ${JSON.stringify(group)}`);
+  }
+  if (group !== undefined && fanOut === true) throw new InvalidArgumentError('group (listeners share messages) and fanOut (each gets every one) do not go together: give one');
+  let result: NatsAddress = address;
+  if (group !== undefined || fanOut === false) {
+    const { fanOut: _dropped, ...rest } = address;
+    result = group === undefined ? rest : { ...rest, group };
+  }
+  if (fanOut === true) result = { ...result, fanOut: true };
+  // (A ?group= in a JetStream URL was always ignored, and still is: refusing it now would break working URLs.)
+  if (result.delivery === 'jetstream' && (result.fanOut || group !== undefined)) {
+    throw new InvalidArgumentError(
+      `${result.fanOut ? 'fan-out' : 'a queue group'} is core NATS's choice: over JetStream every listener on a subject shares the stream's one consumer ` +
+        '(a work queue: each message goes to one listener); to give several programs every message, use core NATS, or a stream of your own per program (stream=, durable=)',
+    );
+  }
+  return result;
 }
 
 /**
@@ -147,6 +185,9 @@ export function parseRequestReplyUrl(url: string): NatsAddress {
   const address = parseNatsUrl(url);
   if (address.delivery !== 'core') {
     throw new InvalidArgumentError(`${url}: request/reply uses core NATS (its own request/reply); delivery=${address.delivery} applies to send/listen`);
+  }
+  if (address.fanOut) {
+    throw new InvalidArgumentError(`${url}: servers share requests in a queue group (group=); fan-out would answer each request once per server`);
   }
   return address;
 }
