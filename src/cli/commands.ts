@@ -21,6 +21,11 @@ export const COMMANDS: readonly CommandEntry[] = [
   },
   { name: 'request', summary: 'send one request to an npipe server and print its reply', load: async () => (await import('./request.js')).requestCommand },
   { name: 'bridge', summary: 'carry messages from a FIFO to NATS, or from NATS to a FIFO', load: async () => (await import('./bridge.js')).bridgeCommand },
+  {
+    name: 'streams',
+    summary: 'list or remove the JetStream streams npipe made on a NATS server',
+    load: async () => (await import('./streams.js')).streamsCommand,
+  },
   { name: 'mkfifo', summary: 'create a FIFO (an existing FIFO is left as it is)', load: async () => (await import('./mkfifo.js')).mkfifoCommand },
   { name: 'demo', summary: "run the textbook's writer and reader as two unrelated processes", load: async () => (await import('./demo.js')).demoCommand },
 ];

@@ -103,8 +103,36 @@ export interface Capabilities {
   readonly cliOptions: readonly string[];
   /** Raw byte streams moved by splice(2), never through this process (Linux FIFOs). */
   readonly splice?: SpliceLane;
+  /** The streams the medium keeps for npipe (JetStream), to list and remove (`npipe streams`). */
+  readonly streams?: StreamAdmin;
   /** Exactly N messages taken from the medium, the rest left for the next reader (`npipe listen --count`). */
   readonly countedReader?: (address: string, options: CountedReaderOptions) => Promise<CountedReader>;
+}
+
+/** One stream of the medium's, as `npipe streams` shows it. */
+export interface StreamSummary {
+  name: string;
+  subjects: string[];
+  messages: number;
+  bytes: number;
+  consumers: number;
+  /** Made by npipe (its description, or the NPIPE_ name of older npipes). */
+  npipe: boolean;
+}
+
+/**
+ * The streams behind a medium's stored delivery (JetStream), for `npipe streams`.
+ * `address` names the server only (nats://host:port, or nats:/// for the one in
+ * the connection options).
+ */
+export interface StreamAdmin {
+  /** Every stream on the server, npipe's and others. */
+  list(address: string, options: MediumOptions): Promise<StreamSummary[]>;
+  /**
+   * Deletes the stream `name` (its messages and consumers with it). A stream npipe
+   * did not make is refused (ERR_NPIPE_INVALID_ARG) unless `force`; a missing one is ERR_NPIPE_NOT_FOUND.
+   */
+  remove(address: string, name: string, options: MediumOptions & { force?: boolean }): Promise<void>;
 }
 
 export interface SpliceLane {

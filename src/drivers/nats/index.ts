@@ -9,6 +9,7 @@ import type { Driver } from '../types.js';
 import { openNatsFrameReceiver, openNatsFrameSender } from './open.js';
 import { connectNatsClient } from './rpc-client.js';
 import { serveNats } from './rpc-server.js';
+import { streamAdmin } from './streams.js';
 import type { NatsOptions } from './options.js';
 import { withServer } from './servers.js';
 import { parseNatsUrl, withGroupChoice, type Delivery, type NatsAddress } from './url.js';
@@ -40,6 +41,7 @@ export const driver: Driver = {
     waitsForReader: false,
     acknowledges: true,
     rawPiece: RAW_PIECE,
+    streams: streamAdmin,
     // jetstream, listen's queue-group choice, and cli/nats-options.ts's connection flags (kept in step by test/nats-auth.test.ts).
     cliOptions: ['jetstream', 'queue', 'fan-out', 'server', 'user', 'password', 'token', 'nkey', 'creds', 'tlsca', 'tlscert', 'tlskey'],
   },
