@@ -74,9 +74,9 @@ function pick(values: Values, env: NodeJS.ProcessEnv, flag: keyof typeof natsFla
 
 /**
  * The library's `nats` option from the flags and the environment; undefined when
- * nothing is given.
- * @throws ERR_NPIPE_INVALID_ARG (CLI exit 2) for --password without --user, a
- *   --tlscert without --tlskey (or the reverse), or two ways to log in.
+ * nothing is given. Never throws for what the variables hold (they may be meant
+ * for another program); the library checks it when a nats:// address is opened.
+ * @throws ERR_NPIPE_INVALID_ARG (CLI exit 2) for a flag given an empty value.
  */
 export function natsOptionsFrom(values: Values, env: NodeJS.ProcessEnv = process.env): NatsOptions | undefined {
   const credentialFlags = (['user', 'password', 'token', 'nkey', 'creds'] as const).filter((f) => values[f] !== undefined);
@@ -87,16 +87,13 @@ export function natsOptionsFrom(values: Values, env: NodeJS.ProcessEnv = process
   const token = pick(values, env, 'token', useEnv);
   const nkeyFile = pick(values, env, 'nkey', useEnv);
   const credsFile = pick(values, env, 'creds', useEnv);
-  if (pass !== undefined && user === undefined) throw new InvalidArgumentError('--password needs --user (a token alone: --token)');
-  const ways = [token && '--token', user && '--user', nkeyFile && '--nkey', credsFile && '--creds'].filter(Boolean);
-  if (ways.length > 1) {
-    throw new InvalidArgumentError(`give one way to log in to NATS, not ${ways.join(' and ')}${useEnv ? ' (from NATS_USER, NATS_NKEY, NATS_CREDS)' : ''}`);
-  }
+  // Conflicts (--password without --user, two ways to log in, a certificate without
+  // its key) are the library's to refuse, for nats:// addresses only: variables left
+  // in the environment never break a command on a FIFO path.
   const caFile = pick(values, env, 'tlsca');
   const certFile = pick(values, env, 'tlscert');
   const keyFile = pick(values, env, 'tlskey');
-  if ((certFile === undefined) !== (keyFile === undefined)) throw new InvalidArgumentError('a TLS client certificate needs its key: give --tlscert and --tlskey (or NATS_CERT and NATS_KEY) together');
-  const tls = caFile === undefined && certFile === undefined ? undefined : { ...(caFile ? { caFile } : {}), ...(certFile ? { certFile } : {}), ...(keyFile ? { keyFile } : {}) };
+  const tls = caFile === undefined && certFile === undefined && keyFile === undefined ? undefined : { ...(caFile ? { caFile } : {}), ...(certFile ? { certFile } : {}), ...(keyFile ? { keyFile } : {}) };
   const options: NatsOptions = {
     ...(servers === undefined ? {} : { servers }),
     ...(token === undefined ? {} : { token }),
