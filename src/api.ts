@@ -6,14 +6,14 @@
 import { InvalidArgumentError } from './errors.js';
 import { resolveCodec, type Codec, type CodecName, type Sendable } from './codec.js';
 import { createFraming, type FormatName } from './framing/index.js';
-import type { DriverReceiverOptions, DriverSenderOptions } from './drivers/types.js';
+import type { DriverReceiverOptions, DriverSenderOptions, MediumOptions } from './drivers/types.js';
 import { Receiver, Sender } from './messaging.js';
 import { Publisher } from './publisher.js';
 import { UnsupportedError } from './errors.js';
 import type { PubSub } from './drivers/types.js';
 import type { SlowPolicy } from './transport/types.js';
 import { driverFor } from './registry.js';
-import type { Client, ConnectOptions, Server, ServeOptions } from './rpc/types.js';
+import type { Client, ConnectOptions as RpcConnectOptions, Server, ServeOptions as RpcServeOptions } from './rpc/types.js';
 import type { Handler } from './rpc/handler.js';
 import { DEFAULT_CONCURRENCY } from './rpc/limits.js';
 import type { Delivery } from './drivers/nats/url.js';
@@ -37,6 +37,15 @@ interface MessageOptions {
    */
   delivery?: Delivery;
 }
+
+/**
+ * serve()'s options: request/reply's own (rpc/types.ts), and `nats` for a nats://
+ * address (the server for `nats:///subject`, credentials, TLS; docs/NATS.md).
+ */
+export interface ServeOptions<Req, Res> extends RpcServeOptions<Req, Res>, MediumOptions {}
+
+/** connect()'s options: request/reply's own, and `nats` for a nats:// address. */
+export interface ConnectOptions<Req, Res> extends RpcConnectOptions<Req, Res>, MediumOptions {}
 
 /** `T`: what `send` accepts when `codec` is a Codec object. */
 export interface SenderOptions<T = unknown> extends DriverSenderOptions, MessageOptions {

@@ -26,6 +26,7 @@ export type NpipeErrorCode =
   | 'ERR_NPIPE_REMOTE'
   | 'ERR_NPIPE_UNREACHABLE'
   | 'ERR_NPIPE_SLOW_CONSUMER'
+  | 'ERR_NPIPE_AUTH'
   | 'ERR_NPIPE_SYSTEM';
 
 export class NpipeError extends Error {
@@ -203,8 +204,9 @@ export class SlowConsumerError extends NpipeError {
 
 /** An option or argument is out of range or of the wrong type. */
 export class InvalidArgumentError extends NpipeError {
-  constructor(message: string) {
-    super('ERR_NPIPE_INVALID_ARG', message);
+  /** `cause`: what made it invalid, when that is an error (a file that cannot be read). */
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_NPIPE_INVALID_ARG', message, options);
   }
   static {
     this.prototype.name = 'InvalidArgumentError';
@@ -253,6 +255,22 @@ export class UnreachableError extends NpipeError {
   }
   static {
     this.prototype.name = 'UnreachableError';
+  }
+}
+
+/**
+ * The messaging server (NATS) refused who we are: its "Authorization Violation"
+ * (a wrong or missing token, user/password, NKey or credentials), or a TLS
+ * certificate one side does not trust (the server's, not signed by the CA given;
+ * the client's, missing or not signed by a CA the server trusts). Never retried:
+ * waiting (waitForServer, --wait) cannot make it right.
+ */
+export class AuthError extends NpipeError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_NPIPE_AUTH', message, options);
+  }
+  static {
+    this.prototype.name = 'AuthError';
   }
 }
 

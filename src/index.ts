@@ -8,7 +8,7 @@
 
 // Messages: one address (a FIFO path or a nats:// URL), whole messages.
 export { openSender, openReceiver, DEFAULT_FORMAT } from './api.js';
-export type { SenderOptions, ReceiverOptions } from './api.js';
+export type { SenderOptions, ReceiverOptions, ServeOptions, ConnectOptions } from './api.js';
 export { Sender, Receiver } from './messaging.js';
 export { openPublisher, subscribe } from './api.js';
 export type { PublisherOptions, SubscribeOptions } from './api.js';
@@ -16,11 +16,12 @@ export { Publisher } from './publisher.js';
 export type { CallOptions, SlowPolicy } from './transport/types.js';
 export type { WaitOptions } from './util/abort.js';
 export type { Delivery } from './drivers/nats/url.js';
+export type { NatsOptions } from './drivers/nats/options.js';
 
 // Request/reply.
 export { serve, connect } from './api.js';
 export { Server, Client } from './rpc/index.js';
-export type { Handler, HandlerContext, ServeOptions, ConnectOptions, RequestOptions, ServerEvent, ServerStats } from './rpc/index.js';
+export type { Handler, HandlerContext, RequestOptions, ServerEvent, ServerStats } from './rpc/index.js';
 
 // Payload codecs.
 export { bytesCodec, textCodec, jsonCodec } from './codec.js';
@@ -54,6 +55,7 @@ export {
   RemoteError,
   UnreachableError,
   SlowConsumerError,
+  AuthError,
   SystemError,
 } from './errors.js';
 export type { NpipeErrorCode } from './errors.js';

@@ -13,6 +13,7 @@ const ROOT: string = 'npipe';
 const FIFO: string = 'npipe/fifo';
 
 const ROOT_EXPORTS = [
+  'AuthError',
   'BadFrameError',
   'BadPayloadError',
   'BufferTooSmallError',

@@ -5,6 +5,7 @@ import type { Driver } from '../drivers/types.js';
 import type { SlowPolicy } from '../transport/types.js';
 import type { FormatName } from '../framing/index.js';
 import { driverFor } from '../registry.js';
+import { NATS_FLAG_NAMES, natsOptionsFrom } from './nats-options.js';
 
 /** A mistake in how the command was called: exit code 2. */
 export class UsageError extends InvalidArgumentError {
@@ -179,7 +180,7 @@ with a URL. On Windows <path> is a pipe name, \\\\.\\pipe\\<name> (README
  * takes in `capabilities.cliOptions`): given with an address whose driver does not
  * take them, they are refused rather than ignored.
  */
-const MEDIUM_OPTIONS = ['mode', 'pipe-size', 'allow-shared', 'once', 'max-partial', 'no-create', 'jetstream'] as const;
+const MEDIUM_OPTIONS: readonly string[] = ['mode', 'pipe-size', 'allow-shared', 'once', 'max-partial', 'no-create', 'jetstream', 'queue', 'fan-out', ...NATS_FLAG_NAMES];
 
 /** The medium options given on the command line. */
 function mediumOptionsGiven(values: Record<string, string | boolean | undefined>): string[] {
@@ -226,6 +227,7 @@ export function commonFifoOptions(values: Record<string, string | boolean | unde
   const mode = modeOption(values.mode);
   const pipeSize = intOption(values['pipe-size'], 'pipe-size', { min: 1 });
   const timeout = durationOption(values.timeout, 'timeout');
+  const nats = natsOptionsFrom(values);
   return {
     // Checked where the command opens its address (createFraming's ERR_NPIPE_INVALID_ARG, as
     // before); the type says what it must be.
@@ -236,6 +238,8 @@ export function commonFifoOptions(values: Record<string, string | boolean | unde
     ...(timeout === undefined ? {} : { timeout }),
     allowShared: values['allow-shared'] === true,
     ...(values.jetstream === true ? { delivery: 'jetstream' as const } : {}),
+    // For a nats:// address (other drivers ignore it): --server, credentials, TLS, or their variables.
+    ...(nats === undefined ? {} : { nats }),
   };
 }
 

@@ -1,6 +1,7 @@
 import { NpipeError } from '../errors.js';
 import { openReceiver, openSender } from '../api.js';
 import type { Sender } from '../messaging.js';
+import { NATS_FLAGS_HELP, natsFlags } from './nats-options.js';
 import { EXIT, FIFO_OPTIONS_HELP, UsageError, checkBridgeAddresses, commonFifoOptions, fifoOptions, takes, type Command } from './args.js';
 
 /** Sends not yet confirmed, at most, when the source has no acknowledgements to wait for. */
@@ -32,9 +33,11 @@ one the FIFO's --format cannot carry) is reported on stderr and skipped.
 Options:
 ${FIFO_OPTIONS_HELP.replace('  -t, --timeout T    give up after T: 250ms, 5s, 2m (a bare number is\n                     milliseconds); exit 3, ERR_NPIPE_TIMEOUT\n', '')}
 
+${NATS_FLAGS_HELP}
+
 Exit codes: 0 stopped by a signal, 1 failure, 2 usage, 3 NATS server not
 reachable at start (ERR_NPIPE_UNREACHABLE), 4 not a FIFO or unsafe.`,
-  options: { ...fifoOptions },
+  options: { ...fifoOptions, ...natsFlags },
   async run(values, positionals, io) {
     if (positionals.length !== 2) throw new UsageError('npipe bridge takes <from> and <to> (see npipe bridge --help)');
     const [from, to] = positionals as [string, string];

@@ -24,6 +24,11 @@ export const COMMANDS: readonly CommandEntry[] = [
   { name: 'subscribe', summary: 'print every message published to a topic from now on', load: async () => (await import('./subscribe.js')).subscribeCommand },
   { name: 'bridge', summary: 'carry messages from a FIFO to NATS, or from NATS to a FIFO', load: async () => (await import('./bridge.js')).bridgeCommand },
   { name: 'stat', summary: 'who holds a FIFO open, its capacity and bytes waiting (or NATS)', load: async () => (await import('./stat.js')).statCommand },
+  {
+    name: 'streams',
+    summary: 'list or remove the JetStream streams npipe made on a NATS server',
+    load: async () => (await import('./streams.js')).streamsCommand,
+  },
   { name: 'mkfifo', summary: 'create a FIFO (an existing FIFO is left as it is)', load: async () => (await import('./mkfifo.js')).mkfifoCommand },
   { name: 'demo', summary: "run the textbook's writer and reader as two unrelated processes", load: async () => (await import('./demo.js')).demoCommand },
 ];

@@ -13,6 +13,18 @@ const WORDS: Array<[RegExp, string]> = [
   [/\(waitForServer\)/g, '(--wait)'],
   [/\(maxMessageSize\)/g, '(--max-size)'],
   [/\bwaitForServer\b/g, '--wait'],
+  // The NATS connection options (drivers/nats/options.ts) as cli/nats-options.ts's flags.
+  [/pass nats: \{ servers \} \(--server or NATS_URL\)/g, 'pass --server URL or set NATS_URL'],
+  [/nats\.token, nats\.user and nats\.pass, nats\.nkeyFile or nats\.credsFile/g, '--token, --user and --password, --nkey or --creds (or NATS_USER, NATS_PASSWORD, NATS_NKEY, NATS_CREDS)'],
+  [/\bnats\.tls\.caFile\b/g, '--tlsca (or NATS_CA)'],
+  [/\bnats\.tls\.certFile\b/g, '--tlscert (or NATS_CERT)'],
+  [/\bnats\.tls\.keyFile\b/g, '--tlskey (or NATS_KEY)'],
+  [/\bnats\.tls\b/g, '--tlsca and --tlscert'],
+  [/\bnats\.nkeyFile\b/g, '--nkey (or NATS_NKEY)'],
+  [/\bnats\.credsFile\b/g, '--creds (or NATS_CREDS)'],
+  [/\bnats\.token\b/g, '--token'],
+  [/\bnats\.user\b/g, '--user'],
+  [/\bnats\.pass\b/g, '--password'],
 ];
 
 /** `message` with the library's option names put as the CLI's flags. */

@@ -11,6 +11,7 @@ import type { CountedReader, CountedReaderOptions } from '../drivers/types.js';
 import type { Capabilities } from '../drivers/types.js';
 import { ProgressReport } from './progress.js';
 import { NEWLINE, Output, jsonLine } from './output.js';
+import { NATS_FLAGS_HELP, natsFlags } from './nats-options.js';
 import { ADDRESS_HELP, EXIT, FIFO_OPTIONS_HELP, UsageError, checkAddress, commonFifoOptions, fifoOptions, intOption, type CliIO, type Command } from './args.js';
 
 
@@ -45,7 +46,14 @@ Options:
       --max-partial N
                      frames: bytes kept for unfinished messages, all writers
                      together (default max(4 x --max-size, 256 MiB))
+      --queue NAME   core NATS: join queue group NAME, sharing the messages
+                     with its other listeners (as nats sub --queue NAME; the
+                     URL's ?group=NAME; default npipe)
+      --fan-out      core NATS: join no group, get every message (as nats sub
+                     without --queue; the URL's ?fan-out=true)
 ${FIFO_OPTIONS_HELP.replace('give up after T: 250ms, 5s, 2m', 'exit if no message comes for T: 250ms, 5s')}
+
+${NATS_FLAGS_HELP}
 
 ${ADDRESS_HELP}
 
@@ -66,19 +74,28 @@ Examples:
   npipe listen /tmp/jobs --format length --json
   npipe listen nats://127.0.0.1:4222/jobs --jetstream
 
-Over NATS (a nats:// URL): listeners on one subject share its messages (a
-queue group; ?group=NAME to choose it). With --jetstream a message is
+Over NATS (a nats:// URL), by default listeners on one subject share its
+messages, like readers of one FIFO: each message goes to one of them.
+                     npipe listen          nats sub
+  share (default)    nats://h/s            --queue npipe s
+  share, group G     --queue G, ?group=G   --queue G s
+  every message      --fan-out             s (its default)
+With --jetstream listeners always share the stream's consumer (a work queue):
+--queue and --fan-out are refused there. With --jetstream a message is
 acknowledged once the next one is asked for, that is after it was written
 out: a listener killed before that gets it again after ack-wait (30 s;
 ?ack-wait=MS in the URL).`,
   options: {
     ...fifoOptions,
+    ...natsFlags,
     count: { type: 'string', short: 'n' },
     once: { type: 'boolean' },
     json: { type: 'boolean' },
     create: { type: 'boolean' },
     'max-partial': { type: 'string' },
     progress: { type: 'boolean' },
+    queue: { type: 'string' },
+    'fan-out': { type: 'boolean' },
   },
   async run(values, positionals, io) {
     if (positionals.length !== 1) throw new UsageError('npipe listen takes exactly one FIFO path (see npipe listen --help)');
@@ -115,6 +132,14 @@ async function listenWith(
   const raw = options.format === 'raw';
 
   const maxPartialBytes = intOption(values['max-partial'], 'max-partial', { min: 1 });
+  if (values.queue !== undefined && values['fan-out'] === true) {
+    throw new UsageError('--queue (share the messages in a group) and --fan-out (get every message) do not go together: give one');
+  }
+  /** --queue / --fan-out (NATS only: refused with other addresses by checkAddress). */
+  const groupChoice = {
+    ...(typeof values.queue === 'string' ? { group: values.queue } : {}),
+    ...(typeof values['fan-out'] === 'boolean' ? { fanOut: values['fan-out'] } : {}),
+  };
   if (count !== undefined && capabilities.countedReader) {
     return listenCounted(path, capabilities.countedReader, io, {
       ...options,
@@ -167,6 +192,7 @@ async function listenWith(
 
   const receiver = await openReceiver<Buffer>(path, {
     ...options,
+    ...groupChoice,
     ...(maxPartialBytes === undefined ? {} : { maxPartialBytes }),
     codec: 'bytes',
     keepOpen: values.once !== true,

@@ -3,6 +3,7 @@ import { connect } from '../api.js';
 import { waitingHint } from './waiting-hint.js';
 import { EXIT, UsageError, checkAddress, durationOption, intOption, type Command } from './args.js';
 import { escapeForLog } from './log-escape.js';
+import { NATS_FLAGS_HELP, natsFlags, natsOptionsFrom } from './nats-options.js';
 
 export const requestCommand: Command = {
   name: 'request',
@@ -24,6 +25,8 @@ Options:
                      Windows, a server another user shared
   -h, --help         show this help
 
+${NATS_FLAGS_HELP}
+
 Exit codes: 0 reply printed, 1 the server answered with an error (printed as
 "ERR_NPIPE_REMOTE: <message>", or "ERR_NPIPE_REMOTE: <the handler's code>:
 <message>" when the handler gave a code of its own; control characters escaped),
@@ -34,6 +37,7 @@ failure, 2 usage, 3 timeout or no server (ERR_NPIPE_SERVER_GONE).`,
     wait: { type: 'boolean' },
     'max-size': { type: 'string' },
     'allow-shared': { type: 'boolean' },
+    ...natsFlags,
   },
   async run(values, positionals, io) {
     if (positionals.length < 1 || positionals.length > 2) {
@@ -42,6 +46,7 @@ failure, 2 usage, 3 timeout or no server (ERR_NPIPE_SERVER_GONE).`,
     await checkAddress(positionals[0]!, values); // --allow-shared with a nats:// URL: refused, not ignored
     const timeout = durationOption(values.timeout, 'timeout');
     const maxMessageSize = intOption(values['max-size'], 'max-size', { min: 1 });
+    const nats = natsOptionsFrom(values);
     let payload: Buffer;
     if (positionals.length === 2) payload = Buffer.from(positionals[1]!, 'utf8');
     else {
@@ -64,6 +69,7 @@ failure, 2 usage, 3 timeout or no server (ERR_NPIPE_SERVER_GONE).`,
         signal: io.stop,
         ...(maxMessageSize === undefined ? {} : { maxMessageSize }),
         ...(values['allow-shared'] === true ? { allowShared: true } : {}),
+        ...(nats === undefined ? {} : { nats }),
       });
     } catch (err) {
       hinted();

@@ -8,6 +8,7 @@ import { FrameTooLargeError } from '../errors.js';
 import { waitingHint } from './waiting-hint.js';
 import { ProgressReport } from './progress.js';
 import type { Progress } from '../drivers/types.js';
+import { NATS_FLAGS_HELP, natsFlags } from './nats-options.js';
 import { ADDRESS_HELP, EXIT, FIFO_OPTIONS_HELP, UsageError, checkAddress, commonFifoOptions, fifoOptions, type Command } from './args.js';
 
 export const sendCommand: Command = {
@@ -42,6 +43,8 @@ Options:
                      total at the end. Splicing goes on as without it
 ${FIFO_OPTIONS_HELP}
 
+${NATS_FLAGS_HELP}
+
 ${ADDRESS_HELP}
 
 Exit codes: 0 sent, 1 failure, 2 usage (also a message argument the format
@@ -59,7 +62,7 @@ Examples:
 Over NATS (a nats:// URL): --wait waits for the NATS server instead of failing
 (exit 3, ERR_NPIPE_UNREACHABLE); core NATS delivers to the listeners subscribed
 at that moment, JetStream stores the message until a listener takes it.`,
-  options: { ...fifoOptions, create: { type: 'boolean' }, wait: { type: 'boolean' }, whole: { type: 'boolean' }, progress: { type: 'boolean' } },
+  options: { ...fifoOptions, ...natsFlags, create: { type: 'boolean' }, wait: { type: 'boolean' }, whole: { type: 'boolean' }, progress: { type: 'boolean' } },
   async run(values, positionals, io) {
     const [path, ...messages] = positionals;
     if (!path) throw new UsageError('npipe send needs a FIFO path (see npipe send --help)');

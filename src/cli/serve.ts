@@ -4,6 +4,7 @@ import { serve } from '../api.js';
 import type { Handler } from '../rpc/handler.js';
 import { EXIT, UsageError, checkAddress, intOption, type Command } from './args.js';
 import { escapeForLog } from './log-escape.js';
+import { NATS_FLAGS_HELP, natsFlags, natsOptionsFrom } from './nats-options.js';
 
 /** ms between SIGTERM to a cancelled command's process group and SIGKILL. */
 export const KILL_GRACE_MS = 2000;
@@ -42,6 +43,8 @@ Options:
                        (docs/TUNING.md)
   -h, --help           show this help
 
+${NATS_FLAGS_HELP}
+
 Refused reply addresses and dropped replies are reported on stderr, at most 20
 of a kind per second, with control characters in what the peer sent escaped.
 
@@ -55,6 +58,7 @@ Examples:
     'max-size': { type: 'string' },
     'allow-shared': { type: 'boolean' },
     'busy-poll': { type: 'string' },
+    ...natsFlags,
   },
   async run(values, positionals, io) {
     if (positionals.length !== 1) throw new UsageError('npipe serve takes exactly one address: a FIFO path, pipe name or nats:// URL (see npipe serve --help)');
@@ -66,6 +70,7 @@ Examples:
     const concurrency = intOption(values.concurrency, 'concurrency', { min: 1 }) ?? 8;
     const maxMessageSize = intOption(values['max-size'], 'max-size', { min: 1 }) ?? 1024 * 1024;
     const busyPoll = intOption(values['busy-poll'], 'busy-poll') ?? 0;
+    const nats = natsOptionsFrom(values);
     const running = new Set<Promise<unknown>>();
     const groups = new Set<number>();
     // Last resort, whatever the way out: no command's process group outlives the server.
@@ -81,6 +86,7 @@ Examples:
       concurrency,
       maxMessageSize,
       busyPoll,
+      ...(nats === undefined ? {} : { nats }),
       signal: io.stop,
       onEvent: (e) => io.stderr.write(`npipe serve: ${e.kind}${e.client ? ` (${escapeForLog(e.client)})` : ''}: ${escapeForLog(e.reason)}\n`),
     });

@@ -3,6 +3,7 @@ import type { AddressStatus } from '../drivers/types.js';
 import type { FifoStatus } from '../fifo/inspect.js';
 import type { NatsStatus } from '../drivers/nats/stat.js';
 import { EXIT, UsageError, checkAddress, durationOption, type Command } from './args.js';
+import { NATS_FLAGS_HELP, natsFlags, natsOptionsFrom } from './nats-options.js';
 import { escapeForLog } from './log-escape.js';
 
 export const statCommand: Command = {
@@ -31,6 +32,8 @@ Options:
                      5s, 2m; default 5s); exit 3
   -h, --help         show this help
 
+${NATS_FLAGS_HELP}
+
 Exit codes: 0 shown, 1 failure (missing: ERR_NPIPE_NOT_FOUND), 2 usage,
 3 NATS server not reachable, 4 not a FIFO (a file, a directory, a symlink).
 
@@ -39,6 +42,7 @@ Examples:
   npipe stat /tmp/jobs --json | jq .writers
   npipe stat 'nats://127.0.0.1:4222/jobs?delivery=jetstream'`,
   options: {
+    ...natsFlags,
     json: { type: 'boolean' },
     jetstream: { type: 'boolean' },
     timeout: { type: 'string', short: 't' },
@@ -53,7 +57,8 @@ Examples:
     const inspect = driver.capabilities.inspect;
     if (!inspect) throw new UnsupportedError(`npipe stat cannot look at ${driver.noun} (${address}); it looks at FIFO paths and nats:// URLs`);
     const timeout = durationOption(values.timeout, 'timeout') ?? 5000;
-    const status = await inspect(values.jetstream === true ? withJetStream(address) : address, { timeout, signal: io.stop });
+    const nats = natsOptionsFrom(values);
+    const status = await inspect(values.jetstream === true ? withJetStream(address) : address, { timeout, signal: io.stop, ...(nats === undefined ? {} : { nats }) });
     io.stdout.write(values.json === true ? `${JSON.stringify(status)}\n` : `${describe(address, status)}\n`);
     return EXIT.ok;
   },

@@ -18,26 +18,47 @@ import type { FifoReceiverOptions, FifoSenderOptions } from './fifo/options.js';
 import type { Delivery } from './nats/url.js';
 import type { NatsStatus } from './nats/stat.js';
 import type { FifoStatus } from '../fifo/inspect.js';
+import type { NatsOptions } from './nats/options.js';
 
 /** What `npipe stat` shows of an address: one shape per kind, told apart by `type`. */
 export type AddressStatus = FifoStatus | NatsStatus;
 
-/** What a driver is given to look at an address (NATS: how long to try the server). */
-export interface InspectOptions {
+/** What a driver is given to look at an address (NATS: how long to try the server, and the connection options). */
+export interface InspectOptions extends MediumOptions {
   timeout?: number;
   signal?: AbortSignal;
 }
 
+/**
+ * Options of one medium, given to every driver with every call: each uses its own
+ * and ignores the others' (one options object may serve FIFO paths and URLs alike).
+ */
+export interface MediumOptions {
+  /** nats:// only: the server for an address that names none, credentials and TLS (drivers/nats/options.ts). */
+  nats?: NatsOptions;
+}
+
 /** What every driver is given to open a sender (each takes the options that mean something for its medium). */
-export interface DriverSenderOptions extends FifoSenderOptions {
+export interface DriverSenderOptions extends FifoSenderOptions, MediumOptions {
   maxMessageSize?: number;
   /** nats:// only: `core` or `jetstream`; overrides the URL's `?delivery=`. */
   delivery?: Delivery;
 }
 
-export interface DriverReceiverOptions extends FifoReceiverOptions {
+export interface DriverReceiverOptions extends FifoReceiverOptions, MediumOptions {
   maxMessageSize?: number;
   delivery?: Delivery;
+  /**
+   * Core NATS only: the queue group this receiver joins (receivers in one group share
+   * the messages; `nats sub --queue NAME`); overrides the URL's `?group=` (default `npipe`).
+   */
+  group?: string;
+  /**
+   * Core NATS only: true joins no group, so this receiver gets every message, as
+   * `nats sub` does (`?fan-out=true`); false: the URL's group. Over JetStream both
+   * are refused (ERR_NPIPE_INVALID_ARG): listeners share the stream's one consumer.
+   */
+  fanOut?: boolean;
   /** Core NATS only: bytes held for a receiver that is not keeping up before new messages are dropped. */
   maxQueuedBytes?: number;
   onDrop?: (info: DropInfo) => void;
@@ -52,8 +73,8 @@ export interface Driver {
   openSender(address: string, framing: Framing, options: DriverSenderOptions): Promise<FrameSender>;
   openReceiver(address: string, framing: Framing, options: DriverReceiverOptions): Promise<FrameReceiver>;
   /** Checked by api.ts first: `handler` is a function, `concurrency` and `busyPoll` are valid, `signal` is not aborted. */
-  serve(address: string, handler: Handler<unknown, unknown>, options: ServeOptions<unknown, unknown>): Promise<Server>;
-  connect(address: string, options: ConnectOptions<unknown, unknown>): Promise<Client<unknown, unknown>>;
+  serve(address: string, handler: Handler<unknown, unknown>, options: ServeOptions<unknown, unknown> & MediumOptions): Promise<Server>;
+  connect(address: string, options: ConnectOptions<unknown, unknown> & MediumOptions): Promise<Client<unknown, unknown>>;
 }
 
 /**
@@ -103,8 +124,36 @@ export interface Capabilities {
    * FIFO opened as a reader or writer, no stream or consumer made (`npipe stat`).
    */
   readonly inspect?: (address: string, options: InspectOptions) => Promise<AddressStatus>;
+  /** The streams the medium keeps for npipe (JetStream), to list and remove (`npipe streams`). */
+  readonly streams?: StreamAdmin;
   /** Exactly N messages taken from the medium, the rest left for the next reader (`npipe listen --count`). */
   readonly countedReader?: (address: string, options: CountedReaderOptions) => Promise<CountedReader>;
+}
+
+/** One stream of the medium's, as `npipe streams` shows it. */
+export interface StreamSummary {
+  name: string;
+  subjects: string[];
+  messages: number;
+  bytes: number;
+  consumers: number;
+  /** Made by npipe (its description, or the NPIPE_ name of older npipes). */
+  npipe: boolean;
+}
+
+/**
+ * The streams behind a medium's stored delivery (JetStream), for `npipe streams`.
+ * `address` names the server only (nats://host:port, or nats:/// for the one in
+ * the connection options).
+ */
+export interface StreamAdmin {
+  /** Every stream on the server, npipe's and others. */
+  list(address: string, options: MediumOptions): Promise<StreamSummary[]>;
+  /**
+   * Deletes the stream `name` (its messages and consumers with it). A stream npipe
+   * did not make is refused (ERR_NPIPE_INVALID_ARG) unless `force`; a missing one is ERR_NPIPE_NOT_FOUND.
+   */
+  remove(address: string, name: string, options: MediumOptions & { force?: boolean }): Promise<void>;
 }
 
 export interface SpliceLane {

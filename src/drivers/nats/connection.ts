@@ -2,15 +2,22 @@
  * Opening a NATS connection the npipe way: errors with npipe codes, an optional
  * wait for the server (timeout, signal), and reconnection for ever once connected
  * (a server restart is a pause, not an error: nats.js buffers and resubscribes).
+ * Credentials and TLS come from the `nats` options (credentials.ts); a refusal
+ * (refusals.ts: wrong credentials, an untrusted certificate) is never retried.
  */
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { connect, type ConnectionOptions, type NatsConnection } from '@nats-io/transport-node';
 import { UnreachableError } from '../../errors.js';
 import { deadline, sleep, type WaitOptions } from '../../util/abort.js';
+import { loginOptions } from './credentials.js';
+import type { NatsOptions } from './options.js';
+import { refusal } from './refusals.js';
 import type { NatsAddress } from './url.js';
 
 export interface NatsConnectOptions extends WaitOptions {
   /** Retry until the server is there (up to `timeout`), instead of failing at once. */
   wait?: boolean;
+  /** Credentials and TLS (the server itself is already in the address: servers.ts). */
+  nats?: NatsOptions;
 }
 
 const FIRST_RETRY_MS = 50;
@@ -18,25 +25,30 @@ const MAX_RETRY_MS = 1000;
 
 /**
  * A NATS connection to `address`'s server (not a request/reply client: that is rpc-client.ts's connectNatsClient).
- * @throws ERR_NPIPE_UNREACHABLE (no server answered, without `wait`), ERR_NPIPE_TIMEOUT (with `wait`: none within `timeout`), `signal.reason` (aborted).
+ * @throws ERR_NPIPE_UNREACHABLE (no server answered, without `wait`), ERR_NPIPE_TIMEOUT (with `wait`: none within `timeout`),
+ *   ERR_NPIPE_AUTH (the server refused the credentials, or a certificate is not trusted; never retried),
+ *   ERR_NPIPE_INVALID_ARG (a credentials or TLS file that cannot be read or used), `signal.reason` (aborted).
  */
 export async function connectNats(address: NatsAddress, options: NatsConnectOptions = {}): Promise<NatsConnection> {
+  const login = await loginOptions(address, options.nats);
+  const settings: ConnectionOptions = {
+    servers: address.server.split(','),
+    ...login,
+    name: `npipe ${process.pid}`,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 250,
+    reconnectJitter: 100,
+    timeout: 5000,
+  };
   const wait = deadline(options, `no NATS server answered at ${address.server}`);
   try {
     for (let delay = FIRST_RETRY_MS; ; delay = Math.min(delay * 2, MAX_RETRY_MS)) {
       wait.signal?.throwIfAborted();
       try {
-        return await connect({
-          servers: address.server,
-          ...(address.user === undefined ? {} : { user: address.user }),
-          ...(address.pass === undefined ? {} : { pass: address.pass }),
-          name: `npipe ${process.pid}`,
-          maxReconnectAttempts: -1,
-          reconnectTimeWait: 250,
-          reconnectJitter: 100,
-          timeout: 5000,
-        });
+        return await connect(settings);
       } catch (err) {
+        const refused = await refusal(err, address, settings);
+        if (refused) throw refused;
         if (!options.wait) {
           throw new UnreachableError(
             `cannot reach the NATS server at ${address.server} (${(err as Error).message}); start one (nats-server -js) or check the URL`,

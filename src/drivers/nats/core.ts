@@ -86,7 +86,7 @@ export class CoreFrameReceiver extends QueueReceiver {
     super(limit, onDrop, splitInto);
     this.#nc = nc;
     this.#sub = nc.subscribe(address.subject, {
-      queue: address.group,
+      ...(address.fanOut ? {} : { queue: address.group }),
       callback: (err, msg) => {
         if (err) {
           this.end(lost(address, err));

@@ -10,20 +10,24 @@ import { openNatsFrameReceiver, openNatsFrameSender } from './open.js';
 import { connectNatsClient } from './rpc-client.js';
 import { serveNats } from './rpc-server.js';
 import { statNats } from './stat.js';
-import { parseNatsUrl, type Delivery, type NatsAddress } from './url.js';
+import { streamAdmin } from './streams.js';
+import type { NatsOptions } from './options.js';
+import { withServer } from './servers.js';
+import { parseNatsUrl, withGroupChoice, type Delivery, type NatsAddress } from './url.js';
 
 /** Bytes of a raw stream sent as one NATS message (well under the default max_payload of 1 MiB). */
 const RAW_PIECE = 64 * 1024;
 
-function addressOf(url: string, options: { delivery?: Delivery }): NatsAddress {
-  const address = parseNatsUrl(url);
+function addressOf(url: string, options: { delivery?: Delivery; nats?: NatsOptions }): NatsAddress {
+  const address = withServer(url, parseNatsUrl(url), options.nats);
   return options.delivery === undefined ? address : { ...address, delivery: options.delivery };
 }
 
 /** A FIFO's waits map onto NATS's: `timeout`/`signal` bound connecting; waiting for a reader means waiting for the server. */
-function natsOptions(options: { timeout?: number; signal?: AbortSignal; maxMessageSize?: number }, wait: boolean) {
+function natsOptions(options: { timeout?: number; signal?: AbortSignal; maxMessageSize?: number; nats?: NatsOptions }, wait: boolean) {
   return {
     wait,
+    ...(options.nats === undefined ? {} : { nats: options.nats }),
     ...(options.timeout === undefined ? {} : { timeout: options.timeout }),
     ...(options.signal ? { signal: options.signal } : {}),
     ...(options.maxMessageSize === undefined ? {} : { maxMessageSize: options.maxMessageSize }),
@@ -38,12 +42,14 @@ export const driver: Driver = {
     waitsForReader: false,
     acknowledges: true,
     rawPiece: RAW_PIECE,
-    cliOptions: ['jetstream'],
-    inspect: (url, options) => statNats(parseNatsUrl(url), natsOptions(options, false)),
+    inspect: (url, options) => statNats(addressOf(url, options), natsOptions(options, false)),
+    streams: streamAdmin,
+    // jetstream, listen's queue-group choice, and cli/nats-options.ts's connection flags (kept in step by test/nats-auth.test.ts).
+    cliOptions: ['jetstream', 'queue', 'fan-out', 'server', 'user', 'password', 'token', 'nkey', 'creds', 'tlsca', 'tlscert', 'tlskey'],
   },
-  openSender: (url, _framing, options) => openNatsFrameSender(addressOf(url, options), natsOptions(options, options.waitForReader === true)),
-  openReceiver: (url, framing, options) =>
-    openNatsFrameReceiver(addressOf(url, options), {
+  openSender: async (url, _framing, options) => openNatsFrameSender(addressOf(url, options), natsOptions(options, options.waitForReader === true)),
+  openReceiver: async (url, framing, options) =>
+    openNatsFrameReceiver(withGroupChoice(addressOf(url, options), options), {
       ...natsOptions(options, false),
       ...(options.onDrop ? { onDrop: options.onDrop } : {}),
       ...(options.maxQueuedBytes === undefined ? {} : { maxQueuedBytes: options.maxQueuedBytes }),

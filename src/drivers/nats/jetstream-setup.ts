@@ -9,6 +9,12 @@ import { AckPolicy, jetstreamManager, JetStreamApiError, RetentionPolicy, Storag
 import { InvalidArgumentError, NpipeError, UnreachableError } from '../../errors.js';
 import { streamNameFor, type NatsAddress } from './url.js';
 
+/**
+ * The description of every stream npipe creates: how `npipe streams` tells npipe's
+ * streams from others (with the NPIPE_ name prefix, for streams made before it).
+ */
+export const NPIPE_STREAM_DESCRIPTION = 'made by npipe';
+
 /** Messages the server pushes to a consumer's receivers before it waits for acknowledgements. */
 const MAX_ACK_PENDING = 256;
 
@@ -89,6 +95,7 @@ export async function ensureStream(nc: NatsConnection, address: NatsAddress): Pr
     await jsm.streams.add({
       name: address.stream,
       subjects: [address.subject],
+      description: `${NPIPE_STREAM_DESCRIPTION} for ${address.subject}`.slice(0, 1024),
       retention: RetentionPolicy.Workqueue,
       storage: StorageType.File,
     });

@@ -18,7 +18,9 @@ import { asBuffer } from './bytes.js';
 import { connectNats, maxPayload } from './connection.js';
 import { lostAtStart } from './failures.js';
 import { CONTROL_SUBJECT, H_CANCEL, H_CLIENT, H_ERROR_CODE, H_SERVER, H_SERVICE_ERROR, H_SERVICE_ERROR_CODE, H_STATUS } from './rpc-headers.js';
+import { withServer } from './servers.js';
 import { parseRequestReplyUrl, type NatsAddress } from './url.js';
+import type { MediumOptions } from '../types.js';
 
 interface Pending extends Settle<Msg> {
   /** The server's subject once it acknowledged taking the request. */
@@ -223,9 +225,13 @@ export class NatsClient<Req = string, Res = Req> extends Client<Req, Res> {
  * A client of the server on `url` (`nats://host:port/subject`).
  * @throws ERR_NPIPE_UNREACHABLE (no NATS server; with waitForServer it waits for one), ERR_NPIPE_INVALID_ARG.
  */
-export async function connectNatsClient<Req, Res>(url: string, options: ConnectOptions<Req, Res>): Promise<NatsClient<Req, Res>> {
-  const address = parseRequestReplyUrl(url);
-  const nc = await connectNats(address, { wait: options.waitForServer === true, ...(options.signal ? { signal: options.signal } : {}) });
+export async function connectNatsClient<Req, Res>(url: string, options: ConnectOptions<Req, Res> & MediumOptions): Promise<NatsClient<Req, Res>> {
+  const address = withServer(url, parseRequestReplyUrl(url), options.nats);
+  const nc = await connectNats(address, {
+    wait: options.waitForServer === true,
+    ...(options.signal ? { signal: options.signal } : {}),
+    ...(options.nats === undefined ? {} : { nats: options.nats }),
+  });
   const client = new NatsClient<Req, Res>(nc, url, address, options);
   await nc.flush().catch((err: unknown) => lostAtStart(nc, address, err)); // the inbox subscription is on the server before the first request
   return client;

@@ -18,7 +18,9 @@ import { asBuffer } from './bytes.js';
 import { connectNats, maxPayload } from './connection.js';
 import { lostAtStart } from './failures.js';
 import { CONTROL_PREFIX, H_CANCEL, H_CLIENT, H_ERROR_CODE, H_SERVER, H_SERVICE_ERROR, H_SERVICE_ERROR_CODE, H_STATUS } from './rpc-headers.js';
+import { withServer } from './servers.js';
 import { parseRequestReplyUrl, type NatsAddress } from './url.js';
+import type { MediumOptions } from '../types.js';
 
 /** A request not answered within this long is acknowledged with the server's address (cancel, liveness). */
 const ACCEPT_AFTER_MS = 20;
@@ -259,9 +261,12 @@ export class NatsServer extends Server {
  * same handler contract as over FIFOs.
  * @throws ERR_NPIPE_UNREACHABLE (no NATS server), ERR_NPIPE_INVALID_ARG (bad URL).
  */
-export async function serveNats(url: string, handler: Handler<unknown, unknown>, options: ServeOptions<unknown, unknown>): Promise<NatsServer> {
-  const address = parseRequestReplyUrl(url);
-  const nc = await connectNats(address, options.signal ? { signal: options.signal } : {});
+export async function serveNats(url: string, handler: Handler<unknown, unknown>, options: ServeOptions<unknown, unknown> & MediumOptions): Promise<NatsServer> {
+  const address = withServer(url, parseRequestReplyUrl(url), options.nats);
+  const nc = await connectNats(address, {
+    ...(options.signal ? { signal: options.signal } : {}),
+    ...(options.nats === undefined ? {} : { nats: options.nats }),
+  });
   const server = new NatsServer(nc, address, handler, options);
   // The subscription is on the server once this returns: a client's first request finds us.
   await nc.flush().catch((err: unknown) => lostAtStart(nc, address, err));

@@ -2,6 +2,7 @@
  * `nats://host:port/subject[?delivery=jetstream&stream=S&durable=D&ack-wait=MS&group=G]`:
  * where a NATS address is written instead of a FIFO path. Options given in code
  * override the query; the URL alone is enough for the CLI and for configuration files.
+ * `nats:///subject` names no server: the connection options supply it (servers.ts).
  */
 import { createHash } from 'node:crypto';
 import { InvalidArgumentError } from '../../errors.js';
@@ -9,11 +10,19 @@ import { InvalidArgumentError } from '../../errors.js';
 export type Delivery = 'core' | 'jetstream';
 
 export interface NatsAddress {
-  /** `host:port`. */
+  /**
+   * `host:port`; '' when the URL names none (`nats:///subject`) until servers.ts
+   * fills it in from the connection options (then the servers, comma-separated).
+   */
   server: string;
-  /** From `nats://user:password@host`, when given. */
+  /** From `nats://user:password@host`, when given (a user alone is a token, as NATS's clients take it). */
   user?: string;
   pass?: string;
+  /** Set by servers.ts: credentials in the servers option's URLs, used when no other is given. */
+  serverUser?: string;
+  serverPass?: string;
+  /** Set by servers.ts: a `tls://` server URL asks for TLS. */
+  serverTls?: boolean;
   subject: string;
   delivery: Delivery;
   /** JetStream stream name (default derived from the subject). */
@@ -24,11 +33,16 @@ export interface NatsAddress {
   ackWait: number;
   /** Core NATS queue group: receivers in the same group share the messages (default `npipe`). */
   group: string;
+  /**
+   * Core NATS receivers: no queue group, each receiver gets every message (`nats sub`
+   * without --queue); `?fan-out=true` or the fanOut option. Absent: the queue group.
+   */
+  fanOut?: true;
 }
 
 export const NATS_DEFAULT_PORT = 4222;
 export const DEFAULT_ACK_WAIT_MS = 30_000;
-const QUERY_KEYS = new Set(['delivery', 'stream', 'durable', 'ack-wait', 'group']);
+const QUERY_KEYS = new Set(['delivery', 'stream', 'durable', 'ack-wait', 'group', 'fan-out']);
 /**
  * A subject's longest form, in UTF-8 bytes: well inside the server's control line
  * (max_control_line, 4 KiB by default), which must also hold the reply subject.
@@ -41,7 +55,7 @@ const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[
 const SPACE = /[\s\u0085\u200b\u2028\u2029\ufeff]/u;
 
 function invalid(address: string, what: string): InvalidArgumentError {
-  return new InvalidArgumentError(`${JSON.stringify(address)}: ${what}; write nats://[user:password@]host[:port]/subject[?option=value]`);
+  return new InvalidArgumentError(`${JSON.stringify(address)}: ${what}; write nats://[user:password@]host[:port]/subject[?option=value] (or nats:///subject for the server given apart)`);
 }
 
 /** %-decoding of one URL part; a malformed escape (`%zz`, a cut UTF-8 sequence) is the user's mistake. */
@@ -81,9 +95,12 @@ export function parseNatsUrl(address: string): NatsAddress {
     throw invalid(address, 'not a valid URL');
   }
   if (url.protocol !== 'nats:') throw invalid(address, `only nats:// URLs are supported (not ${url.protocol}//)`);
-  if (url.hostname === '') throw invalid(address, 'no host');
+  // No host (nats:///subject): the server comes from the connection options. A user, password or port needs a host.
+  if (url.hostname === '' && (url.username !== '' || url.password !== '' || url.port !== '' || /^nats:\/\/[^/?#]/i.test(address))) {
+    throw invalid(address, 'a user, password or port without a host');
+  }
   // nats: is not a scheme the URL parser knows, so it checks little of the host: a name, an IPv4 or an [IPv6] address.
-  if (!/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)$/.test(url.hostname)) throw invalid(address, `${JSON.stringify(url.hostname)} is not a host name or address`);
+  if (url.hostname !== '' && !/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)$/.test(url.hostname)) throw invalid(address, `${JSON.stringify(url.hostname)} is not a host name or address`);
   if (url.hash !== '' || address.includes('#')) throw invalid(address, 'a #fragment means nothing in a NATS address (write # as %23 in a subject)');
   const rawPath = /^nats:\/\/[^/?#]*(\/[^?#]*)?/i.exec(address)?.[1] ?? '';
   const subject = decode(address, rawPath.replace(/^\//, ''), 'subject');
@@ -107,6 +124,10 @@ export function parseNatsUrl(address: string): NatsAddress {
   for (const [what, value] of [['stream', stream], ['durable', durable], ['group', group]] as const) {
     if (!NAME.test(value)) throw invalid(address, `${what} must be 1-64 of A-Z a-z 0-9 _ -, got ${JSON.stringify(value)}`);
   }
+  const fanOutText = q.get('fan-out');
+  if (fanOutText !== null && !['', 'true', 'false'].includes(fanOutText)) throw invalid(address, `fan-out is true or false, got ${JSON.stringify(fanOutText)}`);
+  const fanOut = fanOutText === '' || fanOutText === 'true';
+  if (fanOut && q.has('group')) throw invalid(address, 'group (listeners share messages) and fan-out (each gets every one) do not go together: give one');
   const ackWaitText = q.get('ack-wait');
   const ackWait = ackWaitText === null ? DEFAULT_ACK_WAIT_MS : /^[0-9]+$/.test(ackWaitText) ? Number(ackWaitText) : NaN;
   // The server keeps ack-wait in nanoseconds (an int64): 2^53 ns would already overflow a safe integer here.
@@ -114,7 +135,7 @@ export function parseNatsUrl(address: string): NatsAddress {
     throw invalid(address, `ack-wait is a whole number of ms from 1 to ${Math.floor(Number.MAX_SAFE_INTEGER / 1_000_000)}, got ${JSON.stringify(ackWaitText)}`);
   }
   return {
-    server: `${url.hostname}:${url.port === '' ? NATS_DEFAULT_PORT : url.port}`,
+    server: url.hostname === '' ? '' : `${url.hostname}:${url.port === '' ? NATS_DEFAULT_PORT : url.port}`,
     ...(user === undefined ? {} : { user }),
     ...(pass === undefined ? {} : { pass }),
     subject,
@@ -123,7 +144,36 @@ export function parseNatsUrl(address: string): NatsAddress {
     durable,
     ackWait,
     group,
+    ...(fanOut ? { fanOut: true as const } : {}),
   };
+}
+
+/**
+ * `address` with the queue-group choice of a receiver's options (`group`, `fanOut`),
+ * which override the URL's; the choice is core NATS's (over JetStream receivers
+ * share the stream's one consumer, a work queue).
+ * @throws ERR_NPIPE_INVALID_ARG (both given, a bad group name, either with JetStream).
+ */
+export function withGroupChoice(address: NatsAddress, options: { group?: string; fanOut?: boolean }): NatsAddress {
+  const { group, fanOut } = options;
+  if (group !== undefined && (typeof group !== 'string' || !NAME.test(group))) {
+    throw new InvalidArgumentError(`group must be 1-64 of A-Z a-z 0-9 _ -, got ${JSON.stringify(group)}`);
+  }
+  if (group !== undefined && fanOut === true) throw new InvalidArgumentError('group (listeners share messages) and fanOut (each gets every one) do not go together: give one');
+  let result: NatsAddress = address;
+  if (group !== undefined || fanOut === false) {
+    const { fanOut: _dropped, ...rest } = address;
+    result = group === undefined ? rest : { ...rest, group };
+  }
+  if (fanOut === true) result = { ...result, fanOut: true };
+  // (A ?group= in a JetStream URL was always ignored, and still is: refusing it now would break working URLs.)
+  if (result.delivery === 'jetstream' && (result.fanOut || group !== undefined)) {
+    throw new InvalidArgumentError(
+      `${result.fanOut ? 'fan-out' : 'a queue group'} is core NATS's choice: over JetStream every listener on a subject shares the stream's one consumer ` +
+        '(a work queue: each message goes to one listener); to give several programs every message, use core NATS, or a stream of your own per program (stream=, durable=)',
+    );
+  }
+  return result;
 }
 
 /**
@@ -135,6 +185,9 @@ export function parseRequestReplyUrl(url: string): NatsAddress {
   const address = parseNatsUrl(url);
   if (address.delivery !== 'core') {
     throw new InvalidArgumentError(`${url}: request/reply uses core NATS (its own request/reply); delivery=${address.delivery} applies to send/listen`);
+  }
+  if (address.fanOut) {
+    throw new InvalidArgumentError(`${url}: servers share requests in a queue group (group=); fan-out would answer each request once per server`);
   }
   return address;
 }
