@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 import { mkfifo } from '../src/fifo-public.js';
@@ -285,6 +286,32 @@ describe('npipe stat on a NATS address', () => {
     assert.deepEqual([after!.consumer.name, after!.consumer.pending, after!.consumer.ackedSeq, after!.stream.messages], ['npipe', 0, 3, 0]);
     const human = await run(['stat', js]);
     assert.match(human.stdout, /consumer: +npipe: 0 pending, 0 delivered and not acknowledged/);
+  });
+
+  test('a server that accepts and never answers: --timeout ends the wait at T (exit 3) and SIGINT at once (exit 130); the process does not linger on the abandoned connect (attack pass on issue 19)', async (t) => {
+    // A TCP listener that takes connections and says nothing: nats.js waits for its INFO.
+    const sockets: import('node:net').Socket[] = [];
+    const silent = createServer((socket) => void sockets.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    t.after(() => {
+      for (const socket of sockets) socket.destroy();
+      silent.close();
+    });
+    const url = `nats://127.0.0.1:${(silent.address() as AddressInfo).port}/x`;
+    // hangMs: the process must be gone well before nats.js's own 5 s attempt, let alone its 10 s linger.
+    const timedOut = await start(process.execPath, [BIN, 'stat', url, '--timeout', '500ms'], { hangMs: 3500 }).done;
+    assert.equal(timedOut.code, 3, timedOut.stderr);
+    assert.match(timedOut.stderr, /ERR_NPIPE_TIMEOUT: no NATS server answered/);
+    for (const command of [['stat', url], ['send', url, 'hi']]) {
+      for (const socket of sockets) socket.destroy();
+      sockets.length = 0;
+      const running = start(process.execPath, [BIN, ...command], { hangMs: 4000 });
+      await until(() => sockets.length > 0, 'the connection');
+      running.child.kill('SIGINT');
+      const stopped = await running.done;
+      assert.equal(stopped.code, 130, `${command[0]}: ${stopped.stderr}`);
+      assert.match(stopped.stderr, /stopped by SIGINT/);
+    }
   });
 
   test('no server there: ERR_NPIPE_UNREACHABLE, exit 3, within --timeout', async () => {

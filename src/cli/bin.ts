@@ -53,6 +53,9 @@ function stdoutStream(): NodeJS.WriteStream {
  * uncaught 'error': a stack, exit 1 and the transfer cut. Now the lines are lost
  * and the command goes on, its exit code its own.
  */
+/** How long a finished command may wait for handles it left behind before the process ends anyway. */
+const LINGER_MS = 250;
+
 let stderr: NodeJS.WriteStream | undefined;
 function stderrStream(): NodeJS.WriteStream {
   if (stderr) return stderr;
@@ -77,4 +80,10 @@ void main(process.argv.slice(2), {
   process.exitCode = code;
   // The last listener of 'exit' (registered after every other): nothing is written after it.
   process.once('exit', spareStdioTheExitSync);
+  // The command is done. Something it gave up on may still hold the event loop: a
+  // NATS connect abandoned at --timeout or SIGINT keeps its socket (nats.js's
+  // connect cannot be cancelled) for up to 10 s. Not waited for: on Linux
+  // everything written to stdout and stderr is already written (files, pipes and
+  // terminals are written synchronously there), so the process may end now.
+  if (process.platform === 'linux') setTimeout(() => process.exit(), LINGER_MS).unref();
 });

@@ -21,6 +21,8 @@ export interface NatsConnectOptions extends WaitOptions {
 }
 
 const FIRST_RETRY_MS = 50;
+/** nats.js's wait for a server to answer, per attempt. */
+const CONNECT_TIMEOUT_MS = 5000;
 const MAX_RETRY_MS = 1000;
 
 /**
@@ -38,15 +40,19 @@ export async function connectNats(address: NatsAddress, options: NatsConnectOpti
     maxReconnectAttempts: -1,
     reconnectTimeWait: 250,
     reconnectJitter: 100,
-    timeout: 5000,
+    timeout: CONNECT_TIMEOUT_MS,
   };
   const wait = deadline(options, `no NATS server answered at ${address.server}`);
+  const ends = options.timeout === undefined ? Infinity : performance.now() + options.timeout;
   try {
     for (let delay = FIRST_RETRY_MS; ; delay = Math.min(delay * 2, MAX_RETRY_MS)) {
       wait.signal?.throwIfAborted();
       try {
-        return await connect(settings);
+        // One attempt takes no longer than what is left of `timeout` (nats.js's own is 5 s).
+        const left = Math.max(1, Math.ceil(ends - performance.now()));
+        return await attempt({ ...settings, timeout: Math.min(CONNECT_TIMEOUT_MS, left) }, wait.signal);
       } catch (err) {
+        if (wait.signal?.aborted && err === wait.signal.reason) throw err;
         const refused = await refusal(err, address, settings);
         if (refused) throw refused;
         if (!options.wait) {
@@ -61,6 +67,33 @@ export async function connectNats(address: NatsAddress, options: NatsConnectOpti
   } finally {
     wait.dispose();
   }
+}
+
+/**
+ * One connect(), given up as soon as `signal` aborts (timeout, SIGINT): nats.js's
+ * connect takes no signal, so a connection it makes after that is closed at once.
+ */
+function attempt(settings: ConnectionOptions, signal: AbortSignal | undefined): Promise<NatsConnection> {
+  const connecting = connect(settings);
+  if (!signal) return connecting;
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      reject(signal.reason);
+      connecting.then((nc) => nc.close().catch(() => {}), () => {});
+    };
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    connecting.then(
+      (nc) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(nc);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
+  });
 }
 
 /** The server's largest message (max_payload), or 1 MiB (its default) before the server said. */
