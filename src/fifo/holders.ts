@@ -64,11 +64,13 @@ function sameFile(path: string, dev: number, ino: number): boolean {
   }
 }
 
-/** The access mode (O_RDONLY 0, O_WRONLY 1, O_RDWR 2) of `pid`'s descriptor `fd`, from its fdinfo. */
-function accessMode(pid: number, fd: number): number | undefined {
+/** The access mode (O_RDONLY 0, O_WRONLY 1, O_RDWR 2) and, where the kernel says it, the inode of `pid`'s descriptor `fd`, from its fdinfo. */
+function fdInfo(pid: number, fd: number): { mode: number | undefined; ino: number | undefined } | undefined {
   try {
-    const flags = /^flags:\s*([0-7]+)/m.exec(readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'))?.[1];
-    return flags === undefined ? undefined : Number.parseInt(flags, 8) & O_ACCMODE;
+    const text = readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8');
+    const flags = /^flags:\s*([0-7]+)/m.exec(text)?.[1];
+    const ino = /^ino:\s*(\d+)/m.exec(text)?.[1];
+    return { mode: flags === undefined ? undefined : Number.parseInt(flags, 8) & O_ACCMODE, ino: ino === undefined ? undefined : Number(ino) };
   } catch {
     return undefined;
   }
@@ -177,10 +179,15 @@ export function fifoHolders(dev: number, ino: number): FifoHolders {
       } catch {
         continue;
       }
-      // A cheap filter first: sockets, anonymous pipes and the like are never our FIFO.
-      if (!target.startsWith('/') || !sameFile(`/proc/${pid}/fd/${fd}`, dev, ino)) continue;
+      // Cheap filters first: sockets, anonymous pipes and the like are never our FIFO,
+      // and fdinfo's inode (Linux 5.14+) rules out the rest without stat(2) on their
+      // files (which could hang on a stuck NFS or FUSE mount).
+      if (!target.startsWith('/')) continue;
+      const info = fdInfo(pid, fd);
+      if (info?.ino !== undefined && info.ino !== ino) continue;
+      if (!sameFile(`/proc/${pid}/fd/${fd}`, dev, ino)) continue;
       command ??= commandOf(pid);
-      const mode = accessMode(pid, fd);
+      const mode = info?.mode;
       if (mode !== O_WRONLY) result.readers.push({ pid, command, fd });
       if (mode === O_WRONLY || mode === O_RDWR) result.writers.push({ pid, command, fd });
     }
