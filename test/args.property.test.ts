@@ -13,6 +13,7 @@ import {
   commonFifoOptions,
   durationOption,
   exitCodeFor,
+  microsecondsOption,
   intOption,
   modeOption,
   parse,
@@ -91,6 +92,27 @@ describe('args.ts properties', () => {
       }),
       RUNS,
     );
+  });
+
+  test('microsecondsOption: --busy-poll takes whole microseconds, bare or with a unit (us, µs, ms, s); any other text is a usage error (issue 19 #4)', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 10_000_000 }), (n) => {
+        assert.equal(microsecondsOption(String(n), 'busy-poll'), n);
+        assert.equal(microsecondsOption(`${n}us`, 'busy-poll'), n);
+        assert.equal(microsecondsOption(`${n}µs`, 'busy-poll'), n);
+        if (n % 1000 === 0) assert.equal(microsecondsOption(`${n / 1000}ms`, 'busy-poll'), n);
+        if (n % 100 === 0) assert.equal(microsecondsOption(`${(n / 1000).toFixed(1)}ms`, 'busy-poll'), n);
+      }),
+      RUNS,
+    );
+    fc.assert(
+      fc.property(fc.oneof(anyText, fc.stringMatching(/^\d{1,4}(\.\d{1,4})?(us|µs|ms|s)?$/)), (text) => {
+        const r = usageErrorOr(() => microsecondsOption(text, 'busy-poll'));
+        if (r.ok) assert.ok(/^\d+(\.\d+)?(us|µs|ms|s|m|h)?$/.test(text) && Number.isSafeInteger(r.value) && r.value! >= 0);
+      }),
+      RUNS,
+    );
+    assert.equal(usageErrorOr(() => microsecondsOption('0.5', 'busy-poll')).ok, false, 'a bare number is whole microseconds');
   });
 
   test('intOption: any text is a whole number in range or ERR_NPIPE_INVALID_ARG, never another error', () => {

@@ -52,7 +52,11 @@ describe('nats:// URLs', () => {
     assert.equal(full.ackWait, 500);
     assert.equal(full.group, 'g');
     assert.match(parseNatsUrl('nats://h/a.b').stream, /^NPIPE_a_b_[0-9a-f]{24}$/);
-    for (const bad of ['nats://h/', 'nats://h/a b', 'nats://h/a.*', 'nats://h/a..b', 'nats://h/x?delivery=maybe', 'nats://h/x?ackwait=1', 'nats://h/x?ack-wait=-1', 'nats://h/x?stream=a.b']) {
+    // ack-wait is a duration as --timeout is (issue 19 #4): a bare number stays milliseconds.
+    for (const [text, ms] of [['30s', 30_000], ['1.5s', 1500], ['2m', 120_000], ['250ms', 250], ['750', 750]] as const) {
+      assert.equal(parseNatsUrl(`nats://h/x?ack-wait=${text}`).ackWait, ms, text);
+    }
+    for (const bad of ['nats://h/', 'nats://h/a b', 'nats://h/a.*', 'nats://h/a..b', 'nats://h/x?delivery=maybe', 'nats://h/x?ackwait=1', 'nats://h/x?ack-wait=-1', 'nats://h/x?ack-wait=0.5', 'nats://h/x?ack-wait=5us', 'nats://h/x?ack-wait=0s', 'nats://h/x?stream=a.b']) {
       assert.throws(() => parseNatsUrl(bad), { code: 'ERR_NPIPE_INVALID_ARG' }, bad);
     }
   });

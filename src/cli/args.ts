@@ -1,4 +1,5 @@
 import { closest } from './suggest.js';
+import { parseDuration } from '../util/duration.js';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { InvalidArgumentError, NpipeError } from '../errors.js';
 import type { Driver } from '../drivers/types.js';
@@ -78,8 +79,6 @@ function parseProblem(err: NodeJS.ErrnoException, command: Command): string {
  */
 export const MAX_WAIT_MS = 2 ** 31 - 1;
 
-/** Milliseconds per unit of a duration (durationOption). */
-const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
 export function intOption(value: unknown, name: string, { min = 0, max }: { min?: number; max?: number } = {}): number | undefined {
   if (value === undefined) return undefined;
@@ -100,15 +99,26 @@ export function intOption(value: unknown, name: string, { min = 0, max }: { min?
  */
 export function durationOption(value: unknown, name: string): number | undefined {
   if (value === undefined) return undefined;
-  const m = typeof value === 'string' ? /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value) : null;
-  const exact = m ? Number(m[1]) * DURATION_UNITS[m[2] ?? 'ms']! : Number.NaN;
-  const ms = Math.round(exact);
-  if (!m || (m[2] === undefined && m[1]!.includes('.')) || Math.abs(exact - ms) > 1e-6 * Math.max(1, ms) || ms > MAX_WAIT_MS) {
+  const ms = typeof value === 'string' && !/us|µs/.test(value) ? parseDuration(value, 'ms') : undefined;
+  if (ms === undefined || ms > MAX_WAIT_MS) {
     throw new UsageError(
       `--${name} takes a duration such as 250ms, 5s, 1.5s or 2m (a bare number is milliseconds), in whole milliseconds up to ${MAX_WAIT_MS} (about 24.8 days), got ${JSON.stringify(value)}`,
     );
   }
   return ms;
+}
+
+/**
+ * A time option counted in microseconds (serve --busy-poll): `50us`, `200µs`,
+ * `1ms`, `0.5ms`; a bare whole number stays microseconds, as before.
+ */
+export function microsecondsOption(value: unknown, name: string): number | undefined {
+  if (value === undefined) return undefined;
+  const us = typeof value === 'string' ? parseDuration(value, 'us') : undefined;
+  if (us === undefined) {
+    throw new UsageError(`--${name} takes a duration such as 50us, 200µs or 1ms (a bare number is microseconds), in whole microseconds, got ${JSON.stringify(value)}`);
+  }
+  return us;
 }
 
 export function modeOption(value: unknown): number | undefined {

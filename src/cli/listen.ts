@@ -84,7 +84,7 @@ With --jetstream listeners always share the stream's consumer (a work queue):
 --queue and --fan-out are refused there. With --jetstream a message is
 acknowledged once the next one is asked for, that is after it was written
 out: a listener killed before that gets it again after ack-wait (30 s;
-?ack-wait=MS in the URL).`,
+?ack-wait=T in the URL: 30s, 500ms, 2m).`,
   options: {
     ...fifoOptions,
     ...natsFlags,

@@ -2,7 +2,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { FrameTooLargeError } from '../errors.js';
 import { serve } from '../api.js';
 import type { Handler } from '../rpc/handler.js';
-import { EXIT, UsageError, checkAddress, intOption, type Command } from './args.js';
+import { EXIT, UsageError, checkAddress, intOption, microsecondsOption, type Command } from './args.js';
 import { escapeForLog } from './log-escape.js';
 import { NATS_FLAGS_HELP, natsFlags, natsOptionsFrom } from './nats-options.js';
 
@@ -36,10 +36,11 @@ Options:
       --max-size N     largest request or reply in bytes (default 1048576)
       --allow-shared   accept a request FIFO writable by group or others; a
                        Windows pipe: let other users connect
-      --busy-poll US   after each request and reply, keep polling for the
-                       next request for US microseconds instead of sleeping
-                       (default 0: off); a faster round trip where waking an
-                       idle CPU is slow (VMs), for that much CPU time
+      --busy-poll T    after each request and reply, keep polling for the
+                       next request for T (50us, 1ms; a bare number is
+                       microseconds) instead of sleeping (default 0:
+                       off); a faster round trip where waking an idle CPU
+                       is slow (VMs), for that much CPU time
                        (docs/TUNING.md)
   -h, --help           show this help
 
@@ -69,7 +70,7 @@ Examples:
     }
     const concurrency = intOption(values.concurrency, 'concurrency', { min: 1 }) ?? 8;
     const maxMessageSize = intOption(values['max-size'], 'max-size', { min: 1 }) ?? 1024 * 1024;
-    const busyPoll = intOption(values['busy-poll'], 'busy-poll') ?? 0;
+    const busyPoll = microsecondsOption(values['busy-poll'], 'busy-poll') ?? 0;
     const nats = natsOptionsFrom(values);
     const running = new Set<Promise<unknown>>();
     const groups = new Set<number>();

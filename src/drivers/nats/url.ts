@@ -1,11 +1,12 @@
 /**
- * `nats://host:port/subject[?delivery=jetstream&stream=S&durable=D&ack-wait=MS&group=G]`:
+ * `nats://host:port/subject[?delivery=jetstream&stream=S&durable=D&ack-wait=T&group=G]`:
  * where a NATS address is written instead of a FIFO path. Options given in code
  * override the query; the URL alone is enough for the CLI and for configuration files.
  * `nats:///subject` names no server: the connection options supply it (servers.ts).
  */
 import { createHash } from 'node:crypto';
 import { InvalidArgumentError } from '../../errors.js';
+import { parseDuration } from '../../util/duration.js';
 
 export type Delivery = 'core' | 'jetstream';
 
@@ -129,10 +130,14 @@ export function parseNatsUrl(address: string): NatsAddress {
   const fanOut = fanOutText === '' || fanOutText === 'true';
   if (fanOut && q.has('group')) throw invalid(address, 'group (listeners share messages) and fan-out (each gets every one) do not go together: give one');
   const ackWaitText = q.get('ack-wait');
-  const ackWait = ackWaitText === null ? DEFAULT_ACK_WAIT_MS : /^[0-9]+$/.test(ackWaitText) ? Number(ackWaitText) : NaN;
+  // A duration (30s, 500ms, 2m) or a bare number of milliseconds, as the CLI's time options.
+  const ackWait = ackWaitText === null ? DEFAULT_ACK_WAIT_MS : ((/us|µs/.test(ackWaitText) ? undefined : parseDuration(ackWaitText, 'ms')) ?? NaN);
   // The server keeps ack-wait in nanoseconds (an int64): 2^53 ns would already overflow a safe integer here.
   if (!Number.isSafeInteger(ackWait * 1_000_000) || ackWait < 1) {
-    throw invalid(address, `ack-wait is a whole number of ms from 1 to ${Math.floor(Number.MAX_SAFE_INTEGER / 1_000_000)}, got ${JSON.stringify(ackWaitText)}`);
+    throw invalid(
+      address,
+      `ack-wait is a duration such as 30s, 500ms or 2m (a bare number is milliseconds), in whole ms from 1 to ${Math.floor(Number.MAX_SAFE_INTEGER / 1_000_000)}, got ${JSON.stringify(ackWaitText)}`,
+    );
   }
   return {
     server: url.hostname === '' ? '' : `${url.hostname}:${url.port === '' ? NATS_DEFAULT_PORT : url.port}`,
