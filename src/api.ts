@@ -257,7 +257,7 @@ export async function connect(path: string, options: ConnectOptions<unknown, unk
 }
 
 /** Options of openPublisher(). */
-export interface PublisherOptions<T = unknown> {
+export interface PublisherOptions<T = unknown> extends MediumOptions {
   /** Payload codec (default `text`), as openSender's. */
   codec?: CodecName | Codec<unknown, T>;
   /** Largest message, in bytes (default 64 MiB). */
@@ -274,7 +274,7 @@ export interface PublisherOptions<T = unknown> {
 }
 
 /** Options of subscribe(). */
-export interface SubscribeOptions<T = unknown> {
+export interface SubscribeOptions<T = unknown> extends MediumOptions {
   /** Payload codec (default `text`), as openReceiver's. */
   codec?: CodecName | Codec<T, never>;
   maxMessageSize?: number;
@@ -324,6 +324,7 @@ export async function openPublisher(topic: string, options: PublisherOptions = {
     throw new InvalidArgumentError(`maxQueuedBytes must be a whole number of bytes >= 1, got ${String(maxQueuedBytes)}`);
   }
   const frames = await (await pubsubFor(topic)).openPublisher(topic, framing, {
+    ...(options.nats === undefined ? {} : { nats: options.nats }),
     ...(options.maxMessageSize === undefined ? {} : { maxMessageSize: options.maxMessageSize }),
     ...(options.slow === undefined ? {} : { slow: options.slow }),
     ...(maxQueuedBytes === undefined ? {} : { maxQueuedBytes }),
@@ -349,6 +350,7 @@ export async function subscribe(topic: string, options: SubscribeOptions = {}): 
   checkSlow(options.slow);
   const framing = createFraming('frames', options.maxMessageSize === undefined ? {} : { maxMessageSize: options.maxMessageSize });
   const frames = await (await pubsubFor(topic)).subscribe(topic, framing, {
+    ...(options.nats === undefined ? {} : { nats: options.nats }),
     ...(options.maxMessageSize === undefined ? {} : { maxMessageSize: options.maxMessageSize }),
     ...(options.onDrop ? { onDrop: options.onDrop } : {}),
     ...(options.onMissed ? { onMissed: options.onMissed } : {}),

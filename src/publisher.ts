@@ -33,8 +33,8 @@ export class Publisher<T = Sendable> {
     return this.#frames.publish(bytes, options);
   }
 
-  /** The subscribers it delivers to now (FIFO: as of the last message). */
-  get subscribers(): number {
+  /** The subscribers it delivers to now (FIFO: as of the last message); undefined over NATS, whose server alone knows. */
+  get subscribers(): number | undefined {
     return this.#frames.subscribers;
   }
 

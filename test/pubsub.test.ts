@@ -10,7 +10,7 @@ import { describe, test } from 'node:test';
 import { openPublisher, subscribe, type Receiver } from '../src/index.js';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { BIN, npipe, run, start, tempDir, until } from './helpers.js';
+import { BIN, delay, npipe, run, sharedNatsServer, start, tempDir, until } from './helpers.js';
 
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}.js`, import.meta.url));
 const q = (s: string) => `'${s.replaceAll("'", "'\\''")}'`;
@@ -276,5 +276,61 @@ describe('slow subscribers: block, drop, disconnect (issue 20 #4)', { skip: proc
     const bad = await run(['subscribe', topic, '--slow', 'fast']);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /--slow is block, drop or disconnect/);
+  });
+});
+
+describe('publish/subscribe over NATS: the same API, a plain subscription (issue 20 #1)', () => {
+  const nats = sharedNatsServer('pubsub-test');
+
+  test('3 subscribers each get every message of 2 publishers, in each publisher\'s order; block and disconnect are refused, not pretended', async (t) => {
+    const topic = nats.url(t);
+    if (topic === undefined) return;
+    const subscribers = await Promise.all([1, 2, 3].map(() => subscribe(topic)));
+    const publishers = await Promise.all([openPublisher(topic), openPublisher(topic)]);
+    assert.equal(publishers[0]!.subscribers, undefined, 'over NATS the server alone knows its subscribers');
+    const N = 500;
+    const received = subscribers.map(async (s) => {
+      const got: string[] = [];
+      for await (const m of s) if (got.push(m) === 2 * N) break;
+      return got;
+    });
+    await Promise.all(publishers.map(async (p, k) => {
+      for (let i = 0; i < N; i++) await p.publish(`${k}:${i}`);
+    }));
+    for (const got of await Promise.all(received)) {
+      for (const k of [0, 1]) assert.deepEqual(got.filter((m) => m.startsWith(`${k}:`)), Array.from({ length: N }, (_, i) => `${k}:${i}`));
+    }
+    for (const p of publishers) await p.close();
+    for (const s of subscribers) await s.close();
+    for (const slow of ['block', 'disconnect'] as const) {
+      await assert.rejects(subscribe(topic, { slow }), { code: 'ERR_NPIPE_UNSUPPORTED' });
+      await assert.rejects(openPublisher(topic, { slow }), { code: 'ERR_NPIPE_UNSUPPORTED' });
+    }
+    await assert.rejects(subscribe(`${topic}?delivery=jetstream`), { code: 'ERR_NPIPE_UNSUPPORTED' });
+  });
+
+  test('the CLI: two npipe subscribe on a nats:// URL both print every message npipe publish sends', async (t) => {
+    const topic = nats.url(t);
+    if (topic === undefined) return;
+    const subs = [npipe(['subscribe', topic]), npipe(['subscribe', topic, '--json'])];
+    // A subscriber gets what is published once it has subscribed: "ready" until both print it.
+    let ready = false;
+    const readied = Promise.all([subs[0]!.waitForOutput('ready\n'), subs[1]!.waitForOutput('{"text":"ready"}\n')]).then(() => (ready = true));
+    for (let round = 0; !ready && round < 100; round++) {
+      assert.equal((await run(['publish', topic, 'ready'])).code, 0);
+      await Promise.race([readied, delay(100)]);
+    }
+    await readied;
+    const r = await run(['publish', topic, 'a', 'b', 'c']);
+    assert.equal(r.code, 0, r.stderr);
+    await Promise.all([subs[0]!.waitForOutput('a\nb\nc\n'), subs[1]!.waitForOutput('{"text":"c"}\n')]);
+    for (const s of subs) s.child.kill('SIGTERM');
+    const [plain, json] = await Promise.all(subs.map((s) => s.done));
+    assert.equal(plain!.code, 0, plain!.stderr);
+    assert.match(plain!.stdout, /^(ready\n)+a\nb\nc\n$/);
+    assert.match(json!.stdout, /^(\{"text":"ready"\}\n)+\{"text":"a"\}\n\{"text":"b"\}\n\{"text":"c"\}\n$/);
+    const refused = await run(['subscribe', topic, '--slow', 'disconnect']);
+    assert.equal(refused.code, 1, refused.stderr);
+    assert.match(refused.stderr, /ERR_NPIPE_UNSUPPORTED/);
   });
 });

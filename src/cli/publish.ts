@@ -1,6 +1,7 @@
 import { createInterface } from 'node:readline';
 import { openPublisher } from '../api.js';
-import { EXIT, UsageError, intOption, slowOption, type Command } from './args.js';
+import { EXIT, UsageError, checkAddress, intOption, slowOption, type Command } from './args.js';
+import { NATS_FLAGS_HELP, natsFlags, natsOptionsFrom } from './nats-options.js';
 
 /** Publishes of stdin's lines not yet settled, at most. */
 const IN_FLIGHT = 256;
@@ -27,21 +28,30 @@ Options:
       --max-size N   largest message in bytes (default 67108864, 64 MiB)
   -h, --help         show this help
 
+Over NATS (<topic> a nats:// URL): a core NATS publish on the subject; every
+subscriber subscribed at that moment gets it (nats pub). A subscriber that does
+not keep up is NATS's to handle (drop); --slow block or disconnect is refused.
+
+${NATS_FLAGS_HELP}
+
 Exit codes: 0 published, 1 failure, 2 usage, 4 the topic folder is unsafe (a
 symlink, another user's, open to others).
 
 Examples:
   npipe publish /tmp/news "hello, everyone"
   tail -f app.log | npipe publish /tmp/log`,
-  options: { 'max-size': { type: 'string' }, slow: { type: 'string' }, 'max-queued': { type: 'string' } },
+  options: { ...natsFlags, 'max-size': { type: 'string' }, slow: { type: 'string' }, 'max-queued': { type: 'string' } },
   async run(values, positionals, io) {
     const [topic, ...messages] = positionals;
     if (!topic) throw new UsageError('npipe publish needs a topic folder (see npipe publish --help)');
+    await checkAddress(topic, values);
     const maxMessageSize = intOption(values['max-size'], 'max-size', { min: 1 });
+    const nats = natsOptionsFrom(values);
     const slow = slowOption(values.slow);
     const maxQueuedBytes = intOption(values['max-queued'], 'max-queued', { min: 1 });
     const publisher = await openPublisher(topic, {
       codec: 'bytes',
+      ...(nats === undefined ? {} : { nats }),
       ...(maxMessageSize === undefined ? {} : { maxMessageSize }),
       ...(slow === undefined ? {} : { slow }),
       ...(maxQueuedBytes === undefined ? {} : { maxQueuedBytes }),

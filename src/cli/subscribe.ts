@@ -1,6 +1,7 @@
 import { subscribe } from '../api.js';
 import { deadline } from '../util/abort.js';
-import { EXIT, UsageError, durationOption, intOption, slowOption, type Command } from './args.js';
+import { EXIT, UsageError, checkAddress, durationOption, intOption, slowOption, type Command } from './args.js';
+import { NATS_FLAGS_HELP, natsFlags, natsOptionsFrom } from './nats-options.js';
 import { NEWLINE, Output, jsonLine } from './output.js';
 
 export const subscribeCommand: Command = {
@@ -29,6 +30,13 @@ Options:
       --max-size N   largest message in bytes (default 67108864, 64 MiB)
   -h, --help         show this help
 
+Over NATS (<topic> a nats:// URL): a plain subscription to the subject, in no
+queue group (nats sub): every subscriber gets every message published while it
+is subscribed. NATS drops what a slow subscriber's client cannot hold, each
+reported as missed; --slow block or disconnect is refused.
+
+${NATS_FLAGS_HELP}
+
 Exit codes: 0 done, 1 failure (also disconnected as too slow), 2 usage,
 3 timeout, 4 the topic folder is unsafe.
 
@@ -41,10 +49,13 @@ Examples:
     json: { type: 'boolean' },
     'max-size': { type: 'string' },
     slow: { type: 'string' },
+    ...natsFlags,
   },
   async run(values, positionals, io) {
     if (positionals.length !== 1) throw new UsageError('npipe subscribe takes exactly one topic folder (see npipe subscribe --help)');
     const topic = positionals[0]!;
+    await checkAddress(topic, values);
+    const nats = natsOptionsFrom(values);
     const count = intOption(values.count, 'count', { min: 1 });
     const timeout = durationOption(values.timeout, 'timeout');
     const maxMessageSize = intOption(values['max-size'], 'max-size', { min: 1 });
@@ -52,6 +63,7 @@ Examples:
     const slow = slowOption(values.slow);
     const receiver = await subscribe(topic, {
       ...(slow === undefined ? {} : { slow }),
+      ...(nats === undefined ? {} : { nats }),
       codec: 'bytes',
       ...(maxMessageSize === undefined ? {} : { maxMessageSize }),
       onMissed: ({ publisher, messages }) => io.stderr.write(`npipe subscribe: missed ${messages} message${messages === 1 ? '' : 's'} from publisher ${publisher}\n`),

@@ -179,7 +179,7 @@ export interface PubSub {
 }
 
 /** What a driver is given to open a publisher. */
-export interface DriverPublisherOptions {
+export interface DriverPublisherOptions extends MediumOptions {
   maxMessageSize?: number;
   /** For subscribers that name no policy: block (default), drop or disconnect. */
   slow?: SlowPolicy;
@@ -188,8 +188,10 @@ export interface DriverPublisherOptions {
 }
 
 /** What a driver is given to subscribe. */
-export interface DriverSubscriberOptions {
+export interface DriverSubscriberOptions extends MediumOptions {
   maxMessageSize?: number;
+  /** NATS: bytes held for a subscriber that is not keeping up before messages are dropped (missed). */
+  maxQueuedBytes?: number;
   /** What publishers do when this subscriber does not keep up. */
   slow?: SlowPolicy;
   maxPartialBytes?: number;

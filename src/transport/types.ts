@@ -86,8 +86,8 @@ export type SlowPolicy = 'block' | 'drop' | 'disconnect';
 export interface FramePublisher {
   /** Resolves once the message is handed to every subscriber present (those that went away meanwhile excepted). */
   publish(message: Uint8Array, options?: CallOptions): Promise<void>;
-  /** The subscribers it delivers to now. */
-  readonly subscribers: number;
+  /** The subscribers it delivers to now; undefined where the medium keeps that to itself (NATS). */
+  readonly subscribers: number | undefined;
   /** Delivers what is queued, then lets the subscribers go. Idempotent. */
   close(options?: CallOptions): Promise<void>;
   readonly closed: boolean;

@@ -43,16 +43,18 @@ export async function connectNats(address: NatsAddress, options: NatsConnectOpti
     timeout: CONNECT_TIMEOUT_MS,
   };
   const wait = deadline(options, `no NATS server answered at ${address.server}`);
-  const ends = options.timeout === undefined ? Infinity : performance.now() + options.timeout;
+  // timeout 0 is "do not wait" (one attempt, as a FIFO's timeout 0 fails at once without a reader), not a zero-length attempt.
+  const ends = options.timeout === undefined || options.timeout === 0 ? Infinity : performance.now() + options.timeout;
+  const cancel = options.timeout === 0 ? options.signal : wait.signal;
   try {
     for (let delay = FIRST_RETRY_MS; ; delay = Math.min(delay * 2, MAX_RETRY_MS)) {
       wait.signal?.throwIfAborted();
       try {
         // One attempt takes no longer than what is left of `timeout` (nats.js's own is 5 s).
         const left = Math.max(1, Math.ceil(ends - performance.now()));
-        return await attempt({ ...settings, timeout: Math.min(CONNECT_TIMEOUT_MS, left) }, wait.signal);
+        return await attempt({ ...settings, timeout: Math.min(CONNECT_TIMEOUT_MS, left) }, cancel);
       } catch (err) {
-        if (wait.signal?.aborted && err === wait.signal.reason) throw err;
+        if (cancel?.aborted && err === cancel.reason) throw err;
         const refused = await refusal(err, address, settings);
         if (refused) throw refused;
         if (!options.wait) {

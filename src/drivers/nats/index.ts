@@ -10,6 +10,7 @@ import { openNatsFrameReceiver, openNatsFrameSender } from './open.js';
 import { connectNatsClient } from './rpc-client.js';
 import { serveNats } from './rpc-server.js';
 import { statNats } from './stat.js';
+import { openNatsPublisher, subscribeNats } from './pubsub.js';
 import { streamAdmin } from './streams.js';
 import type { NatsOptions } from './options.js';
 import { withServer } from './servers.js';
@@ -44,6 +45,17 @@ export const driver: Driver = {
     rawPiece: RAW_PIECE,
     inspect: (url, options) => statNats(addressOf(url, options), natsOptions(options, false)),
     streams: streamAdmin,
+    pubsub: {
+      openPublisher: (url, _framing, options) => openNatsPublisher(addressOf(url, options), { ...natsOptions(options, false), ...(options.slow ? { slow: options.slow } : {}) }),
+      subscribe: (url, _framing, options) =>
+        subscribeNats(addressOf(url, options), {
+          ...natsOptions(options, false),
+          ...(options.slow ? { slow: options.slow } : {}),
+          ...(options.onDrop ? { onDrop: options.onDrop } : {}),
+          ...(options.onMissed ? { onMissed: options.onMissed } : {}),
+          ...(options.maxQueuedBytes === undefined ? {} : { maxQueuedBytes: options.maxQueuedBytes }),
+        }),
+    },
     // jetstream, listen's queue-group choice, and cli/nats-options.ts's connection flags (kept in step by test/nats-auth.test.ts).
     cliOptions: ['jetstream', 'queue', 'fan-out', 'server', 'user', 'password', 'token', 'nkey', 'creds', 'tlsca', 'tlscert', 'tlskey'],
   },
