@@ -33,7 +33,7 @@ const { values } = parseArgs({
   options: { repeat: { type: 'string' }, quick: { type: 'boolean' }, list: { type: 'boolean' }, curves: { type: 'boolean' }, 'skip-curves': { type: 'boolean' }, only: { type: 'string' } },
 });
 const REPEAT = Number(values.repeat ?? 3);
-const SECTIONS = ['oneway', 'bulk', 'rtt', 'cli', 'raw', 'startup', 'nats'] as const;
+const SECTIONS = ['oneway', 'bulk', 'rtt', 'cli', 'raw', 'startup', 'nats', 'pubsub'] as const;
 const only = values.only?.split(',');
 for (const section of only ?? []) if (!(SECTIONS as readonly string[]).includes(section)) throw new Error(`--only: no section ${section} (${SECTIONS.join(', ')})`);
 /** Whether this run measures `section` (every one unless --only names some). */
@@ -52,6 +52,10 @@ type Unit = 'msg/s' | 'B/s' | 'us';
  */
 const ROWS = [
   { id: 'c-oneway-68b', label: 'C: one write() per 68-byte message', unit: 'msg/s' },
+  { id: 'c-fanout-8x64b', label: 'C: 64 B, one write() to each of 8 FIFOs', unit: 'msg/s' },
+  { id: 'pubsub-8x64b', label: 'npipe publish to 8 subscribers, 64 B', unit: 'msg/s' },
+  { id: 'c-fanout-8x64k', label: 'C: 64 KiB, one write() to each of 8 FIFOs', unit: 'msg/s' },
+  { id: 'pubsub-8x64k', label: 'npipe publish to 8 subscribers, 64 KiB', unit: 'msg/s' },
   { id: 'node-oneway-64b', label: 'plain Node: net.Socket, corked, 64 B, no framing', unit: 'msg/s' },
   { id: 'zmq-oneway-64b', label: 'zeromq.js ipc:// PUSH/PULL, 64 B', unit: 'msg/s' },
   { id: 'fifo-frames-64b-oneway', label: 'npipe frames, 64 B', unit: 'msg/s' },
@@ -128,7 +132,8 @@ const TARGETS = [
 /**
  * Beside the targets, no goal of their own: 64 B with every message timed (warm-up
  * included); request/reply against zeromq.js by default (no busy polling), and
- * against C busy-polling too.
+ * against C busy-polling too; publish/subscribe to 8 subscribers against C writing
+ * each message to 8 FIFOs (issue 20 #8).
  */
 const RATIOS = [
   { id: 'ratio-fifo-frames-64b-vs-c-all', name: '64 B one-way (frames) vs C, every message timed (warm-up included)', ratio: () => ratio(allValue('fifo-frames-64b-oneway'), allValue('c-oneway-68b')) },
@@ -136,6 +141,8 @@ const RATIOS = [
   { id: 'ratio-cli-send-frames-startup', name: 'one-shot npipe send --format frames vs node -e 0, start to exit', ratio: () => ratio(value('startup-cli-send-frames'), value('startup-node')) },
   { id: 'ratio-rtt-vs-zmq', name: 'request/reply p50, default (no busy poll), vs zeromq.js REQ/REP', ratio: () => ratio(value('rtt-fifo-p50'), value('rtt-zmq-p50')) },
   { id: 'ratio-rtt-busypoll-both-vs-c', name: `request/reply p50, both busy-polling ${BUSY_POLL_US} µs: npipe vs C`, ratio: () => ratio(value('rtt-busypoll-fifo-p50'), value('rtt-busypoll-c-p50')) },
+  { id: 'ratio-pubsub-64b-vs-c', name: 'publish to 8 subscribers, 64 B: npipe vs C writing each message to 8 FIFOs', ratio: () => ratio(value('pubsub-8x64b'), value('c-fanout-8x64b')) },
+  { id: 'ratio-pubsub-64k-vs-c', name: 'publish to 8 subscribers, 64 KiB: npipe vs C writing each message to 8 FIFOs', ratio: () => ratio(value('pubsub-8x64k'), value('c-fanout-8x64k')) },
 ] as const;
 
 /** NATS: no targets; ratios to plain nats.js in the same run. */
@@ -293,6 +300,32 @@ async function cBulk(total: number): Promise<Rate> {
   const writer = run(cBin!, ['bulk', path, '65536', String(total), String(1 << 20)]);
   const [r] = await Promise.all([reader.done, writer.done]);
   return rateOf(r, 'bytes');
+}
+
+/** The slowest subscriber's rate: a message counts once every subscriber has it. */
+function slowest(rates: Rate[]): Rate {
+  return { steady: Math.min(...rates.map((r) => r.steady)), all: Math.min(...rates.map((r) => r.all)) };
+}
+
+/** C: `count` messages of `size` bytes, each written to 8 FIFOs in turn, each read by a C reader. */
+async function cFanout(size: number, count: number, subscribers = 8): Promise<Rate> {
+  const paths = await Promise.all(Array.from({ length: subscribers }, () => freshFifo()));
+  const readers = paths.map((path) => run(cBin!, ['read', path, '65536', String(size * count)]));
+  const writer = run(cBin!, ['fanout', String(size), String(count), ...paths]);
+  const [, ...results] = await Promise.all([writer.done, ...readers.map((r) => r.done)]);
+  return slowest(results.map((r) => rateOf(r, 'bytes', size)));
+}
+
+/** npipe: one publisher process, 8 subscriber processes on a topic folder. */
+async function npipeFanout(size: number, count: number, subscribers = 8): Promise<Rate> {
+  const topic = join(work, `topic${seq++}`);
+  const readers = Array.from({ length: subscribers }, () => node('npipe-subscribe', topic, count));
+  await Promise.all(readers.map((r) => r.ready));
+  const writer = node('npipe-publish', topic, count, size);
+  const [w, ...results] = await Promise.all([writer.done, ...readers.map((r) => r.done)]);
+  if (w.subscribers !== subscribers) throw new Error(`the publisher saw ${String(w.subscribers)} subscribers, not ${subscribers}`);
+  peak(w, ...results);
+  return slowest(results.map((r) => rateOf(r, 'count')));
 }
 
 /** `sameCpu`: both on CLIENT_CPU (a row for comparison, no target). */
@@ -852,6 +885,17 @@ async function main() {
     record('startup-cli-send-frames', startFrames);
   }
   if (want('nats')) await natsRows(Q, M64, RTT);
+  if (want('pubsub')) {
+    console.log('\nPublish/subscribe: one publisher, 8 subscribers, each message to every one (rows measured in turns)');
+    const PS64 = Math.round(200_000 * Q);
+    const PS64K = Math.round(4096 * Q);
+    await interleaved([
+      { row: 'c-fanout-8x64b', measure: cBin ? () => cFanout(64, PS64) : undefined, note: noC },
+      { row: 'pubsub-8x64b', measure: () => npipeFanout(64, PS64) },
+      { row: 'c-fanout-8x64k', measure: cBin ? () => cFanout(65536, PS64K) : undefined, note: noC },
+      { row: 'pubsub-8x64k', measure: () => npipeFanout(65536, PS64K) },
+    ]);
+  }
 
   const targets = TARGETS.map((t) => {
     const r = t.ratio();

@@ -4,7 +4,7 @@
  */
 import { constants, openSync } from 'node:fs';
 import { Socket } from 'node:net';
-import { allocAligned, connect, openReceiver, openSender, serve, type FormatName } from '../src/index.js';
+import { allocAligned, connect, openPublisher, openReceiver, openSender, serve, subscribe, type FormatName } from '../src/index.js';
 
 const [role, ...args] = process.argv.slice(2) as [string, ...string[]];
 const rss = () => process.resourceUsage().maxRSS * 1024;
@@ -89,6 +89,46 @@ async function npipeSend(path: string, count: number, size: number, format: Form
   await Promise.all(inFlight);
   await sender.close();
   print({});
+}
+
+/** A subscriber of `topic` that takes `count` messages (publish/subscribe rows, issue 20 #8). */
+async function npipeSubscribe(topic: string, count: number) {
+  const receiver = await subscribe(topic, { codec: 'bytes', maxMessageSize: 64 << 20 });
+  console.log('ready');
+  let n = 0;
+  let bytes = 0;
+  let start = 0n;
+  let warmAt = 0n;
+  let warmCount = 0;
+  let warmBytes = 0;
+  const warm = Math.max(1, Math.floor(count / 10));
+  for await (const message of receiver) {
+    if (n === 0) start = process.hrtime.bigint();
+    bytes += message.length;
+    if (++n === warm) [warmAt, warmCount, warmBytes] = [process.hrtime.bigint(), n, bytes];
+    if (n === count) break;
+  }
+  printReader(start, warmAt, n, bytes, warmCount, warmBytes);
+}
+
+/** Publishes `count` messages of `size` bytes to `topic`, with backpressure as npipeSend has it (scaled for 8 subscribers). */
+async function npipePublish(topic: string, count: number, size: number) {
+  const publisher = await openPublisher<Uint8Array>(topic, { codec: 'bytes', maxMessageSize: 64 << 20 });
+  const message = Buffer.alloc(size, 120);
+  // Each message is queued for every subscriber: an eighth of npipeSend's lead, about 1 MiB or 128 messages per subscriber.
+  const every = Math.max(1, Math.min(128, Math.floor((1 << 17) / size)));
+  const inFlight: Promise<void>[] = [];
+  for (let i = 0; i < count; i++) {
+    const sent = publisher.publish(message);
+    if (i % every === every - 1) {
+      inFlight.push(sent);
+      if (inFlight.length > 8) await inFlight.shift();
+    }
+  }
+  await Promise.all(inFlight);
+  const subscribers = publisher.subscribers;
+  await publisher.close();
+  print({ subscribers });
 }
 
 /** Plain Node: net.Socket over an O_NONBLOCK FIFO fd, no framing (counts bytes). */
@@ -311,6 +351,12 @@ switch (role) {
     break;
   case 'npipe-send':
     await npipeSend(args[0]!, n(1), n(2), args[3] as FormatName, args[4] === '--wait-go');
+    break;
+  case 'npipe-subscribe':
+    await npipeSubscribe(args[0]!, n(1));
+    break;
+  case 'npipe-publish':
+    await npipePublish(args[0]!, n(1), n(2));
     break;
   case 'node-recv':
     await nodeRecv(args[0]!, n(1));

@@ -45,6 +45,40 @@ describe('publish/subscribe over FIFOs', { skip: process.platform === 'win32' &&
     assert.deepEqual(subscriberFifos(topic), [], 'each subscriber removed its FIFO when it ended');
   });
 
+  test('64 KiB messages (envelopes reused from a pool) arrive intact: 2 publishers, 3 subscribers, each byte checked', async (t) => {
+    const topic = join(tempDir(t), 'topic');
+    const subscribers = await Promise.all([1, 2, 3].map(() => subscribe(topic, { codec: 'bytes' })));
+    const publishers = await Promise.all([openPublisher(topic, { codec: 'bytes' }), openPublisher(topic, { codec: 'bytes' })]);
+    const N = 300;
+    // Message i of publisher k: 64 KiB (and a little, so sizes vary) of the byte (k * 101 + i) % 251, led by k and i.
+    const body = (k: number, i: number) => {
+      const b = Buffer.alloc(65536 + (i % 7) * 1000, (k * 101 + i) % 251);
+      b.writeUInt32LE(k, 0);
+      b.writeUInt32LE(i, 4);
+      return b;
+    };
+    const received = subscribers.map(async (s) => {
+      const next = [0, 0];
+      for await (const m of s) {
+        const [k, i] = [m.readUInt32LE(0), m.readUInt32LE(4)];
+        assert.equal(i, next[k], `publisher ${k}: message ${i} where ${next[k]} was next`);
+        assert.ok(m.equals(body(k, i)), `message ${i} of publisher ${k} arrived changed`);
+        next[k]!++;
+        if (next[0] === N && next[1] === N) break;
+      }
+    });
+    await Promise.all(
+      publishers.map(async (p, k) => {
+        const pending: Promise<void>[] = [];
+        for (let i = 0; i < N; i++) pending.push(p.publish(body(k, i)));
+        await Promise.all(pending);
+      }),
+    );
+    await Promise.all(received);
+    for (const p of publishers) await p.close();
+    for (const s of subscribers) await s.close();
+  });
+
   test('a subscriber that joins mid-stream gets every message published after subscribe() resolved, in order', async (t) => {
     const topic = join(tempDir(t), 'topic');
     const publisher = await openPublisher(topic);

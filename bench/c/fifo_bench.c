@@ -18,6 +18,7 @@
  *                                            outside, as it times the CLI)
  *   fifo_bench pong   REQ REP SIZE [SPIN]    echo server for ping
  *   fifo_bench ping   REQ REP SIZE ITERS [SPIN]  round trips; prints p50 and p99 in microseconds
+ *   fifo_bench fanout SIZE COUNT FIFO...     COUNT messages of SIZE bytes, each written to every FIFO in turn
  *
  * SPIN (microseconds, default 0): the reads of ping and pong busy-poll a
  * non-blocking descriptor for up to SPIN microseconds before sleeping in poll(),
@@ -85,6 +86,21 @@ int main(int argc, char **argv) {
     char *msg = malloc(size);
     memset(msg, 'x', size);
     for (size_t i = 0; i < count; i++) write_all(fd, msg, size);
+    return 0;
+  }
+  if (!strcmp(mode, "fanout") && argc >= 5) {
+    /* fanout SIZE COUNT FIFO...: each message written to every FIFO in turn, one write each (publish/subscribe's baseline). */
+    size_t size = strtoul(argv[2], 0, 10), count = strtoul(argv[3], 0, 10);
+    int n = argc - 4, fds[64];
+    if (n > 64) { fprintf(stderr, "at most 64 FIFOs\n"); return 2; }
+    for (int k = 0; k < n; k++) {
+      fds[k] = open(argv[4 + k], O_WRONLY);
+      if (fds[k] < 0) { perror("open"); return 1; }
+    }
+    char *msg = malloc(size);
+    memset(msg, 'x', size);
+    for (size_t i = 0; i < count; i++)
+      for (int k = 0; k < n; k++) write_all(fds[k], msg, size);
     return 0;
   }
   if (!strcmp(mode, "bulk") && argc == 6) {

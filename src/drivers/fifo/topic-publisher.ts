@@ -28,7 +28,8 @@ import type { Framing } from '../../framing/index.js';
 import type { CallOptions, FramePublisher, FrameSender, SlowPolicy } from '../../transport/types.js';
 import { deadline } from '../../util/abort.js';
 import { openFifoFrameSender } from './sender.js';
-import { KIND_DISCONNECT, KIND_LAST, KIND_MESSAGE, wrap } from './topic-envelope.js';
+import { ENVELOPE_BYTES, KIND_DISCONNECT, KIND_LAST, KIND_MESSAGE, wrap } from './topic-envelope.js';
+import { EnvelopePool } from './topic-pool.js';
 
 /** How recent (ms) the folder's modification time must be for the folder to be read again on every message. */
 const RECENT_MS = 50;
@@ -70,6 +71,7 @@ class FifoPublisher implements FramePublisher {
   #mtime = -1;
   #refreshing: Promise<void> | undefined;
   #closed = false;
+  readonly #buffers = new EnvelopePool(ENVELOPE_BYTES);
   readonly #slow: SlowPolicy;
   readonly #maxQueued: number;
 
@@ -176,23 +178,38 @@ class FifoPublisher implements FramePublisher {
     options?.signal?.throwIfAborted();
     await this.refresh();
     if (this.#closed) throw new ClosedError('publish() after close()');
-    const envelope = wrap(KIND_MESSAGE, this.#id, ++this.#seq, message);
+    const { envelope, release, pooled } = this.#buffers.take(message.length);
+    wrap(KIND_MESSAGE, this.#id, ++this.#seq, message, envelope);
+    const view = envelope.subarray(0, ENVELOPE_BYTES + message.length);
     const sends: Promise<void>[] = [];
+    // The envelope goes back to the pool once every subscriber's sender is done with it.
+    let holders = 1;
+    const done = () => {
+      if (--holders === 0) release();
+    };
     for (const subscriber of this.#subscribers.values()) {
       if (subscriber.policy === 'block') {
-        sends.push(this.#deliver(subscriber, envelope, options));
+        if (!pooled) {
+          sends.push(this.#deliver(subscriber, view, options));
+          continue;
+        }
+        holders++;
+        sends.push(this.#deliver(subscriber, view, options).finally(done));
         continue;
       }
       // drop and disconnect: queued here up to maxQueuedBytes, never waited for.
-      if (subscriber.queued > 0 && subscriber.queued + envelope.length > this.#maxQueued) {
+      if (subscriber.queued > 0 && subscriber.queued + view.length > this.#maxQueued) {
         if (subscriber.policy === 'disconnect') this.#disconnect(subscriber);
         continue; // drop: skipped; its next message's number tells it how many it missed
       }
-      subscriber.queued += envelope.length;
-      void this.#deliver(subscriber, envelope).finally(() => {
-        subscriber.queued -= envelope.length;
+      subscriber.queued += view.length;
+      holders++;
+      void this.#deliver(subscriber, view).finally(() => {
+        subscriber.queued -= view.length;
+        done();
       });
     }
+    done();
     await Promise.all(sends);
   }
 
