@@ -79,6 +79,29 @@ describe('publish/subscribe over FIFOs', { skip: process.platform === 'win32' &&
     for (const s of subscribers) await s.close();
   });
 
+  test('a subscriber is a Receiver like openReceiver\'s: receiveInto into one reused buffer, a message too long for it is the error\'s payload and nothing is lost; a Windows pipe name is ERR_NPIPE_UNSUPPORTED here', async (t) => {
+    const topic = join(tempDir(t), 'topic');
+    const s = await subscribe(topic, { codec: 'bytes' });
+    const publisher = await openPublisher(topic);
+    await publisher.publish('short');
+    await publisher.publish('a message longer than eight bytes');
+    await publisher.publish('next');
+    const target = Buffer.alloc(8);
+    assert.equal(await s.receiveInto(target), 5);
+    assert.equal(target.toString('utf8', 0, 5), 'short');
+    await assert.rejects(s.receiveInto(target), (err: { code?: string; payload?: Buffer }) => {
+      assert.equal(err.code, 'ERR_NPIPE_BUFFER_TOO_SMALL');
+      assert.equal(err.payload?.toString(), 'a message longer than eight bytes');
+      return true;
+    });
+    assert.equal(await s.receiveInto(target), 4);
+    assert.equal(target.toString('utf8', 0, 4), 'next');
+    await publisher.close();
+    await s.close();
+    await assert.rejects(openPublisher('\\\\.\\pipe\\npipe-topic'), { code: 'ERR_NPIPE_UNSUPPORTED' });
+    await assert.rejects(subscribe('\\\\.\\pipe\\npipe-topic'), { code: 'ERR_NPIPE_UNSUPPORTED' });
+  });
+
   test('a subscriber that joins mid-stream gets every message published after subscribe() resolved, in order', async (t) => {
     const topic = join(tempDir(t), 'topic');
     const publisher = await openPublisher(topic);
