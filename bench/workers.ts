@@ -4,7 +4,7 @@
  */
 import { constants, openSync } from 'node:fs';
 import { Socket } from 'node:net';
-import { allocAligned, connect, openPublisher, openReceiver, openSender, serve, subscribe, type FormatName } from '../src/index.js';
+import { allocAligned, connect, openPublisher, openReceiver, openSender, serve, subscribe, type FormatName, type Receiver } from '../src/index.js';
 
 const [role, ...args] = process.argv.slice(2) as [string, ...string[]];
 const rss = () => process.resourceUsage().maxRSS * 1024;
@@ -33,6 +33,11 @@ function printReader(start: bigint, warmAt: bigint, count: number, bytes: number
 async function npipeRecv(path: string, count: number, format: FormatName, pipeSize?: number, into?: number) {
   // The library's default pipe, or (bulk rows) 1 MiB, as the C baseline uses.
   const receiver = await openReceiver<Buffer>(path, { format, codec: 'bytes', maxMessageSize: 64 << 20, ...(pipeSize ? { pipeSize } : {}) });
+  await timeReceiver(receiver, count, format === 'raw', into);
+}
+
+/** Says "ready", then takes `count` messages (raw: bytes) from `receiver`, timed, and prints the reader's JSON. */
+async function timeReceiver(receiver: Receiver<Buffer>, count: number, raw: boolean, into?: number) {
   console.log('ready');
   let n = 0;
   let bytes = 0;
@@ -40,7 +45,6 @@ async function npipeRecv(path: string, count: number, format: FormatName, pipeSi
   let warmAt = 0n;
   let warmCount = 0;
   let warmBytes = 0;
-  const raw = format === 'raw';
   // Warm once n (or for raw, bytes) reaches this; a boolean is cheaper per message than comparing bigints.
   const warm = Math.max(1, Math.floor(count / 10));
   let warmed = false;
@@ -66,6 +70,22 @@ async function npipeRecv(path: string, count: number, format: FormatName, pipeSi
   printReader(start, warmAt, n, bytes, warmCount, warmBytes);
 }
 
+/**
+ * A producer that respects backpressure: `count` calls of `send`, awaiting one in
+ * every `every`, with at most 8 of those awaited ones outstanding.
+ */
+async function produce(count: number, every: number, send: () => Promise<void>): Promise<void> {
+  const inFlight: Promise<void>[] = [];
+  for (let i = 0; i < count; i++) {
+    const sent = send();
+    if (i % every === every - 1) {
+      inFlight.push(sent);
+      if (inFlight.length > 8) await inFlight.shift();
+    }
+  }
+  await Promise.all(inFlight);
+}
+
 async function npipeSend(path: string, count: number, size: number, format: FormatName, waitForGo: boolean) {
   const sender = await openSender<Uint8Array>(path, { format, codec: 'bytes', timeout: 30_000, maxMessageSize: 64 << 20 });
   if (waitForGo) {
@@ -75,40 +95,15 @@ async function npipeSend(path: string, count: number, size: number, format: Form
     process.stdin.pause();
   }
   const message = Buffer.alloc(size, 120);
-  // A producer that respects backpressure: it never has more than about 8 MiB (or
-  // 8 x 1024 messages) queued ahead of the pipe, awaiting one send in every `every`.
-  const every = Math.max(1, Math.min(1024, Math.floor((1 << 20) / size)));
-  const inFlight: Promise<void>[] = [];
-  for (let i = 0; i < count; i++) {
-    const sent = sender.send(message);
-    if (i % every === every - 1) {
-      inFlight.push(sent);
-      if (inFlight.length > 8) await inFlight.shift();
-    }
-  }
-  await Promise.all(inFlight);
+  // About 8 MiB (or 8 x 1024 messages) queued ahead of the pipe at most.
+  await produce(count, Math.max(1, Math.min(1024, Math.floor((1 << 20) / size))), () => sender.send(message));
   await sender.close();
   print({});
 }
 
-/** A subscriber of `topic` that takes `count` messages (publish/subscribe rows, issue 20 #8). */
+/** A subscriber of `topic` that takes `count` messages (publish/subscribe rows, issue 20 #8), timed as npipeRecv's. */
 async function npipeSubscribe(topic: string, count: number) {
-  const receiver = await subscribe(topic, { codec: 'bytes', maxMessageSize: 64 << 20 });
-  console.log('ready');
-  let n = 0;
-  let bytes = 0;
-  let start = 0n;
-  let warmAt = 0n;
-  let warmCount = 0;
-  let warmBytes = 0;
-  const warm = Math.max(1, Math.floor(count / 10));
-  for await (const message of receiver) {
-    if (n === 0) start = process.hrtime.bigint();
-    bytes += message.length;
-    if (++n === warm) [warmAt, warmCount, warmBytes] = [process.hrtime.bigint(), n, bytes];
-    if (n === count) break;
-  }
-  printReader(start, warmAt, n, bytes, warmCount, warmBytes);
+  await timeReceiver(await subscribe(topic, { codec: 'bytes', maxMessageSize: 64 << 20 }), count, false);
 }
 
 /** Publishes `count` messages of `size` bytes to `topic`, with backpressure as npipeSend has it (scaled for 8 subscribers). */
@@ -116,16 +111,7 @@ async function npipePublish(topic: string, count: number, size: number) {
   const publisher = await openPublisher<Uint8Array>(topic, { codec: 'bytes', maxMessageSize: 64 << 20 });
   const message = Buffer.alloc(size, 120);
   // Each message is queued for every subscriber: an eighth of npipeSend's lead, about 1 MiB or 128 messages per subscriber.
-  const every = Math.max(1, Math.min(128, Math.floor((1 << 17) / size)));
-  const inFlight: Promise<void>[] = [];
-  for (let i = 0; i < count; i++) {
-    const sent = publisher.publish(message);
-    if (i % every === every - 1) {
-      inFlight.push(sent);
-      if (inFlight.length > 8) await inFlight.shift();
-    }
-  }
-  await Promise.all(inFlight);
+  await produce(count, Math.max(1, Math.min(128, Math.floor((1 << 17) / size))), () => publisher.publish(message));
   const subscribers = publisher.subscribers;
   await publisher.close();
   print({ subscribers });

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { appendFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, test } from 'node:test';
+import { describe, test, type TestContext } from 'node:test';
 import { mkfifo } from '../src/fifo-public.js';
 import { BIN, run, start, tempDir, type Result } from './helpers.js';
 import { formatSeconds } from '../src/cli/progress.js';
@@ -39,17 +39,24 @@ function progressLines(stderr: string, prefix: string): string[] {
   return stderr.split('\n').filter((l) => l.startsWith(`${prefix}: `));
 }
 
+/**
+ * An 8 MiB input file and a FIFO with slowReader() on it. Not readerOn(): its
+ * probe's close would be an end of file for this reader; the send waits for it anyway.
+ */
+async function fileToSlowReader(t: TestContext) {
+  const dir = tempDir(t);
+  const path = join(dir, 'p');
+  const input = join(dir, 'in');
+  writeFileSync(input, Buffer.alloc(SIZE, 1));
+  await mkfifo(path);
+  return { dir, path, input, reader: slowReader(path) };
+}
+
 const LINE = /^npipe send: [\d.]+ (B|KiB|MiB) of 8\.0 MiB \((\d+)%\) sent, [\d.]+ (B|KiB|MiB|GiB)\/s, (\d+s|\?) left$/;
 
 describe('--progress (Linux: the splice lane)', { skip: process.platform !== 'linux' && 'the splice lane is Linux-only' }, () => {
   test('send < file: a line a second with bytes, percentage, rate and time left, then the exact total; still spliced', async (t) => {
-    const dir = tempDir(t);
-    const path = join(dir, 'p');
-    const input = join(dir, 'in');
-    writeFileSync(input, Buffer.alloc(SIZE, 1));
-    await mkfifo(path);
-    // Not readerOn(): its probe's close would be an end of file for this reader. The send waits for it anyway.
-    const reader = slowReader(path);
+    const { path, input, reader } = await fileToSlowReader(t);
     const sender = await counted(`${NPIPE} send ${q(path)} --format raw --progress --timeout 30s < ${q(input)}`).done;
     assert.equal(sender.code, 0, sender.stderr);
     assert.equal((await reader.done).stdout.trim(), String(SIZE));
@@ -93,13 +100,7 @@ const t = setInterval(() => { fs.writeSync(fd, b); if (++n === 16) { clearInterv
   });
 
   test('on a terminal: one line redrawn in place (\\r), ending with the total and a newline', async (t) => {
-    const dir = tempDir(t);
-    const path = join(dir, 'p');
-    const input = join(dir, 'in');
-    writeFileSync(input, Buffer.alloc(SIZE, 1));
-    await mkfifo(path);
-    // Not readerOn(): its probe's close would be an end of file for this reader. The send waits for it anyway.
-    const reader = slowReader(path);
+    const { path, input, reader } = await fileToSlowReader(t);
     const r = await start(
       'python3',
       ['-c', 'import os, pty, sys; sys.exit(os.waitstatus_to_exitcode(pty.spawn(sys.argv[1:])))', 'sh', '-c', `exec "$0" "$1" send "$2" --format raw --progress < "$3"`, process.execPath, BIN, path, input],
@@ -114,13 +115,7 @@ const t = setInterval(() => { fs.writeSync(fd, b); if (++n === 16) { clearInterv
   });
 
   test('stdin a pipe (no size known): bytes and rate without a percentage, the exact total at the end', async (t) => {
-    const dir = tempDir(t);
-    const path = join(dir, 'p');
-    const input = join(dir, 'in');
-    writeFileSync(input, Buffer.alloc(SIZE, 1));
-    await mkfifo(path);
-    // Not readerOn(): its probe's close would be an end of file for this reader. The send waits for it anyway.
-    const reader = slowReader(path);
+    const { path, input, reader } = await fileToSlowReader(t);
     const sender = await start('sh', ['-c', `cat ${q(input)} | ${NPIPE} send ${q(path)} --format raw --progress --timeout 30s`], { hangMs: 60_000 }).done;
     assert.equal(sender.code, 0, sender.stderr);
     assert.equal((await reader.done).stdout.trim(), String(SIZE));

@@ -223,11 +223,7 @@ async function listenWith(
         if (raw) {
           out.add(message);
           if (progress) progress.bytes += message.length;
-        } else if (json) out.add(Buffer.from(jsonLine(message)));
-        else {
-          out.add(message);
-          out.add(NEWLINE);
-        }
+        } else out.addMessage(message, json);
         if (out.full) await out.flush();
         if (++received === count) break;
       }

@@ -32,6 +32,15 @@ export class Output {
     this.#bytes += bytes.length;
   }
 
+  /** A message as listen and subscribe print it: one JSON line (`json`), or the bytes and a newline. */
+  addMessage(message: Buffer, json: boolean): void {
+    if (json) this.add(Buffer.from(jsonLine(message)));
+    else {
+      this.add(message);
+      this.add(NEWLINE);
+    }
+  }
+
   async flush(): Promise<void> {
     if (this.#bytes === 0) return;
     const data = this.#pieces.length === 1 ? this.#pieces[0]! : Buffer.concat(this.#pieces, this.#bytes);

@@ -2,7 +2,7 @@ import { subscribe } from '../api.js';
 import { deadline } from '../util/abort.js';
 import { EXIT, UsageError, checkAddress, durationOption, intOption, slowOption, type Command } from './args.js';
 import { NATS_FLAGS_HELP, natsFlags, natsOptionsFrom } from './nats-options.js';
-import { NEWLINE, Output, jsonLine } from './output.js';
+import { Output } from './output.js';
 
 export const subscribeCommand: Command = {
   name: 'subscribe',
@@ -86,11 +86,7 @@ Examples:
           }
           if (message === undefined) break;
         }
-        if (json) out.add(Buffer.from(jsonLine(message)));
-        else {
-          out.add(message);
-          out.add(NEWLINE);
-        }
+        out.addMessage(message, json);
         if (out.full) await out.flush();
         if (++received === count) break;
       }
