@@ -1,0 +1,39 @@
+"""npipe from Python: the formats of docs/FORMATS.md and docs/PROTOCOL.md over
+FIFOs, talking to the Node npipe (or to another Python process).
+
+    import npipe
+    with npipe.open_sender("/tmp/jobs") as s:       # frames, the default
+        s.send(b"hello")
+    with npipe.open_receiver("/tmp/jobs") as r:
+        for message in r:
+            print(message)
+
+Standard library only. Request/reply (connect/serve) is not here yet.
+"""
+
+from .errors import (
+    BadFrameError,
+    ClosedError,
+    FifoNotFoundError,
+    FifoPermissionError,
+    FrameTooLargeError,
+    InvalidArgumentError,
+    NoReaderError,
+    NotFifoError,
+    NpipeError,
+    SystemError,
+    TimeoutError,
+    UnsafeFifoError,
+)
+from .fifo import Receiver, Sender, mkfifo_exact, open_receiver, open_sender
+from .formats import DEFAULT_MAX_MESSAGE_SIZE, FORMATS, PIPE_BUF, decoder, encoder
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "open_sender", "open_receiver", "Sender", "Receiver", "mkfifo_exact",
+    "encoder", "decoder", "PIPE_BUF", "DEFAULT_MAX_MESSAGE_SIZE", "FORMATS",
+    "NpipeError", "NotFifoError", "UnsafeFifoError", "FifoNotFoundError", "FifoPermissionError",
+    "TimeoutError", "NoReaderError", "FrameTooLargeError", "BadFrameError", "ClosedError",
+    "InvalidArgumentError", "SystemError",
+]

@@ -1,0 +1,60 @@
+"""Errors with the same stable codes as the Node side (src/errors.ts).
+
+Match on ``code`` or the class, never on the message text.
+"""
+
+import builtins
+
+
+class NpipeError(Exception):
+    code = "ERR_NPIPE_SYSTEM"
+
+    def __init__(self, message, code=None):
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+
+
+class NotFifoError(NpipeError):
+    code = "ERR_NPIPE_NOT_FIFO"
+
+
+class UnsafeFifoError(NpipeError):
+    code = "ERR_NPIPE_UNSAFE"
+
+
+class FifoNotFoundError(NpipeError):
+    code = "ERR_NPIPE_NOT_FOUND"
+
+
+class FifoPermissionError(NpipeError):
+    code = "ERR_NPIPE_PERMISSION"
+
+
+class TimeoutError(NpipeError, builtins.TimeoutError):  # noqa: A001 - the Node name; `except TimeoutError` (builtin) catches it too
+    code = "ERR_NPIPE_TIMEOUT"
+
+
+class NoReaderError(NpipeError):
+    code = "ERR_NPIPE_NO_READER"
+
+
+class FrameTooLargeError(NpipeError):
+    code = "ERR_NPIPE_FRAME_TOO_LARGE"
+
+
+class BadFrameError(NpipeError):
+    code = "ERR_NPIPE_BAD_FRAME"
+
+
+class ClosedError(NpipeError):
+    code = "ERR_NPIPE_CLOSED"
+
+
+class InvalidArgumentError(NpipeError, ValueError):
+    code = "ERR_NPIPE_INVALID_ARG"
+
+
+class SystemError(NpipeError):  # noqa: A001
+    code = "ERR_NPIPE_SYSTEM"
+

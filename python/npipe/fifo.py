@@ -1,0 +1,320 @@
+"""Senders and receivers over a FIFO, with the Node side's safety rules: opens
+that never hang (O_NONBLOCK, retried until a timeout), O_NOFOLLOW, fstat checks
+before a byte moves, a FIFO created with exactly the mode asked for."""
+
+import errno
+import os
+import random
+import select
+import stat
+import time
+
+from . import formats
+from .errors import (
+    ClosedError,
+    FifoNotFoundError,
+    FifoPermissionError,
+    NoReaderError,
+    NotFifoError,
+    SystemError,
+    TimeoutError,
+    UnsafeFifoError,
+)
+
+READ_SIZE = 65536
+# How often a frames receiver looks for writers that died mid-message (as Node: 500 ms).
+DEAD_WRITER_CHECK = 0.5
+
+
+def _os_error(e, path, what):
+    if e.errno in (errno.EACCES, errno.EPERM):
+        return FifoPermissionError("%s %s: permission denied (%s)" % (what, path, e.strerror))
+    if e.errno == errno.ENOENT:
+        return FifoNotFoundError("%s does not exist; create it, or pass create=True" % path)
+    if e.errno == errno.ELOOP:
+        return NotFifoError("%s is a symbolic link, which npipe never follows" % path)
+    return SystemError("%s %s: %s" % (what, path, e))
+
+
+def mkfifo_exact(path, mode=0o600):
+    """Creates the FIFO with exactly `mode` (mkfifo, then fchmod past the umask).
+    Returns False if something already exists at `path`."""
+    try:
+        os.mkfifo(path, mode)
+    except FileExistsError:
+        return False
+    own = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+    try:
+        if stat.S_ISFIFO(os.fstat(own).st_mode):
+            os.fchmod(own, mode)
+    finally:
+        os.close(own)
+    return True
+
+
+def check_fifo(fd, path, allow_shared=False):
+    """fstat checks on an open descriptor, before any byte moves."""
+    st = os.fstat(fd)
+    if not stat.S_ISFIFO(st.st_mode):
+        raise NotFifoError("%s is not a FIFO; remove it or pick another path" % path)
+    if st.st_uid not in (os.geteuid(), 0):
+        raise UnsafeFifoError("%s belongs to user %d, not to you or root" % (path, st.st_uid))
+    if st.st_mode & 0o022 and not allow_shared:
+        raise UnsafeFifoError(
+            "%s is writable by group or others (mode %o); chmod it, or pass allow_shared=True"
+            % (path, stat.S_IMODE(st.st_mode))
+        )
+
+
+def _open_checked(path, flags, allow_shared):
+    fd = os.open(path, flags | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        check_fifo(fd, path, allow_shared)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _prepare(path, create, mode):
+    if create:
+        mkfifo_exact(path, mode)
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        raise FifoNotFoundError("%s does not exist; create it, or pass create=True" % path) from None
+    if not stat.S_ISFIFO(st.st_mode):
+        raise NotFifoError("%s is not a FIFO; remove it or pick another path" % path)
+
+
+class Sender:
+    """Writes whole messages to a FIFO. Not for use from several threads at once."""
+
+    def __init__(self, fd, path, fmt, max_message_size):
+        self._fd = fd
+        self.path = path
+        self.format = fmt
+        # A random non-zero writer id per sender (docs/PROTOCOL.md, writer rule 1).
+        self.writer_id = random.SystemRandom().randint(1, 0xFFFFFFFF)
+        self._encode = formats.encoder(fmt, self.writer_id, max_message_size, formats.PIPE_BUF)
+        self._frames = fmt == "frames"
+
+    def _write_all(self, data, deadline):
+        view = memoryview(data)
+        while view:
+            try:
+                n = os.write(self._fd, view)
+            except BlockingIOError:
+                self._wait_writable(deadline)
+                continue
+            except BrokenPipeError:
+                raise NoReaderError("the reader of %s went away" % self.path) from None
+            view = view[n:]
+
+    def _wait_writable(self, deadline):
+        poller = select.poll()
+        poller.register(self._fd, select.POLLOUT)
+        left = None if deadline is None else max(0, deadline - time.monotonic())
+        if left == 0:
+            raise TimeoutError("the pipe %s took no byte in time (a reader that stopped reading?)" % self.path)
+        events = poller.poll(None if left is None else left * 1000)
+        if not events and deadline is not None and time.monotonic() >= deadline:
+            raise TimeoutError("the pipe %s took no byte in time (a reader that stopped reading?)" % self.path)
+
+    def send(self, message, timeout=None):
+        """Sends one message (bytes-like; str is encoded as UTF-8).
+
+        frames: every write() carries whole packets, at most PIPE_BUF bytes, so
+        it is all-or-nothing and never mixes with another writer's bytes."""
+        if self._fd is None:
+            raise ClosedError("this sender is closed")
+        if isinstance(message, str):
+            message = message.encode("utf-8")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        packets = self._encode(message)
+        if self._frames:
+            batch = bytearray()
+            for packet in packets:
+                if len(batch) + len(packet) > formats.PIPE_BUF:
+                    self._write_all(bytes(batch), deadline)
+                    batch = bytearray()
+                batch += packet
+            if batch:
+                self._write_all(bytes(batch), deadline)
+        else:
+            for data in packets:
+                self._write_all(data, deadline)
+
+    def fileno(self):
+        return self._fd
+
+    def close(self):
+        """Closes the descriptor. Idempotent."""
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def open_sender(path, format="frames", timeout=None, create=True, mode=0o600,
+                max_message_size=formats.DEFAULT_MAX_MESSAGE_SIZE, allow_shared=False):
+    """Opens `path` for writing, waiting for a reader up to `timeout` seconds
+    (None: for ever; 0: one attempt). Never an open that blocks in the kernel:
+    O_NONBLOCK, retried on ENXIO (no reader yet).
+
+    Raises TimeoutError (ERR_NPIPE_TIMEOUT), NotFifoError, UnsafeFifoError,
+    FifoNotFoundError (create=False), FifoPermissionError."""
+    formats.parse_format(format)
+    _prepare(path, create, mode)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    pause = 0.005
+    while True:
+        try:
+            fd = _open_checked(path, os.O_WRONLY, allow_shared)
+            break
+        except OSError as e:
+            if e.errno != errno.ENXIO:
+                raise _os_error(e, path, "opening") from None
+        if deadline is not None and time.monotonic() >= deadline:
+            raise TimeoutError("no process opened %s for reading in time; start the reader, or pass a longer timeout" % path)
+        left = pause if deadline is None else min(pause, max(0.0, deadline - time.monotonic()))
+        time.sleep(left)
+        pause = min(pause * 2, 0.1)
+    return Sender(fd, path, format, max_message_size)
+
+
+class Receiver:
+    """Reads whole messages from a FIFO: iterate for bytes, or receive()."""
+
+    def __init__(self, fd, keep_fd, path, fmt, max_message_size, on_drop):
+        self._fd = fd
+        self._keep_fd = keep_fd
+        self.path = path
+        self.format = fmt
+        self._decoder = formats.decoder(fmt, max_message_size, on_drop)
+        self._queue = []
+        self._eof = False
+        self._poller = select.poll()
+        self._poller.register(fd, select.POLLIN)
+        self._next_check = time.monotonic() + DEAD_WRITER_CHECK
+
+    @property
+    def dropped(self):
+        """Messages dropped rather than delivered torn (frames): {"messages", "bytes"}."""
+        d = getattr(self._decoder, "dropped", None)
+        return dict(d) if d is not None else {"messages": 0, "bytes": 0}
+
+    @property
+    def drop_reasons(self):
+        return dict(getattr(self._decoder, "reasons", {}))
+
+    def _check_dead_writers(self):
+        # A message in progress whose writer pid is gone (or is our own pid) is dropped.
+        dec = self._decoder
+        for writer, pid in dec.in_progress().items():
+            if pid == 0:
+                continue
+            dead = pid == os.getpid()
+            if not dead:
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    dead = True
+                except PermissionError:
+                    pass
+            if dead:
+                dec.drop_writer(writer, "writer-died")
+
+    def receive(self, timeout=None):
+        """The next message, or None at end of file (keep_open=False, every writer
+        gone). Raises TimeoutError (ERR_NPIPE_TIMEOUT) after `timeout` seconds."""
+        if self._fd is None:
+            raise ClosedError("this receiver is closed")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        frames = isinstance(self._decoder, formats.FramesDecoder)
+        while not self._queue:
+            if self._eof:
+                return None
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if frames and self._decoder.partials:
+                # Wake up to look for dead writers.
+                until_check = max(0.0, self._next_check - time.monotonic())
+                wait = until_check if wait is None else min(wait, until_check)
+            events = self._poller.poll(None if wait is None else wait * 1000)
+            if events:
+                try:
+                    chunk = os.read(self._fd, READ_SIZE)
+                except BlockingIOError:
+                    chunk = None
+                if chunk == b"":
+                    self._eof = True
+                    self._queue.extend(self._decoder.end())
+                elif chunk:
+                    self._queue.extend(self._decoder.feed(chunk))
+            if frames and time.monotonic() >= self._next_check:
+                self._next_check = time.monotonic() + DEAD_WRITER_CHECK
+                if self._decoder.partials and not self._pipe_has_bytes():
+                    self._check_dead_writers()
+            if not self._queue and deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError("no message on %s in time" % self.path)
+        return self._queue.pop(0)
+
+    def _pipe_has_bytes(self):
+        # Dead-writer drops wait until the bytes in the pipe at that moment are read.
+        return bool(self._poller.poll(0))
+
+    def __iter__(self):
+        while True:
+            message = self.receive()
+            if message is None:
+                return
+            yield message
+
+    def fileno(self):
+        return self._fd
+
+    def close(self):
+        """Closes the read end and the keep-open write end. Idempotent."""
+        for name in ("_keep_fd", "_fd"):
+            fd = getattr(self, name)
+            if fd is not None:
+                setattr(self, name, None)
+                os.close(fd)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def open_receiver(path, format="frames", keep_open=True, max_message_size=formats.DEFAULT_MAX_MESSAGE_SIZE,
+                  create=True, mode=0o600, allow_shared=False, on_drop=None):
+    """Opens `path` for reading (at once: a read end needs no writer).
+
+    keep_open=True holds a write end of its own, so writers coming and going is
+    not end of file (as the Node receiver does); keep_open=False ends at the
+    first end of file after a writer has come and gone."""
+    formats.parse_format(format)
+    _prepare(path, create, mode)
+    try:
+        fd = _open_checked(path, os.O_RDONLY, allow_shared)
+    except OSError as e:
+        raise _os_error(e, path, "opening") from None
+    keep_fd = None
+    if keep_open:
+        try:
+            keep_fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+            if os.fstat(keep_fd).st_ino != os.fstat(fd).st_ino:
+                raise NotFifoError("%s was replaced while it was being opened" % path)
+        except BaseException:
+            if keep_fd is not None:
+                os.close(keep_fd)
+            os.close(fd)
+            raise
+    return Receiver(fd, keep_fd, path, format, max_message_size, on_drop)

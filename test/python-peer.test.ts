@@ -1,0 +1,197 @@
+/**
+ * The Python package in python/ (issue 21) against the Node implementation, both
+ * ways, in every format; its own unittest suite (PROTOCOL.md's test vectors, the
+ * reader rules, the FIFO checks) run from here so that CI runs it too.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { describe, test, type TestContext } from 'node:test';
+import { openReceiver, openSender, type DropInfo, type FormatName } from '../src/index.js';
+import { npipe, requireOrSkip, start, tempDir, type Running } from './helpers.js';
+
+const hasPython = spawnSync('python3', ['-c', 'import sys; assert sys.version_info >= (3, 9)']).status === 0;
+const PYTHON_DIR = fileURLToPath(new URL('../../python/', import.meta.url));
+const PEER = fileURLToPath(new URL('../../test/fixtures/py_peer.py', import.meta.url));
+const ENV = { ...process.env, PYTHONPATH: PYTHON_DIR, PYTHONDONTWRITEBYTECODE: '1' };
+
+function peer(t: TestContext, args: string[], input?: string): Running | undefined {
+  if (!requireOrSkip(t, hasPython, 'python3 (3.9 or later) is missing')) return undefined;
+  const p = start('python3', [PEER, ...args], { env: ENV, input, hangMs: 60_000 });
+  t.after(() => p.child.kill('SIGKILL'));
+  return p;
+}
+
+const hexLines = (messages: Buffer[]) => messages.map((m) => (m.length ? m.toString('hex') : '') + '\n').join('');
+const parseHex = (stdout: string) =>
+  stdout
+    .split('\n')
+    .slice(0, -1)
+    .map((l) => Buffer.from(l, 'hex'));
+
+/** Messages each format can carry; a large one where the format allows it, crossing PIPE_BUF. */
+function messagesFor(format: string): Buffer[] {
+  const binary = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
+  if (format === 'lines') return [Buffer.from('hello'), Buffer.alloc(0), Buffer.from('caf\xe9 \r', 'latin1'), Buffer.alloc(100_000, 'L')];
+  if (format.startsWith('fixed:')) return [Buffer.from('01234567'), Buffer.from([0, 1, 2, 3, 255, 10, 13, 0]), Buffer.from('abcdefgh')];
+  if (format === 'raw') return [Buffer.concat([binary, Buffer.alloc(70_000, 7)])];
+  return [Buffer.from('hello'), Buffer.alloc(0), binary, Buffer.alloc(200_000, 'F'), Buffer.alloc(4088, 1), Buffer.alloc(4089, 2)];
+}
+
+const FORMATS = ['lines', 'length', 'fixed:8', 'raw', 'frames'] as FormatName[];
+
+describe('the Python package: its own tests', () => {
+  test('python -m unittest: PROTOCOL.md test vectors, reader rules, formats, FIFO checks', (t) => {
+    if (!requireOrSkip(t, hasPython, 'python3 (3.9 or later) is missing')) return;
+    const r = spawnSync('python3', ['-m', 'unittest', 'discover', '-s', 'tests', '-t', '.'], { cwd: PYTHON_DIR, env: ENV, encoding: 'utf8', timeout: 60_000 });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /Ran \d+ tests/);
+    assert.match(r.stderr, /\nOK/);
+  });
+});
+
+describe('Python <-> Node, every format, byte for byte', () => {
+  for (const format of FORMATS) {
+    test(`Node openSender -> Python open_receiver: ${format}`, async (t) => {
+      const path = join(tempDir(t), 'p');
+      const messages = messagesFor(format);
+      const total = format === 'raw' ? messages[0]!.length : messages.length;
+      const reader = peer(t, ['recv', path, format, String(total)]);
+      if (!reader) return;
+      await reader.waitForError('READY');
+      const sender = await openSender(path, { format, codec: 'bytes', timeout: 10_000 });
+      for (const m of messages) await sender.send(m);
+      await sender.close();
+      const r = await reader.done;
+      assert.equal(r.code, 0, r.stderr);
+      const got = parseHex(r.stdout);
+      if (format === 'raw') assert.deepEqual(Buffer.concat(got), messages[0]);
+      else assert.deepEqual(got, messages);
+    });
+
+    test(`Python open_sender -> Node openReceiver: ${format}`, async (t) => {
+      const path = join(tempDir(t), 'p');
+      const messages = messagesFor(format);
+      const receiver = await openReceiver(path, { format, codec: 'bytes' });
+      t.after(() => receiver.close());
+      const writer = peer(t, ['send', path, format], hexLines(messages));
+      if (!writer) return;
+      const got: Buffer[] = [];
+      const want = format === 'raw' ? messages[0]!.length : messages.length;
+      let have = 0;
+      while (have < want) {
+        const m = (await receiver.receive({ signal: AbortSignal.timeout(20_000) })) as Buffer;
+        got.push(Buffer.from(m));
+        have += format === 'raw' ? m.length : 1;
+      }
+      const w = await writer.done;
+      assert.equal(w.code, 0, w.stderr);
+      if (format === 'raw') assert.deepEqual(Buffer.concat(got), messages[0]);
+      else assert.deepEqual(got, messages);
+    });
+  }
+
+  test('the CLI: npipe send --format frames -> Python, and Python -> npipe listen --format frames --json', async (t) => {
+    const dir = tempDir(t);
+    const reader = peer(t, ['recv', join(dir, 'a'), 'frames', '2']);
+    if (!reader) return;
+    await reader.waitForError('READY');
+    const sent = await npipe(['send', join(dir, 'a'), 'hello from npipe', 'second', '--format', 'frames', '--timeout', '10s']).done;
+    assert.equal(sent.code, 0, sent.stderr);
+    const r = await reader.done;
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(parseHex(r.stdout).map(String), ['hello from npipe', 'second']);
+
+    const listener = npipe(['listen', join(dir, 'b'), '--format', 'frames', '--count', '2', '--json']);
+    t.after(() => listener.child.kill());
+    const writer = peer(t, ['send', join(dir, 'b'), 'frames'], hexLines([Buffer.from('from python'), Buffer.alloc(10_000, 'y')]));
+    const w = await writer!.done;
+    assert.equal(w.code, 0, w.stderr);
+    const l = await listener.done;
+    assert.equal(l.code, 0, l.stderr);
+    assert.deepEqual(
+      l.stdout.trim().split('\n').map((line) => JSON.parse(line) as unknown),
+      [{ text: 'from python' }, { text: 'y'.repeat(10_000) }],
+    );
+  });
+});
+
+/** Messages of writer `who`: numbered, some over PIPE_BUF so their packets interleave with the others'. */
+function numbered(who: string, count: number): Buffer[] {
+  return Array.from({ length: count }, (_, i) => Buffer.concat([Buffer.from(`${who}:${i}:`), Buffer.alloc(i % 3 === 0 ? 30_000 + i : 100 + i, who)]));
+}
+
+function checkPerWriter(got: Buffer[], writers: Record<string, Buffer[]>) {
+  for (const [who, sent] of Object.entries(writers)) {
+    const mine = got.filter((m) => m.toString('latin1').startsWith(`${who}:`));
+    assert.equal(mine.length, sent.length, `${who}: ${mine.length} of ${sent.length}`);
+    mine.forEach((m, i) => assert.ok(m.equals(sent[i]!), `${who} message ${i} is not whole or out of order`));
+  }
+  assert.equal(got.length, Object.values(writers).reduce((n, s) => n + s.length, 0));
+}
+
+describe('Python and Node writers at once into one frames reader', () => {
+  test('a Node reader: every message whole, each writer in order', async (t) => {
+    const path = join(tempDir(t), 'p');
+    const drops: DropInfo[] = [];
+    const receiver = await openReceiver(path, { format: 'frames', codec: 'bytes', onDrop: (d) => drops.push(d) });
+    t.after(() => receiver.close());
+    const writers = { P: numbered('P', 60), Q: numbered('Q', 60), N: numbered('N', 60) };
+    const py1 = peer(t, ['send', path, 'frames'], hexLines(writers.P));
+    const py2 = peer(t, ['send', path, 'frames'], hexLines(writers.Q));
+    if (!py1 || !py2) return;
+    const node = (async () => {
+      const s = await openSender(path, { format: 'frames', codec: 'bytes', timeout: 10_000 });
+      for (const m of writers.N) await s.send(m);
+      await s.close();
+    })();
+    const got: Buffer[] = [];
+    while (got.length < 180) got.push(Buffer.from((await receiver.receive({ signal: AbortSignal.timeout(20_000) })) as Buffer));
+    await node;
+    for (const p of [py1, py2]) assert.equal((await p.done).code, 0);
+    checkPerWriter(got, writers);
+    assert.deepEqual(drops, []);
+  });
+
+  test('a Python reader: every message whole, each writer in order', async (t) => {
+    const path = join(tempDir(t), 'p');
+    const writers = { P: numbered('P', 60), N: numbered('N', 60), M: numbered('M', 60) };
+    const reader = peer(t, ['recv', path, 'frames', '180']);
+    if (!reader) return;
+    await reader.waitForError('READY');
+    const py = peer(t, ['send', path, 'frames'], hexLines(writers.P))!;
+    const node = (who: 'N' | 'M') => async () => {
+      const s = await openSender(path, { format: 'frames', codec: 'bytes', timeout: 10_000 });
+      for (const m of writers[who]) await s.send(m);
+      await s.close();
+    };
+    await Promise.all([node('N')(), node('M')()]);
+    assert.equal((await py.done).code, 0);
+    const r = await reader.done;
+    assert.equal(r.code, 0, r.stderr);
+    assert.doesNotMatch(r.stderr, /DROPPED/);
+    checkPerWriter(parseHex(r.stdout), writers);
+  });
+});
+
+describe('a writer killed mid-message', () => {
+  test('a Python writer SIGKILLed between packets: the Node reader drops the partial, later messages arrive', async (t) => {
+    const path = join(tempDir(t), 'p');
+    const drops: DropInfo[] = [];
+    const receiver = await openReceiver(path, { format: 'frames', codec: 'bytes', onDrop: (d) => drops.push(d) });
+    t.after(() => receiver.close());
+    const hanging = peer(t, ['hang', path, '1000000']);
+    if (!hanging) return;
+    await hanging.waitForOutput('PAUSED');
+    hanging.child.kill('SIGKILL');
+    await hanging.done;
+    const after = peer(t, ['send', path, 'frames'], hexLines([Buffer.from('after'), Buffer.alloc(50_000, 'a')]))!;
+    const got = [(await receiver.receive({ signal: AbortSignal.timeout(20_000) })) as Buffer, (await receiver.receive({ signal: AbortSignal.timeout(20_000) })) as Buffer];
+    assert.equal((await after.done).code, 0);
+    assert.deepEqual(got.map((m) => Buffer.from(m)), [Buffer.from('after'), Buffer.alloc(50_000, 'a')]);
+    for (let i = 0; i < 200 && drops.length === 0; i++) await new Promise((r) => setTimeout(r, 25));
+    assert.equal(drops.length, 1, JSON.stringify(drops));
+    assert.equal(drops[0]!.reason, 'writer-died');
+  });
+});
