@@ -9,7 +9,8 @@ import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 import { openReceiver, openSender, type DropInfo, type FormatName } from '../src/index.js';
-import { npipe, requireOrSkip, start, tempDir, type Running } from './helpers.js';
+import { existsSync } from 'node:fs';
+import { EXAMPLES, npipe, requireOrSkip, start, tempDir, until, waitForOpen, type Running } from './helpers.js';
 
 const hasPython = spawnSync('python3', ['-c', 'import sys; assert sys.version_info >= (3, 9)']).status === 0;
 const PYTHON_DIR = fileURLToPath(new URL('../../python/', import.meta.url));
@@ -194,4 +195,48 @@ describe('a writer killed mid-message', () => {
     assert.equal(drops.length, 1, JSON.stringify(drops));
     assert.equal(drops[0]!.reason, 'writer-died');
   });
+});
+
+describe("python/examples: the textbook's writer and reader with npipe demo's programs", () => {
+  const PY_EXAMPLES = fileURLToPath(new URL('../../python/examples/', import.meta.url));
+  const program = (lang: 'python' | 'node', role: 'write' | 'read', cwd: string) =>
+    lang === 'python'
+      ? start('python3', [join(PY_EXAMPLES, role === 'write' ? 'write_to_named_pipe.py' : 'read_from_named_pipe.py')], { cwd, env: ENV })
+      : start(process.execPath, [join(EXAMPLES, role === 'write' ? 'write_to_named_pipe.js' : 'read_from_named_pipe.js')], { cwd });
+
+  for (const [writerLang, readerLang] of [
+    ['python', 'node'],
+    ['node', 'python'],
+    ['python', 'python'],
+  ] as const) {
+    for (const first of ['writer', 'reader'] as const) {
+      test(`${writerLang} writer -> ${readerLang} reader, the ${first} started first: the whole line, the writer's pid`, async (t) => {
+        if (!requireOrSkip(t, hasPython, 'python3 (3.9 or later) is missing')) return;
+        const dir = tempDir(t);
+        const path = join(dir, 'my_pipe');
+        let writer: Running;
+        let reader: Running;
+        if (first === 'writer') {
+          writer = program(writerLang, 'write', dir);
+          // It has made my_pipe and waits for a reader.
+          await until(() => existsSync(path), 'the writer to create my_pipe');
+          reader = program(readerLang, 'read', dir);
+        } else {
+          reader = program(readerLang, 'read', dir);
+          await waitForOpen(reader.child.pid, path);
+          writer = program(writerLang, 'write', dir);
+        }
+        t.after(() => {
+          writer.child.kill('SIGKILL');
+          reader.child.kill('SIGKILL');
+        });
+        const [w, r] = await Promise.all([writer.done, reader.done]);
+        assert.equal(w.code, 0, w.stderr);
+        assert.equal(r.code, 0, r.stderr);
+        const message = `Hello from pid [${writer.child.pid}]`;
+        assert.equal(w.stdout, `I pid [${writer.child.pid}] sent a message => ${message}\n`);
+        assert.equal(r.stdout, `I pid [${reader.child.pid}] received a message => ${message}\n`);
+      });
+    }
+  }
 });
