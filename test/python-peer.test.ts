@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 import { openReceiver, openSender, type DropInfo, type FormatName } from '../src/index.js';
-import { existsSync } from 'node:fs';
+import { cpSync, existsSync } from 'node:fs';
 import { EXAMPLES, npipe, requireOrSkip, start, tempDir, until, waitForOpen, type Running } from './helpers.js';
 
 const hasPython = spawnSync('python3', ['-c', 'import sys; assert sys.version_info >= (3, 9)']).status === 0;
@@ -49,6 +49,28 @@ describe('the Python package: its own tests', () => {
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stderr, /Ran \d+ tests/);
     assert.match(r.stderr, /\nOK/);
+  });
+});
+
+describe('the Python package: installing it', () => {
+  test('pip install of a copy of python/ into a fresh venv: import npipe works from anywhere and talks to Node', async (t) => {
+    if (!requireOrSkip(t, hasPython, 'python3 (3.9 or later) is missing')) return;
+    const dir = tempDir(t);
+    // A copy, as a fresh clone has it (no build/ or egg-info left from an earlier install).
+    cpSync(PYTHON_DIR, join(dir, 'src'), { recursive: true, filter: (f) => !/(__pycache__|\.egg-info|\/build)$/.test(f) });
+    const venv = spawnSync('python3', ['-m', 'venv', join(dir, 'venv')], { encoding: 'utf8', timeout: 120_000 });
+    assert.equal(venv.status, 0, venv.stderr);
+    // pip's own configuration decides where setuptools comes from (PyPI, or a local index offline).
+    const pip = spawnSync(join(dir, 'venv', 'bin', 'pip'), ['install', join(dir, 'src')], { encoding: 'utf8', timeout: 170_000 });
+    assert.equal(pip.status, 0, pip.stdout + pip.stderr);
+    const path = join(dir, 'p');
+    const receiver = await openReceiver(path, { format: 'frames', codec: 'bytes' });
+    t.after(() => receiver.close());
+    const code = 'import npipe, sys\nassert "/venv/" in npipe.__file__, npipe.__file__\nwith npipe.open_sender(sys.argv[1], timeout=10) as s: s.send(b"installed")';
+    const py = start(join(dir, 'venv', 'bin', 'python'), ['-c', code, path], { cwd: dir, env: { ...process.env, PYTHONPATH: '' } });
+    assert.deepEqual(Buffer.from((await receiver.receive({ signal: AbortSignal.timeout(20_000) })) as Buffer), Buffer.from('installed'));
+    const r = await py.done;
+    assert.equal(r.code, 0, r.stderr);
   });
 });
 
