@@ -141,8 +141,8 @@ describe('Python <-> Node, every format, byte for byte', () => {
 });
 
 /** Messages of writer `who`: numbered, some over PIPE_BUF so their packets interleave with the others'. */
-function numbered(who: string, count: number): Buffer[] {
-  return Array.from({ length: count }, (_, i) => Buffer.concat([Buffer.from(`${who}:${i}:`), Buffer.alloc(i % 3 === 0 ? 30_000 + i : 100 + i, who)]));
+function numbered(who: string, count: number, large = 30_000): Buffer[] {
+  return Array.from({ length: count }, (_, i) => Buffer.concat([Buffer.from(`${who}:${i}:`), Buffer.alloc(i % 3 === 0 ? large + i : 100 + i, who)]));
 }
 
 function checkPerWriter(got: Buffer[], writers: Record<string, Buffer[]>) {
@@ -196,6 +196,31 @@ describe('Python and Node writers at once into one frames reader', () => {
     assert.doesNotMatch(r.stderr, /DROPPED/);
     checkPerWriter(parseHex(r.stdout), writers);
   });
+});
+
+describe('Python and Node writers at once, lines and length: the flock(2) every npipe writer takes', () => {
+  for (const format of ['lines', 'length'] as FormatName[]) {
+    test(`${format}: messages over PIPE_BUF from a Python and a Node writer reach a Node reader whole`, async (t) => {
+      const path = join(tempDir(t), 'p');
+      const receiver = await openReceiver(path, { format, codec: 'bytes' });
+      t.after(() => receiver.close());
+      // Messages larger than the pipe (even one npipe enlarged to 1 MiB) go out in several writes: only the lock keeps them apart.
+      const writers = { P: numbered('P', 20, 3_000_000), N: numbered('N', 20, 3_000_000) };
+      const py = peer(t, ['numbered', path, format, 'P', '20', '3000000']);
+      if (!py) return;
+      await py.waitForError('OPEN');
+      const node = (async () => {
+        const s = await openSender(path, { format, codec: 'bytes', timeout: 10_000 });
+        for (const m of writers.N) await s.send(m);
+        await s.close();
+      })();
+      const got: Buffer[] = [];
+      while (got.length < 40) got.push(Buffer.from((await receiver.receive({ signal: AbortSignal.timeout(20_000) })) as Buffer));
+      await node;
+      assert.equal((await py.done).code, 0);
+      checkPerWriter(got, writers);
+    });
+  }
 });
 
 describe('a writer killed mid-message', () => {

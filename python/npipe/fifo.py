@@ -3,6 +3,7 @@ that never hang (O_NONBLOCK, retried until a timeout), O_NOFOLLOW, fstat checks
 before a byte moves, a FIFO created with exactly the mode asked for."""
 
 import errno
+import fcntl
 import os
 import random
 import select
@@ -141,9 +142,34 @@ class Sender:
                 batch += packet
             if batch:
                 self._write_all(bytes(batch), deadline)
-        else:
+        elif self.format == "raw":
             for data in packets:
                 self._write_all(data, deadline)
+        else:
+            # lines, length, fixed:N have no writer ids: as npipe's Node writers do
+            # (docs/FORMATS.md, "Several writers on one FIFO"), a message of at most
+            # PIPE_BUF bytes goes out in one write() under a shared flock(2), a longer
+            # one under an exclusive flock, so no other npipe writer writes meanwhile.
+            data = packets[0]
+            self._lock(fcntl.LOCK_SH if len(data) <= formats.PIPE_BUF else fcntl.LOCK_EX, deadline)
+            try:
+                self._write_all(data, deadline)
+            finally:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def _lock(self, op, deadline):
+        # Retried without blocking, so that a timeout holds here too.
+        pause = 0.001
+        while True:
+            try:
+                fcntl.flock(self._fd, op | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                pass
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError("another writer held the lock on %s too long" % self.path)
+            time.sleep(pause)
+            pause = min(pause * 2, 0.02)
 
     def fileno(self):
         return self._fd
