@@ -287,3 +287,27 @@ describe("python/examples: the textbook's writer and reader with npipe demo's pr
     }
   }
 });
+
+describe('a writer killed mid-message, the reverse', () => {
+  test('a Node writer SIGKILLed half way through an 8 MiB message: the Python reader drops the partial (writer-died), later messages arrive', async (t) => {
+    const path = join(tempDir(t), 'p');
+    const reader = peer(t, ['recv', path, 'frames', '2']);
+    if (!reader) return;
+    await reader.waitForError('READY');
+    const partial = start(process.execPath, [fileURLToPath(new URL('./fixtures/partial.js', import.meta.url)), path, '1']);
+    t.after(() => partial.child.kill('SIGKILL'));
+    await partial.waitForOutput('half');
+    partial.child.kill('SIGKILL');
+    await partial.done;
+    // The reader finds the dead writer's pid gone (it looks every 500 ms while a message is in progress).
+    await reader.waitForError('DROP writer-died');
+    const sender = await openSender(path, { format: 'frames', codec: 'bytes', timeout: 10_000 });
+    await sender.send(Buffer.from('after'));
+    await sender.send(Buffer.alloc(50_000, 'a'));
+    await sender.close();
+    const r = await reader.done;
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(parseHex(r.stdout), [Buffer.from('after'), Buffer.alloc(50_000, 'a')]);
+    assert.equal(r.stderr.match(/DROP /g)?.length, 1, r.stderr);
+  });
+});
