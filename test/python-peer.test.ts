@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
-import { openReceiver, openSender, type DropInfo, type FormatName } from '../src/index.js';
+import { openReceiver, openSender, serve, type DropInfo, type FormatName } from '../src/index.js';
 import { cpSync, existsSync } from 'node:fs';
 import { EXAMPLES, npipe, requireOrSkip, start, tempDir, until, waitForOpen, type Running } from './helpers.js';
 
@@ -309,5 +309,92 @@ describe('a writer killed mid-message, the reverse', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(parseHex(r.stdout), [Buffer.from('after'), Buffer.alloc(50_000, 'a')]);
     assert.equal(r.stderr.match(/DROP /g)?.length, 1, r.stderr);
+  });
+});
+
+describe('request/reply: a Python client (npipe.connect) and a Node server', () => {
+  test('replies byte for byte (small and over PIPE_BUF both ways), a handler error crosses as RemoteError with its code, a timeout cancels the handler, the reply FIFO is removed', async (t) => {
+    const path = join(tempDir(t), 'server');
+    const cancelled: string[] = [];
+    const server = await serve(
+      path,
+      async (request: Buffer, { signal }) => {
+        const text = request.subarray(0, 5).toString();
+        if (text === 'fail:') throw Object.assign(new Error('the handler failed'), { code: 'E_HANDLER' });
+        if (text === 'slow:') {
+          await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+          cancelled.push(request.toString());
+          return Buffer.from('too late');
+        }
+        if (text === 'big::') return Buffer.alloc(300_000, 'r');
+        return Buffer.concat([Buffer.from('reply:'), request]);
+      },
+      { codec: 'bytes' },
+    );
+    t.after(() => server.close());
+    const big = Buffer.alloc(200_000, 'q');
+    const steps = [
+      { req: Buffer.from('hello').toString('hex') },
+      { req: Buffer.from([0, 1, 2, 255]).toString('hex') },
+      { req: big.toString('hex') },
+      { req: Buffer.from('big::').toString('hex') },
+      { req: Buffer.from('fail:').toString('hex') },
+      { req: Buffer.from('slow:1').toString('hex'), timeout: 0.3 },
+      { req: Buffer.from('after the timeout').toString('hex') },
+    ];
+    const client = peer(t, ['rpc', path], JSON.stringify(steps));
+    if (!client) return;
+    const r = await client.done;
+    assert.equal(r.code, 0, r.stderr);
+    const out = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { ok?: string; error?: string; remote_code?: string; reply_path: string });
+    const ok = (i: number) => Buffer.from(out[i]!.ok ?? 'no reply', 'hex');
+    assert.deepEqual(ok(0), Buffer.from('reply:hello'));
+    assert.deepEqual(ok(1), Buffer.concat([Buffer.from('reply:'), Buffer.from([0, 1, 2, 255])]));
+    assert.deepEqual(ok(2), Buffer.concat([Buffer.from('reply:'), big]));
+    assert.deepEqual(ok(3), Buffer.alloc(300_000, 'r'));
+    assert.equal(out[4]!.error, 'ERR_NPIPE_REMOTE');
+    assert.equal(out[4]!.remote_code, 'E_HANDLER');
+    assert.equal(out[5]!.error, 'ERR_NPIPE_TIMEOUT');
+    assert.deepEqual(ok(6), Buffer.from('reply:after the timeout'));
+    // The CANCEL reached the server: the handler's signal aborted.
+    await until(() => cancelled.length === 1, 'the slow handler to be cancelled');
+    assert.deepEqual(cancelled, ['slow:1']);
+    assert.equal(existsSync(out[0]!.reply_path), false, 'the reply FIFO is removed on close');
+  });
+
+  test('the server SIGKILLed while a request waits: the Python client raises ServerGoneError (ERR_NPIPE_SERVER_GONE), not a hang', async (t) => {
+    const path = join(tempDir(t), 'server');
+    const index = new URL('../src/index.js', import.meta.url).href;
+    const code = `const { serve } = await import(${JSON.stringify(index)});
+await serve(process.argv[1], () => { console.log('GOT'); return new Promise(() => {}); }, { codec: 'bytes' });
+console.log('SERVING');`;
+    const server = start(process.execPath, ['--input-type=module', '-e', code, path]);
+    t.after(() => server.child.kill('SIGKILL'));
+    await server.waitForOutput('SERVING');
+    const client = peer(t, ['rpc', path], JSON.stringify([{ req: '6869' }]));
+    if (!client) return;
+    await server.waitForOutput('GOT');
+    server.child.kill('SIGKILL');
+    const r = await client.done;
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal((JSON.parse(r.stdout) as { error: string }).error, 'ERR_NPIPE_SERVER_GONE');
+  });
+
+  test('no server: npipe.connect raises ServerGoneError (ERR_NPIPE_SERVER_GONE); a request over the server limit is FrameTooLargeError', async (t) => {
+    const dir = tempDir(t);
+    const none = peer(t, ['rpc', join(dir, 'nobody')], '[]');
+    if (!none) return;
+    const r = await none.done;
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /ServerGoneError/);
+    const path = join(dir, 'server');
+    const server = await serve(path, (request: Buffer) => request, { codec: 'bytes', maxMessageSize: 10_000 });
+    t.after(() => server.close());
+    const client = peer(t, ['rpc', path], JSON.stringify([{ req: Buffer.alloc(20_000).toString('hex') }, { req: '6869' }]))!;
+    const c = await client.done;
+    assert.equal(c.code, 0, c.stderr);
+    const out = c.stdout.trim().split('\n').map((l) => JSON.parse(l) as { ok?: string; error?: string });
+    assert.equal(out[0]!.error, 'ERR_NPIPE_FRAME_TOO_LARGE');
+    assert.equal(out[1]!.ok, '6869');
   });
 });

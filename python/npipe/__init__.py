@@ -8,11 +8,14 @@ FIFOs, talking to the Node npipe (or to another Python process).
         for message in r:
             print(message)
 
-Standard library only. Request/reply (connect/serve) is not here yet.
+Standard library only. Request/reply: connect() (a client); serve() is not here yet.
 """
 
 from .errors import (
     BadFrameError,
+    BusyError,
+    RemoteError,
+    ServerGoneError,
     ClosedError,
     FifoNotFoundError,
     FifoPermissionError,
@@ -26,14 +29,15 @@ from .errors import (
     UnsafeFifoError,
 )
 from .fifo import Receiver, Sender, mkfifo_exact, open_receiver, open_sender
+from .rpc import Client, connect
 from .formats import DEFAULT_MAX_MESSAGE_SIZE, FORMATS, PIPE_BUF, decoder, encoder
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "open_sender", "open_receiver", "Sender", "Receiver", "mkfifo_exact",
+    "open_sender", "open_receiver", "connect", "Client", "Sender", "Receiver", "mkfifo_exact",
     "encoder", "decoder", "PIPE_BUF", "DEFAULT_MAX_MESSAGE_SIZE", "FORMATS",
     "NpipeError", "NotFifoError", "UnsafeFifoError", "FifoNotFoundError", "FifoPermissionError",
     "TimeoutError", "NoReaderError", "FrameTooLargeError", "BadFrameError", "ClosedError",
-    "InvalidArgumentError", "SystemError",
+    "InvalidArgumentError", "SystemError", "BusyError", "RemoteError", "ServerGoneError",
 ]

@@ -58,3 +58,22 @@ class InvalidArgumentError(NpipeError, ValueError):
 class SystemError(NpipeError):  # noqa: A001
     code = "ERR_NPIPE_SYSTEM"
 
+
+
+class BusyError(NpipeError):
+    code = "ERR_NPIPE_BUSY"
+
+
+class ServerGoneError(NpipeError):
+    code = "ERR_NPIPE_SERVER_GONE"
+
+
+class RemoteError(NpipeError):
+    """The server's handler failed: ``code`` is ERR_NPIPE_REMOTE, ``remote_code``
+    the handler error's code (or ERR_NPIPE_REMOTE when it had none)."""
+
+    code = "ERR_NPIPE_REMOTE"
+
+    def __init__(self, message, remote_code="ERR_NPIPE_REMOTE"):
+        super().__init__(message)
+        self.remote_code = remote_code
