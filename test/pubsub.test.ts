@@ -4,11 +4,11 @@
  * Real FIFOs, real processes.
  */
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { openPublisher, subscribe, type Receiver } from '../src/index.js';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { BIN, delay, npipe, run, sharedNatsServer, start, tempDir, until } from './helpers.js';
 
@@ -96,6 +96,46 @@ describe('publish/subscribe over FIFOs', { skip: process.platform === 'win32' &&
     assert.deepEqual(await take(late, 100), Array.from({ length: 100 }, (_, i) => `m${i + 100}`));
     await early.close();
     await late.close();
+  });
+
+  test('a subscriber that joins in the same clock tick as a publisher read the folder, after it, gets the messages published later', async (t) => {
+    // A coarse file-system clock (before Linux 6.13's fine-grained timestamps; ramfs
+    // still) leaves the folder's time as it was for a join in the tick of a reading.
+    // Put the time back as such a clock would: the publisher must read the folder again.
+    const topic = join(tempDir(t), 'topic');
+    const publisher = await openPublisher(topic);
+    const early = await subscribe(topic);
+    const tick = Date.now() / 1000;
+    utimesSync(topic, tick, tick);
+    await publisher.publish('first');
+    const late = await subscribe(topic);
+    utimesSync(topic, tick, tick);
+    await delay(80);
+    await publisher.publish('second');
+    await publisher.close();
+    assert.equal(await late.receive({ signal: AbortSignal.timeout(2000) }).catch(() => '(nothing)'), 'second');
+    assert.deepEqual([await early.receive(), await early.receive()], ['first', 'second']);
+    await early.close();
+    await late.close();
+  });
+
+  test('a publish() called after subscribe() resolved reaches that subscriber while an earlier publish() is still reading the folder', async (t) => {
+    const topic = join(tempDir(t), 'topic');
+    const publisher = await openPublisher(topic);
+    for (let i = 0; i < 5; i++) {
+      // A FIFO with no reader whose process is alive (a zombie, a reused pid): opening it takes a timer's tick.
+      execFileSync('mkfifo', ['-m', '600', join(topic, `s-${process.pid}-${String(i).padStart(16, '0')}.fifo`)]);
+      const first = publisher.publish(`${i}: before`);
+      const late = await subscribe(topic);
+      const second = publisher.publish(`${i}: after`);
+      await Promise.all([first, second]);
+      await publisher.publish(`${i}: later`);
+      const got = [];
+      for (let n = 0; n < 2; n++) got.push(await late.receive({ signal: AbortSignal.timeout(2000) }).catch(() => '(nothing)'));
+      assert.deepEqual(got, [`${i}: after`, `${i}: later`]);
+      await late.close();
+    }
+    await publisher.close();
   });
 
   test('a SIGKILLed subscriber is noticed and its FIFO removed; the publisher goes on and the others get everything', async (t) => {
