@@ -351,6 +351,33 @@ describe('slow subscribers: block, drop, disconnect (issue 20 #4)', { skip: proc
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /--slow is block, drop or disconnect/);
   });
+
+  test('disconnect, the subscriber stopped (SIGSTOP) past the grace: it still prints what its pipe holds, in order, then exits 1; also one that named no policy and took the publisher\'s', async (t) => {
+    const topic = join(tempDir(t), 'topic');
+    const own = start(process.execPath, [BIN, 'subscribe', topic, '--slow', 'disconnect'], { hangMs: 60_000 });
+    await until(() => existsSync(topic) && subscriberFifos(topic).length === 1, 'the first subscriber');
+    const taken = start(process.execPath, [BIN, 'subscribe', topic], { hangMs: 60_000 });
+    await until(() => subscriberFifos(topic).length === 2, 'the second subscriber');
+    own.child.kill('SIGSTOP');
+    taken.child.kill('SIGSTOP');
+    try {
+      const publisher = await openPublisher(topic, { slow: 'disconnect', maxQueuedBytes: 64 * 1024 });
+      for (let i = 1; i <= 3000; i++) await publisher.publish(`${i} ${'x'.repeat(1000)}`);
+      assert.deepEqual(subscriberFifos(topic), [], 'both let go: their FIFOs are removed');
+      await publisher.close();
+      await delay(1500); // past the publisher's grace for its last word, and a check of the FIFO
+    } finally {
+      own.child.kill('SIGCONT');
+      taken.child.kill('SIGCONT');
+    }
+    for (const r of [await own.done, await taken.done]) {
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /^npipe subscribe: ERR_NPIPE_SLOW_CONSUMER: /m);
+      const got = r.stdout.split('\n').filter(Boolean).map((line) => Number(line.split(' ')[0]));
+      assert.ok(got.length > 0, 'what was in its pipe is printed before it ends');
+      assert.deepEqual(got, Array.from({ length: got.length }, (_, i) => i + 1));
+    }
+  });
 });
 
 describe('publish/subscribe over NATS: the same API, a plain subscription (issue 20 #1)', () => {
