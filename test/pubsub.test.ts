@@ -172,6 +172,25 @@ describe('publish/subscribe over FIFOs', { skip: process.platform === 'win32' &&
     assert.deepEqual(readdirSync(topic), []);
   });
 
+  test('npipe subscribe | head -1 exits 0 quietly and removes its FIFO (not left for the next publisher to find)', async (t) => {
+    const topic = join(tempDir(t), 'topic');
+    const pipeline = start('sh', ['-c', `${NPIPE} subscribe ${q(topic)} | head -1`], { hangMs: 30_000 });
+    await until(() => existsSync(topic) && subscriberFifos(topic).length === 1, 'the subscriber');
+    const publisher = await openPublisher(topic);
+    let finished = false;
+    void pipeline.done.then(() => (finished = true));
+    for (let i = 0; !finished && i < 50; i++) {
+      await publisher.publish(`line ${i}`);
+      await Promise.race([pipeline.done, delay(200)]);
+    }
+    const r = await pipeline.done;
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'line 0\n');
+    assert.equal(r.stderr, '');
+    assert.deepEqual(subscriberFifos(topic), []);
+    await publisher.close();
+  });
+
   test('a subscriber that closes is let go; publishing with no subscriber goes nowhere and does not wait', async (t) => {
     const topic = join(tempDir(t), 'topic');
     const publisher = await openPublisher(topic);

@@ -56,7 +56,24 @@ export async function subscribeFifo(topic: string, framing: Framing, options: To
   // A subscriber that names no policy takes each publisher's, which may be disconnect: it watches too.
   const watch = options.slow === undefined || options.slow === 'disconnect';
   const end = (inner as Partial<FifoFrameReceiver>).end;
+  removeAtExit(path);
   return new TopicReceiver(inner, path, options.onMissed, watch, () => end?.bytesInPipe() ?? 0);
+}
+
+/**
+ * Subscriber FIFOs of this process not yet closed: removed if the process exits
+ * first (process.exit: npipe subscribe | head -1 exits on EPIPE), as closing would.
+ */
+const open = new Set<string>();
+let exitHook = false;
+
+function removeAtExit(path: string): void {
+  open.add(path);
+  if (exitHook) return;
+  exitHook = true;
+  process.once('exit', () => {
+    for (const name of open) unlinkQuietly(name);
+  });
 }
 
 function unlinkQuietly(path: string): void {
@@ -199,6 +216,7 @@ export class TopicReceiver implements FrameReceiver {
     clearInterval(this.#watchTimer);
     // The name first: no publisher opens it from here on; then the read end, which those holding it notice (EPIPE).
     unlinkQuietly(this.#path);
+    open.delete(this.#path);
     await this.#inner.close();
   }
 
