@@ -4,7 +4,7 @@
  * Real FIFOs, real processes.
  */
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { openPublisher, subscribe, type Receiver } from '../src/index.js';
@@ -189,6 +189,27 @@ describe('publish/subscribe over FIFOs', { skip: process.platform === 'win32' &&
     assert.equal(r.stderr, '');
     assert.deepEqual(subscriberFifos(topic), []);
     await publisher.close();
+  });
+
+  test('a message over maxMessageSize is refused (ERR_NPIPE_FRAME_TOO_LARGE), the subscribers kept; the topic folder removed under npipe publish: one line, exit 1', async (t) => {
+    const topic = join(tempDir(t), 'topic');
+    const s = await subscribe(topic, { maxMessageSize: 1000 });
+    const publisher = await openPublisher(topic, { maxMessageSize: 1000 });
+    await publisher.publish('before');
+    await assert.rejects(publisher.publish('x'.repeat(1001)), { code: 'ERR_NPIPE_FRAME_TOO_LARGE' });
+    assert.equal(publisher.subscribers, 1);
+    await publisher.publish('after');
+    assert.deepEqual([await s.receive(), await s.receive()], ['before', 'after']);
+    await publisher.close();
+    await s.close();
+    const gone = join(tempDir(t), 'gone');
+    mkdirSync(gone, { mode: 0o700 });
+    const pub = start('sh', ['-c', `while :; do echo tick; sleep 0.02; done | ${NPIPE} publish ${q(gone)}`], { hangMs: 20_000 });
+    await delay(300);
+    rmSync(gone, { recursive: true });
+    const r = await pub.done;
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /^npipe publish: ERR_NPIPE_NOT_FOUND: [^\n]*\n$/);
   });
 
   test('a subscriber that closes is let go; publishing with no subscriber goes nowhere and does not wait', async (t) => {

@@ -22,7 +22,7 @@
 import { randomBytes } from 'node:crypto';
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
-import { ClosedError, NpipeError } from '../../errors.js';
+import { ClosedError, FrameTooLargeError, NpipeError } from '../../errors.js';
 import { unlinkSync } from 'node:fs';
 import { checkTopic, ensureTopic, listSubscribers, removeIfGone } from '../../fifo/topic.js';
 import type { Framing } from '../../framing/index.js';
@@ -207,6 +207,8 @@ class FifoPublisher implements FramePublisher {
   async publish(message: Uint8Array, options?: CallOptions): Promise<void> {
     if (this.#closed) throw new ClosedError('publish() after close()');
     options?.signal?.throwIfAborted();
+    // Refused here, not by each subscriber's sender: that error was taken for a subscriber gone (let go), and publish() resolved.
+    if (message.length > this.#framing.maxMessageSize) throw new FrameTooLargeError(message.length, this.#framing.maxMessageSize);
     const look = this.#look();
     if (look) await look;
     if (this.#closed) throw new ClosedError('publish() after close()');
