@@ -4,11 +4,11 @@
  * Real FIFOs, real processes.
  */
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { openPublisher, subscribe, type Receiver } from '../src/index.js';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { BIN, delay, npipe, run, sharedNatsServer, start, tempDir, until } from './helpers.js';
 
@@ -121,6 +121,46 @@ describe('publish/subscribe over FIFOs', { skip: process.platform === 'win32' &&
     await late.close();
   });
 
+  test('a subscriber that joins in the same clock tick as a publisher read the folder, after it, gets the messages published later', async (t) => {
+    // A coarse file-system clock (before Linux 6.13's fine-grained timestamps; ramfs
+    // still) leaves the folder's time as it was for a join in the tick of a reading.
+    // Put the time back as such a clock would: the publisher must read the folder again.
+    const topic = join(tempDir(t), 'topic');
+    const publisher = await openPublisher(topic);
+    const early = await subscribe(topic);
+    const tick = Date.now() / 1000;
+    utimesSync(topic, tick, tick);
+    await publisher.publish('first');
+    const late = await subscribe(topic);
+    utimesSync(topic, tick, tick);
+    await delay(80);
+    await publisher.publish('second');
+    await publisher.close();
+    assert.equal(await late.receive({ signal: AbortSignal.timeout(2000) }).catch(() => '(nothing)'), 'second');
+    assert.deepEqual([await early.receive(), await early.receive()], ['first', 'second']);
+    await early.close();
+    await late.close();
+  });
+
+  test('a publish() called after subscribe() resolved reaches that subscriber while an earlier publish() is still reading the folder', async (t) => {
+    const topic = join(tempDir(t), 'topic');
+    const publisher = await openPublisher(topic);
+    for (let i = 0; i < 5; i++) {
+      // A FIFO with no reader whose process is alive (a zombie, a reused pid): opening it takes a timer's tick.
+      execFileSync('mkfifo', ['-m', '600', join(topic, `s-${process.pid}-${String(i).padStart(16, '0')}.fifo`)]);
+      const first = publisher.publish(`${i}: before`);
+      const late = await subscribe(topic);
+      const second = publisher.publish(`${i}: after`);
+      await Promise.all([first, second]);
+      await publisher.publish(`${i}: later`);
+      const got = [];
+      for (let n = 0; n < 2; n++) got.push(await late.receive({ signal: AbortSignal.timeout(2000) }).catch(() => '(nothing)'));
+      assert.deepEqual(got, [`${i}: after`, `${i}: later`]);
+      await late.close();
+    }
+    await publisher.close();
+  });
+
   test('a SIGKILLed subscriber is noticed and its FIFO removed; the publisher goes on and the others get everything', async (t) => {
     const dir = tempDir(t);
     const topic = join(dir, 'topic');
@@ -153,6 +193,46 @@ describe('publish/subscribe over FIFOs', { skip: process.platform === 'win32' &&
     assert.equal(subscriberFifos(topic).length, 1, readdirSync(topic).join(' '));
     await next.close();
     assert.deepEqual(readdirSync(topic), []);
+  });
+
+  test('npipe subscribe | head -1 exits 0 quietly and removes its FIFO (not left for the next publisher to find)', async (t) => {
+    const topic = join(tempDir(t), 'topic');
+    const pipeline = start('sh', ['-c', `${NPIPE} subscribe ${q(topic)} | head -1`], { hangMs: 30_000 });
+    await until(() => existsSync(topic) && subscriberFifos(topic).length === 1, 'the subscriber');
+    const publisher = await openPublisher(topic);
+    let finished = false;
+    void pipeline.done.then(() => (finished = true));
+    for (let i = 0; !finished && i < 50; i++) {
+      await publisher.publish(`line ${i}`);
+      await Promise.race([pipeline.done, delay(200)]);
+    }
+    const r = await pipeline.done;
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'line 0\n');
+    assert.equal(r.stderr, '');
+    assert.deepEqual(subscriberFifos(topic), []);
+    await publisher.close();
+  });
+
+  test('a message over maxMessageSize is refused (ERR_NPIPE_FRAME_TOO_LARGE), the subscribers kept; the topic folder removed under npipe publish: one line, exit 1', async (t) => {
+    const topic = join(tempDir(t), 'topic');
+    const s = await subscribe(topic, { maxMessageSize: 1000 });
+    const publisher = await openPublisher(topic, { maxMessageSize: 1000 });
+    await publisher.publish('before');
+    await assert.rejects(publisher.publish('x'.repeat(1001)), { code: 'ERR_NPIPE_FRAME_TOO_LARGE' });
+    assert.equal(publisher.subscribers, 1);
+    await publisher.publish('after');
+    assert.deepEqual([await s.receive(), await s.receive()], ['before', 'after']);
+    await publisher.close();
+    await s.close();
+    const gone = join(tempDir(t), 'gone');
+    mkdirSync(gone, { mode: 0o700 });
+    const pub = start('sh', ['-c', `while :; do echo tick; sleep 0.02; done | ${NPIPE} publish ${q(gone)}`], { hangMs: 20_000 });
+    await delay(300);
+    rmSync(gone, { recursive: true });
+    const r = await pub.done;
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /^npipe publish: ERR_NPIPE_NOT_FOUND: [^\n]*\n$/);
   });
 
   test('a subscriber that closes is let go; publishing with no subscriber goes nowhere and does not wait', async (t) => {
@@ -333,6 +413,33 @@ describe('slow subscribers: block, drop, disconnect (issue 20 #4)', { skip: proc
     const bad = await run(['subscribe', topic, '--slow', 'fast']);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /--slow is block, drop or disconnect/);
+  });
+
+  test('disconnect, the subscriber stopped (SIGSTOP) past the grace: it still prints what its pipe holds, in order, then exits 1; also one that named no policy and took the publisher\'s', async (t) => {
+    const topic = join(tempDir(t), 'topic');
+    const own = start(process.execPath, [BIN, 'subscribe', topic, '--slow', 'disconnect'], { hangMs: 60_000 });
+    await until(() => existsSync(topic) && subscriberFifos(topic).length === 1, 'the first subscriber');
+    const taken = start(process.execPath, [BIN, 'subscribe', topic], { hangMs: 60_000 });
+    await until(() => subscriberFifos(topic).length === 2, 'the second subscriber');
+    own.child.kill('SIGSTOP');
+    taken.child.kill('SIGSTOP');
+    try {
+      const publisher = await openPublisher(topic, { slow: 'disconnect', maxQueuedBytes: 64 * 1024 });
+      for (let i = 1; i <= 3000; i++) await publisher.publish(`${i} ${'x'.repeat(1000)}`);
+      assert.deepEqual(subscriberFifos(topic), [], 'both let go: their FIFOs are removed');
+      await publisher.close();
+      await delay(1500); // past the publisher's grace for its last word, and a check of the FIFO
+    } finally {
+      own.child.kill('SIGCONT');
+      taken.child.kill('SIGCONT');
+    }
+    for (const r of [await own.done, await taken.done]) {
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /^npipe subscribe: ERR_NPIPE_SLOW_CONSUMER: /m);
+      const got = r.stdout.split('\n').filter(Boolean).map((line) => Number(line.split(' ')[0]));
+      assert.ok(got.length > 0, 'what was in its pipe is printed before it ends');
+      assert.deepEqual(got, Array.from({ length: got.length }, (_, i) => i + 1));
+    }
   });
 });
 

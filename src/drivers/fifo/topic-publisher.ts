@@ -4,10 +4,11 @@
  * reach each subscriber whole and in each publisher's order.
  *
  * Subscribers are found in the topic folder. The folder is read again when its
- * modification time changed, and on every message while that time is recent (a
- * file system's clock may tick coarsely, so two joins in one tick look like one):
- * a subscriber whose subscribe() returned before a publish() started gets that
- * message. A subscriber that has gone (its FIFO has no reader: it closed, or was
+ * modification time changed, and before every message until it has been read
+ * well after that time (a file system's clock may tick coarsely: a join in the
+ * same tick as a reading, after it, leaves the time as it was), each publish()
+ * after the previous one's reading: a subscriber whose subscribe() returned
+ * before a publish() started gets that message. A subscriber that has gone (its FIFO has no reader: it closed, or was
  * killed) is let go at once and, if its process is gone, its FIFO removed: a
  * publisher never waits for a dead subscriber.
  *
@@ -21,7 +22,7 @@
 import { randomBytes } from 'node:crypto';
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
-import { ClosedError, NpipeError } from '../../errors.js';
+import { ClosedError, FrameTooLargeError, NpipeError } from '../../errors.js';
 import { unlinkSync } from 'node:fs';
 import { checkTopic, ensureTopic, listSubscribers, removeIfGone } from '../../fifo/topic.js';
 import type { Framing } from '../../framing/index.js';
@@ -31,7 +32,7 @@ import { openFifoFrameSender } from './sender.js';
 import { ENVELOPE_BYTES, KIND_DISCONNECT, KIND_LAST, KIND_MESSAGE, wrap } from './topic-envelope.js';
 import { EnvelopePool } from './topic-pool.js';
 
-/** How recent (ms) the folder's modification time must be for the folder to be read again on every message. */
+/** How long (ms) after the folder's modification time it must have been read for it not to be read again before each message. */
 const RECENT_MS = 50;
 /** A `drop` or `disconnect` subscriber's queue in the publisher, by default. */
 export const DEFAULT_TOPIC_QUEUE_BYTES = 8 * 1024 * 1024;
@@ -69,6 +70,10 @@ class FifoPublisher implements FramePublisher {
   /** Names found with no reader whose process is still there (another user's? one closing): not tried again. */
   readonly #refused = new Set<string>();
   #mtime = -1;
+  /** Date.now() when the folder was last read. */
+  #scannedAt = 0;
+  /** The last publish's look at the folder, while it is not done (see #look). */
+  #turn: Promise<void> | undefined;
   #refreshing: Promise<void> | undefined;
   #closed = false;
   readonly #buffers = new EnvelopePool(ENVELOPE_BYTES);
@@ -90,9 +95,16 @@ class FifoPublisher implements FramePublisher {
     return this.#closed;
   }
 
-  /** Reads the folder again if it changed (or `force`), opening new subscribers and letting go of removed ones. */
-  refresh(force = false): Promise<void> {
-    if (this.#refreshing) return this.#refreshing;
+  /**
+   * Reads the folder again if it changed (or `force`), opening new subscribers and
+   * letting go of removed ones; undefined when nothing changed. A scan in progress
+   * may have read the folder before a subscriber joined: a refresh then waits for it
+   * and looks again. The folder is read again while its time is recent compared with
+   * when it was last read: a change in the same clock tick as that reading (after
+   * it) leaves the time as it was.
+   */
+  refresh(force = false): Promise<void> | undefined {
+    if (this.#refreshing) return this.#refreshing.then(() => this.refresh(force));
     let mtime: number;
     try {
       mtime = statSync(this.#topic).mtimeMs;
@@ -100,12 +112,31 @@ class FifoPublisher implements FramePublisher {
       checkTopic(this.#topic); // says what is wrong with it (removed, replaced)
       throw new ClosedError(`the topic folder ${this.#topic} cannot be read`);
     }
-    if (!force && mtime === this.#mtime && Date.now() - mtime > RECENT_MS) return Promise.resolve();
+    if (!force && mtime === this.#mtime && this.#scannedAt - mtime > RECENT_MS) return undefined;
     this.#mtime = mtime;
+    this.#scannedAt = Date.now();
     this.#refreshing = this.#scan().finally(() => {
       this.#refreshing = undefined;
     });
     return this.#refreshing;
+  }
+
+  /**
+   * This publish's look at the folder, taken after the previous publish's is done
+   * (a subscriber whose subscribe() resolved before publish() was called is seen),
+   * and in call order; undefined when nothing is to be waited for.
+   */
+  #look(): Promise<void> | undefined {
+    const previous = this.#turn;
+    const look = previous ? previous.then(() => this.refresh()) : this.refresh();
+    if (!look) return undefined;
+    const turn: Promise<void> = look
+      .catch(() => {})
+      .then(() => {
+        if (this.#turn === turn) this.#turn = undefined;
+      });
+    this.#turn = turn;
+    return look;
   }
 
   async #scan(): Promise<void> {
@@ -176,7 +207,10 @@ class FifoPublisher implements FramePublisher {
   async publish(message: Uint8Array, options?: CallOptions): Promise<void> {
     if (this.#closed) throw new ClosedError('publish() after close()');
     options?.signal?.throwIfAborted();
-    await this.refresh();
+    // Refused here, not by each subscriber's sender: that error was taken for a subscriber gone (let go), and publish() resolved.
+    if (message.length > this.#framing.maxMessageSize) throw new FrameTooLargeError(message.length, this.#framing.maxMessageSize);
+    const look = this.#look();
+    if (look) await look;
     if (this.#closed) throw new ClosedError('publish() after close()');
     const { envelope, release, pooled } = this.#buffers.take(message.length);
     wrap(KIND_MESSAGE, this.#id, ++this.#seq, message, envelope);

@@ -16,8 +16,9 @@ import { ensureTopic, removeGoneSubscribers, subscriberNames } from '../../fifo/
 import type { Framing } from '../../framing/index.js';
 import type { CallOptions, FrameReceiver, SlowPolicy } from '../../transport/types.js';
 import { copyInto } from '../../transport/into.js';
+import { orElse } from './ends.js';
 import type { FifoReceiverOptions } from './options.js';
-import { openFifoFrameReceiver } from './receiver.js';
+import { openFifoFrameReceiver, type FifoFrameReceiver } from './receiver.js';
 import { KIND_DISCONNECT, KIND_LAST, KIND_MESSAGE, unwrap } from './topic-envelope.js';
 
 /** How often a waiting `disconnect` subscriber checks that its FIFO is still there. */
@@ -52,7 +53,27 @@ export async function subscribeFifo(topic: string, framing: Framing, options: To
     unlinkQuietly(joiningPath);
     throw err;
   }
-  return new TopicReceiver(inner, path, options.onMissed, options.slow === 'disconnect');
+  // A subscriber that names no policy takes each publisher's, which may be disconnect: it watches too.
+  const watch = options.slow === undefined || options.slow === 'disconnect';
+  const end = (inner as Partial<FifoFrameReceiver>).end;
+  removeAtExit(path);
+  return new TopicReceiver(inner, path, options.onMissed, watch, () => end?.bytesInPipe() ?? 0);
+}
+
+/**
+ * Subscriber FIFOs of this process not yet closed: removed if the process exits
+ * first (process.exit: npipe subscribe | head -1 exits on EPIPE), as closing would.
+ */
+const open = new Set<string>();
+let exitHook = false;
+
+function removeAtExit(path: string): void {
+  open.add(path);
+  if (exitHook) return;
+  exitHook = true;
+  process.once('exit', () => {
+    for (const name of open) unlinkQuietly(name);
+  });
 }
 
 function unlinkQuietly(path: string): void {
@@ -74,14 +95,20 @@ export class TopicReceiver implements FrameReceiver {
   #malformed = { messages: 0, bytes: 0 };
   /** Its FIFO may be removed by a publisher (the `disconnect` policy): watched while waiting. */
   readonly #watch: boolean;
+  /** Bytes in its pipe not yet read (FIONREAD). */
+  readonly #inPipe: () => number;
+  #watchTimer: NodeJS.Timeout | undefined;
+  /** Receives waiting on the pipe now: the FIFO is checked only while one does. */
+  #waiting = 0;
   #disconnected: SlowConsumerError | undefined;
   #closing = false;
 
-  constructor(inner: FrameReceiver, path: string, onMissed: TopicSubscriberOptions['onMissed'], watch = false) {
+  constructor(inner: FrameReceiver, path: string, onMissed: TopicSubscriberOptions['onMissed'], watch = false, inPipe: () => number = () => 0) {
     this.#inner = inner;
     this.#path = path;
     this.#onMissed = onMissed;
     this.#watch = watch;
+    this.#inPipe = inPipe;
   }
 
   /** The FIFO publishers write to. */
@@ -131,29 +158,42 @@ export class TopicReceiver implements FrameReceiver {
   }
 
   /**
-   * The next frame from the pipe. A `disconnect` subscriber also watches its FIFO:
-   * removed by a publisher whose last word could not be written (the pipe stayed
-   * full), it ends with ERR_NPIPE_SLOW_CONSUMER once what is in the pipe is read.
+   * The next frame from the pipe. A `disconnect` subscriber (or one that names no
+   * policy, so takes each publisher's) also watches its FIFO: removed by a publisher
+   * whose last word could not be written (the pipe stayed full), it ends with
+   * ERR_NPIPE_SLOW_CONSUMER once what is in the pipe is read.
    */
   async #wait(options?: CallOptions): Promise<Buffer | undefined> {
     if (!this.#watch) return this.#inner.receive(options);
-    options?.signal?.throwIfAborted();
-    const controller = new AbortController();
-    const gone = new SlowConsumerError(`the FIFO of this subscriber, ${this.#path}, was removed: a publisher disconnected it (it fell too far behind), or the topic was removed`);
-    const onAbort = () => controller.abort(options?.signal?.reason);
-    options?.signal?.addEventListener('abort', onAbort, { once: true });
-    const timer = setInterval(() => {
-      if (!this.#closing && !existsSync(this.#path)) controller.abort(gone);
-    }, GONE_CHECK_MS);
-    try {
-      return await this.#inner.receive({ signal: controller.signal });
-    } catch (err) {
-      if (err === gone) this.#disconnected = gone;
-      throw err;
-    } finally {
-      clearInterval(timer);
-      options?.signal?.removeEventListener('abort', onAbort);
+    // One timer for the subscriber's life (not one per wait: a subscriber that keeps up waits often).
+    if (!this.#watchTimer) {
+      this.#watchTimer = setInterval(() => this.#checkGone(), GONE_CHECK_MS);
+      this.#watchTimer.unref();
     }
+    this.#waiting++;
+    try {
+      const frame = await this.#inner.receive(options);
+      if (frame === undefined && this.#disconnected) throw this.#disconnected;
+      return frame;
+    } catch (err) {
+      throw this.#disconnected ?? err;
+    } finally {
+      this.#waiting--;
+    }
+  }
+
+  /** While a receive waits: its FIFO removed and nothing left in its pipe, the subscriber was let go. */
+  #checkGone(): void {
+    if (this.#waiting === 0 || this.#closing || this.#disconnected || existsSync(this.#path)) return;
+    // What is still in the pipe came before: it is read first. (After a SIGSTOP, the
+    // overdue timer runs before the pipe is read: that prefix was lost.)
+    if (orElse(this.#inPipe, 0) > 0) return;
+    this.#disconnected = new SlowConsumerError(
+      `the FIFO of this subscriber, ${this.#path}, was removed: a publisher disconnected it (it fell too far behind), or the topic was removed`,
+    );
+    clearInterval(this.#watchTimer);
+    // Nothing more can come: the waiting receive ends, and says why.
+    void this.#inner.close().catch(() => {});
   }
 
   tryReceive(): Buffer | undefined {
@@ -173,8 +213,10 @@ export class TopicReceiver implements FrameReceiver {
 
   async close(): Promise<void> {
     this.#closing = true;
+    clearInterval(this.#watchTimer);
     // The name first: no publisher opens it from here on; then the read end, which those holding it notice (EPIPE).
     unlinkQuietly(this.#path);
+    open.delete(this.#path);
     await this.#inner.close();
   }
 
