@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { openPublisher, subscribe, type Receiver } from '../src/index.js';
+import { openPublisher, openSender, subscribe, type Receiver } from '../src/index.js';
 import { execFileSync, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { BIN, delay, npipe, run, sharedNatsServer, start, tempDir, until } from './helpers.js';
@@ -100,6 +100,37 @@ describe('publish/subscribe over FIFOs', { skip: process.platform === 'win32' &&
     await s.close();
     await assert.rejects(openPublisher('\\\\.\\pipe\\npipe-topic'), { code: 'ERR_NPIPE_UNSUPPORTED' });
     await assert.rejects(subscribe('\\\\.\\pipe\\npipe-topic'), { code: 'ERR_NPIPE_UNSUPPORTED' });
+  });
+
+  test('a forged envelope in a subscriber\'s FIFO (a number past 2^53, or one that goes back) is dropped and counted, never a gap of 10^19 or a count moved back (attack pass)', async (t) => {
+    const topic = join(tempDir(t), 'topic');
+    const missed: number[] = [];
+    const s = await subscribe(topic, { onMissed: ({ messages }) => missed.push(messages) });
+    const publisher = await openPublisher(topic);
+    await publisher.publish('one');
+    await publisher.publish('two');
+    // A same-user process writes envelopes of its own into the subscriber's FIFO, in frames.
+    const forger = await openSender(join(topic, subscriberFifos(topic)[0]!), { codec: 'bytes', create: false });
+    const forged = (seq: bigint, publisherId: Buffer) => {
+      const b = Buffer.alloc(17 + 6);
+      b[0] = 1;
+      publisherId.copy(b, 1);
+      b.writeBigUInt64LE(seq, 9);
+      b.write('forged', 17);
+      return b;
+    };
+    const id = Buffer.alloc(8, 7);
+    await forger.send(forged(5n, id));
+    await forger.send(forged(2n ** 64n - 1n, id));
+    await forger.send(forged(3n, id));
+    await forger.close();
+    await publisher.publish('three');
+    const got: string[] = [];
+    for await (const m of s) if (got.push(m) === 4) break;
+    // The forger's first envelope starts its own count; the next two are not numbers a publisher sends.
+    assert.deepEqual(got, ['one', 'two', 'forged', 'three']);
+    assert.deepEqual(missed, []);
+    await publisher.close();
   });
 
   test('a subscriber that joins mid-stream gets every message published after subscribe() resolved, in order', async (t) => {

@@ -124,11 +124,13 @@ export class TopicReceiver implements FrameReceiver {
   /** The message in `frame`, or undefined for a frame that carries none (a publisher's last number, or not an envelope). */
   #open(frame: Buffer): Buffer | undefined {
     const envelope = unwrap(frame);
-    if (!envelope) {
+    const last = envelope && this.#last.get(envelope.publisher);
+    // Not an envelope, or a number no publisher sends (past 2^53, or not after the last one seen from it):
+    // something else wrote into this FIFO. Dropped and counted, never a gap of 10^19 or a count moved back.
+    if (!envelope || !Number.isSafeInteger(envelope.seq) || (last !== undefined && envelope.seq <= last && envelope.kind === KIND_MESSAGE) || (last !== undefined && envelope.seq < last)) {
       this.#malformed = { messages: this.#malformed.messages + 1, bytes: this.#malformed.bytes + frame.length };
       return undefined;
     }
-    const last = this.#last.get(envelope.publisher);
     // The first message seen from a publisher starts its count: a subscriber gets what is published from its joining on.
     const skipped = last === undefined ? 0 : envelope.seq - last - (envelope.kind === KIND_MESSAGE ? 1 : 0);
     if (skipped > 0) {
