@@ -253,7 +253,9 @@ describe('listen', () => {
         const path = join(dir, 'p');
         const stop = join(dir, 'stop');
         await mkfifo(path);
-        const first = npipe(['listen', path, '--format', format]);
+        // hangMs: the burst below is set up under the whole suite's load (Wine, Python, 8-subscriber
+        // tests on 2 CPUs); the default 30 s once killed this listener mid-setup (CI on 5cab3f9).
+        const first = npipe(['listen', path, '--format', format], { hangMs: 120_000 });
         await waitForOpen(first.child.pid, path);
         // A writer that never pauses: lines "m<i> ppp..." until the file `stop` exists (then
         // their number goes into stop.count), through npipe send --wait. Each message is
@@ -262,7 +264,7 @@ describe('listen', () => {
         const sender = start(
           'sh',
           ['-c', '{ i=0; while [ ! -e "$0" ]; do i=$((i+1)); echo "m$i $1"; done; echo $i > "$0.count"; } | "$2" "$3" send "$4" --format "$5" --wait --timeout 30000', stop, pad, process.execPath, BIN, path, format],
-          { hangMs: 60_000 },
+          { hangMs: 110_000 },
         );
         t.after(() => {
           if (sender.child.exitCode === null) sender.child.kill('SIGKILL');
@@ -277,7 +279,7 @@ describe('listen', () => {
         const held = io();
         first.child.stdout!.pause();
         // The shell writer is slow when the suite's Wine tests share the 2 CPUs: give it time (a set-up wait, not a measurement).
-        await until(() => io() - held >= 512 * 1024, 'the listener to hold 512 KiB it has not written', 30_000);
+        await until(() => io() - held >= 512 * 1024, 'the listener to hold 512 KiB it has not written', 60_000);
         first.child.kill(signal);
         first.child.stdout!.resume();
         const r1 = await first.done;
