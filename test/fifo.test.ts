@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { chmodSync, chownSync, closeSync, fstatSync, lstatSync, openSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, fstatSync, lstatSync, openSync, readFileSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { getEventListeners } from 'node:events';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -16,6 +16,7 @@ import {
 } from '../src/index.js';
 import { getPipeSize, mkfifo, openFifoReader, openFifoWriter, setPipeSize } from '../src/fifo-public.js';
 import { phaseOf } from '../src/sys/aligned.js';
+import { mkfifoExactSync } from '../src/fifo/mkfifo.js';
 import { delay, openFds, requireOrSkip, start, tempDir, until } from './helpers.js';
 
 /** Timers keeping this process alive or not (process.getActiveResourcesInfo counts each once). */
@@ -24,6 +25,41 @@ function activeTimers(): number {
 }
 
 describe('mkfifo', () => {
+  test('a FIFO created with an exact mode is never opened as a reader, not even for an instant: a writer spinning on open(O_WRONLY|O_NONBLOCK) never gets in (its bytes would be thrown away; CI on 4407ad8)', { skip: process.platform !== 'linux' && 'the writer spins on /proc-free Linux semantics' }, async (t) => {
+    const dir = tempDir(t);
+    const path = join(dir, 'p');
+    // A writer that tries to open the path for writing as fast as it can for as long as the test runs.
+    const spinner = start(
+      process.execPath,
+      [
+        '-e',
+        `const fs = require('fs'); const p = process.argv[1]; const until = Date.now() + 20000; let tries = 0;
+         while (Date.now() < until && !fs.existsSync(p + '.done')) {
+           tries++;
+           try { const fd = fs.openSync(p, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK); fs.writeSync(fd, 'lost?'); fs.closeSync(fd); console.log('got in after ' + tries + ' tries'); process.exit(0); } catch {}
+         }
+         console.log('never in, ' + tries + ' tries');`,
+        path,
+      ],
+      { hangMs: 30_000 },
+    );
+    await delay(200);
+    // 0o660 under the usual umask 022 needs a chmod past the umask: the path that opened a read end before.
+    const previous = process.umask(0o022);
+    try {
+      for (let i = 0; i < 300 && spinner.child.exitCode === null; i++) {
+        mkfifoExactSync(path, 0o660);
+        assert.equal(lstatSync(path).mode & 0o777, 0o660);
+        unlinkSync(path);
+      }
+    } finally {
+      process.umask(previous);
+      writeFileSync(`${path}.done`, '');
+    }
+    const r = await spinner.done;
+    assert.match(r.stdout, /^never in, \d+ tries/, r.stdout);
+  });
+
   test('creates a FIFO with the mode asked for (minus the umask)', async (t) => {
     const path = join(tempDir(t), 'p');
     assert.equal(await mkfifo(path, { mode: 0o600 }), true);

@@ -38,12 +38,28 @@ def _os_error(e, path, what):
 
 
 def mkfifo_exact(path, mode=0o600):
-    """Creates the FIFO with exactly `mode` (mkfifo, then fchmod past the umask).
+    """Creates the FIFO with exactly `mode` (past the umask), never opening it:
+    a read end opened only to fchmod it is a reader for an instant, and a writer
+    waiting for one could write into it and lose its bytes when it closes. So:
+    lstat first (the umask left the mode as asked: nothing to do); else, on Linux,
+    chmod through /proc/self/fd of an O_PATH|O_NOFOLLOW descriptor, which names
+    the FIFO without opening it; elsewhere the old way, fchmod on a read end.
     Returns False if something already exists at `path`."""
     try:
         os.mkfifo(path, mode)
     except FileExistsError:
         return False
+    st = os.lstat(path)
+    if stat.S_ISFIFO(st.st_mode) and stat.S_IMODE(st.st_mode) == mode:
+        return True
+    if hasattr(os, "O_PATH") and os.path.isdir("/proc/self/fd"):
+        named = os.open(path, os.O_PATH | os.O_NOFOLLOW)
+        try:
+            if stat.S_ISFIFO(os.fstat(named).st_mode):
+                os.chmod("/proc/self/fd/%d" % named, mode)
+        finally:
+            os.close(named)
+        return True
     own = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
     try:
         if stat.S_ISFIFO(os.fstat(own).st_mode):

@@ -1,4 +1,4 @@
-import { closeSync, constants, fchmodSync, fstatSync, lstatSync, openSync } from 'node:fs';
+import { chmodSync, closeSync, constants, fchmodSync, fstatSync, lstatSync, openSync } from 'node:fs';
 import { InvalidArgumentError, NotFifoError } from '../errors.js';
 import { fromSystemError } from '../sys/errno.js';
 import { errnoError, loadLibc } from '../sys/libc.js';
@@ -51,24 +51,45 @@ export function mkfifoSync(path: string, { mode = 0o600 }: MkfifoOptions = {}): 
   });
 }
 
+/** O_PATH (<asm-generic/fcntl.h>, Linux x64 and arm64): a descriptor that names a file without opening it; Node does not export it. */
+const O_PATH = 0o10000000;
+
 /**
  * mkfifoSync with exactly `mode` on a FIFO it creates, as `mkfifo -m` does: the
- * umask neither widens nor narrows it (fchmod on a descriptor opened with
- * O_NOFOLLOW, so a path swapped meanwhile is never chmodded). A FIFO already there
- * is left as it is. @returns whether it created the FIFO.
+ * umask neither widens nor narrows it. A FIFO already there is left as it is.
+ *
+ * The mode is set without opening the FIFO: a read end opened only to fchmod it
+ * was, for an instant, a reader, and a writer waiting for one (npipe send retrying
+ * ENXIO) could open, write and close in that instant; closing that read end then
+ * threw the bytes away, and the writer had exited 0 (a `listen --count` that
+ * created the FIFO saw nothing: CI on 4407ad8). So: lstat first (the umask left
+ * the mode as asked, the usual case: nothing to do); else, on Linux, chmod through
+ * /proc/self/fd of an O_PATH|O_NOFOLLOW descriptor, which names the FIFO without
+ * opening it (a path swapped meanwhile is never chmodded); elsewhere the old way.
+ * @returns whether it created the FIFO.
  */
 export function mkfifoExactSync(path: string, mode = 0o600): boolean {
   const created = mkfifoSync(path, { mode });
-  if (created) {
-    // A read end opens at once (O_NONBLOCK), with no writer.
-    const own = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
+  if (!created) return false;
+  const st = lstatSync(path, { throwIfNoEntry: false });
+  if (st?.isFIFO() && (st.mode & 0o7777) === mode) return true;
+  if (process.platform === 'linux' && (process.arch === 'x64' || process.arch === 'arm64')) {
+    const named = openSync(path, O_PATH | constants.O_NOFOLLOW);
     try {
-      if (fstatSync(own).isFIFO()) fchmodSync(own, mode);
+      if (fstatSync(named).isFIFO()) chmodSync(`/proc/self/fd/${named}`, mode);
     } finally {
-      closeSync(own);
+      closeSync(named);
     }
+    return true;
   }
-  return created;
+  // A read end opens at once (O_NONBLOCK), with no writer (the instant above remains here).
+  const own = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
+  try {
+    if (fstatSync(own).isFIFO()) fchmodSync(own, mode);
+  } finally {
+    closeSync(own);
+  }
+  return true;
 }
 
 export function describeKind(st: { isFile(): boolean; isDirectory(): boolean; isSymbolicLink(): boolean; isSocket(): boolean }): string {
