@@ -101,10 +101,10 @@ out: a listener killed before that gets it again after ack-wait (30 s;
     if (positionals.length !== 1) throw new UsageError('npipe listen takes exactly one FIFO path (see npipe listen --help)');
     const path = positionals[0]!;
     const { capabilities } = await checkAddress(path, values);
-    const { timeout, ...options } = commonFifoOptions(values);
+    const fifo = commonFifoOptions(values);
     const count = intOption(values.count, 'count', { min: 1 });
     const json = values.json === true;
-    const raw = options.format === 'raw';
+    const raw = fifo.format === 'raw';
     if (json && raw) throw new UsageError('--json needs message boundaries; it does not go with --format raw');
     if (values.progress === true) {
       if (!raw) throw new UsageError('--progress shows a raw byte stream: it goes with --format raw');
@@ -112,7 +112,7 @@ out: a listener killed before that gets it again after ack-wait (30 s;
     }
     const progress = values.progress === true ? new ProgressReport(io.stderr, 'npipe listen', 'received') : undefined;
     try {
-      return await listenWith(path, values, io, capabilities, count, progress);
+      return await listenWith(path, values, io, capabilities, fifo, count, progress);
     } finally {
       progress?.finish();
     }
@@ -124,10 +124,11 @@ async function listenWith(
   values: Record<string, string | boolean | undefined>,
   io: CliIO,
   capabilities: Capabilities,
+  fifo: ReturnType<typeof commonFifoOptions>,
   count: number | undefined,
   progress: ProgressReport | undefined,
 ): Promise<number> {
-  const { timeout, ...options } = commonFifoOptions(values);
+  const { timeout, ...options } = fifo;
   const json = values.json === true;
   const raw = options.format === 'raw';
 

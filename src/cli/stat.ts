@@ -88,10 +88,20 @@ function processes(list: { pid: number; command: string; fd?: number }[]): strin
   return list.map((p) => `${p.pid} ${escapeForLog(p.command)}${p.fd === undefined ? '' : ` (fd ${p.fd})`}`).join('\n           ');
 }
 
+/** The capacity, or why it is not known. */
+function capacity(s: FifoStatus): string {
+  if (s.capacity !== null) return bytes(s.capacity);
+  if (s.seen === 'unopened') return 'none yet (no process holds it open; the next one to open it makes its pipe, 64 KiB by default)';
+  if (s.readers.length + s.writers.length > 0) {
+    return "unknown (its holders' descriptors could not be borrowed: pidfd_getfd(2) refused, which needs root or the holders' user, Linux 5.6+ and no seccomp filter against it)";
+  }
+  return 'unknown (held by processes this one may not look into; try as root)';
+}
+
 function describeFifo(s: FifoStatus): string {
   const lines = [
     `${escapeForLog(s.path)}: FIFO, ${s.permissions} (${s.mode}), owner ${s.owner.user ?? s.owner.uid} (uid ${s.owner.uid}), group ${s.group.name ?? s.group.gid} (gid ${s.group.gid})`,
-    `capacity:  ${s.capacity === null ? (s.seen === 'unopened' ? 'none yet (no process holds it open; the next one to open it makes its pipe, 64 KiB by default)' : s.readers.length + s.writers.length > 0 ? "unknown (its holders' descriptors could not be borrowed: pidfd_getfd(2) refused, which needs root or the holders' user, Linux 5.6+ and no seccomp filter against it)" : 'unknown (held by processes this one may not look into; try as root)') : bytes(s.capacity)}`,
+    `capacity:  ${capacity(s)}`,
     `buffered:  ${s.buffered === null ? 'unknown' : `${bytes(s.buffered)} waiting to be read`}`,
     `readers:   ${processes(s.readers)}`,
     `writers:   ${processes(s.writers)}`,

@@ -20,10 +20,9 @@
  * and it is told when it reads up to there). Memory stays bounded either way.
  */
 import { randomBytes } from 'node:crypto';
-import { statSync } from 'node:fs';
+import { statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { ClosedError, FrameTooLargeError, NpipeError } from '../../errors.js';
-import { unlinkSync } from 'node:fs';
 import { checkTopic, ensureTopic, listSubscribers, removeIfGone } from '../../fifo/topic.js';
 import type { Framing } from '../../framing/index.js';
 import type { CallOptions, FramePublisher, FrameSender, SlowPolicy } from '../../transport/types.js';
@@ -213,8 +212,7 @@ class FifoPublisher implements FramePublisher {
     if (look) await look;
     if (this.#closed) throw new ClosedError('publish() after close()');
     const { envelope, release, pooled } = this.#buffers.take(message.length);
-    wrap(KIND_MESSAGE, this.#id, ++this.#seq, message, envelope);
-    const view = envelope.subarray(0, ENVELOPE_BYTES + message.length);
+    const view = wrap(KIND_MESSAGE, this.#id, ++this.#seq, message, envelope);
     const sends: Promise<void>[] = [];
     // The envelope goes back to the pool once every subscriber's sender is done with it.
     let holders = 1;
@@ -223,12 +221,10 @@ class FifoPublisher implements FramePublisher {
     };
     for (const subscriber of this.#subscribers.values()) {
       if (subscriber.policy === 'block') {
-        if (!pooled) {
-          sends.push(this.#deliver(subscriber, view, options));
-          continue;
-        }
-        holders++;
-        sends.push(this.#deliver(subscriber, view, options).finally(done));
+        const sent = this.#deliver(subscriber, view, options);
+        // Not pooled (small): nothing to give back, and no promise more per subscriber on the 64 B path.
+        if (pooled) holders++;
+        sends.push(pooled ? sent.finally(done) : sent);
         continue;
       }
       // drop and disconnect: queued here up to maxQueuedBytes, never waited for.

@@ -84,14 +84,13 @@ function unlinkQuietly(path: string): void {
   }
 }
 
-/** The subscriber's frames with the publishers' envelopes taken off, counting what it missed. */
+/** The subscriber's frames with the publishers' envelopes taken off, reporting what it missed (onMissed). */
 export class TopicReceiver implements FrameReceiver {
   readonly #inner: FrameReceiver;
   readonly #path: string;
   readonly #onMissed: TopicSubscriberOptions['onMissed'];
   /** Each publisher's last number seen. */
   readonly #last = new Map<string, number>();
-  #missed = 0;
   #malformed = { messages: 0, bytes: 0 };
   /** Its FIFO may be removed by a publisher (the `disconnect` policy): watched while waiting. */
   readonly #watch: boolean;
@@ -111,32 +110,20 @@ export class TopicReceiver implements FrameReceiver {
     this.#inPipe = inPipe;
   }
 
-  /** The FIFO publishers write to. */
-  get path(): string {
-    return this.#path;
-  }
-
-  /** Messages publishers did not deliver to this subscriber, all publishers together. */
-  get missed(): number {
-    return this.#missed;
-  }
-
   /** The message in `frame`, or undefined for a frame that carries none (a publisher's last number, or not an envelope). */
   #open(frame: Buffer): Buffer | undefined {
     const envelope = unwrap(frame);
     const last = envelope && this.#last.get(envelope.publisher);
-    // Not an envelope, or a number no publisher sends (past 2^53, or not after the last one seen from it):
-    // something else wrote into this FIFO. Dropped and counted, never a gap of 10^19 or a count moved back.
-    if (!envelope || !Number.isSafeInteger(envelope.seq) || (last !== undefined && envelope.seq <= last && envelope.kind === KIND_MESSAGE) || (last !== undefined && envelope.seq < last)) {
+    // The first message seen from a publisher starts its count: a subscriber gets what is published from its joining on.
+    // A message comes after the last one's number, a publisher's last number (at close) at or after it.
+    const skipped = !envelope || last === undefined ? 0 : envelope.seq - last - (envelope.kind === KIND_MESSAGE ? 1 : 0);
+    // Not an envelope, or a number no publisher sends (past 2^53, or one that goes back): something else
+    // wrote into this FIFO. Dropped and counted, never a gap of 10^19 or a count moved back.
+    if (!envelope || !Number.isSafeInteger(envelope.seq) || skipped < 0) {
       this.#malformed = { messages: this.#malformed.messages + 1, bytes: this.#malformed.bytes + frame.length };
       return undefined;
     }
-    // The first message seen from a publisher starts its count: a subscriber gets what is published from its joining on.
-    const skipped = last === undefined ? 0 : envelope.seq - last - (envelope.kind === KIND_MESSAGE ? 1 : 0);
-    if (skipped > 0) {
-      this.#missed += skipped;
-      this.#onMissed?.({ publisher: envelope.publisher, messages: skipped });
-    }
+    if (skipped > 0) this.#onMissed?.({ publisher: envelope.publisher, messages: skipped });
     if (envelope.kind === KIND_LAST) {
       this.#last.delete(envelope.publisher);
       return undefined;
