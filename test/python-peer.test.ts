@@ -5,31 +5,15 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
-import { describe, test, type TestContext } from 'node:test';
+import { describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { openReceiver, openSender, serve, type DropInfo, type FormatName } from '../src/index.js';
 import { cpSync, existsSync } from 'node:fs';
 import { EXAMPLES, npipe, requireOrSkip, start, tempDir, until, waitForOpen, type Running } from './helpers.js';
-
-const hasPython = spawnSync('python3', ['-c', 'import sys; assert sys.version_info >= (3, 9)']).status === 0;
-const PYTHON_DIR = fileURLToPath(new URL('../../python/', import.meta.url));
-const PEER = fileURLToPath(new URL('../../test/fixtures/py_peer.py', import.meta.url));
-const ENV = { ...process.env, PYTHONPATH: PYTHON_DIR, PYTHONDONTWRITEBYTECODE: '1' };
-
-function peer(t: TestContext, args: string[], input?: string): Running | undefined {
-  if (!requireOrSkip(t, hasPython, 'python3 (3.9 or later) is missing')) return undefined;
-  const p = start('python3', [PEER, ...args], { env: ENV, input, hangMs: 60_000 });
-  t.after(() => p.child.kill('SIGKILL'));
-  return p;
-}
+import { ENV, PYTHON_DIR, hasPython, parseHex, peer } from './python-helpers.js';
 
 const hexLines = (messages: Buffer[]) => messages.map((m) => (m.length ? m.toString('hex') : '') + '\n').join('');
-const parseHex = (stdout: string) =>
-  stdout
-    .split('\n')
-    .slice(0, -1)
-    .map((l) => Buffer.from(l, 'hex'));
 
 /** Messages each format can carry; a large one where the format allows it, crossing PIPE_BUF. */
 function messagesFor(format: string): Buffer[] {

@@ -13,6 +13,7 @@ import time
 from . import formats
 from .errors import (
     ClosedError,
+    InvalidArgumentError,
     FifoNotFoundError,
     FifoPermissionError,
     NoReaderError,
@@ -22,9 +23,62 @@ from .errors import (
     UnsafeFifoError,
 )
 
+class _ReaderGone(Exception):
+    """EPIPE inside a send: the reader went away."""
+
+
 READ_SIZE = 65536
 # How often a frames receiver looks for writers that died mid-message (as Node: 500 ms).
 DEAD_WRITER_CHECK = 0.5
+# A message in progress with no packet for this long (seconds of reading) is dropped as stalled (as Node: 30 s).
+DEFAULT_PARTIAL_TIMEOUT = 30.0
+
+
+def writer_alive(pid, fifo, own_writers=0):
+    """Whether process `pid` lives and, on Linux, holds the FIFO `fifo` ((st_dev,
+    st_ino)) open for writing. A pid can be reused by an unrelated process, and a
+    first packet can claim any pid: a pid that holds the FIFO only for reading, or
+    our own pid beyond our `own_writers` keep-open descriptors, is no writer. Where
+    /proc cannot tell (another user's process), it counts as alive; the stalled
+    timeout bounds what it can hold."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    except OverflowError:
+        return False
+    if not os.path.isdir("/proc/self/fd"):
+        return True
+    try:
+        fds = os.listdir("/proc/%d/fd" % pid)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
+    writers = 0
+    for fd in fds:
+        try:
+            st = os.stat("/proc/%d/fd/%s" % (pid, fd))
+        except FileNotFoundError:
+            continue  # closed meanwhile
+        except OSError:
+            return True  # listed but not examinable: neither proved nor refuted
+        if (st.st_dev, st.st_ino) == fifo and _open_for_writing(pid, fd):
+            writers += 1
+    return writers > own_writers if pid == os.getpid() else writers > 0
+
+
+def _open_for_writing(pid, fd):
+    try:
+        with open("/proc/%d/fdinfo/%s" % (pid, fd)) as f:
+            for line in f:
+                if line.startswith("flags:"):
+                    return int(line.split()[1], 8) & 3 != 0
+    except (OSError, ValueError, IndexError):
+        pass
+    return True
 
 
 def _os_error(e, path, what):
@@ -107,10 +161,14 @@ def _prepare(path, create, mode):
 class Sender:
     """Writes whole messages to a FIFO. Not for use from several threads at once."""
 
-    def __init__(self, fd, path, fmt, max_message_size):
+    def __init__(self, fd, path, fmt, max_message_size, wait_for_reader=False, allow_shared=False):
         self._fd = fd
         self.path = path
         self.format = fmt
+        self._wait_for_reader = wait_for_reader
+        self._allow_shared = allow_shared
+        # Times the reader went away and this sender waited for the next one.
+        self.reconnects = 0
         # A random non-zero writer id per sender (docs/PROTOCOL.md, writer rule 1).
         self.writer_id = random.SystemRandom().randint(1, 0xFFFFFFFF)
         self._encode = formats.encoder(fmt, self.writer_id, max_message_size, formats.PIPE_BUF)
@@ -125,7 +183,7 @@ class Sender:
                 self._wait_writable(deadline)
                 continue
             except BrokenPipeError:
-                raise NoReaderError("the reader of %s went away" % self.path) from None
+                raise _ReaderGone() from None
             view = view[n:]
 
     def _wait_writable(self, deadline):
@@ -149,6 +207,27 @@ class Sender:
             message = message.encode("utf-8")
         deadline = None if timeout is None else time.monotonic() + timeout
         packets = self._encode(message)
+        while True:
+            try:
+                return self._send_packets(packets, deadline)
+            except _ReaderGone:
+                if not self._wait_for_reader:
+                    raise NoReaderError(
+                        "the reader of %s went away (EPIPE); start a reader and open a new sender, "
+                        "or pass wait_for_reader=True to wait for the next one" % self.path
+                    ) from None
+            # Writer rule 5 (docs/PROTOCOL.md): wait for the next reader and send the
+            # message again from its first packet; the next reader drops the cut copy.
+            self._reconnect(deadline)
+
+    def _reconnect(self, deadline):
+        # The new end is open before the old one closes, so the pipe keeps its unread bytes.
+        fd = _open_writer(self.path, deadline, self._allow_shared)
+        old, self._fd = self._fd, fd
+        os.close(old)
+        self.reconnects += 1
+
+    def _send_packets(self, packets, deadline):
         if self._frames:
             batch = bytearray()
             for packet in packets:
@@ -204,21 +283,31 @@ class Sender:
 
 
 def open_sender(path, format="frames", timeout=None, create=True, mode=0o600,
-                max_message_size=formats.DEFAULT_MAX_MESSAGE_SIZE, allow_shared=False):
+                max_message_size=formats.DEFAULT_MAX_MESSAGE_SIZE, allow_shared=False, wait_for_reader=False):
     """Opens `path` for writing, waiting for a reader up to `timeout` seconds
     (None: for ever; 0: one attempt). Never an open that blocks in the kernel:
     O_NONBLOCK, retried on ENXIO (no reader yet).
+
+    wait_for_reader=True: when the reader goes away (EPIPE), send() waits for the
+    next one (within its own timeout) and sends the message again from its first
+    packet, as the Node sender's waitForReader does; else send() raises
+    NoReaderError.
 
     Raises TimeoutError (ERR_NPIPE_TIMEOUT), NotFifoError, UnsafeFifoError,
     FifoNotFoundError (create=False), FifoPermissionError."""
     formats.parse_format(format)
     _prepare(path, create, mode)
     deadline = None if timeout is None else time.monotonic() + timeout
+    fd = _open_writer(path, deadline, allow_shared)
+    return Sender(fd, path, format, max_message_size, wait_for_reader, allow_shared)
+
+
+def _open_writer(path, deadline, allow_shared):
+    """A checked write end of `path`, retried on ENXIO (no reader yet) until `deadline` (None: for ever)."""
     pause = 0.005
     while True:
         try:
-            fd = _open_checked(path, os.O_WRONLY, allow_shared)
-            break
+            return _open_checked(path, os.O_WRONLY, allow_shared)
         except OSError as e:
             if e.errno != errno.ENXIO:
                 raise _os_error(e, path, "opening") from None
@@ -227,18 +316,23 @@ def open_sender(path, format="frames", timeout=None, create=True, mode=0o600,
         left = pause if deadline is None else min(pause, max(0.0, deadline - time.monotonic()))
         time.sleep(left)
         pause = min(pause * 2, 0.1)
-    return Sender(fd, path, format, max_message_size)
 
 
 class Receiver:
     """Reads whole messages from a FIFO: iterate for bytes, or receive()."""
 
-    def __init__(self, fd, keep_fd, path, fmt, max_message_size, on_drop):
+    def __init__(self, fd, keep_fd, path, fmt, max_message_size, on_drop, partial_timeout=DEFAULT_PARTIAL_TIMEOUT):
         self._fd = fd
         self._keep_fd = keep_fd
         self.path = path
         self.format = fmt
         self._decoder = formats.decoder(fmt, max_message_size, on_drop)
+        st = os.fstat(fd)
+        self._fifo = (st.st_dev, st.st_ino)
+        # Our keep-open descriptor is a writer of this FIFO in this process, and no writer's claim.
+        self._own_writers = 1 if keep_fd is not None else 0
+        self._partial_timeout = partial_timeout
+        self._check_every = min(DEAD_WRITER_CHECK, max(0.01, partial_timeout / 4))
         self._queue = []
         self._eof = False
         self._poller = select.poll()
@@ -256,20 +350,10 @@ class Receiver:
         return dict(getattr(self._decoder, "reasons", {}))
 
     def _check_dead_writers(self):
-        # A message in progress whose writer pid is gone (or is our own pid) is dropped.
+        # A message in progress whose writer is gone, or whose claimed pid holds no write end of this FIFO.
         dec = self._decoder
         for writer, pid in dec.in_progress().items():
-            if pid == 0:
-                continue
-            dead = pid == os.getpid()
-            if not dead:
-                try:
-                    os.kill(pid, 0)
-                except ProcessLookupError:
-                    dead = True
-                except PermissionError:
-                    pass
-            if dead:
+            if pid != 0 and not writer_alive(pid, self._fifo, self._own_writers):
                 dec.drop_writer(writer, "writer-died")
 
     def receive(self, timeout=None):
@@ -279,12 +363,14 @@ class Receiver:
             raise ClosedError("this receiver is closed")
         deadline = None if timeout is None else time.monotonic() + timeout
         frames = isinstance(self._decoder, formats.FramesDecoder)
+        # Only time spent here, reading, counts towards a stalled message: not the time the program takes between calls.
+        tick = time.monotonic()
         while not self._queue:
             if self._eof:
                 return None
             wait = None if deadline is None else max(0.0, deadline - time.monotonic())
             if frames and self._decoder.partials:
-                # Wake up to look for dead writers.
+                # Wake up to look for dead writers and stalled messages.
                 until_check = max(0.0, self._next_check - time.monotonic())
                 wait = until_check if wait is None else min(wait, until_check)
             events = self._poller.poll(None if wait is None else wait * 1000)
@@ -298,10 +384,14 @@ class Receiver:
                     self._queue.extend(self._decoder.end())
                 elif chunk:
                     self._queue.extend(self._decoder.feed(chunk))
-            if frames and time.monotonic() >= self._next_check:
-                self._next_check = time.monotonic() + DEAD_WRITER_CHECK
-                if self._decoder.partials and not self._pipe_has_bytes():
-                    self._check_dead_writers()
+            if frames:
+                now = time.monotonic()
+                self._decoder.age(now - tick, self._partial_timeout)
+                tick = now
+                if now >= self._next_check:
+                    self._next_check = now + self._check_every
+                    if self._decoder.partials and not self._pipe_has_bytes():
+                        self._check_dead_writers()
             if not self._queue and deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError("no message on %s in time" % self.path)
         return self._queue.pop(0)
@@ -336,12 +426,18 @@ class Receiver:
 
 
 def open_receiver(path, format="frames", keep_open=True, max_message_size=formats.DEFAULT_MAX_MESSAGE_SIZE,
-                  create=True, mode=0o600, allow_shared=False, on_drop=None):
+                  create=True, mode=0o600, allow_shared=False, on_drop=None, partial_timeout=DEFAULT_PARTIAL_TIMEOUT):
     """Opens `path` for reading (at once: a read end needs no writer).
 
     keep_open=True holds a write end of its own, so writers coming and going is
     not end of file (as the Node receiver does); keep_open=False ends at the
-    first end of file after a writer has come and gone."""
+    first end of file after a writer has come and gone.
+
+    frames: a message in progress whose writer died, or that got no packet for
+    `partial_timeout` seconds of reading (time inside receive()), is dropped and
+    counted (writer-died, stalled), as docs/PROTOCOL.md's reader rules say."""
+    if not isinstance(partial_timeout, (int, float)) or partial_timeout <= 0:
+        raise InvalidArgumentError("partial_timeout is a number of seconds above 0")
     formats.parse_format(format)
     _prepare(path, create, mode)
     try:
@@ -359,4 +455,4 @@ def open_receiver(path, format="frames", keep_open=True, max_message_size=format
                 os.close(keep_fd)
             os.close(fd)
             raise
-    return Receiver(fd, keep_fd, path, format, max_message_size, on_drop)
+    return Receiver(fd, keep_fd, path, format, max_message_size, on_drop, partial_timeout)

@@ -197,13 +197,15 @@ class RawDecoder:
 
 
 class _Partial:
-    __slots__ = ("data", "filled", "pid", "skipping")
+    __slots__ = ("data", "filled", "pid", "skipping", "idle")
 
     def __init__(self, data, pid):
         self.data = data
         self.filled = 0
         self.pid = pid
         self.skipping = data is None
+        # Seconds of reading since this writer's last packet (see FramesDecoder.age).
+        self.idle = 0.0
 
 
 class FramesDecoder:
@@ -211,7 +213,7 @@ class FramesDecoder:
 
     Per writer id at most one message in progress. Drops are counted in
     ``dropped`` (``{"messages": n, "bytes": n}``) and ``reasons`` (by reason:
-    abandoned, orphan, corrupt, too-large, memory, writer-died) and passed to
+    abandoned, orphan, corrupt, too-large, memory, writer-died, stalled) and passed to
     ``on_drop(reason, writer_id, nbytes)`` if given. A bad magic byte or
     reserved flag bits raise BadFrameError (ERR_NPIPE_BAD_FRAME).
     """
@@ -244,6 +246,14 @@ class FramesDecoder:
         p = self._forget(writer)
         if p is not None and not p.skipping:
             self._drop(reason, writer, p.filled)
+
+    def age(self, elapsed, timeout):
+        """`elapsed` seconds of reading went by: a message in progress with no
+        packet for `timeout` seconds is dropped (stalled), whatever its pid says."""
+        for writer, p in list(self.partials.items()):
+            p.idle += elapsed
+            if p.idle >= timeout:
+                self.drop_writer(writer, "stalled")
 
     def in_progress(self):
         """{writer id: pid} of the messages in progress."""
@@ -301,6 +311,7 @@ class FramesDecoder:
                     if not last:
                         self.partials[writer] = _Partial(None, 0)
                 elif p.skipping:
+                    p.idle = 0.0
                     if last:
                         del self.partials[writer]
                 else:
@@ -313,6 +324,7 @@ class FramesDecoder:
                     else:
                         p.data[p.filled:p.filled + n] = buf[payload_at:payload_at + n]
                         p.filled += n
+                        p.idle = 0.0
                         if last:
                             self._forget(writer)
                             out.append(bytes(p.data))

@@ -87,6 +87,18 @@ class ReaderRules(unittest.TestCase):
         self.assertEqual(got, [b"y"])
         self.assertEqual(dec.reasons, {"abandoned": 1})
 
+    def test_stalled_after_timeout_of_reading_and_a_packet_restarts_the_clock(self):
+        a = self.packets(b"x" * 60, 7)
+        b = self.packets(b"z" * 60, 8)
+        dec = formats.FramesDecoder()
+        feed_all(dec, a[0], b[0])
+        dec.age(0.6, 1.0)
+        feed_all(dec, a[1])  # writer 7 moved on: its clock starts again
+        dec.age(0.6, 1.0)
+        self.assertEqual(dec.reasons, {"stalled": 1})
+        self.assertEqual(list(dec.in_progress()), [7])
+        self.assertEqual(feed_all(dec, a[2]), [b"x" * 60])
+
     def test_orphan_middle_and_last_skipped(self):
         a = self.packets(b"x" * 60, 7)
         dec = formats.FramesDecoder()

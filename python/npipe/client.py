@@ -1,20 +1,16 @@
-"""Request/reply, the client side (docs/RPC.md): ``connect(path)`` to a server
-started by the Node side (``serve`` or ``npipe serve``).
+"""Request/reply, the client side (docs/RPC.md): ``connect(path)`` to a server,
+Node's (``serve``, ``npipe serve``) or Python's (npipe.serve).
 
 The client is synchronous: one ``request()`` at a time (a second one from another
-thread while one waits raises BusyError). There is no ``serve`` in Python yet.
+thread while one waits raises BusyError).
 """
 
 import errno
-import json
 import os
-import re
-import stat
 import struct
 import threading
 import time
 
-from . import formats
 from .errors import (
     BusyError,
     ClosedError,
@@ -22,125 +18,18 @@ from .errors import (
     FrameTooLargeError,
     NoReaderError,
     NpipeError,
-    RemoteError,
     ServerGoneError,
-    SystemError,
     TimeoutError,
-    UnsafeFifoError,
 )
 from .fifo import mkfifo_exact, open_receiver, open_sender
+from .protocol import (
+    CANCEL, DEFAULT_RPC_MAX_MESSAGE, ERROR, LIMITED_REQUEST, REPLY, SIZE, SIZE_THRESHOLD,
+    decode_error, encode_request,
+)
+from .replydir import ensure_reply_directory, process_gone, remove_stale_reply_fifos
 
-REQUEST, CANCEL, REPLY, ERROR, LIMITED_REQUEST, SIZE = 1, 2, 3, 4, 5, 6
-SIZE_THRESHOLD = formats.PIPE_BUF - 8
-DEFAULT_RPC_MAX_MESSAGE = 1024 * 1024
 # How often a waiting client checks that its server is still there (as Node: 250 ms).
 SERVER_CHECK = 0.25
-_REPLY_NAME = re.compile(r"^c-(\d+)-[0-9a-f]{16}\.fifo$")
-
-
-def _tmpdir():
-    # As Node's os.tmpdir(), so that a Node server accepts the folder a Python client picks.
-    d = os.environ.get("TMPDIR") or os.environ.get("TMP") or os.environ.get("TEMP") or "/tmp"
-    return d.rstrip("/") if len(d) > 1 else d
-
-
-def reply_directories(uid=None):
-    """The reply folders, in order of preference (docs/RPC.md, "Endpoints")."""
-    uid = os.geteuid() if uid is None else uid
-    dirs = []
-    xdg = os.environ.get("XDG_RUNTIME_DIR")
-    if uid == os.geteuid() and xdg and os.path.isabs(xdg):
-        dirs.append(os.path.join(xdg, "npipe"))
-    for d in (os.path.join("/run/user", str(uid), "npipe"), os.path.join(_tmpdir(), "npipe-%d" % uid)):
-        if d not in dirs:
-            dirs.append(d)
-    return dirs
-
-
-def _not_ours(st, uid):
-    return stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode) or st.st_uid != uid
-
-
-def _check_directory(d, st, uid):
-    if _not_ours(st, uid):
-        raise UnsafeFifoError("%s is not a directory of yours (or is a symlink); remove it so npipe can create its reply folder" % d)
-    if st.st_mode & 0o077:
-        raise UnsafeFifoError("%s can be used by other users (mode %o); run chmod 700 %s" % (d, stat.S_IMODE(st.st_mode), d))
-
-
-def ensure_reply_directory():
-    """The caller's reply folder, created 0700 if missing and checked; a private
-    <tmpdir>/npipe-<uid>-XXXXXX when every usual place is taken by someone else."""
-    uid = os.geteuid()
-    taken = False
-    last = None
-    for d in reply_directories(uid):
-        try:
-            os.mkdir(d, 0o700)
-        except FileExistsError:
-            pass
-        except OSError as e:
-            last = e
-            continue
-        st = os.lstat(d)
-        if _not_ours(st, uid):
-            taken = True
-            continue
-        _check_directory(d, st, uid)
-        return d
-    if not taken:
-        raise SystemError("creating the reply folder in %s: %s" % (" or ".join(reply_directories(uid)), last))
-    pattern = re.compile(r"^npipe-%d-[A-Za-z0-9]{6}$" % uid)
-    tmp = _tmpdir()
-    for name in sorted(os.listdir(tmp)):
-        d = os.path.join(tmp, name)
-        if pattern.match(name):
-            try:
-                st = os.lstat(d)
-            except FileNotFoundError:
-                continue
-            if not _not_ours(st, uid) and not st.st_mode & 0o077:
-                return d
-    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-    while True:
-        # As mkdtemp in Node names it (6 characters), which is what a Node server accepts.
-        suffix = "".join(alphabet[b % len(alphabet)] for b in os.urandom(6))
-        d = os.path.join(tmp, "npipe-%d-%s" % (uid, suffix))
-        try:
-            os.mkdir(d, 0o700)
-            break
-        except FileExistsError:
-            continue
-    _check_directory(d, os.lstat(d), uid)
-    return d
-
-
-def _process_gone(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
-
-def remove_stale_reply_fifos(d):
-    """Removes leftover reply FIFOs of clients whose pid is gone (SIGKILLed)."""
-    for name in os.listdir(d):
-        m = _REPLY_NAME.match(name)
-        if m and int(m.group(1)) != os.getpid() and _process_gone(int(m.group(1))):
-            try:
-                os.unlink(os.path.join(d, name))
-            except OSError:
-                pass
-
-
-def _encode_request(kind, rid, address, payload=b"", extra=None):
-    head = struct.pack("!BIH", kind, rid, len(address)) + address
-    if extra is not None:
-        head += struct.pack("!I", min(extra, 0xFFFFFFFF))
-    return head + payload
 
 
 class Client:
@@ -160,7 +49,7 @@ class Client:
         self._closed = False
 
     def _server_gone(self):
-        if self._server_pid and _process_gone(self._server_pid):
+        if self._server_pid and process_gone(self._server_pid):
             return True
         try:  # a write end opens only while some process has the server's FIFO open for reading
             fd = os.open(self.path, os.O_WRONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
@@ -190,14 +79,14 @@ class Client:
             data = data.encode("utf-8")
         rid = self._next_id
         self._next_id = 1 if rid == 0xFFFFFFFF else rid + 1
-        frame = _encode_request(LIMITED_REQUEST, rid, self._address, bytes(data), self._limit)
+        frame = encode_request(LIMITED_REQUEST, rid, self._address, bytes(data), self._limit)
         if len(frame) > self._limit:
             raise FrameTooLargeError("a request of %d bytes is over the limit of %d bytes" % (len(frame), self._limit))
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
             if len(frame) > SIZE_THRESHOLD:
                 # A server whose limit this passes drops the request unread; the SIZE gets us its error.
-                self._sender.send(_encode_request(SIZE, rid, self._address, b"", len(frame)))
+                self._sender.send(encode_request(SIZE, rid, self._address, b"", len(frame)))
             self._sender.send(frame)
         except NoReaderError:
             raise ServerGoneError("the server on %s went away; start it again" % self.path) from None
@@ -221,11 +110,11 @@ class Client:
             payload = message[9:]
             if kind == REPLY:
                 return payload
-            raise _decode_error(payload)
+            raise decode_error(payload)
 
     def _cancel(self, rid):
         try:
-            self._sender.send(_encode_request(CANCEL, rid, self._address), timeout=1)
+            self._sender.send(encode_request(CANCEL, rid, self._address), timeout=1)
         except NpipeError:
             pass
 
@@ -246,20 +135,6 @@ class Client:
 
     def __exit__(self, *exc):
         self.close()
-
-
-def _decode_error(payload):
-    try:
-        parsed = json.loads(payload.decode("utf-8"))
-        code = parsed.get("code") if isinstance(parsed.get("code"), str) else "ERR_NPIPE_REMOTE"
-        message = parsed.get("message") if isinstance(parsed.get("message"), str) else "the server reported an error"
-    except (ValueError, AttributeError):
-        parsed, code, message = {}, "ERR_NPIPE_REMOTE", payload.decode("utf-8", "replace")
-    if code == "ERR_NPIPE_FRAME_TOO_LARGE" and isinstance(parsed.get("size"), int) and isinstance(parsed.get("limit"), int):
-        e = FrameTooLargeError(message)
-        e.size, e.limit, e.what = parsed["size"], parsed["limit"], parsed.get("what")
-        return e
-    return RemoteError(message, remote_code=code)
 
 
 def connect(path, timeout=None, max_message_size=DEFAULT_RPC_MAX_MESSAGE):
