@@ -117,7 +117,7 @@ describe('request/reply: a Node client and a Python server (npipe.serve)', () =>
     assert.equal(stats.errors, 1);
   });
 
-  test('the CLI: npipe request to a Python server, exit codes 0, 1 (handler error, with its code) and 3 (timeout)', async (t) => {
+  test('the CLI: npipe request to a Python server, exit codes 0, 1 (handler error, with its code) and 3 (timeout); Ctrl-C stops the server cleanly', async (t) => {
     const s = await pythonServer(t);
     if (!s) return;
     const ok = await npipe(['request', s.path, 'from the CLI']).done;
@@ -129,6 +129,11 @@ describe('request/reply: a Node client and a Python server (npipe.serve)', () =>
     const late = await npipe(['request', s.path, 'slow:20', '--timeout', '300ms']).done;
     assert.equal(late.code, 3, late.stderr);
     await s.server.waitForOutput('CANCELLED slow:20');
+    // Ctrl-C (KeyboardInterrupt) stops npipe.serve cleanly: it returns, with its stats.
+    s.server.child.kill('SIGINT');
+    const r = await s.server.done;
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /STATS \{"requests": 3, "replies": 1, "errors": 1, "cancelled": 1,/);
   });
 
   test('size limits never leave a Node client waiting: a request over the Python server limit (after its SIZE) and a reply over the client limit are ERR_NPIPE_FRAME_TOO_LARGE; the server serves on', async (t) => {
