@@ -528,7 +528,9 @@ class Server:
         self._queued_total -= client.queued_bytes
         client.queued_bytes = 0
         for context in client.handlers.values():
-            context.cancelled.set()
+            if not context.cancelled.is_set():  # cancelled by its client: counted then
+                self.stats["replies_dropped"] += 1  # its reply will never be sent
+                context.cancelled.set()
         if self._clients.get(client.address) is client:
             del self._clients[client.address]
         if client.fd is not None:
