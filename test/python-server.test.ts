@@ -30,7 +30,7 @@ async function nodeClient(t: TestContext, path: string, options: Parameters<type
 }
 
 /** A REQUEST of docs/RPC.md naming any reply address: what a hostile or a home-made client sends. */
-function request(address: string, payload: string, id = 7): Buffer {
+function request(address: string | Buffer, payload: string, id = 7): Buffer {
   const a = Buffer.from(address);
   const head = Buffer.alloc(7);
   head[0] = 1;
@@ -198,6 +198,26 @@ describe('npipe.serve under attack: the Node server rules, in Python', () => {
     assert.equal(readFileSync(victim, 'utf8'), 'untouched');
     const stats = await stopped(s.server);
     assert.equal(stats.refused, 6);
+  });
+
+  test('reply addresses with a NUL byte, bytes that are not UTF-8, or 60,000 bytes are refused; the server serves on', async (t) => {
+    const s = await pythonServer(t);
+    if (!s) return;
+    const replyDir = ensureReplyDirectory();
+    const name = `c-${process.pid}-${'e'.repeat(16)}.fifo`;
+    const { sender } = await rawRpcClient(t, s.path);
+    const addresses = [
+      `${replyDir}\0/${name}`, // os.lstat raised ValueError (embedded null byte): the server died
+      `${replyDir}/${name}\0`,
+      Buffer.concat([Buffer.from(`${replyDir}/`), Buffer.from([0xff, 0xfe]), Buffer.from(`/${name}`)]),
+      `/${'a'.repeat(60_000)}/${name}`,
+    ];
+    for (const address of addresses) await sender.send(request(address, 'write me'));
+    await s.server.waitForOutput('EVENT refused');
+    const client = await nodeClient(t, s.path);
+    assert.deepEqual(await client.request(Buffer.from('after')), Buffer.from('reply:after'));
+    const stats = await stopped(s.server);
+    assert.equal(stats.refused, 4);
   });
 
   test('a flood of requests is bounded: beyond 4 MiB waiting per client the rest get ERR_NPIPE_BUSY at once, the server RSS stays bounded, and the waiting ones are served', async (t) => {

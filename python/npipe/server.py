@@ -295,7 +295,7 @@ class Server:
         except FileNotFoundError:
             self._client_gone(address)
             return None
-        except (NpipeError, OSError) as e:
+        except (NpipeError, OSError, ValueError) as e:  # ValueError: a path the OS cannot take
             self._refused(address, e)
             return None
         try:
