@@ -117,6 +117,28 @@ describe('request/reply: a Node client and a Python server (npipe.serve)', () =>
     assert.equal(stats.errors, 1);
   });
 
+  test('a handler that returns an int or a dict, raises SystemExit, or raises an exception whose str() raises: the client gets RemoteError and the handler slot is freed', async (t) => {
+    const s = await pythonServer(t, 1);
+    if (!s) return;
+    const client = await nodeClient(t, s.path);
+    const remote = async (payload: string) => {
+      const err = await client.request(Buffer.from(payload), { timeout: 5000 }).then(
+        (reply) => assert.fail(`${payload}: a reply, ${reply.toString('hex')}`),
+        (e: unknown) => e,
+      );
+      assert.ok(err instanceof RemoteError, `${payload}: ${String(err)}`);
+      return err;
+    };
+    assert.match((await remote('int')).message, /int/);
+    assert.match((await remote('dict')).message, /dict/);
+    assert.equal((await remote('exit')).message, '3');
+    // Its str() raised inside the server's except: the outcome never reached the loop, the one slot stayed taken.
+    assert.match((await remote('badstr')).message, /Unprintable/);
+    assert.deepEqual(await client.request(Buffer.from('after'), { timeout: 5000 }), Buffer.from('reply:after'));
+    const stats = await stopped(s.server);
+    assert.equal(stats.errors, 4);
+  });
+
   test('the CLI: npipe request to a Python server, exit codes 0, 1 (handler error, with its code) and 3 (timeout); Ctrl-C stops the server cleanly', async (t) => {
     const s = await pythonServer(t);
     if (!s) return;

@@ -110,6 +110,22 @@ def _takes_context(handler):
     return len(positional) >= 2 or any(p.kind == p.VAR_POSITIONAL for p in params)
 
 
+def _describe(e):
+    """(code, message) of what a handler raised: its `code` if a non-empty string, its text (even if str() fails)."""
+    try:
+        code = getattr(e, "code", None)
+    except BaseException:  # noqa: B902 - a property that raises
+        code = None
+    code = code if isinstance(code, str) and code else "ERR_NPIPE_REMOTE"
+    try:
+        text = str(e)
+    except BaseException:  # noqa: B902 - a __str__ that raises
+        text = ""
+    if not isinstance(text, str) or not text:
+        text = type(e).__name__
+    return code, text
+
+
 def print_event(kind, reason, client=None):
     """An on_event that prints one line on stderr, with the text a peer controls escaped (as `npipe serve`)."""
     where = "" if client is None else " (client %s)" % client.encode("unicode_escape").decode("ascii")
@@ -392,20 +408,24 @@ class Server:
             self._pool.submit(self._run, client, rid, payload, max_reply, context)
 
     def _run(self, client, rid, payload, max_reply, context):
-        # On a handler thread: runs the handler and hands its outcome to the loop.
+        # On a handler thread: runs the handler and hands its outcome to the loop, whatever happens (else the
+        # slot stays taken and the client waits for ever).
+        outcome = (ERROR, ("ERR_NPIPE_REMOTE", "the handler failed"))
         try:
             result = self._handler(payload, context) if self._with_context else self._handler(payload)
             if isinstance(result, str):
                 result = result.encode("utf-8")
             elif result is None:
                 result = b""
-            outcome = (REPLY, bytes(result))
+            try:  # bytes-like only: bytes(5) would be five NUL bytes, bytes({1: 2}) b"\x01"
+                outcome = (REPLY, bytes(memoryview(result)))
+            except TypeError:
+                raise TypeError("the handler returned %s, not bytes, str or None" % type(result).__name__) from None
         except BaseException as e:  # noqa: B902 - whatever the handler raises goes to its client
-            code = getattr(e, "code", None)
-            code = code if isinstance(code, str) and code else "ERR_NPIPE_REMOTE"
-            outcome = (ERROR, (code, str(e) or type(e).__name__))
-        self._done.append((client, rid, max_reply, context, outcome))
-        self._wake()
+            outcome = (ERROR, _describe(e))
+        finally:
+            self._done.append((client, rid, max_reply, context, outcome))
+            self._wake()
 
     def _finish_handlers(self):
         while self._done:
