@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 import { connect, RemoteError, type Client } from '../src/index.js';
 import { ensureReplyDirectory, mkfifoSync } from '../src/fifo/index.js';
-import { npipe, rawRpcClient, readerOn, tempDir, until } from './helpers.js';
-import { peer } from './python-helpers.js';
+import { npipe, rawRpcClient, readerOn, start, tempDir, until } from './helpers.js';
+import { ENV, peer } from './python-helpers.js';
 import type { Running } from './helpers.js';
 
 /** A Python server (py_peer.py serve) on a new FIFO; undefined where python3 is missing. */
@@ -273,6 +273,32 @@ describe('npipe.serve under attack: the Node server rules, in Python', () => {
     const stats = await stopped(s.server);
     assert.equal(stats.errors, 3270);
     assert.equal(stats.replies, 2731);
+  });
+
+  test('a flood that never lets the request FIFO go empty does not starve other clients: their requests are answered while it goes on', async (t) => {
+    const s = await pythonServer(t, 2);
+    if (!s) return;
+    // Writers of refused requests (a reply address outside the reply folders) as fast as the pipe takes them:
+    // _read_requests read until the pipe was empty, so it never returned, and no handler started.
+    const code = `
+import os, struct, sys
+from npipe import formats
+from npipe.protocol import encode_request
+fd = os.open(sys.argv[1], os.O_WRONLY)
+packet = formats.encode_frames(encode_request(1, 1, b"/etc/c-1-0123456789abcdef.fifo", b""), 4242)[0]
+batch = packet * (4096 // len(packet))
+print("FLOODING", flush=True)
+while True:
+    os.write(fd, batch)
+`;
+    for (let i = 0; i < 2; i++) {
+      const flooder = start('python3', ['-c', code, s.path], { env: ENV });
+      t.after(() => flooder.child.kill('SIGKILL'));
+      await flooder.waitForOutput('FLOODING');
+    }
+    await s.server.waitForOutput('EVENT refused /etc/');
+    const client = await nodeClient(t, s.path);
+    assert.deepEqual(await client.request(Buffer.from('during the flood'), { timeout: 8000 }), Buffer.from('reply:during the flood'));
   });
 
   test('requests are taken round-robin across clients: one client with 20 waiting does not hold back another one', async (t) => {

@@ -60,6 +60,8 @@ ERROR_REPLY_QUEUE = 256 * 1024
 # A client with nothing in progress for this long has its reply FIFO closed (a new request reopens it).
 IDLE_CLIENT = 1.0
 EVENTS_PER_SECOND = 20
+# Messages read from the request FIFO per turn of the loop, between starting handlers and writing replies.
+READ_BATCH = 256
 # How long stop() lets running handlers finish (their `cancelled` set) before it returns.
 STOP_GRACE = 2.0
 _TICK = 0.25
@@ -247,7 +249,11 @@ class Server:
                 self._sweep(now)
 
     def _read_requests(self):
-        while not self._stopping.is_set():
+        # At most READ_BATCH messages a turn: a writer that never lets the pipe go empty must not keep the loop
+        # from starting handlers and writing replies (it read until the pipe was empty: a flood starved everyone).
+        for _ in range(READ_BATCH):
+            if self._stopping.is_set():
+                return
             try:
                 frame = self._receiver.receive(timeout=0)
             except TimeoutError:
