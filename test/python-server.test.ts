@@ -301,6 +301,26 @@ while True:
     assert.deepEqual(await client.request(Buffer.from('during the flood'), { timeout: 8000 }), Buffer.from('reply:during the flood'));
   });
 
+  test('a forged first packet that claims no pid (0) and never goes on is dropped as stalled after partial_timeout: the server is always reading, so wall time counts', async (t) => {
+    const s = await pythonServer(t, 2, 1 << 20, { PARTIAL_TIMEOUT: '0.5' });
+    if (!s) return;
+    // The server called receive(timeout=0) between polls, and only the time inside it counted: the partial
+    // message (up to 1 MiB each, 256 MiB for all writers) was held for ever.
+    const head = Buffer.alloc(16);
+    head[0] = 0xfe;
+    head[1] = 0x01;
+    head.writeUInt16BE(4000, 2);
+    head.writeUInt32BE(0x5eed, 4);
+    head.writeUInt32BE(1 << 20, 8);
+    head.writeUInt32BE(0, 12);
+    const fd = openSync(s.path, constants.O_WRONLY | constants.O_NONBLOCK);
+    t.after(() => closeSync(fd));
+    writeSync(fd, Buffer.concat([head, Buffer.alloc(4000, 1)]));
+    await s.server.waitForOutput('EVENT frame-dropped  stalled');
+    const client = await nodeClient(t, s.path);
+    assert.deepEqual(await client.request(Buffer.from('after')), Buffer.from('reply:after'));
+  });
+
   test('requests are taken round-robin across clients: one client with 20 waiting does not hold back another one', async (t) => {
     const s = await pythonServer(t, 1);
     if (!s) return;

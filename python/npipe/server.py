@@ -38,7 +38,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from . import formats
 from .errors import BadFrameError, InvalidArgumentError, NpipeError, TimeoutError
-from .fifo import open_receiver
+from .fifo import DEFAULT_PARTIAL_TIMEOUT, open_receiver
 from .protocol import (
     CANCEL, DEFAULT_RPC_MAX_MESSAGE, ERROR, REPLY, SIZE,
     decode_client_message, encode_error, encode_reply,
@@ -144,7 +144,7 @@ class Server:
                  max_waiting_bytes=DEFAULT_MAX_WAITING_BYTES, max_total_waiting_bytes=DEFAULT_MAX_TOTAL_WAITING_BYTES,
                  max_queued_reply_bytes=DEFAULT_MAX_QUEUED_REPLY_BYTES,
                  max_total_queued_reply_bytes=DEFAULT_MAX_TOTAL_QUEUED_REPLY_BYTES,
-                 stuck_after=DEFAULT_STUCK_AFTER):
+                 stuck_after=DEFAULT_STUCK_AFTER, partial_timeout=DEFAULT_PARTIAL_TIMEOUT):
         if not callable(handler):
             raise InvalidArgumentError("handler must be callable: handler(data) -> bytes")
         if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
@@ -163,6 +163,7 @@ class Server:
         self._stuck_after = stuck_after
         self._on_event = on_event
         self._mode = mode
+        self._partial_timeout = partial_timeout
         self.stats = {"requests": 0, "replies": 0, "errors": 0, "cancelled": 0, "refused": 0, "replies_dropped": 0}
         self._clients = {}
         # Clients with requests waiting and room for replies, by owner; both levels round-robin (dicts keep order).
@@ -176,8 +177,7 @@ class Server:
         self._stopping = threading.Event()
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._pid = os.getpid()
-        self._receiver = open_receiver(path, format="frames", max_message_size=max_message_size, create=create,
-                                       mode=mode, on_drop=self._frame_dropped)
+        self._receiver = self._open_requests(create)
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="npipe-handler")
 
     # -- public ---------------------------------------------------------------
@@ -262,12 +262,19 @@ class Server:
                 # Anyone who may write to the FIFO can send bytes that are not frames: read afresh, serve on.
                 self._event("bad-message", "%s; reading the request FIFO afresh" % e)
                 self._receiver.close()
-                self._receiver = open_receiver(self.path, format="frames", max_message_size=self._limit,
-                                               create=True, mode=self._mode, on_drop=self._frame_dropped)
+                self._receiver = self._open_requests(True)
                 continue
             if frame is None:
                 return
             self._dispatch(frame)
+
+    def _open_requests(self, create):
+        receiver = open_receiver(self.path, format="frames", max_message_size=self._limit, create=create,
+                                 mode=self._mode, on_drop=self._frame_dropped, partial_timeout=self._partial_timeout)
+        # The server reads its FIFO all the time (between its calls to receive() it polls it): a message in
+        # progress stalls by wall time, not only by the moments spent inside receive(timeout=0).
+        receiver._always_reading = True
+        return receiver
 
     def _frame_dropped(self, reason, writer, nbytes):
         self._event("frame-dropped", "%s, %d bytes (writer %08x)" % (reason, nbytes, writer))
