@@ -355,9 +355,15 @@ class Receiver:
 
     def _check_dead_writers(self):
         # A message in progress whose writer is gone, or whose claimed pid holds no write end of this FIFO.
+        # Each pid once: many writer ids may claim one pid (writer_alive reads all its descriptors).
         dec = self._decoder
+        alive = {}
         for writer, pid in dec.in_progress().items():
-            if pid != 0 and not writer_alive(pid, self._fifo, self._own_writers):
+            if pid == 0:
+                continue
+            if pid not in alive:
+                alive[pid] = writer_alive(pid, self._fifo, self._own_writers)
+            if not alive[pid]:
                 dec.drop_writer(writer, "writer-died")
 
     def receive(self, timeout=None):
