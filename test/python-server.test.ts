@@ -117,7 +117,7 @@ describe('request/reply: a Node client and a Python server (npipe.serve)', () =>
     assert.equal(stats.errors, 1);
   });
 
-  test('a handler that returns an int or a dict, raises SystemExit, or raises an exception whose str() raises: the client gets RemoteError and the handler slot is freed', async (t) => {
+  test('a handler that returns an int or a dict, raises SystemExit, raises an error with a 2 MB message, or raises an exception whose str() raises: the client gets RemoteError and the handler slot is freed', async (t) => {
     const s = await pythonServer(t, 1);
     if (!s) return;
     const client = await nodeClient(t, s.path);
@@ -132,11 +132,15 @@ describe('request/reply: a Node client and a Python server (npipe.serve)', () =>
     assert.match((await remote('int')).message, /int/);
     assert.match((await remote('dict')).message, /dict/);
     assert.equal((await remote('exit')).message, '3');
+    // A 2 MB error text made an ERROR over the client's limit: its reader dropped it and the request waited for ever.
+    const huge = await remote('hugefail');
+    assert.equal((huge as RemoteError).remoteCode, 'E_HUGE');
+    assert.ok(huge.message.length < 1 << 20 && huge.message.startsWith('xxxx'), `${huge.message.length}`);
     // Its str() raised inside the server's except: the outcome never reached the loop, the one slot stayed taken.
     assert.match((await remote('badstr')).message, /Unprintable/);
     assert.deepEqual(await client.request(Buffer.from('after'), { timeout: 5000 }), Buffer.from('reply:after'));
     const stats = await stopped(s.server);
-    assert.equal(stats.errors, 4);
+    assert.equal(stats.errors, 5);
   });
 
   test('the CLI: npipe request to a Python server, exit codes 0, 1 (handler error, with its code) and 3 (timeout); Ctrl-C stops the server cleanly', async (t) => {

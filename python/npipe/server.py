@@ -450,12 +450,18 @@ class Server:
             if client.gone:
                 self.stats["replies_dropped"] += 1
                 continue
+            limit = min(max_reply, self._limit) if max_reply > 0 else self._limit
             if kind == ERROR:
                 self.stats["errors"] += 1
-                self._reply(client, encode_error(rid, self._pid, value[0], value[1]))
+                code, text = value
+                error = encode_error(rid, self._pid, code, text)
+                while len(error) > limit and text:
+                    # Over the client's limit its reader would drop it, and the client wait for ever: cut the text.
+                    text = text[:len(text) // 2]
+                    error = encode_error(rid, self._pid, code, text + " [cut]")
+                self._reply(client, error)
                 continue
             reply = encode_reply(REPLY, rid, self._pid, value)
-            limit = min(max_reply, self._limit) if max_reply > 0 else self._limit
             if len(reply) > limit:
                 # Sent, the client's reader would drop it and the client wait for ever.
                 self.stats["errors"] += 1
