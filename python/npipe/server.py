@@ -83,7 +83,7 @@ class RequestContext:
 
 
 class _Client:
-    __slots__ = ("address", "owner", "fd", "writer_id", "jobs", "job_bytes", "queued", "queued_bytes",
+    __slots__ = ("address", "owner", "fd", "writer_id", "jobs", "job_ids", "job_count", "job_bytes", "queued", "queued_bytes",
                  "handlers", "last_active", "last_progress", "gone", "encode")
 
     def __init__(self, address, owner, fd):
@@ -93,7 +93,11 @@ class _Client:
         self.fd = fd
         self.writer_id = int.from_bytes(os.urandom(4), "big") or 1
         self.encode = formats.encoder("frames", self.writer_id, 0xFFFFFFFF)
-        self.jobs = collections.deque()  # (id, payload, max_reply), oldest first
+        # Waiting requests, oldest first: [id, payload, max_reply, waiting]; one cancelled is marked (waiting False)
+        # and skipped, found through job_ids (id -> its entries, oldest first), so a CANCEL never walks the queue.
+        self.jobs = collections.deque()
+        self.job_ids = {}
+        self.job_count = 0
         self.job_bytes = 0
         self.queued = collections.deque()  # [bytes of at most PIPE_BUF (whole packets), cost freed once written]
         self.queued_bytes = 0
@@ -101,6 +105,12 @@ class _Client:
         self.last_active = now
         self.last_progress = now
         self.gone = False
+
+    def clear_jobs(self):
+        self.jobs.clear()
+        self.job_ids.clear()
+        self.job_count = 0
+        self.job_bytes = 0
 
 
 def _takes_context(handler):
@@ -195,7 +205,7 @@ class Server:
     @property
     def waiting(self):
         """Requests waiting for a handler."""
-        return sum(len(c.jobs) for c in self._clients.values())
+        return sum(c.job_count for c in self._clients.values())
 
     def serve_forever(self):
         """Serves until stop() or KeyboardInterrupt; then stops cleanly and returns."""
@@ -309,7 +319,10 @@ class Server:
             body = _BUSY_CLIENT if client.job_bytes + cost > self._max_waiting else _BUSY_ALL
             self._error_reply(client, encode_reply(ERROR, message.id, self._pid, body))
             return
-        client.jobs.append((message.id, message.payload, message.max_reply))
+        job = [message.id, message.payload, message.max_reply, True]
+        client.jobs.append(job)
+        client.job_ids.setdefault(message.id, collections.deque()).append(job)
+        client.job_count += 1
         client.job_bytes += cost
         self._waiting_bytes += cost
         self._schedule(client)
@@ -362,15 +375,22 @@ class Server:
             self.stats["cancelled"] += 1
             context.cancelled.set()
             return
-        for job in client.jobs:
-            if job[0] == rid:  # not started: taken out of the queue, its handler never runs
-                client.jobs.remove(job)
-                cost = len(job[1]) + REQUEST_COST
-                client.job_bytes -= cost
-                self._waiting_bytes -= cost
-                self.stats["cancelled"] += 1
-                self._schedule(client)
-                return
+        entries = client.job_ids.get(rid)
+        if entries:  # not started: taken out of the queue, its handler never runs
+            job = entries.popleft()
+            if not entries:
+                del client.job_ids[rid]
+            job[3] = False
+            client.job_count -= 1
+            cost = len(job[1]) + REQUEST_COST
+            client.job_bytes -= cost
+            self._waiting_bytes -= cost
+            self.stats["cancelled"] += 1
+            if client.job_count == 0:
+                client.jobs.clear()
+            elif len(client.jobs) > 2 * client.job_count + 64:  # mostly cancelled: compact, so they cost nothing
+                client.jobs = collections.deque(j for j in client.jobs if j[3])
+            self._schedule(client)
 
     def _too_large(self, client, rid, size, what):
         self.stats["errors"] += 1
@@ -391,7 +411,7 @@ class Server:
 
     def _schedule(self, client):
         users = self._ready.get(client.owner)
-        if not client.gone and client.jobs and client.queued_bytes < self._max_queued:
+        if not client.gone and client.job_count and client.queued_bytes < self._max_queued:
             if users is None:
                 users = self._ready[client.owner] = {}
             users[client] = True
@@ -410,7 +430,15 @@ class Server:
             del users[client]
             if users:
                 self._ready[owner] = users
-            rid, payload, max_reply = client.jobs.popleft()
+            job = client.jobs.popleft()
+            while not job[3]:  # cancelled while waiting
+                job = client.jobs.popleft()
+            rid, payload, max_reply = job[0], job[1], job[2]
+            entries = client.job_ids[rid]
+            entries.popleft()  # the oldest waiting one with this id is this one
+            if not entries:
+                del client.job_ids[rid]
+            client.job_count -= 1
             cost = len(payload) + REQUEST_COST
             client.job_bytes -= cost
             self._waiting_bytes -= cost
@@ -556,11 +584,10 @@ class Server:
             users.pop(client, None)
             if not users:
                 del self._ready[client.owner]
-        if client.jobs:
-            self.stats["replies_dropped"] += len(client.jobs)
+        if client.job_count:
+            self.stats["replies_dropped"] += client.job_count
             self._waiting_bytes -= client.job_bytes
-            client.jobs.clear()
-            client.job_bytes = 0
+            client.clear_jobs()
         if client.queued:
             self.stats["replies_dropped"] += sum(1 for _, cost in client.queued if cost)
             client.queued.clear()
@@ -579,7 +606,7 @@ class Server:
         for client in list(self._clients.values()):
             if client.queued_bytes > 0 and now - client.last_progress > self._stuck_after:
                 self._drop_client(client, "the client read none of its replies for %g s; dropped" % self._stuck_after)
-            elif (client.fd is not None and not client.handlers and not client.jobs and not client.queued
+            elif (client.fd is not None and not client.handlers and not client.job_count and not client.queued
                   and now - client.last_active > IDLE_CLIENT):
                 # Idle: its descriptor is closed (a client that went away leaves no open fd); a new request reopens.
                 os.close(client.fd)
@@ -612,11 +639,10 @@ class Server:
         for client in list(self._clients.values()):
             for context in client.handlers.values():
                 context.cancelled.set()
-            if client.jobs:
-                self.stats["replies_dropped"] += len(client.jobs)
+            if client.job_count:
+                self.stats["replies_dropped"] += client.job_count
                 self._waiting_bytes -= client.job_bytes
-                client.jobs.clear()
-                client.job_bytes = 0
+                client.clear_jobs()
         self._ready.clear()
         self._receiver.close()
         deadline = time.monotonic() + STOP_GRACE
