@@ -338,6 +338,10 @@ class Receiver:
         self._poller = select.poll()
         self._poller.register(fd, select.POLLIN)
         self._next_check = time.monotonic() + DEAD_WRITER_CHECK
+        # A reader that reads all the time between its calls (npipe.serve polls the FIFO, then receive(timeout=0)):
+        # its messages in progress age by wall time since the last look, not only by the time inside receive().
+        self._always_reading = False
+        self._aged_at = time.monotonic()
 
     @property
     def dropped(self):
@@ -351,9 +355,15 @@ class Receiver:
 
     def _check_dead_writers(self):
         # A message in progress whose writer is gone, or whose claimed pid holds no write end of this FIFO.
+        # Each pid once: many writer ids may claim one pid (writer_alive reads all its descriptors).
         dec = self._decoder
+        alive = {}
         for writer, pid in dec.in_progress().items():
-            if pid != 0 and not writer_alive(pid, self._fifo, self._own_writers):
+            if pid == 0:
+                continue
+            if pid not in alive:
+                alive[pid] = writer_alive(pid, self._fifo, self._own_writers)
+            if not alive[pid]:
                 dec.drop_writer(writer, "writer-died")
 
     def receive(self, timeout=None):
@@ -364,7 +374,7 @@ class Receiver:
         deadline = None if timeout is None else time.monotonic() + timeout
         frames = isinstance(self._decoder, formats.FramesDecoder)
         # Only time spent here, reading, counts towards a stalled message: not the time the program takes between calls.
-        tick = time.monotonic()
+        tick = self._aged_at if self._always_reading else time.monotonic()
         while not self._queue:
             if self._eof:
                 return None
@@ -387,7 +397,7 @@ class Receiver:
             if frames:
                 now = time.monotonic()
                 self._decoder.age(now - tick, self._partial_timeout)
-                tick = now
+                tick = self._aged_at = now
                 if now >= self._next_check:
                     self._next_check = now + self._check_every
                     if self._decoder.partials and not self._pipe_has_bytes():

@@ -196,16 +196,23 @@ class RawDecoder:
         return []
 
 
-class _Partial:
-    __slots__ = ("data", "filled", "pid", "skipping", "idle")
+# Writers whose current message is being skipped (dropped) are remembered, so that its later packets are not
+# reported again; at most this many (the oldest is forgotten first), as the Node reader.
+MAX_SKIPPING = 4096
+# Messages in progress at once (one per writer id): past this a new one is dropped (memory), whatever its size:
+# a first packet of a 0-byte message costs nothing against max_partial_bytes, but its record costs memory.
+MAX_IN_PROGRESS = 65536
 
-    def __init__(self, data, pid):
+
+class _Partial:
+    __slots__ = ("data", "filled", "pid", "last")
+
+    def __init__(self, data, pid, now):
         self.data = data
         self.filled = 0
         self.pid = pid
-        self.skipping = data is None
-        # Seconds of reading since this writer's last packet (see FramesDecoder.age).
-        self.idle = 0.0
+        # The reading clock (see FramesDecoder.age) at this writer's last packet.
+        self.last = now
 
 
 class FramesDecoder:
@@ -223,10 +230,14 @@ class FramesDecoder:
         self.max_partial = max_partial_bytes if max_partial_bytes is not None else max(4 * self.max, 256 * 1024 * 1024)
         self.on_drop = on_drop
         self.buf = bytearray()
-        self.partials = {}
+        self.partials = {}  # writer id -> _Partial: the messages in progress
+        self.skipping = {}  # writer id -> True: writers whose current message is skipped, oldest first
         self.partial_bytes = 0
         self.dropped = {"messages": 0, "bytes": 0}
         self.reasons = {}
+        # Seconds of reading so far (see age), and when age() next looks at every message in progress.
+        self.clock = 0.0
+        self._next_sweep = 0.0
 
     def _drop(self, reason, writer, nbytes):
         self.dropped["messages"] += 1
@@ -235,29 +246,42 @@ class FramesDecoder:
         if self.on_drop is not None:
             self.on_drop(reason, writer, nbytes)
 
+    def _skip(self, writer):
+        self.skipping.pop(writer, None)
+        if len(self.skipping) >= MAX_SKIPPING:
+            del self.skipping[next(iter(self.skipping))]
+        self.skipping[writer] = True
+
     def _forget(self, writer):
+        self.skipping.pop(writer, None)
         p = self.partials.pop(writer, None)
-        if p is not None and p.data is not None:
+        if p is not None:
             self.partial_bytes -= len(p.data)
         return p
 
     def drop_writer(self, writer, reason):
-        """Drops a writer's message in progress (writer-died, stalled) if it has one."""
+        """Drops a writer's message in progress (writer-died, stalled) if it has one; its later packets are skipped."""
         p = self._forget(writer)
-        if p is not None and not p.skipping:
+        if p is not None:
             self._drop(reason, writer, p.filled)
+            self._skip(writer)
 
     def age(self, elapsed, timeout):
         """`elapsed` seconds of reading went by: a message in progress with no
-        packet for `timeout` seconds is dropped (stalled), whatever its pid says."""
+        packet for `timeout` seconds is dropped (stalled), whatever its pid says.
+        Looks at every message in progress at most every timeout/4 (at most 0.5 s)
+        of reading, not at every call."""
+        self.clock += elapsed
+        if self.clock < self._next_sweep or not self.partials:
+            return
+        self._next_sweep = self.clock + min(0.5, timeout / 4)
         for writer, p in list(self.partials.items()):
-            p.idle += elapsed
-            if p.idle >= timeout:
+            if self.clock - p.last >= timeout:
                 self.drop_writer(writer, "stalled")
 
     def in_progress(self):
         """{writer id: pid} of the messages in progress."""
-        return {w: p.pid for w, p in self.partials.items() if not p.skipping}
+        return {w: p.pid for w, p in self.partials.items()}
 
     def feed(self, chunk):
         self.buf += chunk
@@ -276,28 +300,27 @@ class FramesDecoder:
             if size - at < head + n:
                 break
             payload_at = at + head
-            if flags == FIRST | LAST:
+            if flags & FIRST:
+                # A new message from this writer: one it had not finished is gone for good.
                 old = self._forget(writer)
-                if old is not None and not old.skipping:
+                if old is not None:
                     self._drop("abandoned", writer, old.filled)
+            if flags == FIRST | LAST:
                 out.append(bytes(buf[payload_at:payload_at + n]))
             elif flags == FIRST:
                 total, pid = struct.unpack_from("!II", buf, at + 8)
-                old = self._forget(writer)
-                if old is not None and not old.skipping:
-                    self._drop("abandoned", writer, old.filled)
                 if total > self.max:
                     self._drop("too-large", writer, total)
-                    self.partials[writer] = _Partial(None, pid)
-                elif self.partial_bytes + total > self.max_partial:
+                    self._skip(writer)
+                elif self.partial_bytes + total > self.max_partial or len(self.partials) >= MAX_IN_PROGRESS:
                     self._drop("memory", writer, total)
-                    self.partials[writer] = _Partial(None, pid)
+                    self._skip(writer)
                 elif n > total:
                     self._drop("corrupt", writer, n)
-                    self.partials[writer] = _Partial(None, pid)
+                    self._skip(writer)
                 else:
                     # total was checked before this allocation.
-                    p = _Partial(bytearray(total), pid)
+                    p = _Partial(bytearray(total), pid, self.clock)
                     p.data[0:n] = buf[payload_at:payload_at + n]
                     p.filled = n
                     self.partials[writer] = p
@@ -306,25 +329,25 @@ class FramesDecoder:
                 p = self.partials.get(writer)
                 last = flags == LAST
                 if p is None:
-                    # The start went to someone else: skip up to this writer's last or next first.
-                    self._drop("orphan", writer, n)
-                    if not last:
-                        self.partials[writer] = _Partial(None, 0)
-                elif p.skipping:
-                    p.idle = 0.0
-                    if last:
-                        del self.partials[writer]
+                    if writer in self.skipping:
+                        if last:
+                            del self.skipping[writer]
+                    else:
+                        # The start went to someone else: skip up to this writer's last or next first.
+                        self._drop("orphan", writer, n)
+                        if not last:
+                            self._skip(writer)
                 else:
                     total = len(p.data)
                     if p.filled + n > total or (last and p.filled + n != total):
                         self._forget(writer)
                         self._drop("corrupt", writer, p.filled + n)
                         if not last:
-                            self.partials[writer] = _Partial(None, p.pid)
+                            self._skip(writer)
                     else:
                         p.data[p.filled:p.filled + n] = buf[payload_at:payload_at + n]
                         p.filled += n
-                        p.idle = 0.0
+                        p.last = self.clock
                         if last:
                             self._forget(writer)
                             out.append(bytes(p.data))
@@ -337,6 +360,7 @@ class FramesDecoder:
         for writer in list(self.partials):
             self.drop_writer(writer, "writer-died")
         self.partials.clear()
+        self.skipping.clear()
         self.partial_bytes = 0
         if self.buf:
             n = len(self.buf)

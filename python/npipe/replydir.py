@@ -132,7 +132,9 @@ def check_reply_path(path):
     a symlink) of the server's own user, or, for a server running as root, of the
     folder's owner. Returns that uid (the FIFO's owner is checked again on the
     open descriptor). Raises InvalidArgumentError or UnsafeFifoError."""
-    if not isinstance(path, str) or not os.path.isabs(path) or os.path.normpath(path) != path or path.startswith("//"):
+    # A NUL byte is no path (os.lstat raises ValueError, not OSError, on one).
+    if (not isinstance(path, str) or "\0" in path or not os.path.isabs(path) or os.path.normpath(path) != path
+            or path.startswith("//")):
         raise InvalidArgumentError("reply address %r is not a normalized absolute path" % (path,))
     if not REPLY_NAME.match(os.path.basename(path)):
         raise UnsafeFifoError("reply address %s is not named like an npipe reply FIFO; refused" % path)

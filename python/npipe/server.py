@@ -38,7 +38,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from . import formats
 from .errors import BadFrameError, InvalidArgumentError, NpipeError, TimeoutError
-from .fifo import open_receiver
+from .fifo import DEFAULT_PARTIAL_TIMEOUT, open_receiver
 from .protocol import (
     CANCEL, DEFAULT_RPC_MAX_MESSAGE, ERROR, REPLY, SIZE,
     decode_client_message, encode_error, encode_reply,
@@ -60,6 +60,8 @@ ERROR_REPLY_QUEUE = 256 * 1024
 # A client with nothing in progress for this long has its reply FIFO closed (a new request reopens it).
 IDLE_CLIENT = 1.0
 EVENTS_PER_SECOND = 20
+# Messages read from the request FIFO per turn of the loop, between starting handlers and writing replies.
+READ_BATCH = 256
 # How long stop() lets running handlers finish (their `cancelled` set) before it returns.
 STOP_GRACE = 2.0
 _TICK = 0.25
@@ -81,7 +83,7 @@ class RequestContext:
 
 
 class _Client:
-    __slots__ = ("address", "owner", "fd", "writer_id", "jobs", "job_bytes", "queued", "queued_bytes",
+    __slots__ = ("address", "owner", "fd", "writer_id", "jobs", "job_ids", "job_count", "job_bytes", "queued", "queued_bytes",
                  "handlers", "last_active", "last_progress", "gone", "encode")
 
     def __init__(self, address, owner, fd):
@@ -91,7 +93,11 @@ class _Client:
         self.fd = fd
         self.writer_id = int.from_bytes(os.urandom(4), "big") or 1
         self.encode = formats.encoder("frames", self.writer_id, 0xFFFFFFFF)
-        self.jobs = collections.deque()  # (id, payload, max_reply), oldest first
+        # Waiting requests, oldest first: [id, payload, max_reply, waiting]; one cancelled is marked (waiting False)
+        # and skipped, found through job_ids (id -> its entries, oldest first), so a CANCEL never walks the queue.
+        self.jobs = collections.deque()
+        self.job_ids = {}
+        self.job_count = 0
         self.job_bytes = 0
         self.queued = collections.deque()  # [bytes of at most PIPE_BUF (whole packets), cost freed once written]
         self.queued_bytes = 0
@@ -99,6 +105,12 @@ class _Client:
         self.last_active = now
         self.last_progress = now
         self.gone = False
+
+    def clear_jobs(self):
+        self.jobs.clear()
+        self.job_ids.clear()
+        self.job_count = 0
+        self.job_bytes = 0
 
 
 def _takes_context(handler):
@@ -108,6 +120,22 @@ def _takes_context(handler):
         return False
     positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     return len(positional) >= 2 or any(p.kind == p.VAR_POSITIONAL for p in params)
+
+
+def _describe(e):
+    """(code, message) of what a handler raised: its `code` if a non-empty string, its text (even if str() fails)."""
+    try:
+        code = getattr(e, "code", None)
+    except BaseException:  # noqa: B902 - a property that raises
+        code = None
+    code = code if isinstance(code, str) and code else "ERR_NPIPE_REMOTE"
+    try:
+        text = str(e)
+    except BaseException:  # noqa: B902 - a __str__ that raises
+        text = ""
+    if not isinstance(text, str) or not text:
+        text = type(e).__name__
+    return code, text
 
 
 def print_event(kind, reason, client=None):
@@ -126,7 +154,7 @@ class Server:
                  max_waiting_bytes=DEFAULT_MAX_WAITING_BYTES, max_total_waiting_bytes=DEFAULT_MAX_TOTAL_WAITING_BYTES,
                  max_queued_reply_bytes=DEFAULT_MAX_QUEUED_REPLY_BYTES,
                  max_total_queued_reply_bytes=DEFAULT_MAX_TOTAL_QUEUED_REPLY_BYTES,
-                 stuck_after=DEFAULT_STUCK_AFTER):
+                 stuck_after=DEFAULT_STUCK_AFTER, partial_timeout=DEFAULT_PARTIAL_TIMEOUT):
         if not callable(handler):
             raise InvalidArgumentError("handler must be callable: handler(data) -> bytes")
         if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
@@ -145,6 +173,7 @@ class Server:
         self._stuck_after = stuck_after
         self._on_event = on_event
         self._mode = mode
+        self._partial_timeout = partial_timeout
         self.stats = {"requests": 0, "replies": 0, "errors": 0, "cancelled": 0, "refused": 0, "replies_dropped": 0}
         self._clients = {}
         # Clients with requests waiting and room for replies, by owner; both levels round-robin (dicts keep order).
@@ -158,8 +187,7 @@ class Server:
         self._stopping = threading.Event()
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._pid = os.getpid()
-        self._receiver = open_receiver(path, format="frames", max_message_size=max_message_size, create=create,
-                                       mode=mode, on_drop=self._frame_dropped)
+        self._receiver = self._open_requests(create)
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="npipe-handler")
 
     # -- public ---------------------------------------------------------------
@@ -177,7 +205,7 @@ class Server:
     @property
     def waiting(self):
         """Requests waiting for a handler."""
-        return sum(len(c.jobs) for c in self._clients.values())
+        return sum(c.job_count for c in self._clients.values())
 
     def serve_forever(self):
         """Serves until stop() or KeyboardInterrupt; then stops cleanly and returns."""
@@ -231,7 +259,11 @@ class Server:
                 self._sweep(now)
 
     def _read_requests(self):
-        while not self._stopping.is_set():
+        # At most READ_BATCH messages a turn: a writer that never lets the pipe go empty must not keep the loop
+        # from starting handlers and writing replies (it read until the pipe was empty: a flood starved everyone).
+        for _ in range(READ_BATCH):
+            if self._stopping.is_set():
+                return
             try:
                 frame = self._receiver.receive(timeout=0)
             except TimeoutError:
@@ -240,12 +272,19 @@ class Server:
                 # Anyone who may write to the FIFO can send bytes that are not frames: read afresh, serve on.
                 self._event("bad-message", "%s; reading the request FIFO afresh" % e)
                 self._receiver.close()
-                self._receiver = open_receiver(self.path, format="frames", max_message_size=self._limit,
-                                               create=True, mode=self._mode, on_drop=self._frame_dropped)
+                self._receiver = self._open_requests(True)
                 continue
             if frame is None:
                 return
             self._dispatch(frame)
+
+    def _open_requests(self, create):
+        receiver = open_receiver(self.path, format="frames", max_message_size=self._limit, create=create,
+                                 mode=self._mode, on_drop=self._frame_dropped, partial_timeout=self._partial_timeout)
+        # The server reads its FIFO all the time (between its calls to receive() it polls it): a message in
+        # progress stalls by wall time, not only by the moments spent inside receive(timeout=0).
+        receiver._always_reading = True
+        return receiver
 
     def _frame_dropped(self, reason, writer, nbytes):
         self._event("frame-dropped", "%s, %d bytes (writer %08x)" % (reason, nbytes, writer))
@@ -280,7 +319,10 @@ class Server:
             body = _BUSY_CLIENT if client.job_bytes + cost > self._max_waiting else _BUSY_ALL
             self._error_reply(client, encode_reply(ERROR, message.id, self._pid, body))
             return
-        client.jobs.append((message.id, message.payload, message.max_reply))
+        job = [message.id, message.payload, message.max_reply, True]
+        client.jobs.append(job)
+        client.job_ids.setdefault(message.id, collections.deque()).append(job)
+        client.job_count += 1
         client.job_bytes += cost
         self._waiting_bytes += cost
         self._schedule(client)
@@ -295,7 +337,7 @@ class Server:
         except FileNotFoundError:
             self._client_gone(address)
             return None
-        except (NpipeError, OSError) as e:
+        except (NpipeError, OSError, ValueError) as e:  # ValueError: a path the OS cannot take
             self._refused(address, e)
             return None
         try:
@@ -333,15 +375,22 @@ class Server:
             self.stats["cancelled"] += 1
             context.cancelled.set()
             return
-        for job in client.jobs:
-            if job[0] == rid:  # not started: taken out of the queue, its handler never runs
-                client.jobs.remove(job)
-                cost = len(job[1]) + REQUEST_COST
-                client.job_bytes -= cost
-                self._waiting_bytes -= cost
-                self.stats["cancelled"] += 1
-                self._schedule(client)
-                return
+        entries = client.job_ids.get(rid)
+        if entries:  # not started: taken out of the queue, its handler never runs
+            job = entries.popleft()
+            if not entries:
+                del client.job_ids[rid]
+            job[3] = False
+            client.job_count -= 1
+            cost = len(job[1]) + REQUEST_COST
+            client.job_bytes -= cost
+            self._waiting_bytes -= cost
+            self.stats["cancelled"] += 1
+            if client.job_count == 0:
+                client.jobs.clear()
+            elif len(client.jobs) > 2 * client.job_count + 64:  # mostly cancelled: compact, so they cost nothing
+                client.jobs = collections.deque(j for j in client.jobs if j[3])
+            self._schedule(client)
 
     def _too_large(self, client, rid, size, what):
         self.stats["errors"] += 1
@@ -362,7 +411,7 @@ class Server:
 
     def _schedule(self, client):
         users = self._ready.get(client.owner)
-        if not client.gone and client.jobs and client.queued_bytes < self._max_queued:
+        if not client.gone and client.job_count and client.queued_bytes < self._max_queued:
             if users is None:
                 users = self._ready[client.owner] = {}
             users[client] = True
@@ -381,7 +430,15 @@ class Server:
             del users[client]
             if users:
                 self._ready[owner] = users
-            rid, payload, max_reply = client.jobs.popleft()
+            job = client.jobs.popleft()
+            while not job[3]:  # cancelled while waiting
+                job = client.jobs.popleft()
+            rid, payload, max_reply = job[0], job[1], job[2]
+            entries = client.job_ids[rid]
+            entries.popleft()  # the oldest waiting one with this id is this one
+            if not entries:
+                del client.job_ids[rid]
+            client.job_count -= 1
             cost = len(payload) + REQUEST_COST
             client.job_bytes -= cost
             self._waiting_bytes -= cost
@@ -392,20 +449,24 @@ class Server:
             self._pool.submit(self._run, client, rid, payload, max_reply, context)
 
     def _run(self, client, rid, payload, max_reply, context):
-        # On a handler thread: runs the handler and hands its outcome to the loop.
+        # On a handler thread: runs the handler and hands its outcome to the loop, whatever happens (else the
+        # slot stays taken and the client waits for ever).
+        outcome = (ERROR, ("ERR_NPIPE_REMOTE", "the handler failed"))
         try:
             result = self._handler(payload, context) if self._with_context else self._handler(payload)
             if isinstance(result, str):
                 result = result.encode("utf-8")
             elif result is None:
                 result = b""
-            outcome = (REPLY, bytes(result))
+            try:  # bytes-like only: bytes(5) would be five NUL bytes, bytes({1: 2}) b"\x01"
+                outcome = (REPLY, bytes(memoryview(result)))
+            except TypeError:
+                raise TypeError("the handler returned %s, not bytes, str or None" % type(result).__name__) from None
         except BaseException as e:  # noqa: B902 - whatever the handler raises goes to its client
-            code = getattr(e, "code", None)
-            code = code if isinstance(code, str) and code else "ERR_NPIPE_REMOTE"
-            outcome = (ERROR, (code, str(e) or type(e).__name__))
-        self._done.append((client, rid, max_reply, context, outcome))
-        self._wake()
+            outcome = (ERROR, _describe(e))
+        finally:
+            self._done.append((client, rid, max_reply, context, outcome))
+            self._wake()
 
     def _finish_handlers(self):
         while self._done:
@@ -417,12 +478,18 @@ class Server:
             if client.gone:
                 self.stats["replies_dropped"] += 1
                 continue
+            limit = min(max_reply, self._limit) if max_reply > 0 else self._limit
             if kind == ERROR:
                 self.stats["errors"] += 1
-                self._reply(client, encode_error(rid, self._pid, value[0], value[1]))
+                code, text = value
+                error = encode_error(rid, self._pid, code, text)
+                while len(error) > limit and text:
+                    # Over the client's limit its reader would drop it, and the client wait for ever: cut the text.
+                    text = text[:len(text) // 2]
+                    error = encode_error(rid, self._pid, code, text + " [cut]")
+                self._reply(client, error)
                 continue
             reply = encode_reply(REPLY, rid, self._pid, value)
-            limit = min(max_reply, self._limit) if max_reply > 0 else self._limit
             if len(reply) > limit:
                 # Sent, the client's reader would drop it and the client wait for ever.
                 self.stats["errors"] += 1
@@ -517,11 +584,10 @@ class Server:
             users.pop(client, None)
             if not users:
                 del self._ready[client.owner]
-        if client.jobs:
-            self.stats["replies_dropped"] += len(client.jobs)
+        if client.job_count:
+            self.stats["replies_dropped"] += client.job_count
             self._waiting_bytes -= client.job_bytes
-            client.jobs.clear()
-            client.job_bytes = 0
+            client.clear_jobs()
         if client.queued:
             self.stats["replies_dropped"] += sum(1 for _, cost in client.queued if cost)
             client.queued.clear()
@@ -542,7 +608,7 @@ class Server:
         for client in list(self._clients.values()):
             if client.queued_bytes > 0 and now - client.last_progress > self._stuck_after:
                 self._drop_client(client, "the client read none of its replies for %g s; dropped" % self._stuck_after)
-            elif (client.fd is not None and not client.handlers and not client.jobs and not client.queued
+            elif (client.fd is not None and not client.handlers and not client.job_count and not client.queued
                   and now - client.last_active > IDLE_CLIENT):
                 # Idle: its descriptor is closed (a client that went away leaves no open fd); a new request reopens.
                 os.close(client.fd)
@@ -575,11 +641,10 @@ class Server:
         for client in list(self._clients.values()):
             for context in client.handlers.values():
                 context.cancelled.set()
-            if client.jobs:
-                self.stats["replies_dropped"] += len(client.jobs)
+            if client.job_count:
+                self.stats["replies_dropped"] += client.job_count
                 self._waiting_bytes -= client.job_bytes
-                client.jobs.clear()
-                client.job_bytes = 0
+                client.clear_jobs()
         self._ready.clear()
         self._receiver.close()
         deadline = time.monotonic() + STOP_GRACE

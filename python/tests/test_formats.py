@@ -126,6 +126,23 @@ class ReaderRules(unittest.TestCase):
         self.assertEqual(got, [b"a" * 60])
         self.assertEqual(dec.reasons, {"memory": 1})
 
+    def test_writers_remembered_are_bounded_in_number(self):
+        # Middle packets of 100,000 writer ids never seen (8 bytes each, no first packet): each was remembered
+        # as a writer to skip, for ever (until that id's last packet), with no bound: memory grew without end.
+        import struct
+        dec = formats.FramesDecoder()
+        orphans = b"".join(struct.pack("!BBHI", 0xFE, 0, 0, w) for w in range(1, 100001))
+        self.assertEqual(dec.feed(orphans), [])
+        self.assertLessEqual(len(dec.partials) + len(getattr(dec, "skipping", {})), 4096)
+        # First packets of 0-byte messages (no last packet): 0 bytes each against max_partial_bytes, so no bound.
+        dec = formats.FramesDecoder()
+        firsts = b"".join(struct.pack("!BBHIII", 0xFE, 1, 0, w, 0, 0) for w in range(1, 100001))
+        self.assertEqual(dec.feed(firsts), [])
+        self.assertLessEqual(len(dec.partials), 65536)
+        self.assertEqual(dec.reasons, {"memory": 100000 - 65536})
+        # A writer id kept goes on as before: its message completes.
+        self.assertEqual(dec.feed(struct.pack("!BBHI", 0xFE, 2, 0, 1)), [b""])
+
     def test_corrupt_short_last(self):
         dec = formats.FramesDecoder()
         a = self.packets(b"x" * 60, 7)

@@ -18,7 +18,8 @@ class CheckReplyPath(unittest.TestCase):
 
     def test_relative_unnormalized_and_double_slash_paths_are_invalid(self):
         d = ensure_reply_directory()
-        for path in (NAME, d + "/../" + os.path.basename(d) + "/" + NAME, d + "/./" + NAME, "/" + d + "/" + NAME, ""):
+        for path in (NAME, d + "/../" + os.path.basename(d) + "/" + NAME, d + "/./" + NAME, "/" + d + "/" + NAME, "",
+                     d + "\0/" + NAME, d + "/" + NAME + "\0"):
             with self.assertRaises(InvalidArgumentError, msg=path):
                 check_reply_path(path)
 
