@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 import { BadFrameError, createFraming, openReceiver, type DropInfo, type FrameDecoder } from '../src/index.js';
-import { encodePackets, framesFraming } from '../src/framing/frames.js';
+import { MAX_PARTIALS, encodePackets, framesFraming } from '../src/framing/frames.js';
 
 const doc = readFileSync(new URL('../../docs/PROTOCOL.md', import.meta.url), 'utf8');
 
@@ -175,6 +175,25 @@ describe('reader rules', () => {
     for (const p of [...a.slice(1), ...b.slice(1)]) decoder.push(p, (m) => out.push(m));
     assert.equal(out.length, 1);
     assert.ok(out[0]!.equals(Buffer.alloc(1000, 1)));
+  });
+
+  test('messages in progress are bounded in number too: first packets of 0-byte messages, one writer id each, are dropped (memory) past MAX_PARTIALS', () => {
+    const drops: DropInfo[] = [];
+    const decoder = framesFraming({ maxMessageSize: 1000, packetSize: 4096 }).createDecoder({ onDrop: (d) => drops.push(d) });
+    // A first packet (flags 0x01) announcing 0 bytes: it costs nothing against maxPartialBytes.
+    const forged = (writer: number) => {
+      const p = Buffer.alloc(16);
+      p[0] = 0xfe;
+      p[1] = 0x01;
+      p.writeUInt32BE(writer, 4);
+      p.writeUInt32BE(1, 12);
+      return p;
+    };
+    const batch: Buffer[] = [];
+    for (let writer = 1; writer <= MAX_PARTIALS + 1000; writer++) batch.push(forged(writer));
+    decoder.push(Buffer.concat(batch), () => {});
+    assert.equal(drops.length, 1000);
+    assert.ok(drops.every((d) => d.reason === 'memory'));
   });
 
   test('bytes from something that is not an npipe frames writer stop the reader with ERR_NPIPE_BAD_FRAME', () => {

@@ -308,6 +308,23 @@ describe('a server nothing can stall', () => {
     assert.equal(await small.request('ok'), '2');
   });
 
+  test('a handler error too long for the client is cut to fit, never dropped by the client\'s reader: the request fails at once, not at its timeout', async (t) => {
+    const path = join(tempDir(t), 'srv');
+    const server = await serve(path, () => {
+      throw Object.assign(new Error('e'.repeat(2_000_000)), { code: 'E_LONG' });
+    });
+    t.after(() => server.close());
+    const client = await connect(path, { maxMessageSize: 64 * 1024 });
+    t.after(() => client.close());
+    await assert.rejects(client.request('x', { timeout: 60_000 }), (err: unknown) => {
+      assert.ok(err instanceof RemoteError);
+      assert.equal(err.remoteCode, 'E_LONG');
+      assert.match(err.message, /^e+ \[cut\]$/);
+      assert.ok(err.message.length < 64 * 1024);
+      return true;
+    });
+  });
+
   test('the concurrency limit holds', async (t) => {
     const path = join(tempDir(t), 'srv');
     let running = 0;

@@ -155,6 +155,12 @@ interface Partial {
 
 /** Drops keep a record of the writers whose packets are being skipped, bounded in number. */
 const MAX_SKIPPING = 4096;
+/**
+ * Messages in progress at once, all writers together. maxPartialBytes bounds their bytes, but a first
+ * packet of a 0-byte message costs none: without a count, forged ones (a writer id each) grew a reader
+ * by their records alone. Past it, a new message is dropped (`memory`), as past maxPartialBytes.
+ */
+export const MAX_PARTIALS = 65_536;
 
 class FramesDecoder implements FrameDecoder {
   #max: number;
@@ -280,7 +286,9 @@ class FramesDecoder implements FrameDecoder {
       const total = this.#head.readUInt32BE(8);
       const pid = this.#head.readUInt32BE(12);
       if (total > this.#max) return this.#startSkipping(id, 'too-large', total);
-      if (this.#partialBytes + total > this.#maxPartialBytes) return this.#startSkipping(id, 'memory', total);
+      if (this.#partialBytes + total > this.#maxPartialBytes || this.#partials.size >= MAX_PARTIALS) {
+        return this.#startSkipping(id, 'memory', total);
+      }
       if (n > total) return this.#startSkipping(id, 'corrupt', total);
       if (total >= LARGE_BUFFER_BYTES) keepLargeBuffersInHeap(); // a stream of large messages: see sys/malloc.ts
       const partial: Partial = { body: Buffer.allocUnsafe(total), filled: 0, pid, goneAt: undefined, lastAt: this.#clock };

@@ -79,6 +79,21 @@ export function encodeError(id: number, code: string, message: string, detail?: 
 }
 
 /**
+ * encodeError, within `limit` bytes: a message (then a code) too long for the client is cut, halved
+ * until the ERROR fits and marked " [cut]". Sent whole, the client's reader would drop it as too large
+ * and the request wait for ever: a handler's 2 MB error text must not do that.
+ */
+export function encodeErrorWithin(limit: number, id: number, code: string, message: string, detail?: Record<string, string | number>): Buffer {
+  let reply = encodeError(id, code, message, detail);
+  for (let text = message; reply.length > limit && text.length > 0; ) {
+    text = text.slice(0, text.length >> 1);
+    reply = encodeError(id, code, `${text} [cut]`, detail);
+  }
+  if (reply.length > limit && code.length > 64) reply = encodeError(id, code.slice(0, 64), ' [cut]', detail);
+  return reply;
+}
+
+/**
  * Whether `frame` is a client's message (REQUEST, CANCEL, REQUEST+, SIZE) that
  * names exactly `address` as its reply address: a transport whose reply address
  * is the connection itself (Windows pipes) refuses any other, so no client can
