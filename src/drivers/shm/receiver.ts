@@ -463,8 +463,13 @@ export class ShmFrameReceiver implements FrameReceiver {
       waiter.reject(err);
       return;
     }
-    if (frame === undefined) return; // still asleep: the flags stay set
-    if (safetyNet) this.lostWakeups++;
+    if (frame === undefined) {
+      // Still nothing whole (a doorbell may have come for a piece of a long message, and its
+      // sender took its flag back when it rang): say so in every ring again, and look again.
+      return this.#sleep();
+    }
+    // The safety net found a message while no doorbell was pending: a wake-up was lost.
+    if (safetyNet && this.#control.bytesInPipe() === 0) this.lostWakeups++;
     this.#awake();
     this.#settle(frame);
   }
