@@ -218,7 +218,10 @@ describe('shared memory: files and folders', () => {
       await until(() => drops.length === 3, 'three refusals');
       assert.ok(drops.every((d) => d.reason === 'corrupt'));
       assert.equal(receiver.senders, 0);
-      for (const s of [good, open, short]) s.mapping.unmap();
+      for (const s of [good, open, short]) {
+        s.mapping.unmap();
+        rmSync(s.ringPath, { force: true });
+      }
     } finally {
       closeSync(control);
       await receiver.close();

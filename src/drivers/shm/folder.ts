@@ -169,8 +169,11 @@ function ownerGone(path: string): boolean {
   let fd: number;
   try {
     fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-  } catch {
-    return false;
+  } catch (err) {
+    // No owner file: no receiver (one makes it first thing), only senders' leftovers, if any.
+    // A receiver making the folder this instant may lose the race (its open of `owner` then
+    // fails, and it can be opened again); the folder is removed only once empty.
+    return isErrno(err, 'ENOENT');
   }
   try {
     if (!fstatSync(fd).isFile()) return false;
