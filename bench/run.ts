@@ -9,7 +9,7 @@
  *   npm run bench [-- --repeat N] [--quick] [--skip-curves]
  *   npm run bench -- --curves [--quick]   the cost curves only (curves.ts)
  *   npm run bench -- --only SECTION[,SECTION]  those sections only (oneway, bulk, rtt, cli, raw, startup,
- *                                     nats), written to bench/results/only.*; no curves, docs untouched
+ *                                     nats, pubsub, shm), written to bench/results/only.*; no curves, docs untouched
  *   node dist/bench/run.js --list     the ids and labels of every row, target, ratio and curve; measures nothing
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
@@ -33,7 +33,7 @@ const { values } = parseArgs({
   options: { repeat: { type: 'string' }, quick: { type: 'boolean' }, list: { type: 'boolean' }, curves: { type: 'boolean' }, 'skip-curves': { type: 'boolean' }, only: { type: 'string' } },
 });
 const REPEAT = Number(values.repeat ?? 3);
-const SECTIONS = ['oneway', 'bulk', 'rtt', 'cli', 'raw', 'startup', 'nats', 'pubsub'] as const;
+const SECTIONS = ['oneway', 'bulk', 'rtt', 'cli', 'raw', 'startup', 'nats', 'pubsub', 'shm'] as const;
 const only = values.only?.split(',');
 for (const section of only ?? []) if (!(SECTIONS as readonly string[]).includes(section)) throw new Error(`--only: no section ${section} (${SECTIONS.join(', ')})`);
 /** Whether this run measures `section` (every one unless --only names some). */
@@ -92,6 +92,14 @@ const ROWS = [
   { id: 'startup-node', label: 'plain Node: node -e 0, start to exit', unit: 'us' },
   { id: 'startup-cli-send', label: 'CLI: one npipe send of one message to a waiting reader, start to exit', unit: 'us' },
   { id: 'startup-cli-send-frames', label: 'CLI: the same with --format frames (no writers\' lock, no koffi), start to exit', unit: 'us' },
+  { id: 'shm-c-bulk', label: 'shm section: C, 64 KiB writes into a 1 MiB pipe', unit: 'B/s' },
+  { id: 'shm-1m-bulk-into', label: 'npipe shm://, 1 MiB messages, receiveInto one buffer', unit: 'B/s' },
+  { id: 'shm-1m-bulk', label: 'npipe shm://, 1 MiB messages, for-await', unit: 'B/s' },
+  { id: 'shm-fifo-frames-64b', label: 'shm section: npipe frames over a FIFO, 64 B', unit: 'msg/s' },
+  { id: 'shm-64b-oneway', label: 'npipe shm://, 64 B', unit: 'msg/s' },
+  { id: 'shm-rtt-c-p50', label: 'shm section: C ping-pong over two FIFOs, p50', unit: 'us' },
+  { id: 'shm-rtt-busypoll-p50', label: `npipe ping-pong over two shm:// lanes, busyPoll ${BUSY_POLL_US} µs, p50`, unit: 'us' },
+  { id: 'shm-rtt-busypoll-p99', label: `npipe ping-pong over two shm:// lanes, busyPoll ${BUSY_POLL_US} µs, p99`, unit: 'us' },
   { id: 'nats-plain-64b-oneway', label: 'plain nats.js publish/subscribe, 64 B', unit: 'msg/s' },
   { id: 'nats-core-64b-oneway', label: 'npipe over core NATS, 64 B', unit: 'msg/s' },
   { id: 'nats-jetstream-64b-oneway', label: 'npipe over JetStream, 64 B (stored, acknowledged)', unit: 'msg/s' },
@@ -126,6 +134,10 @@ const TARGETS = [
   { id: 'target-cli-raw-to-file-vs-c-splice', name: 'CLI raw stream into a file vs C splice into it (issue 18 #1)', target: 0.5, higher: true, ratio: () => ratio(value('cli-raw-to-file'), value('c-splice-to-file')) },
   { id: 'target-cli-raw-to-file-vs-c-rw-1.5x', name: 'CLI raw stream into a file vs C read/write into it (issue 18 #1)', target: 1.5, higher: true, ratio: () => ratio(value('cli-raw-to-file'), value('c-rw-to-file')) },
   { id: 'target-cli-send-startup', name: 'one-shot npipe send vs node -e 0, start to exit (issue 18 #6)', target: 1.25, higher: false, ratio: () => ratio(value('startup-cli-send'), value('startup-node')) },
+  { id: 'target-shm-bulk-into-vs-c', name: '1 MiB over shm:// (receiveInto) vs C bulk over a FIFO (issue 22 #6)', target: 2, higher: true, ratio: () => ratio(value('shm-1m-bulk-into'), value('shm-c-bulk')) },
+  { id: 'target-shm-bulk-vs-c', name: '1 MiB over shm:// (for-await) vs C bulk over a FIFO (issue 22 #6)', target: 2, higher: true, ratio: () => ratio(value('shm-1m-bulk'), value('shm-c-bulk')) },
+  { id: 'target-shm-64b-vs-fifo', name: '64 B over shm:// vs npipe frames over a FIFO (issue 22 #6)', target: 3, higher: true, ratio: () => ratio(value('shm-64b-oneway'), value('shm-fifo-frames-64b')) },
+  { id: 'target-shm-rtt-busypoll-vs-c', name: `shm:// ping-pong p50 (busyPoll ${BUSY_POLL_US} µs) vs C FIFO ping-pong p50 (issue 22 #6)`, target: 0.5, higher: false, ratio: () => ratio(value('shm-rtt-busypoll-p50'), value('shm-rtt-c-p50')) },
   { id: 'target-fifo-rss', name: 'peak RSS of npipe processes (FIFO rows), MiB (under 100)', target: 100, higher: false, ratio: () => Math.max(...rssSeen) / 2 ** 20 },
 ] as const;
 
@@ -408,6 +420,32 @@ async function nodeLatency(iterations: number): Promise<{ p50: number; p99: numb
   await server.ready;
   const r = await nodeOn(CLIENT_CPU, 'node-ping', req, rep, 64, iterations).done;
   await server.done;
+  return { p50: r.p50 as number, p99: r.p99 as number };
+}
+
+/** A fresh shm:// name for one run. */
+const freshShm = () => `shm://npipe-bench-${process.pid}-${seq++}`;
+
+/** npipe over shared memory: as npipeBulkBytes and npipeOneWay, on an shm:// name. */
+async function shmOneWay(size: number, count: number, into = false, bytes = false): Promise<Rate> {
+  const address = freshShm();
+  const reader = node('npipe-recv', address, count, 'frames', 0, into ? size : 0);
+  await reader.ready;
+  const writer = node('npipe-send', address, count, size, 'frames');
+  // Not peak(): that goal is about the FIFO rows, and a process's RSS here counts the ring's pages it touched.
+  const [r] = await Promise.all([reader.done, writer.done]);
+  return rateOf(r, bytes ? 'bytes' : 'count');
+}
+
+/** Two shm:// lanes, one each way, every end busy-polling: pinned as the C ping-pong is. */
+async function shmPingPong(iterations: number): Promise<{ p50: number; p99: number }> {
+  const a = freshShm();
+  const b = freshShm();
+  const server = nodeOn(SERVER_CPU, 'shm-pong', a, b, BUSY_POLL_US);
+  await server.ready;
+  const r = await nodeOn(CLIENT_CPU, 'shm-ping', a, b, 64, iterations, BUSY_POLL_US).done;
+  server.kill();
+  await server.done.catch(() => ({}));
   return { p50: r.p50 as number, p99: r.p99 as number };
 }
 
@@ -895,6 +933,23 @@ async function main() {
       { row: 'c-fanout-8x64k', measure: cBin ? () => cFanout(65536, PS64K) : undefined, note: noC },
       { row: 'pubsub-8x64k', measure: () => npipeFanout(65536, PS64K) },
     ]);
+  }
+
+  if (want('shm')) {
+    console.log('\nShared memory (shm://) beside C and npipe over FIFOs (rows measured in turns)');
+    await interleaved([
+      { row: 'shm-c-bulk', measure: cBin ? () => cBulk(RAW) : undefined, note: noC },
+      { row: 'shm-1m-bulk-into', measure: () => shmOneWay(1 << 20, BULK, true, true) },
+      { row: 'shm-1m-bulk', measure: () => shmOneWay(1 << 20, BULK, false, true) },
+      { row: 'shm-fifo-frames-64b', measure: () => npipeOneWay('frames', 64, M64) },
+      { row: 'shm-64b-oneway', measure: () => shmOneWay(64, M64) },
+    ]);
+    const cRtt = cBin ? await repeat(async () => (await cPingPong(RTT)).p50) : undefined;
+    record('shm-rtt-c-p50', cRtt, noC);
+    const shmRtt = [];
+    for (let i = 0; i < REPEAT; i++) shmRtt.push(await shmPingPong(RTT));
+    record('shm-rtt-busypoll-p50', { median: median(shmRtt.map((x) => x.p50)), runs: shmRtt.map((x) => x.p50) });
+    record('shm-rtt-busypoll-p99', { median: median(shmRtt.map((x) => x.p99)), runs: shmRtt.map((x) => x.p99) });
   }
 
   const targets = TARGETS.map((t) => {

@@ -330,8 +330,46 @@ async function zmqReq(endpoint: string, iterations: number, size: number) {
   print({ p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99) });
 }
 
+/**
+ * A round trip over two shared-memory lanes (shm:// has no request/reply): `pong`
+ * receives on `a` and sends each message back on `b`; `ping` sends on `a`, waits for
+ * the echo on `b`, `iterations` times after a warm-up, and prints p50 and p99 (µs).
+ * Every end busy-polls `busyPoll` µs.
+ */
+async function shmPong(a: string, b: string, busyPoll: number) {
+  const receiver = await openReceiver<Buffer>(a, { codec: 'bytes', busyPoll });
+  console.log('ready');
+  const sender = await openSender<Uint8Array>(b, { codec: 'bytes', busyPoll, timeout: 30_000 });
+  for await (const message of receiver) await sender.send(message);
+  await sender.close();
+  print({});
+}
+
+async function shmPing(a: string, b: string, size: number, iterations: number, busyPoll: number) {
+  const receiver = await openReceiver<Buffer>(b, { codec: 'bytes', busyPoll });
+  const sender = await openSender<Uint8Array>(a, { codec: 'bytes', busyPoll, timeout: 30_000 });
+  const payload = Buffer.alloc(size, 112);
+  const latencies: number[] = [];
+  for (let i = 0; i < iterations + 200; i++) {
+    const t = process.hrtime.bigint();
+    await sender.send(payload);
+    await receiver.receive();
+    if (i >= 200) latencies.push(Number(process.hrtime.bigint() - t) / 1000);
+  }
+  await sender.close();
+  await receiver.close();
+  latencies.sort((x, y) => x - y);
+  print({ p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99) });
+}
+
 const n = (i: number) => Number(args[i]);
 switch (role) {
+  case 'shm-pong':
+    await shmPong(args[0]!, args[1]!, n(2));
+    break;
+  case 'shm-ping':
+    await shmPing(args[0]!, args[1]!, n(2), n(3), n(4));
+    break;
   case 'npipe-recv':
     await npipeRecv(args[0]!, n(1), args[2] as FormatName, args[3] ? n(3) : undefined, args[4] ? n(4) : undefined);
     break;

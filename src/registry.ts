@@ -12,6 +12,7 @@
 import { UnsupportedError } from './errors.js';
 import { isNatsUrl } from './drivers/nats/scheme.js';
 import { isWindowsPipe, normalizeWindowsPipe } from './drivers/winpipe/address.js';
+import { isShmAddress, shmName } from './drivers/shm/address.js';
 import type { Driver } from './drivers/types.js';
 
 interface Entry {
@@ -37,6 +38,14 @@ const entries: Entry[] = [
     runsOn: (platform) => platform === 'win32',
     elsewhere: 'Windows named pipes need Windows; on this system use a FIFO path',
     load: () => import('./drivers/winpipe/index.js'),
+  },
+  {
+    name: 'shm',
+    claims: isShmAddress,
+    check: shmName,
+    runsOn: (platform) => platform === 'linux',
+    elsewhere: 'shared memory (shm://) needs Linux; on this system use a FIFO path',
+    load: () => import('./drivers/shm/index.js'),
   },
   {
     name: 'fifo',
@@ -68,7 +77,7 @@ export function driverFor(address: string): Promise<Driver> {
   return entry.loaded;
 }
 
-/** The name of the driver that serves `address` ('fifo', 'nats', 'winpipe'), without loading it. */
+/** The name of the driver that serves `address` ('fifo', 'nats', 'winpipe', 'shm'), without loading it. */
 export function driverName(address: string): string {
   return entryFor(address).name;
 }

@@ -1,14 +1,15 @@
 /**
- * One contract, every transport: the same tests run over FIFOs, core NATS and
- * JetStream (messaging), and over FIFOs and NATS (request/reply). What differs
- * between transports is only how an address is made.
+ * One contract, every transport: the same tests run over FIFOs, core NATS,
+ * JetStream and shared memory (messaging), and over FIFOs and NATS (request/reply;
+ * shared memory refuses it, and a test here holds it to that refusal). What
+ * differs between transports is only how an address is made.
  *
  * The NATS runs need nats-server (a real one, started here on a free loopback
  * port with a temporary store); without it they skip with a message, and under
  * CI=true they fail instead.
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
@@ -51,8 +52,16 @@ function natsMedium(name: string, query: string): Medium {
   };
 }
 
-const messaging = [fifo, natsMedium('core NATS', ''), natsMedium('JetStream', 'delivery=jetstream&ack-wait=2000')];
+const shm: Medium = { name: 'shared memory', example: 'shm://npipe-contract', address: () => `shm://contract-${randomUUID()}` };
+
+const messaging = [fifo, natsMedium('core NATS', ''), natsMedium('JetStream', 'delivery=jetstream&ack-wait=2000'), shm];
 const rpc = [fifo, natsMedium('NATS', '')];
+
+/**
+ * Drivers that refuse request/reply (serve and connect reject ERR_NPIPE_UNSUPPORTED):
+ * the test below holds each to that refusal, so none is left out of the rpc list silently.
+ */
+const refusesRequestReply = [shm];
 
 /**
  * Drivers that declare (registry.ts) they do not run on this platform, each with
@@ -71,8 +80,19 @@ test('every registered driver runs both contracts (adding a transport means addi
     .filter((d) => !runsElsewhere.some((e) => e.driver === d))
     .sort();
   assert.deepEqual([...new Set(messaging.map((m) => driverName(m.example)))].sort(), drivers);
-  assert.deepEqual([...new Set(rpc.map((m) => driverName(m.example)))].sort(), drivers);
+  assert.deepEqual([...new Set([...rpc, ...refusesRequestReply].map((m) => driverName(m.example)))].sort(), drivers);
 });
+
+for (const medium of refusesRequestReply) {
+  test(`request/reply over ${medium.name} is refused: serve() and connect() reject ERR_NPIPE_UNSUPPORTED, and so does npipe serve`, async (t) => {
+    const address = medium.address(t)!;
+    await assert.rejects(serve(address, (req: string) => req), { code: 'ERR_NPIPE_UNSUPPORTED' });
+    await assert.rejects(connect(address), { code: 'ERR_NPIPE_UNSUPPORTED' });
+    const served = await npipe(['serve', address, '--echo']).done;
+    assert.notEqual(served.code, 0);
+    assert.match(served.stderr, /ERR_NPIPE_UNSUPPORTED/);
+  });
+}
 
 /** Pids of a process's children (Linux /proc). */
 function childrenOf(pid: number): number[] {

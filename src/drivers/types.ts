@@ -41,12 +41,24 @@ export interface MediumOptions {
 /** What every driver is given to open a sender (each takes the options that mean something for its medium). */
 export interface DriverSenderOptions extends FifoSenderOptions, MediumOptions {
   maxMessageSize?: number;
+  /**
+   * shm:// only: microseconds to spin (the event loop turning, never blocked) on a
+   * full ring before sleeping until the receiver frees room; 0 (default): sleep at once.
+   */
+  busyPoll?: number;
+  /** shm:// only: bytes of this sender's ring, a power of two from 64 KiB to 1 GiB (default 8 MiB). */
+  ringSize?: number;
   /** nats:// only: `core` or `jetstream`; overrides the URL's `?delivery=`. */
   delivery?: Delivery;
 }
 
 export interface DriverReceiverOptions extends FifoReceiverOptions, MediumOptions {
   maxMessageSize?: number;
+  /**
+   * shm:// only: microseconds to spin (the event loop turning, never blocked) on
+   * empty rings before sleeping until a sender's doorbell; 0 (default): sleep at once.
+   */
+  busyPoll?: number;
   delivery?: Delivery;
   /**
    * Core NATS only: the queue group this receiver joins (receivers in one group share

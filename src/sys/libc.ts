@@ -3,7 +3,8 @@
  * capacity and ioctl(2) FIONREAD for the bytes in a pipe; flock(2) and dup(2) for
  * the writers' lock; poll(2), to wait for one descriptor without the event loop
  * (the raw splice lane); memset(3) with a length of 0, for a buffer's address
- * (aligned buffers); and, on Linux only, splice(2), tee(2) and pipe2(2).
+ * (aligned buffers); mmap(2) and munmap(2) with a view of the mapping (the
+ * shared-memory lane, drivers/shm); and, on Linux only, splice(2), tee(2) and pipe2(2).
  * Called through koffi, so no compiler and no child process is needed. Loaded on
  * first use, so that importing npipe never fails on a platform where koffi cannot
  * load libc: only the calls that need it do.
@@ -37,6 +38,14 @@ interface Libc {
   pidfdGetfd: ((pidfd: number, fd: number) => number) | undefined;
   /** poll(fds, nfds, timeout): `fds` holds nfds `struct pollfd` (int fd; short events; short revents), 8 bytes each. */
   poll(fds: Uint8Array, nfds: number, timeout: number): number;
+  /**
+   * mmap(NULL, length, PROT_READ|PROT_WRITE, MAP_SHARED, fd, 0): the mapping, or
+   * undefined with errno set (MAP_FAILED). `view` is an ArrayBuffer over it, no copy;
+   * it must not be touched after munmap (the process would crash): its owner drops
+   * every view before unmapping.
+   */
+  mmapShared(fd: number, length: number): { pointer: unknown; view: ArrayBuffer } | undefined;
+  munmap(pointer: unknown, length: number): number;
   /** The address of a buffer's first byte (memset(buffer, 0, 0) returns it). */
   addressOf(buffer: Uint8Array): number;
   errno(): number;
@@ -114,6 +123,7 @@ export function loadLibc(): Libc {
         pipe2: process.platform === 'linux' ? (lib.func('int pipe2(_Out_ int *fds, int flags)') as Libc['pipe2']) : undefined,
         ...pidfdCalls(process.platform === 'linux' ? (lib.func('long syscall(long number, ...)') as Syscall) : undefined),
         poll: lib.func('int poll(void *fds, unsigned long nfds, int timeout)') as Libc['poll'],
+        ...mmapCalls(koffi, lib),
         addressOf: ((memset) => (buffer: Uint8Array) => Number(memset(buffer, 0, 0)))(
           lib.func('uintptr_t memset(void *s, int c, size_t n)') as (b: Uint8Array, c: number, n: number) => number | bigint,
         ),
@@ -125,6 +135,24 @@ export function loadLibc(): Libc {
     }
   }
   throw new UnsupportedError(`cannot load the C library (${names.join(', ')})`, { cause: lastError });
+}
+
+/** <sys/mman.h>: the same on Linux (x64, arm64) and macOS. */
+const PROT_READ_WRITE = 0x3;
+const MAP_SHARED = 0x1;
+const MAP_FAILED = 0xffffffffffffffffn;
+
+function mmapCalls(koffi: Koffi, lib: ReturnType<Koffi['load']>): Pick<Libc, 'mmapShared' | 'munmap'> {
+  const mmap = lib.func('void *mmap(void *addr, size_t length, int prot, int flags, int fd, int64_t offset)') as (...args: unknown[]) => unknown;
+  const munmap = lib.func('int munmap(void *addr, size_t length)') as (pointer: unknown, length: number) => number;
+  return {
+    mmapShared: (fd, length) => {
+      const pointer = mmap(null, length, PROT_READ_WRITE, MAP_SHARED, fd, 0);
+      if (pointer === null || BigInt(koffi.address(pointer)) === MAP_FAILED) return undefined;
+      return { pointer, view: koffi.view(pointer, length) };
+    },
+    munmap,
+  };
 }
 
 type Syscall = (number: number, ...args: unknown[]) => number | bigint;

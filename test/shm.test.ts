@@ -1,0 +1,319 @@
+/**
+ * The shared-memory lane (issue 22): real segments in /dev/shm, real processes.
+ * The messaging contract runs over shm:// in test/contract.test.ts; here is what is
+ * particular to it: many sender processes with checksums (with a small ring, so
+ * that rings wrap and fill and both doorbells ring), senders and receivers killed,
+ * a peer writing garbage over its ring, the folder and file checks, leftovers.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { constants, existsSync, lstatSync, mkdirSync, openSync, readFileSync, readdirSync, symlinkSync, writeFileSync, writeSync, chmodSync, closeSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, test, type TestContext } from 'node:test';
+import fc from 'fast-check';
+import { TimeoutError, openReceiver, openSender, type DropInfo } from '../src/index.js';
+import { driverFor, driversElsewhere } from '../src/registry.js';
+import { openShmFrameReceiver } from '../src/drivers/shm/receiver.js';
+import { createSegment } from '../src/drivers/shm/segment.js';
+import { nameFolder, userFolder } from '../src/drivers/shm/folder.js';
+import * as layout from '../src/drivers/shm/layout.js';
+import { checkMessage } from './fixtures/message.js';
+import { delay, npipe, start, until } from './helpers.js';
+
+const PEER = fileURLToPath(new URL('./fixtures/shm-peer.js', import.meta.url));
+const peer = (...args: (string | number)[]) => start(process.execPath, [PEER, ...args.map(String)], { hangMs: 60_000 });
+
+function fresh(): { name: string; address: string } {
+  const name = `test-${randomUUID()}`;
+  return { name, address: `shm://${name}` };
+}
+
+/** What is left in a name's folder (nothing, once the folder is gone). */
+function leftIn(name: string): string[] {
+  const dir = nameFolder(name);
+  return existsSync(dir) ? readdirSync(dir).sort() : [];
+}
+
+/** A pid that no longer exists. */
+function deadPid(): number {
+  return Number(execFileSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }));
+}
+
+describe('shared memory: many senders', () => {
+  test('8 sender processes x random sizes, checksummed, through 64 KiB rings: every message whole, each sender in order, no wake-up lost', { timeout: 120_000 }, async () => {
+    const { name, address } = fresh();
+    const receiver = await openShmFrameReceiver(name, { maxMessageSize: 1 << 20, splitInto: false });
+    const senders = Array.from({ length: 8 }, (_, w) => peer('send', address, w, 300, 1000 + w, 200_000, 1 << 16));
+    const next = new Array<number>(8).fill(0);
+    for (let n = 0; n < 8 * 300; n++) {
+      const message = await receiver.receive();
+      assert.ok(message, `message ${n} arrived`);
+      const m = checkMessage(message);
+      assert.ok(m.ok, `message ${n} (writer ${m.writer}, seq ${m.seq}, ${m.size} B) is whole`);
+      assert.equal(m.seq, next[m.writer], `writer ${m.writer} in order`);
+      next[m.writer]!++;
+    }
+    for (const s of senders) assert.equal((await s.done).code, 0);
+    assert.deepEqual(next, new Array(8).fill(300));
+    assert.deepEqual(receiver.dropped, { messages: 0, bytes: 0 });
+    // Every message came by a doorbell or while awake: the 500 ms safety check never found one waiting.
+    assert.equal(receiver.lostWakeups, 0);
+    await until(() => receiver.senders === 0, 'the closed senders\' rings to be let go');
+    await receiver.close();
+    assert.deepEqual(leftIn(name), []);
+  });
+
+  test('busyPoll on both ends: everything arrives, in order, through a ring that fills', { timeout: 60_000 }, async () => {
+    const { address } = fresh();
+    const receiver = await openReceiver<Buffer>(address, { codec: 'bytes', busyPoll: 200 });
+    const sender = await openSender<Uint8Array>(address, { codec: 'bytes', busyPoll: 200, ringSize: 1 << 16, timeout: 10_000 });
+    const sent = Array.from({ length: 2000 }, (_, i) => Buffer.alloc(1 + (i % 9) * 1000, i % 251));
+    const sending = Promise.all(sent.map((m) => sender.send(m)));
+    for (const [i, expected] of sent.entries()) assert.ok((await receiver.receive())?.equals(expected), `message ${i}`);
+    await sending;
+    await sender.close();
+    await receiver.close();
+  });
+});
+
+describe('shared memory: processes killed', () => {
+  test('a sender SIGKILLed mid-message: no torn message, the part it published is dropped and counted, its ring let go', { timeout: 60_000 }, async () => {
+    const { name, address } = fresh();
+    const drops: DropInfo[] = [];
+    const receiver = await openReceiver<Buffer>(address, { codec: 'bytes', onDrop: (d) => drops.push(d), timeout: 5000 });
+    const stuck = peer('stuck', address, 1 << 16);
+    await stuck.waitForOutput('stuck');
+    stuck.child.kill('SIGKILL');
+    await stuck.done;
+    for (let i = 0; i < 3; i++) {
+      const m = checkMessage((await receiver.receive())!);
+      assert.ok(m.ok && m.seq === i && m.size === 100, `small message ${i} whole`);
+    }
+    // The 1 MiB message was cut: its pieces are taken, then dropped once its sender is known gone.
+    await assert.rejects(receiver.receive({ signal: AbortSignal.timeout(2000) }), (err: unknown) => (err as Error).name === 'TimeoutError');
+    await until(() => drops.length === 1, 'the cut message to be dropped');
+    assert.equal(drops[0]!.reason, 'writer-died');
+    assert.equal(drops[0]!.pid, stuck.child.pid);
+    assert.ok(drops[0]!.bytes > 0 && drops[0]!.bytes < 1 << 20);
+    assert.deepEqual(leftIn(name), ['control', 'owner'], 'the dead sender\'s segment and doorbell are gone');
+    await receiver.close();
+  });
+
+  test('the receiver SIGKILLed: a sender waiting for room, and the next send, get ERR_NPIPE_NO_READER, not a hang; the next receiver takes the name', { timeout: 60_000 }, async () => {
+    const { name, address } = fresh();
+    const receiver = peer('receive', address);
+    await receiver.waitForOutput('ready');
+    const sender = await openSender<Uint8Array>(address, { codec: 'bytes', ringSize: 1 << 16 });
+    const sends: Promise<unknown>[] = [];
+    for (let i = 0; i < 200; i++) sends.push(sender.send(Buffer.alloc(1000)).catch((e: unknown) => e));
+    receiver.child.kill('SIGKILL');
+    await receiver.done;
+    const results = await Promise.all(sends);
+    assert.ok(results.some((r) => (r as { code?: string })?.code === 'ERR_NPIPE_NO_READER'), 'the waiting sends fail');
+    await assert.rejects(sender.send(Buffer.alloc(10)), { code: 'ERR_NPIPE_NO_READER' });
+    await sender.close();
+    const next = await openReceiver(address);
+    assert.deepEqual(leftIn(name), ['control', 'owner'], 'the dead receiver\'s and the sender\'s files were reclaimed');
+    await next.close();
+    assert.deepEqual(leftIn(name), []);
+  });
+});
+
+describe('shared memory: a hostile peer', () => {
+  test('a peer scribbling random bytes over its ring (header words too): the receiver drops it as corrupt and goes on with the other sender', { timeout: 60_000 }, async () => {
+    const { address } = fresh();
+    const drops: DropInfo[] = [];
+    const receiver = await openReceiver<Buffer>(address, { codec: 'bytes', onDrop: (d) => drops.push(d), maxMessageSize: 1 << 20 });
+    const scribbler = peer('scribble', address, 2);
+    await scribbler.waitForOutput('scribbling');
+    const good = peer('send', address, 7, 500, 77, 50_000);
+    let n = 0;
+    for (; n < 500; ) {
+      const message = await receiver.receive();
+      assert.ok(message);
+      const m = checkMessage(message);
+      // The scribbler's ring may yield a few "messages" of garbage before a check catches it:
+      // each within maxMessageSize (pieces it got past the checks may add up past its ring).
+      if (m.writer === 7 && m.ok) {
+        assert.equal(m.seq, n);
+        n++;
+      } else {
+        assert.ok(message.length <= 1 << 20, 'nothing over maxMessageSize');
+      }
+    }
+    assert.equal((await good.done).code, 0);
+    await scribbler.waitForOutput('done');
+    // A receive() waiting: the scribbler's last doorbell makes the receiver look at its ring.
+    const waiting = receiver.receive({ signal: AbortSignal.timeout(5000) }).catch(() => undefined);
+    await until(() => drops.some((d) => d.reason === 'corrupt'), 'the scribbler to be dropped as corrupt');
+    scribbler.child.kill('SIGKILL');
+    await scribbler.done;
+    await receiver.close();
+    await waiting;
+  });
+
+  test('property: any bytes and any TAIL in a ring give whole messages within the ring, or a drop as corrupt; never a throw or a hang', { timeout: 60_000 }, async () => {
+    const { name } = fresh();
+    const drops: DropInfo[] = [];
+    const receiver = await openShmFrameReceiver(name, { maxMessageSize: 1 << 20, splitInto: false, onDrop: (d) => drops.push(d) });
+    const dir = nameFolder(name);
+    const control = openSync(join(dir, 'control'), constants.O_WRONLY | constants.O_NONBLOCK);
+    try {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.uint8Array({ minLength: 16, maxLength: 4096 }),
+          fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }),
+          fc.boolean(),
+          async (bytes, tail, plausible) => {
+            const segment = createSegment(dir, 1 << 16);
+            const view = Buffer.from(segment.mapping.data.buffer, segment.mapping.data.byteOffset, segment.mapping.data.byteLength);
+            view.set(bytes);
+            if (plausible) view.writeUInt32LE(Math.min(bytes.length, 65_000), 0); // a length that may fit
+            Atomics.store(segment.mapping.i32, layout.I_TAIL, plausible ? (bytes.length + 7) & ~7 : tail);
+            const before = drops.length;
+            writeSync(control, `+${segment.base}\n`);
+            await until(() => receiver.senders > 0 || drops.length > before, 'the segment to be attached', 5000);
+            for (let i = 0; i < 10_000; i++) {
+              const message = receiver.tryReceive();
+              if (message === undefined) break;
+              assert.ok(message.length <= 1 << 16);
+            }
+            Atomics.store(segment.mapping.i32, layout.I_CLOSED, 1);
+            segment.mapping.unmap(); // the "sender" is gone: its ring is let go once read
+            writeSync(control, '!');
+            const dropsNow = drops.length;
+            await until(() => receiver.senders === 0 || drops.length > dropsNow, 'the ring to be let go', 5000);
+          },
+        ),
+        { numRuns: 60 },
+      );
+    } finally {
+      closeSync(control);
+      await receiver.close();
+    }
+  });
+});
+
+describe('shared memory: files and folders', () => {
+  test('segments the receiver refuses: a symlink, a file open to others, a size that does not match: dropped as corrupt, nothing mapped', { timeout: 30_000 }, async () => {
+    const { name } = fresh();
+    const drops: DropInfo[] = [];
+    const receiver = await openShmFrameReceiver(name, { maxMessageSize: 1 << 20, splitInto: false, onDrop: (d) => drops.push(d) });
+    const dir = nameFolder(name);
+    const control = openSync(join(dir, 'control'), constants.O_WRONLY | constants.O_NONBLOCK);
+    try {
+      const good = createSegment(dir, 1 << 16);
+      const target = join(dir, `${process.pid}-${'a'.repeat(16)}.ring`);
+      symlinkSync(good.ringPath, target);
+      writeSync(control, `+${process.pid}-${'a'.repeat(16)}\n`);
+      const open = createSegment(dir, 1 << 16);
+      chmodSync(open.ringPath, 0o644);
+      writeSync(control, `+${open.base}\n`);
+      const short = createSegment(dir, 1 << 16);
+      writeFileSync(short.ringPath, Buffer.alloc(100), { flag: 'r+' });
+      execFileSync('truncate', ['-s', String(4096 + 1000), short.ringPath]);
+      writeSync(control, `+${short.base}\n`);
+      await until(() => drops.length === 3, 'three refusals');
+      assert.ok(drops.every((d) => d.reason === 'corrupt'));
+      assert.equal(receiver.senders, 0);
+      for (const s of [good, open, short]) {
+        s.mapping.unmap();
+        rmSync(s.ringPath, { force: true });
+      }
+    } finally {
+      closeSync(control);
+      await receiver.close();
+    }
+  });
+
+  test('the user folder is 0700; a name folder that is a symlink or open to others is refused (ERR_NPIPE_UNSAFE); a second receiver is ERR_NPIPE_BUSY', { timeout: 30_000 }, async (t: TestContext) => {
+    const { name, address } = fresh();
+    const first = await openReceiver(address);
+    t.after(() => first.close());
+    const user = lstatSync(userFolder());
+    assert.ok(user.isDirectory() && (user.mode & 0o777) === 0o700 && user.uid === process.geteuid!());
+    assert.equal(lstatSync(nameFolder(name)).mode & 0o777, 0o700);
+    await assert.rejects(openReceiver(address), { code: 'ERR_NPIPE_BUSY' });
+    const linked = fresh();
+    const elsewhere = join(userFolder(), `elsewhere-${randomUUID()}`);
+    mkdirSync(elsewhere, { mode: 0o700 });
+    t.after(() => rmSync(elsewhere, { recursive: true, force: true }));
+    symlinkSync(elsewhere, nameFolder(linked.name));
+    t.after(() => rmSync(nameFolder(linked.name), { force: true }));
+    await assert.rejects(openReceiver(linked.address), { code: 'ERR_NPIPE_UNSAFE' });
+    await assert.rejects(openSender(linked.address, { timeout: 0 }), { code: 'ERR_NPIPE_UNSAFE' });
+    const open = fresh();
+    mkdirSync(nameFolder(open.name), { mode: 0o700 });
+    chmodSync(nameFolder(open.name), 0o755);
+    t.after(() => rmSync(nameFolder(open.name), { recursive: true, force: true }));
+    await assert.rejects(openReceiver(open.address), { code: 'ERR_NPIPE_UNSAFE' });
+  });
+
+  test('leftovers of processes that are gone are reclaimed: a dead sender\'s segment and doorbell, a dead receiver\'s name folder', { timeout: 30_000 }, async () => {
+    const dead = deadPid();
+    const { name, address } = fresh();
+    const old = fresh();
+    for (const n of [name, old.name]) mkdirSync(nameFolder(n), { recursive: true, mode: 0o700 });
+    const segment = join(nameFolder(name), `${dead}-${'b'.repeat(16)}.ring`);
+    writeFileSync(segment, Buffer.alloc(10), { mode: 0o600 });
+    writeFileSync(join(nameFolder(name), `${dead}-${'b'.repeat(16)}.bell`), '', { mode: 0o600 });
+    writeFileSync(join(nameFolder(old.name), 'owner'), `${dead}\n`, { mode: 0o600 });
+    writeFileSync(join(nameFolder(old.name), `${dead}-${'c'.repeat(16)}.ring`), '', { mode: 0o600 });
+    const receiver = await openReceiver(address);
+    assert.deepEqual(leftIn(name), ['control', 'owner']);
+    assert.equal(existsSync(nameFolder(old.name)), false, 'the dead receiver\'s folder is gone');
+    await receiver.close();
+    assert.equal(existsSync(nameFolder(name)), false);
+  });
+
+  test('a sender with no receiver: timeout 0 is ERR_NPIPE_NO_READER at once, a timeout is ERR_NPIPE_TIMEOUT; a receiver that comes is found', { timeout: 30_000 }, async () => {
+    const { address } = fresh();
+    await assert.rejects(openSender(address, { timeout: 0 }), { code: 'ERR_NPIPE_NO_READER' });
+    await assert.rejects(openSender(address, { timeout: 100 }), TimeoutError);
+    const opening = openSender(address, { timeout: 10_000 });
+    await delay(100);
+    const receiver = await openReceiver(address);
+    const sender = await opening;
+    await sender.send('late but there');
+    assert.equal(await receiver.receive(), 'late but there');
+    await sender.close();
+    await receiver.close();
+  });
+
+  test('the layout diagram in layout.ts says what the constants are', () => {
+    const source = readFileSync(new URL('../../src/drivers/shm/layout.ts', import.meta.url), 'utf8');
+    const offset = (what: string) => Number(new RegExp(`^ \\*\\s+(\\d+)\\s+\\S+\\s+\\w+\\s+${what}`, 'm').exec(source)?.[1]);
+    assert.equal(offset('TAIL') / 4, layout.I_TAIL);
+    assert.equal(offset('HEAD') / 4, layout.I_HEAD);
+    assert.equal(offset('RECEIVER_SLEEPING') / 4, layout.I_RECEIVER_SLEEPING);
+    assert.equal(offset('SENDER_WAITING') / 4, layout.I_SENDER_WAITING);
+    assert.equal(offset('CLOSED') / 4, layout.I_CLOSED);
+    assert.equal(offset('ATTACHED') / 4, layout.I_ATTACHED);
+    assert.equal(offset('the ring'), layout.HEADER_BYTES);
+    assert.equal(layout.recordBytes(0), layout.RECORD_HEADER);
+    assert.equal(layout.recordBytes(1), 24);
+  });
+});
+
+describe('shared memory: addresses and the CLI', () => {
+  test('shm:// is Linux-only in the registry; a malformed name is ERR_NPIPE_INVALID_ARG', async () => {
+    assert.ok(driversElsewhere('darwin').includes('shm') && driversElsewhere('win32').includes('shm'));
+    assert.ok(!driversElsewhere('linux').includes('shm'));
+    for (const bad of ['shm://', 'shm://a/b', 'shm://..', `shm://${'x'.repeat(101)}`]) {
+      await assert.rejects(driverFor(bad), { code: 'ERR_NPIPE_INVALID_ARG' }, bad);
+    }
+  });
+
+  test('npipe listen --count and npipe send over shm://, lines and json', { timeout: 60_000 }, async () => {
+    const { address } = fresh();
+    const listener = npipe(['listen', address, '--count', '3', '--json']);
+    await until(() => existsSync(join(nameFolder(address.slice(6)), 'control')), 'the listener');
+    const sent = await npipe(['send', address], { input: 'one\ntwo\nthree\n' }).done;
+    assert.equal(sent.code, 0, sent.stderr);
+    const heard = await listener.done;
+    assert.equal(heard.code, 0, heard.stderr);
+    assert.deepEqual(heard.stdout.trim().split('\n').map((l) => JSON.parse(l) as unknown), [{ text: 'one' }, { text: 'two' }, { text: 'three' }]);
+  });
+});
