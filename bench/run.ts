@@ -97,6 +97,7 @@ const ROWS = [
   { id: 'shm-1m-bulk', label: 'npipe shm://, 1 MiB messages, for-await', unit: 'B/s' },
   { id: 'shm-fifo-frames-64b', label: 'shm section: npipe frames over a FIFO, 64 B', unit: 'msg/s' },
   { id: 'shm-64b-oneway', label: 'npipe shm://, 64 B', unit: 'msg/s' },
+  { id: 'shm-js-floor-64b', label: 'shm section: for-await alone, a new 64 B Buffer each (no transport)', unit: 'msg/s' },
   { id: 'shm-rtt-c-p50', label: 'shm section: C ping-pong over two FIFOs, p50', unit: 'us' },
   { id: 'shm-rtt-busypoll-p50', label: `npipe ping-pong over two shm:// lanes, busyPoll ${BUSY_POLL_US} µs, p50`, unit: 'us' },
   { id: 'shm-rtt-busypoll-p99', label: `npipe ping-pong over two shm:// lanes, busyPoll ${BUSY_POLL_US} µs, p99`, unit: 'us' },
@@ -154,6 +155,7 @@ const RATIOS = [
   { id: 'ratio-rtt-vs-zmq', name: 'request/reply p50, default (no busy poll), vs zeromq.js REQ/REP', ratio: () => ratio(value('rtt-fifo-p50'), value('rtt-zmq-p50')) },
   { id: 'ratio-rtt-busypoll-both-vs-c', name: `request/reply p50, both busy-polling ${BUSY_POLL_US} µs: npipe vs C`, ratio: () => ratio(value('rtt-busypoll-fifo-p50'), value('rtt-busypoll-c-p50')) },
   { id: 'ratio-pubsub-64b-vs-c', name: 'publish to 8 subscribers, 64 B: npipe vs C writing each message to 8 FIFOs', ratio: () => ratio(value('pubsub-8x64b'), value('c-fanout-8x64b')) },
+  { id: 'ratio-for-await-floor-vs-fifo-64b', name: 'for-await alone (a new 64 B Buffer each, no transport) vs npipe frames over a FIFO: the most any for-await receiver can gain', ratio: () => ratio(value('shm-js-floor-64b'), value('shm-fifo-frames-64b')) },
   { id: 'ratio-pubsub-64k-vs-c', name: 'publish to 8 subscribers, 64 KiB: npipe vs C writing each message to 8 FIFOs', ratio: () => ratio(value('pubsub-8x64k'), value('c-fanout-8x64k')) },
 ] as const;
 
@@ -435,6 +437,44 @@ async function shmOneWay(size: number, count: number, into = false, bytes = fals
   // Not peak(): that goal is about the FIFO rows, and a process's RSS here counts the ring's pages it touched.
   const [r] = await Promise.all([reader.done, writer.done]);
   return rateOf(r, bytes ? 'bytes' : 'count');
+}
+
+/**
+ * The floor under any for-await receiver, with no transport at all: an async
+ * iterator whose every next() is already resolved, handing out a new `size`-byte
+ * Buffer copied from a batch (what a receiver does at least per message). Timed
+ * after the first tenth, as the other rows. A transport cannot make for-await
+ * faster than this.
+ */
+async function forAwaitFloor(size: number, count: number): Promise<Rate> {
+  const batch = Buffer.alloc(65536, 120);
+  const per = Math.floor(batch.length / size);
+  let i = 0;
+  const source: AsyncIterableIterator<Buffer> = {
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+    next() {
+      if (i >= count) return Promise.resolve({ done: true, value: undefined });
+      const at = (i++ % per) * size;
+      const message = Buffer.allocUnsafe(size);
+      batch.copy(message, 0, at, at + size);
+      return Promise.resolve({ done: false, value: message });
+    },
+  };
+  const warm = Math.floor(count / 10);
+  let n = 0;
+  let bytes = 0;
+  let start = 0n;
+  let warmAt = 0n;
+  for await (const message of source) {
+    if (n === 0) start = process.hrtime.bigint();
+    bytes += message.length;
+    if (++n === warm) warmAt = process.hrtime.bigint();
+  }
+  const end = process.hrtime.bigint();
+  if (bytes !== count * size) throw new Error('the floor lost messages');
+  return { steady: (count - warm) / (Number(end - warmAt) / 1e9), all: count / (Number(end - start) / 1e9) };
 }
 
 /** Two shm:// lanes, one each way, every end busy-polling: pinned as the C ping-pong is. */
@@ -943,6 +983,7 @@ async function main() {
       { row: 'shm-1m-bulk', measure: () => shmOneWay(1 << 20, BULK, false, true) },
       { row: 'shm-fifo-frames-64b', measure: () => npipeOneWay('frames', 64, M64) },
       { row: 'shm-64b-oneway', measure: () => shmOneWay(64, M64) },
+      { row: 'shm-js-floor-64b', measure: () => forAwaitFloor(64, M64) },
     ]);
     const cRtt = cBin ? await repeat(async () => (await cPingPong(RTT)).p50) : undefined;
     record('shm-rtt-c-p50', cRtt, noC);

@@ -13,6 +13,7 @@
  * destination (a new Buffer, or the caller's receiveInto() buffer).
  */
 import { BadFrameError } from '../../errors.js';
+import { allocMessage } from '../../sys/aligned.js';
 import type { DropInfo } from '../../framing/index.js';
 import type { Mapping } from './segment.js';
 import {
@@ -129,7 +130,7 @@ export class RingReader {
           continue;
         }
         const into = target !== undefined && target.length >= length;
-        const message = into ? Buffer.from(target.buffer, target.byteOffset, length) : Buffer.allocUnsafeSlow(length);
+        const message = into ? Buffer.from(target.buffer, target.byteOffset, length) : allocMessage(length);
         this.#copyOut(message, this.#head + RECORD_HEADER);
         this.#consume(size);
         return message;
@@ -196,7 +197,7 @@ export class RingReader {
       } else if (!this.#limits.reserve(total)) {
         this.#limits.drop({ writerId: 0, reason: 'memory', bytes: total, pid: this.pid });
       } else {
-        buffer = Buffer.allocUnsafeSlow(total);
+        buffer = allocMessage(total);
       }
       this.#partial = { buffer, got: 0, total };
     }
