@@ -336,6 +336,23 @@ describe('plain NATS clients', () => {
     await assert.rejects(connect(url, { busyPoll: -5 }), { code: 'ERR_NPIPE_INVALID_ARG' });
   });
 
+  test('a handler error too long for a NATS message is cut to fit: the request fails at once with its code, not at its timeout', async (t) => {
+    const url = natsUrl(t);
+    if (!url) return;
+    const srv = await serve(url, () => {
+      throw Object.assign(new Error('e'.repeat(2_000_000)), { code: 'E_LONG' });
+    });
+    t.after(() => srv.close());
+    const client = await connect(url);
+    t.after(() => client.close());
+    await assert.rejects(client.request('x', { timeout: 60_000 }), (err: unknown) => {
+      assert.ok(err instanceof RemoteError, String(err));
+      assert.equal(err.remoteCode, 'E_LONG');
+      assert.match(err.message, /^e+ \[cut\]$/);
+      return true;
+    });
+  });
+
   test('an npipe client calls a plain NATS responder; its micro-style error is a RemoteError', async (t) => {
     const url = natsUrl(t);
     if (!url) return;

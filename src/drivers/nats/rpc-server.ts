@@ -30,6 +30,19 @@ function oneLine(text: string): string {
   return text.replace(/[\r\n]+/g, ' ').slice(0, 1024);
 }
 
+/** Room left for an error's headers (each capped at 1 KiB by oneLine). */
+const ERROR_HEADERS_ROOM = 4096;
+
+/**
+ * An error text as an error reply's body can carry it: cut to at most `room` bytes
+ * of UTF-8, marked " [cut]". Whole, a handler's 2 MB error text was over the
+ * server's max_payload: the publish failed and the client waited until its timeout.
+ */
+function withinBytes(text: string, room: number): string {
+  if (Buffer.byteLength(text) <= room) return text;
+  return `${text.slice(0, Math.max(0, Math.floor((room - 6) / 4)))} [cut]`;
+}
+
 /**
  * What a waiting request counts against maxWaitingBytes beside its payload: its
  * reply subject, its timer and bookkeeping. So that requests with empty payloads
@@ -234,7 +247,7 @@ export class NatsServer extends Server {
     h.set(H_SERVICE_ERROR, oneLine(message) || code);
     h.set(H_SERVICE_ERROR_CODE, '500');
     h.set(H_ERROR_CODE, oneLine(code));
-    this.#publish(reply, Buffer.from(message), h);
+    this.#publish(reply, Buffer.from(withinBytes(message, this.#limit - ERROR_HEADERS_ROOM)), h);
   }
 
   close(): Promise<void> {
