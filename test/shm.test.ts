@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { constants, existsSync, lstatSync, mkdirSync, openSync, readFileSync, readdirSync, symlinkSync, writeFileSync, writeSync, chmodSync, closeSync, rmSync } from 'node:fs';
+import { constants, existsSync, lstatSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, symlinkSync, writeFileSync, writeSync, chmodSync, closeSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, test, type TestContext } from 'node:test';
@@ -16,8 +16,9 @@ import fc from 'fast-check';
 import { TimeoutError, openReceiver, openSender, type DropInfo } from '../src/index.js';
 import { driverFor, driversElsewhere } from '../src/registry.js';
 import { openShmFrameReceiver } from '../src/drivers/shm/receiver.js';
-import { createSegment } from '../src/drivers/shm/segment.js';
-import { nameFolder, userFolder } from '../src/drivers/shm/folder.js';
+import { attachSegment, createSegment } from '../src/drivers/shm/segment.js';
+import { ensureNameFolder, nameFolder, userFolder } from '../src/drivers/shm/folder.js';
+import { mkfifoExactSync } from '../src/fifo/mkfifo.js';
 import * as layout from '../src/drivers/shm/layout.js';
 import { checkMessage } from './fixtures/message.js';
 import { delay, npipe, start, until } from './helpers.js';
@@ -316,4 +317,47 @@ describe('shared memory: addresses and the CLI', () => {
     assert.equal(heard.code, 0, heard.stderr);
     assert.deepEqual(heard.stdout.trim().split('\n').map((l) => JSON.parse(l) as unknown), [{ text: 'one' }, { text: 'two' }, { text: 'three' }]);
   });
+});
+
+describe('shared memory: attack pass', () => {
+  test('a receiver writing HEAD outside the ring while its sender waits for room: the sender fails with ERR_NPIPE_NO_READER and lives (the doorbell handler threw, uncaught)', { timeout: 30_000 }, async () => {
+    // A receiver of our own making: the name's folder and control FIFO, a ring mapped by hand.
+    const { name, address } = fresh();
+    const dir = ensureNameFolder(name);
+    mkfifoExactSync(join(dir, 'control'), 0o600);
+    const control = openSync(join(dir, 'control'), constants.O_RDWR | constants.O_NONBLOCK);
+    const sender = peer('fill', address, 1 << 16, 200, 1000);
+    let bell: number | undefined;
+    let mapping: ReturnType<typeof attachSegment> | undefined;
+    try {
+      let heard = '';
+      await until(() => {
+        const chunk = Buffer.alloc(256);
+        try {
+          heard += chunk.toString('latin1', 0, readSync(control, chunk));
+        } catch {
+          // EAGAIN: nothing yet
+        }
+        return /\+\d+-[0-9a-f]{16}\n/.test(heard);
+      }, 'the announcement');
+      const base = /\+(\d+-[0-9a-f]{16})\n/.exec(heard)![1]!;
+      const attached = attachSegment(join(dir, `${base}.ring`), sender.child.pid!);
+      assert.ok(typeof attached !== 'string', String(attached));
+      mapping = attached;
+      bell = openSync(join(dir, `${base}.bell`), constants.O_WRONLY | constants.O_NONBLOCK);
+      Atomics.store(attached.i32, layout.I_ATTACHED, process.pid);
+      await until(() => Atomics.load(attached.i32, layout.I_SENDER_WAITING) === 1, 'the sender to wait for room');
+      Atomics.store(attached.i32, layout.I_HEAD, 0x12345678);
+      writeSync(bell, '!');
+      const result = await sender.done;
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(result.stdout, /failed ERR_NPIPE_NO_READER/);
+    } finally {
+      if (mapping && typeof mapping !== 'string') mapping.unmap();
+      if (bell !== undefined) closeSync(bell);
+      closeSync(control);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
 });

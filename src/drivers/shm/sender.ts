@@ -328,12 +328,18 @@ export class ShmFrameSender implements FrameSender {
           if (err === undefined) resolve();
           else reject(err);
         };
+        // Called from the doorbell's 'data' and a timer: it must never throw (a HEAD the
+        // receiver wrote outside the ring makes free() throw), or the process would die of it.
         this.#wake = () => {
-          if (Atomics.load(this.#mapping.i32, I_ATTACHED) === DROPPED) this.#checkReceiver();
-          if (this.#failure) return done(this.#failure);
-          if (this.#ring.free() >= need) return done();
-          this.#ring.waiting(true);
-          if (this.#ring.free() >= need) done();
+          try {
+            if (Atomics.load(this.#mapping.i32, I_ATTACHED) === DROPPED) this.#checkReceiver();
+            if (this.#failure) return done(this.#failure);
+            if (this.#ring.free() >= need) return done();
+            this.#ring.waiting(true);
+            if (this.#ring.free() >= need) done();
+          } catch (err) {
+            done(err);
+          }
         };
         if (job.cursor.at === 0) job.signal?.addEventListener('abort', onAbort, { once: true });
         wait.signal?.addEventListener('abort', onTimeout, { once: true });
