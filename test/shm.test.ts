@@ -360,4 +360,23 @@ describe('shared memory: attack pass', () => {
     }
   });
 
+  test('thousands of small messages over the receiver\'s maxMessageSize, then one within it: the drops are skipped and it arrives, no safety-net wake-up needed (a batch of drops left the rest of the ring unread until the 500 ms check)', { timeout: 30_000 }, async () => {
+    const { address } = fresh();
+    const drops: DropInfo[] = [];
+    const receiver = await openReceiver<Buffer>(address, { codec: 'bytes', maxMessageSize: 64, onDrop: (d) => drops.push(d) });
+    const sender = peer('fill', address, 1 << 23, 3000, 1000, 'hello');
+    try {
+      await sender.waitForOutput('sent');
+      // A hang bound: the message is in the ring already; before the fix it took 11 s here.
+      const message = await receiver.receive({ signal: AbortSignal.timeout(5000) });
+      assert.equal(message?.toString(), 'hello');
+      assert.equal(drops.length, 3000);
+      assert.ok(drops.every((d) => d.reason === 'too-large' && d.bytes === 1000));
+      assert.equal((receiver as unknown as { lostWakeups?: number }).lostWakeups ?? 0, 0);
+    } finally {
+      await sender.done;
+      await receiver.close();
+    }
+  });
+
 });

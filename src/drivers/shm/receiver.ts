@@ -441,6 +441,10 @@ export class ShmFrameReceiver implements FrameReceiver {
     if (frame !== undefined) {
       this.#awake();
       this.#settle(frame);
+    } else if (this.#rings.some((ring) => ring.reader.more)) {
+      // A ring still holds records that a poll had no budget left for: no doorbell will come
+      // for them, so look again on the next turn.
+      setImmediate(() => this.#wakeUp(false));
     }
   }
 
