@@ -8,7 +8,8 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { constants, existsSync, lstatSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, symlinkSync, writeFileSync, writeSync, chmodSync, closeSync, rmSync } from 'node:fs';
+import { constants, existsSync, ftruncateSync, lstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, readdirSync, symlinkSync, writeFileSync, writeSync, chmodSync, closeSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, test, type TestContext } from 'node:test';
@@ -21,7 +22,7 @@ import { ensureNameFolder, nameFolder, userFolder } from '../src/drivers/shm/fol
 import { mkfifoExactSync } from '../src/fifo/mkfifo.js';
 import * as layout from '../src/drivers/shm/layout.js';
 import { checkMessage } from './fixtures/message.js';
-import { delay, npipe, start, until } from './helpers.js';
+import { delay, npipe, requireOrSkip, start, until } from './helpers.js';
 
 const PEER = fileURLToPath(new URL('./fixtures/shm-peer.js', import.meta.url));
 const peer = (...args: (string | number)[]) => start(process.execPath, [PEER, ...args.map(String)], { hangMs: 60_000 });
@@ -379,4 +380,57 @@ describe('shared memory: attack pass', () => {
     }
   });
 
+  test('a sparse segment (pages never allocated) is refused as corrupt: in a full tmpfs its first read would be a SIGBUS in the receiver', { timeout: 30_000 }, async () => {
+    const { name } = fresh();
+    const drops: DropInfo[] = [];
+    const receiver = await openShmFrameReceiver(name, { maxMessageSize: 1 << 20, splitInto: false, onDrop: (d) => drops.push(d) });
+    const dir = nameFolder(name);
+    const control = openSync(join(dir, 'control'), constants.O_WRONLY | constants.O_NONBLOCK);
+    const base = `${process.pid}-${'d'.repeat(16)}`;
+    try {
+      const header = Buffer.alloc(16);
+      header.writeUInt32LE(layout.MAGIC, 0);
+      header.writeUInt32LE(layout.VERSION, 4);
+      header.writeUInt32LE(1 << 16, 8);
+      header.writeInt32LE(process.pid, 12);
+      const fd = openSync(join(dir, `${base}.ring`), constants.O_CREAT | constants.O_EXCL | constants.O_RDWR, 0o600);
+      writeSync(fd, header, 0, 16, 0);
+      ftruncateSync(fd, layout.HEADER_BYTES + (1 << 16));
+      closeSync(fd);
+      writeSync(control, `+${base}\n`);
+      await until(() => drops.length === 1 || receiver.senders > 0, 'the segment to be refused, or mapped');
+      assert.equal(receiver.senders, 0, 'nothing mapped');
+      assert.equal(drops[0]?.reason, 'corrupt');
+    } finally {
+      rmSync(join(dir, `${base}.ring`), { force: true });
+      closeSync(control);
+      await receiver.close();
+    }
+  });
+
+  test('a /dev/shm too full for the ring: the sender\'s open fails with ERR_NPIPE_SYSTEM (cause ENOSPC), no SIGBUS at its first write; a ring that fits still works', { timeout: 30_000 }, async (t: TestContext) => {
+    if (!requireOrSkip(t, process.geteuid?.() === 0, 'this test needs root (to mount a small tmpfs)')) return;
+    const mount = mkdtempSync(join(tmpdir(), 'npipe-tiny-shm-'));
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mount]);
+    t.after(() => {
+      execFileSync('umount', ['-l', mount]);
+      rmSync(mount, { recursive: true, force: true });
+    });
+    const env = { ...process.env, NPIPE_SHM_DIR: mount };
+    const { address } = fresh();
+    const receiver = start(process.execPath, [PEER, 'receive', address], { env, hangMs: 30_000 });
+    await receiver.waitForOutput('ready');
+    try {
+      // A default 8 MiB ring in 1 MiB: ftruncate alone succeeds, and the sends died of SIGBUS.
+      const big = await start(process.execPath, [PEER, 'fill', address, String(1 << 23), '40', '100000'], { env }).done;
+      assert.equal(big.signal, null, `the sender died of ${big.signal}`);
+      assert.equal(big.code, 0, big.stderr);
+      assert.match(big.stdout, /^failed ERR_NPIPE_SYSTEM ENOSPC$/m);
+      const small = await start(process.execPath, [PEER, 'fill', address, String(1 << 16), '5', '1000'], { env }).done;
+      assert.match(small.stdout, /^sent$/m, small.stderr);
+    } finally {
+      receiver.child.kill('SIGKILL');
+      await receiver.done;
+    }
+  });
 });
