@@ -16,7 +16,7 @@ import { describe, test, type TestContext } from 'node:test';
 import fc from 'fast-check';
 import { TimeoutError, openReceiver, openSender, type DropInfo } from '../src/index.js';
 import { driverFor, driversElsewhere } from '../src/registry.js';
-import { openShmFrameReceiver } from '../src/drivers/shm/receiver.js';
+import { MAX_SENDERS, openShmFrameReceiver } from '../src/drivers/shm/receiver.js';
 import { attachSegment, createSegment } from '../src/drivers/shm/segment.js';
 import { ensureNameFolder, nameFolder, userFolder } from '../src/drivers/shm/folder.js';
 import { mkfifoExactSync } from '../src/fifo/mkfifo.js';
@@ -431,6 +431,40 @@ describe('shared memory: attack pass', () => {
     } finally {
       receiver.child.kill('SIGKILL');
       await receiver.done;
+    }
+  });
+  test('the sender past MAX_SENDERS (1024 held by live senders) is refused and told: it fails with ERR_NPIPE_NO_READER, not a wait for room forever (it was refused in silence)', { timeout: 60_000 }, async () => {
+    const { name, address } = fresh();
+    const drops: DropInfo[] = [];
+    const receiver = await openShmFrameReceiver(name, { maxMessageSize: 1 << 20, splitInto: false, onDrop: (d) => drops.push(d) });
+    const dir = nameFolder(name);
+    const control = openSync(join(dir, 'control'), constants.O_WRONLY | constants.O_NONBLOCK);
+    // 1024 senders made here, each with a doorbell held open: alive to the receiver.
+    const held: Array<{ segment: ReturnType<typeof createSegment>; bell: number }> = [];
+    try {
+      for (let i = 0; i < MAX_SENDERS; i++) {
+        const segment = createSegment(dir, 1 << 16);
+        mkfifoExactSync(segment.bellPath, 0o600);
+        held.push({ segment, bell: openSync(segment.bellPath, constants.O_RDONLY | constants.O_NONBLOCK) });
+        writeSync(control, `+${segment.base}\n`);
+        if (i % 256 === 255) await until(() => receiver.senders === i + 1, `${i + 1} senders attached`);
+      }
+      await until(() => receiver.senders === MAX_SENDERS, 'every sender attached');
+      const late = peer('fill', address, 1 << 16, 200, 1000);
+      const result = await late.done;
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(result.stdout, /failed ERR_NPIPE_NO_READER/);
+      assert.deepEqual(drops.map((d) => [d.reason, d.pid]), [['refused', late.child.pid]]);
+      assert.equal(receiver.senders, MAX_SENDERS);
+    } finally {
+      for (const { segment, bell } of held) {
+        Atomics.store(segment.mapping.i32, layout.I_CLOSED, 1);
+        segment.mapping.unmap();
+        closeSync(bell);
+      }
+      closeSync(control);
+      await receiver.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

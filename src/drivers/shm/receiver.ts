@@ -28,7 +28,7 @@ import { tryLock } from '../../fifo/lock.js';
 import { badTarget, copyInto } from '../../transport/into.js';
 import type { CallOptions, FrameReceiver } from '../../transport/types.js';
 import { atExit, ensureNameFolder, euid, reclaimNames, reclaimSegments, removeQuietly } from './folder.js';
-import { DROPPED, I_ATTACHED, I_CLOSED } from './layout.js';
+import { DROPPED, I_ATTACHED, I_CLOSED, REFUSED } from './layout.js';
 import { readerGone } from './peer.js';
 import { RingReader } from './ring-reader.js';
 import { attachSegment, type Mapping } from './segment.js';
@@ -212,12 +212,13 @@ export class ShmFrameReceiver implements FrameReceiver {
     const m = ANNOUNCED.exec(base);
     if (!m || this.#bases.has(base)) return;
     const pid = Number(m[1]);
-    if (this.#rings.length >= MAX_SENDERS) {
-      this.#report({ writerId: 0, reason: 'refused', bytes: 0, pid });
-      return;
-    }
     const ringPath = join(this.#dir, `${base}.ring`);
     const bellPath = join(this.#dir, `${base}.bell`);
+    if (this.#rings.length >= MAX_SENDERS) {
+      this.#report({ writerId: 0, reason: 'refused', bytes: 0, pid });
+      this.#refuse(ringPath, bellPath, pid);
+      return;
+    }
     const mapping = attachSegment(ringPath, pid);
     if (typeof mapping === 'string') {
       if (mapping.includes('ENOENT')) return; // its sender closed with nothing to read, and removed it
@@ -248,6 +249,35 @@ export class ShmFrameReceiver implements FrameReceiver {
       this.#liveness = setInterval(() => this.#checkSenders(), LIVENESS_MS);
       this.#liveness.unref();
     }
+  }
+
+  /**
+   * Tells a sender it is refused (REFUSED in its segment, checked as any, and its doorbell
+   * rung), so that it fails with ERR_NPIPE_NO_READER rather than fill a ring nobody reads
+   * and wait for room forever; its files are removed.
+   */
+  #refuse(ringPath: string, bellPath: string, pid: number): void {
+    let mapping: Mapping | string;
+    try {
+      mapping = attachSegment(ringPath, pid);
+    } catch {
+      return; // an OS error mapping it: it is left to its sender's timeout
+    }
+    if (typeof mapping === 'string') return;
+    Atomics.store(mapping.i32, I_ATTACHED, REFUSED);
+    mapping.unmap();
+    try {
+      const bell = openSync(bellPath, O_WRONLY | O_NONBLOCK | O_NOFOLLOW);
+      try {
+        if (fstatSync(bell).isFIFO()) writeSync(bell, BELL);
+      } finally {
+        closeSync(bell);
+      }
+    } catch {
+      // its sender is gone, or its doorbell full: it looks at ATTACHED within 250 ms anyway
+    }
+    removeQuietly(ringPath);
+    removeQuietly(bellPath);
   }
 
   /** Lets a ring go: unmapped, its doorbell closed; a message it left in pieces dropped. */
