@@ -408,7 +408,7 @@ describe('shared memory: attack pass', () => {
     }
   });
 
-  test('a /dev/shm too full for the ring: the sender\'s open fails with ERR_NPIPE_SYSTEM (cause ENOSPC), no SIGBUS at its first write; a ring that fits still works', { timeout: 30_000 }, async (t: TestContext) => {
+  test('a /dev/shm too full for the ring: the sender\'s open fails with ERR_NPIPE_SYSTEM (cause ENOSPC), no SIGBUS at its first write; a ring that fits still works; a receiver that cannot write its pid fails with ERR_NPIPE_SYSTEM and leaves nothing', { timeout: 30_000 }, async (t: TestContext) => {
     if (!requireOrSkip(t, process.geteuid?.() === 0, 'this test needs root (to mount a small tmpfs)')) return;
     const mount = mkdtempSync(join(tmpdir(), 'npipe-tiny-shm-'));
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mount]);
@@ -432,6 +432,20 @@ describe('shared memory: attack pass', () => {
       receiver.child.kill('SIGKILL');
       await receiver.done;
     }
+    // Full to the last page: a receiver cannot even write its pid (it threw Node's bare ENOSPC, not an npipe code, and left its owner file).
+    // (The killed receiver's folder is removed first: the next receiver would reclaim it, and its pages.)
+    rmSync(join(mount, `npipe-${process.geteuid!()}`, address.slice('shm://'.length)), { recursive: true, force: true });
+    try {
+      writeFileSync(join(mount, 'filler'), Buffer.alloc(2 << 20));
+    } catch {
+      // ENOSPC: full, as wanted
+    }
+    const full = fresh();
+    const opened = await start(process.execPath, [PEER, 'receive', full.address], { env }).done;
+    assert.equal(opened.code, 1);
+    assert.match(opened.stderr, /code: 'ERR_NPIPE_SYSTEM'/);
+    assert.match(opened.stderr, /ENOSPC/);
+    assert.equal(existsSync(join(mount, `npipe-${process.geteuid!()}`, full.name)), false, 'nothing of the name is left');
   });
   test('the sender past MAX_SENDERS (1024 held by live senders) is refused and told: it fails with ERR_NPIPE_NO_READER, not a wait for room forever (it was refused in silence)', { timeout: 60_000 }, async () => {
     const { name, address } = fresh();

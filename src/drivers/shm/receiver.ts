@@ -90,6 +90,7 @@ export async function openShmFrameReceiver(name: string, options: ShmReceiverOpt
   }
   let control: FifoEnd | undefined;
   const controlPath = join(dir, 'control');
+  let locked = false;
   try {
     const st = fstatSync(owner);
     if (!st.isFile() || st.uid !== euid() || (st.mode & 0o077) !== 0) {
@@ -99,6 +100,7 @@ export async function openShmFrameReceiver(name: string, options: ShmReceiverOpt
       const pid = readFileSync(ownerPath, 'utf8').trim();
       throw new BusyError(`shm://${name} has a receiver already (pid ${pid || 'unknown'}); a name has one receiver: stop that one, or use another name`);
     }
+    locked = true;
     ftruncateSync(owner, 0);
     writeSync(owner, `${process.pid}\n`, 0);
     reclaimSegments(dir);
@@ -109,8 +111,19 @@ export async function openShmFrameReceiver(name: string, options: ShmReceiverOpt
     control = await openFifoReader(controlPath, { create: false, keepOpen: true });
   } catch (err) {
     control?.close();
+    if (locked) {
+      // The name was ours: leave nothing of it (the folder goes too, when empty).
+      removeQuietly(controlPath);
+      removeQuietly(ownerPath);
+      try {
+        rmdirSync(dir);
+      } catch {
+        // senders' files are there
+      }
+    }
     closeSync(owner);
-    throw err;
+    // An OS error (ENOSPC writing the pid in a full tmpfs) as an npipe error, with its code as the cause's.
+    throw fromSystemError(err, ownerPath, 'opening the receiver with');
   }
   return new ShmFrameReceiver(dir, owner, control, busyPoll, options);
 }
