@@ -8,19 +8,21 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { constants, existsSync, lstatSync, mkdirSync, openSync, readFileSync, readdirSync, symlinkSync, writeFileSync, writeSync, chmodSync, closeSync, rmSync } from 'node:fs';
+import { constants, existsSync, ftruncateSync, lstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, readdirSync, symlinkSync, writeFileSync, writeSync, chmodSync, closeSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, test, type TestContext } from 'node:test';
 import fc from 'fast-check';
 import { TimeoutError, openReceiver, openSender, type DropInfo } from '../src/index.js';
 import { driverFor, driversElsewhere } from '../src/registry.js';
-import { openShmFrameReceiver } from '../src/drivers/shm/receiver.js';
-import { createSegment } from '../src/drivers/shm/segment.js';
-import { nameFolder, userFolder } from '../src/drivers/shm/folder.js';
+import { MAX_SENDERS, openShmFrameReceiver } from '../src/drivers/shm/receiver.js';
+import { attachSegment, createSegment } from '../src/drivers/shm/segment.js';
+import { ensureNameFolder, nameFolder, userFolder } from '../src/drivers/shm/folder.js';
+import { mkfifoExactSync } from '../src/fifo/mkfifo.js';
 import * as layout from '../src/drivers/shm/layout.js';
 import { checkMessage } from './fixtures/message.js';
-import { delay, npipe, start, until } from './helpers.js';
+import { delay, npipe, requireOrSkip, start, until } from './helpers.js';
 
 const PEER = fileURLToPath(new URL('./fixtures/shm-peer.js', import.meta.url));
 const peer = (...args: (string | number)[]) => start(process.execPath, [PEER, ...args.map(String)], { hangMs: 60_000 });
@@ -315,5 +317,168 @@ describe('shared memory: addresses and the CLI', () => {
     const heard = await listener.done;
     assert.equal(heard.code, 0, heard.stderr);
     assert.deepEqual(heard.stdout.trim().split('\n').map((l) => JSON.parse(l) as unknown), [{ text: 'one' }, { text: 'two' }, { text: 'three' }]);
+  });
+});
+
+describe('shared memory: attack pass', () => {
+  test('a receiver writing HEAD outside the ring while its sender waits for room: the sender fails with ERR_NPIPE_NO_READER and lives (the doorbell handler threw, uncaught)', { timeout: 30_000 }, async () => {
+    // A receiver of our own making: the name's folder and control FIFO, a ring mapped by hand.
+    const { name, address } = fresh();
+    const dir = ensureNameFolder(name);
+    mkfifoExactSync(join(dir, 'control'), 0o600);
+    const control = openSync(join(dir, 'control'), constants.O_RDWR | constants.O_NONBLOCK);
+    const sender = peer('fill', address, 1 << 16, 200, 1000);
+    let bell: number | undefined;
+    let mapping: ReturnType<typeof attachSegment> | undefined;
+    try {
+      let heard = '';
+      await until(() => {
+        const chunk = Buffer.alloc(256);
+        try {
+          heard += chunk.toString('latin1', 0, readSync(control, chunk));
+        } catch {
+          // EAGAIN: nothing yet
+        }
+        return /\+\d+-[0-9a-f]{16}\n/.test(heard);
+      }, 'the announcement');
+      const base = /\+(\d+-[0-9a-f]{16})\n/.exec(heard)![1]!;
+      const attached = attachSegment(join(dir, `${base}.ring`), sender.child.pid!);
+      assert.ok(typeof attached !== 'string', String(attached));
+      mapping = attached;
+      bell = openSync(join(dir, `${base}.bell`), constants.O_WRONLY | constants.O_NONBLOCK);
+      Atomics.store(attached.i32, layout.I_ATTACHED, process.pid);
+      await until(() => Atomics.load(attached.i32, layout.I_SENDER_WAITING) === 1, 'the sender to wait for room');
+      Atomics.store(attached.i32, layout.I_HEAD, 0x12345678);
+      writeSync(bell, '!');
+      const result = await sender.done;
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(result.stdout, /failed ERR_NPIPE_NO_READER/);
+    } finally {
+      if (mapping && typeof mapping !== 'string') mapping.unmap();
+      if (bell !== undefined) closeSync(bell);
+      closeSync(control);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('thousands of small messages over the receiver\'s maxMessageSize, then one within it: the drops are skipped and it arrives, no safety-net wake-up needed (a batch of drops left the rest of the ring unread until the 500 ms check)', { timeout: 30_000 }, async () => {
+    const { address } = fresh();
+    const drops: DropInfo[] = [];
+    const receiver = await openReceiver<Buffer>(address, { codec: 'bytes', maxMessageSize: 64, onDrop: (d) => drops.push(d) });
+    const sender = peer('fill', address, 1 << 23, 3000, 1000, 'hello');
+    try {
+      await sender.waitForOutput('sent');
+      // A hang bound: the message is in the ring already; before the fix it took 11 s here.
+      const message = await receiver.receive({ signal: AbortSignal.timeout(5000) });
+      assert.equal(message?.toString(), 'hello');
+      assert.equal(drops.length, 3000);
+      assert.ok(drops.every((d) => d.reason === 'too-large' && d.bytes === 1000));
+      assert.equal((receiver as unknown as { lostWakeups?: number }).lostWakeups ?? 0, 0);
+    } finally {
+      await sender.done;
+      await receiver.close();
+    }
+  });
+
+  test('a sparse segment (pages never allocated) is refused as corrupt: in a full tmpfs its first read would be a SIGBUS in the receiver', { timeout: 30_000 }, async () => {
+    const { name } = fresh();
+    const drops: DropInfo[] = [];
+    const receiver = await openShmFrameReceiver(name, { maxMessageSize: 1 << 20, splitInto: false, onDrop: (d) => drops.push(d) });
+    const dir = nameFolder(name);
+    const control = openSync(join(dir, 'control'), constants.O_WRONLY | constants.O_NONBLOCK);
+    const base = `${process.pid}-${'d'.repeat(16)}`;
+    try {
+      const header = Buffer.alloc(16);
+      header.writeUInt32LE(layout.MAGIC, 0);
+      header.writeUInt32LE(layout.VERSION, 4);
+      header.writeUInt32LE(1 << 16, 8);
+      header.writeInt32LE(process.pid, 12);
+      const fd = openSync(join(dir, `${base}.ring`), constants.O_CREAT | constants.O_EXCL | constants.O_RDWR, 0o600);
+      writeSync(fd, header, 0, 16, 0);
+      ftruncateSync(fd, layout.HEADER_BYTES + (1 << 16));
+      closeSync(fd);
+      writeSync(control, `+${base}\n`);
+      await until(() => drops.length === 1 || receiver.senders > 0, 'the segment to be refused, or mapped');
+      assert.equal(receiver.senders, 0, 'nothing mapped');
+      assert.equal(drops[0]?.reason, 'corrupt');
+    } finally {
+      rmSync(join(dir, `${base}.ring`), { force: true });
+      closeSync(control);
+      await receiver.close();
+    }
+  });
+
+  test('a /dev/shm too full for the ring: the sender\'s open fails with ERR_NPIPE_SYSTEM (cause ENOSPC), no SIGBUS at its first write; a ring that fits still works; a receiver that cannot write its pid fails with ERR_NPIPE_SYSTEM and leaves nothing', { timeout: 30_000 }, async (t: TestContext) => {
+    if (!requireOrSkip(t, process.geteuid?.() === 0, 'this test needs root (to mount a small tmpfs)')) return;
+    const mount = mkdtempSync(join(tmpdir(), 'npipe-tiny-shm-'));
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mount]);
+    t.after(() => {
+      execFileSync('umount', ['-l', mount]);
+      rmSync(mount, { recursive: true, force: true });
+    });
+    const env = { ...process.env, NPIPE_SHM_DIR: mount };
+    const { address } = fresh();
+    const receiver = start(process.execPath, [PEER, 'receive', address], { env, hangMs: 30_000 });
+    await receiver.waitForOutput('ready');
+    try {
+      // A default 8 MiB ring in 1 MiB: ftruncate alone succeeds, and the sends died of SIGBUS.
+      const big = await start(process.execPath, [PEER, 'fill', address, String(1 << 23), '40', '100000'], { env }).done;
+      assert.equal(big.signal, null, `the sender died of ${big.signal}`);
+      assert.equal(big.code, 0, big.stderr);
+      assert.match(big.stdout, /^failed ERR_NPIPE_SYSTEM ENOSPC$/m);
+      const small = await start(process.execPath, [PEER, 'fill', address, String(1 << 16), '5', '1000'], { env }).done;
+      assert.match(small.stdout, /^sent$/m, small.stderr);
+    } finally {
+      receiver.child.kill('SIGKILL');
+      await receiver.done;
+    }
+    // Full to the last page: a receiver cannot even write its pid (it threw Node's bare ENOSPC, not an npipe code, and left its owner file).
+    // (The killed receiver's folder is removed first: the next receiver would reclaim it, and its pages.)
+    rmSync(join(mount, `npipe-${process.geteuid!()}`, address.slice('shm://'.length)), { recursive: true, force: true });
+    try {
+      writeFileSync(join(mount, 'filler'), Buffer.alloc(2 << 20));
+    } catch {
+      // ENOSPC: full, as wanted
+    }
+    const full = fresh();
+    const opened = await start(process.execPath, [PEER, 'receive', full.address], { env }).done;
+    assert.equal(opened.code, 1);
+    assert.match(opened.stderr, /code: 'ERR_NPIPE_SYSTEM'/);
+    assert.match(opened.stderr, /ENOSPC/);
+    assert.equal(existsSync(join(mount, `npipe-${process.geteuid!()}`, full.name)), false, 'nothing of the name is left');
+  });
+  test('the sender past MAX_SENDERS (1024 held by live senders) is refused and told: it fails with ERR_NPIPE_NO_READER, not a wait for room forever (it was refused in silence)', { timeout: 60_000 }, async () => {
+    const { name, address } = fresh();
+    const drops: DropInfo[] = [];
+    const receiver = await openShmFrameReceiver(name, { maxMessageSize: 1 << 20, splitInto: false, onDrop: (d) => drops.push(d) });
+    const dir = nameFolder(name);
+    const control = openSync(join(dir, 'control'), constants.O_WRONLY | constants.O_NONBLOCK);
+    // 1024 senders made here, each with a doorbell held open: alive to the receiver.
+    const held: Array<{ segment: ReturnType<typeof createSegment>; bell: number }> = [];
+    try {
+      for (let i = 0; i < MAX_SENDERS; i++) {
+        const segment = createSegment(dir, 1 << 16);
+        mkfifoExactSync(segment.bellPath, 0o600);
+        held.push({ segment, bell: openSync(segment.bellPath, constants.O_RDONLY | constants.O_NONBLOCK) });
+        writeSync(control, `+${segment.base}\n`);
+        if (i % 256 === 255) await until(() => receiver.senders === i + 1, `${i + 1} senders attached`);
+      }
+      await until(() => receiver.senders === MAX_SENDERS, 'every sender attached');
+      const late = peer('fill', address, 1 << 16, 200, 1000);
+      const result = await late.done;
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(result.stdout, /failed ERR_NPIPE_NO_READER/);
+      assert.deepEqual(drops.map((d) => [d.reason, d.pid]), [['refused', late.child.pid]]);
+      assert.equal(receiver.senders, MAX_SENDERS);
+    } finally {
+      for (const { segment, bell } of held) {
+        Atomics.store(segment.mapping.i32, layout.I_CLOSED, 1);
+        segment.mapping.unmap();
+        closeSync(bell);
+      }
+      closeSync(control);
+      await receiver.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

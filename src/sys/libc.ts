@@ -3,8 +3,8 @@
  * capacity and ioctl(2) FIONREAD for the bytes in a pipe; flock(2) and dup(2) for
  * the writers' lock; poll(2), to wait for one descriptor without the event loop
  * (the raw splice lane); memset(3) with a length of 0, for a buffer's address
- * (aligned buffers); mmap(2) and munmap(2) with a view of the mapping (the
- * shared-memory lane, drivers/shm); and, on Linux only, splice(2), tee(2) and pipe2(2).
+ * (aligned buffers); mmap(2) and munmap(2) with a view of the mapping, and
+ * posix_fallocate(3) for its pages (the shared-memory lane, drivers/shm); and, on Linux only, splice(2), tee(2) and pipe2(2).
  * Called through koffi, so no compiler and no child process is needed. Loaded on
  * first use, so that importing npipe never fails on a platform where koffi cannot
  * load libc: only the calls that need it do.
@@ -46,6 +46,11 @@ interface Libc {
    */
   mmapShared(fd: number, length: number): { pointer: unknown; view: ArrayBuffer } | undefined;
   munmap(pointer: unknown, length: number): number;
+  /**
+   * posix_fallocate(fd, offset, len): gives the file real pages for that range now (on tmpfs,
+   * where ftruncate reserves none); returns 0 or an errno (ENOSPC). Undefined where there is none.
+   */
+  posixFallocate: ((fd: number, offset: number, length: number) => number) | undefined;
   /** The address of a buffer's first byte (memset(buffer, 0, 0) returns it). */
   addressOf(buffer: Uint8Array): number;
   errno(): number;
@@ -124,6 +129,9 @@ export function loadLibc(): Libc {
         ...pidfdCalls(process.platform === 'linux' ? (lib.func('long syscall(long number, ...)') as Syscall) : undefined),
         poll: lib.func('int poll(void *fds, unsigned long nfds, int timeout)') as Libc['poll'],
         ...mmapCalls(koffi, lib),
+        posixFallocate: orUndefined(
+          () => lib.func('int posix_fallocate(int fd, int64_t offset, int64_t len)') as (fd: number, offset: number, length: number) => number,
+        ),
         addressOf: ((memset) => (buffer: Uint8Array) => Number(memset(buffer, 0, 0)))(
           lib.func('uintptr_t memset(void *s, int c, size_t n)') as (b: Uint8Array, c: number, n: number) => number | bigint,
         ),

@@ -15,7 +15,8 @@
  *    256     4  both        SENDER_WAITING: 1 = the sender waits for room
  *    320     4  sender      CLOSED: 1 = the sender closed; nothing more will come
  *    324     4  receiver    ATTACHED: the receiver's pid once it has mapped the segment;
- *                           -1 once it has dropped this sender (a bad record)
+ *                           -1 once it has dropped this sender (a bad record),
+ *                           -2 if it refused it (it has MAX_SENDERS already)
  *   4096   cap  sender      the ring: records, each 8-byte aligned
  * ```
  *
@@ -54,6 +55,8 @@ export const I_CLOSED = 80;
 export const I_ATTACHED = 81;
 /** ATTACHED's value once the receiver has dropped the sender. */
 export const DROPPED = -1;
+/** ATTACHED's value when the receiver refused the sender (too many senders): it never reads this ring. */
+export const REFUSED = -2;
 
 export const RECORD_HEADER = 16;
 export const KIND_WHOLE = 0;

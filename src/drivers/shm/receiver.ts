@@ -28,7 +28,7 @@ import { tryLock } from '../../fifo/lock.js';
 import { badTarget, copyInto } from '../../transport/into.js';
 import type { CallOptions, FrameReceiver } from '../../transport/types.js';
 import { atExit, ensureNameFolder, euid, reclaimNames, reclaimSegments, removeQuietly } from './folder.js';
-import { DROPPED, I_ATTACHED, I_CLOSED } from './layout.js';
+import { DROPPED, I_ATTACHED, I_CLOSED, REFUSED } from './layout.js';
 import { readerGone } from './peer.js';
 import { RingReader } from './ring-reader.js';
 import { attachSegment, type Mapping } from './segment.js';
@@ -90,6 +90,7 @@ export async function openShmFrameReceiver(name: string, options: ShmReceiverOpt
   }
   let control: FifoEnd | undefined;
   const controlPath = join(dir, 'control');
+  let locked = false;
   try {
     const st = fstatSync(owner);
     if (!st.isFile() || st.uid !== euid() || (st.mode & 0o077) !== 0) {
@@ -99,6 +100,7 @@ export async function openShmFrameReceiver(name: string, options: ShmReceiverOpt
       const pid = readFileSync(ownerPath, 'utf8').trim();
       throw new BusyError(`shm://${name} has a receiver already (pid ${pid || 'unknown'}); a name has one receiver: stop that one, or use another name`);
     }
+    locked = true;
     ftruncateSync(owner, 0);
     writeSync(owner, `${process.pid}\n`, 0);
     reclaimSegments(dir);
@@ -109,8 +111,19 @@ export async function openShmFrameReceiver(name: string, options: ShmReceiverOpt
     control = await openFifoReader(controlPath, { create: false, keepOpen: true });
   } catch (err) {
     control?.close();
+    if (locked) {
+      // The name was ours: leave nothing of it (the folder goes too, when empty).
+      removeQuietly(controlPath);
+      removeQuietly(ownerPath);
+      try {
+        rmdirSync(dir);
+      } catch {
+        // senders' files are there
+      }
+    }
     closeSync(owner);
-    throw err;
+    // An OS error (ENOSPC writing the pid in a full tmpfs) as an npipe error, with its code as the cause's.
+    throw fromSystemError(err, ownerPath, 'opening the receiver with');
   }
   return new ShmFrameReceiver(dir, owner, control, busyPoll, options);
 }
@@ -212,12 +225,13 @@ export class ShmFrameReceiver implements FrameReceiver {
     const m = ANNOUNCED.exec(base);
     if (!m || this.#bases.has(base)) return;
     const pid = Number(m[1]);
-    if (this.#rings.length >= MAX_SENDERS) {
-      this.#report({ writerId: 0, reason: 'refused', bytes: 0, pid });
-      return;
-    }
     const ringPath = join(this.#dir, `${base}.ring`);
     const bellPath = join(this.#dir, `${base}.bell`);
+    if (this.#rings.length >= MAX_SENDERS) {
+      this.#report({ writerId: 0, reason: 'refused', bytes: 0, pid });
+      this.#refuse(ringPath, bellPath, pid);
+      return;
+    }
     const mapping = attachSegment(ringPath, pid);
     if (typeof mapping === 'string') {
       if (mapping.includes('ENOENT')) return; // its sender closed with nothing to read, and removed it
@@ -248,6 +262,35 @@ export class ShmFrameReceiver implements FrameReceiver {
       this.#liveness = setInterval(() => this.#checkSenders(), LIVENESS_MS);
       this.#liveness.unref();
     }
+  }
+
+  /**
+   * Tells a sender it is refused (REFUSED in its segment, checked as any, and its doorbell
+   * rung), so that it fails with ERR_NPIPE_NO_READER rather than fill a ring nobody reads
+   * and wait for room forever; its files are removed.
+   */
+  #refuse(ringPath: string, bellPath: string, pid: number): void {
+    let mapping: Mapping | string;
+    try {
+      mapping = attachSegment(ringPath, pid);
+    } catch {
+      return; // an OS error mapping it: it is left to its sender's timeout
+    }
+    if (typeof mapping === 'string') return;
+    Atomics.store(mapping.i32, I_ATTACHED, REFUSED);
+    mapping.unmap();
+    try {
+      const bell = openSync(bellPath, O_WRONLY | O_NONBLOCK | O_NOFOLLOW);
+      try {
+        if (fstatSync(bell).isFIFO()) writeSync(bell, BELL);
+      } finally {
+        closeSync(bell);
+      }
+    } catch {
+      // its sender is gone, or its doorbell full: it looks at ATTACHED within 250 ms anyway
+    }
+    removeQuietly(ringPath);
+    removeQuietly(bellPath);
   }
 
   /** Lets a ring go: unmapped, its doorbell closed; a message it left in pieces dropped. */
@@ -441,6 +484,10 @@ export class ShmFrameReceiver implements FrameReceiver {
     if (frame !== undefined) {
       this.#awake();
       this.#settle(frame);
+    } else if (this.#rings.some((ring) => ring.reader.more)) {
+      // A ring still holds records that a poll had no budget left for: no doorbell will come
+      // for them, so look again on the next turn.
+      setImmediate(() => this.#wakeUp(false));
     }
   }
 

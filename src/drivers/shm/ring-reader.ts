@@ -109,10 +109,18 @@ export class RingReader {
    * @throws BadFrameError
    */
   next(target?: Uint8Array): Buffer | undefined {
+    this.more = false;
     if (this.#next < this.#queue.length) return this.#shift();
+    // Records dropped (too large, over the bound) are skipped here, not handed out: at most a
+    // ring's length of them per call, so that a sender streaming them cannot hold the event loop.
+    const start = this.#head;
     for (;;) {
       const avail = this.available();
       if (avail === 0) return undefined;
+      if (((this.#head - start) >>> 0) >= this.#capacity) {
+        this.more = true;
+        return undefined;
+      }
       this.#peekHeader();
       const length = headerWords.getUint32(0, true);
       const kind = headerWords.getUint32(4, true);
@@ -122,7 +130,10 @@ export class RingReader {
       if (kind === KIND_WHOLE) {
         if (size <= SMALL_RECORD) {
           this.#batch(avail);
-          return this.#shift();
+          // A batch of records all dropped (too large) yields nothing: go on to what follows them,
+          // rather than leave it in the ring with no doorbell to come for it.
+          if (this.#next < this.#queue.length) return this.#shift();
+          continue;
         }
         if (length > this.#limits.maxMessageSize) {
           this.#consume(size);
@@ -277,6 +288,9 @@ export class RingReader {
     const i32 = this.#m.i32;
     if (Atomics.load(i32, I_SENDER_WAITING) !== 0 && Atomics.exchange(i32, I_SENDER_WAITING, 0) !== 0) this.wantsBell = true;
   }
+
+  /** Set when next() stopped with records still in the ring (its budget was spent): look again soon, do not sleep. */
+  more = false;
 
   /** Set when the sender waits for room and should be woken (the receiver rings, then clears this). */
   wantsBell = false;

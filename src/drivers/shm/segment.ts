@@ -10,7 +10,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { closeSync, constants, fchmodSync, fstatSync, ftruncateSync, openSync, readSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { SystemError } from '../../errors.js';
 import { fromSystemError } from '../../sys/errno.js';
 import { errnoError, loadLibc } from '../../sys/libc.js';
@@ -64,6 +64,27 @@ function map(fd: number, capacity: number, path: string): Mapping {
   return new Mapping(mapped.pointer, mapped.view, capacity);
 }
 
+/**
+ * Gives the segment all its pages now. ftruncate on tmpfs reserves none: a ring in a
+ * /dev/shm too full to hold it would map fine, and its sender would die of SIGBUS at
+ * its first write to a page tmpfs cannot supply. Allocated now, that is ENOSPC here.
+ * @throws ERR_NPIPE_SYSTEM (ENOSPC, whose cause has that code)
+ */
+function reservePages(fd: number, bytes: number, path: string): void {
+  const fallocate = loadLibc().posixFallocate;
+  if (!fallocate) return;
+  const errno = fallocate(fd, 0, bytes);
+  if (errno === 0) return;
+  const cause = errnoError(errno, 'posix_fallocate', path);
+  if (cause.code === 'ENOSPC') {
+    throw new SystemError(
+      `no room for a ring of ${bytes} bytes in ${dirname(path)} (ENOSPC): its tmpfs is full; free some of it, or use a smaller ringSize`,
+      { cause },
+    );
+  }
+  throw fromSystemError(cause, path, 'allocating');
+}
+
 export interface NewSegment {
   mapping: Mapping;
   /** `<pid>-<16 hex digits>`: the segment is `<base>.ring`, its doorbell `<base>.bell`. */
@@ -86,6 +107,7 @@ export function createSegment(dir: string, capacity: number): NewSegment {
   try {
     fchmodSync(fd, 0o600); // whatever the umask
     ftruncateSync(fd, HEADER_BYTES + capacity);
+    reservePages(fd, HEADER_BYTES + capacity, ringPath);
     mapping = map(fd, capacity, ringPath);
   } catch (err) {
     removeQuietly(ringPath);
@@ -104,7 +126,7 @@ export function createSegment(dir: string, capacity: number): NewSegment {
 /**
  * Maps a sender's segment at `path`, announced as made by `pid`, after checking
  * it: a regular file (O_NOFOLLOW: no symlink), one link, the user's, mode 0600 or
- * narrower, of exactly the size its header's capacity gives, with the magic, the
+ * narrower, every page allocated (not sparse), of exactly the size its header's capacity gives, with the magic, the
  * version and that pid. What fails is a string saying why (the receiver drops the
  * sender as corrupt), or an OS error thrown.
  */
@@ -122,6 +144,9 @@ export function attachSegment(path: string, pid: number): Mapping | string {
     if ((st.mode & 0o077) !== 0) return `mode ${(st.mode & 0o777).toString(8)} lets others in`;
     if (st.nlink !== 1) return `${st.nlink} links`;
     if (st.size < HEADER_BYTES + MIN_CAPACITY || st.size > HEADER_BYTES + MAX_CAPACITY) return `a size of ${st.size} bytes`;
+    // Every page there (createSegment allocates them): a page of a sparse file in a full tmpfs
+    // would be a SIGBUS in this process at its first read.
+    if (st.blocks * 512 < st.size) return `sparse (${st.blocks * 512} of its ${st.size} bytes allocated)`;
     // The header, copied out and checked before anything is mapped.
     const header = Buffer.alloc(16);
     if (readSync(fd, header, 0, 16, 0) !== 16) return 'no header';

@@ -21,7 +21,7 @@ import { mkfifoExactSync } from '../../fifo/mkfifo.js';
 import { openFifoReader, type FifoEnd } from '../../fifo/open.js';
 import type { CallOptions, FrameSender } from '../../transport/types.js';
 import { atExit, euid, findNameFolder, reclaimSegments, removeQuietly } from './folder.js';
-import { DEFAULT_CAPACITY, DROPPED, I_ATTACHED, I_CLOSED, MAX_CAPACITY, MIN_CAPACITY, isCapacity } from './layout.js';
+import { DEFAULT_CAPACITY, DROPPED, I_ATTACHED, I_CLOSED, MAX_CAPACITY, MIN_CAPACITY, REFUSED, isCapacity } from './layout.js';
 import { readerGone } from './peer.js';
 import { RingWriter } from './ring-writer.js';
 import { createSegment, type Mapping } from './segment.js';
@@ -178,8 +178,11 @@ export class ShmFrameSender implements FrameSender {
   /** Fails this sender if its receiver is gone, or has dropped it. */
   #checkReceiver(): void {
     if (this.#failure || this.#released) return;
-    if (Atomics.load(this.#mapping.i32, I_ATTACHED) === DROPPED) {
+    const attached = Atomics.load(this.#mapping.i32, I_ATTACHED);
+    if (attached === DROPPED) {
       this.#fail(new NoReaderError(`the receiver of shm://${this.#name} dropped this sender: it found a record in its ring it could not accept`));
+    } else if (attached === REFUSED) {
+      this.#fail(new NoReaderError(`the receiver of shm://${this.#name} refused this sender: it has as many senders as it takes (1024); close some, or use another name`));
     } else if (readerGone(this.#control)) {
       this.#fail(this.#noReader());
     }
@@ -328,12 +331,18 @@ export class ShmFrameSender implements FrameSender {
           if (err === undefined) resolve();
           else reject(err);
         };
+        // Called from the doorbell's 'data' and a timer: it must never throw (a HEAD the
+        // receiver wrote outside the ring makes free() throw), or the process would die of it.
         this.#wake = () => {
-          if (Atomics.load(this.#mapping.i32, I_ATTACHED) === DROPPED) this.#checkReceiver();
-          if (this.#failure) return done(this.#failure);
-          if (this.#ring.free() >= need) return done();
-          this.#ring.waiting(true);
-          if (this.#ring.free() >= need) done();
+          try {
+            if (Atomics.load(this.#mapping.i32, I_ATTACHED) < 0) this.#checkReceiver();
+            if (this.#failure) return done(this.#failure);
+            if (this.#ring.free() >= need) return done();
+            this.#ring.waiting(true);
+            if (this.#ring.free() >= need) done();
+          } catch (err) {
+            done(err);
+          }
         };
         if (job.cursor.at === 0) job.signal?.addEventListener('abort', onAbort, { once: true });
         wait.signal?.addEventListener('abort', onTimeout, { once: true });
