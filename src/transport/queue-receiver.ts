@@ -10,6 +10,7 @@
  */
 import { BusyError } from '../errors.js';
 import type { DropInfo } from '../framing/index.js';
+import { abortableWait } from '../util/abort.js';
 import { badTarget, copyInto } from './into.js';
 import type { CallOptions, FrameReceiver } from './types.js';
 
@@ -133,24 +134,14 @@ export abstract class QueueReceiver implements FrameReceiver {
     if (this.#waiter) return Promise.reject(new BusyError('another receive() is already waiting on this receiver'));
     const { signal } = options;
     if (signal?.aborted) return Promise.reject(signal.reason);
-    return new Promise<Buffer | undefined>((resolve, reject) => {
-      const onAbort = () => {
-        this.#waiter = undefined;
-        reject(signal!.reason);
-      };
-      this.#waiter = {
-        resolve: (f) => {
-          signal?.removeEventListener('abort', onAbort);
-          resolve(f);
-        },
-        reject: (e) => {
-          signal?.removeEventListener('abort', onAbort);
-          reject(e);
-        },
-      };
-      signal?.addEventListener('abort', onAbort, { once: true });
-      this.wanted();
-    });
+    return abortableWait<Buffer | undefined>(
+      signal,
+      () => (this.#waiter = undefined),
+      (settle) => {
+        this.#waiter = settle;
+        this.wanted();
+      },
+    );
   }
 
   receiveInto(target: Uint8Array, options: CallOptions = {}): Promise<number | undefined> {

@@ -94,3 +94,36 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
+
+/** How a pending wait is settled (resolve or reject once; later calls do nothing to the promise). */
+export interface Settle<T> {
+  resolve(value: T): void;
+  reject(err: unknown): void;
+}
+
+/**
+ * A wait that `signal` can abort: `park` gets the settle functions to keep (a
+ * receiver's waiter) and starts whatever will call them. On abort, `forget` runs
+ * (drop the kept functions) and the promise rejects with `signal.reason`; once
+ * settled either way, the listener on `signal` is gone. The caller checks
+ * `signal.aborted` first.
+ */
+export function abortableWait<T>(signal: AbortSignal | undefined, forget: () => void, park: (settle: Settle<T>) => void): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => {
+      forget();
+      reject(signal!.reason);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    park({
+      resolve: (value) => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      reject: (err) => {
+        signal?.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    });
+  });
+}

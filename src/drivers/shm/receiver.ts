@@ -21,6 +21,7 @@ import { join } from 'node:path';
 import { BadFrameError, BusyError, UnsafeFifoError } from '../../errors.js';
 import type { DropInfo } from '../../framing/index.js';
 import { fromSystemError, isErrno } from '../../sys/errno.js';
+import { abortableWait } from '../../util/abort.js';
 import { checkBusyPoll } from '../../util/busy-poll.js';
 import { mkfifoExactSync } from '../../fifo/mkfifo.js';
 import { openFifoReader, type FifoEnd } from '../../fifo/open.js';
@@ -431,25 +432,14 @@ export class ShmFrameReceiver implements FrameReceiver {
     if (frame !== undefined || this.#closed) return Promise.resolve(frame);
     const { signal } = options;
     if (signal?.aborted) return Promise.reject(signal.reason);
-    return new Promise<Buffer | undefined>((resolve, reject) => {
-      const onAbort = () => {
-        this.#waiter = undefined;
-        reject(signal!.reason);
-      };
-      this.#waiter = {
-        target,
-        resolve: (f) => {
-          signal?.removeEventListener('abort', onAbort);
-          resolve(f);
-        },
-        reject: (e) => {
-          signal?.removeEventListener('abort', onAbort);
-          reject(e);
-        },
-      };
-      signal?.addEventListener('abort', onAbort, { once: true });
-      this.#park();
-    });
+    return abortableWait<Buffer | undefined>(
+      signal,
+      () => (this.#waiter = undefined),
+      (settle) => {
+        this.#waiter = { target, ...settle };
+        this.#park();
+      },
+    );
   }
 
   /** Hands `frame` to the waiter, if one is still there. */
