@@ -32,6 +32,18 @@ function fresh(): { name: string; address: string } {
   return { name, address: `shm://${name}` };
 }
 
+/**
+ * A receiver on `name` and what a hand-made sender needs to talk to it: its folder
+ * and a write end of its control FIFO (for announcements); `drops` collects its drops.
+ */
+async function handMadePeerOf(name: string) {
+  const drops: DropInfo[] = [];
+  const receiver = await openShmFrameReceiver(name, { maxMessageSize: 1 << 20, splitInto: false, onDrop: (d) => drops.push(d) });
+  const dir = nameFolder(name);
+  const control = openSync(join(dir, 'control'), constants.O_WRONLY | constants.O_NONBLOCK);
+  return { drops, receiver, dir, control };
+}
+
 /** What is left in a name's folder (nothing, once the folder is gone). */
 function leftIn(name: string): string[] {
   const dir = nameFolder(name);
@@ -158,10 +170,7 @@ describe('shared memory: a hostile peer', () => {
 
   test('property: any bytes and any TAIL in a ring give whole messages within the ring, or a drop as corrupt; never a throw or a hang', { timeout: 60_000 }, async () => {
     const { name } = fresh();
-    const drops: DropInfo[] = [];
-    const receiver = await openShmFrameReceiver(name, { maxMessageSize: 1 << 20, splitInto: false, onDrop: (d) => drops.push(d) });
-    const dir = nameFolder(name);
-    const control = openSync(join(dir, 'control'), constants.O_WRONLY | constants.O_NONBLOCK);
+    const { drops, receiver, dir, control } = await handMadePeerOf(name);
     try {
       await fc.assert(
         fc.asyncProperty(
@@ -201,10 +210,7 @@ describe('shared memory: a hostile peer', () => {
 describe('shared memory: files and folders', () => {
   test('segments the receiver refuses: a symlink, a file open to others, a size that does not match: dropped as corrupt, nothing mapped', { timeout: 30_000 }, async () => {
     const { name } = fresh();
-    const drops: DropInfo[] = [];
-    const receiver = await openShmFrameReceiver(name, { maxMessageSize: 1 << 20, splitInto: false, onDrop: (d) => drops.push(d) });
-    const dir = nameFolder(name);
-    const control = openSync(join(dir, 'control'), constants.O_WRONLY | constants.O_NONBLOCK);
+    const { drops, receiver, dir, control } = await handMadePeerOf(name);
     try {
       const good = createSegment(dir, 1 << 16);
       const target = join(dir, `${process.pid}-${'a'.repeat(16)}.ring`);
@@ -382,10 +388,7 @@ describe('shared memory: attack pass', () => {
 
   test('a sparse segment (pages never allocated) is refused as corrupt: in a full tmpfs its first read would be a SIGBUS in the receiver', { timeout: 30_000 }, async () => {
     const { name } = fresh();
-    const drops: DropInfo[] = [];
-    const receiver = await openShmFrameReceiver(name, { maxMessageSize: 1 << 20, splitInto: false, onDrop: (d) => drops.push(d) });
-    const dir = nameFolder(name);
-    const control = openSync(join(dir, 'control'), constants.O_WRONLY | constants.O_NONBLOCK);
+    const { drops, receiver, dir, control } = await handMadePeerOf(name);
     const base = `${process.pid}-${'d'.repeat(16)}`;
     try {
       const header = Buffer.alloc(16);
@@ -449,10 +452,7 @@ describe('shared memory: attack pass', () => {
   });
   test('the sender past MAX_SENDERS (1024 held by live senders) is refused and told: it fails with ERR_NPIPE_NO_READER, not a wait for room forever (it was refused in silence)', { timeout: 60_000 }, async () => {
     const { name, address } = fresh();
-    const drops: DropInfo[] = [];
-    const receiver = await openShmFrameReceiver(name, { maxMessageSize: 1 << 20, splitInto: false, onDrop: (d) => drops.push(d) });
-    const dir = nameFolder(name);
-    const control = openSync(join(dir, 'control'), constants.O_WRONLY | constants.O_NONBLOCK);
+    const { drops, receiver, dir, control } = await handMadePeerOf(name);
     // 1024 senders made here, each with a doorbell held open: alive to the receiver.
     const held: Array<{ segment: ReturnType<typeof createSegment>; bell: number }> = [];
     try {
