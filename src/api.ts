@@ -11,7 +11,7 @@ import { Receiver, Sender } from './messaging.js';
 import { Publisher } from './publisher.js';
 import { UnsupportedError } from './errors.js';
 import type { PubSub } from './drivers/types.js';
-import type { SlowPolicy } from './transport/types.js';
+import { SLOW_POLICIES, isSlowPolicy, type SlowPolicy } from './transport/types.js';
 import { driverFor } from './registry.js';
 import type { Client, ConnectOptions as RpcConnectOptions, Server, ServeOptions as RpcServeOptions } from './rpc/types.js';
 import type { Handler } from './rpc/handler.js';
@@ -171,10 +171,7 @@ export async function openReceiver(path: string, options: ReceiverOptions = {}):
   const { framing, defaultCodec } = framingFor(options);
   const codec = resolveCodec<unknown, never>(options.codec, defaultCodec);
   checkTimeout(options.timeout); // before anything is opened: a bad value leaves no fd behind
-  const { maxQueuedBytes } = options;
-  if (maxQueuedBytes !== undefined && !(Number.isSafeInteger(maxQueuedBytes) && maxQueuedBytes >= 1)) {
-    throw new InvalidArgumentError(`maxQueuedBytes must be a whole number of bytes >= 1, got ${String(maxQueuedBytes)}`);
-  }
+  checkMaxQueuedBytes(options.maxQueuedBytes);
   if (options.signal?.aborted) throw options.signal.reason;
   const frames = await (await driverFor(path)).openReceiver(path, framing, options);
   return new Receiver(frames, codec, options.timeout, path);
@@ -288,10 +285,15 @@ export interface SubscribeOptions<T = unknown> extends MediumOptions {
   onMissed?: (info: { publisher: string; messages: number }) => void;
 }
 
-const SLOW_POLICIES: readonly SlowPolicy[] = ['block', 'drop', 'disconnect'];
+/** `maxQueuedBytes` of a receiver or publisher: a whole number of bytes >= 1, or not given. @throws ERR_NPIPE_INVALID_ARG */
+function checkMaxQueuedBytes(value: number | undefined): void {
+  if (value !== undefined && !(Number.isSafeInteger(value) && value >= 1)) {
+    throw new InvalidArgumentError(`maxQueuedBytes must be a whole number of bytes >= 1, got ${String(value)}`);
+  }
+}
 
 function checkSlow(slow: unknown): void {
-  if (slow !== undefined && !SLOW_POLICIES.includes(slow as SlowPolicy)) {
+  if (slow !== undefined && !isSlowPolicy(slow)) {
     throw new InvalidArgumentError(`slow is one of ${SLOW_POLICIES.join(', ')}, got ${JSON.stringify(slow)}`);
   }
 }
@@ -320,9 +322,7 @@ export async function openPublisher(topic: string, options: PublisherOptions = {
   const framing = createFraming('frames', options.maxMessageSize === undefined ? {} : { maxMessageSize: options.maxMessageSize });
   checkSlow(options.slow);
   const { maxQueuedBytes } = options;
-  if (maxQueuedBytes !== undefined && !(Number.isSafeInteger(maxQueuedBytes) && maxQueuedBytes >= 1)) {
-    throw new InvalidArgumentError(`maxQueuedBytes must be a whole number of bytes >= 1, got ${String(maxQueuedBytes)}`);
-  }
+  checkMaxQueuedBytes(maxQueuedBytes);
   const frames = await (await pubsubFor(topic)).openPublisher(topic, framing, {
     ...(options.nats === undefined ? {} : { nats: options.nats }),
     ...(options.maxMessageSize === undefined ? {} : { maxMessageSize: options.maxMessageSize }),

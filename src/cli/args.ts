@@ -3,7 +3,7 @@ import { parseDuration } from '../util/duration.js';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { InvalidArgumentError, NpipeError } from '../errors.js';
 import type { Driver } from '../drivers/types.js';
-import type { SlowPolicy } from '../transport/types.js';
+import { isSlowPolicy, type SlowPolicy } from '../transport/types.js';
 import type { FormatName } from '../framing/index.js';
 import { driverFor } from '../registry.js';
 import { NATS_FLAG_NAMES, natsOptionsFrom } from './nats-options.js';
@@ -78,7 +78,6 @@ function parseProblem(err: NodeJS.ErrnoException, command: Command): string {
  * than a wait that ends at once (issue 15 #10). No --timeout: no limit at all.
  */
 export const MAX_WAIT_MS = 2 ** 31 - 1;
-
 
 export function intOption(value: unknown, name: string, { min = 0, max }: { min?: number; max?: number } = {}): number | undefined {
   if (value === undefined) return undefined;
@@ -256,6 +255,6 @@ export function commonFifoOptions(values: Record<string, string | boolean | unde
 /** `--slow`: a subscriber policy (block, drop, disconnect), or undefined. @throws UsageError */
 export function slowOption(value: string | boolean | undefined): SlowPolicy | undefined {
   if (value === undefined) return undefined;
-  if (value === 'block' || value === 'drop' || value === 'disconnect') return value;
+  if (isSlowPolicy(value)) return value;
   throw new UsageError(`--slow is block, drop or disconnect, got ${JSON.stringify(value)}`);
 }

@@ -79,6 +79,13 @@ export interface FrameReceiver {
  */
 export type SlowPolicy = 'block' | 'drop' | 'disconnect';
 
+/** Every SlowPolicy, for checking one given at run time (an option, a flag). */
+export const SLOW_POLICIES: readonly SlowPolicy[] = ['block', 'drop', 'disconnect'];
+
+export function isSlowPolicy(value: unknown): value is SlowPolicy {
+  return SLOW_POLICIES.includes(value as SlowPolicy);
+}
+
 /**
  * Publish/subscribe (issue 20): every message to every subscriber of a topic.
  * Subscribers receive through a FrameReceiver.
