@@ -32,19 +32,41 @@ const shortFields = new Int16Array(pollfd.buffer, 4, 2); // events, revents
  * @throws the OS error (EBADF as POLLNVAL, EINVAL) as a Node-style errno error.
  */
 export function pollOne(fd: number, events: number, timeoutMs: number): PollResult {
+  const revents = pollEvents(fd, events, timeoutMs);
+  if (revents === undefined) return 'interrupted';
+  if (revents & (events | POLLERR | POLLHUP)) return 'ready';
+  return 'timeout';
+}
+
+/**
+ * Whether the FIFO whose write end is `writeFd` has no reader left, asked without
+ * writing and without waiting: poll(2) reports POLLERR on a FIFO's write end once
+ * no process has it open for reading (Linux pipe_poll). Exact, where a pid could
+ * have been reused. false when poll was interrupted (ask again later).
+ */
+export function readerGone(writeFd: number): boolean {
+  const revents = pollEvents(writeFd, POLLOUT, 0);
+  return revents !== undefined && (revents & POLLERR) !== 0;
+}
+
+/**
+ * poll(2) of `fd` for `events`: its revents (0 when the time ran out), or
+ * undefined when a signal or a shortage of memory interrupted it.
+ * @throws the OS error (EBADF as POLLNVAL, EINVAL) as a Node-style errno error.
+ */
+function pollEvents(fd: number, events: number, timeoutMs: number): number | undefined {
   const libc = loadLibc();
   fdField[0] = fd;
   shortFields[0] = events;
   shortFields[1] = 0;
   const n = libc.poll(pollfd, 1, timeoutMs);
-  if (n === 0) return 'timeout';
+  if (n === 0) return 0;
   if (n < 0) {
     const errno = libc.errno();
-    if (errno === EINTR || errno === EAGAIN || errno === ENOMEM) return 'interrupted';
+    if (errno === EINTR || errno === EAGAIN || errno === ENOMEM) return undefined;
     throw errnoError(errno, 'poll');
   }
   const revents = shortFields[1]!;
   if (revents & POLLNVAL) throw errnoError(osConstants.errno.EBADF, 'poll');
-  if (revents & (events | POLLERR | POLLHUP)) return 'ready';
-  return 'timeout';
+  return revents;
 }

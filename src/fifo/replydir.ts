@@ -15,14 +15,11 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, isAbsolute, join, normalize } from 'node:path';
 import { InvalidArgumentError, UnsafeFifoError } from '../errors.js';
 import { fromSystemError, isErrno } from '../sys/errno.js';
+import { euid } from '../sys/euid.js';
 import { mkfifoSync } from './mkfifo.js';
 import { checkStats } from './open.js';
 
 const REPLY_NAME = /^c-(\d+)-[0-9a-f]{16}\.fifo$/;
-
-function euid(): number {
-  return process.geteuid?.() ?? 0;
-}
 
 /** The reply folders a user `uid` may have, in order of preference. */
 export function replyDirectories(uid = euid()): string[] {

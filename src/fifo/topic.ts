@@ -14,6 +14,7 @@ import { lstatSync, mkdirSync, readdirSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { InvalidArgumentError, UnsafeFifoError } from '../errors.js';
 import { fromSystemError, isErrno } from '../sys/errno.js';
+import { euid } from '../sys/euid.js';
 import { processGone } from './replydir.js';
 
 const SUBSCRIBER = /^s-(\d+)-[0-9a-f]{16}(?:-(block|drop|disconnect))?\.fifo$/;
@@ -25,10 +26,6 @@ const JOINING = /^j-(\d+)-[0-9a-f]{16}(?:-(block|drop|disconnect))?\.fifo$/;
  * nothing (the publisher's default).
  */
 export type NamedPolicy = 'block' | 'drop' | 'disconnect';
-
-function euid(): number {
-  return process.geteuid?.() ?? 0;
-}
 
 /**
  * Makes the topic folder `dir` (mode 0700) if it is missing, and checks it.

@@ -17,15 +17,12 @@ import { closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readdi
 import { join } from 'node:path';
 import { UnsafeFifoError, UnsupportedError } from '../../errors.js';
 import { fromSystemError, isErrno } from '../../sys/errno.js';
+import { euid } from '../../sys/euid.js';
 import { processGone } from '../../fifo/replydir.js';
 import { tryLock } from '../../fifo/lock.js';
 
 /** A sender's files: `<pid>-<16 hex digits>.ring` and `.bell`. */
 export const SEGMENT_NAME = /^(\d{1,10})-[0-9a-f]{16}\.(ring|bell)$/;
-
-export function euid(): number {
-  return process.geteuid?.() ?? 0;
-}
 
 function base(): string {
   return process.env.NPIPE_SHM_DIR || '/dev/shm';
@@ -104,31 +101,39 @@ export function removeQuietly(path: string): void {
   }
 }
 
-/**
- * Removes the files in `dir` of senders that are gone (a pid that no longer
- * exists). `except`: names still in use by this process. Returns how many.
- */
-export function reclaimSegments(dir: string, except: ReadonlySet<string> = new Set()): number {
-  let removed = 0;
+/** Removes the files in `dir` of senders that are gone (a pid that no longer exists). */
+export function reclaimSegments(dir: string): void {
   let names: string[];
   try {
     names = readdirSync(dir);
   } catch {
-    return 0;
+    return;
   }
   for (const name of names) {
     const m = SEGMENT_NAME.exec(name);
-    if (!m || except.has(name)) continue;
+    if (!m) continue;
     const pid = Number(m[1]);
-    if (pid !== process.pid && !processGone(pid)) continue;
-    if (pid === process.pid) continue; // ours: removed by whoever of us made it
+    // Ours are removed by whoever of us made them; a live sender's are in use.
+    if (pid === process.pid || !processGone(pid)) continue;
     const path = join(dir, name);
     const st = lstatSync(path, { throwIfNoEntry: false });
     if (!st || st.uid !== euid()) continue;
     removeQuietly(path);
-    removed++;
   }
-  return removed;
+}
+
+/**
+ * Removes what a name's receiver keeps in its folder (`control`, `owner`), then
+ * the folder if nothing else is left in it (a live sender's files keep it).
+ */
+export function removeReceiverFiles(dir: string): void {
+  removeQuietly(join(dir, 'control'));
+  removeQuietly(join(dir, 'owner'));
+  try {
+    rmdirSync(dir);
+  } catch {
+    // a sender's files are still there (or a receiver just came): left alone
+  }
 }
 
 /**
@@ -136,15 +141,14 @@ export function reclaimSegments(dir: string, except: ReadonlySet<string> = new S
  * owner lock): their owner, control FIFO and dead senders' files are removed, and
  * the folder too when nothing else is left in it. `except`: a name this process uses.
  */
-export function reclaimNames(except?: string): number {
+export function reclaimNames(except?: string): void {
   const user = userFolder();
   let names: string[];
   try {
     names = readdirSync(user);
   } catch {
-    return 0;
+    return;
   }
-  let removed = 0;
   for (const name of names) {
     if (name === except) continue;
     const dir = join(user, name);
@@ -152,16 +156,8 @@ export function reclaimNames(except?: string): number {
     if (!st || !st.isDirectory() || st.isSymbolicLink() || st.uid !== euid()) continue;
     if (!ownerGone(join(dir, 'owner'))) continue;
     reclaimSegments(dir);
-    removeQuietly(join(dir, 'control'));
-    removeQuietly(join(dir, 'owner'));
-    try {
-      rmdirSync(dir);
-      removed++;
-    } catch {
-      // a live sender's files are still there (or a receiver just came): left alone
-    }
+    removeReceiverFiles(dir);
   }
-  return removed;
 }
 
 /** Whether the receiver that owned a name is gone: its owner file is there and nobody holds its lock. */

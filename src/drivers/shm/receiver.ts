@@ -16,7 +16,7 @@
  * (`writer-died`). A ring that breaks the format is let go at once and counted
  * (`corrupt`); the other senders go on.
  */
-import { closeSync, constants, fstatSync, ftruncateSync, openSync, readFileSync, rmdirSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, ftruncateSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { BadFrameError, BusyError, UnsafeFifoError } from '../../errors.js';
 import type { DropInfo } from '../../framing/index.js';
@@ -25,12 +25,13 @@ import { abortableWait } from '../../util/abort.js';
 import { checkBusyPoll } from '../../util/busy-poll.js';
 import { mkfifoExactSync } from '../../fifo/mkfifo.js';
 import { openFifoReader, type FifoEnd } from '../../fifo/open.js';
+import { readerGone } from '../../fifo/poll.js';
 import { tryLock } from '../../fifo/lock.js';
 import { badTarget, copyInto } from '../../transport/into.js';
 import type { CallOptions, FrameReceiver } from '../../transport/types.js';
-import { atExit, ensureNameFolder, euid, reclaimNames, reclaimSegments, removeQuietly } from './folder.js';
+import { euid } from '../../sys/euid.js';
+import { atExit, ensureNameFolder, reclaimNames, reclaimSegments, removeQuietly, removeReceiverFiles } from './folder.js';
 import { DROPPED, I_ATTACHED, I_CLOSED, REFUSED } from './layout.js';
-import { readerGone } from './peer.js';
 import { RingReader } from './ring-reader.js';
 import { attachSegment, type Mapping } from './segment.js';
 import { BELL } from './sender.js';
@@ -112,16 +113,7 @@ export async function openShmFrameReceiver(name: string, options: ShmReceiverOpt
     control = await openFifoReader(controlPath, { create: false, keepOpen: true });
   } catch (err) {
     control?.close();
-    if (locked) {
-      // The name was ours: leave nothing of it (the folder goes too, when empty).
-      removeQuietly(controlPath);
-      removeQuietly(ownerPath);
-      try {
-        rmdirSync(dir);
-      } catch {
-        // senders' files are there
-      }
-    }
+    if (locked) removeReceiverFiles(dir); // the name was ours: leave nothing of it
     closeSync(owner);
     // An OS error (ENOSPC writing the pid in a full tmpfs) as an npipe error, with its code as the cause's.
     throw fromSystemError(err, ownerPath, 'opening the receiver with');
@@ -525,13 +517,7 @@ export class ShmFrameReceiver implements FrameReceiver {
 
   /** The control FIFO, the owner file and the folder (when empty); then the lock goes with its descriptor. */
   #removeFiles(): void {
-    removeQuietly(join(this.#dir, 'control'));
-    removeQuietly(join(this.#dir, 'owner'));
-    try {
-      rmdirSync(this.#dir);
-    } catch {
-      // a sender's files are still there: the next receiver, or that sender, removes them
-    }
+    removeReceiverFiles(this.#dir);
     try {
       closeSync(this.#owner);
     } catch {

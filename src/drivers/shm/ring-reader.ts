@@ -89,11 +89,6 @@ export class RingReader {
     return this.#next < this.#queue.length;
   }
 
-  /** The bytes of a message in pieces held so far (dropped if its sender dies). */
-  get partialBytes(): number {
-    return this.#partial?.got ?? 0;
-  }
-
   /** Messages already copied out, to be handed out after the ring is let go. */
   takeQueue(): Buffer[] {
     const rest = this.#queue.slice(this.#next);

@@ -14,7 +14,8 @@ import { dirname, join } from 'node:path';
 import { SystemError } from '../../errors.js';
 import { fromSystemError } from '../../sys/errno.js';
 import { errnoError, loadLibc } from '../../sys/libc.js';
-import { euid, removeQuietly } from './folder.js';
+import { euid } from '../../sys/euid.js';
+import { removeQuietly } from './folder.js';
 import { HEADER_BYTES, I_CAPACITY, I_MAGIC, I_SENDER_PID, I_VERSION, MAGIC, MAX_CAPACITY, MIN_CAPACITY, VERSION, isCapacity } from './layout.js';
 
 const { O_CREAT, O_EXCL, O_RDWR, O_NOFOLLOW, O_NONBLOCK } = constants;
@@ -39,10 +40,6 @@ export class Mapping {
     this.i32 = new Int32Array(view, 0, HEADER_BYTES / 4);
     this.data = new Uint8Array(view, HEADER_BYTES, capacity);
     this.data32 = new Int32Array(view, HEADER_BYTES, capacity / 4);
-  }
-
-  get mapped(): boolean {
-    return this.#pointer !== undefined;
   }
 
   /** Drops the views, then unmaps. Idempotent. */

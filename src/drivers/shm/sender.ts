@@ -19,10 +19,11 @@ import { deadline, sleep } from '../../util/abort.js';
 import { checkBusyPoll } from '../../util/busy-poll.js';
 import { mkfifoExactSync } from '../../fifo/mkfifo.js';
 import { openFifoReader, type FifoEnd } from '../../fifo/open.js';
+import { readerGone } from '../../fifo/poll.js';
 import type { CallOptions, FrameSender } from '../../transport/types.js';
-import { atExit, euid, findNameFolder, reclaimSegments, removeQuietly } from './folder.js';
+import { euid } from '../../sys/euid.js';
+import { atExit, findNameFolder, reclaimSegments, removeQuietly } from './folder.js';
 import { DEFAULT_CAPACITY, DROPPED, I_ATTACHED, I_CLOSED, MAX_CAPACITY, MIN_CAPACITY, REFUSED, isCapacity } from './layout.js';
-import { readerGone } from './peer.js';
 import { RingWriter } from './ring-writer.js';
 import { createSegment, type Mapping } from './segment.js';
 
