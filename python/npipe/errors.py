@@ -59,7 +59,6 @@ class SystemError(NpipeError):  # noqa: A001
     code = "ERR_NPIPE_SYSTEM"
 
 
-
 class BusyError(NpipeError):
     code = "ERR_NPIPE_BUSY"
 

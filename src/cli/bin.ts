@@ -46,6 +46,11 @@ function stdoutStream(): NodeJS.WriteStream {
   });
   return stdout;
 }
+
+/** How long a finished command may wait for handles it left behind before the process ends anyway. */
+const LINGER_MS = 250;
+
+let stderr: NodeJS.WriteStream | undefined;
 /**
  * process.stderr, made on first use too, with an error handler: stderr to /dev/full,
  * or a pipe whose reader went away, has nowhere to say so. Without the handler
@@ -53,10 +58,6 @@ function stdoutStream(): NodeJS.WriteStream {
  * uncaught 'error': a stack, exit 1 and the transfer cut. Now the lines are lost
  * and the command goes on, its exit code its own.
  */
-/** How long a finished command may wait for handles it left behind before the process ends anyway. */
-const LINGER_MS = 250;
-
-let stderr: NodeJS.WriteStream | undefined;
 function stderrStream(): NodeJS.WriteStream {
   if (stderr) return stderr;
   stderr = process.stderr;

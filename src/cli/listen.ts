@@ -7,13 +7,11 @@ import { isErrno } from '../sys/errno.js';
 import type { DropInfo } from '../framing/index.js';
 import { LineSplitter, eachLine, type LineSink } from '../framing/split-lines.js';
 import { deadline } from '../util/abort.js';
-import type { CountedReader, CountedReaderOptions } from '../drivers/types.js';
-import type { Capabilities } from '../drivers/types.js';
+import type { Capabilities, CountedReader, CountedReaderOptions } from '../drivers/types.js';
 import { ProgressReport } from './progress.js';
 import { NEWLINE, Output, jsonLine } from './output.js';
 import { NATS_FLAGS_HELP, natsFlags } from './nats-options.js';
 import { ADDRESS_HELP, EXIT, FIFO_OPTIONS_HELP, UsageError, checkAddress, commonFifoOptions, fifoOptions, intOption, type CliIO, type Command } from './args.js';
-
 
 export const listenCommand: Command = {
   name: 'listen',
@@ -244,7 +242,6 @@ function spliceableStdout(): boolean {
   return st.isFile() || st.isFIFO() || (st.isCharacterDevice() && !isatty(1));
 }
 
-
 function reportDrop(io: CliIO): (d: DropInfo) => void {
   return (d) =>
     io.stderr.write(
@@ -349,8 +346,6 @@ async function listenCounted(
   }
   return EXIT.ok;
 }
-
-
 
 /**
  * `npipe listen` for lines (without --count): the FIFO's bytes, read as raw chunks,
