@@ -9,7 +9,7 @@ import { LineSplitter, eachLine, type LineSink } from '../framing/split-lines.js
 import { deadline } from '../util/abort.js';
 import type { Capabilities, CountedReader, CountedReaderOptions } from '../drivers/types.js';
 import { ProgressReport } from './progress.js';
-import { NEWLINE, Output, jsonLine } from './output.js';
+import { NEWLINE, Output, jsonLine, printMessages } from './output.js';
 import { NATS_FLAGS_HELP, natsFlags } from './nats-options.js';
 import { ADDRESS_HELP, EXIT, FIFO_OPTIONS_HELP, UsageError, checkAddress, commonFifoOptions, fifoOptions, intOption, type CliIO, type Command } from './args.js';
 
@@ -200,35 +200,19 @@ async function listenWith(
   });
   const stop = () => void receiver.close();
   io.stop.addEventListener('abort', stop, { once: true });
-  let received = 0; // --count here: a medium without a counted reader (NATS)
   try {
     const out = new Output(io.stdout);
-    try {
-      for (;;) {
-        let message = receiver.tryReceive();
-        if (message === undefined) {
-          await out.flush();
-          const wait = deadline(
-            { timeout },
-            `no message arrived on ${path}; check that a writer is sending, or wait longer (--timeout)`,
-          );
-          try {
-            message = await receiver.receive({ signal: wait.signal });
-          } finally {
-            wait.dispose();
+    await printMessages(receiver, out, {
+      timeout,
+      count, // here: a medium without a counted reader (NATS)
+      nothingCame: `no message arrived on ${path}; check that a writer is sending, or wait longer (--timeout)`,
+      print: raw
+        ? (message) => {
+            out.add(message);
+            if (progress) progress.bytes += message.length;
           }
-          if (message === undefined) break;
-        }
-        if (raw) {
-          out.add(message);
-          if (progress) progress.bytes += message.length;
-        } else out.addMessage(message, json);
-        if (out.full) await out.flush();
-        if (++received === count) break;
-      }
-    } finally {
-      await out.flush();
-    }
+        : (message) => out.addMessage(message, json),
+    });
   } finally {
     io.stop.removeEventListener('abort', stop);
     await receiver.close();

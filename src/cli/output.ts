@@ -1,7 +1,10 @@
 /**
  * How listen and subscribe print messages: gathered into large writes (Output),
- * and as JSON lines (jsonLine).
+ * taken from a receiver as they come (printMessages), and as JSON lines (jsonLine).
  */
+import type { Receiver } from '../messaging.js';
+import { deadline } from '../util/abort.js';
+
 // ignoreBOM: a leading U+FEFF is part of the message, printed as sent (not dropped).
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
@@ -47,6 +50,41 @@ export class Output {
     this.#pieces.length = 0;
     this.#bytes = 0;
     if (!this.#stream.write(data)) await drained(this.#stream);
+  }
+}
+
+/**
+ * Prints the messages `receiver` gives, each through `print` (into `out`), until it
+ * ends, `count` have come, or none comes for `timeout` ms (ERR_NPIPE_TIMEOUT, saying
+ * `nothingCame`). What has arrived is taken without waiting (tryReceive) and written
+ * in large pieces; everything taken is written out before this returns or throws.
+ */
+export async function printMessages(
+  receiver: Receiver<Buffer>,
+  out: Output,
+  options: { timeout: number | undefined; count: number | undefined; nothingCame: string; print(message: Buffer): void },
+): Promise<void> {
+  const { timeout, count, nothingCame, print } = options;
+  let received = 0;
+  try {
+    for (;;) {
+      let message = receiver.tryReceive();
+      if (message === undefined) {
+        await out.flush();
+        const wait = deadline({ timeout }, nothingCame);
+        try {
+          message = await receiver.receive({ signal: wait.signal });
+        } finally {
+          wait.dispose();
+        }
+        if (message === undefined) break;
+      }
+      print(message);
+      if (out.full) await out.flush();
+      if (++received === count) break;
+    }
+  } finally {
+    await out.flush();
   }
 }
 

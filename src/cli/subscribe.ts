@@ -1,8 +1,7 @@
 import { subscribe } from '../api.js';
-import { deadline } from '../util/abort.js';
 import { EXIT, UsageError, checkAddress, durationOption, intOption, slowOption, type Command } from './args.js';
 import { NATS_FLAGS_HELP, natsFlags, natsOptionsFrom } from './nats-options.js';
-import { Output } from './output.js';
+import { Output, printMessages } from './output.js';
 
 export const subscribeCommand: Command = {
   name: 'subscribe',
@@ -72,31 +71,16 @@ Examples:
     const stop = () => void receiver.close();
     io.stop.addEventListener('abort', stop, { once: true });
     const out = new Output(io.stdout);
-    let received = 0;
     try {
-      for (;;) {
-        let message = receiver.tryReceive();
-        if (message === undefined) {
-          await out.flush();
-          const wait = deadline({ timeout }, `no message was published to ${topic}; check that a publisher is running, or wait longer (--timeout)`);
-          try {
-            message = await receiver.receive({ ...(wait.signal ? { signal: wait.signal } : {}) });
-          } finally {
-            wait.dispose();
-          }
-          if (message === undefined) break;
-        }
-        out.addMessage(message, json);
-        if (out.full) await out.flush();
-        if (++received === count) break;
-      }
+      await printMessages(receiver, out, {
+        timeout,
+        count,
+        nothingCame: `no message was published to ${topic}; check that a publisher is running, or wait longer (--timeout)`,
+        print: (message) => out.addMessage(message, json),
+      });
     } finally {
       io.stop.removeEventListener('abort', stop);
-      try {
-        await out.flush();
-      } finally {
-        await receiver.close();
-      }
+      await receiver.close();
     }
     return EXIT.ok;
   },
