@@ -17,26 +17,8 @@ import { createFraming, type Framing } from '../../framing/index.js';
 import { openFifoFrameSender } from './sender.js';
 import { openFifoFrameReceiver } from './receiver.js';
 import { DEFAULT_RPC_MAX_MESSAGE } from '../../rpc/limits.js';
+import { removeAtExit, removeQuietly } from '../../util/at-exit.js';
 import type { ConnectOptions, FrameSender, ListenOptions, ReplyEndpoint, Transport } from '../../transport/types.js';
-
-/** Reply FIFOs this process created and has not removed yet: removed at exit, whatever the exit. */
-const liveEndpoints = new Set<string>();
-let exitHook = false;
-
-function removeAtExit(path: string): void {
-  liveEndpoints.add(path);
-  if (exitHook) return;
-  exitHook = true;
-  process.on('exit', () => {
-    for (const p of liveEndpoints) {
-      try {
-        unlinkSync(p);
-      } catch {
-        // already gone
-      }
-    }
-  });
-}
 
 export interface FifoTransportOptions {
   /** Largest request or reply, in bytes (default 1 MiB). */
@@ -85,13 +67,14 @@ export class FifoTransport implements Transport {
     const dir = ensureReplyDirectory();
     removeStaleReplyFifos(dir);
     const path = createReplyFifo(dir);
-    removeAtExit(path);
+    // Removed at exit, whatever the exit, unless it is closed first.
+    const undoAtExit = removeAtExit(path);
     let receiver;
     try {
       receiver = await openFifoFrameReceiver(path, this.#framing, { create: false });
     } catch (err) {
       unlinkSync(path);
-      liveEndpoints.delete(path);
+      undoAtExit();
       throw err;
     }
     let closing: Promise<void> | undefined;
@@ -101,12 +84,8 @@ export class FifoTransport implements Transport {
       close: () =>
         (closing ??= (async () => {
           await receiver.close();
-          try {
-            unlinkSync(path);
-          } catch {
-            // removed by someone cleaning up after us: fine
-          }
-          liveEndpoints.delete(path);
+          removeQuietly(path); // or removed by someone cleaning up after us: fine
+          undoAtExit();
         })()),
     };
   }

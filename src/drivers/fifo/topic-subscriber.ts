@@ -8,7 +8,7 @@
  * reader: the next publisher to write to it, or the next subscriber to join,
  * removes it.
  */
-import { existsSync, renameSync, unlinkSync } from 'node:fs';
+import { existsSync, renameSync } from 'node:fs';
 import { SlowConsumerError } from '../../errors.js';
 import { join } from 'node:path';
 import { mkfifoExactSync } from '../../fifo/index.js';
@@ -16,6 +16,7 @@ import { ensureTopic, removeGoneSubscribers, subscriberNames } from '../../fifo/
 import type { Framing } from '../../framing/index.js';
 import type { CallOptions, FrameReceiver, SlowPolicy } from '../../transport/types.js';
 import { copyInto } from '../../transport/into.js';
+import { removeAtExit, removeQuietly } from '../../util/at-exit.js';
 import { orElse } from './ends.js';
 import type { FifoReceiverOptions } from './options.js';
 import { openFifoFrameReceiver, type FifoFrameReceiver } from './receiver.js';
@@ -42,7 +43,7 @@ export async function subscribeFifo(topic: string, framing: Framing, options: To
     // keepOpen: the receiver holds a write end of its own, so publishers coming and going is never an end of file.
     inner = await openFifoFrameReceiver(joiningPath, framing, { ...options, create: false, keepOpen: true });
   } catch (err) {
-    unlinkQuietly(joiningPath);
+    removeQuietly(joiningPath);
     throw err;
   }
   const path = join(topic, name);
@@ -50,38 +51,13 @@ export async function subscribeFifo(topic: string, framing: Framing, options: To
     renameSync(joiningPath, path);
   } catch (err) {
     await inner.close();
-    unlinkQuietly(joiningPath);
+    removeQuietly(joiningPath);
     throw err;
   }
   // A subscriber that names no policy takes each publisher's, which may be disconnect: it watches too.
   const watch = options.slow === undefined || options.slow === 'disconnect';
   const end = (inner as Partial<FifoFrameReceiver>).end;
-  removeAtExit(path);
   return new TopicReceiver(inner, path, options.onMissed, watch, () => end?.bytesInPipe() ?? 0);
-}
-
-/**
- * Subscriber FIFOs of this process not yet closed: removed if the process exits
- * first (process.exit: npipe subscribe | head -1 exits on EPIPE), as closing would.
- */
-const open = new Set<string>();
-let exitHook = false;
-
-function removeAtExit(path: string): void {
-  open.add(path);
-  if (exitHook) return;
-  exitHook = true;
-  process.once('exit', () => {
-    for (const name of open) unlinkQuietly(name);
-  });
-}
-
-function unlinkQuietly(path: string): void {
-  try {
-    unlinkSync(path);
-  } catch {
-    // Gone already.
-  }
 }
 
 /** The subscriber's frames with the publishers' envelopes taken off, reporting what it missed (onMissed). */
@@ -101,6 +77,11 @@ export class TopicReceiver implements FrameReceiver {
   #waiting = 0;
   #disconnected: SlowConsumerError | undefined;
   #closing = false;
+  /**
+   * Its FIFO is removed if the process exits before close() (process.exit: npipe
+   * subscribe | head -1 exits on EPIPE), as closing would; this undoes that.
+   */
+  readonly #undoAtExit: () => void;
 
   constructor(inner: FrameReceiver, path: string, onMissed: TopicSubscriberOptions['onMissed'], watch = false, inPipe: () => number = () => 0) {
     this.#inner = inner;
@@ -108,6 +89,7 @@ export class TopicReceiver implements FrameReceiver {
     this.#onMissed = onMissed;
     this.#watch = watch;
     this.#inPipe = inPipe;
+    this.#undoAtExit = removeAtExit(path);
   }
 
   /** The message in `frame`, or undefined for a frame that carries none (a publisher's last number, or not an envelope). */
@@ -204,8 +186,8 @@ export class TopicReceiver implements FrameReceiver {
     this.#closing = true;
     clearInterval(this.#watchTimer);
     // The name first: no publisher opens it from here on; then the read end, which those holding it notice (EPIPE).
-    unlinkQuietly(this.#path);
-    open.delete(this.#path);
+    removeQuietly(this.#path);
+    this.#undoAtExit();
     await this.#inner.close();
   }
 

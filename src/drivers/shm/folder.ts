@@ -13,13 +13,14 @@
  * killed process leaves is reclaimed by the next receiver or sender (a pid that is
  * gone, an owner lock nobody holds).
  */
-import { closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, rmdirSync, unlinkSync, type Stats } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, rmdirSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { UnsafeFifoError, UnsupportedError } from '../../errors.js';
 import { fromSystemError, isErrno } from '../../sys/errno.js';
 import { euid } from '../../sys/euid.js';
 import { processGone } from '../../fifo/replydir.js';
 import { tryLock } from '../../fifo/lock.js';
+import { removeQuietly } from '../../util/at-exit.js';
 
 /** A sender's files: `<pid>-<16 hex digits>.ring` and `.bell`. */
 export const SEGMENT_NAME = /^(\d{1,10})-[0-9a-f]{16}\.(ring|bell)$/;
@@ -90,15 +91,6 @@ export function ensureNameFolder(name: string): string {
 export function findNameFolder(name: string): string | undefined {
   if (!folder(userFolder(), false)) return undefined;
   return folder(nameFolder(name), false);
-}
-
-/** Unlinks `path`, quietly if it is gone already. */
-export function removeQuietly(path: string): void {
-  try {
-    unlinkSync(path);
-  } catch {
-    // gone already, or not ours to remove: nothing to do
-  }
 }
 
 /** Removes the files in `dir` of senders that are gone (a pid that no longer exists). */
@@ -179,26 +171,4 @@ function ownerGone(path: string): boolean {
   } finally {
     closeSync(fd);
   }
-}
-
-/** What this process must undo when it exits, however it exits (sync only: files to unlink). */
-const atExitHooks = new Set<() => void>();
-let exitHook = false;
-
-/** Runs `undo` at exit unless the returned function is called first (the lane closed). */
-export function atExit(undo: () => void): () => void {
-  atExitHooks.add(undo);
-  if (!exitHook) {
-    exitHook = true;
-    process.on('exit', () => {
-      for (const hook of atExitHooks) {
-        try {
-          hook();
-        } catch {
-          // best effort: the next receiver or sender reclaims what is left
-        }
-      }
-    });
-  }
-  return () => atExitHooks.delete(undo);
 }

@@ -15,7 +15,7 @@ import { SystemError } from '../../errors.js';
 import { fromSystemError } from '../../sys/errno.js';
 import { errnoError, loadLibc } from '../../sys/libc.js';
 import { euid } from '../../sys/euid.js';
-import { removeQuietly } from './folder.js';
+import { removeQuietly } from '../../util/at-exit.js';
 import { HEADER_BYTES, I_CAPACITY, I_MAGIC, I_SENDER_PID, I_VERSION, MAGIC, MAX_CAPACITY, MIN_CAPACITY, VERSION, isCapacity } from './layout.js';
 
 const { O_CREAT, O_EXCL, O_RDWR, O_NOFOLLOW, O_NONBLOCK } = constants;

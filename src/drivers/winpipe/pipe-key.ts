@@ -24,6 +24,7 @@ import { randomBytes, createHash, timingSafeEqual } from 'node:crypto';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { removeAtExit } from '../../util/at-exit.js';
 
 /** The key's length on the wire: 64 lowercase hex characters. */
 export const KEY_CHARS = 64;
@@ -44,28 +45,21 @@ export function keyPath(name: string, shared: boolean, env: NodeJS.ProcessEnv = 
   return join(keyFolder(shared, env), `${id}.key`);
 }
 
-/** Key files this process wrote and has not removed: removed at exit, whatever the exit. */
-const live = new Set<string>();
-let exitHook = false;
-
 /** A new key for pipe `name`, written to its file (replacing a departed receiver's); `remove()` deletes the file. */
 export function createKey(name: string, shared: boolean): { key: Buffer; remove(): void } {
   const path = keyPath(name, shared);
   mkdirSync(dirname(path), { recursive: true });
   const key = Buffer.from(randomBytes(KEY_CHARS / 2).toString('hex'), 'latin1');
   writeFileSync(path, `${key.toString('latin1')}\n${process.pid}\n`, { mode: 0o600 });
-  live.add(path);
-  if (!exitHook) {
-    exitHook = true;
-    process.on('exit', () => {
-      for (const p of live) rmSync(p, { force: true });
-    });
-  }
+  // Removed at exit, whatever the exit, unless removed before.
+  let undoAtExit: (() => void) | undefined = removeAtExit(path);
   return {
     key,
     remove: () => {
       // Only our own: a receiver that replaced us on the same name keeps its file.
-      if (!live.delete(path)) return;
+      if (!undoAtExit) return;
+      undoAtExit();
+      undoAtExit = undefined;
       try {
         if (readFileSync(path).subarray(0, KEY_CHARS).equals(key)) rmSync(path, { force: true });
       } catch {
