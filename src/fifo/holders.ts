@@ -65,7 +65,7 @@ function sameFile(path: string, dev: number, ino: number): boolean {
 }
 
 /** The access mode (O_RDONLY 0, O_WRONLY 1, O_RDWR 2) and, where the kernel says it, the inode of `pid`'s descriptor `fd`, from its fdinfo. */
-function fdInfo(pid: number, fd: number): { mode: number | undefined; ino: number | undefined } | undefined {
+export function fdInfo(pid: number, fd: number): { mode: number | undefined; ino: number | undefined } | undefined {
   try {
     const text = readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8');
     const flags = /^flags:\s*([0-7]+)/m.exec(text)?.[1];

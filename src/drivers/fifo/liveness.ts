@@ -5,7 +5,8 @@
  * read (`writer-died`), and one that got no packet for `partialTimeout` of reading
  * (`stalled`), so that neither can hold the memory for partial messages for ever.
  */
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
+import { fdInfo } from '../../fifo/holders.js';
 import { isErrno } from '../../sys/errno.js';
 import type { FifoEnd } from '../../fifo/index.js';
 import type { FrameDecoder } from '../../framing/index.js';
@@ -90,12 +91,6 @@ function writerAlive(pid: number, end: FifoEnd, ownWriters: number): boolean {
 
 /** Whether descriptor `fd` of `pid` was opened for writing (O_WRONLY or O_RDWR); true when that cannot be read. */
 function openForWriting(pid: number, fd: string): boolean {
-  let info: string;
-  try {
-    info = readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'latin1');
-  } catch {
-    return true;
-  }
-  const flags = /^flags:\s*([0-7]+)/m.exec(info);
-  return flags === null || (parseInt(flags[1]!, 8) & 3) !== 0;
+  const mode = fdInfo(pid, Number(fd))?.mode;
+  return mode === undefined || mode !== 0;
 }
