@@ -108,6 +108,8 @@ describe('args.ts properties', () => {
       }),
       RUNS,
     );
+     // Whole milliseconds written in microseconds are still not a millisecond option's unit.
+    for (const text of ['1000us', '2000µs']) assert.equal(usageErrorOr(() => durationOption(text, 'timeout')).ok, false, text);
   });
 
   test('microsecondsOption: --busy-poll takes whole microseconds, bare or with a unit (us, µs, ms, s); any other text is a usage error (issue 19 #4)', () => {

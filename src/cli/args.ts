@@ -98,7 +98,7 @@ export function intOption(value: unknown, name: string, { min = 0, max }: { min?
  */
 export function durationOption(value: unknown, name: string): number | undefined {
   if (value === undefined) return undefined;
-  const ms = typeof value === 'string' && !/us|µs/.test(value) ? parseDuration(value, 'ms') : undefined;
+  const ms = typeof value === 'string' ? parseDuration(value, 'ms') : undefined;
   if (ms === undefined || ms > MAX_WAIT_MS) {
     throw new UsageError(
       `--${name} takes a duration such as 250ms, 5s, 1.5s or 2m (a bare number is milliseconds), in whole milliseconds up to ${MAX_WAIT_MS} (about 24.8 days), got ${JSON.stringify(value)}`,

@@ -131,7 +131,7 @@ export function parseNatsUrl(address: string): NatsAddress {
   if (fanOut && q.has('group')) throw invalid(address, 'group (listeners share messages) and fan-out (each gets every one) do not go together: give one');
   const ackWaitText = q.get('ack-wait');
   // A duration (30s, 500ms, 2m) or a bare number of milliseconds, as the CLI's time options.
-  const ackWait = ackWaitText === null ? DEFAULT_ACK_WAIT_MS : ((/us|µs/.test(ackWaitText) ? undefined : parseDuration(ackWaitText, 'ms')) ?? NaN);
+  const ackWait = ackWaitText === null ? DEFAULT_ACK_WAIT_MS : (parseDuration(ackWaitText, 'ms') ?? NaN);
   // The server keeps ack-wait in nanoseconds (an int64): 2^53 ns would already overflow a safe integer here.
   if (!Number.isSafeInteger(ackWait * 1_000_000) || ackWait < 1) {
     throw invalid(
