@@ -6,8 +6,7 @@
 import { lstatSync, readFileSync, realpathSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { FifoNotFoundError, NotFifoError, UnsupportedError } from '../errors.js';
-import { isErrno } from '../sys/errno.js';
-import { fromSystemError } from '../sys/errno.js';
+import { fromSystemError, isErrno } from '../sys/errno.js';
 import { fifoHolders, type Holder } from './holders.js';
 import { describeKind } from './mkfifo.js';
 import { peekPipe, type PipeState } from './peek.js';
