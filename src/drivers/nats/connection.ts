@@ -7,7 +7,7 @@
  */
 import { connect, type ConnectionOptions, type NatsConnection } from '@nats-io/transport-node';
 import { UnreachableError } from '../../errors.js';
-import { deadline, sleep, type WaitOptions } from '../../util/abort.js';
+import { abortableWait, deadline, sleep, type WaitOptions } from '../../util/abort.js';
 import { loginOptions } from './credentials.js';
 import type { NatsOptions } from './options.js';
 import { refusal } from './refusals.js';
@@ -78,24 +78,12 @@ export async function connectNats(address: NatsAddress, options: NatsConnectOpti
 function attempt(settings: ConnectionOptions, signal: AbortSignal | undefined): Promise<NatsConnection> {
   const connecting = connect(settings);
   if (!signal) return connecting;
-  return new Promise((resolve, reject) => {
-    const onAbort = () => {
-      reject(signal.reason);
-      connecting.then((nc) => nc.close().catch(() => {}), () => {});
-    };
-    if (signal.aborted) return onAbort();
-    signal.addEventListener('abort', onAbort, { once: true });
-    connecting.then(
-      (nc) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(nc);
-      },
-      (err: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(err);
-      },
-    );
-  });
+  const closeWhenMade = () => void connecting.then((nc) => nc.close().catch(() => {}), () => {});
+  if (signal.aborted) {
+    closeWhenMade();
+    return Promise.reject(signal.reason);
+  }
+  return abortableWait<NatsConnection>(signal, closeWhenMade, (settle) => void connecting.then(settle.resolve, settle.reject));
 }
 
 /** The server's largest message (max_payload), or 1 MiB (its default) before the server said. */
