@@ -113,6 +113,19 @@ class _Client:
         self.job_bytes = 0
 
 
+def _open_reply(address, owner):
+    """A write end of the reply FIFO at `address`, without waiting for its reader,
+    checked on the descriptor (a FIFO of `owner`, not writable by others).
+    Raises OSError (ENXIO: no reader) or NpipeError."""
+    fd = os.open(address, os.O_WRONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        check_reply_fifo_stat(os.fstat(fd), address, owner)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def _takes_context(handler):
     try:
         params = inspect.signature(handler).parameters.values()
@@ -341,17 +354,14 @@ class Server:
             self._refused(address, e)
             return None
         try:
-            fd = os.open(address, os.O_WRONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+            fd = _open_reply(address, owner)
         except OSError as e:
             if e.errno in (errno.ENXIO, errno.ENOENT):
                 self._client_gone(address)
             else:
                 self._refused(address, e)
             return None
-        try:
-            check_reply_fifo_stat(os.fstat(fd), address, owner)
         except NpipeError as e:
-            os.close(fd)
             self._refused(address, e)
             return None
         client = _Client(address, owner, fd)
@@ -526,17 +536,13 @@ class Server:
 
     def _reopen(self, client):
         try:
-            fd = os.open(client.address, os.O_WRONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+            client.fd = _open_reply(client.address, client.owner)
         except OSError:
             self._drop_client(client, "its reply FIFO has no reader")
             return False
-        try:
-            check_reply_fifo_stat(os.fstat(fd), client.address, client.owner)
         except NpipeError as e:
-            os.close(fd)
             self._drop_client(client, str(e))
             return False
-        client.fd = fd
         return True
 
     def _flush(self, client):
