@@ -132,10 +132,8 @@ export abstract class QueueReceiver implements FrameReceiver {
     if (frame !== undefined) return Promise.resolve(frame);
     if (this.#ended) return this.#failure === undefined ? Promise.resolve(undefined) : Promise.reject(this.#failure);
     if (this.#waiter) return Promise.reject(new BusyError('another receive() is already waiting on this receiver'));
-    const { signal } = options;
-    if (signal?.aborted) return Promise.reject(signal.reason);
     return abortableWait<Buffer | undefined>(
-      signal,
+      options.signal,
       () => (this.#waiter = undefined),
       (settle) => {
         this.#waiter = settle;

@@ -105,10 +105,11 @@ export interface Settle<T> {
  * A wait that `signal` can abort: `park` gets the settle functions to keep (a
  * receiver's waiter) and starts whatever will call them. On abort, `forget` runs
  * (drop the kept functions) and the promise rejects with `signal.reason`; once
- * settled either way, the listener on `signal` is gone. The caller checks
- * `signal.aborted` first.
+ * settled either way, the listener on `signal` is gone. A signal aborted already
+ * rejects at once, and neither `park` nor `forget` runs.
  */
 export function abortableWait<T>(signal: AbortSignal | undefined, forget: () => void, park: (settle: Settle<T>) => void): Promise<T> {
+  if (signal?.aborted) return Promise.reject(signal.reason);
   return new Promise<T>((resolve, reject) => {
     const onAbort = () => {
       forget();

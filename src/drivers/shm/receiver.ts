@@ -423,10 +423,8 @@ export class ShmFrameReceiver implements FrameReceiver {
       return Promise.reject(err);
     }
     if (frame !== undefined || this.#closed) return Promise.resolve(frame);
-    const { signal } = options;
-    if (signal?.aborted) return Promise.reject(signal.reason);
     return abortableWait<Buffer | undefined>(
-      signal,
+      options.signal,
       () => (this.#waiter = undefined),
       (settle) => {
         this.#waiter = { target, ...settle };
