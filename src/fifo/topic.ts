@@ -10,12 +10,13 @@
  * always open it, and one that cannot (ENXIO: no reader) knows the subscriber is gone.
  */
 import { randomBytes } from 'node:crypto';
-import { lstatSync, mkdirSync, readdirSync, unlinkSync } from 'node:fs';
+import { lstatSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { InvalidArgumentError, UnsafeFifoError } from '../errors.js';
 import { fromSystemError, isErrno } from '../sys/errno.js';
 import { euid } from '../sys/euid.js';
 import { processGone } from './replydir.js';
+import { removeQuietly } from '../util/at-exit.js';
 
 const SUBSCRIBER = /^s-(\d+)-[0-9a-f]{16}(?:-(block|drop|disconnect))?\.fifo$/;
 const JOINING = /^j-(\d+)-[0-9a-f]{16}(?:-(block|drop|disconnect))?\.fifo$/;
@@ -80,17 +81,11 @@ export function listSubscribers(dir: string): Array<{ name: string; pid: number;
 export function removeIfGone(dir: string, name: string): boolean {
   const m = SUBSCRIBER.exec(name) ?? JOINING.exec(name);
   if (!m || !processGone(Number(m[1]))) return false;
-  try {
-    unlinkSync(join(dir, name));
-  } catch {
-    // Another publisher or subscriber removed it first.
-  }
+  removeQuietly(join(dir, name)); // or another publisher or subscriber removed it first
   return true;
 }
 
 /** Removes every subscriber FIFO in `dir` (joining ones too) whose process is gone (SIGKILLed before it could clean up). */
-export function removeGoneSubscribers(dir: string): number {
-  let removed = 0;
-  for (const name of readdirSync(dir)) if ((SUBSCRIBER.test(name) || JOINING.test(name)) && removeIfGone(dir, name)) removed++;
-  return removed;
+export function removeGoneSubscribers(dir: string): void {
+  for (const name of readdirSync(dir)) if (SUBSCRIBER.test(name) || JOINING.test(name)) removeIfGone(dir, name);
 }
