@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { chmodSync, chownSync, closeSync, fstatSync, lstatSync, openSync, readFileSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, constants, fstatSync, lstatSync, openSync, readFileSync, readSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { getEventListeners } from 'node:events';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -11,12 +11,16 @@ import {
   TimeoutError,
   UnsafeFifoError,
   allocAligned,
+  createFraming,
   openReceiver,
   openSender,
 } from '../src/index.js';
 import { getPipeSize, mkfifo, openFifoReader, openFifoWriter, setPipeSize } from '../src/fifo-public.js';
 import { phaseOf } from '../src/sys/aligned.js';
 import { mkfifoExactSync } from '../src/fifo/mkfifo.js';
+import { writeNow } from '../src/fifo/lock.js';
+import { loadLibc, loadedLibc } from '../src/sys/libc.js';
+import { openFifoFrameReceiver } from '../src/drivers/fifo/receiver.js';
 import { delay, openFds, requireOrSkip, start, tempDir, until } from './helpers.js';
 
 /** Timers keeping this process alive or not (process.getActiveResourcesInfo counts each once). */
@@ -578,5 +582,54 @@ describe('receiveInto', () => {
       await receiver.close();
       assert.equal(await receiver.receiveInto(target), undefined, `${format}: the end after close()`);
     }
+  });
+});
+
+describe('the receiver and writer underneath request/reply (issue 18 #3)', () => {
+  test('ready() resolves true once a frame is here (tryReceive takes it), false at the end; one waiting call at a time', async (t) => {
+    const path = join(tempDir(t), 'fifo');
+    await mkfifo(path);
+    const framing = createFraming('frames');
+    const receiver = await openFifoFrameReceiver(path, framing);
+    t.after(() => receiver.close());
+    const waiting = receiver.ready();
+    await assert.rejects(receiver.receive(), { code: 'ERR_NPIPE_BUSY' });
+    await assert.rejects(receiver.ready(), { code: 'ERR_NPIPE_BUSY' });
+    const sender = await openSender(path, { format: 'frames' });
+    t.after(() => sender.close());
+    await sender.send('one');
+    await sender.send('two');
+    assert.equal(await waiting, true);
+    assert.equal(receiver.tryReceive()?.toString(), 'one');
+    // A frame already here: at once, and nothing is taken by ready() itself.
+    await until(() => receiver.bufferedBytes > 0, 'the second frame read');
+    assert.equal(await receiver.ready(), true);
+    assert.equal(await receiver.ready(), true);
+    assert.equal(receiver.tryReceive()?.toString(), 'two');
+    const atEnd = receiver.ready();
+    await receiver.close();
+    assert.equal(await atEnd, false);
+    assert.equal(await receiver.receive(), undefined);
+  });
+
+  test('writeNow through libc: the bytes written, -1 when the pipe is full, EPIPE once the reader is gone', async (t) => {
+    if (!requireOrSkip(t, process.platform === 'linux' || process.platform === 'darwin', 'FIFOs need a POSIX system')) return;
+    loadLibc(); // as any receiver has (aligned buffers): the path writeNow takes in a server or client
+    assert.ok(loadedLibc());
+    const path = join(tempDir(t), 'fifo');
+    await mkfifo(path);
+    const reader = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    const writer = openSync(path, constants.O_WRONLY | constants.O_NONBLOCK);
+    t.after(() => closeSync(writer));
+    const chunk = Buffer.alloc(4096, 1);
+    assert.equal(writeNow(writer, chunk), 4096);
+    assert.equal(writeNow(writer, chunk, 4000), 96, 'from an offset: the rest of the buffer');
+    let written = 4096 + 96;
+    for (let n = writeNow(writer, chunk); n !== -1; n = writeNow(writer, chunk)) written += n;
+    assert.ok(written >= 4096, `${written} bytes before the pipe was full`);
+    const back = Buffer.alloc(written + 1);
+    assert.equal(readSync(reader, back), written, 'every byte reported written is in the pipe');
+    closeSync(reader);
+    assert.throws(() => writeNow(writer, chunk), { code: 'EPIPE', syscall: 'write' });
   });
 });

@@ -16,9 +16,10 @@ import {
 } from '../src/index.js';
 import { mkfifo } from '../src/fifo-public.js';
 import { replyDirectories } from '../src/fifo/index.js';
-import { encodeRequest, REQUEST } from '../src/rpc/protocol.js';
+import fc from 'fast-check';
+import { CANCEL, decodeRpc, encodeRequest, REPLY, REQUEST } from '../src/rpc/protocol.js';
 import { isBusyPolling } from '../src/util/busy-poll.js';
-import { delay, npipe, openFds, readerOn, run, start, tempDir, until } from './helpers.js';
+import { delay, npipe, openFds, rawRpcClient, readerOn, run, start, tempDir, until } from './helpers.js';
 
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}.js`, import.meta.url));
 
@@ -188,6 +189,82 @@ describe('request/reply, in one process', () => {
     assert.ok(st.isDirectory() && !st.isSymbolicLink());
     assert.equal(st.mode & 0o777, 0o700);
     assert.equal(st.uid, process.geteuid!());
+  });
+});
+
+describe('the round trip\'s shortcuts (issue 18 #3) keep the protocol\'s meaning', () => {
+  test('decodeRpc reuses the last reply address only when the bytes are the same: an address of the same length is decoded afresh', () => {
+    const addressOf = fc.stringMatching(/^\/tmp\/npipe-0\/c-[0-9a-z-]{1,40}$/);
+    fc.assert(
+      fc.property(addressOf, addressOf, fc.uint8Array({ maxLength: 64 }), (named, known, payload) => {
+        const frame = encodeRequest(REQUEST, 9, named, payload);
+        const message = decodeRpc(frame, { bytes: Buffer.from(known, 'utf8'), text: known });
+        assert.ok('replyTo' in message);
+        assert.equal(message.replyTo, named);
+        assert.deepEqual([...message.payload], [...payload]);
+      }),
+      { numRuns: 2000 },
+    );
+    // Same length, one byte apart: the case a length check alone would get wrong.
+    const frame = encodeRequest(REQUEST, 1, '/tmp/npipe-0/c-aaaa', Buffer.from('x'));
+    const message = decodeRpc(frame, { bytes: Buffer.from('/tmp/npipe-0/c-aaab'), text: '/tmp/npipe-0/c-aaab' });
+    assert.ok('replyTo' in message && message.replyTo === '/tmp/npipe-0/c-aaaa');
+  });
+
+  test('a request answered at once does not take the id of one still running: a CANCEL of that id still reaches the running handler', async (t) => {
+    const path = join(tempDir(t), 'srv');
+    let slowAborted = false;
+    let releaseSlow: (() => void) | undefined;
+    const server = await serve<string, string>(path, (req, { signal }) => {
+      if (req !== 'slow') return `now:${req}`; // answered at once, no promise
+      return new Promise<string>((resolve, reject) => {
+        releaseSlow = () => resolve('slow done');
+        signal.addEventListener('abort', () => {
+          slowAborted = true;
+          reject(signal.reason);
+        });
+      });
+    });
+    t.after(() => server.close());
+    const { endpoint, sender } = await rawRpcClient(t, path);
+    // A client that reuses id 7 while its first request is still being handled.
+    await sender.send(encodeRequest(REQUEST, 7, endpoint.address, Buffer.from('slow')));
+    await until(() => releaseSlow !== undefined, 'the slow handler started');
+    await sender.send(encodeRequest(REQUEST, 7, endpoint.address, Buffer.from('fast')));
+    const first = await endpoint.receiver.receive({ signal: AbortSignal.timeout(10_000) });
+    const reply = decodeRpc(first!);
+    assert.equal(reply.type, REPLY);
+    assert.equal(reply.payload.toString(), 'now:fast');
+    await sender.send(encodeRequest(CANCEL, 7, endpoint.address));
+    await until(() => slowAborted, 'the CANCEL of id 7 aborted the handler still running under it');
+    assert.equal(server.stats.cancelled, 1);
+    assert.equal(server.stats.replies, 1);
+    // Nothing more comes for id 7: the cancelled handler's outcome is not sent.
+    await delay(200);
+    assert.equal(endpoint.receiver.tryReceive?.(), undefined);
+  });
+
+  test('with nothing waiting, a request starts at once; with the one handler busy, requests wait their turn in order', async (t) => {
+    const path = join(tempDir(t), 'srv');
+    const held: Array<() => void> = [];
+    const server = await serve<string, string>(path, (req) => (req.startsWith('hold') ? new Promise<string>((resolve) => held.push(() => resolve(`re:${req}`))) : `re:${req}`), {
+      concurrency: 1,
+    });
+    t.after(() => server.close());
+    const client = await connect(path, { timeout: 10_000 });
+    t.after(() => client.close());
+    assert.equal(await client.request('a'), 're:a'); // nothing waits: started at once
+    const holding = client.request('hold-1');
+    await until(() => held.length === 1, 'hold-1 running');
+    // concurrency 1 is taken: these wait in the queue, in order, and start as it frees.
+    const queued = [client.request('b'), client.request('c')];
+    await delay(100);
+    assert.equal(held.length, 1, 'nothing else started while the one handler was busy');
+    held.shift()!();
+    assert.equal(await holding, 're:hold-1');
+    assert.deepEqual(await Promise.all(queued), ['re:b', 're:c']);
+    assert.equal(server.stats.requests, 4);
+    assert.equal(server.stats.replies, 4);
   });
 });
 

@@ -20,6 +20,9 @@ import { Client, type ConnectOptions, type RequestOptions } from './types.js';
 import { awaitReply, type Settle } from './pending.js';
 import { CANCEL, ERROR, LIMITED_REQUEST, REPLY, SIZE, SIZE_THRESHOLD, decodeError, decodeRpc, encodeRequest } from './protocol.js';
 
+/** A send without options, shared by every request that has no signal. */
+const NO_OPTIONS = Object.freeze({});
+
 interface Pending extends Settle<unknown> {
   /** In the server's pipe (not still waiting in our sender for a server to appear). */
   sent: boolean;
@@ -78,7 +81,10 @@ export class FrameClient<Req = string, Res = Req> extends Client<Req, Res> {
     for (;;) {
       let frame: Buffer | undefined;
       try {
-        frame = await this.#endpoint.receiver.receive();
+        const receiver = this.#endpoint.receiver;
+        // Waits without a frame in the promise where the transport can (see FrameReceiver.ready).
+        if (receiver.ready && receiver.tryReceive && (await receiver.ready())) frame = receiver.tryReceive();
+        frame ??= await receiver.receive();
       } catch (err) {
         // Bytes on our own reply endpoint that are not frames: its reader has stopped, and no reply can come.
         broken = err;
@@ -193,6 +199,11 @@ export class FrameClient<Req = string, Res = Req> extends Client<Req, Res> {
     if (frame.length > this.#limit) throw new FrameTooLargeError(frame.length, this.#limit, 'request');
     // A server whose limit this passes drops it unread; the SIZE before it gets us its ERR_NPIPE_FRAME_TOO_LARGE.
     const size = frame.length > SIZE_THRESHOLD ? encodeRequest(SIZE, id, this.#address, undefined, frame.length) : undefined;
+    if (timeout === undefined && !signal) {
+      // Nothing but the reply (or a failure) can settle it: no timer, listener or cancel to arrange
+      // (issue 18 #3: what a round trip costs the client).
+      return new Promise<Res>((resolve, reject) => this.#send(id, frame, size, undefined, { resolve, reject, sent: false }));
+    }
     // Created here so that the stack points at the caller (nats.js does the same).
     const timeoutError = timeout === undefined ? undefined : new TimeoutError(`no reply from the server on ${this.#path} (timeout ${timeout} ms)`);
     return awaitReply<Res>({
@@ -204,25 +215,30 @@ export class FrameClient<Req = string, Res = Req> extends Client<Req, Res> {
       start: (settle) => {
         const entry = settle as unknown as Pending;
         entry.sent = false;
-        this.#pending.set(id, entry);
-        this.#watchServer();
-        keepPolling(this.#busyPoll);
-        if (size) void this.#sender.send(size).catch(() => {}); // its failure is the request's too, reported below
-        this.#sender.send(frame, signal ? { signal } : {}).then(
-          () => {
-            entry.sent = true;
-          },
-          (err: unknown) => {
-            if (!this.#pending.delete(id)) return;
-            entry.reject(
-              err instanceof NpipeError && err.code === 'ERR_NPIPE_NO_READER'
-                ? new ServerGoneError(`the server on ${this.#path} went away; start it again, or connect with waitForServer`, { cause: err })
-                : err,
-            );
-          },
-        );
+        this.#send(id, frame, size, signal, entry);
       },
     });
+  }
+
+  /** Puts request `id` where its reply finds it, and sends it (after its SIZE, if it has one). */
+  #send(id: number, frame: Buffer, size: Buffer | undefined, signal: AbortSignal | undefined, entry: Pending): void {
+    this.#pending.set(id, entry);
+    this.#watchServer();
+    keepPolling(this.#busyPoll);
+    if (size) void this.#sender.send(size).catch(() => {}); // its failure is the request's too, reported below
+    this.#sender.send(frame, signal ? { signal } : NO_OPTIONS).then(
+      () => {
+        entry.sent = true;
+      },
+      (err: unknown) => {
+        if (!this.#pending.delete(id)) return;
+        entry.reject(
+          err instanceof NpipeError && err.code === 'ERR_NPIPE_NO_READER'
+            ? new ServerGoneError(`the server on ${this.#path} went away; start it again, or connect with waitForServer`, { cause: err })
+            : err,
+        );
+      },
+    );
   }
 
   /** Fails requests in flight (ERR_NPIPE_CLOSED), closes the connection and removes the reply endpoint. Idempotent. */

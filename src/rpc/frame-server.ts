@@ -22,7 +22,7 @@ import {
   REQUEST_COST,
 } from './limits.js';
 import type { FrameReceiver, FrameSender, Transport } from '../transport/types.js';
-import { CANCEL, ERROR, REPLY, SIZE, decodeRpc, encodeError, encodeErrorWithin, encodeReply, type RpcMessage } from './protocol.js';
+import { CANCEL, ERROR, REPLY, SIZE, decodeRpc, encodeError, encodeErrorWithin, encodeReply, type KnownAddress, type RpcMessage } from './protocol.js';
 import { Cancel, runHandler, type Handler, type Outcome } from './handler.js';
 import { Server, newServerStats, type ServeOptions, type ServerEvent, type ServerStats } from './types.js';
 import { checkBusyPoll, keepPolling } from '../util/busy-poll.js';
@@ -82,6 +82,8 @@ export class FrameServer extends Server {
   readonly #maxTotalWaiting: number;
   readonly #maxQueuedReply: number;
   readonly #maxTotalQueuedReply: number;
+  /** Handlers that may run at once. */
+  readonly #concurrency: number;
   /** Reply bytes (plus REPLY_COST each) queued for all clients. */
   #queuedTotal = 0;
   readonly #clients = new Map<string, ClientState>();
@@ -94,6 +96,8 @@ export class FrameServer extends Server {
   readonly #ready = new Map<number, Set<ClientState>>();
   readonly #closeController = new AbortController();
   readonly #busyPoll: number;
+  /** The reply address of the last request, for decodeRpc(). */
+  #lastAddress: KnownAddress | undefined;
   /** Cost of all waiting requests (see REQUEST_COST). */
   #waitingBytes = 0;
   #running = 0;
@@ -124,6 +128,7 @@ export class FrameServer extends Server {
     this.#maxTotalWaiting = options.maxTotalWaitingBytes ?? DEFAULT_MAX_TOTAL_WAITING_BYTES;
     this.#maxQueuedReply = options.maxQueuedReplyBytes ?? DEFAULT_MAX_QUEUED_REPLY_BYTES;
     this.#maxTotalQueuedReply = options.maxTotalQueuedReplyBytes ?? DEFAULT_MAX_TOTAL_QUEUED_REPLY_BYTES;
+    this.#concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
     this.#sweeper = setInterval(() => {
       this.#closeIdleClients();
       this.#flushEvents();
@@ -146,7 +151,11 @@ export class FrameServer extends Server {
       for (;;) {
         let frame: Buffer | undefined;
         try {
-          frame = await this.#receiver.receive();
+          const receiver = this.#receiver;
+          // Waits without a frame in the promise where the transport can (see FrameReceiver.ready): one turn
+          // of the microtask queue per frame, as receive() takes, so replies and handlers interleave as before.
+          if (receiver.ready && receiver.tryReceive && (await receiver.ready())) frame = receiver.tryReceive();
+          frame ??= await receiver.receive();
         } catch (err) {
           // Bytes that are not the transport's format (anyone who may write to the FIFO can send them): the
           // stream is out of step and the receiver has stopped. Start reading afresh rather than stop serving.
@@ -204,7 +213,7 @@ export class FrameServer extends Server {
   #dispatch(frame: Buffer): void {
     let message: RpcMessage;
     try {
-      message = decodeRpc(frame);
+      message = decodeRpc(frame, this.#lastAddress);
     } catch (err) {
       this.#event({ kind: 'bad-message', reason: (err as Error).message });
       return;
@@ -221,6 +230,7 @@ export class FrameServer extends Server {
     }
     const client = this.#client(message.replyTo);
     if (!client) return;
+    if (this.#lastAddress?.text !== client.address) this.#lastAddress = { bytes: Buffer.from(client.address, 'utf8'), text: client.address };
     client.lastActive = Date.now();
     if (message.type === SIZE) {
       if (message.size > this.#limit) this.#tooLarge(client, message.id, message.size, 'request');
@@ -237,6 +247,13 @@ export class FrameServer extends Server {
     if (client.jobBytes + cost > this.#maxWaiting || this.#waitingBytes + cost > this.#maxTotalWaiting) {
       this.stats.errors++;
       this.#errorReply(client, encodeReply(ERROR, message.id, client.jobBytes + cost > this.#maxWaiting ? BUSY_CLIENT : BUSY_ALL));
+      return;
+    }
+    if (client.jobs.size === 0 && this.#ready.size === 0 && this.#mayStartFor(client)) {
+      // Nothing waits, from anyone, and a handler may start: this request is the one #next() would take, so it
+      // starts now, without a turn through the queue and the round-robin sets (issue 18 #3: a round trip's cost).
+      // Its payload is not copied: it waits for nothing, so it holds no read chunk for long.
+      this.#start(client, { id: message.id, payload: message.payload, maxReply: message.maxReply });
       return;
     }
     // An id already waiting (only a client that reuses ids in flight sends one): the newer request takes its place.
@@ -379,8 +396,22 @@ export class FrameServer extends Server {
     this.#event({ kind: 'refused', client: address, reason: err instanceof Error ? err.message : String(err), ...(code ? { code } : {}) });
   }
 
+  /**
+   * Whether a handler may start now for `client` (which has an open reply sender and room for a reply):
+   * one is free, and the total reply bound is not reached (past it, the reply would have to be queued too:
+   * issue 15 #1). The conditions under which #schedule() puts a client in the ready set and #next() starts it.
+   */
+  #mayStartFor(client: ClientState): boolean {
+    return (
+      client.ready !== undefined &&
+      client.queuedBytes < this.#maxQueuedReply &&
+      this.#running < this.#concurrency &&
+      this.#queuedTotal < this.#maxTotalQueuedReply
+    );
+  }
+
   #next(): void {
-    const concurrency = this.#options.concurrency ?? DEFAULT_CONCURRENCY;
+    const concurrency = this.#concurrency;
     // Past the total reply bound no handler starts: its reply would have to be queued too (issue 15 #1).
     while (this.#running < concurrency && this.#ready.size > 0 && this.#queuedTotal < this.#maxTotalQueuedReply) {
       const [owner, users] = this.#ready.entries().next().value!;
@@ -391,17 +422,22 @@ export class FrameServer extends Server {
       if (users.size > 0) this.#ready.set(owner, users);
       const job = this.#unqueue(client, client.jobs.keys().next().value!)!;
       this.#schedule(client);
-      this.#running++;
-      const running = this.#run(client, job);
-      if (!running) {
-        this.#running--; // answered at once: on to the next job
-        continue;
-      }
-      void running.finally(() => {
-        this.#running--;
-        this.#next();
-      });
+      this.#start(client, job);
     }
+  }
+
+  /** Runs a job's handler, counted in #running until its reply is made; then the next job may start. */
+  #start(client: ClientState, job: Job): void {
+    this.#running++;
+    const running = this.#run(client, job);
+    if (!running) {
+      this.#running--; // answered at once
+      return;
+    }
+    void running.finally(() => {
+      this.#running--;
+      this.#next();
+    });
   }
 
   /**
@@ -411,15 +447,20 @@ export class FrameServer extends Server {
    */
   #run(client: ClientState, job: Job): Promise<void> | undefined {
     const cancel = new Cancel();
-    client.handlers.set(job.id, cancel);
     const outcome = runHandler(this.#handler, this.#codec, job.payload, cancel, client.address);
-    if (outcome instanceof Promise) return outcome.then((settled) => this.#answer(client, job, cancel, settled));
+    if (outcome instanceof Promise) {
+      // Only a handler still running can be cancelled, or aborted when its client goes: a handler that
+      // answered at once is never in the map (nothing else ran meanwhile).
+      client.handlers.set(job.id, cancel);
+      return outcome.then((settled) => this.#answer(client, job, cancel, settled));
+    }
     this.#answer(client, job, cancel, outcome);
     return undefined;
   }
 
   #answer(client: ClientState, { id, maxReply }: Job, cancel: Cancel, outcome: Outcome): void {
-    client.handlers.delete(id);
+    // Its own entry only: a client that reuses an id in flight may have another handler under it.
+    if (client.handlers.get(id) === cancel) client.handlers.delete(id);
     // Cancelled by the client: it no longer waits for an answer.
     if (cancel.aborted && !this.#closeController.signal.aborted) return;
     const limit = maxReply > 0 ? Math.min(maxReply, this.#limit) : this.#limit;

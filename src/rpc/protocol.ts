@@ -16,7 +16,7 @@
  * request unread (the transport does), but answers the SIZE with that error.
  */
 import { BadFrameError } from '../errors.js';
-import { PIPE_BUF } from '../framing/index.js';
+import { PIPE_BUF, view } from '../framing/index.js';
 
 export const REQUEST = 1;
 export const CANCEL = 2;
@@ -105,7 +105,24 @@ export function namesReplyAddress(frame: Buffer, address: Buffer): boolean {
   return frame.length >= 7 + address.length && frame.readUInt16BE(5) === address.length && address.equals(frame.subarray(7, 7 + address.length));
 }
 
-export function decodeRpc(frame: Buffer): RpcMessage {
+/** A reply address seen before, as bytes and as text: decodeRpc() reuses the text when a message names it again. */
+export interface KnownAddress {
+  bytes: Buffer;
+  text: string;
+}
+
+/** Whether frame[at, at + bytes.length) holds exactly `bytes`. */
+function holds(frame: Buffer, at: number, bytes: Buffer): boolean {
+  for (let i = 0; i < bytes.length; i++) if (frame[at + i] !== bytes[i]) return false;
+  return true;
+}
+
+/**
+ * `known`: the address the last message named. A server's next request is most
+ * often from the same client; the same string (not a new one decoded from UTF-8)
+ * is then its key in the server's map of clients (issue 18 #3: a round trip's cost).
+ */
+export function decodeRpc(frame: Buffer, known?: KnownAddress): RpcMessage {
   if (frame.length < 5) throw new BadFrameError(`request/reply message of ${frame.length} bytes is too short`);
   const type = frame[0]!;
   const id = frame.readUInt32BE(1);
@@ -118,15 +135,15 @@ export function decodeRpc(frame: Buffer): RpcMessage {
     return {
       type,
       id,
-      replyTo: frame.toString('utf8', 7, 7 + n),
-      payload: frame.subarray(head),
+      replyTo: known !== undefined && known.bytes.length === n && holds(frame, 7, known.bytes) ? known.text : frame.toString('utf8', 7, 7 + n),
+      payload: view(frame, head, frame.length),
       maxReply: type === LIMITED_REQUEST ? extra : 0,
       size: type === SIZE ? extra : 0,
     };
   }
   if (type === REPLY || type === ERROR) {
     if (frame.length < 9) throw new BadFrameError('reply message too short');
-    return { type, id, serverPid: frame.readUInt32BE(5), payload: frame.subarray(9) };
+    return { type, id, serverPid: frame.readUInt32BE(5), payload: view(frame, 9, frame.length) };
   }
   throw new BadFrameError(`unknown request/reply message type ${type}`);
 }

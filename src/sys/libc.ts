@@ -20,6 +20,8 @@ interface Libc {
   flock(fd: number, operation: number): number;
   dup(fd: number): number;
   dup2(fd: number, to: number): number;
+  /** write(fd, buffer, length): the bytes written, or -1 with errno set. */
+  write(fd: number, buffer: Uint8Array, length: number): number;
   /** mallopt(3) (glibc); undefined where the C library has none. */
   mallopt: ((param: number, value: number) => number) | undefined;
   /** ioctl(fd, request, int *out). */
@@ -115,6 +117,7 @@ export function loadLibc(): Libc {
         flock: lib.func('int flock(int fd, int operation)') as (fd: number, op: number) => number,
         dup: lib.func('int dup(int fd)') as (fd: number) => number,
         dup2: lib.func('int dup2(int fd, int to)') as (fd: number, to: number) => number,
+        write: lib.func('intptr_t write(int fd, const void *buf, size_t count)') as Libc['write'],
         mallopt: orUndefined(() => lib.func('int mallopt(int param, int value)') as (param: number, value: number) => number),
         ioctlInt: lib.func('int ioctl(int fd, unsigned long request, _Out_ int *out)') as (fd: number, r: number, o: number[]) => number,
         splice:

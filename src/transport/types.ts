@@ -55,6 +55,15 @@ export interface FrameReceiver {
   /** The next frame if one has already arrived, else undefined; never waits (a fast path for iterators). */
   tryReceive?(): Buffer | undefined;
   /**
+   * Resolves once receive() would not wait: true when a frame has arrived (take it
+   * with tryReceive()), false when the stream has ended (receive() then says how).
+   * For loops that take frames one by one: a promise resolved with a Buffer costs a
+   * lookup of `then` along the Buffer's prototype chain, one resolved with a boolean
+   * does not (issue 18 #3: a round trip's cost). One waiting call at a time, shared
+   * with receive(). Rejects only as receive() would (ERR_NPIPE_BUSY).
+   */
+  ready?(): Promise<boolean>;
+  /**
    * Stops taking frames from the medium. Frames already taken are still returned by
    * `receive` before it reports the end: nothing read is dropped. Idempotent.
    */

@@ -6,7 +6,8 @@
  * buffer is read into again.
  */
 import type { FifoEnd } from '../../fifo/index.js';
-import type { FrameDecoder } from '../../framing/index.js';
+import { Buffer } from 'node:buffer';
+import { view, type FrameDecoder } from '../../framing/index.js';
 import { allocAligned } from '../../sys/aligned.js';
 import { orElse } from './ends.js';
 
@@ -105,13 +106,16 @@ export class ReadStrategy {
       this.#decode(undefined, bytes);
       return;
     }
-    const read = this.#buffer.subarray(0, bytes);
+    const buffer = this.#buffer;
     this.#views = false;
     if (state === IN_PLACE) {
       this.#inPlace = true;
-      this.#decode(read, 0);
+      // view(), not subarray(): a read's cost is per message when messages are small (issue 18 #3).
+      this.#decode(view(buffer, 0, bytes), 0);
       this.#inPlace = false;
     } else {
+      const memory = buffer.buffer;
+      const base = buffer.byteOffset;
       // In pieces of at most 64 KiB: small enough for malloc's heap, not mmap, so
       // the memory of pieces already collected is reused at once. Each piece starts
       // on a 64-byte boundary, as the read buffer does (see allocAligned).
@@ -121,7 +125,7 @@ export class ReadStrategy {
         // a fresh ArrayBuffer per read cost ~0.5-1 us and, as external memory, made
         // the garbage collector run more often (issue 18 #3: a round trip's reads).
         const piece = size <= SMALL_COPY ? Buffer.allocUnsafe(size) : allocAligned(size);
-        piece.set(read.subarray(at, at + piece.length));
+        piece.set(new Uint8Array(memory, base + at, size));
         this.#decode(piece, 0);
       }
     }

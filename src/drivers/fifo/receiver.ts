@@ -30,13 +30,18 @@ export async function openFifoFrameReceiver(
   return new FifoFrameReceiver(await openReaderEnd(path, options), framing, options);
 }
 
+/** A waiter's cleanup when it has no signal to stop listening to. */
+const nothing = (): void => {};
+
 interface Waiter {
-  /** A frame (receive), or its length (receiveInto); undefined at the end. */
-  resolve(value: Buffer | number | undefined): void;
+  /** A frame (receive), its length (receiveInto), or whether one is here (ready); undefined at the end. */
+  resolve(value: Buffer | number | boolean | undefined): void;
   reject(err: unknown): void;
   cleanup(): void;
   /** receiveInto's buffer. */
   into: Uint8Array | undefined;
+  /** ready(): resolves with true (a frame is here) or false (ended), taking nothing. */
+  ready?: boolean;
 }
 
 export class FifoFrameReceiver implements FrameReceiver {
@@ -166,12 +171,14 @@ export class FifoFrameReceiver implements FrameReceiver {
     if (this.#head < this.#queue.length) {
       this.#waiter = undefined;
       waiter.cleanup();
-      if (waiter.into) this.#settleInto(waiter, waiter.into);
+      if (waiter.ready) waiter.resolve(true);
+      else if (waiter.into) this.#settleInto(waiter, waiter.into);
       else waiter.resolve(this.#shift());
     } else if (this.#ended) {
       this.#waiter = undefined;
       waiter.cleanup();
-      this.#settleEnd(waiter);
+      if (waiter.ready) waiter.resolve(false);
+      else this.#settleEnd(waiter);
     }
   }
 
@@ -236,6 +243,17 @@ export class FifoFrameReceiver implements FrameReceiver {
     return this.#head < this.#queue.length ? this.#shift() : undefined;
   }
 
+  ready(): Promise<boolean> {
+    if (this.#waiter) {
+      return Promise.reject(new BusyError('another receive() is already waiting on this receiver; only one may be pending'));
+    }
+    if (this.#head < this.#queue.length) return Promise.resolve(true);
+    if (this.#ended) return Promise.resolve(false);
+    return new Promise<boolean>((resolve, reject) => {
+      this.#waiter = { resolve: resolve as Waiter['resolve'], reject, cleanup: nothing, into: undefined, ready: true };
+    });
+  }
+
   receive(options: CallOptions = {}): Promise<Buffer | undefined> {
     return this.#wait(options.signal, undefined) as Promise<Buffer | undefined>;
   }
@@ -246,7 +264,7 @@ export class FifoFrameReceiver implements FrameReceiver {
     return this.#wait(options.signal, target) as Promise<number | undefined>;
   }
 
-  #wait(signal: AbortSignal | undefined, into: Uint8Array | undefined): Promise<Buffer | number | undefined> {
+  #wait(signal: AbortSignal | undefined, into: Uint8Array | undefined): Promise<Buffer | number | boolean | undefined> {
     if (this.#waiter) {
       return Promise.reject(new BusyError('another receive() is already waiting on this receiver; only one may be pending'));
     }
@@ -258,7 +276,12 @@ export class FifoFrameReceiver implements FrameReceiver {
     if (this.#ended) {
       return new Promise((resolve, reject) => this.#settleEnd({ resolve, reject }));
     }
-    return new Promise<Buffer | number | undefined>((resolve, reject) => {
+    if (!signal) {
+      return new Promise<Buffer | number | boolean | undefined>((resolve, reject) => {
+        this.#waiter = { resolve, reject, cleanup: nothing, into };
+      });
+    }
+    return new Promise<Buffer | number | boolean | undefined>((resolve, reject) => {
       const onAbort = () => {
         this.#waiter = undefined;
         if (into) this.#release();
@@ -267,10 +290,10 @@ export class FifoFrameReceiver implements FrameReceiver {
       this.#waiter = {
         resolve,
         reject,
-        cleanup: () => signal?.removeEventListener('abort', onAbort),
+        cleanup: () => signal.removeEventListener('abort', onAbort),
         into,
       };
-      signal?.addEventListener('abort', onAbort, { once: true });
+      signal.addEventListener('abort', onAbort, { once: true });
     });
   }
 
