@@ -252,7 +252,9 @@ export class FrameServer extends Server {
     if (client.jobs.size === 0 && this.#ready.size === 0 && this.#mayStartFor(client)) {
       // Nothing waits, from anyone, and a handler may start: this request is the one #next() would take, so it
       // starts now, without a turn through the queue and the round-robin sets (issue 18 #3: a round trip's cost).
-      // Its payload is not copied: it waits for nothing, so it holds no read chunk for long.
+      // Its payload is not copied out of the read's piece (a waiting request's is, so that the waiting bounds
+      // count what it holds): only a running handler can keep such a piece, at most 64 KiB for each of
+      // `concurrency` handlers.
       this.#start(client, { id: message.id, payload: message.payload, maxReply: message.maxReply });
       return;
     }
