@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, lstatSync, mkdirSync, readFileSync, readSync, readdirSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, existsSync, lstatSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, symlinkSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
@@ -18,6 +18,7 @@ import { mkfifo } from '../src/fifo-public.js';
 import { replyDirectories } from '../src/fifo/index.js';
 import fc from 'fast-check';
 import { CANCEL, decodeRpc, encodeRequest, REPLY, REQUEST } from '../src/rpc/protocol.js';
+import { encodePackets } from '../src/framing/frames.js';
 import { isBusyPolling } from '../src/util/busy-poll.js';
 import { delay, npipe, openFds, rawRpcClient, readerOn, run, start, tempDir, until } from './helpers.js';
 
@@ -265,6 +266,38 @@ describe('the round trip\'s shortcuts (issue 18 #3) keep the protocol\'s meaning
     assert.deepEqual(await Promise.all(queued), ['re:b', 're:c']);
     assert.equal(server.stats.requests, 4);
     assert.equal(server.stats.replies, 4);
+  });
+  test('a handler that keeps its request (bytes codec) keeps its bytes, not the read they came in: 1-byte requests padded to 56 KiB reads each hold at most a pool slab', async (t) => {
+    const path = join(tempDir(t), 'srv');
+    const kept: Buffer[] = [];
+    const server = await serve<Buffer, string>(
+      path,
+      (req) => {
+        kept.push(req); // a cache, a store: what it keeps is the application's, after the handler has answered
+        return 'ok';
+      },
+      { codec: 'bytes' },
+    );
+    t.after(() => server.close());
+    const { endpoint } = await rawRpcClient(t, path);
+    // A hostile writer on the request FIFO: each round, 14 CANCELs for a client nobody knows (ignored, free to
+    // send) and one request with a 1-byte payload, written before the server reads, so that all are one read.
+    const fd = openSync(path, constants.O_WRONLY | constants.O_NONBLOCK);
+    t.after(() => closeSync(fd));
+    const padding = encodeRequest(CANCEL, 1, `/nowhere/${'p'.repeat(3900)}`);
+    const rounds = 50;
+    for (let round = 1; round <= rounds; round++) {
+      for (let i = 0; i < 14; i++) for (const packet of encodePackets(padding, 0x5a5a0000 + round, process.pid, 4096)) writeSync(fd, packet);
+      for (const packet of encodePackets(encodeRequest(REQUEST, round, endpoint.address, Buffer.from([round])), 0x5a5b0000 + round, process.pid, 4096)) writeSync(fd, packet);
+      await until(() => kept.length === round, `request ${round} handled`);
+    }
+    assert.deepEqual(kept.map((b) => [...b]), Array.from({ length: rounds }, (_, i) => [i + 1]));
+    const held = new Set(kept.map((b) => b.buffer));
+    let heldBytes = 0;
+    for (const memory of held) heldBytes += memory.byteLength;
+    t.diagnostic(`${rounds} kept 1-byte requests hold ${held.size} ArrayBuffers, ${heldBytes} bytes`);
+    // Node's own small Buffers share pool slabs of Buffer.poolSize: no more than a copy would hold.
+    for (const b of kept) assert.ok(b.buffer.byteLength <= Buffer.poolSize, `a kept 1-byte request holds ${b.buffer.byteLength} bytes`);
   });
 });
 

@@ -253,9 +253,17 @@ export class FrameServer extends Server {
       // Nothing waits, from anyone, and a handler may start: this request is the one #next() would take, so it
       // starts now, without a turn through the queue and the round-robin sets (issue 18 #3: a round trip's cost).
       // Its payload is not copied out of the read's piece (a waiting request's is, so that the waiting bounds
-      // count what it holds): only a running handler can keep such a piece, at most 64 KiB for each of
-      // `concurrency` handlers.
-      this.#start(client, { id: message.id, payload: message.payload, maxReply: message.maxReply });
+      // count what it holds) unless it is a small part of a large piece: a handler may keep its request after it
+      // has answered (the bytes codec hands it these very bytes; a cache, a store), and a 1-byte request must not
+      // keep alive with it the 64 KiB of frames a peer read with it (CANCELs for no client cost that peer nothing).
+      // A piece of Buffer.poolSize or less is a slab of Node's pool, as a copy of a small payload would be.
+      const payload = message.payload;
+      const piece = payload.buffer.byteLength;
+      this.#start(client, {
+        id: message.id,
+        payload: piece > Buffer.poolSize && payload.length < piece >> 1 ? Buffer.from(payload) : payload,
+        maxReply: message.maxReply,
+      });
       return;
     }
     // An id already waiting (only a client that reuses ids in flight sends one): the newer request takes its place.
