@@ -212,37 +212,54 @@ describe('the round trip\'s shortcuts (issue 18 #3) keep the protocol\'s meaning
     assert.ok('replyTo' in message && message.replyTo === '/tmp/npipe-0/c-aaaa');
   });
 
-  test('a request answered at once does not take the id of one still running: a CANCEL of that id still reaches the running handler', async (t) => {
+  test('a request that reuses the id of one still running takes its place: the older handler\'s signal aborts, only the newer is answered, and no handler slot is lost', async (t) => {
     const path = join(tempDir(t), 'srv');
-    let slowAborted = false;
-    let releaseSlow: (() => void) | undefined;
-    const server = await serve<string, string>(path, (req, { signal }) => {
-      if (req !== 'slow') return `now:${req}`; // answered at once, no promise
-      return new Promise<string>((resolve, reject) => {
-        releaseSlow = () => resolve('slow done');
-        signal.addEventListener('abort', () => {
-          slowAborted = true;
-          reject(signal.reason);
+    const aborted: string[] = [];
+    const started: string[] = [];
+    // Handlers that end only on their signal (or 'fast', answered at once): a slot kept by one the server can
+    // no longer abort would be kept for ever.
+    const server = await serve<string, string>(
+      path,
+      (req, { signal }) => {
+        if (req === 'fast') return 'now:fast'; // answered at once, no promise
+        started.push(req);
+        return new Promise<string>((_, reject) => {
+          signal.addEventListener('abort', () => {
+            aborted.push(req);
+            reject(signal.reason);
+          });
         });
-      });
-    });
+      },
+      { concurrency: 2 },
+    );
     t.after(() => server.close());
     const { endpoint, sender } = await rawRpcClient(t, path);
-    // A client that reuses id 7 while its first request is still being handled.
-    await sender.send(encodeRequest(REQUEST, 7, endpoint.address, Buffer.from('slow')));
-    await until(() => releaseSlow !== undefined, 'the slow handler started');
-    await sender.send(encodeRequest(REQUEST, 7, endpoint.address, Buffer.from('fast')));
-    const first = await endpoint.receiver.receive({ signal: AbortSignal.timeout(10_000) });
-    const reply = decodeRpc(first!);
-    assert.equal(reply.type, REPLY);
-    assert.equal(reply.payload.toString(), 'now:fast');
-    await sender.send(encodeRequest(CANCEL, 7, endpoint.address));
-    await until(() => slowAborted, 'the CANCEL of id 7 aborted the handler still running under it');
-    assert.equal(server.stats.cancelled, 1);
+    const send = (type: typeof REQUEST | typeof CANCEL, id: number, payload?: string) =>
+      sender.send(encodeRequest(type, id, endpoint.address, payload === undefined ? undefined : Buffer.from(payload)));
+    await send(REQUEST, 7, 'slow-1');
+    await until(() => started.includes('slow-1'), 'slow-1 started');
+    // Answered at once under id 7: slow-1 gives way.
+    await send(REQUEST, 7, 'fast');
+    const first = decodeRpc((await endpoint.receiver.receive({ signal: AbortSignal.timeout(10_000) }))!);
+    assert.equal(first.type, REPLY);
+    assert.equal(first.payload.toString(), 'now:fast');
+    await until(() => aborted.includes('slow-1'), 'slow-1 aborted by the newer request under its id');
+    // Two running under one id, one after the other: the newer takes the place, the CANCEL reaches it.
+    await send(REQUEST, 8, 'slow-2');
+    await until(() => started.includes('slow-2'), 'slow-2 started');
+    await send(REQUEST, 8, 'slow-3');
+    await until(() => aborted.includes('slow-2') && started.includes('slow-3'), 'slow-2 gave way to slow-3');
+    await send(CANCEL, 8);
+    await until(() => aborted.includes('slow-3'), 'the CANCEL of id 8 reached slow-3');
+    assert.deepEqual(aborted, ['slow-1', 'slow-2', 'slow-3']);
+    assert.equal(server.stats.cancelled, 3);
     assert.equal(server.stats.replies, 1);
-    // Nothing more comes for id 7: the cancelled handler's outcome is not sent.
+    // Both slots are free again (concurrency 2): two more hold at once.
+    await send(REQUEST, 9, 'slow-4');
+    await send(REQUEST, 10, 'slow-5');
+    await until(() => started.includes('slow-4') && started.includes('slow-5'), 'both slots free');
     await delay(200);
-    assert.equal(endpoint.receiver.tryReceive?.(), undefined);
+    assert.equal(endpoint.receiver.tryReceive?.(), undefined, 'no answer from a handler that gave way');
   });
 
   test('with nothing waiting, a request starts at once; with the one handler busy, requests wait their turn in order', async (t) => {

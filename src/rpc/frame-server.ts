@@ -456,6 +456,16 @@ export class FrameServer extends Server {
    * to before this returns (issue 18 #3).
    */
   #run(client: ClientState, job: Job): Promise<void> | undefined {
+    const older = client.handlers.get(job.id);
+    if (older) {
+      // A client that reuses an id in flight: the newer request takes its place, as it does in the queue. The
+      // older handler's signal aborts and its answer is not sent. Left running outside the map, it could not be
+      // cancelled nor aborted when its client goes, and a handler that ends only on its signal would hold its
+      // slot for ever: a client could take every slot that way.
+      client.handlers.delete(job.id);
+      this.stats.cancelled++;
+      older.abort(new ClosedError('a newer request from this client took its id'));
+    }
     const cancel = new Cancel();
     const outcome = runHandler(this.#handler, this.#codec, job.payload, cancel, client.address);
     if (outcome instanceof Promise) {
@@ -469,7 +479,7 @@ export class FrameServer extends Server {
   }
 
   #answer(client: ClientState, { id, maxReply }: Job, cancel: Cancel, outcome: Outcome): void {
-    // Its own entry only: a client that reuses an id in flight may have another handler under it.
+    // Its own entry only: a newer request under the same id may have taken its place (see #run).
     if (client.handlers.get(id) === cancel) client.handlers.delete(id);
     // Cancelled by the client: it no longer waits for an answer.
     if (cancel.aborted && !this.#closeController.signal.aborted) return;
