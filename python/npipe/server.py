@@ -453,6 +453,13 @@ class Server:
             client.job_bytes -= cost
             self._waiting_bytes -= cost
             self._schedule(client)
+            older = client.handlers.get(rid)
+            if older is not None:
+                # A client that reuses an id in flight: the newer request takes its place (as on the Node server).
+                # Left running outside client.handlers, the older could not be cancelled nor told its client went,
+                # and a handler that ends only on `cancelled` would keep its thread for ever.
+                self.stats["cancelled"] += 1
+                older.cancelled.set()
             context = RequestContext(client.address)
             client.handlers[rid] = context
             self._running += 1
@@ -482,7 +489,8 @@ class Server:
         while self._done:
             client, rid, max_reply, context, (kind, value) = self._done.popleft()
             self._running -= 1
-            client.handlers.pop(rid, None)
+            if client.handlers.get(rid) is context:  # its own entry: a newer request may have taken the id
+                del client.handlers[rid]
             if context.cancelled.is_set() and not self._stopping.is_set():
                 continue  # cancelled by its client (counted then), or it went away: nobody waits for this
             if client.gone:

@@ -7,7 +7,7 @@ import shutil
 import tempfile
 import unittest
 
-from npipe.protocol import CANCEL, REQUEST, encode_request
+from npipe.protocol import CANCEL, REPLY, REQUEST, encode_request
 from npipe.server import Server, _Client
 
 
@@ -63,6 +63,30 @@ class CancelFlood(unittest.TestCase):
         self.assertEqual(order, [1, 2])
         self.assertEqual(self.server.waiting, 0)
         self.assertEqual(self.server._waiting_bytes, 0)
+        self.server._running = 0  # nothing ran: stop() need not wait for it
+
+    def test_a_request_reusing_the_id_of_a_running_one_takes_its_place(self):
+        started = []
+        self.server._pool.submit = lambda fn, client, rid, payload, max_reply, context: started.append(context)
+        self.server._concurrency = 10
+        self.send(REQUEST, 7, b"a")
+        self.server._next()
+        self.send(REQUEST, 7, b"b")
+        self.server._next()
+        first, second = started
+        # The older one is told to stop, and the newer one is the one a CANCEL or its client's going reaches.
+        self.assertTrue(first.cancelled.is_set())
+        self.assertFalse(second.cancelled.is_set())
+        self.assertIs(self.client.handlers[7], second)
+        self.assertEqual(self.server.stats["cancelled"], 1)
+        # The older one finishing leaves the newer's entry, and its answer is not sent.
+        self.server._done.append((self.client, 7, 0, first, (REPLY, b"old")))
+        self.server._finish_handlers()
+        self.assertIs(self.client.handlers.get(7), second)
+        self.assertEqual(self.server.stats["replies"], 0)
+        self.send(CANCEL, 7)
+        self.assertTrue(second.cancelled.is_set())
+        self.assertEqual(self.server.stats["cancelled"], 2)
         self.server._running = 0  # nothing ran: stop() need not wait for it
 
 
