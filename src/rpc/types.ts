@@ -18,12 +18,22 @@ export interface ServerEvent {
   code?: string;
 }
 
+/**
+ * A server's counters. `replies` and `errors` count answers made (a handler's
+ * reply; an error reply, the handler's or the server's own); `repliesDropped`
+ * counts answers and waiting requests that never reached their client (it was
+ * gone, or not reading). So an answer made for a client that then went away
+ * counts in both, and `replies + errors + repliesDropped` can exceed `requests`.
+ */
 export interface ServerStats {
+  /** Requests taken, SIZE announcements and CANCELs not included. */
   requests: number;
   replies: number;
   errors: number;
+  /** Requests cancelled by their client (a CANCEL, or a newer request under the same id) before their answer. */
   cancelled: number;
   repliesDropped: number;
+  /** Requests whose reply address failed the transport's check: never handled. */
   refused: number;
 }
 
