@@ -8,7 +8,7 @@ import { rawFraming } from './raw.js';
 import type { Framing } from './types.js';
 
 export type { DecoderOptions, DropInfo, Emit, FrameDecoder, Framing } from './types.js';
-export { view } from './view.js';
+export { compact, view } from './view.js';
 
 /**
  * PIPE_BUF: the kernel keeps a write of at most this many bytes whole, even among

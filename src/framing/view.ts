@@ -29,3 +29,14 @@ export function view(chunk: Buffer, start: number, end: number): Buffer {
 export function viewOf(memory: ArrayBuffer, base: number, start: number, length: number): Buffer {
   return new MessageView(memory, base + start, length) as unknown as Buffer;
 }
+
+/**
+ * `bytes` as something a program may keep: copied when it is a small part (under
+ * half) of a chunk larger than a slab of Node's buffer pool, so that keeping it
+ * does not keep the rest of the chunk alive; as it is otherwise (a slab is what a
+ * copy of small bytes would hold anyway, and a large part is most of its chunk).
+ */
+export function compact(bytes: Buffer): Buffer {
+  const chunk = bytes.buffer.byteLength;
+  return chunk > Buffer.poolSize && bytes.length < chunk >> 1 ? Buffer.from(bytes) : bytes;
+}

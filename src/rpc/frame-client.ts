@@ -12,6 +12,7 @@ import {
   TimeoutError,
 } from '../errors.js';
 import { resolveCodec, type Codec } from '../codec.js';
+import { compact } from '../framing/index.js';
 import { DEFAULT_RPC_MAX_MESSAGE, SERVER_CHECK_MS } from './limits.js';
 import type { FrameSender, ReplyEndpoint, Transport } from '../transport/types.js';
 import { checkTimeout } from '../util/abort.js';
@@ -114,7 +115,8 @@ export class FrameClient<Req = string, Res = Req> extends Client<Req, Res> {
       if (message.type === REPLY) {
         let value: unknown;
         try {
-          value = this.#codec.decode(Buffer.from(message.payload));
+          // The caller may keep the reply: its own bytes, not the read they came in (a copy only where that matters).
+          value = this.#codec.decode(compact(message.payload));
         } catch (err) {
           pending.reject(err);
           continue;

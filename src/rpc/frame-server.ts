@@ -24,6 +24,7 @@ import {
 import type { FrameReceiver, FrameSender, Transport } from '../transport/types.js';
 import { CANCEL, ERROR, REPLY, SIZE, decodeRpc, encodeError, encodeErrorWithin, encodeReply, type KnownAddress, type RpcMessage } from './protocol.js';
 import { Cancel, runHandler, type Handler, type Outcome } from './handler.js';
+import { compact } from '../framing/index.js';
 import { Server, newServerStats, type ServeOptions, type ServerEvent, type ServerStats } from './types.js';
 import { checkBusyPoll, keepPolling } from '../util/busy-poll.js';
 
@@ -257,13 +258,7 @@ export class FrameServer extends Server {
       // has answered (the bytes codec hands it these very bytes; a cache, a store), and a 1-byte request must not
       // keep alive with it the 64 KiB of frames a peer read with it (CANCELs for no client cost that peer nothing).
       // A piece of Buffer.poolSize or less is a slab of Node's pool, as a copy of a small payload would be.
-      const payload = message.payload;
-      const piece = payload.buffer.byteLength;
-      this.#start(client, {
-        id: message.id,
-        payload: piece > Buffer.poolSize && payload.length < piece >> 1 ? Buffer.from(payload) : payload,
-        maxReply: message.maxReply,
-      });
+      this.#start(client, { id: message.id, payload: compact(message.payload), maxReply: message.maxReply });
       return;
     }
     // An id already waiting (only a client that reuses ids in flight sends one): the newer request takes its place.
