@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { BadFrameError, FrameTooLargeError, createFraming, type FrameDecoder } from '../src/index.js';
 import { allocAligned, phaseOf } from '../src/sys/aligned.js';
+import { compact } from '../src/framing/index.js';
 
 function decodeAll(decoder: FrameDecoder, chunks: Buffer[]): string[] {
   const out: string[] = [];
@@ -273,4 +274,17 @@ test('no decoder keeps a view of a chunk past push(): the caller reuses its read
     decoder.end((m) => out.push(Buffer.from(m).toString()));
     assert.deepEqual(out, messages, format);
   }
+});
+
+test('compact(): a small part of a large chunk is copied (keeping it keeps only its bytes); a pool slab or a large part is kept as it is', () => {
+  const chunk = Buffer.alloc(64 * 1024, 7);
+  const small = compact(chunk.subarray(100, 101));
+  assert.notEqual(small.buffer, chunk.buffer, 'copied out of the 64 KiB chunk');
+  assert.ok(small.buffer.byteLength <= Buffer.poolSize, `${small.buffer.byteLength} bytes held`);
+  assert.deepEqual([...small], [7]);
+  const large = chunk.subarray(0, 40 * 1024);
+  assert.equal(compact(large), large, 'most of its chunk: not copied');
+  const pooled = Buffer.from('reply'); // a slice of Node's pool
+  assert.ok(pooled.buffer.byteLength <= Buffer.poolSize);
+  assert.equal(compact(pooled), pooled, 'a pool slab holds no more than a copy would');
 });
