@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { BadFrameError, FrameTooLargeError, createFraming, type FrameDecoder } from '../src/index.js';
 import { allocAligned, phaseOf } from '../src/sys/aligned.js';
-import { compact } from '../src/framing/index.js';
+import { compact, view } from '../src/framing/index.js';
 
 function decodeAll(decoder: FrameDecoder, chunks: Buffer[]): string[] {
   const out: string[] = [];
@@ -276,15 +276,22 @@ test('no decoder keeps a view of a chunk past push(): the caller reuses its read
   }
 });
 
-test('compact(): a small part of a large chunk is copied (keeping it keeps only its bytes); a pool slab or a large part is kept as it is', () => {
+test('compact(): a small part of a large chunk is copied (keeping it keeps only its bytes); a pool slab or a large part is the same memory; always a plain Buffer', () => {
   const chunk = Buffer.alloc(64 * 1024, 7);
   const small = compact(chunk.subarray(100, 101));
   assert.notEqual(small.buffer, chunk.buffer, 'copied out of the 64 KiB chunk');
   assert.ok(small.buffer.byteLength <= Buffer.poolSize, `${small.buffer.byteLength} bytes held`);
   assert.deepEqual([...small], [7]);
   const large = chunk.subarray(0, 40 * 1024);
-  assert.equal(compact(large), large, 'most of its chunk: not copied');
+  assert.equal(compact(large).buffer, chunk.buffer, 'most of its chunk: not copied');
+  assert.equal(compact(large).byteOffset, large.byteOffset);
+  assert.equal(compact(large).length, large.length);
   const pooled = Buffer.from('reply'); // a slice of Node's pool
   assert.ok(pooled.buffer.byteLength <= Buffer.poolSize);
-  assert.equal(compact(pooled), pooled, 'a pool slab holds no more than a copy would');
+  assert.equal(compact(pooled).buffer, pooled.buffer, 'a pool slab holds no more than a copy would');
+  // Whatever it was given (a decoder's view among them), a plain Buffer: equal to one as assert.deepStrictEqual sees it.
+  for (const bytes of [view(chunk, 100, 101), view(chunk, 0, 40 * 1024), view(pooled, 0, 5)]) {
+    assert.equal(Object.getPrototypeOf(compact(bytes)), Buffer.prototype);
+  }
+  assert.deepEqual(compact(view(pooled, 0, 5)), Buffer.from('reply'));
 });

@@ -262,6 +262,26 @@ describe('the round trip\'s shortcuts (issue 18 #3) keep the protocol\'s meaning
     assert.equal(endpoint.receiver.tryReceive?.(), undefined, 'no answer from a handler that gave way');
   });
 
+  test('with the bytes codec, the handler\'s request and the client\'s reply are plain Buffers (equal to one under assert.deepStrictEqual), not views of the read', async (t) => {
+    const path = join(tempDir(t), 'srv');
+    const seen: Buffer[] = [];
+    const server = await serve<Buffer, Buffer>(path, (req) => {
+      seen.push(req);
+      return Buffer.concat([Buffer.from('re:'), req]);
+    }, { codec: 'bytes' });
+    t.after(() => server.close());
+    const client = await connect<Buffer, Buffer>(path, { codec: 'bytes', timeout: 10_000 });
+    t.after(() => client.close());
+    for (const payload of [Buffer.from('a'), Buffer.alloc(3000, 7), Buffer.alloc(70_000, 9)]) {
+      const reply = await client.request(payload);
+      assert.deepStrictEqual(reply, Buffer.concat([Buffer.from('re:'), payload]));
+      assert.equal(Object.getPrototypeOf(reply), Buffer.prototype);
+    }
+    assert.equal(seen.length, 3);
+    for (const req of seen) assert.equal(Object.getPrototypeOf(req), Buffer.prototype);
+    assert.deepStrictEqual(seen[0], Buffer.from('a'));
+  });
+
   test('with nothing waiting, a request starts at once; with the one handler busy, requests wait their turn in order', async (t) => {
     const path = join(tempDir(t), 'srv');
     const held: Array<() => void> = [];

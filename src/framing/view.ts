@@ -33,10 +33,14 @@ export function viewOf(memory: ArrayBuffer, base: number, start: number, length:
 /**
  * `bytes` as something a program may keep: copied when it is a small part (under
  * half) of a chunk larger than a slab of Node's buffer pool, so that keeping it
- * does not keep the rest of the chunk alive; as it is otherwise (a slab is what a
- * copy of small bytes would hold anyway, and a large part is most of its chunk).
+ * does not keep the rest of the chunk alive; otherwise the same memory (a slab is
+ * what a copy of small bytes would hold anyway, and a large part is most of its
+ * chunk). Either way a plain Buffer, as Buffer.from makes them: a request's payload
+ * or a reply that a program compares with assert.deepStrictEqual must be one (a
+ * view() differs from a Buffer in its prototype).
  */
 export function compact(bytes: Buffer): Buffer {
   const chunk = bytes.buffer.byteLength;
-  return chunk > Buffer.poolSize && bytes.length < chunk >> 1 ? Buffer.from(bytes) : bytes;
+  if (chunk > Buffer.poolSize && bytes.length < chunk >> 1) return Buffer.from(bytes);
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
 }
