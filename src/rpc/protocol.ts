@@ -102,19 +102,23 @@ export function encodeErrorWithin(limit: number, id: number, code: string, messa
 export function namesReplyAddress(frame: Buffer, address: Buffer): boolean {
   const type = frame[0];
   if (type !== REQUEST && type !== CANCEL && type !== LIMITED_REQUEST && type !== SIZE) return false;
-  return frame.length >= 7 + address.length && frame.readUInt16BE(5) === address.length && address.equals(frame.subarray(7, 7 + address.length));
+  return frame.length >= 7 + address.length && namesAddress(frame, frame.readUInt16BE(5), address);
+}
+
+/**
+ * Whether a client's message whose reply address is `n` bytes long (at offset 7,
+ * inside the frame) names exactly `address`: compared byte by byte, with no view made.
+ */
+function namesAddress(frame: Buffer, n: number, address: Buffer): boolean {
+  if (n !== address.length) return false;
+  for (let i = 0; i < n; i++) if (frame[7 + i] !== address[i]) return false;
+  return true;
 }
 
 /** A reply address seen before, as bytes and as text: decodeRpc() reuses the text when a message names it again. */
 export interface KnownAddress {
   bytes: Buffer;
   text: string;
-}
-
-/** Whether frame[at, at + bytes.length) holds exactly `bytes`. */
-function holds(frame: Buffer, at: number, bytes: Buffer): boolean {
-  for (let i = 0; i < bytes.length; i++) if (frame[at + i] !== bytes[i]) return false;
-  return true;
 }
 
 /**
@@ -135,7 +139,7 @@ export function decodeRpc(frame: Buffer, known?: KnownAddress): RpcMessage {
     return {
       type,
       id,
-      replyTo: known !== undefined && known.bytes.length === n && holds(frame, 7, known.bytes) ? known.text : frame.toString('utf8', 7, 7 + n),
+      replyTo: known !== undefined && namesAddress(frame, n, known.bytes) ? known.text : frame.toString('utf8', 7, 7 + n),
       payload: view(frame, head, frame.length),
       maxReply: type === LIMITED_REQUEST ? extra : 0,
       size: type === SIZE ? extra : 0,
