@@ -250,14 +250,13 @@ export class FrameServer extends Server {
       this.#errorReply(client, encodeReply(ERROR, message.id, client.jobBytes + cost > this.#maxWaiting ? BUSY_CLIENT : BUSY_ALL));
       return;
     }
-    if (client.jobs.size === 0 && this.#ready.size === 0 && this.#mayStartFor(client)) {
+    if (client.jobs.size === 0 && this.#ready.size === 0 && this.#servable(client) && this.#mayStart()) {
       // Nothing waits, from anyone, and a handler may start: this request is the one #next() would take, so it
       // starts now, without a turn through the queue and the round-robin sets (issue 18 #3: a round trip's cost).
-      // Its payload is not copied out of the read's piece (a waiting request's is, so that the waiting bounds
-      // count what it holds) unless it is a small part of a large piece: a handler may keep its request after it
-      // has answered (the bytes codec hands it these very bytes; a cache, a store), and a 1-byte request must not
-      // keep alive with it the 64 KiB of frames a peer read with it (CANCELs for no client cost that peer nothing).
-      // A piece of Buffer.poolSize or less is a slab of Node's pool, as a copy of a small payload would be.
+      // Its payload is copied only where keeping it would keep more (compact()): a waiting request's is always
+      // copied, so that the waiting bounds count what it holds; a handler may keep its request after answering
+      // (the bytes codec hands it these very bytes), and a 1-byte request must not keep alive the 64 KiB of
+      // frames a peer read with it (CANCELs for no client cost that peer nothing).
       this.#start(client, { id: message.id, payload: compact(message.payload), maxReply: message.maxReply });
       return;
     }
@@ -321,7 +320,7 @@ export class FrameServer extends Server {
   /** Puts the client in the ready set if it has requests waiting, an open reply sender, and room for their replies. */
   #schedule(client: ClientState): void {
     let users = this.#ready.get(client.owner);
-    if (!client.gone && client.ready && client.jobs.size > 0 && client.queuedBytes < this.#maxQueuedReply) {
+    if (client.jobs.size > 0 && this.#servable(client)) {
       if (!users) this.#ready.set(client.owner, (users = new Set()));
       users.add(client);
     } else if (users) {
@@ -401,24 +400,21 @@ export class FrameServer extends Server {
     this.#event({ kind: 'refused', client: address, reason: err instanceof Error ? err.message : String(err), ...(code ? { code } : {}) });
   }
 
+  /** Whether `client`'s requests may be served: it is not gone, its reply sender is open, and its replies have room. */
+  #servable(client: ClientState): boolean {
+    return !client.gone && client.ready !== undefined && client.queuedBytes < this.#maxQueuedReply;
+  }
+
   /**
-   * Whether a handler may start now for `client` (which has an open reply sender and room for a reply):
-   * one is free, and the total reply bound is not reached (past it, the reply would have to be queued too:
-   * issue 15 #1). The conditions under which #schedule() puts a client in the ready set and #next() starts it.
+   * Whether a handler may start now: one is free, and the total reply bound is not reached (past it, its
+   * reply would have to be queued too: issue 15 #1).
    */
-  #mayStartFor(client: ClientState): boolean {
-    return (
-      client.ready !== undefined &&
-      client.queuedBytes < this.#maxQueuedReply &&
-      this.#running < this.#concurrency &&
-      this.#queuedTotal < this.#maxTotalQueuedReply
-    );
+  #mayStart(): boolean {
+    return this.#running < this.#concurrency && this.#queuedTotal < this.#maxTotalQueuedReply;
   }
 
   #next(): void {
-    const concurrency = this.#concurrency;
-    // Past the total reply bound no handler starts: its reply would have to be queued too (issue 15 #1).
-    while (this.#running < concurrency && this.#ready.size > 0 && this.#queuedTotal < this.#maxTotalQueuedReply) {
+    while (this.#ready.size > 0 && this.#mayStart()) {
       const [owner, users] = this.#ready.entries().next().value!;
       const client: ClientState = users.values().next().value!;
       // Both to the back of their round.
