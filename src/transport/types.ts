@@ -60,7 +60,9 @@ export interface FrameReceiver {
    * For loops that take frames one by one: a promise resolved with a Buffer costs a
    * lookup of `then` along the Buffer's prototype chain, one resolved with a boolean
    * does not (issue 18 #3: a round trip's cost). One waiting call at a time, shared
-   * with receive(). Rejects only as receive() would (ERR_NPIPE_BUSY).
+   * with receive(). Rejects only as receive() would (ERR_NPIPE_BUSY). Its callers
+   * (the request/reply loops) wait inline: a helper that returned the frame would
+   * resolve a promise with it again.
    */
   ready?(): Promise<boolean>;
   /**

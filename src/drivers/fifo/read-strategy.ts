@@ -6,7 +6,6 @@
  * buffer is read into again.
  */
 import type { FifoEnd } from '../../fifo/index.js';
-import { Buffer } from 'node:buffer';
 import { view, type FrameDecoder } from '../../framing/index.js';
 import { allocAligned } from '../../sys/aligned.js';
 import { orElse } from './ends.js';

@@ -30,6 +30,10 @@ export async function openFifoFrameReceiver(
   return new FifoFrameReceiver(await openReaderEnd(path, options), framing, options);
 }
 
+/** receive(), receiveInto() or ready() while one of them waits. */
+const busy = (): Promise<never> =>
+  Promise.reject(new BusyError('another receive() is already waiting on this receiver; only one may be pending'));
+
 /** A waiter's cleanup when it has no signal to stop listening to. */
 const nothing = (): void => {};
 
@@ -244,9 +248,7 @@ export class FifoFrameReceiver implements FrameReceiver {
   }
 
   ready(): Promise<boolean> {
-    if (this.#waiter) {
-      return Promise.reject(new BusyError('another receive() is already waiting on this receiver; only one may be pending'));
-    }
+    if (this.#waiter) return busy();
     if (this.#head < this.#queue.length) return Promise.resolve(true);
     if (this.#ended) return Promise.resolve(false);
     return new Promise<boolean>((resolve, reject) => {
@@ -265,9 +267,7 @@ export class FifoFrameReceiver implements FrameReceiver {
   }
 
   #wait(signal: AbortSignal | undefined, into: Uint8Array | undefined): Promise<Buffer | number | boolean | undefined> {
-    if (this.#waiter) {
-      return Promise.reject(new BusyError('another receive() is already waiting on this receiver; only one may be pending'));
-    }
+    if (this.#waiter) return busy();
     if (signal?.aborted) return Promise.reject(signal.reason);
     if (this.#head < this.#queue.length) {
       if (!into) return Promise.resolve(this.#shift());
