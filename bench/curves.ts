@@ -20,6 +20,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
 import { join } from 'node:path';
 import { renderCurveSvg, type Curve } from './curves-svg.js';
+import { percentile } from './round-trips.js';
 
 /** A process the bench started (run.ts `run`). */
 interface Proc {
@@ -82,10 +83,6 @@ async function cpuBusyOver(from: number, to: number): Promise<number | undefined
   const b = cpuTimes();
   if (!a || !b || b.total === a.total) return undefined;
   return 100 * (1 - (b.idle - a.idle) / (b.total - a.total));
-}
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!;
 }
 
 export async function runCurves(ctx: CurveContext): Promise<void> {

@@ -4,6 +4,7 @@
  * a nats:// URL. Receivers print "ready" once subscribed, then one JSON line.
  */
 import { connect } from '@nats-io/transport-node';
+import { percentile, timeRoundTrips } from './round-trips.js';
 
 const [role, url, ...args] = process.argv.slice(2) as [string, string, ...string[]];
 const { host, port, pathname } = new URL(url);
@@ -11,7 +12,6 @@ const subject = pathname.slice(1);
 const nc = await connect({ servers: `${host.split(':')[0]}:${port || 4222}` });
 const rss = () => process.resourceUsage().maxRSS * 1024;
 const print = (result: object) => process.stdout.write(`${JSON.stringify({ ...result, rss: rss() })}\n`);
-const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!;
 
 switch (role) {
   case 'nats-sub': {
@@ -58,13 +58,7 @@ switch (role) {
   case 'nats-req': {
     const [iterations, size] = args.map(Number) as [number, number];
     const payload = Buffer.alloc(size, 112);
-    const latencies: number[] = [];
-    for (let i = 0; i < iterations + 200; i++) {
-      const t = process.hrtime.bigint();
-      await nc.request(subject, payload, { timeout: 10_000 });
-      if (i >= 200) latencies.push(Number(process.hrtime.bigint() - t) / 1000);
-    }
-    latencies.sort((a, b) => a - b);
+    const latencies = await timeRoundTrips(iterations, () => nc.request(subject, payload, { timeout: 10_000 }));
     print({ p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), latencies: latencies.filter((_, i) => i % 10 === 0) });
     break;
   }

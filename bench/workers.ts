@@ -4,15 +4,12 @@
  */
 import { constants, openSync } from 'node:fs';
 import { Socket } from 'node:net';
+import { percentile, timeRoundTrips } from './round-trips.js';
 import { allocAligned, connect, openPublisher, openReceiver, openSender, serve, subscribe, type FormatName, type Receiver } from '../src/index.js';
 
 const [role, ...args] = process.argv.slice(2) as [string, ...string[]];
 const rss = () => process.resourceUsage().maxRSS * 1024;
 const print = (result: object) => process.stdout.write(`${JSON.stringify({ ...result, rss: rss() })}\n`);
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!;
-}
 
 /**
  * What a reader prints: from its first message to its last (`seconds`, `count`,
@@ -176,14 +173,8 @@ async function rpcServe(path: string, busyPoll: number) {
 async function rpcClient(path: string, iterations: number, size: number, busyPoll: number) {
   const client = await connect<Buffer, Buffer>(path, { codec: 'bytes', busyPoll });
   const payload = Buffer.alloc(size, 112);
-  const latencies: number[] = [];
-  for (let i = 0; i < iterations + 200; i++) {
-    const t = process.hrtime.bigint();
-    await client.request(payload);
-    if (i >= 200) latencies.push(Number(process.hrtime.bigint() - t) / 1000); // after a warm-up
-  }
+  const latencies = await timeRoundTrips(iterations, () => client.request(payload));
   await client.close();
-  latencies.sort((a, b) => a - b);
   print({ p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), latencies: latencies.filter((_, i) => i % 50 === 0) });
 }
 
@@ -237,7 +228,6 @@ async function nodePing(req: string, rep: string, size: number, iterations: numb
   const out = new Socket({ fd: await openWhenReader(req), readable: false, writable: true });
   const input = new Socket({ fd: openSync(rep, constants.O_RDONLY | constants.O_NONBLOCK), readable: true, writable: false });
   const payload = Buffer.alloc(size, 112);
-  const latencies: number[] = [];
   let got = 0;
   let wake: (() => void) | undefined;
   input.on('data', (chunk: Buffer) => {
@@ -247,15 +237,14 @@ async function nodePing(req: string, rep: string, size: number, iterations: numb
       wake?.();
     }
   });
-  for (let i = 0; i < iterations + 200; i++) {
-    const t = process.hrtime.bigint();
-    await new Promise<void>((resolve) => {
-      wake = resolve;
-      out.write(payload);
-    });
-    if (i >= 200) latencies.push(Number(process.hrtime.bigint() - t) / 1000);
-  }
-  latencies.sort((a, b) => a - b);
+  const latencies = await timeRoundTrips(
+    iterations,
+    () =>
+      new Promise<void>((resolve) => {
+        wake = resolve;
+        out.write(payload);
+      }),
+  );
   out.destroy();
   input.destroy();
   print({ p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99) });
@@ -318,15 +307,11 @@ async function zmqReq(endpoint: string, iterations: number, size: number) {
   const sock = new z.Request();
   sock.connect(endpoint);
   const payload = Buffer.alloc(size, 112);
-  const latencies: number[] = [];
-  for (let i = 0; i < iterations + 200; i++) {
-    const t = process.hrtime.bigint();
+  const latencies = await timeRoundTrips(iterations, async () => {
     await sock.send(payload);
     await sock.receive();
-    if (i >= 200) latencies.push(Number(process.hrtime.bigint() - t) / 1000);
-  }
+  });
   sock.close();
-  latencies.sort((a, b) => a - b);
   print({ p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99) });
 }
 
@@ -349,16 +334,12 @@ async function shmPing(a: string, b: string, size: number, iterations: number, b
   const receiver = await openReceiver<Buffer>(b, { codec: 'bytes', busyPoll });
   const sender = await openSender<Uint8Array>(a, { codec: 'bytes', busyPoll, timeout: 30_000 });
   const payload = Buffer.alloc(size, 112);
-  const latencies: number[] = [];
-  for (let i = 0; i < iterations + 200; i++) {
-    const t = process.hrtime.bigint();
+  const latencies = await timeRoundTrips(iterations, async () => {
     await sender.send(payload);
     await receiver.receive();
-    if (i >= 200) latencies.push(Number(process.hrtime.bigint() - t) / 1000);
-  }
+  });
   await sender.close();
   await receiver.close();
-  latencies.sort((x, y) => x - y);
   print({ p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99) });
 }
 
