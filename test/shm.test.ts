@@ -79,6 +79,34 @@ describe('shared memory: many senders', () => {
     assert.deepEqual(leftIn(name), []);
   });
 
+  test('large records (streaming copy on x86-64 Linux): 2 sender processes x sizes up to 3 MiB through the default 8 MiB ring, checksummed, every message whole and in order; the senders did use the streaming copy', { timeout: 120_000 }, async () => {
+    const { name, address } = fresh();
+    const receiver = await openShmFrameReceiver(name, { maxMessageSize: 4 << 20, splitInto: false });
+    const senders = [0, 1].map((w) => peer('send', address, w, 60, 7 + w, 3 << 20));
+    const next = [0, 0];
+    const target = Buffer.alloc(4 << 20);
+    for (let n = 0; n < 2 * 60; n++) {
+      // Every other message through receiveInto, which copies straight into the caller's buffer.
+      const message = n % 2 === 0 ? await receiver.receive() : await receiver.receiveInto(target).then((got) => (got === undefined ? undefined : target.subarray(0, got)));
+      assert.ok(message, `message ${n} arrived`);
+      const m = checkMessage(message);
+      assert.ok(m.ok, `message ${n} (writer ${m.writer}, seq ${m.seq}, ${m.size} B) is whole`);
+      assert.equal(m.seq, next[m.writer], `writer ${m.writer} in order`);
+      next[m.writer]!++;
+    }
+    const streamed = [];
+    for (const s of senders) {
+      const result = await s.done;
+      assert.equal(result.code, 0, result.stderr);
+      streamed.push(Number(/streamed (\d+)/.exec(result.stdout)?.[1]));
+    }
+    assert.deepEqual(next, [60, 60]);
+    if (process.arch === 'x64' && process.env.NPIPE_STREAMING_COPY !== '0') {
+      assert.ok(streamed.every((n) => n > 0), `both senders streamed records of 512 KiB or more (copies: ${streamed})`);
+    }
+    await receiver.close();
+  });
+
   test('busyPoll on both ends: everything arrives, in order, through a ring that fills', { timeout: 60_000 }, async () => {
     const { address } = fresh();
     const receiver = await openReceiver<Buffer>(address, { codec: 'bytes', busyPoll: 200 });

@@ -4,7 +4,9 @@
  * the writers' lock; poll(2), to wait for one descriptor without the event loop
  * (the raw splice lane); memset(3) with a length of 0, for a buffer's address
  * (aligned buffers); mmap(2) and munmap(2) with a view of the mapping, and
- * posix_fallocate(3) for its pages (the shared-memory lane, drivers/shm); and, on Linux only, splice(2), tee(2) and pipe2(2).
+ * posix_fallocate(3) for its pages (the shared-memory lane, drivers/shm); mmap(2) and
+ * mprotect(2) for a page of machine code (streaming-copy.ts); and, on Linux only,
+ * splice(2), tee(2) and pipe2(2).
  * Called through koffi, so no compiler and no child process is needed. Loaded on
  * first use, so that importing npipe never fails on a platform where koffi cannot
  * load libc: only the calls that need it do.
@@ -48,6 +50,14 @@ interface Libc {
    */
   mmapShared(fd: number, length: number): { pointer: unknown; view: ArrayBuffer } | undefined;
   munmap(pointer: unknown, length: number): number;
+  /**
+   * `code` (machine code for this CPU) in a private page of its own, written while
+   * the page is read+write, then made read+execute (mprotect; never writable and
+   * executable at once), as a function called through koffi with the C `signature`
+   * given. Undefined where the system refuses executable memory (SELinux's
+   * execmem, PaX): callers then do without. Linux only (MAP_ANONYMOUS differs elsewhere).
+   */
+  executable: ((code: Uint8Array, signature: string) => ((...args: unknown[]) => unknown) | undefined) | undefined;
   /**
    * posix_fallocate(fd, offset, len): gives the file real pages for that range now (on tmpfs,
    * where ftruncate reserves none); returns 0 or an errno (ENOSPC). Undefined where there is none.
@@ -153,16 +163,38 @@ const PROT_READ_WRITE = 0x3;
 const MAP_SHARED = 0x1;
 const MAP_FAILED = 0xffffffffffffffffn;
 
-function mmapCalls(koffi: Koffi, lib: ReturnType<Koffi['load']>): Pick<Libc, 'mmapShared' | 'munmap'> {
+/** <sys/mman.h> on Linux: PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS. */
+const PROT_READ_EXEC = 0x5;
+const MAP_PRIVATE_ANONYMOUS = 0x22;
+const CODE_PAGE = 4096;
+
+function mmapCalls(koffi: Koffi, lib: ReturnType<Koffi['load']>): Pick<Libc, 'mmapShared' | 'munmap' | 'executable'> {
   const mmap = lib.func('void *mmap(void *addr, size_t length, int prot, int flags, int fd, int64_t offset)') as (...args: unknown[]) => unknown;
   const munmap = lib.func('int munmap(void *addr, size_t length)') as (pointer: unknown, length: number) => number;
+  const mapped = (pointer: unknown) => pointer !== null && BigInt(koffi.address(pointer)) !== MAP_FAILED;
   return {
     mmapShared: (fd, length) => {
       const pointer = mmap(null, length, PROT_READ_WRITE, MAP_SHARED, fd, 0);
-      if (pointer === null || BigInt(koffi.address(pointer)) === MAP_FAILED) return undefined;
+      if (!mapped(pointer)) return undefined;
       return { pointer, view: koffi.view(pointer, length) };
     },
     munmap,
+    executable:
+      process.platform === 'linux'
+        ? (code, signature) => {
+            if (code.length === 0 || code.length > CODE_PAGE) return undefined;
+            const mprotect = lib.func('int mprotect(void *addr, size_t len, int prot)') as (pointer: unknown, length: number, prot: number) => number;
+            const pointer = mmap(null, CODE_PAGE, PROT_READ_WRITE, MAP_PRIVATE_ANONYMOUS, -1, 0);
+            if (!mapped(pointer)) return undefined;
+            new Uint8Array(koffi.view(pointer, CODE_PAGE)).set(code);
+            if (mprotect(pointer, CODE_PAGE, PROT_READ_EXEC) !== 0) {
+              munmap(pointer, CODE_PAGE);
+              return undefined;
+            }
+            // Kept mapped for the life of the process: the function is cached by its caller.
+            return koffi.decode(pointer, koffi.proto(signature)) as (...args: unknown[]) => unknown;
+          }
+        : undefined,
   };
 }
 

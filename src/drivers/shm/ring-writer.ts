@@ -5,11 +5,13 @@
  * either.
  *
  * Publishing (docs/SHM.md, "Memory ordering"): every byte of a record is written
- * first, with plain stores; then Atomics.store(TAIL) makes the records before it
- * visible. A sender killed at any point before that store has published nothing of
+ * first, with plain stores (a large record's with streaming stores, which end
+ * with a fence: sys/streaming-copy.ts); then Atomics.store(TAIL) makes the
+ * records before it visible. A sender killed at any point before that store has published nothing of
  * the record, so no reader ever sees a torn one.
  */
 import { NoReaderError } from '../../errors.js';
+import { STREAMING_COPY_MIN_BYTES, streamingCopy } from '../../sys/streaming-copy.js';
 import type { Mapping } from './segment.js';
 import { I_HEAD, I_RECEIVER_SLEEPING, I_SENDER_WAITING, I_TAIL, KIND_FIRST, KIND_LAST, KIND_MIDDLE, KIND_WHOLE, RECORD_HEADER, maxPiece, recordBytes } from './layout.js';
 
@@ -112,8 +114,14 @@ export class RingWriter {
   #copyIn(bytes: Uint8Array, at: number): void {
     const { data } = this.#m;
     const first = this.#capacity - at;
+    // A large record is for the receiver's CPU, not this one's cache (sys/streaming-copy.ts).
+    const stream = bytes.length >= STREAMING_COPY_MIN_BYTES ? streamingCopy() : undefined;
     if (bytes.length <= first) {
-      data.set(bytes, at);
+      if (stream) stream(data, at, bytes);
+      else data.set(bytes, at);
+    } else if (stream) {
+      stream(data, at, bytes.subarray(0, first));
+      stream(data, 0, bytes.subarray(first));
     } else {
       data.set(bytes.subarray(0, first), at);
       data.set(bytes.subarray(first), 0);
