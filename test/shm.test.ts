@@ -107,6 +107,50 @@ describe('shared memory: many senders', () => {
     await receiver.close();
   });
 
+  test('receiveInto of messages over half the ring (4 sender processes, 64 KiB rings, up to 200 KB, checksummed): each is assembled in the caller\'s buffer, and one ring\'s message in progress there is moved out before another\'s is copied in', { timeout: 120_000 }, async () => {
+    const { name, address } = fresh();
+    const receiver = await openShmFrameReceiver(name, { maxMessageSize: 1 << 20, splitInto: false });
+    const senders = Array.from({ length: 4 }, (_, w) => peer('send', address, w, 150, 50 + w, 200_000, 1 << 16));
+    const next = new Array<number>(4).fill(0);
+    const target = Buffer.alloc(256 * 1024);
+    for (let n = 0; n < 4 * 150; n++) {
+      const got = await receiver.receiveInto(target);
+      assert.ok(got !== undefined, `message ${n} arrived`);
+      const m = checkMessage(target.subarray(0, got));
+      assert.ok(m.ok, `message ${n} (writer ${m.writer}, seq ${m.seq}, ${m.size} B) is whole`);
+      assert.equal(m.seq, next[m.writer], `writer ${m.writer} in order`);
+      next[m.writer]!++;
+    }
+    for (const s of senders) assert.equal((await s.done).code, 0);
+    assert.deepEqual(next, new Array(4).fill(150));
+    assert.deepEqual(receiver.dropped, { messages: 0, bytes: 0 });
+    await receiver.close();
+  });
+
+  test('a receiveInto() aborted while a message in pieces is being assembled in its buffer: the bytes so far move out at once, and the message arrives whole though the caller then overwrote that buffer', { timeout: 30_000 }, async () => {
+    const { name, address } = fresh();
+    const receiver = await openShmFrameReceiver(name, { maxMessageSize: 1 << 20, splitInto: false });
+    const sender = await openSender<Uint8Array>(address, { codec: 'bytes', ringSize: 1 << 16, timeout: 10_000 });
+    await until(() => receiver.senders === 1, 'the receiver to map the sender\'s ring');
+    const message = Buffer.alloc(200_000);
+    for (let i = 0; i < message.length; i++) message[i] = (i * 7 + (i >> 8)) & 0xff;
+    // The first pieces (as many as the 64 KiB ring holds) are published before send() returns.
+    const sent = sender.send(message);
+    const target = Buffer.alloc(256 * 1024);
+    const controller = new AbortController();
+    const receiving = receiver.receiveInto(target, { signal: controller.signal });
+    // Taken at once into the caller's buffer: the message is being assembled there.
+    assert.ok(target.subarray(0, 30_000).equals(message.subarray(0, 30_000)), 'the first pieces are in the receiveInto() buffer');
+    controller.abort();
+    await assert.rejects(receiving, { name: 'AbortError' });
+    target.fill(0); // the caller's buffer is the caller's again
+    const whole = await receiver.receive();
+    assert.ok(whole?.equals(message), 'the message arrives whole');
+    await sent;
+    await sender.close();
+    await receiver.close();
+  });
+
   test('busyPoll on both ends: everything arrives, in order, through a ring that fills', { timeout: 60_000 }, async () => {
     const { address } = fresh();
     const receiver = await openReceiver<Buffer>(address, { codec: 'bytes', busyPoll: 200 });

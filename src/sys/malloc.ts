@@ -23,8 +23,13 @@ export const LARGE_BUFFER_BYTES = 128 * 1024;
 /** mallopt(3) parameters (<malloc.h>). */
 const M_TRIM_THRESHOLD = -1;
 const M_MMAP_THRESHOLD = -3;
-/** Allocations up to this size come from the heap (a 4 MiB message and larger is still mapped). */
-const MMAP_THRESHOLD = 4 * 1024 * 1024;
+/**
+ * Allocations up to this size come from the heap: glibc's largest (on 64-bit; the
+ * ceiling its own adaptive threshold rises to, which setting it turns off). At 4 MiB,
+ * a stream of 4 MiB messages (for-await, over shm:// or a FIFO) faulted in a fresh
+ * mapping each: 0.30 GB/s against 6.5 GB/s at 32 MiB (docs/TUNING.md, "Shared memory").
+ */
+const MMAP_THRESHOLD = 32 * 1024 * 1024;
 /** Free memory at the heap's top kept before it is given back. */
 const TRIM_THRESHOLD = 32 * 1024 * 1024;
 

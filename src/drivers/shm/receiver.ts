@@ -349,14 +349,21 @@ export class ShmFrameReceiver implements FrameReceiver {
 
   // --- taking messages
 
-  /** The next whole message from the rings, in turn; undefined when none has one now. */
+  /**
+   * The next whole message from the rings, in turn; undefined when none has one now.
+   * `target` (receiveInto's buffer) is offered to every ring, or, while one ring
+   * assembles a message in it, to that ring only.
+   */
   #poll(target?: Uint8Array): Buffer | undefined {
     const n = this.#rings.length;
+    let borrower = target === undefined ? undefined : this.#rings.find((ring) => ring.reader.borrowing);
     for (let i = 0; i < n; i++) {
       const ring = this.#rings[(this.#turn + i) % n]!;
       let message: Buffer | undefined;
       try {
-        message = ring.reader.next(target);
+        message = ring.reader.next(borrower === undefined || borrower === ring ? target : undefined);
+        // A message it began in `target` keeps the rings after it in this turn out of there.
+        if (borrower === undefined && target !== undefined && ring.reader.borrowing) borrower = ring;
       } catch (err) {
         if (!(err instanceof BadFrameError)) throw err;
         this.#detach(ring, 'corrupt');
@@ -402,7 +409,22 @@ export class ShmFrameReceiver implements FrameReceiver {
   receiveInto(target: Uint8Array, options: CallOptions = {}): Promise<number | undefined> {
     const bad = badTarget(target);
     if (bad) return Promise.reject(bad);
-    return this.#wait(target, options).then((frame) => (frame === undefined ? undefined : this.#into(frame, target)));
+    return this.#wait(target, options).then(
+      (frame) => {
+        // A message still in pieces in `target` moves out before anything is copied into it.
+        this.#giveBack();
+        return frame === undefined ? undefined : this.#into(frame, target);
+      },
+      (err: unknown) => {
+        this.#giveBack();
+        throw err;
+      },
+    );
+  }
+
+  /** receiveInto's buffer is the caller's again: a message being assembled in it moves into the receiver's memory. */
+  #giveBack(): void {
+    for (const ring of this.#rings) ring.reader.giveBack();
   }
 
   #into(frame: Buffer, target: Uint8Array): number {
