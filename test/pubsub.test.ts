@@ -258,8 +258,12 @@ describe('publish/subscribe over FIFOs', { skip: process.platform === 'win32' &&
     await s.close();
     const gone = join(tempDir(t), 'gone');
     mkdirSync(gone, { mode: 0o700 });
+    // A subscriber sees the publisher's first message: it is running (a fixed delay was not
+    // enough on a loaded machine: a publisher started after the removal makes the folder anew).
+    const watcher = await subscribe(gone);
     const pub = start('sh', ['-c', `while :; do echo tick; sleep 0.02; done | ${NPIPE} publish ${q(gone)}`], { hangMs: 20_000 });
-    await delay(300);
+    assert.equal(await watcher.receive(), 'tick');
+    await watcher.close();
     rmSync(gone, { recursive: true });
     const r = await pub.done;
     assert.equal(r.code, 1, r.stderr);
