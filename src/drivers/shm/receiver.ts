@@ -447,7 +447,12 @@ export class ShmFrameReceiver implements FrameReceiver {
     if (frame !== undefined || this.#closed) return Promise.resolve(frame);
     return abortableWait<Buffer | undefined>(
       options.signal,
-      () => (this.#waiter = undefined),
+      () => {
+        this.#waiter = undefined;
+        // receiveInto's buffer is the caller's again as soon as abort() returns (messaging.ts: "gives
+        // it back at once"), not a microtask later: code right after abort() may overwrite it.
+        if (target !== undefined) this.#giveBack();
+      },
       (settle) => {
         this.#waiter = { target, ...settle };
         this.#park();
