@@ -438,6 +438,9 @@ export class ShmFrameReceiver implements FrameReceiver {
 
   #wait(target: Uint8Array | undefined, options: CallOptions): Promise<Buffer | undefined> {
     if (this.#waiter) return Promise.reject(new BusyError('another receive() is already waiting on this receiver'));
+    // An aborted signal rejects at once, before anything is taken (as over a FIFO): a
+    // receiveInto() would otherwise begin a message in a buffer its caller takes back now.
+    if (options.signal?.aborted) return Promise.reject(options.signal.reason);
     let frame: Buffer | undefined;
     try {
       frame = this.#ready(target);

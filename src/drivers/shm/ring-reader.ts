@@ -225,6 +225,9 @@ export class RingReader {
       this.giveBack(); // not the call it was lent by (the receiver gives it back first; this is a safety net)
     }
     const partial = this.#partial!;
+    // A lent buffer taken away meanwhile (its ArrayBuffer transferred or shrunk: the view is
+    // empty) holds none of the message: giveBack() drops it rather than complete it torn.
+    if (partial.lent !== undefined && partial.buffer!.length !== partial.total) this.giveBack();
     if (partial.buffer) this.#copyOut(partial.buffer.subarray(partial.got, partial.got + length), this.#head + RECORD_HEADER);
     partial.got += length;
     if (kind !== KIND_LAST) return undefined;
@@ -250,7 +253,8 @@ export class RingReader {
     if (partial?.lent === undefined) return;
     const lent = partial.buffer!;
     partial.lent = undefined;
-    if (!this.#limits.reserve(partial.total)) {
+    // (A buffer transferred or shrunk while lent has lost the bytes so far: dropped too.)
+    if (lent.length !== partial.total || !this.#limits.reserve(partial.total)) {
       partial.buffer = undefined;
       this.#limits.drop({ writerId: 0, reason: 'memory', bytes: partial.total, pid: this.pid });
       return;
