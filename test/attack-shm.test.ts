@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { describe, test } from 'node:test';
 import { BufferTooSmallError, openSender, type DropInfo } from '../src/index.js';
 import { openShmFrameReceiver } from '../src/drivers/shm/receiver.js';
+import { streamingCopy } from '../src/sys/streaming-copy.js';
 import { checkMessage, logSize, makeMessage, rng } from './fixtures/message.js';
 import { delay, until } from './helpers.js';
 
@@ -174,6 +175,24 @@ describe('shm receiveInto: the lent buffer', () => {
     } finally {
       for (const s of senders) await s.close();
       await receiver.close();
+    }
+  });
+});
+
+describe('the streaming copy: a source that overlaps its target', () => {
+  test('copies as set() does (memmove), whichever way they overlap', (t) => {
+    const copy = streamingCopy();
+    if (!copy) {
+      t.skip('no streaming copy on this machine');
+      return;
+    }
+    for (const [to, from, length] of [[64, 0, 4096], [128, 0, 4096], [200, 0, 4096], [1, 0, 4096], [0, 64, 4096], [0, 1, 4096], [4096, 0, 4096]] as const) {
+      const memory = Buffer.alloc(16384);
+      for (let i = 0; i < memory.length; i++) memory[i] = (i * 7 + (i >> 8)) & 0xff;
+      const expected = Buffer.from(memory);
+      expected.set(expected.subarray(from, from + length), to);
+      copy(memory, to, memory.subarray(from, from + length));
+      assert.ok(memory.equals(expected), `target at ${to}, source at ${from}, ${length} bytes`);
     }
   });
 });

@@ -97,9 +97,13 @@ function load(): StreamingCopy | undefined {
     if (!Number.isInteger(at) || at < 0 || at + length > target.length) {
       throw new RangeError(`a copy of ${length} bytes to offset ${at} does not fit in ${target.length} bytes`);
     }
-    const head = Math.min(length, (LINE - ((addressOf(target) + at) % LINE)) % LINE);
+    const to = addressOf(target) + at;
+    const head = Math.min(length, (LINE - (to % LINE)) % LINE);
     const body = (length - head) & ~(LINE - 1);
-    if (body === 0) {
+    // Memory shared by source and target: set() copies as memmove does; lines copied forward
+    // (and a head written before them) would overwrite source bytes not yet read.
+    const from = body === 0 ? 0 : addressOf(source);
+    if (body === 0 || (from < to + length && to < from + length)) {
       target.set(source, at);
       return;
     }
